@@ -1,0 +1,40 @@
+# Sourced by .ci/test.sh. Starts throwaway PostgreSQL and Redis servers on free loopback ports
+# (no systemd) and exports DATABASE_URL / REDIS_URL; stop_services tears both down.
+SVC_DIR="$(mktemp -d "${TMPDIR:-/tmp}/emorate-services.XXXXXX")"
+chmod 755 "$SVC_DIR"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+PG_PORT="$(free_port)"
+REDIS_PORT="$(free_port)"
+export DATABASE_URL="postgres://app:app@127.0.0.1:${PG_PORT}/app"
+export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
+PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+PGDATA="$SVC_DIR/pgdata"
+
+as_postgres() {
+  # PostgreSQL refuses to run as root; run it as the Debian 'postgres' user when we are root.
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_services() {
+  if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres -m 700 "$PGDATA"; else install -d -m 700 "$PGDATA"; fi
+  as_postgres "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+  as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PGDATA -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+      start >/dev/null
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -q \
+      -c "CREATE ROLE app LOGIN PASSWORD 'app' CREATEDB" -c "CREATE DATABASE app OWNER app"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+      --dir "$SVC_DIR" --pidfile "$SVC_DIR/redis.pid" --logfile "$SVC_DIR/redis.log"
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+  redis-cli -p "$REDIS_PORT" ping | grep -q PONG
+  echo "services: postgres 127.0.0.1:$PG_PORT, redis 127.0.0.1:$REDIS_PORT"
+}
+
+stop_services() {
+  if [ -f "$PGDATA/postmaster.pid" ]; then
+    as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  if [ -f "$SVC_DIR/redis.pid" ]; then kill "$(cat "$SVC_DIR/redis.pid")" 2>/dev/null || true; fi
+  sleep 0.3
+  rm -rf "$SVC_DIR"
+}

@@ -1,0 +1,47 @@
+# emorate: `make demo` runs the demo, `make test` runs the whole suite on real servers.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP_FLAGS := -q --disable-pip-version-check $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+EXTRAS ?= dev
+STAMP := $(VENV)/.installed-$(EXTRAS)
+DEMO_ENV := DJANGO_DEBUG=1 DATABASE_URL= REDIS_URL=
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install system-deps test lint types check demo demo-setup bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# the grep drops pip's harmless notes about this machine's partial local package indexes
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[$(EXTRAS)]" 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(PY) -c "import django, rest_framework, celery, psycopg2, PIL, numpy, krippendorff"
+	touch $@
+
+install: $(STAMP)
+
+system-deps:
+	bash .ci/system-deps.sh
+
+test: system-deps install
+	bash .ci/test.sh $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+types: install
+	$(VENV)/bin/mypy
+
+check: lint types test
+
+demo-setup: install
+	$(DEMO_ENV) $(PY) manage.py migrate --noinput -v0
+	$(DEMO_ENV) $(PY) manage.py seed_demo
+
+demo: demo-setup
+	@echo "emorate demo: open http://$(HOST):$(PORT)/ (logins printed above; Ctrl-C stops)"
+	$(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
+
+clean:
+	rm -rf var/demo.sqlite3 var/media

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import api
+
+app_name = "api"
+urlpatterns = [
+    path("projects/", api.ProjectListView.as_view(), name="project-list"),
+]

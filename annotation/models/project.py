@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from annotation.taxonomy import TAXONOMY_VERSION, default_anchors
+
+
+class Mode(models.TextChoices):
+    INTENSITY = "intensity", "Intensity (all 40 emotions per image)"
+    BINARY = "binary", "Binary (one emotion per image, yes/no)"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.INTENSITY)
+    # The scale is a project setting (EmoNet-Face: 0..7; EmoNet-Voice: 0..2). Binary projects use 0..1.
+    scale_max = models.PositiveSmallIntegerField(default=7, validators=[MinValueValidator(1), MaxValueValidator(100)])
+    anchors = models.JSONField(default=dict, blank=True, help_text="Scale point -> label; empty = the EmoNet-Face defaults")
+    target_ratings = models.PositiveSmallIntegerField(default=4, validators=[MinValueValidator(1)],
+                                                      help_text="Ratings wanted per image (binary: the k of the k-of-k rule)")
+    lease_minutes = models.PositiveSmallIntegerField(default=30, validators=[MinValueValidator(1)])
+    guidelines = models.TextField(blank=True)
+    taxonomy_version = models.CharField(max_length=40, default=TAXONOMY_VERSION, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(scale_max__gte=1, scale_max__lte=100), name="project_scale_range"),
+            models.CheckConstraint(condition=models.Q(target_ratings__gte=1), name="project_target_positive"),
+            models.CheckConstraint(condition=models.Q(mode__in=Mode.values), name="project_mode_valid"),
+            models.CheckConstraint(
+                condition=~models.Q(mode=Mode.BINARY) | models.Q(scale_max=1), name="project_binary_scale_is_0_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_binary(self) -> bool:
+        return self.mode == Mode.BINARY
+
+    @property
+    def scale_anchors(self) -> dict[int, str]:
+        if self.anchors:
+            return {int(k): str(v) for k, v in sorted(self.anchors.items(), key=lambda kv: int(kv[0]))}
+        if self.is_binary:
+            return {0: "No", 1: "Yes"}
+        return default_anchors(self.scale_max)
+
+
+class Membership(models.Model):
+    """A user's place in a project. Raters rate it; leads manage it. Admins see every project."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project}"

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from .fields import FloatVectorField, SmallIntVectorField
+from .image import Image
+from .project import Project
+
+
+class RatingSource(models.TextChoices):
+    PAGE = "page", "Rated in emorate"
+    IMPORT = "import", "Imported from a file"
+    SIMULATED = "simulated", "Simulated (demo data)"
+
+
+class Rating(models.Model):
+    """One expert's rating of one image: all emotions (intensity) or one emotion (binary).
+
+    `values` is a vector: intensity mode holds one value per taxonomy emotion in taxonomy order
+    (annotation.taxonomy.EMOTIONS); binary mode holds one value (0 = no, 1 = yes) for `emotion`.
+    The database enforces one rating per rater and image (and emotion, in binary mode), and on
+    PostgreSQL also that every value lies in 0..scale_max (migration 0002).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="ratings")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="ratings")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ratings")
+    emotion = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Binary mode: taxonomy index")
+    values = SmallIntVectorField()
+    scale_max = models.PositiveSmallIntegerField()
+    taxonomy_version = models.CharField(max_length=40)
+    source = models.CharField(max_length=10, choices=RatingSource.choices, default=RatingSource.PAGE)
+    seconds_spent = models.FloatField(null=True, blank=True, help_text="From claim to submit")
+    active_seconds = models.FloatField(null=True, blank=True, help_text="Time the page was active")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rater", "image"], condition=models.Q(emotion__isnull=True),
+                                    name="rating_one_per_rater_image"),
+            models.UniqueConstraint(fields=["rater", "image", "emotion"], condition=models.Q(emotion__isnull=False),
+                                    name="rating_one_per_rater_image_emotion"),
+            models.CheckConstraint(condition=models.Q(scale_max__gte=1), name="rating_scale_positive"),
+            models.CheckConstraint(condition=models.Q(seconds_spent__isnull=True) | models.Q(seconds_spent__gte=0),
+                                   name="rating_seconds_nonnegative"),
+            models.CheckConstraint(condition=models.Q(active_seconds__isnull=True) | models.Q(active_seconds__gte=0),
+                                   name="rating_active_seconds_nonnegative"),
+        ]
+        indexes = [models.Index(fields=["project", "image"], name="rating_project_image")]
+
+    def __str__(self) -> str:
+        return f"rating {self.pk} of {self.image_id} by {self.rater_id}"
+
+
+class RatingRevision(models.Model):
+    """The values a rating had before a change: nothing a rater submitted is ever lost."""
+
+    rating = models.ForeignKey(Rating, on_delete=models.PROTECT, related_name="revisions")
+    values = SmallIntVectorField()
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    changed_at = models.DateTimeField(auto_now_add=True)
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["rating", "changed_at"]
+
+
+class ModelScore(models.Model):
+    """A model's 40 scores for one image (pre-scoring, or model predictions found in imported files).
+
+    Kept apart from expert ratings on purpose: they never count as a human rating.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_scores")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="model_scores")
+    model_name = models.CharField(max_length=200)
+    scores = FloatVectorField()
+    taxonomy_version = models.CharField(max_length=40)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["image", "model_name"], name="model_score_unique")]

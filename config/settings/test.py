@@ -1,0 +1,22 @@
+"""Settings for the test suite: real PostgreSQL and Redis only (started by `make test`)."""
+
+import os
+import tempfile
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-deployment-0123456789")
+os.environ.setdefault("EMORATE_CACHE_PREFIX", f"emorate-test-{os.getpid()}")
+
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+
+from .base import *  # noqa: E402,F403
+from .base import DATABASES, REDIS_URL  # noqa: E402
+
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or not REDIS_URL:
+    raise ImproperlyConfigured(
+        "The tests run on real PostgreSQL and Redis only: set DATABASE_URL=postgres://... and REDIS_URL "
+        "(`make test` starts both and sets them)."
+    )
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; real hashers in production
+MEDIA_ROOT = tempfile.mkdtemp(prefix="emorate-test-media-")
+DATABASES["default"]["CONN_MAX_AGE"] = 0
