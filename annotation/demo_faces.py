@@ -97,7 +97,9 @@ EXPRESSION_KEYS: tuple[str, ...] = (
     "blush",
 )
 #: Value used for a parameter missing from ``FaceSpec.expression``.
-EXPRESSION_DEFAULTS: Mapping[str, float] = {key: (0.8 if key == "eyes_open" else 0.0) for key in EXPRESSION_KEYS}
+EXPRESSION_DEFAULTS: Mapping[str, float] = {
+    key: (0.8 if key == "eyes_open" else 0.0) for key in EXPRESSION_KEYS
+}
 
 GENDERS: tuple[str, ...] = ("man", "woman", "non-binary person")
 MIN_AGE = 20
@@ -206,7 +208,10 @@ _ARCHETYPES: tuple[tuple[float, dict[str, float]], ...] = (
     (1.0, {"frown": 0.65, "brow_raise": 0.45, "eyes_open": 0.6, "tears": 0.6}),  # sadness
     (1.0, {"frown": 0.75, "brow_furrow": 0.85, "eyes_open": 0.75, "mouth_open": 0.15}),  # anger
     (0.9, {"brow_raise": 0.9, "mouth_open": 0.8, "eyes_open": 1.0}),  # surprise
-    (0.8, {"brow_raise": 0.75, "brow_furrow": 0.55, "mouth_open": 0.5, "eyes_open": 1.0, "frown": 0.3}),  # fear
+    (
+        0.8,
+        {"brow_raise": 0.75, "brow_furrow": 0.55, "mouth_open": 0.5, "eyes_open": 1.0, "frown": 0.3},
+    ),  # fear
     (0.6, {"frown": 0.55, "brow_furrow": 0.6, "eyes_open": 0.45}),  # disgust
     (0.6, {"eyes_open": 0.2, "frown": 0.2}),  # tired
     (0.6, {"blush": 0.8, "smile": 0.35, "eyes_open": 0.55}),  # embarrassed
@@ -296,13 +301,19 @@ def _stroke(pts: Sequence[Point], w_start: float, w_mid: float, w_end: float) ->
         norm = math.hypot(dx, dy) or 1.0
         nx, ny = -dy / norm, dx / norm
         t = i / (n - 1) if n > 1 else 0.0
-        w = w_start + (w_mid - w_start) * (t / 0.5) if t < 0.5 else w_mid + (w_end - w_mid) * ((t - 0.5) / 0.5)
+        w = (
+            w_start + (w_mid - w_start) * (t / 0.5)
+            if t < 0.5
+            else w_mid + (w_end - w_mid) * ((t - 0.5) / 0.5)
+        )
         left.append((x + nx * w / 2, y + ny * w / 2))
         right.append((x - nx * w / 2, y - ny * w / 2))
     return left + right[::-1]
 
 
-def _ellipse_pts(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int = 40) -> list[Point]:
+def _ellipse_pts(
+    cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int = 40
+) -> list[Point]:
     """Points on an ellipse from angle a0 to a1 (radians, y down)."""
     return [
         (cx + rx * math.cos(a0 + (a1 - a0) * i / n), cy + ry * math.sin(a0 + (a1 - a0) * i / n))
@@ -390,6 +401,7 @@ def _background(size: int, rng: random.Random) -> Image.Image:
     top = _mix(top, (255, 255, 255) if jitter > 0 else (0, 0, 0), abs(jitter) / 60)
     grad = Image.linear_gradient("L").resize((size, size), Image.Resampling.BILINEAR)
     img = Image.composite(Image.new("RGB", (size, size), bottom), Image.new("RGB", (size, size), top), grad)
+
     # Soft light behind the head.
     def paint(d: ImageDraw.ImageDraw, k: float) -> None:
         d.ellipse((size * 0.18 * k, size * 0.05 * k, size * 0.82 * k, size * 0.75 * k), fill=110)
@@ -413,6 +425,47 @@ def _draw_body(img: Image.Image, lay: _Layout, skin: RGB, rng: random.Random) ->
     )
     body += [(2 * lay.cx - x, y) for x, y in reversed(body)]
     d.polygon(body, fill=shirt)
+    # Neck (reaching a little into the torso) with a shadow under the jaw.
+    neck_w = lay.rx * rng.uniform(0.42, 0.5)
+    neck_top = lay.cy + lay.ry_bottom * 0.55
+    collar_y = top + u * 0.03
+    neck = [(lay.cx - neck_w, neck_top), (lay.cx + neck_w, neck_top)]
+    neck += _quad(
+        (lay.cx + neck_w * 1.1, collar_y),
+        (lay.cx, collar_y + u * 0.06),
+        (lay.cx - neck_w * 1.1, collar_y),
+        16,
+    )
+    d.polygon(neck, fill=skin)
+    shadow_y = lay.cy + lay.ry_bottom + u * 0.03
+    d.polygon(
+        [(lay.cx - neck_w, neck_top), (lay.cx + neck_w, neck_top)]
+        + _quad(
+            (lay.cx + neck_w, shadow_y - u * 0.03),
+            (lay.cx, shadow_y + u * 0.02),
+            (lay.cx - neck_w, shadow_y - u * 0.03),
+            12,
+        ),
+        fill=_scale(skin, 0.8),
+    )
+    # Collar: a V neck or a crew neck band.
+    line_w = max(3, int(u * 0.012))
+    if rng.random() < 0.5:
+        v = [
+            (lay.cx - neck_w * 1.25, collar_y - u * 0.015),
+            (lay.cx, collar_y + u * 0.09),
+            (lay.cx + neck_w * 1.25, collar_y - u * 0.015),
+        ]
+        d.polygon(v, fill=_scale(skin, 0.94))
+        d.line(v, fill=_scale(shirt, 0.72), width=line_w, joint="curve")
+    else:
+        arc = _quad(
+            (lay.cx - neck_w * 1.3, collar_y - u * 0.02),
+            (lay.cx, collar_y + u * 0.07),
+            (lay.cx + neck_w * 1.3, collar_y - u * 0.02),
+            20,
+        )
+        d.line(arc, fill=_scale(shirt, 0.72), width=line_w, joint="curve")
     # Fold shadows near the armpits.
     for side in (-1, 1):
         fold = _quad(
@@ -421,39 +474,20 @@ def _draw_body(img: Image.Image, lay: _Layout, skin: RGB, rng: random.Random) ->
             (lay.cx + side * shoulder_w * 0.72, u * 0.9),
         )
         d.line(fold, fill=_scale(shirt, 0.8), width=max(2, int(u * 0.006)))
-    # Neck with a shadow under the jaw.
-    neck_w = lay.rx * rng.uniform(0.42, 0.5)
-    neck_top = lay.cy + lay.ry_bottom * 0.55
-    neck_bottom = top + u * 0.04
-    neck = [
-        (lay.cx - neck_w, neck_top),
-        (lay.cx + neck_w, neck_top),
-        (lay.cx + neck_w * 1.08, neck_bottom),
-        (lay.cx - neck_w * 1.08, neck_bottom),
-    ]
-    d.polygon(neck, fill=skin)
-    d.polygon(
-        [(lay.cx - neck_w, neck_top), (lay.cx + neck_w, neck_top), (lay.cx + neck_w, lay.cy + lay.ry_bottom * 1.08),
-         (lay.cx - neck_w, lay.cy + lay.ry_bottom * 1.08)],
-        fill=_scale(skin, 0.82),
-    )
-    # Collar: crew or V neck.
-    collar_y = neck_bottom - u * 0.012
-    if rng.random() < 0.5:
-        v = [(lay.cx - neck_w * 1.3, collar_y - u * 0.01), (lay.cx, collar_y + u * 0.08), (lay.cx + neck_w * 1.3, collar_y - u * 0.01)]
-        d.polygon([*v, (lay.cx + neck_w * 1.6, u), (lay.cx - neck_w * 1.6, u)], fill=shirt)
-        d.polygon(v + [(lay.cx, collar_y + u * 0.04)], fill=_scale(skin, 0.92))
-        d.line(v, fill=_scale(shirt, 0.75), width=max(2, int(u * 0.008)))
-    else:
-        arc = _quad((lay.cx - neck_w * 1.35, collar_y - u * 0.01), (lay.cx, collar_y + u * 0.05), (lay.cx + neck_w * 1.35, collar_y - u * 0.01))
-        d.polygon([*arc, (lay.cx + neck_w * 1.4, collar_y - u * 0.03), (lay.cx - neck_w * 1.4, collar_y - u * 0.03)], fill=skin)
-        d.line(arc, fill=_scale(shirt, 0.75), width=max(3, int(u * 0.012)), joint="curve")
 
 
 def _hair_colour(spec: FaceSpec, rng: random.Random) -> RGB:
     dark_bias = spec.skin_tone / (len(SKIN_TONES) - 1)
-    weights = [1.0 + 2.5 * dark_bias, 1.0 + 1.5 * dark_bias, 1.2, 1.0, 0.8 - 0.6 * dark_bias,
-               0.4 - 0.35 * dark_bias, 0.7 - 0.65 * dark_bias, 0.6 - 0.58 * dark_bias]
+    weights = [
+        1.0 + 2.5 * dark_bias,
+        1.0 + 1.5 * dark_bias,
+        1.2,
+        1.0,
+        0.8 - 0.6 * dark_bias,
+        0.4 - 0.35 * dark_bias,
+        0.7 - 0.65 * dark_bias,
+        0.6 - 0.58 * dark_bias,
+    ]
     base = rng.choices(_HAIR_COLOURS, weights=weights)[0]
     grey = _clamp01((spec.age - 38) / 34.0) * rng.uniform(0.6, 1.0)
     return _mix(base, _GREY_HAIR, grey)
@@ -473,9 +507,24 @@ def _draw_hair_back(d: ImageDraw.ImageDraw, lay: _Layout, style: str, hair: RGB,
         length = lay.cy + lay.ry_bottom * rng.uniform(1.15, 1.45)
         w = lay.rx * (1.3 if style == "curly_long" else 1.16)
         top = lay.cy - lay.ry_top * 1.08
-        left = _cubic((lay.cx, top), (lay.cx - w * 1.05, top), (lay.cx - w * 1.1, lay.cy), (lay.cx - w * 1.02, length))
-        shape = left + [(2 * lay.cx - x, y) for x, y in reversed(left)]
-        d.polygon(shape, fill=hair)
+        left = _cubic(
+            (lay.cx, top), (lay.cx - w * 1.05, top), (lay.cx - w * 1.1, lay.cy), (lay.cx - w * 1.02, length)
+        )
+        # Locks fall in front of the shoulders; between them the hair is hidden behind the neck.
+        inner_x = lay.cx - lay.rx * 0.62
+        shoulder_y = lay.cy + lay.ry_bottom * 0.95
+        tips = _quad(
+            (lay.cx - w * 1.02, length),
+            (lay.cx - w * 0.8, length + u * 0.03),
+            (inner_x, length - u * 0.03),
+            10,
+        )[1:]
+        inner_edge = _quad(
+            tips[-1], (inner_x + u * 0.01, shoulder_y + u * 0.05), (inner_x + u * 0.01, shoulder_y), 10
+        )[1:]
+        half = left + tips + inner_edge
+        mirrored = [(2 * lay.cx - x, y) for x, y in reversed(half)]
+        d.polygon(half + mirrored, fill=hair)
         if style == "curly_long":
             for x, y in left[6::2] + [(2 * lay.cx - x, y) for x, y in left[6::2]]:
                 r = u * rng.uniform(0.03, 0.045)
@@ -486,7 +535,12 @@ def _draw_hair_back(d: ImageDraw.ImageDraw, lay: _Layout, style: str, hair: RGB,
             for _ in range(4):
                 x0 = lay.cx + side * w * rng.uniform(0.85, 1.0)
                 d.line(
-                    _quad((x0, lay.cy - lay.ry_top * 0.2), (x0 + side * u * 0.02, lay.cy + lay.ry_bottom * 0.5), (x0 - side * u * 0.01, length - u * 0.02), 12),
+                    _quad(
+                        (x0, lay.cy - lay.ry_top * 0.2),
+                        (x0 + side * u * 0.02, lay.cy + lay.ry_bottom * 0.5),
+                        (x0 - side * u * 0.01, length - u * 0.02),
+                        12,
+                    ),
                     fill=dark,
                     width=max(2, int(u * 0.004)),
                 )
@@ -494,14 +548,22 @@ def _draw_hair_back(d: ImageDraw.ImageDraw, lay: _Layout, style: str, hair: RGB,
         w = lay.rx * 1.2
         bottom = lay.cy + lay.ry_bottom * rng.uniform(0.55, 0.8)
         top = lay.cy - lay.ry_top * 1.1
-        left = _cubic((lay.cx, top), (lay.cx - w * 1.1, top), (lay.cx - w * 1.05, lay.cy), (lay.cx - w * 0.98, bottom))
+        left = _cubic(
+            (lay.cx, top), (lay.cx - w * 1.1, top), (lay.cx - w * 1.05, lay.cy), (lay.cx - w * 0.98, bottom)
+        )
         shape = left + [(2 * lay.cx - x, y) for x, y in reversed(left)]
         d.polygon(shape, fill=hair)
     elif style == "bun":
         r = lay.rx * 0.42
         bx, by = lay.cx + lay.rx * rng.uniform(-0.15, 0.15), lay.cy - lay.ry_top * 1.12
         d.ellipse((bx - r, by - r * 0.9, bx + r, by + r * 0.9), fill=hair)
-        d.arc((bx - r * 0.6, by - r * 0.5, bx + r * 0.6, by + r * 0.5), 200, 340, fill=_scale(hair, 0.7), width=max(2, int(u * 0.005)))
+        d.arc(
+            (bx - r * 0.6, by - r * 0.5, bx + r * 0.6, by + r * 0.5),
+            200,
+            340,
+            fill=_scale(hair, 0.7),
+            width=max(2, int(u * 0.005)),
+        )
 
 
 def _draw_hair_front(
@@ -517,15 +579,32 @@ def _draw_hair_front(
             inner = _ellipse_pts(lay.cx, lay.cy, lay.rx * 0.93, lay.ry_top * 0.9, a1, a0, 16)
             d.polygon(outer + inner, fill=hair)
         d.ellipse(
-            (lay.cx - lay.rx * 0.35, lay.cy - lay.ry_top * 0.92, lay.cx + lay.rx * 0.05, lay.cy - lay.ry_top * 0.75),
+            (
+                lay.cx - lay.rx * 0.35,
+                lay.cy - lay.ry_top * 0.92,
+                lay.cx + lay.rx * 0.05,
+                lay.cy - lay.ry_top * 0.75,
+            ),
             fill=_mix(skin, (255, 255, 255), 0.25),
         )
         return
     if style == "bun":
         style = "pulled_back"
-    thick = {"buzz": 1.015, "short": 1.07, "side_part": 1.08, "curly": 1.16, "pulled_back": 1.03}.get(style, 1.09)
-    outer = _ellipse_pts(lay.cx, lay.cy + lay.ry_top * 0.02, lay.rx * thick, lay.ry_top * (thick + 0.02), math.pi * 0.97, math.pi * 2.03, 48)
-    temple_y = lay.eye_y - (lay.eye_y - lay.brow_y) * (1.3 if style in ("long", "bob", "side_part_long", "curly_long") else 2.0)
+    thick = {"buzz": 1.015, "short": 1.07, "side_part": 1.08, "curly": 1.16, "pulled_back": 1.03}.get(
+        style, 1.09
+    )
+    outer = _ellipse_pts(
+        lay.cx,
+        lay.cy + lay.ry_top * 0.02,
+        lay.rx * thick,
+        lay.ry_top * (thick + 0.02),
+        math.pi * 0.97,
+        math.pi * 2.03,
+        48,
+    )
+    temple_y = lay.eye_y - (lay.eye_y - lay.brow_y) * (
+        1.3 if style in ("long", "bob", "side_part_long", "curly_long") else 2.0
+    )
     hairline = lay.hairline
     if style in ("bob",) or (style in ("long", "curly_long") and rng.random() < 0.4):
         hairline = lay.brow_y - (lay.brow_y - lay.hairline) * 0.35  # fringe / bangs
@@ -533,14 +612,34 @@ def _draw_hair_front(
     right_temple = (lay.cx + lay.rx * 0.97, temple_y)
     left_temple = (lay.cx - lay.rx * 0.97, temple_y)
     if style in ("side_part", "side_part_long"):
-        inner = _cubic(right_temple, (lay.cx + lay.rx * 0.85, hairline), (lay.cx + part, hairline - u * 0.04), (lay.cx + part * 0.8, hairline - u * 0.03), 20)
-        inner += _cubic((lay.cx + part * 0.8, hairline - u * 0.03), (lay.cx - lay.rx * 0.3, hairline + u * 0.02), (lay.cx - lay.rx * 0.95, hairline), left_temple, 20)
+        inner = _cubic(
+            right_temple,
+            (lay.cx + lay.rx * 0.85, hairline),
+            (lay.cx + part, hairline - u * 0.04),
+            (lay.cx + part * 0.8, hairline - u * 0.03),
+            20,
+        )
+        inner += _cubic(
+            (lay.cx + part * 0.8, hairline - u * 0.03),
+            (lay.cx - lay.rx * 0.3, hairline + u * 0.02),
+            (lay.cx - lay.rx * 0.95, hairline),
+            left_temple,
+            20,
+        )
     else:
         dip = u * (0.012 if style != "buzz" else 0.0)
-        inner = _cubic(right_temple, (lay.cx + lay.rx * 0.9, hairline - dip), (lay.cx - lay.rx * 0.9, hairline - dip), left_temple, 32)
+        inner = _cubic(
+            right_temple,
+            (lay.cx + lay.rx * 0.9, hairline - dip),
+            (lay.cx - lay.rx * 0.9, hairline - dip),
+            left_temple,
+            32,
+        )
         if style in ("short", "curly", "buzz"):
             # Small widow's peak in the middle.
-            inner = [(x, y + dip * 0.8 * math.exp(-(((x - lay.cx) / (lay.rx * 0.25)) ** 2))) for x, y in inner]
+            inner = [
+                (x, y + dip * 0.8 * math.exp(-(((x - lay.cx) / (lay.rx * 0.25)) ** 2))) for x, y in inner
+            ]
     sideburn = lay.eye_y + (lay.nose_y - lay.eye_y) * 0.1
     right_side = [(lay.cx + lay.rx * 1.0, sideburn), (lay.cx + lay.rx * 0.93, sideburn)]
     left_side = [(lay.cx - lay.rx * 0.93, sideburn), (lay.cx - lay.rx * 1.0, sideburn)]
@@ -559,12 +658,18 @@ def _draw_hair_front(
     light = _mix(hair, (255, 255, 255), 0.18)
     if style not in ("buzz",):
         for _ in range(7):
-            x0 = lay.cx + rng.uniform(-0.7, 0.7) * lay.rx
-            y0 = lay.cy - lay.ry_top * rng.uniform(0.85, 1.0)
-            x2 = x0 + (x0 - lay.cx) * 0.4 + rng.uniform(-0.05, 0.05) * u
-            y2 = hairline + rng.uniform(-0.03, 0.0) * u
-            d.line(_quad((x0, y0), ((x0 + x2) / 2 + u * 0.01, (y0 + y2) / 2), (x2, y2), 14), fill=dark, width=max(2, int(u * 0.004)))
-        hl = _ellipse_pts(lay.cx - lay.rx * 0.1, lay.cy, lay.rx * 0.8, lay.ry_top * 0.93, math.pi * 1.2, math.pi * 1.45, 12)
+            a = math.pi * rng.uniform(1.2, 1.8)
+            x0 = lay.cx + lay.rx * 0.92 * math.cos(a)
+            y0 = lay.cy + lay.ry_top * 0.95 * math.sin(a)
+            x2, y2 = min(inner, key=lambda p: abs(p[0] - (x0 + (x0 - lay.cx) * 0.3)))
+            d.line(
+                _quad((x0, y0), ((x0 + x2) / 2 + u * 0.01, (y0 + y2) / 2), (x2, y2 - u * 0.01), 14),
+                fill=dark,
+                width=max(2, int(u * 0.004)),
+            )
+        hl = _ellipse_pts(
+            lay.cx - lay.rx * 0.1, lay.cy, lay.rx * 0.8, lay.ry_top * 0.93, math.pi * 1.2, math.pi * 1.45, 12
+        )
         d.line(hl, fill=light, width=max(3, int(u * 0.01)), joint="curve")
 
 
@@ -582,10 +687,18 @@ def _draw_ears(d: ImageDraw.ImageDraw, lay: _Layout, skin: RGB) -> None:
             box[2] - w * 0.28,
             ear_bottom - (ear_bottom - ear_top) * 0.25,
         )
-        d.arc(inner, 90 if side > 0 else -90, 270 if side > 0 else 90, fill=_scale(skin, 0.78), width=max(2, int(lay.size * 0.005)))
+        d.arc(
+            inner,
+            90 if side > 0 else -90,
+            270 if side > 0 else 90,
+            fill=_scale(skin, 0.78),
+            width=max(2, int(lay.size * 0.005)),
+        )
 
 
-def _shade_head(img: Image.Image, lay: _Layout, head_mask: Image.Image, skin: RGB, light_dx: float) -> Image.Image:
+def _shade_head(
+    img: Image.Image, lay: _Layout, head_mask: Image.Image, skin: RGB, light_dx: float
+) -> Image.Image:
     size = lay.size
 
     def paint(d: ImageDraw.ImageDraw, k: float) -> None:
@@ -606,7 +719,9 @@ def _shade_head(img: Image.Image, lay: _Layout, head_mask: Image.Image, skin: RG
     return Image.composite(Image.new("RGB", img.size, _scale(skin, 0.8)), img, mask)
 
 
-def _eye_shape(x: float, y: float, w: float, up: float, low: float, tilt: float, n: int = 16) -> tuple[list[Point], list[Point]]:
+def _eye_shape(
+    x: float, y: float, w: float, up: float, low: float, tilt: float, n: int = 16
+) -> tuple[list[Point], list[Point]]:
     """Upper and lower lid curves of an almond eye centred at (x, y); inner corner at the start."""
     upper: list[Point] = []
     lower: list[Point] = []
@@ -614,9 +729,9 @@ def _eye_shape(x: float, y: float, w: float, up: float, low: float, tilt: float,
         t = -1.0 + 2.0 * i / n
         bump = max(0.0, 1 - t * t)
         # Upper lid peaks slightly towards the inner side.
-        peak = bump ** 0.7 * (1 + 0.12 * t)
+        peak = bump**0.7 * (1 + 0.12 * t)
         upper.append((x + t * w, y + t * tilt - up * peak))
-        lower.append((x + t * w, y + t * tilt + low * bump ** 0.9))
+        lower.append((x + t * w, y + t * tilt + low * bump**0.9))
     return upper, lower
 
 
@@ -630,7 +745,6 @@ def _draw_eyes(img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, rng: r
     iris_colour = rng.choice(_IRIS_COLOURS)
     gaze_x = rng.uniform(-0.25, 0.25)
     gaze_y = rng.uniform(-0.1, 0.15)
-    line = _scale(skin, 0.45)
     lash = _mix((30, 22, 20), skin, 0.15)
     w = lay.eye_w
     openness = _clamp01(eyes_open * (1.0 + 0.35 * raise_) - 0.25 * smile - 0.15 * furrow)
@@ -662,16 +776,25 @@ def _draw_eyes(img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, rng: r
             pr = r * (0.42 + 0.12 * raise_)
             ld.ellipse((ix - pr, iy - pr, ix + pr, iy + pr), fill=(14, 12, 12))
             hr = r * 0.18
-            ld.ellipse((ix + r * 0.25 - hr, iy - r * 0.35 - hr, ix + r * 0.25 + hr, iy - r * 0.35 + hr), fill=(255, 255, 255))
+            ld.ellipse(
+                (ix + r * 0.25 - hr, iy - r * 0.35 - hr, ix + r * 0.25 + hr, iy - r * 0.35 + hr),
+                fill=(255, 255, 255),
+            )
             # Shadow of the upper lid on the eyeball.
-            ld.line([(x - box[0], y - box[1] + w * 0.06) for x, y in upper], fill=_mix(sclera, (120, 100, 100), 0.35), width=max(2, int(w * 0.14)))
+            ld.line(
+                [(x - box[0], y - box[1] + w * 0.06) for x, y in upper],
+                fill=_mix(sclera, (120, 100, 100), 0.35),
+                width=max(2, int(w * 0.14)),
+            )
             mask = Image.new("L", (bw, bh), 0)
             ImageDraw.Draw(mask).polygon([(x - box[0], y - box[1]) for x, y in upper + lower[::-1]], fill=255)
             img.paste(layer, box[:2], mask)
         # Upper lid crease and lash line, lower lid.
         crease = [(x, y - w * (0.16 + 0.1 * openness)) for x, y in upper[2:-3]]
         d.line(crease, fill=_scale(skin, 0.72), width=max(2, int(u * 0.004)), joint="curve")
-        d.line(upper, fill=lash, width=max(3, int(u * (0.008 + 0.003 * (spec.gender != "man")))), joint="curve")
+        d.line(
+            upper, fill=lash, width=max(3, int(u * (0.008 + 0.003 * (spec.gender != "man")))), joint="curve"
+        )
         # A few lashes at the outer corner.
         for k in range(3):
             x, y = upper[-2 - k * 2]
@@ -681,7 +804,12 @@ def _draw_eyes(img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, rng: r
         bag = _clamp01((spec.age - 35) / 40.0) + 0.5 * (1.0 - eyes_open)
         if bag > 0.15:
             curve = [(x, y + w * 0.25) for x, y in lower[3:-3]]
-            d.line(curve, fill=_mix(skin, _scale(skin, 0.7), min(1.0, bag)), width=max(2, int(u * 0.003)), joint="curve")
+            d.line(
+                curve,
+                fill=_mix(skin, _scale(skin, 0.7), min(1.0, bag)),
+                width=max(2, int(u * 0.003)),
+                joint="curve",
+            )
 
 
 def _draw_brows(d: ImageDraw.ImageDraw, lay: _Layout, spec: FaceSpec, hair: RGB, rng: random.Random) -> None:
@@ -699,7 +827,10 @@ def _draw_brows(d: ImageDraw.ImageDraw, lay: _Layout, spec: FaceSpec, hair: RGB,
             base_x - side * w * (0.72 - 0.12 * furrow),
             lay.brow_y - lift - u * 0.028 * sad + u * 0.03 * furrow,
         )
-        outer = (base_x + side * w * 0.9, lay.brow_y - lift * 0.7 + u * 0.004 - u * 0.008 * furrow + u * 0.01 * sad)
+        outer = (
+            base_x + side * w * 0.9,
+            lay.brow_y - lift * 0.7 + u * 0.004 - u * 0.008 * furrow + u * 0.01 * sad,
+        )
         arch = u * (0.02 + 0.012 * raise_ - 0.01 * furrow)
         ctrl = (base_x + side * w * 0.25, min(inner[1], outer[1]) - arch)
         pts = _quad(inner, ctrl, outer, 20)
@@ -722,7 +853,10 @@ def _draw_nose(d: ImageDraw.ImageDraw, lay: _Layout, skin: RGB, rng: random.Rand
     d.line(bridge, fill=_mix(skin, shadow, 0.55), width=max(2, int(u * 0.004)), joint="curve")
     # Tip highlight and nostril wings.
     hl = u * 0.012
-    d.ellipse((lay.cx - hl, y - u * 0.03 - hl, lay.cx + hl, y - u * 0.03 + hl), fill=_mix(skin, (255, 255, 255), 0.18))
+    d.ellipse(
+        (lay.cx - hl, y - u * 0.03 - hl, lay.cx + hl, y - u * 0.03 + hl),
+        fill=_mix(skin, (255, 255, 255), 0.18),
+    )
     for side in (-1, 1):
         wing = _quad(
             (lay.cx + side * nw * 0.55, y - u * 0.028),
@@ -733,11 +867,21 @@ def _draw_nose(d: ImageDraw.ImageDraw, lay: _Layout, skin: RGB, rng: random.Rand
         d.line(wing, fill=shadow, width=max(2, int(u * 0.0045)), joint="curve")
         nx = lay.cx + side * nw * 0.35
         d.ellipse((nx - u * 0.011, y - u * 0.006, nx + u * 0.011, y + u * 0.004), fill=_scale(skin, 0.55))
-    d.line(_quad((lay.cx - nw * 0.45, y + u * 0.004), (lay.cx, y + u * 0.012), (lay.cx + nw * 0.45, y + u * 0.004), 10),
-           fill=shadow, width=max(2, int(u * 0.003)))
+    d.line(
+        _quad(
+            (lay.cx - nw * 0.45, y + u * 0.004),
+            (lay.cx, y + u * 0.012),
+            (lay.cx + nw * 0.45, y + u * 0.004),
+            10,
+        ),
+        fill=shadow,
+        width=max(2, int(u * 0.003)),
+    )
 
 
-def _mouth_geometry(lay: _Layout, spec: FaceSpec) -> tuple[list[Point], list[Point], list[Point], list[Point]]:
+def _mouth_geometry(
+    lay: _Layout, spec: FaceSpec
+) -> tuple[list[Point], list[Point], list[Point], list[Point]]:
     """(outer upper lip, inner upper edge, inner lower edge, outer lower lip), each left -> right."""
     u = float(lay.size)
     smile = spec.expr("smile")
@@ -758,9 +902,9 @@ def _mouth_geometry(lay: _Layout, spec: FaceSpec) -> tuple[list[Point], list[Poi
     inner_low = _quad(lc, (lay.cx, mid_ctrl_y + gap * 1.45 + gap * 0.6 * smile), rc, 28)
     # Outer upper lip with a cupid's bow.
     outer_up: list[Point] = []
-    for (x, yy) in inner_up:
+    for x, yy in inner_up:
         t = (x - lay.cx) / w
-        bow = math.exp(-((abs(t) - 0.22) / 0.2) ** 2) - 0.55 * math.exp(-((t / 0.09) ** 2))
+        bow = math.exp(-(((abs(t) - 0.22) / 0.2) ** 2)) - 0.55 * math.exp(-((t / 0.09) ** 2))
         taper = max(0.0, 1 - t * t) ** 0.6
         outer_up.append((x, yy - lip_up * taper * (0.75 + 0.45 * bow)))
     outer_low = [(x, yy + lip_low * max(0.0, 1 - ((x - lay.cx) / w) ** 2) ** 0.7) for x, yy in inner_low]
@@ -799,7 +943,11 @@ def _draw_mouth(img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, rng: 
         )
         for k in range(-3, 4):  # faint tooth separations
             tx = lay.cx + k * lay.mouth_w * 0.17 - box[0]
-            ld.line([(tx, mid_up), (tx, mid_up + teeth_h * 0.8)], fill=(214, 208, 198), width=max(1, int(u * 0.002)))
+            ld.line(
+                [(tx, mid_up), (tx, mid_up + teeth_h * 0.8)],
+                fill=(214, 208, 198),
+                width=max(1, int(u * 0.002)),
+            )
         # Tongue at the bottom.
         ld.ellipse((bw * 0.22, bh * 0.62, bw * 0.78, bh * 1.3), fill=(178, 78, 86))
         mask = Image.new("L", (bw, bh), 0)
@@ -813,7 +961,10 @@ def _draw_mouth(img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, rng: 
     iy = inner_low[mid][1]
     r = (hy - iy) * 0.3
     if r > 1:
-        d.ellipse((hx - lay.mouth_w * 0.3, (hy + iy) / 2 - r, hx + lay.mouth_w * 0.3, (hy + iy) / 2 + r * 0.6), fill=_mix(lip, (255, 255, 255), 0.14))
+        d.ellipse(
+            (hx - lay.mouth_w * 0.3, (hy + iy) / 2 - r, hx + lay.mouth_w * 0.3, (hy + iy) / 2 + r * 0.6),
+            fill=_mix(lip, (255, 255, 255), 0.14),
+        )
     d.line(inner_up, fill=_scale(lip, 0.55), width=max(2, int(u * 0.004)), joint="curve")
     if opening <= 0.04:
         d.line(inner_low, fill=_scale(lip, 0.55), width=max(2, int(u * 0.003)), joint="curve")
@@ -821,14 +972,39 @@ def _draw_mouth(img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, rng: 
     for pts, side in ((inner_up, -1), (inner_up, 1)):
         cx, cy = pts[0] if side < 0 else pts[-1]
         if smile > 0.3:
-            d.line(_quad((cx + side * u * 0.004, cy - u * 0.012), (cx + side * u * 0.016, cy), (cx + side * u * 0.006, cy + u * 0.014), 8),
-                   fill=_scale(skin, 0.78), width=max(2, int(u * 0.004)))
+            d.line(
+                _quad(
+                    (cx + side * u * 0.004, cy - u * 0.012),
+                    (cx + side * u * 0.016, cy),
+                    (cx + side * u * 0.006, cy + u * 0.014),
+                    8,
+                ),
+                fill=_scale(skin, 0.78),
+                width=max(2, int(u * 0.004)),
+            )
     chin_y = max(p[1] for p in outer_low) + u * 0.025
-    d.line(_quad((lay.cx - lay.mouth_w * 0.4, chin_y), (lay.cx, chin_y + u * 0.008), (lay.cx + lay.mouth_w * 0.4, chin_y), 10),
-           fill=_mix(skin, _scale(skin, 0.78), 0.6), width=max(2, int(u * 0.004)))
+    d.line(
+        _quad(
+            (lay.cx - lay.mouth_w * 0.4, chin_y),
+            (lay.cx, chin_y + u * 0.008),
+            (lay.cx + lay.mouth_w * 0.4, chin_y),
+            10,
+        ),
+        fill=_mix(skin, _scale(skin, 0.78), 0.6),
+        width=max(2, int(u * 0.004)),
+    )
 
 
-def _draw_facial_hair(img: Image.Image, lay: _Layout, spec: FaceSpec, hair: RGB, skin: RGB, rng: random.Random) -> None:
+def _draw_facial_hair(
+    img: Image.Image,
+    lay: _Layout,
+    spec: FaceSpec,
+    hair: RGB,
+    skin: RGB,
+    rng: random.Random,
+    moustache: list[RGB],
+) -> None:
+    """Stubble or a beard (drawn under the mouth); appends the colour to ``moustache`` if one is wanted."""
     if spec.gender != "man" or rng.random() > 0.38:
         return
     kind = rng.choice(("stubble", "beard", "moustache"))
@@ -852,17 +1028,38 @@ def _draw_facial_hair(img: Image.Image, lay: _Layout, spec: FaceSpec, hair: RGB,
             img.paste(Image.new("RGB", img.size, _mix(skin, hair, 0.7)), (0, 0), mask)
             return
         ImageDraw.Draw(img).polygon(shape, fill=hair)
-    # Moustache (also part of a full beard).
+    if kind in ("beard", "moustache"):
+        moustache.append(hair)
+
+
+def _draw_moustache(img: Image.Image, lay: _Layout, spec: FaceSpec, colour: RGB) -> None:
+    u = float(lay.size)
+    outer_up = _mouth_geometry(lay, spec)[0]
     d = ImageDraw.Draw(img)
-    y0 = lay.nose_y + u * 0.012
-    y1 = lay.mouth_y - u * 0.012
-    w = lay.mouth_w * 1.15
-    must = _cubic((lay.cx - w, y1 + u * 0.012), (lay.cx - w * 0.6, y0), (lay.cx + w * 0.6, y0), (lay.cx + w, y1 + u * 0.012), 24)
-    must += _quad((lay.cx + w * 0.9, y1 + u * 0.004), (lay.cx, y1 - u * 0.012), (lay.cx - w * 0.9, y1 + u * 0.004), 16)
-    d.polygon(must, fill=hair)
+    y0 = lay.nose_y + u * 0.006
+    # Lower edge just over the upper lip, following its curve and drooping a little past the corners.
+    left, right = outer_up[0], outer_up[-1]
+    ld = (left[0] - u * 0.014, left[1] + u * 0.018)
+    rd = (right[0] + u * 0.014, right[1] + u * 0.018)
+    bottom = [rd, *[(x, y + u * 0.005) for x, y in reversed(outer_up[2:-2])], ld]
+    top = _cubic(
+        ld, (left[0] + u * 0.01, y0 + u * 0.006), (lay.cx - u * 0.03, y0 - u * 0.004), (lay.cx, y0), 14
+    )
+    top += _cubic(
+        (lay.cx, y0), (lay.cx + u * 0.03, y0 - u * 0.004), (right[0] - u * 0.01, y0 + u * 0.006), rd, 14
+    )[1:]
+    d.polygon(bottom + top[1:-1], fill=colour)
+    y1 = outer_up[len(outer_up) // 2][1]
+    d.line(
+        _quad((lay.cx, y0 + u * 0.004), (lay.cx + u * 0.002, (y0 + y1) / 2), (lay.cx, y1), 6),
+        fill=_scale(colour, 0.75),
+        width=max(2, int(u * 0.003)),
+    )
 
 
-def _overlay_details(img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, rng: random.Random) -> Image.Image:
+def _overlay_details(
+    img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, rng: random.Random
+) -> Image.Image:
     """Semi-transparent details: wrinkles, smile lines, blush and tears."""
     size = lay.size
     u = float(size)
@@ -879,14 +1076,23 @@ def _overlay_details(img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, 
     if fa > 20:
         for k in range(3):
             y = lay.brow_y - u * (0.04 + 0.024 * k) - u * 0.03 * raise_
-            pts = _quad((lay.cx - lay.rx * 0.45, y + u * 0.004), (lay.cx, y - u * 0.01), (lay.cx + lay.rx * 0.45, y + u * 0.004), 16)
+            pts = _quad(
+                (lay.cx - lay.rx * 0.45, y + u * 0.004),
+                (lay.cx, y - u * 0.01),
+                (lay.cx + lay.rx * 0.45, y + u * 0.004),
+                16,
+            )
             d.line(pts, fill=(*line, max(0, fa - 50 * k)), width=width, joint="curve")
     # Frown lines between the brows.
     if furrow > 0.3:
         for side in (-1, 1):
             x = lay.cx + side * u * 0.013
             top = lay.brow_y + u * 0.018
-            d.line(_quad((x, top), (x + side * u * 0.005, top + u * 0.02), (x, top + u * 0.045), 8), fill=(*line, int(220 * furrow)), width=width)
+            d.line(
+                _quad((x, top), (x + side * u * 0.005, top + u * 0.02), (x, top + u * 0.045), 8),
+                fill=(*line, int(220 * furrow)),
+                width=width,
+            )
     # Nasolabial folds: age and smiling.
     na = int(230 * _clamp01(age * 0.7 + smile * 0.6))
     if na > 20:
@@ -905,13 +1111,25 @@ def _overlay_details(img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, 
         for side in (-1, 1):
             x = lay.cx + side * (lay.eye_dx + lay.eye_w * 1.25)
             for k in (-1, 0, 1):
-                d.line([(x, lay.eye_y + k * u * 0.01), (x + side * u * 0.028, lay.eye_y + k * u * 0.02)], fill=(*line, ca), width=width)
+                d.line(
+                    [(x, lay.eye_y + k * u * 0.01), (x + side * u * 0.028, lay.eye_y + k * u * 0.02)],
+                    fill=(*line, ca),
+                    width=width,
+                )
     # Jowl / neck line for older faces.
     if age > 0.55:
         for side in (-1, 1):
             x = lay.cx + side * lay.rx * 0.55
-            d.line(_quad((x, lay.mouth_y + u * 0.02), (x + side * u * 0.01, lay.mouth_y + u * 0.06), (x - side * u * 0.01, lay.mouth_y + u * 0.09), 10),
-                   fill=(*line, int(150 * age)), width=width)
+            d.line(
+                _quad(
+                    (x, lay.mouth_y + u * 0.02),
+                    (x + side * u * 0.01, lay.mouth_y + u * 0.06),
+                    (x - side * u * 0.01, lay.mouth_y + u * 0.09),
+                    10,
+                ),
+                fill=(*line, int(150 * age)),
+                width=width,
+            )
     img = Image.alpha_composite(img.convert("RGBA"), over).convert("RGB")
     # Blush: soft red cheeks (also a little on the nose).
     blush = spec.expr("blush")
@@ -924,9 +1142,15 @@ def _overlay_details(img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, 
                 bx = lay.cx + side * lay.eye_dx * 1.05
                 by = lay.eye_y + (lay.nose_y - lay.eye_y) * 0.75
                 r = lay.rx * 0.28
-                dd.ellipse(((bx - r) * k, (by - r * 0.7) * k, (bx + r) * k, (by + r * 0.7) * k), fill=int(190 * amount))
+                dd.ellipse(
+                    ((bx - r) * k, (by - r * 0.7) * k, (bx + r) * k, (by + r * 0.7) * k),
+                    fill=int(190 * amount),
+                )
             rn = lay.rx * 0.1
-            dd.ellipse(((lay.cx - rn) * k, (lay.nose_y - rn * 1.6) * k, (lay.cx + rn) * k, (lay.nose_y) * k), fill=int(90 * amount))
+            dd.ellipse(
+                ((lay.cx - rn) * k, (lay.nose_y - rn * 1.6) * k, (lay.cx + rn) * k, (lay.nose_y) * k),
+                fill=int(90 * amount),
+            )
 
         mask = _soft_mask(size, paint, blur=lay.rx * 0.2)
         red = _mix(skin, (225, 70, 80), 0.55 if spec.skin_tone < 6 else 0.4)
@@ -941,13 +1165,25 @@ def _overlay_details(img: Image.Image, lay: _Layout, spec: FaceSpec, skin: RGB, 
             x0 = lay.cx + side * (lay.eye_dx - lay.eye_w * 0.2)
             y0 = lay.eye_y + lay.eye_w * 0.35
             length = u * (0.06 + 0.1 * tears)
-            path = _quad((x0, y0), (x0 + side * u * 0.02, y0 + length * 0.5), (x0 + side * u * 0.01, y0 + length), 14)
+            path = _quad(
+                (x0, y0), (x0 + side * u * 0.02, y0 + length * 0.5), (x0 + side * u * 0.01, y0 + length), 14
+            )
             d.polygon(_stroke(path, u * 0.006, u * 0.01, u * 0.008), fill=(200, 225, 245, alpha))
             ex, ey = path[-1]
             r = u * 0.011
-            d.polygon([(ex - r, ey), (ex, ey - r * 2.2), (ex + r, ey), *_ellipse_pts(ex, ey, r, r, 0, math.pi, 10)[1:-1]],
-                      fill=(190, 220, 245, alpha))
-            d.ellipse((ex - r * 0.45, ey - r * 0.3, ex - r * 0.05, ey + r * 0.2), fill=(255, 255, 255, min(255, alpha + 30)))
+            d.polygon(
+                [
+                    (ex - r, ey),
+                    (ex, ey - r * 2.2),
+                    (ex + r, ey),
+                    *_ellipse_pts(ex, ey, r, r, 0, math.pi, 10)[1:-1],
+                ],
+                fill=(190, 220, 245, alpha),
+            )
+            d.ellipse(
+                (ex - r * 0.45, ey - r * 0.3, ex - r * 0.05, ey + r * 0.2),
+                fill=(255, 255, 255, min(255, alpha + 30)),
+            )
             d.line(path[:-2], fill=(255, 255, 255, alpha // 2), width=max(1, int(u * 0.002)))
         img = Image.alpha_composite(img.convert("RGBA"), over).convert("RGB")
     return img
@@ -974,19 +1210,23 @@ def draw_face(spec: FaceSpec, size: int = 384) -> Image.Image:
     else:
         _draw_hair_back(d, lay, style, hair, rng)
         _draw_body(img, lay, skin, rng)
-    _draw_ears(d, lay, skin)
+    if style not in ("long", "curly_long", "side_part_long", "bob") or rng.random() < 0.35:
+        _draw_ears(d, lay, skin)
     head = lay.head_outline()
     d.polygon(head, fill=skin)
     head_mask = Image.new("L", img.size, 0)
     ImageDraw.Draw(head_mask).polygon(head, fill=255)
     img = _shade_head(img, lay, head_mask, skin, light_dx=rng.uniform(-0.12, 0.12) * lay.rx)
-    _draw_facial_hair(img, lay, spec, hair, skin, rng)
+    moustache: list[RGB] = []
+    _draw_facial_hair(img, lay, spec, hair, skin, rng, moustache)
     img = _overlay_details(img, lay, spec, skin, rng)
     d = ImageDraw.Draw(img)
     _draw_nose(d, lay, skin, rng)
     _draw_eyes(img, lay, spec, skin, rng)
     _draw_brows(ImageDraw.Draw(img), lay, spec, hair, rng)
     _draw_mouth(img, lay, spec, skin, rng)
+    if moustache:
+        _draw_moustache(img, lay, spec, moustache[0])
     _draw_hair_front(img, lay, style, hair, skin, rng)
     return img.resize((size, size), Image.Resampling.LANCZOS)
 
@@ -1056,7 +1296,9 @@ _LATENT: dict[str, Callable[[dict[str, float]], float]] = {
     "Helplessness": lambda x: 0.45 * x["t"] * x["br"] + 0.3 * x["f"] * x["br"],
     "Fatigue/Exhaustion": lambda x: 0.7 * x["ec"] * (1 - x["s"]),
     "Emotional Numbness": lambda x: 0.45 * x["n"],
-    "Intoxication/Altered States of Consciousness": lambda x: 0.35 * x["ec"] * x["s"] + 0.2 * x["ec"] * x["b"],
+    "Intoxication/Altered States of Consciousness": lambda x: (
+        0.35 * x["ec"] * x["s"] + 0.2 * x["ec"] * x["b"]
+    ),
     "Jealousy & Envy": lambda x: 0.3 * x["f"] * x["bf"] * (1 - x["t"]),
 }
 assert tuple(_LATENT) == EMOTIONS
@@ -1073,17 +1315,18 @@ def simulated_intensities(spec: FaceSpec, rng: random.Random, scale_max: int = 7
     if scale_max < 1:
         raise ValueError(f"scale_max must be at least 1, got {scale_max}")
     x = _features(spec)
-    leniency = rng.gauss(0.0, 0.06)  # some raters see more in a face than others
-    threshold = 0.2 + rng.uniform(-0.04, 0.04)
+    leniency = rng.gauss(0.0, 0.08)  # some raters see more in a face than others
+    threshold = 0.16 + rng.uniform(-0.04, 0.04)
     gain = rng.uniform(0.85, 1.2)
     out: dict[str, int] = {}
     for name in EMOTIONS:
         latent = _clamp01(_LATENT[name](x))
-        value = latent * gain + leniency + rng.gauss(0.0, 0.1)
-        if rng.random() < 0.035:  # an idiosyncratic, mild reading
-            value = max(value, threshold + rng.uniform(0.0, 0.25))
+        value = latent * gain + leniency * (0.25 + latent) + rng.gauss(0.0, 0.04 + 0.1 * latent)
+        if rng.random() < 0.05:  # an idiosyncratic, mild reading
+            value = max(value, threshold + rng.uniform(0.0, 0.2))
         if value < threshold:
             out[name] = 0
             continue
-        out[name] = max(1, min(scale_max, int(round(value * scale_max * 1.15))))
+        strength = (value - threshold) / (1.0 - threshold)
+        out[name] = max(1, min(scale_max, 1 + int(strength * scale_max)))
     return out

@@ -21,7 +21,8 @@ class Image(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="images")
     name = models.CharField(max_length=500)
     file = models.ImageField(upload_to=image_upload_to, width_field="width", height_field="height", blank=True)
-    sha256 = models.CharField(max_length=64, null=True, blank=True)
+    # NULL (not "") for placeholders, so the partial unique index ignores them.
+    sha256 = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     format = models.CharField(max_length=10, blank=True)

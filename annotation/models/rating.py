@@ -66,6 +66,9 @@ class RatingRevision(models.Model):
     class Meta:
         ordering = ["rating", "changed_at"]
 
+    def __str__(self) -> str:
+        return f"revision of rating {self.rating_id} at {self.changed_at:%Y-%m-%d %H:%M}"
+
 
 class ModelScore(models.Model):
     """A model's 40 scores for one image (pre-scoring, or model predictions found in imported files).
@@ -82,3 +85,6 @@ class ModelScore(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["image", "model_name"], name="model_score_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} scores for image {self.image_id}"

@@ -1,0 +1,853 @@
+"""Inter-annotator agreement statistics for emorate (pure: stdlib, numpy and scipy only).
+
+Everything here works on a *long table* of ratings: parallel 1-D arrays ``units`` (image ids),
+``raters`` (rater ids) and a value array ``values2d`` of shape ``(n_ratings, n_emotions)`` where
+row ``i`` holds the ratings rater ``raters[i]`` gave image ``units[i]`` and NaN marks a missing
+rating. No dense raters x images matrix is ever built: Krippendorff's alpha is computed from
+per-unit value counts (the coincidence-matrix form of Krippendorff 2011), vectorised over all
+emotions at once, and the bootstrap over units reduces to one matrix product of resample weights
+with per-unit statistics. ``docs/agreement.md`` defines every figure produced here.
+
+Contracts shared by the functions below:
+
+* ``units`` and ``raters`` are 1-D arrays (ints or strings) with one entry per row of ``values2d``.
+* ``domain`` is the ordered value domain of the scale, e.g. ``scale_domain(7) == (0, 1, ..., 7)``.
+  Every non-NaN value must be an element of it (``ValueError`` otherwise). ``None`` means "the
+  distinct observed values" (as in the ``krippendorff`` package); the platform always passes the
+  project's scale so that unused scale points keep their place.
+* Each (unit, rater) pair may occur in at most one row (``ValueError`` naming it otherwise).
+* Undefined statistics are ``None`` together with a ``reason`` string; nothing returns NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, cast
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp  # type: ignore[import-untyped]
+from scipy import stats  # type: ignore[import-untyped]
+
+__all__ = [
+    "AlphaResult",
+    "AnnotatorTest",
+    "BinaryAgreement",
+    "EmotionAgreement",
+    "Level",
+    "NonzeroShare",
+    "PairKappa",
+    "RaterAgreement",
+    "SpearmanResult",
+    "StratumAlpha",
+    "agreement_report",
+    "alpha",
+    "alpha_all",
+    "alpha_by_stratum",
+    "annotator_test",
+    "binary_agreement",
+    "bootstrap_alphas",
+    "bootstrap_ci",
+    "candidate_test",
+    "nonzero_shares",
+    "pairwise_kappas",
+    "quadratic_kappa",
+    "rater_agreement",
+    "resample_indices",
+    "scale_domain",
+    "spearman_vs_median",
+]
+
+Level = Literal["nominal", "ordinal", "interval", "ratio"]
+LEVELS: tuple[Level, ...] = ("nominal", "ordinal", "interval", "ratio")
+Id = int | str
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+
+REASON_NO_PAIRABLE = "no unit has two or more ratings, so no pair of ratings can be compared"
+REASON_NO_VARIATION = "no variation: every pairable rating has the same value, alpha is 0/0"
+REASON_NO_DEFINED_RESAMPLE = "no bootstrap resample gave a defined alpha"
+CONDITIONAL_DESIGN_WARNING = (
+    "alpha is biased by the conditional design itself: another rater was added only while all "
+    "earlier raters said yes, so which units receive two or more votes depends on the votes; "
+    "read alpha together with the vote-pattern table"
+)
+
+# Row chunk for the streaming pass over values2d: small enough that temporaries stay in cache.
+_ROW_CHUNK_VALUES = 1 << 16
+# Upper bound on resample-weight matrix entries held at once (B_chunk * n_units).
+_BOOT_CHUNK_ENTRIES = 1 << 22
+
+
+# --------------------------------------------------------------------------------------------
+# Result types
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlphaResult:
+    """Krippendorff's alpha for one variable (one emotion).
+
+    ``alpha`` is ``None`` exactly when ``reason`` is set. ``n_units``/``n_values`` count the
+    pairable units (two or more ratings) and the ratings in them. ``observed_disagreement`` (D_o)
+    and ``expected_disagreement`` (D_e) are in the squared units of the level's metric, with
+    ``alpha = 1 - D_o / D_e``.
+    """
+
+    alpha: float | None
+    reason: str | None
+    level: Level
+    n_units: int
+    n_values: int
+    observed_disagreement: float | None
+    expected_disagreement: float | None
+
+
+@dataclass(frozen=True)
+class NonzeroShare:
+    """Share of non-zero ratings for one emotion, with the zero-inflation warning."""
+
+    emotion: int
+    n_ratings: int
+    n_nonzero: int
+    nonzero_share: float | None
+    warning: str | None
+
+
+@dataclass(frozen=True)
+class EmotionAgreement:
+    """One emotion's line of an agreement report (see ``agreement_report``)."""
+
+    emotion: int
+    alpha: AlphaResult
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float
+    n_boot: int
+    nonzero: NonzeroShare
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PairKappa:
+    """Quadratic-weighted Cohen's kappa of two raters on one emotion (``rater_a`` < ``rater_b``)."""
+
+    emotion: int
+    rater_a: Id
+    rater_b: Id
+    n_common: int
+    kappa: float | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class RaterAgreement:
+    """How one rater agrees with the others on one emotion.
+
+    ``mean_kappa`` is the mean of the rater's defined pairwise kappas with every other rater;
+    ``alpha_with`` is alpha over all raters and ``alpha_without`` alpha after removing this rater,
+    so ``alpha_without > alpha_with`` means the rater lowers agreement.
+    """
+
+    rater: Id
+    emotion: int
+    n_kappas: int
+    mean_kappa: float | None
+    alpha_with: float | None
+    alpha_without: float | None
+
+
+@dataclass(frozen=True)
+class AnnotatorTest:
+    """EmoNet-Face "could be an annotator" test (two-sided Mann-Whitney U)."""
+
+    n_candidate: int
+    n_human: int
+    u_statistic: float | None
+    p_value: float | None
+    could_be_annotator: bool | None
+    verdict: str
+    candidate_median: float | None
+    human_median: float | None
+
+
+@dataclass(frozen=True)
+class SpearmanResult:
+    """Spearman rho between model scores and the per-image median expert rating of one emotion."""
+
+    emotion: int
+    n: int
+    rho: float | None
+    p_value: float | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class StratumAlpha:
+    """Alpha of one emotion within one demographic stratum."""
+
+    emotion: int
+    stratum: Id
+    alpha: AlphaResult
+    ci_low: float | None
+    ci_high: float | None
+    reliable: bool
+    note: str | None
+
+
+@dataclass(frozen=True)
+class BinaryAgreement:
+    """Binary-mode agreement of one emotion: nominal alpha plus the vote-pattern table.
+
+    ``patterns`` maps ``"yes:no"`` (e.g. ``"3:0"``, ``"2:1"``) to the number of units with two or
+    more votes showing that pattern, ordered by number of votes, then yes votes, descending.
+    """
+
+    emotion: int
+    alpha: AlphaResult
+    n_units_multi: int
+    patterns: dict[str, int] = field(hash=False)
+    warning: str | None
+
+
+# --------------------------------------------------------------------------------------------
+# Input preparation
+# --------------------------------------------------------------------------------------------
+
+
+def scale_domain(scale_max: int) -> tuple[int, ...]:
+    """The value domain of an intensity scale 0..scale_max (e.g. 7, or 2 for EmoNet-Voice)."""
+    if scale_max < 1:
+        raise ValueError(f"scale_max must be at least 1, got {scale_max}")
+    return tuple(range(scale_max + 1))
+
+
+def _as_1d(name: str, arr: npt.ArrayLike) -> npt.NDArray[np.generic]:
+    out = np.asarray(arr)
+    if out.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {out.shape}")
+    return out
+
+
+def _as_values2d(values2d: npt.ArrayLike, n_rows: int) -> FloatArray:
+    x = np.asarray(values2d, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[0] != n_rows:
+        raise ValueError(f"values2d must have shape (n_ratings={n_rows}, n_emotions), got {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def _factorize(ids: npt.NDArray[np.generic]) -> tuple[IntArray, npt.NDArray[np.generic]]:
+    """Map ids to 0..K-1 in ascending id order; returns (codes, unique ids)."""
+    if ids.dtype.kind in "iu" and ids.size:
+        lo = int(ids.min())
+        hi = int(ids.max())
+        if lo >= 0 and hi < 4 * ids.size + 1024:
+            # O(n) factorisation for compact non-negative integer ids (the usual case).
+            present = np.bincount(ids.astype(np.intp, copy=False), minlength=hi + 1) > 0
+            rank = np.cumsum(present, dtype=np.intp) - 1
+            return rank[ids], np.flatnonzero(present).astype(ids.dtype)
+    uniq, inv = np.unique(ids, return_inverse=True)
+    return inv.astype(np.intp, copy=False).reshape(-1), uniq
+
+
+def _check_duplicates(
+    unit_idx: IntArray, unit_ids: npt.NDArray[np.generic], raters: npt.NDArray[np.generic]
+) -> tuple[IntArray, npt.NDArray[np.generic]]:
+    """Raise ValueError naming the first duplicate (unit, rater) pair; returns rater codes."""
+    rater_idx, rater_ids = _factorize(raters)
+    n_raters = max(int(rater_ids.size), 1)
+    key = unit_idx.astype(np.int64) * n_raters + rater_idx
+    n_keys = int(unit_ids.size) * n_raters
+    if n_keys <= 4 * key.size + (1 << 20):
+        dup_keys = np.flatnonzero(np.bincount(key, minlength=n_keys) > 1)
+    else:
+        s = np.sort(key)
+        dup_keys = s[1:][s[1:] == s[:-1]]
+    if dup_keys.size:
+        k = int(dup_keys[0])
+        u, r = divmod(k, n_raters)
+        raise ValueError(
+            f"duplicate rating: unit {unit_ids[u].item()!r} is rated more than once by rater "
+            f"{rater_ids[r].item()!r}; each (unit, rater) pair must occur in one row only"
+        )
+    return rater_idx, rater_ids
+
+
+@dataclass(frozen=True)
+class _Domain:
+    values: FloatArray  # sorted, strictly increasing
+    start: float
+    step: float  # > 0 when the domain is an arithmetic progression, else 0.0
+
+    @property
+    def size(self) -> int:
+        return int(self.values.size)
+
+
+def _make_domain(domain: Sequence[float] | None, x: FloatArray) -> _Domain:
+    if domain is None:
+        vals = np.unique(x[~np.isnan(x)])
+        if vals.size == 0:
+            vals = np.zeros(1)
+    else:
+        vals = np.asarray(domain, dtype=np.float64).reshape(-1)
+        if vals.size == 0 or not np.all(np.isfinite(vals)):
+            raise ValueError(f"domain must be a non-empty sequence of finite numbers, got {domain!r}")
+        if vals.size > 1 and not np.all(np.diff(vals) > 0):
+            raise ValueError(f"domain must be strictly increasing, got {domain!r}")
+    start = float(vals[0])
+    step = 0.0
+    if vals.size == 1:
+        step = 1.0
+    else:
+        cand = float(vals[1] - vals[0])
+        if np.array_equal(vals, start + cand * np.arange(vals.size)):
+            step = cand
+    return _Domain(values=vals, start=start, step=step)
+
+
+def _bad_value_error(x: FloatArray, dom: _Domain, row0: int) -> ValueError:
+    ok = np.isnan(x) | np.isin(x, dom.values)
+    i, j = np.argwhere(~ok)[0]
+    shown = dom.values.tolist() if dom.size <= 12 else f"{dom.values[0]:g}..{dom.values[-1]:g}"
+    return ValueError(
+        f"values2d[{row0 + int(i)}, {int(j)}] = {x[i, j]!r} is not in the value domain {shown} "
+        "(NaN marks a missing rating)"
+    )
+
+
+def _encode_chunk(xc: FloatArray, dom: _Domain, row0: int) -> npt.NDArray[np.int16]:
+    """Domain indices (int16) of a chunk of values; -1 marks missing. Validates every value."""
+    v = dom.size
+    if dom.step > 0:
+        y = xc if (dom.start == 0.0 and dom.step == 1.0) else (xc - dom.start) / dom.step
+        with np.errstate(invalid="ignore"):
+            ii = y.astype(np.int16)
+        ok = ii == y
+        n_ok = int(np.count_nonzero(ok))
+        if n_ok == xc.size:
+            if ii.size and (int(ii.min()) < 0 or int(ii.max()) > v - 1):
+                raise _bad_value_error(xc, dom, row0)
+            return ii
+        n_nan = int(np.count_nonzero(np.isnan(xc)))
+        codes = np.where(ok, ii, np.int16(-1))
+        if (
+            n_ok + n_nan != xc.size
+            or int(np.count_nonzero(codes < 0)) != n_nan
+            or int(codes.max()) > v - 1
+        ):
+            raise _bad_value_error(xc, dom, row0)
+        return codes
+    pos = np.searchsorted(dom.values, xc)
+    nan = np.isnan(xc)
+    posc = np.minimum(pos, v - 1)
+    ok = dom.values[posc] == xc
+    if not np.all(ok | nan):
+        raise _bad_value_error(xc, dom, row0)
+    return np.where(nan, -1, posc).astype(np.int16)
+
+
+def _row_chunks(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
+    step = max(1, _ROW_CHUNK_VALUES // max(n_cols, 1))
+    return [(r, min(r + step, n_rows)) for r in range(0, n_rows, step)]
+
+
+def _encode(x: FloatArray, dom: _Domain) -> npt.NDArray[np.int16]:
+    if dom.size > 32000:
+        raise ValueError(f"the value domain has {dom.size} values; at most 32000 are supported")
+    out = np.empty(x.shape, dtype=np.int16)
+    for r0, r1 in _row_chunks(x.shape[0], x.shape[1]):
+        out[r0:r1] = _encode_chunk(x[r0:r1], dom, r0)
+    return out
+
+
+def _unit_matrix(unit_idx: IntArray, n_units: int, dtype: npt.DTypeLike) -> sp.csc_matrix:
+    """Sparse (n_units x n_rows) 0/1 matrix; ``M @ X`` sums the rows of X per unit."""
+    n = unit_idx.size
+    rows = sp.csr_matrix(
+        (np.ones(n, dtype=dtype), unit_idx, np.arange(n + 1, dtype=np.intp)), shape=(n, n_units)
+    )
+    return rows.T
+
+
+# --------------------------------------------------------------------------------------------
+# Per-unit statistics (the core)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Prepared:
+    """Validated long table: unit codes, domain and the per-emotion encoded values."""
+
+    unit_idx: IntArray
+    unit_ids: npt.NDArray[np.generic]
+    n_units: int
+    dom: _Domain
+    level: Level
+    x: FloatArray
+    rows_per_unit: IntArray
+    codes: npt.NDArray[np.int16] | None = None
+
+    @property
+    def n_emotions(self) -> int:
+        return int(self.x.shape[1])
+
+    def get_codes(self) -> npt.NDArray[np.int16]:
+        if self.codes is None:
+            self.codes = _encode(self.x, self.dom)
+        return self.codes
+
+
+def _prepare(
+    units: npt.ArrayLike,
+    values2d: npt.ArrayLike,
+    *,
+    level: Level,
+    domain: Sequence[float] | None,
+    raters: npt.ArrayLike | None,
+) -> _Prepared:
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    u = _as_1d("units", units)
+    x = _as_values2d(values2d, u.size)
+    unit_idx, unit_ids = _factorize(u)
+    if raters is not None:
+        r = _as_1d("raters", raters)
+        if r.size != u.size:
+            raise ValueError(f"raters has {r.size} entries but units has {u.size}")
+        _check_duplicates(unit_idx, unit_ids, r)
+    dom = _make_domain(domain, x)
+    rows_per_unit = np.bincount(unit_idx, minlength=unit_ids.size).astype(np.intp)
+    return _Prepared(unit_idx, unit_ids, int(unit_ids.size), dom, level, x, rows_per_unit)
+
+
+@dataclass
+class _UnitStats:
+    """Per-unit sufficient statistics for every emotion.
+
+    ``kind == "moments"`` (interval level on an evenly spaced domain): ``m``, ``s1``, ``s2`` of
+    shape (U, E) hold per unit the number of ratings and the sums of the domain indices and their
+    squares. ``kind == "counts"``: ``counts`` is a list over emotions of (U, V) value counts.
+    """
+
+    kind: Literal["moments", "counts"]
+    m: FloatArray
+    s1: FloatArray | None = None
+    s2: FloatArray | None = None
+    counts: list[FloatArray] | None = None
+
+
+def _packing_dtype(bits: int) -> npt.DTypeLike | None:
+    if bits <= 16:
+        return np.uint16
+    if bits <= 31:
+        return np.int32
+    if bits <= 62:
+        return np.int64
+    return None
+
+
+def _moment_stats(p: _Prepared) -> _UnitStats | None:
+    """Per-unit (count, sum, sum of squares) of domain indices for all emotions in one pass.
+
+    Each rating is packed into one small integer ``1 + c*2**b1 + c*c*2**b2`` (0 when missing),
+    so a single sparse product ``units x rows @ packed`` yields all three per-unit sums; the bit
+    widths are chosen from the largest unit so the packed sums cannot overflow.
+    """
+    v = p.dom.size
+    m_max = int(p.rows_per_unit.max()) if p.rows_per_unit.size else 0
+    b1 = max(m_max.bit_length(), 1)
+    bs1 = max(((v - 1) * m_max).bit_length(), 1)
+    bs2 = max(((v - 1) ** 2 * m_max).bit_length(), 1)
+    dtype = _packing_dtype(b1 + bs1 + bs2)
+    if dtype is None:
+        return None
+    n, e = p.x.shape
+    packed = np.empty((n, e), dtype=dtype)
+    one = np.array(1, dtype=dtype)
+    k1 = np.array(1 << b1, dtype=dtype)
+    k2 = np.array(1 << (b1 + bs1), dtype=dtype)
+    for r0, r1 in _row_chunks(n, e):
+        c = _encode_chunk(p.x[r0:r1], p.dom, r0)
+        cc = c.astype(dtype)
+        pc = (cc * cc) * k2 + cc * k1 + one
+        if int(c.min(initial=0)) < 0:
+            pc[c < 0] = 0
+        packed[r0:r1] = pc
+    tot = (_unit_matrix(p.unit_idx, p.n_units, dtype) @ packed).astype(np.int64)
+    m = (tot & ((1 << b1) - 1)).astype(np.float64)
+    s1 = ((tot >> b1) & ((1 << bs1) - 1)).astype(np.float64)
+    s2 = (tot >> (b1 + bs1)).astype(np.float64)
+    return _UnitStats("moments", m=m, s1=s1, s2=s2)
+
+
+def _count_stats(p: _Prepared) -> _UnitStats:
+    codes = p.get_codes()
+    v = p.dom.size
+    counts: list[FloatArray] = []
+    ms: list[FloatArray] = []
+    base = p.unit_idx * v
+    for j in range(p.n_emotions):
+        cj = codes[:, j]
+        sel = cj >= 0
+        key = base[sel] + cj[sel] if not bool(sel.all()) else base + cj
+        c = np.bincount(key, minlength=p.n_units * v).reshape(p.n_units, v).astype(np.float64)
+        counts.append(c)
+        ms.append(c.sum(axis=1))
+    m = np.stack(ms, axis=1) if ms else np.zeros((p.n_units, 0))
+    return _UnitStats("counts", m=m, counts=counts)
+
+
+def _unit_stats(p: _Prepared) -> _UnitStats:
+    if p.level == "interval" and p.dom.step > 0:
+        st = _moment_stats(p)
+        if st is not None:
+            return st
+    return _count_stats(p)
+
+
+def _ordinal_positions(n_c: FloatArray) -> FloatArray:
+    """Krippendorff's ordinal metric as positions: d(c,k) = (t_k - t_c)**2 with midranks t."""
+    cum = np.cumsum(n_c, axis=-1)
+    return cum - n_c / 2.0 - cum[..., -1:] / 2.0  # centred for numerical safety
+
+
+def _fixed_distance(level: Level, dom: _Domain) -> FloatArray:
+    vals = dom.values
+    a = vals[:, None]
+    b = vals[None, :]
+    if level == "nominal":
+        return (a != b).astype(np.float64)
+    if level == "interval":
+        return np.asarray((a - b) ** 2, dtype=np.float64)
+    if level == "ratio":
+        s = a + b
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = np.where(s != 0, ((a - b) / np.where(s != 0, s, 1.0)) ** 2, 0.0)
+        return np.asarray(d, dtype=np.float64)
+    raise ValueError("the ordinal metric depends on the marginals")  # pragma: no cover
+
+
+def _finish(
+    level: Level, n_units: FloatArray, n: FloatArray, do_num: FloatArray, de_num: FloatArray, scale: float
+) -> list[AlphaResult]:
+    """Build results from D_o numerator sum_u q_u/(m_u-1) and D_e numerator sum n_c n_k d_ck."""
+    out: list[AlphaResult] = []
+    for j in range(n.size):
+        nu, nv = int(n_units[j]), int(n[j])
+        if nu == 0:
+            out.append(AlphaResult(None, REASON_NO_PAIRABLE, level, 0, 0, None, None))
+            continue
+        d_o = float(do_num[j]) / nv * scale
+        d_e = float(de_num[j]) / (nv * (nv - 1)) * scale
+        if de_num[j] <= 0:
+            out.append(AlphaResult(None, REASON_NO_VARIATION, level, nu, nv, d_o, 0.0))
+            continue
+        a = 1.0 - (nv - 1) * float(do_num[j]) / float(de_num[j])
+        out.append(AlphaResult(a, None, level, nu, nv, d_o, d_e))
+    return out
+
+
+def _alpha_from_stats(p: _Prepared, st: _UnitStats) -> list[AlphaResult]:
+    m = st.m
+    pair = m >= 2
+    n_units = pair.sum(axis=0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(pair, 1.0 / np.where(pair, m - 1.0, 1.0), 0.0)
+    if st.kind == "moments":
+        assert st.s1 is not None and st.s2 is not None
+        pm = np.where(pair, m, 0.0)
+        q = 2.0 * (m * st.s2 - st.s1 * st.s1)
+        do_num = np.einsum("ue,ue->e", w, q)
+        n = pm.sum(axis=0)
+        t1 = np.einsum("ue,ue->e", pair, st.s1)
+        t2 = np.einsum("ue,ue->e", pair, st.s2)
+        de_num = 2.0 * (n * t2 - t1 * t1)
+        return _finish(p.level, n_units, n, do_num, de_num, p.dom.step**2)
+    assert st.counts is not None
+    e = p.n_emotions
+    do_num = np.zeros(e)
+    de_num = np.zeros(e)
+    n = np.zeros(e)
+    d_fixed = None if p.level == "ordinal" else _fixed_distance(p.level, p.dom)
+    for j, c in enumerate(st.counts):
+        n_c = c[pair[:, j]].sum(axis=0)
+        if d_fixed is None:
+            t = _ordinal_positions(n_c)
+            d = (t[:, None] - t[None, :]) ** 2
+        else:
+            d = d_fixed
+        q = np.einsum("uc,uc->u", c @ d, c)
+        do_num[j] = float(w[:, j] @ q)
+        de_num[j] = float(n_c @ d @ n_c)
+        n[j] = n_c.sum()
+    return _finish(p.level, n_units, n, do_num, de_num, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Krippendorff's alpha
+# --------------------------------------------------------------------------------------------
+
+
+def alpha_all(
+    units: npt.ArrayLike,
+    raters: npt.ArrayLike | None,
+    values2d: npt.ArrayLike,
+    *,
+    level: Level = "interval",
+    domain: Sequence[float] | None = None,
+) -> list[AlphaResult]:
+    """Krippendorff's alpha for every column (emotion) of ``values2d``, vectorised.
+
+    ``values2d`` has shape (n_ratings, n_emotions), NaN = missing. ``raters`` (or ``None`` to
+    skip the check) is only used to reject duplicate (unit, rater) rows.
+    """
+    p = _prepare(units, values2d, level=level, domain=domain, raters=raters)
+    return _alpha_from_stats(p, _unit_stats(p))
+
+
+def alpha(
+    units: npt.ArrayLike,
+    values: npt.ArrayLike,
+    *,
+    level: Level = "interval",
+    domain: Sequence[float] | None = None,
+    raters: npt.ArrayLike | None = None,
+) -> AlphaResult:
+    """Krippendorff's alpha of one variable from 1-D arrays of equal length (NaN = missing)."""
+    v = _as_1d("values", np.asarray(values, dtype=np.float64))
+    return alpha_all(units, raters, v[:, None], level=level, domain=domain)[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Bootstrap over units
+# --------------------------------------------------------------------------------------------
+
+
+def _boot_chunk(n_units: int, n_boot: int) -> int:
+    return max(1, min(n_boot, _BOOT_CHUNK_ENTRIES // max(n_units, 1)))
+
+
+def resample_indices(n_units: int, n_boot: int, seed: int) -> IntArray:
+    """The unit indices (shape (n_boot, n_units)) drawn by ``bootstrap_alphas`` for this seed.
+
+    Units are indexed in ascending id order. Exposed so reports can be audited and tests can
+    replay the very same resamples through a naive loop.
+    """
+    rng = np.random.default_rng(seed)
+    step = _boot_chunk(n_units, n_boot)
+    parts = [
+        rng.integers(0, n_units, size=(min(step, n_boot - b0), n_units), dtype=np.intp)
+        for b0 in range(0, n_boot, step)
+    ]
+    return np.concatenate(parts, axis=0) if parts else np.zeros((0, n_units), dtype=np.intp)
+
+
+def _boot_features(p: _Prepared, st: _UnitStats) -> tuple[FloatArray, int]:
+    """Per-unit columns whose resample-weighted sums determine alpha; returns (F, cols/emotion)."""
+    m = st.m
+    pair = m >= 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(pair, 1.0 / np.where(pair, m - 1.0, 1.0), 0.0)
+    u, e = m.shape
+    if st.kind == "moments":
+        assert st.s1 is not None and st.s2 is not None
+        q = 2.0 * (m * st.s2 - st.s1 * st.s1)
+        f = np.stack([w * q, np.where(pair, m, 0.0), pair * st.s1, pair * st.s2], axis=2)
+        return f.reshape(u, e * 4), 4
+    assert st.counts is not None
+    v = p.dom.size
+    cols: list[FloatArray] = []
+    if p.level == "ordinal":
+        iu, ju = np.triu_indices(v, k=1)
+        k = v + iu.size
+        for j, c in enumerate(st.counts):
+            cols.append(c * pair[:, j : j + 1])
+            cols.append(c[:, iu] * c[:, ju] * w[:, j : j + 1])
+    else:
+        d = _fixed_distance(p.level, p.dom)
+        k = v + 1
+        for j, c in enumerate(st.counts):
+            q = np.einsum("uc,uc->u", c @ d, c)
+            cols.append((w[:, j] * q)[:, None])
+            cols.append(c * pair[:, j : j + 1])
+    f = np.concatenate(cols, axis=1) if cols else np.zeros((u, 0))
+    return f, k
+
+
+def _boot_alpha_from_sums(p: _Prepared, s: FloatArray, k: int) -> FloatArray:
+    """Alpha per resample and emotion (NaN when undefined) from summed features s (b, E*k)."""
+    b = s.shape[0]
+    s3 = s.reshape(b, -1, k)
+    if k == 4 and p.dom.step > 0 and p.level == "interval":
+        do_num, n, t1, t2 = s3[..., 0], s3[..., 1], s3[..., 2], s3[..., 3]
+        de_num = 2.0 * (n * t2 - t1 * t1)
+    elif p.level == "ordinal":
+        v = p.dom.size
+        n_c = s3[..., :v]
+        o_up = s3[..., v:]
+        t = _ordinal_positions(n_c)
+        iu, ju = np.triu_indices(v, k=1)
+        do_num = 2.0 * np.einsum("bek,bek->be", o_up, (t[..., ju] - t[..., iu]) ** 2)
+        diff2 = (t[..., :, None] - t[..., None, :]) ** 2
+        de_num = np.einsum("bec,becd,bed->be", n_c, diff2, n_c)
+        n = n_c.sum(axis=-1)
+    else:
+        d = _fixed_distance(p.level, p.dom)
+        do_num = s3[..., 0]
+        n_c = s3[..., 1:]
+        de_num = np.einsum("bec,cd,bed->be", n_c, d, n_c)
+        n = n_c.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = 1.0 - (n - 1.0) * do_num / de_num
+    # Undefined resamples: no pairable value or no variation (D_e numerator 0).
+    return np.where((de_num > 0) & (n >= 2), a, np.nan)
+
+
+def _bootstrap(p: _Prepared, st: _UnitStats, n_boot: int, seed: int) -> FloatArray:
+    f, k = _boot_features(p, st)
+    u = p.n_units
+    out = np.empty((n_boot, p.n_emotions))
+    rng = np.random.default_rng(seed)
+    step = _boot_chunk(u, n_boot)
+    for b0 in range(0, n_boot, step):
+        nb = min(step, n_boot - b0)
+        idx = rng.integers(0, u, size=(nb, u), dtype=np.intp)
+        offs = (np.arange(nb, dtype=np.intp) * u)[:, None]
+        wts = np.bincount((idx + offs).ravel(), minlength=nb * u).reshape(nb, u).astype(np.float64)
+        out[b0 : b0 + nb] = _boot_alpha_from_sums(p, wts @ f, k)
+    return out
+
+
+def _check_boot_args(n_boot: int, confidence: float) -> None:
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
+
+
+def bootstrap_alphas(
+    units: npt.ArrayLike,
+    values2d: npt.ArrayLike,
+    *,
+    level: Level = "interval",
+    domain: Sequence[float] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    raters: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """Alpha of every emotion in ``n_boot`` resamples of units (shape (n_boot, n_emotions)).
+
+    Resample b draws ``n_units`` units with replacement (the indices of
+    ``resample_indices(n_units, n_boot, seed)[b]``); a unit drawn twice counts twice. NaN marks a
+    resample in which alpha is undefined.
+    """
+    _check_boot_args(n_boot, 0.5)
+    p = _prepare(units, values2d, level=level, domain=domain, raters=raters)
+    return _bootstrap(p, _unit_stats(p), n_boot, seed)
+
+
+def _percentile_ci(
+    reps: FloatArray, point: list[AlphaResult], confidence: float
+) -> list[tuple[float | None, float | None]]:
+    lo_q, hi_q = (1.0 - confidence) / 2.0, 1.0 - (1.0 - confidence) / 2.0
+    out: list[tuple[float | None, float | None]] = []
+    for j, res in enumerate(point):
+        col = reps[:, j]
+        col = col[~np.isnan(col)]
+        if res.alpha is None or col.size == 0:
+            out.append((None, None))
+            continue
+        lo, hi = np.quantile(col, [lo_q, hi_q])
+        out.append((float(lo), float(hi)))
+    return out
+
+
+def bootstrap_ci(
+    units: npt.ArrayLike,
+    values2d: npt.ArrayLike,
+    *,
+    level: Level = "interval",
+    domain: Sequence[float] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    raters: npt.ArrayLike | None = None,
+) -> list[tuple[float | None, float | None]]:
+    """Percentile bootstrap interval (low, high) of alpha per emotion, resampling units.
+
+    ``(None, None)`` when alpha itself is undefined or no resample gives a defined alpha.
+    Undefined resamples are left out of the percentiles.
+    """
+    _check_boot_args(n_boot, confidence)
+    p = _prepare(units, values2d, level=level, domain=domain, raters=raters)
+    st = _unit_stats(p)
+    point = _alpha_from_stats(p, st)
+    return _percentile_ci(_bootstrap(p, st, n_boot, seed), point, confidence)
+
+
+# --------------------------------------------------------------------------------------------
+# Zero inflation and the whole report
+# --------------------------------------------------------------------------------------------
+
+
+def nonzero_shares(
+    values2d: npt.ArrayLike, *, min_nonzero: int = 30, min_share: float = 0.05
+) -> list[NonzeroShare]:
+    """Share of non-zero ratings per emotion among non-missing ratings.
+
+    The warning is set when fewer than ``min_nonzero`` ratings are non-zero or the non-zero
+    share is below ``min_share``: alpha then rests on very few non-zero ratings.
+    """
+    x = np.asarray(values2d, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    n_rated = np.count_nonzero(~np.isnan(x), axis=0)
+    n_nz = np.count_nonzero(~np.isnan(x) & (x != 0), axis=0)
+    out: list[NonzeroShare] = []
+    for j in range(x.shape[1]):
+        nr, nz = int(n_rated[j]), int(n_nz[j])
+        share = nz / nr if nr else None
+        warning = None
+        if share is None or nz < min_nonzero or share < min_share:
+            shown = "n/a" if share is None else f"{share:.1%}"
+            warning = (
+                f"alpha rests on few non-zero ratings: {nz} of {nr} ratings are non-zero ({shown}); "
+                f"at least {min_nonzero} and {min_share:.0%} are needed to read it as reliable"
+            )
+        out.append(NonzeroShare(j, nr, nz, share, warning))
+    return out
+
+
+def agreement_report(
+    units: npt.ArrayLike,
+    raters: npt.ArrayLike | None,
+    values2d: npt.ArrayLike,
+    *,
+    level: Level = "interval",
+    domain: Sequence[float] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    min_nonzero: int = 30,
+    min_nonzero_share: float = 0.05,
+) -> list[EmotionAgreement]:
+    """Alpha, bootstrap interval and zero-inflation check for every emotion in one call."""
+    _check_boot_args(n_boot, confidence)
+    p = _prepare(units, values2d, level=level, domain=domain, raters=raters)
+    st = _unit_stats(p)
+    point = _alpha_from_stats(p, st)
+    cis = _percentile_ci(_bootstrap(p, st, n_boot, seed), point, confidence)
+    nz = nonzero_shares(p.x, min_nonzero=min_nonzero, min_share=min_nonzero_share)
+    out: list[EmotionAgreement] = []
+    for j, res in enumerate(point):
+        warnings = tuple(w for w in (res.reason, nz[j].warning) if w)
+        out.append(EmotionAgreement(j, res, cis[j][0], cis[j][1], confidence, n_boot, nz[j], warnings))
+    return out

@@ -1,0 +1,34 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.management.progress import ProgressBar
+from annotation.manifests import ManifestError
+from annotation.services.image_import import images_import
+
+from ._base import get_project
+
+
+class Command(BaseCommand):
+    help = "Import images from a folder or a manifest (.csv/.jsonl) into a project."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("path", type=Path)
+        parser.add_argument("--project", required=True)
+        parser.add_argument("--metadata", type=Path, default=None, help="Metadata per image (.csv or .jsonl)")
+        parser.add_argument("--progress", action="store_true", help="Show a progress bar even when not on a terminal")
+
+    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        project = get_project(opts["project"])
+        bar = ProgressBar("importing", enabled=True if opts["progress"] else None)
+        try:
+            summary = images_import(project=project, path=opts["path"], metadata=opts["metadata"], progress=bar)
+        except ManifestError as exc:
+            raise CommandError(str(exc)) from None
+        for name, reason in summary.rejected:
+            self.stderr.write(f"rejected {name}: {reason}")
+        for name, reason in summary.duplicates:
+            self.stdout.write(f"duplicate {name}: {reason}")
+        self.stdout.write(summary.counts)
+        if not summary.imported:
+            raise CommandError("nothing was imported")
