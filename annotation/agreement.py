@@ -25,12 +25,12 @@ import math
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp  # type: ignore[import-untyped]
-from scipy import stats  # type: ignore[import-untyped]
+import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
+from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
 __all__ = [
     "AlphaResult",
@@ -524,7 +524,7 @@ def _fixed_distance(level: Level, dom: _Domain) -> FloatArray:
     a = vals[:, None]
     b = vals[None, :]
     if level == "nominal":
-        return (a != b).astype(np.float64)
+        return np.asarray(a != b, dtype=np.float64)
     if level == "interval":
         return np.asarray((a - b) ** 2, dtype=np.float64)
     if level == "ratio":
@@ -850,4 +850,392 @@ def agreement_report(
     for j, res in enumerate(point):
         warnings = tuple(w for w in (res.reason, nz[j].warning) if w)
         out.append(EmotionAgreement(j, res, cis[j][0], cis[j][1], confidence, n_boot, nz[j], warnings))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Pairwise quadratic-weighted Cohen's kappa
+# --------------------------------------------------------------------------------------------
+
+
+def quadratic_kappa(
+    a: npt.ArrayLike, b: npt.ArrayLike, *, categories: Sequence[float]
+) -> tuple[float | None, str | None]:
+    """Quadratic-weighted Cohen's kappa of two raters over the same items; (kappa, reason).
+
+    Weights are ``(i - j)**2`` on the category positions ``i, j`` of ``categories`` (the scale
+    0..max). Items where either rating is NaN are dropped. Undefined (``None`` with a reason)
+    with fewer than two common items or when the expected weighted disagreement is zero (both
+    raters used one and the same category throughout).
+    """
+    x = np.asarray(a, dtype=np.float64).reshape(-1)
+    y = np.asarray(b, dtype=np.float64).reshape(-1)
+    if x.size != y.size:
+        raise ValueError(f"a and b must have the same length, got {x.size} and {y.size}")
+    dom = _make_domain(categories, x)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    both = np.stack([x[keep], y[keep]], axis=1)
+    codes = _encode(both, dom).astype(np.float64)
+    k, reason = _kappa_from_moments(
+        float(codes.shape[0]),
+        float(codes[:, 0].sum()),
+        float(codes[:, 1].sum()),
+        float((codes[:, 0] ** 2).sum()),
+        float((codes[:, 1] ** 2).sum()),
+        float((codes[:, 0] * codes[:, 1]).sum()),
+    )
+    return k, reason
+
+
+def _kappa_from_moments(
+    n: float, sa: float, sb: float, saa: float, sbb: float, sab: float
+) -> tuple[float | None, str | None]:
+    # kappa_w = 1 - n * sum_i (a_i - b_i)^2 / sum_i sum_j (a_i - b_j)^2 for quadratic weights.
+    if n < 2:
+        return None, f"fewer than 2 common images ({int(n)})"
+    obs = saa + sbb - 2.0 * sab
+    exp = n * saa + n * sbb - 2.0 * sa * sb
+    if exp <= 0:
+        return None, "no variance: both raters gave one and the same value throughout"
+    return 1.0 - n * obs / exp, None
+
+
+def _within_unit_pairs(unit_idx: IntArray, rater_idx: IntArray) -> tuple[IntArray, IntArray]:
+    """Row pairs (i, j) of the same unit with rater_idx[i] < rater_idx[j]."""
+    order = np.lexsort((rater_idx, unit_idx))
+    su = unit_idx[order]
+    firsts: list[IntArray] = []
+    seconds: list[IntArray] = []
+    k = 1
+    while k < su.size:
+        same = su[:-k] == su[k:]
+        if not bool(same.any()):
+            break
+        firsts.append(order[:-k][same])
+        seconds.append(order[k:][same])
+        k += 1
+    if not firsts:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def pairwise_kappas(
+    units: npt.ArrayLike,
+    raters: npt.ArrayLike,
+    values2d: npt.ArrayLike,
+    *,
+    domain: Sequence[float],
+) -> list[PairKappa]:
+    """Quadratic-weighted kappa for every emotion and every pair of raters sharing a unit.
+
+    Each kappa uses the units both raters rated (and where neither rating of that emotion is
+    missing). Ordered by emotion, then rater pair.
+    """
+    u = _as_1d("units", units)
+    r = _as_1d("raters", raters)
+    if r.size != u.size:
+        raise ValueError(f"raters has {r.size} entries but units has {u.size}")
+    x = _as_values2d(values2d, u.size)
+    unit_idx, unit_ids = _factorize(u)
+    rater_idx, rater_ids = _check_duplicates(unit_idx, unit_ids, r)
+    dom = _make_domain(domain, x)
+    codes = _encode(x, dom)
+    i, j = _within_unit_pairs(unit_idx, rater_idx)
+    n_r = int(rater_ids.size)
+    group = rater_idx[i] * n_r + rater_idx[j]
+    gkeys, ginv = np.unique(group, return_inverse=True)
+    ca = codes[i].astype(np.float64)
+    cb = codes[j].astype(np.float64)
+    ok = (ca >= 0) & (cb >= 0)
+    ca = np.where(ok, ca, 0.0)
+    cb = np.where(ok, cb, 0.0)
+    g = _unit_matrix(ginv.reshape(-1), int(gkeys.size), np.float64)
+    sums = [g @ z for z in (ok.astype(np.float64), ca, cb, ca * ca, cb * cb, ca * cb)]
+    ids = rater_ids.tolist()
+    out: list[PairKappa] = []
+    for e in range(x.shape[1]):
+        for gi, key in enumerate(gkeys.tolist()):
+            ra, rb = divmod(int(key), n_r)
+            n, sa, sb, saa, sbb, sab = (float(s[gi, e]) for s in sums)
+            k, reason = _kappa_from_moments(n, sa, sb, saa, sbb, sab)
+            out.append(PairKappa(e, ids[ra], ids[rb], int(n), k, reason))
+    return out
+
+
+def rater_agreement(
+    units: npt.ArrayLike,
+    raters: npt.ArrayLike,
+    values2d: npt.ArrayLike,
+    *,
+    domain: Sequence[float],
+    level: Level = "interval",
+    kappas: Sequence[PairKappa] | None = None,
+) -> list[RaterAgreement]:
+    """Leave-one-out agreement of every rater on every emotion (see ``RaterAgreement``)."""
+    u = _as_1d("units", units)
+    r = _as_1d("raters", raters)
+    x = _as_values2d(values2d, u.size)
+    if kappas is None:
+        kappas = pairwise_kappas(u, r, x, domain=domain)
+    with_all = alpha_all(u, r, x, level=level, domain=domain)
+    per: dict[tuple[Id, int], list[float]] = defaultdict(list)
+    for pk in kappas:
+        if pk.kappa is not None:
+            per[(pk.rater_a, pk.emotion)].append(pk.kappa)
+            per[(pk.rater_b, pk.emotion)].append(pk.kappa)
+    out: list[RaterAgreement] = []
+    rater_list: list[Id] = np.unique(r).tolist()
+    for rid in rater_list:
+        keep = r != rid
+        without = alpha_all(u[keep], None, x[keep], level=level, domain=domain)
+        for e in range(x.shape[1]):
+            ks = per.get((rid, e), [])
+            out.append(
+                RaterAgreement(
+                    rid,
+                    e,
+                    len(ks),
+                    float(np.mean(ks)) if ks else None,
+                    with_all[e].alpha,
+                    without[e].alpha,
+                )
+            )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# "Could be an annotator" test and Spearman against the expert median
+# --------------------------------------------------------------------------------------------
+
+
+def _defined(xs: Sequence[float | None]) -> list[float]:
+    return [float(v) for v in xs if v is not None and not math.isnan(v)]
+
+
+def annotator_test(
+    candidate_kappas: Sequence[float | None],
+    human_kappas: Sequence[float | None],
+    *,
+    threshold: float = 0.05,
+) -> AnnotatorTest:
+    """Two-sided Mann-Whitney U between a candidate's kappas with the humans and human-human kappas.
+
+    Verdict "could be an annotator" when p > ``threshold`` (no detectable difference), else
+    "differs from the annotators". ``None``/NaN kappas are ignored; with no defined kappa on
+    either side the test is undefined.
+    """
+    cand = _defined(candidate_kappas)
+    hum = _defined(human_kappas)
+    med_c = float(np.median(cand)) if cand else None
+    med_h = float(np.median(hum)) if hum else None
+    if not cand or not hum:
+        return AnnotatorTest(
+            len(cand), len(hum), None, None, None,
+            "undefined: needs at least one defined kappa on each side", med_c, med_h,
+        )
+    res = stats.mannwhitneyu(cand, hum, alternative="two-sided")
+    p = float(res.pvalue)
+    could = p > threshold
+    verdict = "could be an annotator" if could else "differs from the annotators"
+    return AnnotatorTest(len(cand), len(hum), float(res.statistic), p, could, verdict, med_c, med_h)
+
+
+def candidate_test(
+    kappas: Sequence[PairKappa],
+    candidate: Id,
+    *,
+    humans: Collection[Id] | None = None,
+    emotion: int | None = None,
+    threshold: float = 0.05,
+) -> AnnotatorTest:
+    """``annotator_test`` for one rater (or a model entered as a rater) of a pairwise-kappa list.
+
+    Candidate sample: its kappas with each human; reference sample: kappas between humans other
+    than the candidate. ``humans`` defaults to every rater in ``kappas`` except the candidate
+    (pass it to exclude other models). ``emotion=None`` pools all emotions.
+    """
+    everyone = {pk.rater_a for pk in kappas} | {pk.rater_b for pk in kappas}
+    human_set = set(humans) if humans is not None else everyone
+    human_set.discard(candidate)
+    cand: list[float | None] = []
+    hum: list[float | None] = []
+    for pk in kappas:
+        if emotion is not None and pk.emotion != emotion:
+            continue
+        pair = {pk.rater_a, pk.rater_b}
+        if candidate in pair and (pair - {candidate}) <= human_set:
+            cand.append(pk.kappa)
+        elif pair <= human_set:
+            hum.append(pk.kappa)
+    return annotator_test(cand, hum, threshold=threshold)
+
+
+def _unit_medians(unit_idx: IntArray, n_units: int, col: FloatArray) -> FloatArray:
+    keep = ~np.isnan(col)
+    ui = unit_idx[keep]
+    v = col[keep]
+    order = np.lexsort((v, ui))
+    ui, v = ui[order], v[order]
+    cnt = np.bincount(ui, minlength=n_units)
+    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    med = np.full(n_units, np.nan)
+    has = cnt > 0
+    lo = start[has] + (cnt[has] - 1) // 2
+    hi = start[has] + cnt[has] // 2
+    med[has] = (v[lo] + v[hi]) / 2.0
+    return med
+
+
+def spearman_vs_median(
+    units: npt.ArrayLike,
+    values2d: npt.ArrayLike,
+    model_units: npt.ArrayLike,
+    model_scores2d: npt.ArrayLike,
+) -> list[SpearmanResult]:
+    """Spearman rho per emotion between model scores and the per-image median expert rating.
+
+    Uses the images that have both a model score and at least one expert rating (NaN = missing
+    on either side). Undefined with fewer than 3 such images or when either side is constant.
+    """
+    u = _as_1d("units", units)
+    x = _as_values2d(values2d, u.size)
+    mu = _as_1d("model_units", model_units)
+    ms = _as_values2d(model_scores2d, mu.size)
+    if ms.shape[1] != x.shape[1]:
+        raise ValueError(f"model_scores2d has {ms.shape[1]} emotions, values2d has {x.shape[1]}")
+    unit_idx, unit_ids = _factorize(u)
+    if np.unique(mu).size != mu.size:
+        raise ValueError("model_units must not repeat a unit: one model score row per image")
+    pos = np.searchsorted(unit_ids, mu)
+    pos_c = np.minimum(pos, max(unit_ids.size - 1, 0))
+    known = (unit_ids.size > 0) & (unit_ids[pos_c] == mu) if unit_ids.size else np.zeros(mu.size, bool)
+    out: list[SpearmanResult] = []
+    for e in range(x.shape[1]):
+        med = _unit_medians(unit_idx, int(unit_ids.size), x[:, e])
+        hm = med[pos_c[known]]
+        sc = ms[known, e]
+        ok = ~(np.isnan(hm) | np.isnan(sc))
+        hm, sc = hm[ok], sc[ok]
+        n = int(hm.size)
+        if n < 3:
+            out.append(SpearmanResult(e, n, None, None, f"fewer than 3 images with both ({n})"))
+            continue
+        if np.all(hm == hm[0]) or np.all(sc == sc[0]):
+            out.append(SpearmanResult(e, n, None, None, "no variance in the expert medians or the model scores"))
+            continue
+        res = stats.spearmanr(sc, hm)
+        out.append(SpearmanResult(e, n, float(res.statistic), float(res.pvalue), None))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Demographic strata
+# --------------------------------------------------------------------------------------------
+
+
+def alpha_by_stratum(
+    units: npt.ArrayLike,
+    values2d: npt.ArrayLike,
+    strata: npt.ArrayLike,
+    *,
+    level: Level = "interval",
+    domain: Sequence[float] | None = None,
+    min_units: int = 30,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    raters: npt.ArrayLike | None = None,
+) -> list[StratumAlpha]:
+    """Alpha and bootstrap interval per emotion within each stratum of a categorical unit key.
+
+    ``strata`` is row-aligned (the label of each row's unit, e.g. its ethnicity) and must be
+    constant within a unit. A stratum's result is ``reliable`` only when alpha is defined and it
+    has at least ``min_units`` pairable units for that emotion. Ordered by stratum, then emotion.
+    """
+    _check_boot_args(n_boot, confidence)
+    u = _as_1d("units", units)
+    x = _as_values2d(values2d, u.size)
+    s = _as_1d("strata", strata)
+    if s.size != u.size:
+        raise ValueError(f"strata has {s.size} entries but units has {u.size}")
+    unit_idx, unit_ids = _factorize(u)
+    s_idx, s_ids = _factorize(s)
+    first = np.full(unit_ids.size, -1, dtype=np.intp)
+    first[unit_idx[::-1]] = s_idx[::-1]
+    bad = np.flatnonzero(first[unit_idx] != s_idx)
+    if bad.size:
+        raise ValueError(
+            f"strata must be constant within a unit; unit {u[bad[0]].item()!r} has several labels"
+        )
+    r = None if raters is None else _as_1d("raters", raters)
+    if domain is None:
+        domain = _make_domain(None, x).values.tolist()
+    out: list[StratumAlpha] = []
+    for k, label in enumerate(s_ids.tolist()):
+        keep = s_idx == k
+        p = _prepare(u[keep], x[keep], level=level, domain=domain, raters=None if r is None else r[keep])
+        st = _unit_stats(p)
+        point = _alpha_from_stats(p, st)
+        cis = _percentile_ci(_bootstrap(p, st, n_boot, seed), point, confidence)
+        for e, res in enumerate(point):
+            reliable = res.alpha is not None and res.n_units >= min_units
+            note = None
+            if res.alpha is None:
+                note = res.reason
+            elif not reliable:
+                note = f"only {res.n_units} pairable images (fewer than {min_units}): not reliable"
+            out.append(StratumAlpha(e, label, res, cis[e][0], cis[e][1], reliable, note))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Binary mode
+# --------------------------------------------------------------------------------------------
+
+
+def binary_agreement(
+    units: npt.ArrayLike,
+    raters: npt.ArrayLike,
+    emotions: npt.ArrayLike,
+    votes: npt.ArrayLike,
+    *,
+    n_emotions: int,
+    conditional_design: bool = False,
+) -> list[BinaryAgreement]:
+    """Nominal alpha on yes(1)/no(0) votes and the vote-pattern table, per emotion.
+
+    One row per vote: image ``units[i]``, rater ``raters[i]``, emotion index ``emotions[i]``
+    (0..n_emotions-1), vote ``votes[i]`` in {0, 1}. Set ``conditional_design`` when raters were
+    added only while all earlier raters said yes: the result then carries a warning that alpha
+    is biased by the design itself.
+    """
+    u = _as_1d("units", units)
+    r = _as_1d("raters", raters)
+    em = _as_1d("emotions", emotions)
+    vt = np.asarray(_as_1d("votes", votes), dtype=np.float64)
+    if not (r.size == u.size == em.size == vt.size):
+        raise ValueError("units, raters, emotions and votes must have the same length")
+    if not np.all((vt == 0) | (vt == 1)):
+        bad = int(np.flatnonzero(~((vt == 0) | (vt == 1)))[0])
+        raise ValueError(f"votes[{bad}] = {vt[bad]!r}: votes must be 0 (no) or 1 (yes)")
+    em_i = np.asarray(em, dtype=np.intp)
+    if em_i.size and (int(em_i.min()) < 0 or int(em_i.max()) >= n_emotions):
+        raise ValueError(f"emotions must be in 0..{n_emotions - 1}")
+    out: list[BinaryAgreement] = []
+    for e in range(n_emotions):
+        keep = em_i == e
+        ue, re_, ve = u[keep], r[keep], vt[keep]
+        res = alpha(ue, ve, level="nominal", domain=(0, 1), raters=re_)
+        idx, _ = _factorize(ue) if ue.size else (np.zeros(0, np.intp), ue)
+        total = np.bincount(idx).astype(np.intp) if ue.size else np.zeros(0, np.intp)
+        yes = np.bincount(idx, weights=ve).astype(np.intp) if ue.size else np.zeros(0, np.intp)
+        multi = total >= 2
+        pats: dict[tuple[int, int], int] = defaultdict(int)
+        for t, y in zip(total[multi].tolist(), yes[multi].tolist(), strict=True):
+            pats[(t, y)] += 1
+        ordered = sorted(pats.items(), key=lambda kv: (-kv[0][0], -kv[0][1]))
+        table = {f"{y}:{t - y}": c for (t, y), c in ordered}
+        warning = CONDITIONAL_DESIGN_WARNING if conditional_design else None
+        out.append(BinaryAgreement(e, res, int(multi.sum()), table, warning))
     return out
