@@ -432,16 +432,26 @@ def _prepare(
 class _UnitStats:
     """Per-unit sufficient statistics for every emotion.
 
-    ``kind == "moments"`` (interval level on an evenly spaced domain): ``m``, ``s1``, ``s2`` of
-    shape (U, E) hold per unit the number of ratings and the sums of the domain indices and their
-    squares. ``kind == "counts"``: ``counts`` is a list over emotions of (U, V) value counts.
+    ``kind == "moments"`` (interval level on an evenly spaced domain): ``packed`` of shape
+    (U, E) holds per unit the number of ratings ``m``, the sum ``s1`` of the domain indices and
+    the sum ``s2`` of their squares, packed into one integer ``m + s1 * 2**b1 + s2 * 2**b2``.
+    ``kind == "counts"``: ``counts`` is a list over emotions of (U, V) value counts and ``m`` the
+    (U, E) number of ratings.
     """
 
     kind: Literal["moments", "counts"]
-    m: FloatArray
-    s1: FloatArray | None = None
-    s2: FloatArray | None = None
+    packed: npt.NDArray[np.integer] | None = None
+    b1: int = 0
+    b2: int = 0
+    m: FloatArray | None = None
     counts: list[FloatArray] | None = None
+
+    def unpack(self, codes: npt.NDArray[np.integer]) -> tuple[FloatArray, FloatArray, FloatArray]:
+        c = codes.astype(np.int64)
+        m = (c & ((1 << self.b1) - 1)).astype(np.float64)
+        s1 = ((c >> self.b1) & ((1 << (self.b2 - self.b1)) - 1)).astype(np.float64)
+        s2 = (c >> self.b2).astype(np.float64)
+        return m, s1, s2
 
 
 def _packing_dtype(bits: int) -> npt.DTypeLike | None:
@@ -457,9 +467,9 @@ def _packing_dtype(bits: int) -> npt.DTypeLike | None:
 def _moment_stats(p: _Prepared) -> _UnitStats | None:
     """Per-unit (count, sum, sum of squares) of domain indices for all emotions in one pass.
 
-    Each rating is packed into one small integer ``1 + c*2**b1 + c*c*2**b2`` (0 when missing),
-    so a single sparse product ``units x rows @ packed`` yields all three per-unit sums; the bit
-    widths are chosen from the largest unit so the packed sums cannot overflow.
+    Each rating with domain index c is packed into one small integer ``1 + c*2**b1 + c*c*2**b2``
+    (0 when missing), so a single sparse product ``units x rows @ packed`` yields all three
+    per-unit sums; the bit widths come from the largest unit so the packed sums cannot overflow.
     """
     v = p.dom.size
     m_max = int(p.rows_per_unit.max()) if p.rows_per_unit.size else 0
@@ -471,21 +481,43 @@ def _moment_stats(p: _Prepared) -> _UnitStats | None:
         return None
     n, e = p.x.shape
     packed = np.empty((n, e), dtype=dtype)
-    one = np.array(1, dtype=dtype)
-    k1 = np.array(1 << b1, dtype=dtype)
-    k2 = np.array(1 << (b1 + bs1), dtype=dtype)
+    lut = np.array([1 + (c << b1) + ((c * c) << (b1 + bs1)) for c in range(v)] + [0], dtype=dtype)
     for r0, r1 in _row_chunks(n, e):
-        c = _encode_chunk(p.x[r0:r1], p.dom, r0)
-        cc = c.astype(dtype)
-        pc = (cc * cc) * k2 + cc * k1 + one
-        if int(c.min(initial=0)) < 0:
-            pc[c < 0] = 0
-        packed[r0:r1] = pc
-    tot = (_unit_matrix(p.unit_idx, p.n_units, dtype) @ packed).astype(np.int64)
-    m = (tot & ((1 << b1) - 1)).astype(np.float64)
-    s1 = ((tot >> b1) & ((1 << bs1) - 1)).astype(np.float64)
-    s2 = (tot >> (b1 + bs1)).astype(np.float64)
-    return _UnitStats("moments", m=m, s1=s1, s2=s2)
+        # index -1 (missing) picks the trailing 0 of the table
+        np.take(lut, _encode_chunk(p.x[r0:r1], p.dom, r0), out=packed[r0:r1])
+    tot = _unit_matrix(p.unit_idx, p.n_units, dtype) @ packed
+    return _UnitStats("moments", packed=np.asarray(tot), b1=b1, b2=b1 + bs1)
+
+
+def _moment_terms(st: _UnitStats, codes: npt.NDArray[np.integer]) -> FloatArray:
+    """Per packed unit code: [pairable, q/(m-1), m, s1, s2] (last three zero if not pairable).
+
+    q = sum over ordered pairs of ratings of (c_i - c_j)**2 = 2 (m s2 - s1**2).
+    """
+    m, s1, s2 = st.unpack(codes)
+    pair = m >= 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wq = np.where(pair, 2.0 * (m * s2 - s1 * s1) / np.where(pair, m - 1.0, 1.0), 0.0)
+    pf = pair.astype(np.float64)
+    return np.stack([pf, wq, pf * m, pf * s1, pf * s2], axis=-1)
+
+
+def _moment_sums(st: _UnitStats) -> FloatArray:
+    """Sums over units of ``_moment_terms`` per emotion, shape (E, 5)."""
+    assert st.packed is not None
+    tot = st.packed
+    u, e = tot.shape
+    top = int(tot.max()) + 1 if tot.size else 1
+    if top <= max(1 << 18, 4 * u):
+        # Few distinct codes: histogram each emotion's codes, then one table product.
+        table = _moment_terms(st, np.arange(top))
+        tot_t = np.ascontiguousarray(tot.T)
+        return np.stack([np.bincount(tot_t[j], minlength=top) @ table for j in range(e)])
+    out = np.zeros((e, 5))
+    step = max(1, _ROW_CHUNK_VALUES // max(e, 1))
+    for u0 in range(0, u, step):
+        out += _moment_terms(st, tot[u0 : u0 + step]).sum(axis=0)
+    return out
 
 
 def _count_stats(p: _Prepared) -> _UnitStats:
@@ -556,21 +588,17 @@ def _finish(
 
 
 def _alpha_from_stats(p: _Prepared, st: _UnitStats) -> list[AlphaResult]:
+    if st.kind == "moments":
+        sums = _moment_sums(st)
+        n_units, do_num, n, t1, t2 = (sums[:, i] for i in range(5))
+        de_num = 2.0 * (n * t2 - t1 * t1)
+        return _finish(p.level, n_units, n, do_num, de_num, p.dom.step**2)
+    assert st.m is not None
     m = st.m
     pair = m >= 2
     n_units = pair.sum(axis=0).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(pair, 1.0 / np.where(pair, m - 1.0, 1.0), 0.0)
-    if st.kind == "moments":
-        assert st.s1 is not None and st.s2 is not None
-        pm = np.where(pair, m, 0.0)
-        q = 2.0 * (m * st.s2 - st.s1 * st.s1)
-        do_num = np.einsum("ue,ue->e", w, q)
-        n = pm.sum(axis=0)
-        t1 = np.einsum("ue,ue->e", pair, st.s1)
-        t2 = np.einsum("ue,ue->e", pair, st.s2)
-        de_num = 2.0 * (n * t2 - t1 * t1)
-        return _finish(p.level, n_units, n, do_num, de_num, p.dom.step**2)
     assert st.counts is not None
     e = p.n_emotions
     do_num = np.zeros(e)
@@ -652,16 +680,17 @@ def resample_indices(n_units: int, n_boot: int, seed: int) -> IntArray:
 
 def _boot_features(p: _Prepared, st: _UnitStats) -> tuple[FloatArray, int]:
     """Per-unit columns whose resample-weighted sums determine alpha; returns (F, cols/emotion)."""
+    if st.kind == "moments":
+        assert st.packed is not None
+        u, e = st.packed.shape
+        f = _moment_terms(st, st.packed)[..., 1:]  # [q/(m-1), m, s1, s2] when pairable
+        return np.ascontiguousarray(f.reshape(u, e * 4)), 4
+    assert st.m is not None
     m = st.m
     pair = m >= 2
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(pair, 1.0 / np.where(pair, m - 1.0, 1.0), 0.0)
     u, e = m.shape
-    if st.kind == "moments":
-        assert st.s1 is not None and st.s2 is not None
-        q = 2.0 * (m * st.s2 - st.s1 * st.s1)
-        f = np.stack([w * q, np.where(pair, m, 0.0), pair * st.s1, pair * st.s2], axis=2)
-        return f.reshape(u, e * 4), 4
     assert st.counts is not None
     v = p.dom.size
     cols: list[FloatArray] = []
@@ -682,11 +711,11 @@ def _boot_features(p: _Prepared, st: _UnitStats) -> tuple[FloatArray, int]:
     return f, k
 
 
-def _boot_alpha_from_sums(p: _Prepared, s: FloatArray, k: int) -> FloatArray:
+def _boot_alpha_from_sums(p: _Prepared, s: FloatArray, k: int, moments: bool) -> FloatArray:
     """Alpha per resample and emotion (NaN when undefined) from summed features s (b, E*k)."""
     b = s.shape[0]
     s3 = s.reshape(b, -1, k)
-    if k == 4 and p.dom.step > 0 and p.level == "interval":
+    if moments:
         do_num, n, t1, t2 = s3[..., 0], s3[..., 1], s3[..., 2], s3[..., 3]
         de_num = 2.0 * (n * t2 - t1 * t1)
     elif p.level == "ordinal":
@@ -722,7 +751,7 @@ def _bootstrap(p: _Prepared, st: _UnitStats, n_boot: int, seed: int) -> FloatArr
         idx = rng.integers(0, u, size=(nb, u), dtype=np.intp)
         offs = (np.arange(nb, dtype=np.intp) * u)[:, None]
         wts = np.bincount((idx + offs).ravel(), minlength=nb * u).reshape(nb, u).astype(np.float64)
-        out[b0 : b0 + nb] = _boot_alpha_from_sums(p, wts @ f, k)
+        out[b0 : b0 + nb] = _boot_alpha_from_sums(p, wts @ f, k, st.kind == "moments")
     return out
 
 

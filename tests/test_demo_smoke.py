@@ -1,0 +1,69 @@
+"""`make demo` path: the embedded SQLite database, seed_demo, a real server, a new rater logs in.
+
+This is the only place the suite touches SQLite, because the demo itself runs on it; every other
+test runs on PostgreSQL.
+"""
+
+import http.cookiejar
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_demo_serves_a_page_a_new_rater_can_log_into(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY"}}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.base", DJANGO_DEBUG="1", MEDIA_ROOT=str(tmp_path / "media"),
+               DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+
+    def manage(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, input=stdin,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    manage("migrate", "--noinput", "-v0")
+    assert "drawn face images" in manage("seed_demo", "--images", "6")
+    manage("create_user", "newrater@example.org", "--role", "rater", "--project", "emonet-demo", "--password-stdin",
+           stdin="a-brand-new-password-42\n")
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        for _ in range(100):
+            try:
+                login_page = opener.open(f"{base}/accounts/login/", timeout=5).read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("demo server did not start")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
+        data = urllib.parse.urlencode({"email": "newrater@example.org", "password": "a-brand-new-password-42",
+                                       "csrfmiddlewaretoken": token}).encode()
+        request = urllib.request.Request(f"{base}/accounts/login/", data=data, headers={"Referer": f"{base}/"})
+        home = opener.open(request, timeout=10).read().decode()
+        assert "newrater@example.org" in home
+        assert "EmoNet-Face demo (drawn faces)" in home
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    media = list((tmp_path / "media").rglob("*.jpg"))
+    assert len(media) >= 6
