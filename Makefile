@@ -45,3 +45,8 @@ demo: demo-setup
 
 clean:
 	rm -rf var/demo.sqlite3 var/media
+
+# Benchmarks (not part of the test suite): `make bench-NAME` runs bench/NAME.py with its own
+# PostgreSQL and Redis, e.g. `make bench-ratings_read_bench`.
+bench-%: install
+	.ci/with-services.sh $(PY) bench/$*.py

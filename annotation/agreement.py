@@ -316,9 +316,10 @@ def _make_domain(domain: Sequence[float] | None, x: FloatArray) -> _Domain:
 def _bad_value_error(x: FloatArray, dom: _Domain, row0: int) -> ValueError:
     ok = np.isnan(x) | np.isin(x, dom.values)
     i, j = np.argwhere(~ok)[0]
-    shown = dom.values.tolist() if dom.size <= 12 else f"{dom.values[0]:g}..{dom.values[-1]:g}"
+    vals = [f"{v:g}" for v in dom.values.tolist()]
+    shown = "{" + ", ".join(vals) + "}" if len(vals) <= 12 else f"{{{vals[0]}, ..., {vals[-1]}}}"
     return ValueError(
-        f"values2d[{row0 + int(i)}, {int(j)}] = {x[i, j]!r} is not in the value domain {shown} "
+        f"values2d[{row0 + int(i)}, {int(j)}] = {float(x[i, j])!r} is not in the value domain {shown} "
         "(NaN marks a missing rating)"
     )
 
@@ -338,11 +339,7 @@ def _encode_chunk(xc: FloatArray, dom: _Domain, row0: int) -> npt.NDArray[np.int
             return ii
         n_nan = int(np.count_nonzero(np.isnan(xc)))
         codes = np.where(ok, ii, np.int16(-1))
-        if (
-            n_ok + n_nan != xc.size
-            or int(np.count_nonzero(codes < 0)) != n_nan
-            or int(codes.max()) > v - 1
-        ):
+        if n_ok + n_nan != xc.size or int(np.count_nonzero(codes < 0)) != n_nan or int(codes.max()) > v - 1:
             raise _bad_value_error(xc, dom, row0)
         return codes
     pos = np.searchsorted(dom.values, xc)
@@ -741,9 +738,11 @@ def _boot_alpha_from_sums(p: _Prepared, s: FloatArray, k: int, moments: bool) ->
 
 
 def _bootstrap(p: _Prepared, st: _UnitStats, n_boot: int, seed: int) -> FloatArray:
-    f, k = _boot_features(p, st)
     u = p.n_units
-    out = np.empty((n_boot, p.n_emotions))
+    out = np.full((n_boot, p.n_emotions), np.nan)
+    if u == 0:
+        return out
+    f, k = _boot_features(p, st)
     rng = np.random.default_rng(seed)
     step = _boot_chunk(u, n_boot)
     for b0 in range(0, n_boot, step):
@@ -1060,8 +1059,14 @@ def annotator_test(
     med_h = float(np.median(hum)) if hum else None
     if not cand or not hum:
         return AnnotatorTest(
-            len(cand), len(hum), None, None, None,
-            "undefined: needs at least one defined kappa on each side", med_c, med_h,
+            len(cand),
+            len(hum),
+            None,
+            None,
+            None,
+            "undefined: needs at least one defined kappa on each side",
+            med_c,
+            med_h,
         )
     res = stats.mannwhitneyu(cand, hum, alternative="two-sided")
     p = float(res.pvalue)
@@ -1151,7 +1156,9 @@ def spearman_vs_median(
             out.append(SpearmanResult(e, n, None, None, f"fewer than 3 images with both ({n})"))
             continue
         if np.all(hm == hm[0]) or np.all(sc == sc[0]):
-            out.append(SpearmanResult(e, n, None, None, "no variance in the expert medians or the model scores"))
+            out.append(
+                SpearmanResult(e, n, None, None, "no variance in the expert medians or the model scores")
+            )
             continue
         res = stats.spearmanr(sc, hm)
         out.append(SpearmanResult(e, n, float(res.statistic), float(res.pvalue), None))

@@ -81,7 +81,9 @@ def package_alpha_seconds(
     t0 = time.perf_counter()
     for m in mats:
         out.append(
-            float(krippendorff.alpha(reliability_data=m, level_of_measurement="interval", value_domain=DOMAIN))
+            float(
+                krippendorff.alpha(reliability_data=m, level_of_measurement="interval", value_domain=DOMAIN)
+            )
         )
     return time.perf_counter() - t0, out
 
@@ -107,7 +109,9 @@ def scenario_a(repeats: int) -> None:
     print(f"   ours: alpha_all + bootstrap_ci(B=1000)      median {med:.3f} s  (best {best:.3f} s)")
     print(f"   ours: agreement_report (same, one pass)     median {med_r:.3f} s  (best {best_r:.3f} s)")
     print(f"   package: alpha for 40 emotions (measured)   {pk_alpha:.3f} s")
-    print(f"   package: alpha + 1,000 resamples            {pk_alpha + pk_boot:.1f} s  (EXTRAPOLATED: measured x 1001)")
+    print(
+        f"   package: alpha + 1,000 resamples            {pk_alpha + pk_boot:.1f} s  (EXTRAPOLATED: measured x 1001)"
+    )
     print(f"   ratio package/ours (report)                 {(pk_alpha + pk_boot) / med_r:,.0f}x")
     print(f"   max |alpha ours - package| over 40 emotions {maxdiff:.2e}")
     ok = med_r < 0.3

@@ -1,0 +1,131 @@
+"""The rating queue: leases on images (Assignment), binary-mode questions (BinaryItem), flags.
+
+How the queue works (contracts; the code is in annotation/services/queue.py):
+
+- An *Assignment* is a lease: one rater holds one image (intensity mode) or one image+emotion
+  question (binary mode) until `expires_at`. A rater holds at most one OPEN assignment per project
+  (partial unique constraint), so reopening the page returns it instead of taking another.
+- An image counts as "taken" by its ratings plus its OPEN, unexpired assignments; it is never
+  handed out beyond Project.target_ratings. An expired lease simply stops counting: no sweeper is
+  needed, the image is claimable again at once.
+- The claim locks the queue row (Image, or BinaryItem in binary mode) with
+  `SELECT ... FOR UPDATE SKIP LOCKED`; submits lock the same row, so counts are exact.
+- Binary mode asks BinaryItems (image, emotion). Escalation as in EmoNet-Face: an item gets another
+  rater only while every earlier answer was "yes"; it is *positive* when `target_ratings` of
+  `target_ratings` said yes. A "no" closes the item at once. Items are created lazily by the claim
+  (services.queue.binary_items_ensure) for images that have none: the image's generation emotion
+  (Image.extra["emotion"], if any) plus one contrastive emotion from another group, or, when the
+  image names no emotion, all 40 emotions.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from .image import Image
+from .project import Project
+from .rating import Rating
+
+
+class AssignmentStatus(models.TextChoices):
+    OPEN = "open", "Open (leased)"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped by the rater"
+    FLAGGED = "flagged", "Flagged by the rater"
+    EXPIRED = "expired", "Expired (lease ran out; replaced)"
+
+
+class SkipReason(models.TextChoices):
+    CANNOT_JUDGE = "cannot_judge", "I can't judge this face"
+    NOT_LOADING = "not_loading", "The image doesn't load"
+    OTHER = "other", "Other"
+
+
+class FlagReason(models.TextChoices):
+    ARTIFACT = "artifact", "Generation artifact"
+    NOT_ONE_FACE = "not_one_face", "Not exactly one face"
+    OFFENSIVE = "offensive", "Offensive"
+    OTHER = "other", "Other"
+
+
+class BinaryItem(models.Model):
+    """One yes/no question of a binary project: does `image` express emotion number `emotion`?
+
+    `n_yes`/`n_no` count the submitted answers; they change only under the row lock taken by
+    rating_submit / rating_revise. `closed` = no further rater is needed (a "no" arrived, or
+    target_ratings "yes" votes).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="binary_items")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="binary_items")
+    emotion = models.PositiveSmallIntegerField(help_text="Taxonomy index")
+    contrastive = models.BooleanField(default=False, help_text="Asked to supply true negatives")
+    n_yes = models.PositiveSmallIntegerField(default=0)
+    n_no = models.PositiveSmallIntegerField(default=0)
+    closed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["image", "emotion"], name="binary_item_unique")]
+        indexes = [models.Index(fields=["project", "closed"], name="binary_item_open")]
+
+    def __str__(self) -> str:
+        return f"image {self.image_id} / emotion {self.emotion}"
+
+
+class Assignment(models.Model):
+    """A rater's lease on one image (or binary item). See the module docstring for the rules."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="assignments")
+    item = models.ForeignKey(BinaryItem, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.OPEN)
+    claimed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rating = models.OneToOneField(Rating, null=True, blank=True, on_delete=models.PROTECT, related_name="assignment")
+    client_token = models.CharField(max_length=64, blank=True, help_text="Token of the submit that finished it")
+    reason = models.CharField(max_length=20, blank=True, help_text="Skip or flag reason")
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "rater"], condition=models.Q(status="open"),
+                                    name="assignment_one_open_per_rater"),
+            models.CheckConstraint(condition=models.Q(status__in=AssignmentStatus.values), name="assignment_status_valid"),
+            models.CheckConstraint(condition=~models.Q(status="submitted") | models.Q(rating__isnull=False),
+                                   name="assignment_submitted_has_rating"),
+        ]
+        indexes = [
+            # "open leases on this image" (the capacity count) and "this rater's history on this image".
+            models.Index(fields=["image", "status", "expires_at"], name="assignment_image_open"),
+            models.Index(fields=["item", "status", "expires_at"], name="assignment_item_open"),
+            models.Index(fields=["rater", "image"], name="assignment_rater_image"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk}: image {self.image_id} to {self.rater_id} ({self.status})"
+
+
+class ImageFlag(models.Model):
+    """A rater's report that an image is unusable. The image leaves the queue (Image.flagged) until
+    a lead resolves the flag."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="image_flags")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="flags")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="image_flags")
+    reason = models.CharField(max_length=20, choices=FlagReason.choices)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=models.Q(reason__in=FlagReason.values), name="image_flag_reason_valid")]
+
+    def __str__(self) -> str:
+        return f"flag on image {self.image_id}: {self.reason}"

@@ -1,0 +1,81 @@
+"""Parse PostgreSQL's binary COPY output of rating rows into numpy arrays. PURE: numpy only.
+
+Why: the agreement engine needs every rating of a project (100,000 images x 3 ratings x 40
+emotions = 12 million values) in about a second. Fetching rows through the driver creates one
+Python object per value; the binary COPY stream of fixed-size rows is instead read by numpy in
+one pass (see docs/decisions/0001-rating-storage.md).
+
+Expected row layout (what `COPY (SELECT image_id::int4, rater_id::int4, "values") TO STDOUT
+(FORMAT binary)` sends when every row holds a one-dimensional smallint[] of length k without
+NULLs, which the database's rating_values_valid constraint guarantees):
+
+    int16 field count (3)
+    int32 4, int32 image_id
+    int32 4, int32 rater_id
+    int32 20 + 6k, then the array: int32 ndim (1), int32 has-nulls (0), int32 element type oid
+          (21 = int2), int32 dimension (k), int32 lower bound (1), then k x (int32 2, int16 value)
+
+All integers are big-endian (network order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+INT2_OID = 21
+
+
+class CopyFormatError(ValueError):
+    """The stream does not have the expected layout."""
+
+
+@dataclass(frozen=True)
+class RatingRows:
+    image_ids: np.ndarray  # int64, shape (n,)
+    rater_ids: np.ndarray  # int64, shape (n,)
+    values: np.ndarray  # int16, shape (n, k)
+
+
+def _row_dtype(k: int) -> np.dtype:
+    return np.dtype([
+        ("nfields", ">i2"),
+        ("len_image", ">i4"), ("image", ">i4"),
+        ("len_rater", ">i4"), ("rater", ">i4"),
+        ("len_array", ">i4"), ("ndim", ">i4"), ("hasnull", ">i4"), ("oid", ">i4"), ("dim", ">i4"), ("lbound", ">i4"),
+        ("cells", [("len", ">i4"), ("value", ">i2")], (k,)),
+    ])
+
+
+def parse_rating_rows(buf: bytes | memoryview, k: int) -> RatingRows:
+    """Parse a whole binary COPY stream whose rows hold (int4, int4, smallint[k])."""
+    mv = memoryview(buf)
+    if len(mv) < 21 or bytes(mv[:11]) != SIGNATURE:
+        raise CopyFormatError("not a PostgreSQL binary COPY stream")
+    ext_len = int.from_bytes(mv[15:19], "big")
+    start = 19 + ext_len
+    end = len(mv) - 2
+    if bytes(mv[end:]) != b"\xff\xff":
+        raise CopyFormatError("missing COPY trailer")
+    dtype = _row_dtype(k)
+    body = mv[start:end]
+    if len(body) % dtype.itemsize:
+        raise CopyFormatError(f"rows are not all {dtype.itemsize} bytes: a vector is not of length {k}")
+    rows = np.frombuffer(body, dtype=dtype)
+    n = len(rows)
+    if n:
+        ok = (
+            (rows["nfields"] == 3).all() and (rows["len_image"] == 4).all() and (rows["len_rater"] == 4).all()
+            and (rows["len_array"] == 20 + 6 * k).all() and (rows["ndim"] == 1).all()
+            and (rows["hasnull"] == 0).all() and (rows["oid"] == INT2_OID).all() and (rows["dim"] == k).all()
+            and (rows["cells"]["len"] == 2).all()
+        )
+        if not ok:
+            raise CopyFormatError("unexpected row layout in COPY stream")
+    return RatingRows(
+        image_ids=rows["image"].astype(np.int64),
+        rater_ids=rows["rater"].astype(np.int64),
+        values=rows["cells"]["value"].astype(np.int16).reshape(n, k),
+    )

@@ -1,0 +1,218 @@
+"""The rating queue: claiming the next image (or binary question) under a lease.
+
+Contracts (the rules themselves are described in annotation/models/assignment.py):
+
+- `assignment_claim` returns the rater's open, unexpired assignment if there is one (reopening the
+  page never takes a second image); otherwise it locks the best queue row with
+  `SELECT ... FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite, the demo, serialises writers anyway),
+  re-counts its ratings and open leases *after* the lock (a fresh statement, so a fresh snapshot:
+  a claim committed just before we got the lock is seen) and inserts the lease. Concurrent
+  claimers therefore skip each other's rows and never push an image beyond its target.
+- Order: Image.priority descending, then id (the indexed `image_queue_order`). Flagged images,
+  placeholders without a file, images the rater rated, skipped or flagged are never served.
+- Every function here is safe to call again (idempotent reads, or guarded by constraints).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotation import taxonomy
+from annotation.models import Assignment, AssignmentStatus, BinaryItem, Image, Project, Rating
+
+# Statuses after which a rater is never served the same image (intensity) / question (binary) again.
+_DONE_FOR_RATER = [AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED, AssignmentStatus.FLAGGED]
+# Candidates locked per claim attempt: the first becomes the lease, the second is the prefetch hint.
+_LOCK_BATCH = 2
+_MAX_ATTEMPTS = 20
+# Images given BinaryItems per lazy batch (binary mode).
+_BINARY_BATCH = 50
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of a claim: the lease and, if known, the next image's URL (a prefetch hint only)."""
+
+    assignment: Assignment
+    next_image_url: str | None = None
+
+
+def _count(qs: QuerySet[Any], field: str) -> Coalesce:
+    """`(SELECT count(*) ...)` as an integer expression (0 when there are no rows)."""
+    return Coalesce(Subquery(qs.order_by().values(field).annotate(c=Count("*")).values("c")[:1],
+                             output_field=IntegerField()), Value(0))
+
+
+def _open_leases(now: Any, **filters: Any) -> QuerySet[Assignment]:
+    return Assignment.objects.filter(status=AssignmentStatus.OPEN, expires_at__gt=now, **filters)
+
+
+def assignment_current(*, project: Project, rater: Any) -> Assignment | None:
+    """The rater's open assignment in the project, expired or not (no lock)."""
+    return (Assignment.objects.select_related("image", "item")
+            .filter(project=project, rater=rater, status=AssignmentStatus.OPEN).first())
+
+
+def _intensity_candidates(project: Project, rater: Any, now: Any, exclude: list[int]) -> QuerySet[Image]:
+    taken = (_count(Rating.objects.filter(image=OuterRef("pk"), emotion__isnull=True), "image")
+             + _count(_open_leases(now, image=OuterRef("pk")), "image"))
+    qs = (Image.objects.filter(project=project, flagged=False).exclude(file="")
+          .exclude(Exists(Rating.objects.filter(image=OuterRef("pk"), rater=rater)))
+          .exclude(Exists(Assignment.objects.filter(image=OuterRef("pk"), rater=rater, status__in=_DONE_FOR_RATER)))
+          .alias(taken=taken).filter(taken__lt=project.target_ratings))
+    if exclude:
+        qs = qs.exclude(pk__in=exclude)
+    return qs.order_by("-priority", "id")
+
+
+def _binary_candidates(project: Project, rater: Any, now: Any, exclude: list[int]) -> QuerySet[BinaryItem]:
+    qs = (BinaryItem.objects.filter(project=project, closed=False, image__flagged=False).exclude(image__file="")
+          .exclude(Exists(Rating.objects.filter(image=OuterRef("image"), emotion=OuterRef("emotion"), rater=rater)))
+          .exclude(Exists(Assignment.objects.filter(item=OuterRef("pk"), rater=rater, status__in=_DONE_FOR_RATER)))
+          .alias(taken=_count(_open_leases(now, item=OuterRef("pk")), "item"))
+          .filter(taken__lt=Value(project.target_ratings) - F("n_yes")))
+    if exclude:
+        qs = qs.exclude(pk__in=exclude)
+    return qs.order_by("-image__priority", "image_id", "contrastive", "id")
+
+
+def _has_room(project: Project, rater: Any, now: Any, image_id: int, item: BinaryItem | None) -> bool:
+    """Re-count under the row lock, in a fresh statement (fresh snapshot)."""
+    if item is None:
+        n_ratings = Rating.objects.filter(image_id=image_id, emotion__isnull=True).count()
+        n_open = _open_leases(now, image_id=image_id).exclude(rater=rater).count()
+        return n_ratings + n_open < project.target_ratings
+    item.refresh_from_db(fields=["n_yes", "n_no", "closed"])
+    n_open = _open_leases(now, item=item).exclude(rater=rater).count()
+    return not item.closed and item.n_yes + item.n_no + n_open < project.target_ratings
+
+
+def binary_items_ensure(*, project: Project, batch: int = _BINARY_BATCH) -> int:
+    """Create BinaryItems for up to `batch` served-eligible images that have none (highest priority
+    first). Returns how many items were created. Idempotent (unique image+emotion, ignore_conflicts).
+
+    Which questions: the image's generation emotion (Image.extra["emotion"], a taxonomy name or
+    alias) plus one contrastive emotion from another group, chosen with the image id as seed; an
+    image that names no emotion gets all 40 questions.
+    """
+    tax = taxonomy.load()
+    images = list(Image.objects.filter(project=project, flagged=False).exclude(file="")
+                  .exclude(Exists(BinaryItem.objects.filter(image=OuterRef("pk"))))
+                  .order_by("-priority", "id").values("id", "extra")[:batch])
+    items: list[BinaryItem] = []
+    for row in images:
+        name = (row["extra"] or {}).get("emotion") if isinstance(row["extra"], dict) else None
+        try:
+            target = tax.index_of(str(name)) if name else None
+        except KeyError:
+            target = None
+        if target is None:
+            items += [BinaryItem(project=project, image_id=row["id"], emotion=i) for i in range(taxonomy.N_EMOTIONS)]
+            continue
+        others = [e.index for e in tax.emotions if e.group != tax.emotions[target].group]
+        contrast = random.Random(row["id"]).choice(others)
+        items += [BinaryItem(project=project, image_id=row["id"], emotion=target),
+                  BinaryItem(project=project, image_id=row["id"], emotion=contrast, contrastive=True)]
+    BinaryItem.objects.bulk_create(items, ignore_conflicts=True)
+    return len(items)
+
+
+def assignment_claim(*, project: Project, rater: Any, now: Any | None = None) -> Assignment | None:
+    """The rater's lease on the next image; None when nothing is left for them. See module docstring."""
+    claim = assignment_claim_next(project=project, rater=rater, now=now)
+    return claim.assignment if claim else None
+
+
+def assignment_claim_next(*, project: Project, rater: Any, now: Any | None = None) -> Claim | None:
+    """Like assignment_claim, with the next candidate's image URL as a prefetch hint.
+
+    Preconditions: the caller checked that `rater` may rate `project`. Runs in its own transaction
+    (or a savepoint of the caller's). Locks: the chosen Image row (intensity) or BinaryItem row
+    (binary), until the transaction ends.
+    """
+    now = now or timezone.now()
+    current = assignment_current(project=project, rater=rater)
+    if current is not None:
+        if current.expires_at > now:
+            return Claim(current)
+        # The lease ran out without a submit: give it up; the same image may well come back below.
+        Assignment.objects.filter(pk=current.pk, status=AssignmentStatus.OPEN).update(
+            status=AssignmentStatus.EXPIRED, finished_at=now)
+    for _round in range(2):
+        claim = _claim_locked(project, rater, now)
+        if claim is not None or not project.is_binary:
+            return claim
+        if binary_items_ensure(project=project) == 0:
+            return None
+    return None
+
+
+def _claim_locked(project: Project, rater: Any, now: Any) -> Claim | None:
+    exclude: list[int] = []
+    for _attempt in range(_MAX_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                if project.is_binary:
+                    items = list(_binary_candidates(project, rater, now, exclude).select_related("image")
+                                 .select_for_update(skip_locked=True, of=("self",))[:_LOCK_BATCH])
+                    if not items:
+                        return None
+                    first_item: BinaryItem | None = items[0]
+                    image = items[0].image
+                    nxt = items[1].image if len(items) > 1 else None
+                else:
+                    images = list(_intensity_candidates(project, rater, now, exclude)
+                                  .select_for_update(skip_locked=True)[:_LOCK_BATCH])
+                    if not images:
+                        return None
+                    first_item, image = None, images[0]
+                    nxt = images[1] if len(images) > 1 else None
+                if not _has_room(project, rater, now, image.pk, first_item):
+                    exclude.append(first_item.pk if first_item else image.pk)
+                    continue
+                assignment = Assignment.objects.create(
+                    project=project, image=image, item=first_item, rater=rater, status=AssignmentStatus.OPEN,
+                    claimed_at=now, expires_at=now + timedelta(minutes=project.lease_minutes))
+        except IntegrityError:
+            # A second claim by the same rater raced us (assignment_one_open_per_rater): use theirs.
+            current = assignment_current(project=project, rater=rater)
+            return Claim(current) if current else None
+        url = nxt.file.url if nxt is not None and nxt.file and nxt.pk != image.pk else None
+        return Claim(assignment, url)
+    return None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a rater may see about progress: their own count and the project's overall coverage."""
+
+    mine: int
+    target_per_image: int
+    coverage_percent: int
+
+
+def rater_progress(*, project: Project, rater: Any) -> Progress:
+    """The rater's own count (one query) and the project's coverage, cached for a minute (it is an
+    aggregate over all images, the same for everyone, and never per image)."""
+    mine = Rating.objects.filter(project=project, rater=rater).count()
+    key = f"emorate:coverage:{project.pk}"
+    coverage = cache.get(key)
+    if coverage is None:
+        if project.is_binary:
+            done = BinaryItem.objects.filter(project=project, closed=True).count()
+            total = BinaryItem.objects.filter(project=project).count()
+        else:
+            total = Image.objects.filter(project=project, flagged=False).exclude(file="").count() * project.target_ratings
+            done = Rating.objects.filter(project=project, emotion__isnull=True).count()
+        coverage = min(100, round(100 * done / total)) if total else 0
+        cache.set(key, coverage, 60)
+    return Progress(mine=mine, target_per_image=project.target_ratings, coverage_percent=int(coverage))
