@@ -973,13 +973,19 @@ def pairwise_kappas(
     n_r = int(rater_ids.size)
     group = rater_idx[i] * n_r + rater_idx[j]
     gkeys, ginv = np.unique(group, return_inverse=True)
-    ca = codes[i].astype(np.float64)
-    cb = codes[j].astype(np.float64)
-    ok = (ca >= 0) & (cb >= 0)
-    ca = np.where(ok, ca, 0.0)
-    cb = np.where(ok, cb, 0.0)
     g = _unit_matrix(ginv.reshape(-1), int(gkeys.size), np.float64)
-    sums = [g @ z for z in (ok.astype(np.float64), ca, cb, ca * ca, cb * cb, ca * cb)]
+    n_e = x.shape[1]
+    # sums[s][pair group, emotion] for s = n, sum a, sum b, sum a^2, sum b^2, sum ab
+    sums = np.zeros((6, int(gkeys.size), n_e))
+    step = 8  # emotions per chunk: bounds the (pairs x emotions) temporaries
+    for e0 in range(0, n_e, step):
+        ca = codes[i, e0 : e0 + step].astype(np.float64)
+        cb = codes[j, e0 : e0 + step].astype(np.float64)
+        ok = (ca >= 0) & (cb >= 0)
+        ca = np.where(ok, ca, 0.0)
+        cb = np.where(ok, cb, 0.0)
+        for si, z in enumerate((ok.astype(np.float64), ca, cb, ca * ca, cb * cb, ca * cb)):
+            sums[si, :, e0 : e0 + step] = g @ z
     ids = rater_ids.tolist()
     out: list[PairKappa] = []
     for e in range(x.shape[1]):

@@ -1,0 +1,273 @@
+"""Finishing an assignment: submit a rating, skip, flag; and revising one's own rating.
+
+Contracts:
+
+- **Idempotent.** Submitting an assignment that is already submitted returns the stored rating
+  (whatever the second request carried): a double click, a retry after a network error or a
+  replay stores exactly one rating. Skip and flag are idempotent in the same way.
+- **All or nothing.** Values are validated completely before anything is written; a refused
+  submit stores nothing. Errors are `RatingError` subclasses with a message naming the problem
+  and an HTTP status (400 bad values, 403 foreign assignment, 409 conflict).
+- **Locks.** The assignment row and its queue row (Image in intensity mode, BinaryItem in binary
+  mode) are locked for the transaction, in that order, so concurrent submits of one assignment
+  serialise and capacity counts of the claim stay exact.
+- **Expired lease (our choice).** A rater's work is precious: a submit after the lease ran out is
+  still accepted when the rater's assignment was not replaced and the image (item) still needs a
+  rating counting every other rating and open lease; otherwise it is refused with 409 and a clear
+  message ("the lease expired and the image already has its ratings").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from annotation import taxonomy
+from annotation.models import (
+    Assignment,
+    AssignmentStatus,
+    BinaryItem,
+    FlagReason,
+    Image,
+    ImageFlag,
+    Project,
+    Rating,
+    RatingRevision,
+    RatingSource,
+    SkipReason,
+)
+
+
+class RatingError(ValueError):
+    """A refused request; `status` is the HTTP status to answer with. Nothing was stored."""
+
+    status = 400
+
+
+class InvalidValues(RatingError):
+    status = 400
+
+
+class ForeignAssignment(RatingError):
+    status = 403
+
+
+class AssignmentConflict(RatingError):
+    status = 409
+
+
+RawValues = Mapping[str, Any] | Sequence[Any]
+
+
+def _int_value(raw: Any, scale_max: int, what: str) -> int:
+    if isinstance(raw, bool):
+        return int(raw)
+    if isinstance(raw, int):
+        value = raw
+    else:
+        try:
+            value = taxonomy.parse_value(str(raw), scale_max)
+        except ValueError as exc:
+            raise InvalidValues(f"{what}: {exc}") from None
+    if not 0 <= value <= scale_max:
+        raise InvalidValues(f"{what}: value {value} is off the scale (allowed: 0..{scale_max})")
+    return value
+
+
+def values_parse(*, project: Project, raw: RawValues, emotion: int | None = None) -> list[int]:
+    """Validate submitted values and return the stored vector.
+
+    Intensity: a mapping of every taxonomy emotion name (exact name or known alias) to 0..scale_max,
+    or a sequence of N_EMOTIONS values in taxonomy order. Binary: the one answer, as a mapping
+    {emotion name: 0|1} or a one-element sequence. Raises InvalidValues naming unknown, missing or
+    duplicate emotions and off-scale values.
+    """
+    tax = taxonomy.load()
+    if project.is_binary:
+        if emotion is None:
+            raise InvalidValues("binary rating without an emotion")
+        if isinstance(raw, Mapping):
+            unknown = [k for k in raw if _index_or_none(tax, k) != emotion]
+            if unknown or len(raw) != 1:
+                raise InvalidValues(f"expected exactly one answer, for {tax.emotions[emotion].name!r}; "
+                                    f"got {sorted(map(str, raw))}")
+            raw = list(raw.values())
+        if isinstance(raw, str) or len(raw) != 1:
+            raise InvalidValues("expected exactly one answer (0 = no, 1 = yes)")
+        return [_int_value(raw[0], 1, tax.emotions[emotion].name)]
+    n = taxonomy.N_EMOTIONS
+    if isinstance(raw, Mapping):
+        out: list[int | None] = [None] * n
+        unknown, dupes = [], []
+        for key, v in raw.items():
+            idx = _index_or_none(tax, str(key))
+            if idx is None:
+                unknown.append(str(key))
+                continue
+            if out[idx] is not None:
+                dupes.append(str(key))
+            out[idx] = _int_value(v, project.scale_max, tax.emotions[idx].name)
+        if unknown:
+            raise InvalidValues(f"unknown emotion(s): {', '.join(repr(u) for u in unknown)}")
+        if dupes:
+            raise InvalidValues(f"emotion(s) given twice: {', '.join(repr(d) for d in dupes)}")
+        missing = [tax.emotions[i].name for i, v in enumerate(out) if v is None]
+        if missing:
+            raise InvalidValues(f"missing emotion(s): {', '.join(repr(m) for m in missing)} "
+                                f"(every one of the {n} emotions needs a value; 0 = not present)")
+        return [int(v) for v in out if v is not None]
+    if isinstance(raw, str) or len(raw) != n:
+        raise InvalidValues(f"expected {n} values in taxonomy order, got {len(raw)}")
+    return [_int_value(v, project.scale_max, tax.emotions[i].name) for i, v in enumerate(raw)]
+
+
+def _index_or_none(tax: taxonomy.Taxonomy, name: str) -> int | None:
+    try:
+        return tax.index_of(name)
+    except KeyError:
+        return None
+
+
+def _active(active_seconds: Any, spent: float) -> float | None:
+    if active_seconds in (None, ""):
+        return None
+    try:
+        value = float(active_seconds)
+    except (TypeError, ValueError):
+        raise InvalidValues(f"active_seconds {active_seconds!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise InvalidValues(f"active_seconds {active_seconds!r} must be a non-negative number")
+    return round(min(value, spent), 3)  # never more than the lease lasted
+
+
+def _lock(assignment_id: int, rater: Any) -> Assignment:
+    """Lock the assignment and its queue row; 403 for another rater's assignment."""
+    try:
+        locked = (Assignment.objects.select_related("project", "image")
+                  .select_for_update(of=("self", "image")).get(pk=assignment_id))
+    except Assignment.DoesNotExist:
+        raise AssignmentConflict(f"assignment {assignment_id} does not exist") from None
+    if locked.rater_id != rater.pk:
+        raise ForeignAssignment(f"assignment {assignment_id} belongs to another rater")
+    if locked.item_id is not None:
+        locked.item = BinaryItem.objects.select_for_update().get(pk=locked.item_id)
+    return locked
+
+
+def _still_needed(a: Assignment, now: Any) -> bool:
+    """Under the locks: may this expired lease still be honoured?"""
+    others_open = (Assignment.objects.filter(status=AssignmentStatus.OPEN, expires_at__gt=now)
+                   .exclude(pk=a.pk))
+    if a.item is not None:
+        if a.item.closed:
+            return False
+        return a.item.n_yes + a.item.n_no + others_open.filter(item=a.item).count() < a.project.target_ratings
+    n = Rating.objects.filter(image_id=a.image_id, emotion__isnull=True).count()
+    return n + others_open.filter(image_id=a.image_id).count() < a.project.target_ratings
+
+
+def _tally(item: BinaryItem, target: int) -> None:
+    """Recount a binary item's answers from its ratings (caller holds the item lock)."""
+    answers = list(Rating.objects.filter(image_id=item.image_id, emotion=item.emotion).values_list("values", flat=True))
+    item.n_yes = sum(1 for v in answers if v and v[0] == 1)
+    item.n_no = len(answers) - item.n_yes
+    item.closed = item.n_no > 0 or item.n_yes >= target
+    item.save(update_fields=["n_yes", "n_no", "closed"])
+
+
+def rating_submit(*, assignment: Assignment, rater: Any, values: RawValues, client_token: str = "",
+                  active_seconds: Any = None, now: Any | None = None) -> Rating:
+    """Store the rating for an assignment and finish it. Idempotent; see the module docstring."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        a = _lock(assignment.pk, rater)
+        if a.status == AssignmentStatus.SUBMITTED:
+            assert a.rating_id is not None
+            return Rating.objects.get(pk=a.rating_id)
+        item = a.item
+        vector = values_parse(project=a.project, raw=values, emotion=item.emotion if item else None)
+        if a.status != AssignmentStatus.OPEN:
+            raise AssignmentConflict(f"assignment {a.pk} was {a.get_status_display().lower()}; "
+                                     "it cannot take a rating any more")
+        if a.expires_at <= now and not _still_needed(a, now):
+            raise AssignmentConflict("the lease on this image expired and the image already has its ratings; "
+                                     "your values were not stored")
+        spent = max(0.0, (now - a.claimed_at).total_seconds())
+        try:
+            with transaction.atomic():
+                rating = Rating.objects.create(
+                    project=a.project, image_id=a.image_id, rater=rater, emotion=item.emotion if item else None,
+                    values=vector, scale_max=a.project.scale_max, taxonomy_version=taxonomy.TAXONOMY_VERSION,
+                    source=RatingSource.PAGE, seconds_spent=round(spent, 3), active_seconds=_active(active_seconds, spent))
+        except IntegrityError:
+            raise AssignmentConflict("you have already rated this image; open it from your recent ratings "
+                                     "to change it") from None
+        a.status, a.rating, a.finished_at, a.client_token = AssignmentStatus.SUBMITTED, rating, now, client_token[:64]
+        a.save(update_fields=["status", "rating", "finished_at", "client_token"])
+        if item is not None:
+            item.n_yes += vector[0]
+            item.n_no += 1 - vector[0]
+            item.closed = item.n_no > 0 or item.n_yes >= a.project.target_ratings
+            item.save(update_fields=["n_yes", "n_no", "closed"])
+        return rating
+
+
+def _finish(assignment: Assignment, rater: Any, status: str, reason: str, note: str, now: Any) -> tuple[Assignment, bool]:
+    a = _lock(assignment.pk, rater)
+    if a.status == status:
+        return a, False  # idempotent replay
+    if a.status != AssignmentStatus.OPEN:
+        raise AssignmentConflict(f"assignment {a.pk} was already {a.get_status_display().lower()}")
+    a.status, a.reason, a.note, a.finished_at = status, reason, note[:500], now
+    a.save(update_fields=["status", "reason", "note", "finished_at"])
+    return a, True
+
+
+def assignment_skip(*, assignment: Assignment, rater: Any, reason: str, note: str = "",
+                    now: Any | None = None) -> Assignment:
+    """Give the image back without rating it; this rater is not served it again. Idempotent."""
+    if reason not in SkipReason.values:
+        raise InvalidValues(f"skip reason {reason!r} is not one of: {', '.join(SkipReason.values)}")
+    with transaction.atomic():
+        a, _ = _finish(assignment, rater, AssignmentStatus.SKIPPED, reason, note, now or timezone.now())
+        return a
+
+
+def assignment_flag(*, assignment: Assignment, rater: Any, reason: str, note: str = "",
+                    now: Any | None = None) -> ImageFlag:
+    """Report the image as unusable: it leaves the queue (Image.flagged) until a lead looks at it.
+    Records who and why (ImageFlag). Idempotent."""
+    if reason not in FlagReason.values:
+        raise InvalidValues(f"flag reason {reason!r} is not one of: {', '.join(FlagReason.values)}")
+    with transaction.atomic():
+        a, fresh = _finish(assignment, rater, AssignmentStatus.FLAGGED, reason, note, now or timezone.now())
+        if not fresh:
+            return ImageFlag.objects.filter(image_id=a.image_id, rater=rater).first() or ImageFlag(image=a.image)
+        Image.objects.filter(pk=a.image_id).update(flagged=True)
+        return ImageFlag.objects.create(project=a.project, image_id=a.image_id, rater=rater, reason=reason, note=note[:500])
+
+
+def rating_revise(*, rating: Rating, rater: Any, values: RawValues, reason: str = "") -> Rating:
+    """Change one's own rating; the old values are kept as a RatingRevision. A no-op when the values
+    are unchanged. Locks the rating row (and the binary item, whose tally is recomputed)."""
+    with transaction.atomic():
+        r = Rating.objects.select_related("project").select_for_update(of=("self",)).get(pk=rating.pk)
+        if r.rater_id != rater.pk:
+            raise ForeignAssignment(f"rating {r.pk} belongs to another rater")
+        if r.source != RatingSource.PAGE:
+            raise AssignmentConflict(f"rating {r.pk} was imported; it cannot be changed here")
+        vector = values_parse(project=r.project, raw=values, emotion=r.emotion)
+        if vector == r.values:
+            return r
+        RatingRevision.objects.create(rating=r, values=r.values, changed_by=rater, reason=reason[:200])
+        r.values = vector
+        r.save(update_fields=["values", "updated_at"])
+        if r.emotion is not None:
+            item = BinaryItem.objects.select_for_update().filter(image_id=r.image_id, emotion=r.emotion).first()
+            if item is not None:
+                _tally(item, r.project.target_ratings)
+        return r

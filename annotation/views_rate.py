@@ -1,0 +1,216 @@
+"""The rating page: thin views over annotation.services.queue and annotation.services.rating_submit.
+
+One page (`annotation/rate.html`) with one swapped part, `#rate-stage`
+(`annotation/partials/rate_stage.html`): a submit, skip or flag answers with the next stage, so
+htmx swaps the next image in without reloading the page. Without htmx every POST redirects back
+to the page (POST/redirect/GET). Refusals answer with their 4xx status and
+`annotation/partials/rate_message.html`, which rate.js shows above the stage.
+
+What a rater sees is deliberately narrow: the image, the taxonomy, their own values and their own
+count, plus the project's overall coverage — never other raters' values, per-image counts, model
+scores or agreement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import Role
+
+from . import taxonomy
+from .models import Assignment, FlagReason, Membership, Project, Rating, SkipReason
+from .services import queue
+from .services.rating_submit import (
+    RatingError,
+    assignment_flag,
+    assignment_skip,
+    rating_revise,
+    rating_submit,
+)
+
+EMOTION_FIELD_PREFIX = "emo:"
+
+
+def _project_for_rater(request: HttpRequest, slug: str) -> Project:
+    """The project, if the user may rate it (one query); 404 unknown project, 403 non-members."""
+    user: Any = request.user
+    project = get_object_or_404(
+        Project.objects.annotate(is_member=Exists(Membership.objects.filter(project=OuterRef("pk"), user_id=user.pk))),
+        slug=slug)
+    if not (user.is_active and user.role == Role.RATER and project.is_member):  # type: ignore[attr-defined]
+        raise PermissionDenied("Only raters who are members of this project can rate it.")
+    return project
+
+
+def _groups(values: list[int] | None) -> list[dict[str, Any]]:
+    tax = taxonomy.load()
+    by_name = {e.name: e for e in tax.emotions}
+    out = []
+    for g in tax.groups:
+        rows = []
+        for name in g.emotions:
+            e = by_name[name]
+            rows.append({"index": e.index, "name": e.name, "descriptors": ", ".join(e.descriptors),
+                         "value": values[e.index] if values else 0})
+        out.append({"name": g.name, "emotions": rows})
+    return out
+
+
+def _stage_context(project: Project, rater: Any, claim: queue.Claim | None) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"project": project, "progress": queue.rater_progress(project=project, rater=rater),
+                           "anchors": project.scale_anchors, "scale": range(project.scale_max + 1),
+                           "skip_reasons": SkipReason.choices, "flag_reasons": FlagReason.choices,
+                           "field_prefix": EMOTION_FIELD_PREFIX}
+    if claim is None:
+        return ctx
+    a = claim.assignment
+    ctx.update(assignment=a, image_url=a.image.file.url, next_image_url=claim.next_image_url)
+    if project.is_binary:
+        assert a.item is not None
+        emotion = taxonomy.load().emotions[a.item.emotion]
+        ctx.update(emotion=emotion, descriptors=", ".join(emotion.descriptors))
+    else:
+        ctx["groups"] = _groups(None)
+    return ctx
+
+
+def _stage(request: HttpRequest, project: Project, *, message: str = "", status: int = 200) -> HttpResponse:
+    claim = queue.assignment_claim_next(project=project, rater=request.user)
+    ctx = _stage_context(project, request.user, claim)
+    ctx["message"] = message
+    return render(request, "annotation/partials/rate_stage.html", ctx, status=status)
+
+
+def _refused(request: HttpRequest, project: Project, exc: RatingError) -> HttpResponse:
+    ctx = {"project": project, "error": str(exc), "status": exc.status}
+    template = "annotation/partials/rate_message.html" if request.htmx else "annotation/rate_refused.html"  # type: ignore[attr-defined]
+    return render(request, template, ctx, status=exc.status)
+
+
+def _own_assignment(project: Project, assignment_id: int) -> Assignment:
+    a = Assignment.objects.filter(pk=assignment_id, project=project).first()
+    if a is None:
+        raise Http404("No such assignment in this project.")
+    return a
+
+
+@login_required
+@require_GET
+def rate_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """Claims (or returns the open) assignment and shows the whole page."""
+    project = _project_for_rater(request, slug)
+    claim = queue.assignment_claim_next(project=project, rater=request.user)
+    ctx = _stage_context(project, request.user, claim)
+    return render(request, "annotation/rate.html", ctx)
+
+
+@login_required
+@require_POST
+def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    """Store the rating (idempotent per assignment), answer with the next stage."""
+    project = _project_for_rater(request, slug)
+    assignment = _own_assignment(project, assignment_id)
+    if project.is_binary:
+        values: Any = [request.POST.get("answer", "")]
+    else:
+        values = {k[len(EMOTION_FIELD_PREFIX):]: v for k, v in request.POST.items() if k.startswith(EMOTION_FIELD_PREFIX)}
+    try:
+        rating_submit(assignment=assignment, rater=request.user, values=values,
+                      client_token=request.POST.get("client_token", ""),
+                      active_seconds=request.POST.get("active_seconds"))
+    except RatingError as exc:
+        return _refused(request, project, exc)
+    if not request.htmx:  # type: ignore[attr-defined]
+        return redirect("annotation:rate", slug=project.slug)
+    return _stage(request, project, message="Saved.")
+
+
+@login_required
+@require_POST
+def rate_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    project = _project_for_rater(request, slug)
+    assignment = _own_assignment(project, assignment_id)
+    try:
+        assignment_skip(assignment=assignment, rater=request.user, reason=request.POST.get("reason", ""),
+                        note=request.POST.get("note", ""))
+    except RatingError as exc:
+        return _refused(request, project, exc)
+    if not request.htmx:  # type: ignore[attr-defined]
+        return redirect("annotation:rate", slug=project.slug)
+    return _stage(request, project, message="Skipped.")
+
+
+@login_required
+@require_POST
+def rate_flag(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    project = _project_for_rater(request, slug)
+    assignment = _own_assignment(project, assignment_id)
+    try:
+        assignment_flag(assignment=assignment, rater=request.user, reason=request.POST.get("reason", ""),
+                        note=request.POST.get("note", ""))
+    except RatingError as exc:
+        return _refused(request, project, exc)
+    if not request.htmx:  # type: ignore[attr-defined]
+        return redirect("annotation:rate", slug=project.slug)
+    return _stage(request, project, message="Flagged for a lead; the image left the queue.")
+
+
+@login_required
+@require_GET
+def rate_history(request: HttpRequest, slug: str) -> HttpResponse:
+    """The rater's own last 10 ratings in this project, each with a link to revise it."""
+    project = _project_for_rater(request, slug)
+    names = taxonomy.EMOTIONS
+    rows = []
+    for r in (Rating.objects.filter(project=project, rater=request.user).select_related("image")
+              .order_by("-created_at", "-id")[:10]):
+        if r.emotion is not None:
+            summary = f"{names[r.emotion]}: {'Yes' if r.values[0] else 'No'}"
+        else:
+            nz = [f"{names[i]} {v}" for i, v in enumerate(r.values) if v]
+            summary = ", ".join(nz) if nz else "all 0"
+        rows.append({"rating": r, "summary": summary,
+                     "url": reverse("annotation:rate-revise", args=[project.slug, r.pk])})
+    return render(request, "annotation/rate_history.html", {"project": project, "rows": rows})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rate_revise(request: HttpRequest, slug: str, rating_id: int) -> HttpResponse:
+    """Show and change one of the rater's own ratings; the old values go to RatingRevision."""
+    project = _project_for_rater(request, slug)
+    rating = get_object_or_404(Rating.objects.select_related("image"), pk=rating_id, project=project,
+                               rater=request.user)
+    error = ""
+    if request.method == "POST":
+        if project.is_binary:
+            values: Any = [request.POST.get("answer", "")]
+        else:
+            values = {k[len(EMOTION_FIELD_PREFIX):]: v for k, v in request.POST.items()
+                      if k.startswith(EMOTION_FIELD_PREFIX)}
+        try:
+            rating_revise(rating=rating, rater=request.user, values=values, reason=request.POST.get("reason", ""))
+        except RatingError as exc:
+            error = str(exc)
+            status = exc.status
+        else:
+            return redirect("annotation:rate-history", slug=project.slug)
+    else:
+        status = 200
+    ctx: dict[str, Any] = {"project": project, "rating": rating, "anchors": project.scale_anchors,
+                           "scale": range(project.scale_max + 1), "field_prefix": EMOTION_FIELD_PREFIX,
+                           "error": error, "image_url": rating.image.file.url if rating.image.file else ""}
+    if project.is_binary:
+        emotion = taxonomy.load().emotions[rating.emotion or 0]
+        ctx.update(emotion=emotion, descriptors=", ".join(emotion.descriptors))
+    else:
+        ctx["groups"] = _groups(rating.values)
+    return render(request, "annotation/rate_revise.html", ctx, status=status)
