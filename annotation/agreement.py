@@ -505,7 +505,7 @@ def _moment_sums(st: _UnitStats) -> FloatArray:
     tot = st.packed
     u, e = tot.shape
     top = int(tot.max()) + 1 if tot.size else 1
-    if top <= max(1 << 18, 4 * u):
+    if top <= 4 * u:
         # Few distinct codes: histogram each emotion's codes, then one table product.
         table = _moment_terms(st, np.arange(top))
         tot_t = np.ascontiguousarray(tot.T)

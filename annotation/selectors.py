@@ -12,7 +12,7 @@ from django.db.models import Count, QuerySet
 from accounts.models import Role
 
 from . import pgcopy
-from .models import Membership, Project, Rating
+from .models import AgreementSnapshot, Membership, Project, Rating, SnapshotStatus
 from .taxonomy import N_EMOTIONS
 
 
@@ -73,3 +73,9 @@ def rating_rows(project: Project, *, emotion: int | None = None) -> pgcopy.Ratin
         query = cur.mogrify(sql, params).decode()
         cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", buf)
     return pgcopy.parse_rating_rows(buf.getbuffer(), k)
+
+
+def agreement_latest(project: Project) -> AgreementSnapshot | None:
+    """The most recent finished agreement snapshot of a project, or None."""
+    return AgreementSnapshot.objects.filter(project=project, status=SnapshotStatus.DONE).order_by(
+        "-created_at", "-id").first()

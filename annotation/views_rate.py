@@ -18,7 +18,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import Role
 
 from . import taxonomy
-from .models import Assignment, FlagReason, Membership, Project, Rating, SkipReason
+from .models import FlagReason, Membership, Project, Rating, SkipReason
 from .services import queue
 from .services.rating_submit import (
     RatingError,
@@ -95,13 +95,6 @@ def _refused(request: HttpRequest, project: Project, exc: RatingError) -> HttpRe
     return render(request, template, ctx, status=exc.status)
 
 
-def _own_assignment(project: Project, assignment_id: int) -> Assignment:
-    a = Assignment.objects.filter(pk=assignment_id, project=project).first()
-    if a is None:
-        raise Http404("No such assignment in this project.")
-    return a
-
-
 @login_required
 @require_GET
 def rate_page(request: HttpRequest, slug: str) -> HttpResponse:
@@ -117,13 +110,12 @@ def rate_page(request: HttpRequest, slug: str) -> HttpResponse:
 def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     """Store the rating (idempotent per assignment), answer with the next stage."""
     project = _project_for_rater(request, slug)
-    assignment = _own_assignment(project, assignment_id)
     if project.is_binary:
         values: Any = [request.POST.get("answer", "")]
     else:
         values = {k[len(EMOTION_FIELD_PREFIX):]: v for k, v in request.POST.items() if k.startswith(EMOTION_FIELD_PREFIX)}
     try:
-        rating_submit(assignment=assignment, rater=request.user, values=values,
+        rating_submit(assignment=assignment_id, project=project, rater=request.user, values=values,
                       client_token=request.POST.get("client_token", ""),
                       active_seconds=request.POST.get("active_seconds"))
     except RatingError as exc:
@@ -137,9 +129,8 @@ def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResp
 @require_POST
 def rate_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     project = _project_for_rater(request, slug)
-    assignment = _own_assignment(project, assignment_id)
     try:
-        assignment_skip(assignment=assignment, rater=request.user, reason=request.POST.get("reason", ""),
+        assignment_skip(assignment=assignment_id, project=project, rater=request.user, reason=request.POST.get("reason", ""),
                         note=request.POST.get("note", ""))
     except RatingError as exc:
         return _refused(request, project, exc)
@@ -152,9 +143,8 @@ def rate_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpRespon
 @require_POST
 def rate_flag(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     project = _project_for_rater(request, slug)
-    assignment = _own_assignment(project, assignment_id)
     try:
-        assignment_flag(assignment=assignment, rater=request.user, reason=request.POST.get("reason", ""),
+        assignment_flag(assignment=assignment_id, project=project, rater=request.user, reason=request.POST.get("reason", ""),
                         note=request.POST.get("note", ""))
     except RatingError as exc:
         return _refused(request, project, exc)

@@ -1,7 +1,11 @@
+from .agreement import AgreementSnapshot, SnapshotStatus
 from .assignment import Assignment, AssignmentStatus, BinaryItem, FlagReason, ImageFlag, SkipReason
 from .image import Image
 from .project import Membership, Mode, Project
 from .rating import ModelScore, Rating, RatingRevision, RatingSource
 
-__all__ = ["Assignment", "AssignmentStatus", "BinaryItem", "FlagReason", "Image", "ImageFlag", "Membership", "Mode",
-           "ModelScore", "Project", "Rating", "RatingRevision", "RatingSource", "SkipReason"]
+__all__ = [
+    "AgreementSnapshot", "Assignment", "AssignmentStatus", "BinaryItem", "FlagReason", "Image", "ImageFlag",
+    "Membership", "Mode", "ModelScore", "Project", "Rating", "RatingRevision", "RatingSource", "SkipReason",
+    "SnapshotStatus",
+]

@@ -16,6 +16,7 @@ Contracts (the rules themselves are described in annotation/models/assignment.py
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -88,9 +89,11 @@ def _binary_candidates(project: Project, rater: Any, now: Any, exclude: list[int
 def _has_room(project: Project, rater: Any, now: Any, image_id: int, item: BinaryItem | None) -> bool:
     """Re-count under the row lock, in a fresh statement (fresh snapshot)."""
     if item is None:
-        n_ratings = Rating.objects.filter(image_id=image_id, emotion__isnull=True).count()
-        n_open = _open_leases(now, image_id=image_id).exclude(rater=rater).count()
-        return n_ratings + n_open < project.target_ratings
+        taken = (Image.objects.filter(pk=image_id)
+                 .annotate(taken=_count(Rating.objects.filter(image=OuterRef("pk"), emotion__isnull=True), "image")
+                           + _count(_open_leases(now, image=OuterRef("pk")).exclude(rater=rater), "image"))
+                 .values_list("taken", flat=True).get())
+        return int(taken) < project.target_ratings
     item.refresh_from_db(fields=["n_yes", "n_no", "closed"])
     n_open = _open_leases(now, item=item).exclude(rater=rater).count()
     return not item.closed and item.n_yes + item.n_no + n_open < project.target_ratings
@@ -156,23 +159,38 @@ def assignment_claim_next(*, project: Project, rater: Any, now: Any | None = Non
     return None
 
 
+def _busy(candidates: QuerySet[Any], attempt: int) -> bool:
+    """Nothing was free, but are there candidates other claimers hold locked right now? Then they
+    will be done within milliseconds (a claim transaction is short): wait a little and retry,
+    rather than telling the rater there is nothing left."""
+    if attempt >= _MAX_ATTEMPTS - 1 or not candidates.exists():
+        return False
+    time.sleep(0.005 * (attempt + 1))
+    return True
+
+
 def _claim_locked(project: Project, rater: Any, now: Any) -> Claim | None:
     exclude: list[int] = []
     for _attempt in range(_MAX_ATTEMPTS):
         try:
             with transaction.atomic():
                 if project.is_binary:
-                    items = list(_binary_candidates(project, rater, now, exclude).select_related("image")
+                    candidates: QuerySet[Any] = _binary_candidates(project, rater, now, exclude)
+                    items = list(candidates.select_related("image")
                                  .select_for_update(skip_locked=True, of=("self",))[:_LOCK_BATCH])
                     if not items:
+                        if _busy(candidates, _attempt):
+                            continue
                         return None
                     first_item: BinaryItem | None = items[0]
                     image = items[0].image
                     nxt = items[1].image if len(items) > 1 else None
                 else:
-                    images = list(_intensity_candidates(project, rater, now, exclude)
-                                  .select_for_update(skip_locked=True)[:_LOCK_BATCH])
+                    candidates = _intensity_candidates(project, rater, now, exclude)
+                    images = list(candidates.select_for_update(skip_locked=True)[:_LOCK_BATCH])
                     if not images:
+                        if _busy(candidates, _attempt):
+                            continue
                         return None
                     first_item, image = None, images[0]
                     nxt = images[1] if len(images) > 1 else None

@@ -56,6 +56,10 @@ class ForeignAssignment(RatingError):
     status = 403
 
 
+class AssignmentNotFound(RatingError):
+    status = 404
+
+
 class AssignmentConflict(RatingError):
     status = 409
 
@@ -144,13 +148,17 @@ def _active(active_seconds: Any, spent: float) -> float | None:
     return round(min(value, spent), 3)  # never more than the lease lasted
 
 
-def _lock(assignment_id: int, rater: Any) -> Assignment:
-    """Lock the assignment and its queue row; 403 for another rater's assignment."""
+def _lock(assignment: Assignment | int, rater: Any, project: Project | None) -> Assignment:
+    """Lock the assignment and its queue row; 404 unknown (or in another project), 403 another
+    rater's assignment."""
+    assignment_id = assignment if isinstance(assignment, int) else assignment.pk
     try:
         locked = (Assignment.objects.select_related("project", "image")
                   .select_for_update(of=("self", "image")).get(pk=assignment_id))
     except Assignment.DoesNotExist:
-        raise AssignmentConflict(f"assignment {assignment_id} does not exist") from None
+        raise AssignmentNotFound(f"assignment {assignment_id} does not exist") from None
+    if project is not None and locked.project_id != project.pk:
+        raise AssignmentNotFound(f"assignment {assignment_id} is not in project {project.slug!r}")
     if locked.rater_id != rater.pk:
         raise ForeignAssignment(f"assignment {assignment_id} belongs to another rater")
     if locked.item_id is not None:
@@ -179,45 +187,51 @@ def _tally(item: BinaryItem, target: int) -> None:
     item.save(update_fields=["n_yes", "n_no", "closed"])
 
 
-def rating_submit(*, assignment: Assignment, rater: Any, values: RawValues, client_token: str = "",
-                  active_seconds: Any = None, now: Any | None = None) -> Rating:
-    """Store the rating for an assignment and finish it. Idempotent; see the module docstring."""
+def rating_submit(*, assignment: Assignment | int, rater: Any, values: RawValues, client_token: str = "",
+                  active_seconds: Any = None, project: Project | None = None, now: Any | None = None) -> Rating:
+    """Store the rating for an assignment (an instance or its id) and finish it. Idempotent; see the
+    module docstring. With `project`, an assignment of another project is refused (404)."""
     now = now or timezone.now()
-    with transaction.atomic():
-        a = _lock(assignment.pk, rater)
-        if a.status == AssignmentStatus.SUBMITTED:
-            assert a.rating_id is not None
-            return Rating.objects.get(pk=a.rating_id)
-        item = a.item
-        vector = values_parse(project=a.project, raw=values, emotion=item.emotion if item else None)
-        if a.status != AssignmentStatus.OPEN:
-            raise AssignmentConflict(f"assignment {a.pk} was {a.get_status_display().lower()}; "
-                                     "it cannot take a rating any more")
-        if a.expires_at <= now and not _still_needed(a, now):
-            raise AssignmentConflict("the lease on this image expired and the image already has its ratings; "
-                                     "your values were not stored")
-        spent = max(0.0, (now - a.claimed_at).total_seconds())
-        try:
-            with transaction.atomic():
-                rating = Rating.objects.create(
-                    project=a.project, image_id=a.image_id, rater=rater, emotion=item.emotion if item else None,
-                    values=vector, scale_max=a.project.scale_max, taxonomy_version=taxonomy.TAXONOMY_VERSION,
-                    source=RatingSource.PAGE, seconds_spent=round(spent, 3), active_seconds=_active(active_seconds, spent))
-        except IntegrityError:
-            raise AssignmentConflict("you have already rated this image; open it from your recent ratings "
-                                     "to change it") from None
-        a.status, a.rating, a.finished_at, a.client_token = AssignmentStatus.SUBMITTED, rating, now, client_token[:64]
-        a.save(update_fields=["status", "rating", "finished_at", "client_token"])
-        if item is not None:
-            item.n_yes += vector[0]
-            item.n_no += 1 - vector[0]
-            item.closed = item.n_no > 0 or item.n_yes >= a.project.target_ratings
-            item.save(update_fields=["n_yes", "n_no", "closed"])
-        return rating
+    try:
+        with transaction.atomic():
+            a = _lock(assignment, rater, project)
+            if a.status == AssignmentStatus.SUBMITTED:
+                assert a.rating_id is not None
+                return Rating.objects.get(pk=a.rating_id)
+            item = a.item
+            vector = values_parse(project=a.project, raw=values, emotion=item.emotion if item else None)
+            if a.status != AssignmentStatus.OPEN:
+                raise AssignmentConflict(f"assignment {a.pk} was {a.get_status_display().lower()}; "
+                                         "it cannot take a rating any more")
+            if a.expires_at <= now and not _still_needed(a, now):
+                raise AssignmentConflict("the lease on this image expired and the image already has its ratings; "
+                                         "your values were not stored")
+            spent = max(0.0, (now - a.claimed_at).total_seconds())
+            # The first write of the transaction: if the rater already rated this image some other
+            # way (an import), the unique constraint refuses it and the whole transaction is void.
+            rating = Rating.objects.create(
+                project=a.project, image_id=a.image_id, rater=rater, emotion=item.emotion if item else None,
+                values=vector, scale_max=a.project.scale_max, taxonomy_version=taxonomy.TAXONOMY_VERSION,
+                source=RatingSource.PAGE, seconds_spent=round(spent, 3), active_seconds=_active(active_seconds, spent))
+            a.status, a.rating, a.finished_at = AssignmentStatus.SUBMITTED, rating, now
+            a.client_token = client_token[:64]
+            a.save(update_fields=["status", "rating", "finished_at", "client_token"])
+            if item is not None:
+                item.n_yes += vector[0]
+                item.n_no += 1 - vector[0]
+                item.closed = item.n_no > 0 or item.n_yes >= a.project.target_ratings
+                item.save(update_fields=["n_yes", "n_no", "closed"])
+            return rating
+    except IntegrityError as exc:
+        if "rating_one_per_rater_image" not in str(exc):
+            raise
+        raise AssignmentConflict("you have already rated this image; open it from your recent ratings "
+                                 "to change it") from None
 
 
-def _finish(assignment: Assignment, rater: Any, status: str, reason: str, note: str, now: Any) -> tuple[Assignment, bool]:
-    a = _lock(assignment.pk, rater)
+def _finish(assignment: Assignment | int, rater: Any, status: str, reason: str, note: str, now: Any,
+            project: Project | None) -> tuple[Assignment, bool]:
+    a = _lock(assignment, rater, project)
     if a.status == status:
         return a, False  # idempotent replay
     if a.status != AssignmentStatus.OPEN:
@@ -227,24 +241,26 @@ def _finish(assignment: Assignment, rater: Any, status: str, reason: str, note: 
     return a, True
 
 
-def assignment_skip(*, assignment: Assignment, rater: Any, reason: str, note: str = "",
-                    now: Any | None = None) -> Assignment:
+def assignment_skip(*, assignment: Assignment | int, rater: Any, reason: str, note: str = "",
+                    project: Project | None = None, now: Any | None = None) -> Assignment:
     """Give the image back without rating it; this rater is not served it again. Idempotent."""
     if reason not in SkipReason.values:
         raise InvalidValues(f"skip reason {reason!r} is not one of: {', '.join(SkipReason.values)}")
     with transaction.atomic():
-        a, _ = _finish(assignment, rater, AssignmentStatus.SKIPPED, reason, note, now or timezone.now())
+        a, _ = _finish(assignment, rater, AssignmentStatus.SKIPPED, reason, note, now or timezone.now(),
+                       project)
         return a
 
 
-def assignment_flag(*, assignment: Assignment, rater: Any, reason: str, note: str = "",
-                    now: Any | None = None) -> ImageFlag:
+def assignment_flag(*, assignment: Assignment | int, rater: Any, reason: str, note: str = "",
+                    project: Project | None = None, now: Any | None = None) -> ImageFlag:
     """Report the image as unusable: it leaves the queue (Image.flagged) until a lead looks at it.
     Records who and why (ImageFlag). Idempotent."""
     if reason not in FlagReason.values:
         raise InvalidValues(f"flag reason {reason!r} is not one of: {', '.join(FlagReason.values)}")
     with transaction.atomic():
-        a, fresh = _finish(assignment, rater, AssignmentStatus.FLAGGED, reason, note, now or timezone.now())
+        a, fresh = _finish(assignment, rater, AssignmentStatus.FLAGGED, reason, note, now or timezone.now(),
+                               project)
         if not fresh:
             return ImageFlag.objects.filter(image_id=a.image_id, rater=rater).first() or ImageFlag(image=a.image)
         Image.objects.filter(pk=a.image_id).update(flagged=True)

@@ -182,3 +182,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }
+
+CELERY_BEAT_SCHEDULE = {
+    "agreement-refresh": {"task": "annotation.tasks.agreement_refresh_all_task", "schedule": 15 * 60.0},
+}

@@ -1,0 +1,408 @@
+"""Consolidation: the N expert ratings of an image -> one label per emotion. PURE: numpy only.
+
+Intensity mode (``consolidate_intensity``)
+    Input is the long table the database hands out (``annotation.pgcopy.RatingRows``): one row per
+    rating, ``values[i, e]`` = the intensity rater ``i`` gave emotion ``EMOTIONS[e]`` (0..scale_max;
+    emotions the rater left untouched are 0, so every rating covers all emotions and the number of
+    ratings per emotion equals the number of ratings of the image). Per image and emotion:
+
+    * ``consensus``: the median of the experts (default, as the EmoNet-Face authors did; an even
+      number of ratings gives the mean of the two middle values, e.g. median(2, 5) = 3.5), or the
+      mean, or the trimmed mean (``trim`` = share cut from *each* end, ``floor(trim * n)`` values,
+      the definition of ``scipy.stats.trim_mean``; with 3 ratings and trim 0.2 nothing is cut).
+    * ``spread``: the range ``max - min`` in scale points (the primary spread measure: it is an
+      integer, needs no distributional assumption and reads directly as "the experts were up to
+      so many points apart").
+    * ``disputed`` per emotion, from ``ConsolidationRule`` (see its docstring), and per image:
+      at least ``disputed_min_emotions`` disputed emotions.
+
+Binary mode (``consolidate_binary``)
+    The EmoNet-Face k-of-k rule: an (image, emotion) item is positive when at least k votes were
+    cast and every vote said yes; it is negative as soon as one vote said no (the authors stop
+    asking at the first "no"); with fewer than k votes, all yes, it is still undecided. The raw
+    yes/no counts are kept next to the label.
+
+Left out (both modes): images the caller names as flagged (raters reported them unusable), images
+below the minimum number of ratings, and -- only if the rule says so -- disputed images. Each
+left-out image is counted once, under the first reason in ``LEFT_OUT_REASONS`` order; counts come
+back in ``left_out`` (every reason present, zeros included) and the ids in ``left_out_ids``.
+
+Performance: images are grouped by their number of ratings c and each group is consolidated as
+one (c, m, E) array, sorted along the raters' axis by a small sorting network; 100,000 images x
+3 ratings x 40 emotions take about 0.1-0.2 s (``python -m annotation.consolidation`` times it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "LEFT_OUT_REASONS",
+    "BINARY_LEFT_OUT_REASONS",
+    "BinaryConsolidated",
+    "BinaryVotes",
+    "Consolidated",
+    "ConsolidationRule",
+    "consolidate_binary",
+    "consolidate_intensity",
+]
+
+Method = Literal["median", "mean", "trimmed_mean"]
+METHODS: tuple[Method, ...] = ("median", "mean", "trimmed_mean")
+
+LEFT_OUT_REASONS: tuple[str, ...] = ("flagged", "no_ratings", "below_min_ratings", "disputed")
+BINARY_LEFT_OUT_REASONS: tuple[str, ...] = ("flagged", "no_decided_item")
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class ConsolidationRule:
+    """How intensity ratings become one label per image and emotion (frozen into each release).
+
+    method: "median" (default), "mean" or "trimmed_mean".
+    trim: for "trimmed_mean", the share of ratings cut from each end (0 <= trim < 0.5).
+    min_ratings: images with fewer ratings are left out (reason "below_min_ratings"). Default 2:
+        one rating is an opinion, not a consensus.
+    disputed_spread: an emotion is disputed when its spread (max - min) is at least this many
+        scale points (default 3, i.e. on 0..7 one expert says "weak" and another "strong"). None
+        switches this criterion off.
+    presence_split_min: an emotion is also disputed when at least this many experts said 0 *and*
+        at least this many said > 0 (presence itself is contested). None (default) switches it
+        off; 1 flags every zero/non-zero disagreement, which in zero-inflated data is most images.
+    disputed_min_emotions: an image is disputed when at least this many of its emotions are
+        (default 1: any).
+    drop_disputed: leave disputed images out of the release (reason "disputed") instead of
+        keeping them with their flag (default: keep; the flag is a column of the release).
+    """
+
+    method: Method = "median"
+    trim: float = 0.2
+    min_ratings: int = 2
+    disputed_spread: int | None = 3
+    presence_split_min: int | None = None
+    disputed_min_emotions: int = 1
+    drop_disputed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        if not 0.0 <= self.trim < 0.5:
+            raise ValueError(f"trim must be in [0, 0.5), not {self.trim}")
+        if self.min_ratings < 1:
+            raise ValueError(f"min_ratings must be at least 1, not {self.min_ratings}")
+        if self.disputed_spread is not None and self.disputed_spread < 1:
+            raise ValueError(f"disputed_spread must be at least 1 (or None), not {self.disputed_spread}")
+        if self.presence_split_min is not None and self.presence_split_min < 1:
+            raise ValueError(f"presence_split_min must be at least 1 (or None), not {self.presence_split_min}")
+        if self.disputed_min_emotions < 1:
+            raise ValueError(f"disputed_min_emotions must be at least 1, not {self.disputed_min_emotions}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "trim": self.trim, "min_ratings": self.min_ratings,
+            "disputed_spread": self.disputed_spread, "presence_split_min": self.presence_split_min,
+            "disputed_min_emotions": self.disputed_min_emotions, "drop_disputed": self.drop_disputed,
+        }
+
+    def describe(self) -> str:
+        """One paragraph for the dataset card."""
+        method = {
+            "median": "the median of the experts' ratings (even counts: the mean of the two middle values)",
+            "mean": "the mean of the experts' ratings",
+            "trimmed_mean": f"the trimmed mean of the experts' ratings (floor({self.trim:g} x n) "
+                            "ratings cut from each end)",
+        }[self.method]
+        crit = []
+        if self.disputed_spread is not None:
+            crit.append(f"its spread (max - min) is at least {self.disputed_spread} scale points")
+        if self.presence_split_min is not None:
+            crit.append(f"at least {self.presence_split_min} expert(s) rated it 0 and at least "
+                        f"{self.presence_split_min} rated it above 0")
+        disputed = (
+            f"An emotion is disputed when {' or when '.join(crit)}; an image is disputed when at least "
+            f"{self.disputed_min_emotions} of its emotions are. "
+            + ("Disputed images are left out." if self.drop_disputed else "Disputed images are kept and flagged.")
+            if crit else "No disputed rule is applied."
+        )
+        return (f"Consensus per image and emotion: {method}. Spread: max - min of the ratings, in scale "
+                f"points. Images with fewer than {self.min_ratings} ratings, and images reported as "
+                f"unusable, are left out. {disputed}")
+
+
+@dataclass(frozen=True)
+class Consolidated:
+    """Intensity labels of the kept images, ascending by image id (row r of every array = image_ids[r])."""
+
+    image_ids: IntArray  # (n,) int64
+    consensus: FloatArray  # (n, E) float64
+    spread: npt.NDArray[np.int16]  # (n, E) max - min
+    n_ratings: npt.NDArray[np.int32]  # (n,)
+    disputed_emotions: BoolArray  # (n, E)
+    disputed: BoolArray  # (n,)
+    left_out: dict[str, int]  # reason -> images, every reason of LEFT_OUT_REASONS
+    left_out_ids: dict[str, IntArray]  # reason -> ascending image ids
+    rule: ConsolidationRule
+    scale_max: int
+
+
+@dataclass(frozen=True)
+class BinaryVotes:
+    """Long table of binary votes: one row per (rater, image, emotion); vote 1 = yes, 0 = no."""
+
+    image_ids: IntArray
+    rater_ids: IntArray
+    emotions: IntArray  # taxonomy index
+    votes: npt.NDArray[np.integer[Any]]
+
+
+@dataclass(frozen=True)
+class BinaryConsolidated:
+    """k-of-k labels of the kept images, ascending by image id; one column per taxonomy emotion.
+
+    label: 1 positive, 0 negative, -1 no label (not asked, or still undecided: fewer than k votes,
+    all yes). n_yes/n_no: the raw votes (0/0 for emotions never asked about the image).
+    """
+
+    image_ids: IntArray
+    label: npt.NDArray[np.int8]  # (n, E)
+    n_yes: npt.NDArray[np.int16]  # (n, E)
+    n_no: npt.NDArray[np.int16]  # (n, E)
+    k: int
+    left_out: dict[str, int]  # reason -> images, every reason of BINARY_LEFT_OUT_REASONS
+    left_out_ids: dict[str, IntArray]
+    undecided_items: int  # (image, emotion) items of kept images with fewer than k votes, all yes
+
+    def describe(self) -> str:
+        return (f"k-of-k rule with k = {self.k}: an (image, emotion) item is positive when at least {self.k} "
+                f"experts voted and all said yes, negative as soon as one said no, and unlabelled "
+                f"(null) while fewer than {self.k} votes, all yes, are in. Raw yes/no counts are kept. "
+                "Images reported as unusable, and images without any decided item, are left out.")
+
+
+def _ids(name: str, arr: npt.ArrayLike) -> IntArray:
+    out = np.asarray(arr)
+    if out.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {out.shape}")
+    if out.size and not np.issubdtype(out.dtype, np.integer):
+        raise ValueError(f"{name} must hold integers, got {out.dtype}")
+    return out.astype(np.int64, copy=False)
+
+
+def _group_bounds(sorted_ids: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """(unique ids, start row, count) of runs in an ascending id array."""
+    n = sorted_ids.shape[0]
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    change = np.flatnonzero(sorted_ids[1:] != sorted_ids[:-1]) + 1
+    starts = np.concatenate(([0], change)).astype(np.int64)
+    counts = np.diff(np.concatenate((starts, [n]))).astype(np.int64)
+    return sorted_ids[starts], starts, counts
+
+
+def _sort_by_image(image_ids: IntArray, *cols: npt.NDArray[Any]) -> tuple[IntArray, list[npt.NDArray[Any]]]:
+    """Stable sort by image id, skipped when the input is already ascending (the usual case)."""
+    if image_ids.size < 2 or bool(np.all(image_ids[1:] >= image_ids[:-1])):
+        return image_ids, list(cols)
+    order = np.argsort(image_ids, kind="stable")
+    return image_ids[order], [c[order] for c in cols]
+
+
+def _left_out(reasons: tuple[str, ...], ids: Mapping[str, IntArray]) -> tuple[dict[str, int], dict[str, IntArray]]:
+    full = {r: np.sort(np.asarray(ids.get(r, np.zeros(0, np.int64)), dtype=np.int64)) for r in reasons}
+    return {r: int(a.size) for r, a in full.items()}, full
+
+
+def _sorted_block(block: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+    """Sort a (c, m, E) block along axis 0.
+
+    For the usual handful of ratings an odd-even transposition network of elementwise
+    minimum/maximum over contiguous (m, E) slabs is several times faster than np.sort on a short
+    axis; many ratings per image fall back to np.sort.
+    """
+    c = block.shape[0]
+    if c > 16:
+        return np.sort(block, axis=0)
+    for p in range(c):
+        for i in range(p % 2, c - 1, 2):
+            lo = np.minimum(block[i], block[i + 1])
+            np.maximum(block[i], block[i + 1], out=block[i + 1])
+            block[i] = lo
+    return block
+
+
+def consolidate_intensity(
+    image_ids: npt.ArrayLike,
+    values: npt.ArrayLike,
+    *,
+    rule: ConsolidationRule = ConsolidationRule(),  # noqa: B008 - frozen, so a safe default
+    scale_max: int = 7,
+    flagged_image_ids: Collection[int] = (),
+    all_image_ids: npt.ArrayLike | None = None,
+) -> Consolidated:
+    """Consolidate intensity ratings (see the module docstring for every definition).
+
+    image_ids: (n,) image of each rating row; values: (n, E) integers in 0..scale_max. Rows should
+    come sorted by image (as ``RatingRows`` are); other orders are sorted here (stable).
+    flagged_image_ids: images reported unusable; their ratings are ignored (reason "flagged").
+    all_image_ids: optionally every image considered for the release; those without any rating
+    are counted under "no_ratings" (without it that reason stays 0). Ratings of images outside
+    it are an error.
+    Raises ValueError naming the problem for bad shapes or values off the scale.
+    """
+    ids = _ids("image_ids", image_ids)
+    vals = np.asarray(values)
+    if vals.ndim != 2 or vals.shape[0] != ids.shape[0]:
+        raise ValueError(f"values must have shape (n_ratings, n_emotions) = ({ids.shape[0]}, E), got {vals.shape}")
+    if scale_max < 1:
+        raise ValueError(f"scale_max must be at least 1, not {scale_max}")
+    if vals.size:
+        if not np.issubdtype(vals.dtype, np.integer):
+            raise ValueError(f"values must be integers, got {vals.dtype}")
+        lo, hi = int(vals.min()), int(vals.max())
+        if lo < 0 or hi > scale_max:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"value {bad} is off the scale (allowed: 0..{scale_max})")
+    vals = vals.astype(np.int16, copy=False)
+    n_emotions = vals.shape[1]
+    ids, (vals,) = _sort_by_image(ids, vals)
+    uniq, starts, counts = _group_bounds(ids)
+
+    reasons: dict[str, IntArray] = {}
+    keep = np.ones(uniq.shape[0], dtype=bool)
+    if all_image_ids is not None:
+        universe = np.unique(_ids("all_image_ids", all_image_ids))
+        outside = uniq[~np.isin(uniq, universe)]
+        if outside.size:
+            raise ValueError(f"ratings for images outside all_image_ids, e.g. image {int(outside[0])}")
+        flagged_all = np.isin(universe, np.fromiter(flagged_image_ids, dtype=np.int64))
+        unrated = ~np.isin(universe, uniq) & ~flagged_all
+        reasons["no_ratings"] = universe[unrated]
+        reasons["flagged"] = universe[flagged_all]
+        keep &= ~np.isin(uniq, universe[flagged_all])
+    else:
+        flagged = np.isin(uniq, np.fromiter(flagged_image_ids, dtype=np.int64))
+        reasons["flagged"] = uniq[flagged]
+        keep &= ~flagged
+    few = keep & (counts < rule.min_ratings)
+    reasons["below_min_ratings"] = uniq[few]
+    keep &= ~few
+
+    kept_ids, kept_starts, kept_counts = uniq[keep], starts[keep], counts[keep]
+    n = kept_ids.shape[0]
+    consensus = np.zeros((n, n_emotions), dtype=np.float64)
+    spread = np.zeros((n, n_emotions), dtype=np.int16)
+    disputed_e = np.zeros((n, n_emotions), dtype=bool)
+    for c in np.unique(kept_counts).tolist():
+        sel = np.flatnonzero(kept_counts == c)
+        rows = np.arange(c, dtype=np.int64)[:, None] + kept_starts[sel][None, :]
+        block = _sorted_block(vals[rows])  # (c, m, E), ascending along the raters' axis 0
+        lo_v, hi_v = block[0], block[-1]
+        if rule.method == "median":
+            if c % 2:
+                cons = block[c // 2].astype(np.float64)
+            else:
+                cons = (block[c // 2 - 1].astype(np.float64) + block[c // 2]) / 2.0
+        else:
+            cut = int(np.floor(rule.trim * c)) if rule.method == "trimmed_mean" else 0
+            cons = block[cut:c - cut].sum(axis=0, dtype=np.float64) / (c - 2 * cut)
+        consensus[sel] = cons
+        spread_block = (hi_v - lo_v).astype(np.int16)
+        spread[sel] = spread_block
+        dis = np.zeros(spread_block.shape, dtype=bool)
+        if rule.disputed_spread is not None:
+            dis |= spread_block >= rule.disputed_spread
+        if rule.presence_split_min is not None:
+            zeros = (block == 0).sum(axis=0)
+            dis |= (zeros >= rule.presence_split_min) & (c - zeros >= rule.presence_split_min)
+        disputed_e[sel] = dis
+    disputed = disputed_e.sum(axis=1) >= rule.disputed_min_emotions
+    n_ratings = kept_counts.astype(np.int32)
+
+    if rule.drop_disputed:
+        reasons["disputed"] = kept_ids[disputed]
+        k = ~disputed
+        kept_ids, consensus, spread, n_ratings, disputed_e, disputed = (
+            kept_ids[k], consensus[k], spread[k], n_ratings[k], disputed_e[k], disputed[k])
+    counts_out, ids_out = _left_out(LEFT_OUT_REASONS, reasons)
+    return Consolidated(
+        image_ids=kept_ids, consensus=consensus, spread=spread, n_ratings=n_ratings,
+        disputed_emotions=disputed_e, disputed=disputed, left_out=counts_out, left_out_ids=ids_out,
+        rule=rule, scale_max=scale_max,
+    )
+
+
+def consolidate_binary(
+    votes: BinaryVotes,
+    *,
+    k: int = 3,
+    n_emotions: int = 40,
+    flagged_image_ids: Collection[int] = (),
+) -> BinaryConsolidated:
+    """Apply the k-of-k rule to every (image, emotion) item (see the module docstring).
+
+    Images whose items are all undecided (or that have no votes) are left out under
+    "no_decided_item"; flagged images under "flagged". Votes must be 0 or 1 and emotions indexes
+    in 0..n_emotions-1 (ValueError otherwise).
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, not {k}")
+    ids = _ids("image_ids", votes.image_ids)
+    emo = _ids("emotions", votes.emotions)
+    v = _ids("votes", votes.votes)
+    if not (emo.shape == v.shape == ids.shape):
+        raise ValueError("image_ids, emotions and votes must have the same length")
+    if v.size and (int(v.min()) < 0 or int(v.max()) > 1):
+        raise ValueError("votes must be 0 (no) or 1 (yes)")
+    if emo.size and (int(emo.min()) < 0 or int(emo.max()) >= n_emotions):
+        raise ValueError(f"emotion index off the taxonomy (allowed: 0..{n_emotions - 1})")
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    n_yes = np.zeros((uniq.shape[0], n_emotions), dtype=np.int16)
+    n_no = np.zeros((uniq.shape[0], n_emotions), dtype=np.int16)
+    np.add.at(n_yes, (inverse, emo), (v == 1).astype(np.int16))
+    np.add.at(n_no, (inverse, emo), (v == 0).astype(np.int16))
+    label = np.full(n_yes.shape, -1, dtype=np.int8)
+    label[(n_no == 0) & (n_yes >= k)] = 1
+    label[n_no > 0] = 0
+
+    reasons: dict[str, IntArray] = {}
+    flagged = np.isin(uniq, np.fromiter(flagged_image_ids, dtype=np.int64))
+    reasons["flagged"] = uniq[flagged]
+    decided = (label >= 0).any(axis=1)
+    none_decided = ~flagged & ~decided
+    reasons["no_decided_item"] = uniq[none_decided]
+    keep = ~flagged & decided
+    undecided = int(((label[keep] < 0) & (n_yes[keep] > 0)).sum())
+    counts_out, ids_out = _left_out(BINARY_LEFT_OUT_REASONS, reasons)
+    return BinaryConsolidated(
+        image_ids=uniq[keep], label=label[keep], n_yes=n_yes[keep], n_no=n_no[keep], k=k,
+        left_out=counts_out, left_out_ids=ids_out, undecided_items=undecided,
+    )
+
+
+def _benchmark() -> None:  # pragma: no cover - run by hand: python -m annotation.consolidation
+    import time
+
+    rng = np.random.default_rng(0)
+    n_img, per, n_e = 100_000, 3, 40
+    ids = np.repeat(np.arange(n_img, dtype=np.int64), per)
+    # zero-inflated like the real data: about 8 of 40 emotions non-zero
+    vals = np.where(rng.random((n_img * per, n_e)) < 0.2, rng.integers(1, 8, (n_img * per, n_e)), 0).astype(np.int16)
+    for method in METHODS:
+        t0 = time.perf_counter()
+        out = consolidate_intensity(ids, vals, rule=ConsolidationRule(method=method))
+        dt = time.perf_counter() - t0
+        print(f"{method:13s} {n_img:,} images x {per} ratings x {n_e} emotions: {dt:.3f} s "
+              f"({int(out.disputed.sum()):,} disputed)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _benchmark()

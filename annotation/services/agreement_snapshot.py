@@ -1,0 +1,284 @@
+"""Computing and storing agreement snapshots (the statistics live in annotation.agreement).
+
+Pages and the API never compute agreement: they read the latest AgreementSnapshot. Workers
+compute snapshots on demand and debounced after new ratings (annotation.tasks).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from statistics import median
+from typing import Any
+
+import numpy as np
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from annotation import agreement as ag
+from annotation import selectors, taxonomy
+from annotation.models import AgreementSnapshot, Image, ModelScore, Project, Rating, SnapshotStatus
+
+LEVELS = ("nominal", "ordinal", "interval", "ratio")
+STRATA_KEYS = ("ethnicity", "gender", "age")
+DEBOUNCE_SECONDS = 60
+
+
+class AgreementError(ValueError):
+    """A refused request (unknown level, bad bootstrap count); the message names the problem."""
+
+
+def _num(x: float | None, digits: int = 6) -> float | None:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return None
+    return round(float(x), digits)
+
+
+def ratings_fingerprint(project: Project) -> str:
+    """Identifies the rating data: count and latest change of the project's ratings and flags."""
+    agg = Rating.objects.filter(project=project).aggregate(n=Count("id"), last=Max("updated_at"))
+    flagged = Image.objects.filter(project=project, flagged=True).count()
+    last = agg["last"].isoformat() if agg["last"] else "-"
+    return f"{agg['n']}|{last}|{flagged}"
+
+
+def _labels(rater_ids: set[int]) -> dict[int, str]:
+    from accounts.models import User
+
+    return {u.pk: (u.display_name or u.email) for u in User.objects.filter(pk__in=rater_ids)}
+
+
+def _emotion_rows(report: list[ag.EmotionAgreement], names: tuple[str, ...], with_ci: bool) -> list[dict[str, Any]]:
+    out = []
+    for e in report:
+        out.append({
+            "emotion": names[e.emotion],
+            "index": e.emotion,
+            "alpha": _num(e.alpha.alpha),
+            "ci": [_num(e.ci_low), _num(e.ci_high)] if e.alpha.alpha is not None and with_ci else None,
+            "reason": e.alpha.reason,
+            "n_images": e.alpha.n_units,
+            "n_ratings": e.nonzero.n_ratings,
+            "nonzero_share": _num(e.nonzero.nonzero_share),
+            "warnings": list(e.warnings),
+        })
+    return out
+
+
+def _strata(project: Project, units: np.ndarray, values: np.ndarray, raters: np.ndarray, *, level: str,
+            domain: tuple[int, ...], n_boot: int, seed: int, names: tuple[str, ...]) -> dict[str, Any]:
+    meta = {row[0]: row[1:] for row in Image.objects.filter(project=project, pk__in=set(units.tolist()))
+            .values_list("pk", "ethnicity", "gender", "age")}
+    out: dict[str, Any] = {}
+    for k, key in enumerate(STRATA_KEYS):
+        labels = np.array([str(meta[u][k]) if meta[u][k] not in (None, "") else "unknown" for u in units.tolist()])
+        result = ag.alpha_by_stratum(units, values, labels, level=level, domain=domain,  # type: ignore[arg-type]
+                                     n_boot=max(n_boot, 1), seed=seed, raters=raters)
+        by_stratum: dict[str, dict[str, Any]] = {}
+        for s in result:
+            entry = by_stratum.setdefault(str(s.stratum), {"stratum": str(s.stratum), "n_images": s.alpha.n_units,
+                                                            "reliable": s.reliable, "emotions": []})
+            entry["n_images"] = max(entry["n_images"], s.alpha.n_units)
+            ci = [_num(s.ci_low), _num(s.ci_high)] if n_boot and s.alpha.alpha is not None else None
+            entry["emotions"].append({"emotion": names[s.emotion], "alpha": _num(s.alpha.alpha),
+                                      "ci": ci, "reliable": s.reliable,
+                                      "note": s.note})
+        out[key] = sorted(by_stratum.values(), key=lambda d: d["stratum"])
+    return out
+
+
+def _raters(project: Project, units: np.ndarray, raters: np.ndarray, values: np.ndarray, *,
+            domain: tuple[int, ...], level: str, names: tuple[str, ...]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    kappas = ag.pairwise_kappas(units, raters, values, domain=domain)
+    loo = ag.rater_agreement(units, raters, values, domain=domain, level=level, kappas=kappas)  # type: ignore[arg-type]
+    rater_ids = sorted({int(r) for r in raters.tolist()})
+    labels = _labels(set(rater_ids))
+    seconds: dict[int, list[float]] = {}
+    for rater_id, s in Rating.objects.filter(project=project, seconds_spent__isnull=False).values_list(
+            "rater_id", "seconds_spent"):
+        seconds.setdefault(rater_id, []).append(s)
+    counts = dict(zip(*np.unique(raters, return_counts=True), strict=True))
+    by_rater: dict[int, list[ag.RaterAgreement]] = {}
+    for r in loo:
+        by_rater.setdefault(int(r.rater), []).append(r)
+
+    def mean(xs: list[float | None]) -> float | None:
+        xs2 = [x for x in xs if x is not None]
+        return _num(sum(xs2) / len(xs2)) if xs2 else None
+
+    rows = []
+    for rid in rater_ids:
+        test = ag.candidate_test(kappas, rid, humans=rater_ids)
+        rows.append({
+            "rater": rid, "label": labels.get(rid, str(rid)), "n_ratings": int(counts.get(rid, 0)),
+            "median_seconds": _num(median(seconds[rid]), 1) if seconds.get(rid) else None,
+            "mean_kappa": mean([r.mean_kappa for r in by_rater.get(rid, [])]),
+            "alpha_with": mean([r.alpha_with for r in by_rater.get(rid, [])]),
+            "alpha_without": mean([r.alpha_without for r in by_rater.get(rid, [])]),
+            "annotator_test": {"p_value": _num(test.p_value), "could_be_annotator": test.could_be_annotator,
+                               "verdict": test.verdict},
+        })
+    # Pairwise kappa averaged over emotions (the heatmap) and per emotion.
+    pair_sum: dict[tuple[int, int], list[float]] = {}
+    per_emotion: dict[int, list[float]] = {}
+    for k in kappas:
+        if k.kappa is None:
+            continue
+        a, b = sorted((int(k.rater_a), int(k.rater_b)))
+        pair_sum.setdefault((a, b), []).append(k.kappa)
+        per_emotion.setdefault(k.emotion, []).append(k.kappa)
+    kappa = {
+        "raters": rater_ids,
+        "pairs": [{"a": a, "b": b, "kappa": _num(sum(v) / len(v)), "n_emotions": len(v)}
+                  for (a, b), v in sorted(pair_sum.items())],
+        "per_emotion_mean": {names[e]: _num(sum(v) / len(v)) for e, v in sorted(per_emotion.items())},
+    }
+    return rows, kappa
+
+
+def _models(project: Project, units: np.ndarray, values: np.ndarray, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    out = []
+    for model_name in ModelScore.objects.filter(project=project).values_list("model_name", flat=True).distinct():
+        scored = list(ModelScore.objects.filter(project=project, model_name=model_name).values_list("image_id", "scores"))
+        if not scored:
+            continue
+        m_units = np.array([s[0] for s in scored], dtype=np.int64)
+        m_scores = np.array([s[1] for s in scored], dtype=np.float64)
+        rhos = ag.spearman_vs_median(units, values, m_units, m_scores)
+        out.append({"model": model_name, "n_images": len(scored),
+                    "spearman": [{"emotion": names[r.emotion], "rho": _num(r.rho), "n": r.n, "reason": r.reason}
+                                 for r in rhos]})
+    return out
+
+
+def _binary_payload(project: Project, *, n_boot: int, seed: int, names: tuple[str, ...]) -> dict[str, Any]:
+    votes = list(Rating.objects.filter(project=project, emotion__isnull=False, image__flagged=False)
+                 .values_list("image_id", "rater_id", "emotion", "values"))
+    units = np.array([v[0] for v in votes], dtype=np.int64)
+    raters = np.array([v[1] for v in votes], dtype=np.int64)
+    emotions = np.array([v[2] for v in votes], dtype=np.int64)
+    yes = np.array([v[3][0] for v in votes], dtype=np.int64)
+    table = ag.binary_agreement(units, raters, emotions, yes, n_emotions=len(names), conditional_design=True)
+    rows = []
+    for b in table:
+        mask = emotions == b.emotion
+        ci: list[float | None] | None = None
+        if b.alpha.alpha is not None and n_boot:
+            low_high = ag.bootstrap_ci(units[mask], yes[mask].reshape(-1, 1), level="nominal", domain=(0, 1),
+                                       n_boot=n_boot, seed=seed)[0]
+            ci = [_num(low_high[0]), _num(low_high[1])]
+        rows.append({"emotion": names[b.emotion], "index": b.emotion, "alpha": _num(b.alpha.alpha), "ci": ci,
+                     "reason": b.alpha.reason, "n_images": b.alpha.n_units, "n_ratings": int(mask.sum()),
+                     "nonzero_share": _num(float(yes[mask].mean())) if mask.any() else None,
+                     "vote_patterns": b.patterns, "n_images_with_2_or_more_votes": b.n_units_multi,
+                     "warnings": [w for w in [b.warning] if w]})
+    return {"emotions": rows, "n_ratings": len(votes), "n_images": len(set(units.tolist())),
+            "n_raters": len(set(raters.tolist()))}
+
+
+def agreement_compute(project: Project, *, level: str = "interval", n_boot: int = 1000, seed: int = 0,
+                      progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """The full agreement report of a project as a JSON-ready dict (definitions: docs/agreement.md).
+
+    Flagged images are left out. Raises AgreementError for an unknown level or bad bootstrap count.
+    """
+    if level not in LEVELS:
+        raise AgreementError(f"unknown level {level!r} (allowed: {', '.join(LEVELS)})")
+    if not 0 <= n_boot <= 100_000:
+        raise AgreementError(f"bootstrap resamples {n_boot} out of range (allowed: 0..100000)")
+    names = taxonomy.EMOTIONS
+    step = progress or (lambda pct: None)
+    head: dict[str, Any] = {"project": project.slug, "mode": project.mode, "level": level, "n_boot": n_boot,
+                            "seed": seed, "confidence": 0.95, "scale": [0, project.scale_max],
+                            "taxonomy_version": project.taxonomy_version,
+                            "flagged_images_excluded": Image.objects.filter(project=project, flagged=True).count(),
+                            "definitions": "docs/agreement.md"}
+    if project.is_binary:
+        body = _binary_payload(project, n_boot=n_boot, seed=seed, names=names)
+        body["level"] = "nominal"  # yes/no votes are nominal whatever was asked
+        step(100)
+        return {**head, **body, "mean_alpha": _mean_alpha(body["emotions"])}
+
+    rows = selectors.rating_rows(project)
+    step(10)
+    units, raters, values = rows.image_ids, rows.rater_ids, rows.values
+    domain = ag.scale_domain(project.scale_max)
+    if len(units) == 0:
+        report: list[ag.EmotionAgreement] = []
+        emotions = [{"emotion": n, "index": i, "alpha": None, "ci": None, "reason": ag.REASON_NO_PAIRABLE,
+                     "n_images": 0, "n_ratings": 0, "nonzero_share": None, "warnings": []}
+                    for i, n in enumerate(names)]
+    else:
+        # n_boot=0 asks for no intervals: compute with one resample and leave the intervals out.
+        report = ag.agreement_report(units, raters, values, level=level, domain=domain,  # type: ignore[arg-type]
+                                     n_boot=max(n_boot, 1), seed=seed)
+        emotions = _emotion_rows(report, names, with_ci=n_boot > 0)
+    step(40)
+    payload: dict[str, Any] = {**head, "n_images": int(len(np.unique(units))), "n_ratings": int(len(units)),
+                               "n_raters": int(len(np.unique(raters))), "emotions": emotions,
+                               "mean_alpha": _mean_alpha(emotions)}
+    if len(units):
+        payload["raters"], payload["kappa"] = _raters(project, units, raters, values, domain=domain, level=level,
+                                                      names=names)
+        step(65)
+        payload["strata"] = _strata(project, units, values, raters, level=level, domain=domain, n_boot=n_boot,
+                                    seed=seed, names=names)
+        step(90)
+        payload["models"] = _models(project, units, values, names)
+    else:
+        payload.update(raters=[], kappa={"raters": [], "pairs": [], "per_emotion_mean": {}}, strata={}, models=[])
+    step(100)
+    return payload
+
+
+def _mean_alpha(emotions: list[dict[str, Any]]) -> float | None:
+    defined = [e["alpha"] for e in emotions if e["alpha"] is not None]
+    return _num(sum(defined) / len(defined)) if defined else None
+
+
+def agreement_snapshot_create(project: Project, *, level: str = "interval", n_boot: int = 1000,
+                              seed: int = 0) -> AgreementSnapshot:
+    """Compute and store a snapshot. Idempotent: with unchanged ratings and the same parameters the
+    stored snapshot is returned instead of computing again. A failure is recorded on the row."""
+    fingerprint = ratings_fingerprint(project)
+    existing = AgreementSnapshot.objects.filter(project=project, level=level, n_boot=n_boot, seed=seed,
+                                                fingerprint=fingerprint, status=SnapshotStatus.DONE).first()
+    if existing is not None:
+        return existing
+    snapshot = AgreementSnapshot.objects.create(project=project, level=level, n_boot=n_boot, seed=seed,
+                                                fingerprint=fingerprint)
+    started = time.perf_counter()
+
+    def progress(pct: int) -> None:
+        AgreementSnapshot.objects.filter(pk=snapshot.pk).update(progress=pct)
+
+    try:
+        payload = agreement_compute(project, level=level, n_boot=n_boot, seed=seed, progress=progress)
+    except Exception as exc:
+        AgreementSnapshot.objects.filter(pk=snapshot.pk).update(status=SnapshotStatus.FAILED, error=str(exc)[:2000],
+                                                                finished_at=timezone.now())
+        raise
+    snapshot.payload = payload
+    snapshot.status = SnapshotStatus.DONE
+    snapshot.progress = 100
+    snapshot.finished_at = timezone.now()
+    snapshot.seconds = round(time.perf_counter() - started, 3)
+    snapshot.save(update_fields=["payload", "status", "progress", "finished_at", "seconds"])
+    return snapshot
+
+
+def agreement_schedule(project: Project) -> bool:
+    """Queue a snapshot after new ratings, at most once per DEBOUNCE_SECONDS per project.
+
+    Call inside the transaction that stored the rating: the task is sent on commit. Returns
+    whether a task was queued.
+    """
+    if not cache.add(f"agreement-debounce:{project.pk}", 1, timeout=DEBOUNCE_SECONDS):
+        return False
+    from annotation.tasks import agreement_snapshot_task
+
+    transaction.on_commit(lambda: agreement_snapshot_task.apply_async((project.pk,), countdown=DEBOUNCE_SECONDS))
+    return True

@@ -1,0 +1,194 @@
+"""The queue: leases, order, exclusions, expiry, binary escalation, and concurrency on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.core.files.base import ContentFile
+from django.db import connection
+from django.utils import timezone
+
+from annotation.models import Assignment, AssignmentStatus, BinaryItem, Image, Rating
+from annotation.services.queue import assignment_claim, assignment_claim_next, binary_items_ensure
+from annotation.services.rating_submit import assignment_flag, assignment_skip, rating_submit
+from tests.factories import add_member, image_bytes, make_image, make_project, make_user
+
+ZEROS = [0] * 40
+
+
+def image_with_file(project, priority: float = 0.0, **extra) -> Image:
+    image = make_image(project, priority=priority, **extra)
+    image.file.save(f"{image.sha256}.jpg", ContentFile(image_bytes()), save=True)
+    return image
+
+
+@pytest.mark.django_db
+def test_claim_follows_priority_then_id_and_skips_flagged_and_placeholders():
+    project = make_project(target_ratings=1)
+    rater = make_user()
+    add_member(project, rater)
+    make_image(project, priority=9.0)  # placeholder: no file
+    image_with_file(project, priority=8.0, flagged=True)
+    b = image_with_file(project, priority=5.0)
+    a = image_with_file(project, priority=5.0)  # same priority, higher id
+    c = image_with_file(project, priority=1.0)
+    served = []
+    for _ in range(4):
+        claim = assignment_claim(project=project, rater=make_user())
+        if claim is None:
+            break
+        served.append(claim.image_id)
+    assert served == [b.pk, a.pk, c.pk]
+
+
+@pytest.mark.django_db
+def test_reopening_returns_the_open_assignment_and_expiry_releases_it():
+    project = make_project(target_ratings=1, lease_minutes=30)
+    only = image_with_file(project)
+    r1, r2 = make_user(), make_user()
+    first = assignment_claim(project=project, rater=r1)
+    assert first is not None and first.image_id == only.pk
+    assert assignment_claim(project=project, rater=r1).pk == first.pk  # same lease again
+    assert assignment_claim(project=project, rater=r2) is None  # the only slot is leased
+    later = timezone.now() + timedelta(minutes=31)
+    taken = assignment_claim(project=project, rater=r2, now=later)
+    assert taken is not None and taken.image_id == only.pk  # expired lease returned the image
+    # r1 comes back after the expiry: their lease is marked expired, nothing is left for them.
+    assert assignment_claim(project=project, rater=r1, now=later) is None
+    first.refresh_from_db()
+    assert first.status == AssignmentStatus.EXPIRED
+
+
+@pytest.mark.django_db
+def test_never_served_again_after_rating_skipping_or_flagging():
+    project = make_project(target_ratings=5)
+    rater = make_user()
+    images = [image_with_file(project, priority=p) for p in (3, 2, 1)]
+    a = assignment_claim(project=project, rater=rater)
+    rating_submit(assignment=a, rater=rater, values=ZEROS)
+    b = assignment_claim(project=project, rater=rater)
+    assignment_skip(assignment=b, rater=rater, reason="cannot_judge")
+    c = assignment_claim(project=project, rater=rater)
+    assignment_flag(assignment=c, rater=rater, reason="artifact", note="two noses")
+    assert [a.image_id, b.image_id, c.image_id] == [im.pk for im in images]
+    assert assignment_claim(project=project, rater=rater) is None
+    # the skipped image still goes to others; the flagged one to nobody
+    other = assignment_claim(project=project, rater=make_user())
+    assert other.image_id == images[0].pk
+    rating_submit(assignment=other, rater=other.rater, values=ZEROS)
+    assert assignment_claim(project=project, rater=other.rater).image_id == images[1].pk
+    assert Image.objects.get(pk=images[2].pk).flagged
+
+
+@pytest.mark.django_db
+def test_prefetch_hint_names_the_next_claimable_image():
+    project = make_project(target_ratings=1)
+    first, second = image_with_file(project, priority=2), image_with_file(project, priority=1)
+    claim = assignment_claim_next(project=project, rater=make_user())
+    assert claim.assignment.image_id == first.pk
+    assert claim.next_image_url == second.file.url
+
+
+@pytest.mark.django_db
+def test_binary_items_created_lazily_with_contrastive_emotion_and_escalation():
+    project = make_project(mode="binary", target_ratings=3)
+    named = image_with_file(project, priority=2, extra={"emotion": "Elation"})
+    plain = image_with_file(project, priority=1)
+    assert binary_items_ensure(project=project) == 2 + 40
+    items = BinaryItem.objects.filter(image=named)
+    assert sorted(i.contrastive for i in items) == [False, True]
+    assert BinaryItem.objects.filter(image=plain).count() == 40
+    target = items.get(contrastive=False)
+    # three yes votes in a row make it positive; nobody else is asked
+    raters = [make_user() for _ in range(4)]
+    served = []
+    for r in raters[:3]:
+        a = assignment_claim(project=project, rater=r)
+        served.append(a.item_id)
+        rating_submit(assignment=a, rater=r, values=[1])
+    assert served == [target.pk] * 3
+    target.refresh_from_db()
+    assert (target.n_yes, target.closed) == (3, True)
+    nxt = assignment_claim(project=project, rater=raters[3])
+    assert nxt.item_id != target.pk
+    # a single "no" closes an item at once
+    rating_submit(assignment=nxt, rater=raters[3], values=[0])
+    item = BinaryItem.objects.get(pk=nxt.item_id)
+    assert item.closed and item.n_no == 1
+    assert assignment_claim(project=project, rater=make_user()).item_id not in {target.pk, item.pk}
+
+
+def _threads(n: int, fn) -> list[BaseException]:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            fn(i)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_raters_claiming_and_submitting_at_once_never_exceed_the_target():
+    project = make_project(target_ratings=3)
+    images = [image_with_file(project, priority=i % 3) for i in range(12)]
+    raters = [make_user() for _ in range(24)]
+    for r in raters:
+        add_member(project, r)
+
+    def work(i: int) -> None:
+        rater = raters[i]
+        while True:
+            a = assignment_claim(project=project, rater=rater)
+            if a is None:
+                return
+            rating_submit(assignment=a, rater=rater, values=[i % 8] + [0] * 39)
+            # a double submit of the same assignment (a retry) stores nothing new
+            rating_submit(assignment=a, rater=rater, values=[7] * 40)
+
+    assert _threads(len(raters), work) == []
+    per_image = Counter(Rating.objects.values_list("image_id", flat=True))
+    assert per_image == {im.pk: 3 for im in images}  # every image exactly at its target
+    pairs = list(Rating.objects.values_list("rater_id", "image_id"))
+    assert len(pairs) == len(set(pairs)) == 36
+    assert Assignment.objects.filter(status=AssignmentStatus.SUBMITTED).count() == 36
+    assert not Assignment.objects.filter(status=AssignmentStatus.OPEN).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_double_submit_of_one_assignment_stores_one_rating():
+    project = make_project(target_ratings=2)
+    image_with_file(project)
+    rater = make_user()
+    a = assignment_claim(project=project, rater=rater)
+    results = []
+    errors = _threads(8, lambda i: results.append(rating_submit(assignment=a, rater=rater, values=[i % 8] * 40).pk))
+    assert errors == []
+    assert len(set(results)) == 1
+    assert Rating.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_by_one_rater_share_one_lease():
+    project = make_project(target_ratings=5)
+    for _ in range(5):
+        image_with_file(project)
+    rater = make_user()
+    got: list[int] = []
+    assert _threads(6, lambda i: got.append(assignment_claim(project=project, rater=rater).pk)) == []
+    assert len(set(got)) == 1
+    assert Assignment.objects.filter(rater=rater, status=AssignmentStatus.OPEN).count() == 1
