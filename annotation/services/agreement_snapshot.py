@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from statistics import median
 from typing import Any
 
 import numpy as np
@@ -70,11 +69,16 @@ def _emotion_rows(report: list[ag.EmotionAgreement], names: tuple[str, ...], wit
 
 def _strata(project: Project, units: np.ndarray, values: np.ndarray, raters: np.ndarray, *, level: str,
             domain: tuple[int, ...], n_boot: int, seed: int, names: tuple[str, ...]) -> dict[str, Any]:
-    meta = {row[0]: row[1:] for row in Image.objects.filter(project=project, pk__in=set(units.tolist()))
-            .values_list("pk", "ethnicity", "gender", "age")}
+    # One label per rating row, looked up per image with numpy (units are sorted image ids).
+    image_ids = np.unique(units)
+    rows = Image.objects.filter(project=project, pk__in=image_ids.tolist()).values_list("pk", *STRATA_KEYS)
+    by_pk = {r[0]: r[1:] for r in rows}
+    position = np.searchsorted(image_ids, units)
     out: dict[str, Any] = {}
     for k, key in enumerate(STRATA_KEYS):
-        labels = np.array([str(meta[u][k]) if meta[u][k] not in (None, "") else "unknown" for u in units.tolist()])
+        per_image = np.array([str(by_pk[i][k]) if by_pk[i][k] not in (None, "") else "unknown"
+                              for i in image_ids.tolist()], dtype=object)
+        labels = per_image[position]
         result = ag.alpha_by_stratum(units, values, labels, level=level, domain=domain,  # type: ignore[arg-type]
                                      n_boot=max(n_boot, 1), seed=seed, raters=raters)
         by_stratum: dict[str, dict[str, Any]] = {}
@@ -96,10 +100,7 @@ def _raters(project: Project, units: np.ndarray, raters: np.ndarray, values: np.
     loo = ag.rater_agreement(units, raters, values, domain=domain, level=level, kappas=kappas)  # type: ignore[arg-type]
     rater_ids = sorted({int(r) for r in raters.tolist()})
     labels = _labels(set(rater_ids))
-    seconds: dict[int, list[float]] = {}
-    for rater_id, s in Rating.objects.filter(project=project, seconds_spent__isnull=False).values_list(
-            "rater_id", "seconds_spent"):
-        seconds.setdefault(rater_id, []).append(s)
+    median_seconds = selectors.median_seconds_per_rater(project)
     counts = dict(zip(*np.unique(raters, return_counts=True), strict=True))
     by_rater: dict[int, list[ag.RaterAgreement]] = {}
     for r in loo:
@@ -114,7 +115,7 @@ def _raters(project: Project, units: np.ndarray, raters: np.ndarray, values: np.
         test = ag.candidate_test(kappas, rid, humans=rater_ids)
         rows.append({
             "rater": rid, "label": labels.get(rid, str(rid)), "n_ratings": int(counts.get(rid, 0)),
-            "median_seconds": _num(median(seconds[rid]), 1) if seconds.get(rid) else None,
+            "median_seconds": _num(median_seconds.get(rid), 1),
             "mean_kappa": mean([r.mean_kappa for r in by_rater.get(rid, [])]),
             "alpha_with": mean([r.alpha_with for r in by_rater.get(rid, [])]),
             "alpha_without": mean([r.alpha_without for r in by_rater.get(rid, [])]),

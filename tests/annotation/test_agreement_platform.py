@@ -181,3 +181,19 @@ def test_api_latest_snapshot_for_leads_only(client):
         assert client.get(url).status_code == 403
     client.logout()
     assert client.get(url).status_code in (401, 403)
+
+
+def test_median_seconds_per_rater_in_the_snapshot():
+    from annotation.selectors import median_seconds_per_rater
+
+    project = make_project(slug="hq")
+    fast, slow = make_user(), make_user()
+    for i, (s_fast, s_slow) in enumerate([(10, 50), (20, 70), (60, 90)]):
+        image = Image.objects.create(project=project, name=f"{i}.jpg")
+        for rater, s in ((fast, s_fast), (slow, s_slow)):
+            Rating.objects.create(project=project, image=image, rater=rater, values=[i] * 40, scale_max=7,
+                                  taxonomy_version="emonet-face-1", seconds_spent=s)
+    assert median_seconds_per_rater(project) == {fast.pk: 20.0, slow.pk: 70.0}
+    payload = agreement_snapshot_create(project, n_boot=0).payload
+    assert {r["rater"]: r["median_seconds"] for r in payload["raters"]} == {fast.pk: 20.0, slow.pk: 70.0}
+    assert {r["rater"]: r["n_ratings"] for r in payload["raters"]} == {fast.pk: 3, slow.pk: 3}

@@ -1,0 +1,336 @@
+"""Deterministic, sticky, demographically stratified train/validation/test splits. PURE: stdlib only.
+
+Algorithm (``assign_splits``), for items = images with their sha256 and demographics:
+
+1. Strata. Each item's stratum is the tuple of its values for ``SplitConfig.strata`` (default
+   ethnicity x gender x age bucket; ages fall in buckets of ``age_bucket_width`` years, "20-29";
+   a missing value is the stratum value "unknown").
+2. Units. Without a group key every item is its own unit. With ``group_key`` (e.g. "prompt")
+   all items sharing a non-empty group value form one unit and are always assigned together.
+3. Sticky first. An item found in ``previous`` (sha256 -> split of an earlier release) keeps that
+   split, whatever the seed, fractions or other items are now: **stickiness beats the seed**.
+   The new items of a unit that already holds sticky items join the split holding most of them
+   (ties: the earlier split in ``fractions`` order), so stickiness also beats fresh balancing.
+4. Targets. A stratum of n_s items, p_sj of them already fixed in split j, has the real-valued
+   quota max(0, f_j * n_s - p_sj) of free items for split j. Strata are put in a seeded order
+   (keyed hash of the stratum) and laid end to end, and the quotas are rounded to integer
+   targets along this stream with a running carry (``_stream_targets``): each target is within
+   about one item of its quota, and since the rounding remainder carries over from one stratum
+   to the next, small strata do not all round towards train and the split totals land within
+   one item of f_j * N (when no split is overfilled by sticky items).
+5. Fill. The free units are visited in the order of a keyed hash, sha256(f"{seed}:{unit key}")
+   (the unit key is the group value, or the image's sha256), and each goes to the split j whose
+   remaining deficits d_sj = target_sj - assigned_sj it reduces best, in the chi-square sense:
+   the split minimising sum_s ((d_sj - m_s)^2 - d_sj^2) / f_j, where m_s counts the unit's items
+   in stratum s (ties to the earlier split); deficits start at the targets of step 4. For single
+   images this picks a split with a positive deficit, so the targets are met exactly; a group
+   never goes to a small split whose deficit it would overshoot badly. If sticky items already
+   exceed a split's share in a stratum, that stratum's new items go to the other splits in
+   proportion to their fractions.
+
+Same items + same config + same previous -> same assignment; another seed changes which items
+go where (per-stratum counts move by about one item at most, through the rounding order). Balance is reported by ``balance_table`` and checked by
+``check_balance`` (tolerance stated there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "BALANCE_KEYS",
+    "DEFAULT_FRACTIONS",
+    "UNKNOWN",
+    "SplitConfig",
+    "SplitItem",
+    "assign_splits",
+    "balance_table",
+    "balance_tolerance",
+    "check_balance",
+]
+
+DEFAULT_FRACTIONS: tuple[tuple[str, float], ...] = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
+BALANCE_KEYS: tuple[str, ...] = ("ethnicity", "gender", "age")
+UNKNOWN = "unknown"
+# Hugging Face split names: word characters (they become file names data/<split>-00000-of-00001.parquet).
+_SPLIT_NAME = re.compile(r"^\w+$", re.ASCII)
+
+
+@dataclass(frozen=True)
+class SplitItem:
+    """One image as the splitter sees it. ``extra`` holds further attributes usable as strata/group."""
+
+    sha256: str
+    ethnicity: str = ""
+    gender: str = ""
+    age: int | None = None
+    prompt: str = ""
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def value(self, key: str, age_bucket_width: int = 10) -> str:
+        """The item's value for a stratum or group key; "" becomes UNKNOWN, ages become buckets."""
+        if key == "age":
+            if self.age is None:
+                return UNKNOWN
+            lo = (self.age // age_bucket_width) * age_bucket_width
+            return f"{lo}-{lo + age_bucket_width - 1}" if age_bucket_width > 1 else str(self.age)
+        if key in ("ethnicity", "gender", "prompt"):
+            raw: str = getattr(self, key)
+        else:
+            raw = dict(self.extra).get(key, "")
+        raw = raw.strip()
+        return raw if raw else UNKNOWN
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How a release splits its images (frozen into the release config; see the module docstring).
+
+    seed: keys the hash order; change it to draw another split of the *new* images.
+    fractions: (split name, share) pairs, shares > 0 summing to 1; the order is the tie-break order.
+    strata: attributes whose joint values form the strata (see ``SplitItem.value``).
+    group_key: attribute whose equal non-empty values keep items in one split (e.g. "prompt").
+    age_bucket_width: years per age bucket in strata and balance tables.
+    """
+
+    seed: int = 0
+    fractions: tuple[tuple[str, float], ...] = DEFAULT_FRACTIONS
+    strata: tuple[str, ...] = BALANCE_KEYS
+    group_key: str | None = None
+    age_bucket_width: int = 10
+
+    def __post_init__(self) -> None:
+        names = [n for n, _ in self.fractions]
+        if not names:
+            raise ValueError("fractions must name at least one split")
+        if len(set(names)) != len(names):
+            raise ValueError(f"fractions name a split twice: {names}")
+        for name, share in self.fractions:
+            if not _SPLIT_NAME.match(name):
+                raise ValueError(f"split name {name!r} must consist of letters, digits and underscores")
+            if not share > 0:
+                raise ValueError(f"fraction of split {name!r} must be > 0, not {share}")
+        total = sum(s for _, s in self.fractions)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"fractions must sum to 1, they sum to {total:g}")
+        if self.age_bucket_width < 1:
+            raise ValueError(f"age_bucket_width must be at least 1, not {self.age_bucket_width}")
+
+    @property
+    def split_names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.fractions)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "fractions": [[n, s] for n, s in self.fractions], "strata": list(self.strata),
+                "group_key": self.group_key, "age_bucket_width": self.age_bucket_width}
+
+
+def _keyed(seed: int, text: str) -> str:
+    return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
+
+
+def _stream_targets(quotas: Sequence[Sequence[float]], sizes: Sequence[int]) -> list[list[int]]:
+    """Integer targets per stratum (rows) and split (columns) from real-valued quotas.
+
+    Strata are laid end to end; item by item, every split's carry grows by its quota share
+    (q_sj / sum_j q_sj) and the item goes to the split with the largest carry (ties to the lowest
+    j), which then loses 1. Row s sums to sizes[s]; each target is within about one item of its
+    quota, and because the carry runs on across strata the totals are within one item of the
+    summed quotas. A split whose quota is 0 in a stratum gets nothing there unless it carries a
+    positive remainder from earlier strata, which it can then only have below 1.
+    """
+    k = len(quotas[0]) if quotas else 0
+    carry = [0.0] * k
+    out: list[list[int]] = []
+    for q, size in zip(quotas, sizes, strict=True):
+        got = [0] * k
+        total = sum(q)
+        if size and total > 0:
+            share = [x / total for x in q]
+            for _ in range(size):
+                best, best_carry = 0, -math.inf
+                for j in range(k):
+                    carry[j] += share[j]
+                    if carry[j] > best_carry + 1e-12:
+                        best, best_carry = j, carry[j]
+                carry[best] -= 1.0
+                got[best] += 1
+        out.append(got)
+    return out
+
+
+def assign_splits(
+    items: Sequence[SplitItem],
+    config: SplitConfig = SplitConfig(),  # noqa: B008 - frozen, so a safe default
+    previous: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """sha256 -> split name for every item (keys in ascending sha256 order).
+
+    previous: sha256 -> split of earlier releases; entries for images no longer present are
+    ignored, a split name the config does not know is a ValueError (rename splits explicitly).
+    Raises ValueError for duplicate sha256s.
+    """
+    previous = previous or {}
+    names = config.split_names
+    index = {n: j for j, n in enumerate(names)}
+    fracs = [s for _, s in config.fractions]
+    by_sha: dict[str, SplitItem] = {}
+    for it in items:
+        if it.sha256 in by_sha:
+            raise ValueError(f"image {it.sha256} appears twice")
+        by_sha[it.sha256] = it
+    for sha, split in previous.items():
+        if sha in by_sha and split not in index:
+            raise ValueError(f"image {sha} was released in split {split!r}, which the config does not have "
+                             f"(splits: {', '.join(names)})")
+
+    width = config.age_bucket_width
+    stratum = {sha: tuple(it.value(k, width) for k in config.strata) for sha, it in by_sha.items()}
+    units: dict[str, list[str]] = defaultdict(list)
+    for sha in sorted(by_sha):
+        group = by_sha[sha].value(config.group_key, width) if config.group_key else UNKNOWN
+        units[f"g:{group}" if group != UNKNOWN else f"i:{sha}"].append(sha)
+
+    out: dict[str, str] = {}
+    free: list[tuple[str, list[str]]] = []
+    for key, members in units.items():
+        sticky = [previous[s] for s in members if s in previous]
+        if sticky:
+            votes = Counter(sticky)
+            common = max(votes.values())
+            home = min((s for s, c in votes.items() if c == common), key=index.__getitem__)
+            for s in members:
+                out[s] = previous.get(s, home)
+        else:
+            unit_key = key[2:]
+            free.append((_keyed(config.seed, unit_key), members))
+
+    # Quotas of the still free items per stratum: f_j * stratum size - items fixed in j, clipped at 0.
+    strata_sizes = Counter(stratum.values())
+    fixed: dict[tuple[str, ...], list[int]] = {st: [0] * len(names) for st in strata_sizes}
+    for sha, split in out.items():
+        fixed[stratum[sha]][index[split]] += 1
+    order = sorted(strata_sizes, key=lambda st: (_keyed(config.seed, "stratum\x00" + "\x00".join(st)), st))
+    quotas = [[max(0.0, f * strata_sizes[st] - fixed[st][j]) for j, f in enumerate(fracs)] for st in order]
+    free_sizes = [strata_sizes[st] - sum(fixed[st]) for st in order]
+    targets = _stream_targets(quotas, free_sizes)
+    deficit: dict[tuple[str, ...], list[int]] = dict(zip(order, targets, strict=True))
+
+    free.sort()
+    for _, members in free:
+        per_stratum = Counter(stratum[s] for s in members)
+        cost = [0.0] * len(names)
+        for st, m in per_stratum.items():
+            d = deficit[st]
+            for j in range(len(names)):
+                cost[j] += (m * m - 2 * m * d[j]) / fracs[j]
+        best = min(range(len(names)), key=lambda j: (cost[j], j))
+        for s in members:
+            out[s] = names[best]
+            deficit[stratum[s]][best] -= 1
+    return dict(sorted(out.items()))
+
+
+def _ordered_splits(assignment: Mapping[str, str], splits: Sequence[str] | None) -> list[str]:
+    if splits is not None:
+        return list(splits)
+    known = [n for n, _ in DEFAULT_FRACTIONS]
+    present = set(assignment.values())
+    return [n for n in known if n in present] + sorted(present - set(known))
+
+
+def balance_table(
+    items: Iterable[SplitItem],
+    assignment: Mapping[str, str],
+    keys: Sequence[str] = BALANCE_KEYS,
+    *,
+    splits: Sequence[str] | None = None,
+    age_bucket_width: int = 10,
+) -> dict[str, Any]:
+    """Counts and shares per stratum value per split, for the items that have a split.
+
+    Returns (shares rounded to 6 decimals, values sorted, splits in ``splits`` order or
+    train/validation/test then alphabetical)::
+
+        {"total": N, "splits": {"train": {"n": 4000, "share": 0.8}, ...},
+         "keys": {"gender": [{"value": "woman", "all": {"n": .., "share": ..},
+                              "by_split": {"train": {"n": .., "share": ..}, ...}}, ...], ...}}
+
+    A value's share in a split is its count over the split's size (0 for an empty split).
+    """
+    names = _ordered_splits(assignment, splits)
+    chosen = [it for it in items if it.sha256 in assignment]
+    total = len(chosen)
+    split_n = Counter(assignment[it.sha256] for it in chosen)
+
+    def cell(n: int, of: int) -> dict[str, Any]:
+        return {"n": n, "share": round(n / of, 6) if of else 0.0}
+
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for key in keys:
+        overall: Counter[str] = Counter()
+        per: dict[str, Counter[str]] = {n: Counter() for n in names}
+        for it in chosen:
+            v = it.value(key, age_bucket_width)
+            overall[v] += 1
+            per.setdefault(assignment[it.sha256], Counter())[v] += 1
+        tables[key] = [
+            {"value": v, "all": cell(overall[v], total),
+             "by_split": {n: cell(per[n][v], split_n[n]) for n in names}}
+            for v in sorted(overall)
+        ]
+    return {"total": total, "splits": {n: cell(split_n[n], total) for n in names}, "keys": tables}
+
+
+def balance_tolerance(n_split: int, *, floor: float = 0.05, z: float = 2.0) -> float:
+    """Allowed |share in split - overall share| for a split of n_split items: max(floor, z / sqrt(n)).
+
+    Why: a share p estimated from n items has a standard error sqrt(p(1-p)/n) <= 0.5/sqrt(n), so
+    2/sqrt(n) is at least four standard errors -- even a purely random split passes almost surely,
+    and a stratified one stays far inside. The floor of 0.05 (five percentage points) keeps large
+    splits from failing on differences too small to matter for a benchmark.
+    """
+    return max(floor, z / math.sqrt(n_split)) if n_split > 0 else math.inf
+
+
+def check_balance(
+    table: Mapping[str, Any],
+    *,
+    floor: float = 0.05,
+    z: float = 2.0,
+    fractions: Sequence[tuple[str, float]] | None = None,
+) -> list[str]:
+    """Violations (empty list = balanced) of a ``balance_table``.
+
+    Rule: for every key, value and non-empty split of n items, |share of the value in the split -
+    its overall share| <= max(floor, z / sqrt(n)) (``balance_tolerance``). With ``fractions``,
+    also each split's share of all items must be within max(0.01, 1 / sqrt(N)) of its fraction.
+    """
+    problems: list[str] = []
+    splits: Mapping[str, Mapping[str, Any]] = table["splits"]
+    for key, rows in table["keys"].items():
+        for row in rows:
+            for split, c in row["by_split"].items():
+                n_split = int(splits[split]["n"])
+                if n_split == 0:
+                    continue
+                tol = balance_tolerance(n_split, floor=floor, z=z)
+                diff = float(c["share"]) - float(row["all"]["share"])
+                if abs(diff) > tol:
+                    problems.append(f"{key}={row['value']}: share {c['share']:.3f} in {split} vs "
+                                    f"{row['all']['share']:.3f} overall (off by {abs(diff):.3f} > {tol:.3f})")
+    if fractions is not None:
+        total = int(table["total"])
+        tol_f = max(0.01, 1 / math.sqrt(total)) if total else math.inf
+        for split, share in fractions:
+            got = float(splits[split]["share"]) if split in splits else 0.0
+            if abs(got - share) > tol_f:
+                problems.append(f"split {split}: {got:.3f} of all images vs target {share:.3f} "
+                                f"(off by more than {tol_f:.3f})")
+    return problems

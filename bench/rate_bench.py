@@ -1,0 +1,325 @@
+"""Benchmark of the rating hot path: many raters doing claim + submit over HTTP against gunicorn.
+
+Run from the repository root:   .venv/bin/python bench/rate_bench.py [--raters 32] [--seconds 20]
+
+Without a PostgreSQL DATABASE_URL it starts its own throwaway PostgreSQL + Redis
+(`source .ci/services.sh; start_services`) and stops them afterwards.
+
+Part 1 (HTTP): a project of --images images (target 3 ratings each), --raters simulated raters,
+each a thread with its own keep-alive connection and session. Each opens the rate page once, then
+loops: POST the 40 values of its assignment to the submit URL as htmx does, read the next
+assignment from the swapped-in fragment. 2% of submits are sent twice (a double click / retry).
+Prints submissions/s, p50/p95/p99 latency, and checks the database afterwards: every accepted
+submit has exactly one rating (lost = 0), no (rater, image) twice and no image beyond its target
+(duplicated = 0).
+
+Part 2 (claim at scale): --big images (default 1,000,000) inserted with generate_series, then the
+latency of `assignment_claim` (the service, in-process, one new rater per claim) and of the rate
+page GET over HTTP (which claims).
+
+Goals on 2 cores: >= 300 submissions/s, p95 < 50 ms, zero lost/duplicated, claim p95 < 5 ms at
+1M images. The numbers printed are what this machine reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CSRF = "b" * 32
+SLUG = "rate-bench"
+BIG_SLUG = "rate-bench-big"
+ASSIGNMENT_RE = re.compile(rb'data-assignment="(\d+)"')
+
+
+def _reexec_with_services() -> int:
+    """Run this script again inside a shell that started throwaway PostgreSQL + Redis."""
+    args = " ".join(f"'{a}'" for a in sys.argv[1:])
+    script = (f"cd '{ROOT}' && source .ci/services.sh && trap stop_services EXIT && start_services && "
+              f"EMORATE_BENCH_INNER=1 '{sys.executable}' bench/rate_bench.py {args}")
+    return subprocess.call(["bash", "-c", script])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+    os.environ["DJANGO_DEBUG"] = "0"
+    os.environ.setdefault("DATABASE_CONN_MAX_AGE", "600")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", "--noinput", verbosity=0)
+
+
+def seed_project(slug: str, n_images: int, target: int) -> int:
+    from django.db import connection
+
+    from annotation.models import Project
+
+    project = Project.objects.create(name=slug, slug=slug, scale_max=7, target_ratings=target, lease_minutes=30)
+    t0 = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute("SELECT setseed(0.42)")
+        cur.execute(
+            "INSERT INTO annotation_image (project_id, name, file, sha256, width, height, format, ethnicity, age, "
+            "gender, prompt, source, extra, priority, flagged, created_at) "
+            "SELECT %s, 'img' || g || '.jpg', 'images/bench/' || g || '.jpg', md5(%s || '-' || g), 384, 384, 'JPEG', "
+            "'', NULL, '', '', 'bench', '{}', random(), false, now() FROM generate_series(1, %s) g",
+            [project.pk, slug, n_images])
+        cur.execute("ANALYZE annotation_image")
+    print(f"  seeded {n_images:,} images into {slug!r} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return project.pk
+
+
+def make_raters(project_id: int, n: int, prefix: str) -> list[tuple[int, str]]:
+    """n raters who are members, each with a logged-in session: [(user id, session key)]."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts.models import User
+    from annotation.models import Membership
+
+    users = User.objects.bulk_create([User(email=f"{prefix}{i}@bench.invalid", role="rater") for i in range(n)])
+    Membership.objects.bulk_create([Membership(project_id=project_id, user=u) for u in users])
+    out = []
+    for u in users:
+        u.set_unusable_password()
+        u.save(update_fields=["password"])
+        s = SessionStore()
+        s[SESSION_KEY] = str(u.pk)
+        s[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0] if hasattr(settings, "AUTHENTICATION_BACKENDS") \
+            else "django.contrib.auth.backends.ModelBackend"
+        s[HASH_SESSION_KEY] = u.get_session_auth_hash()
+        s.create()
+        out.append((u.pk, s.session_key or ""))
+    return out
+
+
+class Rater(threading.Thread):
+    def __init__(self, port: int, session: str, deadline: float, rng: random.Random, names: tuple[str, ...]):
+        super().__init__(daemon=True)
+        self.port, self.deadline, self.rng, self.names = port, deadline, rng, names
+        self.headers = {"Cookie": f"sessionid={session}; csrftoken={CSRF}", "X-CSRFToken": CSRF,
+                        "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded",
+                        "Host": "127.0.0.1"}
+        self.latencies: list[float] = []
+        self.accepted: list[int] = []
+        self.errors: list[str] = []
+        self.replays = 0
+
+    def request(self, conn: http.client.HTTPConnection, method: str, url: str, body: str | None = None
+                ) -> tuple[int, bytes]:
+        for attempt in range(3):
+            try:
+                conn.request(method, url, body=body, headers=self.headers)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            status, body = self.request(conn, "GET", f"/projects/{SLUG}/rate/")
+            m = ASSIGNMENT_RE.search(body)
+            while m and time.perf_counter() < self.deadline:
+                aid = int(m.group(1))
+                values = {f"emo:{n}": (0 if self.rng.random() < 0.8 else self.rng.randint(1, 7)) for n in self.names}
+                form = urlencode({**values, "client_token": f"t{aid}", "active_seconds": "31.5"})
+                url = f"/projects/{SLUG}/rate/{aid}/submit/"
+                t0 = time.perf_counter()
+                status, body = self.request(conn, "POST", url, form)
+                self.latencies.append(time.perf_counter() - t0)
+                if status != 200:
+                    self.errors.append(f"{status}: {body[:200]!r}")
+                    return
+                self.accepted.append(aid)
+                if self.rng.random() < 0.02:  # a double click / retry of the same submit
+                    self.replays += 1
+                    st2, _ = self.request(conn, "POST", url, form)
+                    if st2 != 200:
+                        self.errors.append(f"replay answered {st2}")
+                m = ASSIGNMENT_RE.search(body)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            self.errors.append(repr(exc))
+        finally:
+            conn.close()
+
+
+def start_gunicorn(port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost"}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application", "-w", str(workers),
+         "-k", "gthread", "--threads", "4", "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
+        cwd=ROOT, env=env)
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit("gunicorn did not start")
+
+
+def http_part(args: argparse.Namespace) -> None:
+    from annotation import taxonomy
+    from annotation.models import Assignment, Rating
+
+    print(f"\n== HTTP claim + submit: {args.raters} raters, {args.images:,} images x target 3, "
+          f"gunicorn {args.workers} workers (gthread x4), {args.seconds} s ==", flush=True)
+    pid = seed_project(SLUG, args.images, 3)
+    raters = make_raters(pid, args.raters, "http")
+    port = _free_port()
+    server = start_gunicorn(port, args.workers)
+    try:
+        # warm-up: one request per worker process
+        for _ in range(args.workers * 2):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("GET", "/accounts/login/")
+            c.getresponse().read()
+            c.close()
+        deadline = time.perf_counter() + args.seconds
+        threads = [Rater(port, sess, deadline, random.Random(i), taxonomy.EMOTIONS) for i, (_, sess) in enumerate(raters)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(10)
+    lat = [x for t in threads for x in t.latencies]
+    accepted = [a for t in threads for a in t.accepted]
+    errors = [e for t in threads for e in t.errors]
+    replays = sum(t.replays for t in threads)
+    by_assignment = dict(Assignment.objects.filter(pk__in=accepted).values_list("pk", "rating_id"))
+    lost = sum(1 for a in accepted if by_assignment.get(a) is None)
+    ratings = Rating.objects.filter(project_id=pid)
+    n_ratings = ratings.count()
+    pairs = set(ratings.values_list("rater_id", "image_id"))
+    from django.db.models import Count
+
+    over = ratings.values("image_id").annotate(n=Count("id")).filter(n__gt=3).count()
+    dup = (n_ratings - len(pairs)) + max(0, n_ratings - len(set(accepted)))
+    print(f"  submissions: {len(accepted):,} in {elapsed:.1f} s = {len(accepted) / elapsed:,.0f} submissions/s "
+          f"(+{replays} replayed double submits)")
+    print(f"  latency (submit + next claim + fragment): p50 {1000 * pct(lat, 50):.1f} ms, "
+          f"p95 {1000 * pct(lat, 95):.1f} ms, p99 {1000 * pct(lat, 99):.1f} ms")
+    print(f"  ratings stored: {n_ratings:,}; lost: {lost}; duplicated: {dup}; images beyond target: {over}; "
+          f"client errors: {len(errors)}")
+    for e in errors[:5]:
+        print(f"    error: {e}")
+
+
+def big_part(args: argparse.Namespace) -> None:
+    from django.db import connection
+
+    from annotation.models import Project
+    from annotation.services.queue import assignment_claim
+    from annotation.services.rating_submit import rating_submit
+
+    print(f"\n== claim latency at {args.big:,} images ==", flush=True)
+    pid = seed_project(BIG_SLUG, args.big, 3)
+    project = Project.objects.get(pk=pid)
+    raters = make_raters(pid, args.claims + 50, "big")
+    from accounts.models import User
+
+    users = list(User.objects.filter(pk__in=[u for u, _ in raters]).order_by("pk"))
+    # some history first: 50 raters rate 20 images each, so the top of the queue is partly full
+    for u in users[:50]:
+        for _ in range(20):
+            a = assignment_claim(project=project, rater=u)
+            assert a is not None
+            rating_submit(assignment=a, rater=u, values=[0] * 40)
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE annotation_assignment")
+        cur.execute("ANALYZE annotation_rating")
+    times = []
+    for u in users[50:]:
+        t0 = time.perf_counter()
+        a = assignment_claim(project=project, rater=u)
+        times.append(time.perf_counter() - t0)
+        assert a is not None
+    print(f"  assignment_claim (in-process service, {len(times)} new raters): p50 {1000 * pct(times, 50):.2f} ms, "
+          f"p95 {1000 * pct(times, 95):.2f} ms, max {1000 * max(times):.2f} ms")
+    # the same over HTTP: the rate page GET (session, claim, render) for raters who hold no lease yet
+    more = make_raters(pid, 100, "bighttp")
+    port = _free_port()
+    server = start_gunicorn(port, args.workers)
+    try:
+        lat = []
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for _, sess in more:
+            t0 = time.perf_counter()
+            conn.request("GET", f"/projects/{BIG_SLUG}/rate/", headers={"Cookie": f"sessionid={sess}", "Host": "127.0.0.1"})
+            resp = conn.getresponse()
+            body = resp.read()
+            lat.append(time.perf_counter() - t0)
+            assert resp.status == 200 and ASSIGNMENT_RE.search(body), resp.status
+        conn.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    print(f"  rate page GET over HTTP (claims a lease, full page): p50 {1000 * pct(lat, 50):.1f} ms, "
+          f"p95 {1000 * pct(lat, 95):.1f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--raters", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--images", type=int, default=20000)
+    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 2) + 1)
+    parser.add_argument("--big", type=int, default=1_000_000)
+    parser.add_argument("--claims", type=int, default=300)
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-big", action="store_true")
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres") and not os.environ.get("EMORATE_BENCH_INNER"):
+        return _reexec_with_services()
+    setup_django()
+    import platform
+
+    print(f"rate_bench on {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    if not args.skip_http:
+        http_part(args)
+    if not args.skip_big:
+        big_part(args)
+    print(f"\ngoals: >= 300 submissions/s, p95 < 50 ms, 0 lost/duplicated, claim p95 < 5 ms at 1M images "
+          f"(statistics {statistics.__name__} module used for nothing else)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
