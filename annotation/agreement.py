@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,6 +33,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
 from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
 __all__ = [
+    "AgreementSnapshot",
     "AlphaResult",
     "AnnotatorTest",
     "BinaryAgreement",
@@ -58,6 +59,7 @@ __all__ = [
     "rater_agreement",
     "resample_indices",
     "scale_domain",
+    "snapshot_stats",
     "spearman_vs_median",
 ]
 
@@ -68,6 +70,7 @@ Id = int | str
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
+I64Array = npt.NDArray[np.int64]
 
 REASON_NO_PAIRABLE = "no unit has two or more ratings, so no pair of ratings can be compared"
 REASON_NO_VARIATION = "no variation: every pairable rating has the same value, alpha is 0/0"
@@ -442,6 +445,17 @@ class _UnitStats:
     b2: int = 0
     m: FloatArray | None = None
     counts: list[FloatArray] | None = None
+    ints: tuple[I64Array, I64Array, I64Array] | None = None
+
+    def moment_ints(self) -> tuple[I64Array, I64Array, I64Array]:
+        """Per-unit (m, s1, s2) as int64 arrays of shape (U, E) (moments kind only; cached)."""
+        if self.ints is None:
+            assert self.packed is not None
+            c = self.packed.astype(np.int64)
+            m = c & ((1 << self.b1) - 1)
+            s1 = (c >> self.b1) & ((1 << (self.b2 - self.b1)) - 1)
+            self.ints = (m, s1, c >> self.b2)
+        return self.ints
 
     def unpack(self, codes: npt.NDArray[np.integer]) -> tuple[FloatArray, FloatArray, FloatArray]:
         c = codes.astype(np.int64)
@@ -499,22 +513,53 @@ def _moment_terms(st: _UnitStats, codes: npt.NDArray[np.integer]) -> FloatArray:
     return np.stack([pf, wq, pf * m, pf * s1, pf * s2], axis=-1)
 
 
-def _moment_sums(st: _UnitStats) -> FloatArray:
-    """Sums over units of ``_moment_terms`` per emotion, shape (E, 5)."""
-    assert st.packed is not None
-    tot = st.packed
-    u, e = tot.shape
-    top = int(tot.max()) + 1 if tot.size else 1
-    if top <= 4 * u:
-        # Few distinct codes: histogram each emotion's codes, then one table product.
-        table = _moment_terms(st, np.arange(top))
-        tot_t = np.ascontiguousarray(tot.T)
-        return np.stack([np.bincount(tot_t[j], minlength=top) @ table for j in range(e)])
-    out = np.zeros((e, 5))
-    step = max(1, _ROW_CHUNK_VALUES // max(e, 1))
-    for u0 in range(0, u, step):
-        out += _moment_terms(st, tot[u0 : u0 + step]).sum(axis=0)
-    return out
+@dataclass
+class _MomentSums:
+    """Exact integer sums over pairable units, per emotion, that determine interval alpha.
+
+    ``qm[e, k]`` is the sum of q = 2 (m s2 - s1**2) over pairable units with exactly k ratings
+    (k = 0, 1 are always 0). D_o's numerator is sum_k qm[e, k] / (k - 1), accumulated in
+    ascending k, so any two ways of arriving at the same integers give bit-identical alphas
+    (``alpha`` on a subset, the leave-one-out shortcut and the strata all rely on this).
+    """
+
+    n_units: I64Array
+    n: I64Array
+    t1: I64Array
+    t2: I64Array
+    qm: FloatArray  # integral values (exact: partial sums stay far below 2**53)
+
+
+def _moment_int_sums(m: I64Array, s1: I64Array, s2: I64Array) -> _MomentSums:
+    e = m.shape[1]
+    pair = m >= 2
+    mp = np.where(pair, m, 0)
+    q = 2 * (mp * s2 - np.where(pair, s1, 0) * s1)
+    m_max = int(mp.max()) if mp.size else 0
+    key = mp * e + np.arange(e, dtype=np.int64)
+    qm = np.bincount(key.ravel(), weights=q.ravel(), minlength=(m_max + 1) * e).reshape(m_max + 1, e).T
+    return _MomentSums(
+        pair.sum(axis=0).astype(np.int64),
+        mp.sum(axis=0),
+        np.where(pair, s1, 0).sum(axis=0),
+        np.where(pair, s2, 0).sum(axis=0),
+        np.ascontiguousarray(qm),
+    )
+
+
+def _moment_results(level: Level, ms: _MomentSums, scale: float) -> list[AlphaResult]:
+    do_num = np.zeros(ms.n.size)
+    for k in range(2, ms.qm.shape[1]):
+        do_num = do_num + ms.qm[:, k] / (k - 1)
+    de_num = 2 * (ms.n * ms.t2 - ms.t1 * ms.t1)
+    return _finish(
+        level,
+        ms.n_units.astype(np.float64),
+        ms.n.astype(np.float64),
+        do_num,
+        de_num.astype(np.float64),
+        scale,
+    )
 
 
 def _count_stats(p: _Prepared) -> _UnitStats:
@@ -586,10 +631,7 @@ def _finish(
 
 def _alpha_from_stats(p: _Prepared, st: _UnitStats) -> list[AlphaResult]:
     if st.kind == "moments":
-        sums = _moment_sums(st)
-        n_units, do_num, n, t1, t2 = (sums[:, i] for i in range(5))
-        de_num = 2.0 * (n * t2 - t1 * t1)
-        return _finish(p.level, n_units, n, do_num, de_num, p.dom.step**2)
+        return _moment_results(p.level, _moment_int_sums(*st.moment_ints()), p.dom.step**2)
     assert st.m is not None
     m = st.m
     pair = m >= 2
@@ -737,21 +779,235 @@ def _boot_alpha_from_sums(p: _Prepared, s: FloatArray, k: int, moments: bool) ->
     return np.where((de_num > 0) & (n >= 2), a, np.nan)
 
 
-def _bootstrap(p: _Prepared, st: _UnitStats, n_boot: int, seed: int) -> FloatArray:
+# float32 products and sums of integers are exact while every partial sum stays below 2**24.
+_F32_EXACT = float(1 << 24)
+# Seed tag of the extension streams of within-stratum resamples (see _run_bootstrap).
+_EXTENSION_TAG = 0x57A7A
+
+
+@dataclass
+class _BootPlan:
+    """Bootstrap features of a prepared table, de-duplicated, plus a trailing all-ones column.
+
+    ``f[:, col_map]`` (without the last column) is ``_boot_features``; the ones column makes the
+    resample-weighted sums also count the draws. ``exact32`` when every feature is an integer
+    small enough that float32 block products are exact (checked per block and row at run time).
+    """
+
+    f: FloatArray
+    col_map: IntArray
+    k: int
+    moments: bool
+    exact32: bool
+    block: int
+
+    @property
+    def n_cols(self) -> int:
+        return int(self.f.shape[1])
+
+
+def _boot_plan(p: _Prepared, st: _UnitStats) -> _BootPlan:
+    full, k = _boot_features(p, st)
+    u, n_full = full.shape
+    # Identical columns (e.g. the rating count of every emotion when nothing is missing) are
+    # multiplied once: group by a random projection, confirm with an exact comparison.
+    probe = np.random.default_rng(20240917).standard_normal(u) if u else np.zeros(0)
+    fp = probe @ full if u else np.zeros(n_full)
+    keep: list[int] = []
+    col_map = np.empty(n_full, dtype=np.intp)
+    groups: dict[float, list[int]] = {}
+    for j in range(n_full):
+        cand = groups.setdefault(float(fp[j]), [])
+        for c in cand:
+            if np.array_equal(full[:, keep[c]], full[:, j]):
+                col_map[j] = c
+                break
+        else:
+            cand.append(len(keep))
+            col_map[j] = len(keep)
+            keep.append(j)
+    f = np.empty((u, len(keep) + 1))
+    f[:, :-1] = full[:, keep]
+    f[:, -1] = 1.0
+    max_abs = float(np.abs(f).max()) if f.size else 1.0
+    block = int((_F32_EXACT / 2) // max(max_abs, 1.0))
+    exact32 = bool(u < _F32_EXACT and block >= 1024 and np.array_equal(f, np.rint(f)))
+    return _BootPlan(f, col_map, k, st.kind == "moments", exact32, block)
+
+
+@dataclass(frozen=True)
+class _Strata:
+    """A partition of the units (in unit order) into strata 0..K-1."""
+
+    labels: IntArray  # stratum of each unit
+    members: list[IntArray]  # unit indices of each stratum, ascending
+
+    @property
+    def sizes(self) -> I64Array:
+        return np.array([m.size for m in self.members], dtype=np.int64)
+
+
+def _make_strata(labels: IntArray, n_strata: int) -> _Strata:
+    order = np.argsort(labels, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=n_strata))])
+    return _Strata(labels, [order[bounds[j] : bounds[j + 1]] for j in range(n_strata)])
+
+
+def _extension_rng(seed: int, stratum: int) -> np.random.Generator:
+    """Stream of the extra draws that complete stratum ``stratum``'s resamples (see docs)."""
+    return np.random.default_rng([seed, _EXTENSION_TAG, stratum])
+
+
+def _drop_draws(idx: npt.NDArray[np.int32], strata: _Strata, excess: I64Array) -> tuple[IntArray, IntArray, IntArray]:
+    """For each resample row b and stratum j, the last ``excess[b, j]`` draws of row b that fall
+    in stratum j: (rows, strata, units). Searched in a tail window that grows until it holds them."""
+    nb, u = idx.shape
+    if not bool((excess > 0).any()):
+        e = np.zeros(0, dtype=np.intp)
+        return e, e, e
+    sizes = strata.sizes
+    depth = float((excess.max(axis=0) * (u / np.maximum(sizes, 1))).max())
+    t = int(min(u, 2 * depth + 1024))
+    while True:
+        tail = idx[:, u - t :]
+        lab = strata.labels[tail]
+        found: list[tuple[IntArray, IntArray, IntArray]] = []
+        complete = True
+        for j in range(sizes.size):
+            need = excess[:, j]
+            if not bool((need > 0).any()):
+                continue
+            hit = lab == j
+            rc = np.cumsum(hit[:, ::-1], axis=1, dtype=np.int64)[:, ::-1]
+            if t < u and bool((rc[:, 0] < need).any()):
+                complete = False
+                break
+            r, c = np.nonzero(hit & (rc <= need[:, None]))
+            found.append((r, np.full(r.size, j, dtype=np.intp), tail[r, c].astype(np.intp)))
+        if complete:
+            break
+        t = min(u, 4 * t)
+    return tuple(np.concatenate([f[i] for f in found]) for i in range(3))  # type: ignore[return-value]
+
+
+def _run_bootstrap(
+    p: _Prepared,
+    plan: _BootPlan,
+    n_boot: int,
+    seed: int,
+    keys: Sequence[_Strata] = (),
+    *,
+    want_main: bool = True,
+) -> tuple[FloatArray | None, list[list[FloatArray]]]:
+    """Alpha replicates of the main bootstrap and of within-stratum bootstraps, from one set of draws.
+
+    Main resample b is row b of ``resample_indices(n_units, n_boot, seed)``. For each partition in
+    ``keys``, stratum j's resample b is the first n_j draws of main resample b that fall in the
+    stratum, completed (when fewer than n_j fall there) by draws uniform over the stratum from
+    ``_extension_rng(seed, j)``: main draws are iid uniform over all units, so those landing in a
+    stratum are iid uniform over it and this is an ordinary resample of the stratum's n_j units.
+
+    The resample weights are built once per chunk of resamples, with units ordered by their cell
+    (the combination of their strata over all keys), and multiplied with the features one cell
+    block at a time; every main and stratum sum is then a sum of cell sums, plus the few drawn
+    beyond or short of n_j in each stratum. Returns (main (n_boot, E) or None, per key a list
+    over strata of (n_boot, E)); NaN marks an undefined replicate.
+    """
     u = p.n_units
-    out = np.full((n_boot, p.n_emotions), np.nan)
+    e = p.n_emotions
+    main = np.full((n_boot, e), np.nan) if want_main else None
+    per_key = [[np.full((n_boot, e), np.nan) for _ in k.members] for k in keys]
     if u == 0:
-        return out
-    f, k = _boot_features(p, st)
+        return main, per_key
+    # Cells: units grouped by their combination of strata.
+    if keys:
+        combo = np.zeros(u, dtype=np.int64)
+        for k in keys:
+            combo = combo * len(k.members) + k.labels
+        cell, _ = _factorize(combo)
+        order = np.argsort(cell, kind="stable")
+        rank = np.empty(u, dtype=np.int32)
+        rank[order] = np.arange(u, dtype=np.int32)
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(cell))]).astype(np.intp)
+        f_cells = plan.f[order]
+        cell_of_key = [k.labels[order[bounds[:-1]]] for k in keys]
+    else:
+        rank = None
+        bounds = np.array([0, u], dtype=np.intp)
+        f_cells = plan.f
+        cell_of_key = []
+    n_cells = bounds.size - 1
+    width = plan.block if plan.exact32 else u
+    blocks: list[list[tuple[int, int, float]]] = []
+    for c in range(n_cells):
+        lo, hi = int(bounds[c]), int(bounds[c + 1])
+        cuts = list(range(lo, hi, width)) + [hi]
+        blocks.append([(a, b, float(np.abs(f_cells[a:b]).max())) for a, b in zip(cuts[:-1], cuts[1:], strict=True)])
+    f32 = f_cells.astype(np.float32) if plan.exact32 else None
+    ext = [[_extension_rng(seed, j) for j in range(len(k.members))] for k in keys]
     rng = np.random.default_rng(seed)
     step = _boot_chunk(u, n_boot)
+    w32 = np.empty((step, u), dtype=np.float32)
+    ones = plan.n_cols - 1
+    moments = plan.moments
     for b0 in range(0, n_boot, step):
         nb = min(step, n_boot - b0)
-        idx = rng.integers(0, u, size=(nb, u), dtype=np.intp)
-        offs = (np.arange(nb, dtype=np.intp) * u)[:, None]
-        wts = np.bincount((idx + offs).ravel(), minlength=nb * u).reshape(nb, u).astype(np.float64)
-        out[b0 : b0 + nb] = _boot_alpha_from_sums(p, wts @ f, k, st.kind == "moments")
-    return out
+        idx = rng.integers(0, u, size=(nb, u), dtype=np.int32)  # same stream as resample_indices
+        pidx = idx if rank is None else rank[idx]
+        for i in range(nb):
+            w32[i] = np.bincount(pidx[i], minlength=u)
+        w = w32[:nb]
+        w64 = None if plan.exact32 else w.astype(np.float64)
+        cs = np.zeros((nb, n_cells, plan.n_cols))
+        for c, cblocks in enumerate(blocks):
+            for lo, hi, top in cblocks:
+                if f32 is not None:
+                    part = np.matmul(w[:, lo:hi], f32[lo:hi]).astype(np.float64)
+                    bad = part[:, ones] * top >= _F32_EXACT
+                    if bool(bad.any()):
+                        part[bad] = w[bad, lo:hi].astype(np.float64) @ f_cells[lo:hi]
+                else:
+                    assert w64 is not None
+                    part = w64[:, lo:hi] @ f_cells[lo:hi]
+                cs[:, c] += part
+        if main is not None:
+            s_main = cs.sum(axis=1)
+            main[b0 : b0 + nb] = _boot_alpha_from_sums(p, s_main[:, plan.col_map], plan.k, moments)
+        for ki, key in enumerate(keys):
+            n_str = len(key.members)
+            sizes = key.sizes
+            s_str = np.zeros((nb, n_str, plan.n_cols))
+            for c in range(n_cells):
+                s_str[:, cell_of_key[ki][c]] += cs[:, c]
+            diff = np.rint(s_str[:, :, ones]).astype(np.int64) - sizes
+            rows, strs, units = _drop_draws(idx, key, diff)
+            data = [np.full(rows.size, -1.0)]
+            r_all, s_all, u_all = [rows], [strs], [units]
+            short = np.maximum(-diff, 0)
+            for j in range(n_str):
+                tot = int(short[:, j].sum())
+                if tot:
+                    draw = ext[ki][j].integers(0, int(sizes[j]), size=tot, dtype=np.int64)
+                    r_all.append(np.repeat(np.arange(nb, dtype=np.intp), short[:, j]))
+                    s_all.append(np.full(tot, j, dtype=np.intp))
+                    u_all.append(key.members[j][draw])
+                    data.append(np.ones(tot))
+            corr = sp.csr_matrix(
+                (np.concatenate(data), (np.concatenate(r_all) * n_str + np.concatenate(s_all), np.concatenate(u_all))),
+                shape=(nb * n_str, u),
+            )
+            s_str += np.asarray(corr @ plan.f).reshape(nb, n_str, plan.n_cols)
+            for j in range(n_str):
+                per_key[ki][j][b0 : b0 + nb] = _boot_alpha_from_sums(
+                    p, s_str[:, j][:, plan.col_map], plan.k, moments
+                )
+    return main, per_key
+
+
+def _bootstrap(p: _Prepared, st: _UnitStats, n_boot: int, seed: int) -> FloatArray:
+    main, _ = _run_bootstrap(p, _boot_plan(p, st), n_boot, seed)
+    assert main is not None
+    return main
 
 
 def _check_boot_args(n_boot: int, confidence: float) -> None:
@@ -872,7 +1128,20 @@ def agreement_report(
     p = _prepare(units, values2d, level=level, domain=domain, raters=raters)
     st = _unit_stats(p)
     point = _alpha_from_stats(p, st)
-    cis = _percentile_ci(_bootstrap(p, st, n_boot, seed), point, confidence)
+    reps = _bootstrap(p, st, n_boot, seed)
+    return _report_rows(p, point, reps, n_boot, confidence, min_nonzero, min_nonzero_share)
+
+
+def _report_rows(
+    p: _Prepared,
+    point: list[AlphaResult],
+    reps: FloatArray,
+    n_boot: int,
+    confidence: float,
+    min_nonzero: int,
+    min_nonzero_share: float,
+) -> list[EmotionAgreement]:
+    cis = _percentile_ci(reps, point, confidence)
     nz = nonzero_shares(p.x, min_nonzero=min_nonzero, min_share=min_nonzero_share)
     out: list[EmotionAgreement] = []
     for j, res in enumerate(point):
@@ -948,6 +1217,61 @@ def _within_unit_pairs(unit_idx: IntArray, rater_idx: IntArray) -> tuple[IntArra
     return np.concatenate(firsts), np.concatenate(seconds)
 
 
+def _pairwise_from(
+    unit_idx: IntArray, rater_idx: IntArray, rater_ids: npt.NDArray[np.generic], codes: npt.NDArray[np.int16]
+) -> list[PairKappa]:
+    i, j = _within_unit_pairs(unit_idx, rater_idx)
+    n_r = int(rater_ids.size)
+    n_e = int(codes.shape[1])
+    group = rater_idx[i] * n_r + rater_idx[j]
+    order = np.argsort(group, kind="stable")
+    i, j, gs = i[order], j[order], group[order]
+    if gs.size == 0:
+        return []
+    starts = np.flatnonzero(np.concatenate([[True], gs[1:] != gs[:-1]]))
+    gkeys = gs[starts]
+    g = int(starts.size)
+    # Integer sums per (pair group, emotion): n, sum a, sum b, sum a^2, sum b^2, sum ab.
+    sums = np.zeros((6, g, n_e), dtype=np.int64)
+    sizes = np.diff(np.append(starts, gs.size)).astype(np.int64)
+    step = max(1, (1 << 21) // max(int(gs.size), 1))
+    for e0 in range(0, n_e, step):
+        sl = slice(e0, min(e0 + step, n_e))
+        ca = codes[i, sl].astype(np.int32)
+        cb = codes[j, sl].astype(np.int32)
+        if bool((ca < 0).any() or (cb < 0).any()):
+            ok = (ca >= 0) & (cb >= 0)
+            ca = np.where(ok, ca, 0)
+            cb = np.where(ok, cb, 0)
+            sums[0, :, sl] = np.add.reduceat(ok, starts, axis=0, dtype=np.int64)
+        else:
+            sums[0, :, sl] = sizes[:, None]
+        for si, z in enumerate((ca, cb, ca * ca, cb * cb, ca * cb), start=1):
+            sums[si, :, sl] = np.add.reduceat(z, starts, axis=0, dtype=np.int64)
+    n, sa, sb, saa, sbb, sab = sums
+    obs = (saa + sbb - 2 * sab).astype(np.float64)
+    exp = (n * saa + n * sbb - 2 * sa * sb).astype(np.float64)
+    nf = n.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kap = 1.0 - nf * obs / exp
+    ids = rater_ids.tolist()
+    pairs = [divmod(int(key), n_r) for key in gkeys.tolist()]
+    n_l, kap_l, exp_l = n.T.tolist(), kap.T.tolist(), exp.T.tolist()
+    no_var = "no variance: both raters gave one and the same value throughout"
+    out: list[PairKappa] = []
+    for e in range(n_e):
+        ne, ke, ee = n_l[e], kap_l[e], exp_l[e]
+        for gi, (ra, rb) in enumerate(pairs):
+            nn = ne[gi]
+            if nn < 2:
+                out.append(PairKappa(e, ids[ra], ids[rb], nn, None, f"fewer than 2 common images ({nn})"))
+            elif ee[gi] <= 0:
+                out.append(PairKappa(e, ids[ra], ids[rb], nn, None, no_var))
+            else:
+                out.append(PairKappa(e, ids[ra], ids[rb], nn, ke[gi], None))
+    return out
+
+
 def pairwise_kappas(
     units: npt.ArrayLike,
     raters: npt.ArrayLike,
@@ -967,33 +1291,96 @@ def pairwise_kappas(
     x = _as_values2d(values2d, u.size)
     unit_idx, unit_ids = _factorize(u)
     rater_idx, rater_ids = _check_duplicates(unit_idx, unit_ids, r)
-    dom = _make_domain(domain, x)
-    codes = _encode(x, dom)
-    i, j = _within_unit_pairs(unit_idx, rater_idx)
+    codes = _encode(x, _make_domain(domain, x))
+    return _pairwise_from(unit_idx, rater_idx, rater_ids, codes)
+
+
+def _loo_moment_results(p: _Prepared, st: _UnitStats, rater_idx: IntArray, n_raters: int) -> list[list[AlphaResult]]:
+    """Interval alpha without each rater, from the full per-unit integer moments.
+
+    Removing rater r changes only the units r rated, each by one rating: their (m, s1, s2) lose
+    (1, c, c**2). The exact integer totals of ``_MomentSums`` are corrected by the per-rater sum
+    of (contribution before - contribution after) of those units, so the result is bit-identical
+    to ``alpha_all`` on the table without r's rows.
+    """
+    m, s1, s2 = st.moment_ints()
+    full = _moment_int_sums(m, s1, s2)
+    codes = p.get_codes()
+    n_e = p.n_emotions
+    n_q = int(full.qm.shape[1])
+    order = np.argsort(rater_idx, kind="stable")
+    rs = rater_idx[order]
+    starts = np.flatnonzero(np.concatenate([[True], rs[1:] != rs[:-1]])) if rs.size else np.zeros(0, np.intp)
+    present = rs[starts] if rs.size else np.zeros(0, np.intp)
+    ui = p.unit_idx[order]
+    d = np.zeros((4, int(starts.size), n_e), dtype=np.int64)
+    dq = np.zeros((int(starts.size), n_e, n_q), dtype=np.int64)
+    step = max(1, (1 << 21) // max(int(rs.size), 1))
+    for e0 in range(0, n_e if rs.size else 0, step):
+        sl = slice(e0, min(e0 + step, n_e))
+        c = codes[order, sl].astype(np.int64)
+        has = c >= 0
+        cc = np.where(has, c, 0)
+        mu, a1, a2 = m[ui, sl], s1[ui, sl], s2[ui, sl]
+        mr = mu - has
+        r1 = a1 - cc
+        r2 = a2 - cc * cc
+        pf = mu >= 2
+        pr = mr >= 2
+        for t, (vf, vr) in enumerate(((pf, pr), (mu, mr), (a1, r1), (a2, r2))):
+            delta = np.where(pf, vf, 0) - np.where(pr, vr, 0)
+            d[t, :, sl] = np.add.reduceat(delta, starts, axis=0)
+        qf = np.where(pf, 2 * (mu * a2 - a1 * a1), 0)
+        qr = np.where(pr, 2 * (mr * r2 - r1 * r1), 0)
+        for k in range(2, n_q):
+            delta = np.where(mu == k, qf, 0) - np.where(mr == k, qr, 0)
+            dq[:, sl, k] = np.add.reduceat(delta, starts, axis=0)
+    out: list[list[AlphaResult]] = [[] for _ in range(n_raters)]
+    scale = p.dom.step**2
+    for gi, ri in enumerate(present.tolist()):
+        ms = _MomentSums(
+            full.n_units - d[0, gi], full.n - d[1, gi], full.t1 - d[2, gi], full.t2 - d[3, gi], full.qm - dq[gi]
+        )
+        out[ri] = _moment_results(p.level, ms, scale)
+    return out
+
+
+def _rater_agreement_from(
+    p: _Prepared,
+    st: _UnitStats,
+    rater_idx: IntArray,
+    rater_ids: npt.NDArray[np.generic],
+    kappas: Sequence[PairKappa],
+) -> list[RaterAgreement]:
+    with_all = _alpha_from_stats(p, st)
     n_r = int(rater_ids.size)
-    group = rater_idx[i] * n_r + rater_idx[j]
-    gkeys, ginv = np.unique(group, return_inverse=True)
-    g = _unit_matrix(ginv.reshape(-1), int(gkeys.size), np.float64)
-    n_e = x.shape[1]
-    # sums[s][pair group, emotion] for s = n, sum a, sum b, sum a^2, sum b^2, sum ab
-    sums = np.zeros((6, int(gkeys.size), n_e))
-    step = 8  # emotions per chunk: bounds the (pairs x emotions) temporaries
-    for e0 in range(0, n_e, step):
-        ca = codes[i, e0 : e0 + step].astype(np.float64)
-        cb = codes[j, e0 : e0 + step].astype(np.float64)
-        ok = (ca >= 0) & (cb >= 0)
-        ca = np.where(ok, ca, 0.0)
-        cb = np.where(ok, cb, 0.0)
-        for si, z in enumerate((ok.astype(np.float64), ca, cb, ca * ca, cb * cb, ca * cb)):
-            sums[si, :, e0 : e0 + step] = g @ z
-    ids = rater_ids.tolist()
-    out: list[PairKappa] = []
-    for e in range(x.shape[1]):
-        for gi, key in enumerate(gkeys.tolist()):
-            ra, rb = divmod(int(key), n_r)
-            n, sa, sb, saa, sbb, sab = (float(s[gi, e]) for s in sums)
-            k, reason = _kappa_from_moments(n, sa, sb, saa, sbb, sab)
-            out.append(PairKappa(e, ids[ra], ids[rb], int(n), k, reason))
+    if st.kind == "moments":
+        without = _loo_moment_results(p, st, rater_idx, n_r)
+    else:
+        domain = p.dom.values.tolist()
+        without = []
+        for ri in range(n_r):
+            keep = rater_idx != ri
+            without.append(alpha_all(p.unit_idx[keep], None, p.x[keep], level=p.level, domain=domain))
+    per: dict[tuple[Id, int], list[float]] = defaultdict(list)
+    for pk in kappas:
+        if pk.kappa is not None:
+            per[(pk.rater_a, pk.emotion)].append(pk.kappa)
+            per[(pk.rater_b, pk.emotion)].append(pk.kappa)
+    out: list[RaterAgreement] = []
+    for ri, rid in enumerate(rater_ids.tolist()):
+        for e in range(p.n_emotions):
+            ks = per.get((rid, e), [])
+            out.append(
+                RaterAgreement(
+                    rid,
+                    e,
+                    len(ks),
+                    float(np.mean(ks)) if ks else None,
+                    with_all[e].alpha,
+                    without[ri][e].alpha,
+                )
+            )
     return out
 
 
@@ -1009,33 +1396,13 @@ def rater_agreement(
     """Leave-one-out agreement of every rater on every emotion (see ``RaterAgreement``)."""
     u = _as_1d("units", units)
     r = _as_1d("raters", raters)
-    x = _as_values2d(values2d, u.size)
+    if r.size != u.size:
+        raise ValueError(f"raters has {r.size} entries but units has {u.size}")
+    p = _prepare(u, values2d, level=level, domain=domain, raters=None)
+    rater_idx, rater_ids = _check_duplicates(p.unit_idx, p.unit_ids, r)
     if kappas is None:
-        kappas = pairwise_kappas(u, r, x, domain=domain)
-    with_all = alpha_all(u, r, x, level=level, domain=domain)
-    per: dict[tuple[Id, int], list[float]] = defaultdict(list)
-    for pk in kappas:
-        if pk.kappa is not None:
-            per[(pk.rater_a, pk.emotion)].append(pk.kappa)
-            per[(pk.rater_b, pk.emotion)].append(pk.kappa)
-    out: list[RaterAgreement] = []
-    rater_list: list[Id] = np.unique(r).tolist()
-    for rid in rater_list:
-        keep = r != rid
-        without = alpha_all(u[keep], None, x[keep], level=level, domain=domain)
-        for e in range(x.shape[1]):
-            ks = per.get((rid, e), [])
-            out.append(
-                RaterAgreement(
-                    rid,
-                    e,
-                    len(ks),
-                    float(np.mean(ks)) if ks else None,
-                    with_all[e].alpha,
-                    without[e].alpha,
-                )
-            )
-    return out
+        kappas = _pairwise_from(p.unit_idx, rater_idx, rater_ids, p.get_codes())
+    return _rater_agreement_from(p, _unit_stats(p), rater_idx, rater_ids, kappas)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1176,6 +1543,60 @@ def spearman_vs_median(
 # --------------------------------------------------------------------------------------------
 
 
+def _unit_labels(name: str, u: npt.NDArray[np.generic], unit_idx: IntArray, n_units: int, strata: npt.ArrayLike) -> tuple[IntArray, npt.NDArray[np.generic]]:
+    """Per-unit stratum codes of a row-aligned label array that must be constant within a unit."""
+    s = _as_1d(name, strata)
+    if s.size != u.size:
+        raise ValueError(f"{name} has {s.size} entries but units has {u.size}")
+    s_idx, s_ids = _factorize(s)
+    first = np.full(n_units, -1, dtype=np.intp)
+    first[unit_idx[::-1]] = s_idx[::-1]
+    bad = np.flatnonzero(first[unit_idx] != s_idx)
+    if bad.size:
+        raise ValueError(f"{name} must be constant within a unit; unit {u[bad[0]].item()!r} has several labels")
+    return first, s_ids
+
+
+def _subset_alpha(p: _Prepared, st: _UnitStats, keep: BoolArray) -> list[AlphaResult]:
+    """Alpha of the units in ``keep``: the same numbers as preparing that subset on its own."""
+    if st.kind == "moments":
+        m, s1, s2 = st.moment_ints()
+        return _moment_results(p.level, _moment_int_sums(m[keep], s1[keep], s2[keep]), p.dom.step**2)
+    assert st.m is not None and st.counts is not None
+    return _alpha_from_stats(p, _UnitStats("counts", m=st.m[keep], counts=[c[keep] for c in st.counts]))
+
+
+def _strata_results(
+    p: _Prepared,
+    st: _UnitStats,
+    keys: Sequence[tuple[IntArray, npt.NDArray[np.generic]]],
+    *,
+    n_boot: int,
+    seed: int,
+    confidence: float,
+    min_units: int,
+    want_main: bool,
+) -> tuple[FloatArray | None, list[list[StratumAlpha]]]:
+    parts = [_make_strata(labels, int(ids.size)) for labels, ids in keys]
+    main, reps = _run_bootstrap(p, _boot_plan(p, st), n_boot, seed, parts, want_main=want_main)
+    out: list[list[StratumAlpha]] = []
+    for (labels, ids), key_reps in zip(keys, reps, strict=True):
+        rows: list[StratumAlpha] = []
+        for k, label in enumerate(ids.tolist()):
+            point = _subset_alpha(p, st, labels == k)
+            cis = _percentile_ci(key_reps[k], point, confidence)
+            for e, res in enumerate(point):
+                reliable = res.alpha is not None and res.n_units >= min_units
+                note = None
+                if res.alpha is None:
+                    note = res.reason
+                elif not reliable:
+                    note = f"only {res.n_units} pairable images (fewer than {min_units}): not reliable"
+                rows.append(StratumAlpha(e, label, res, cis[e][0], cis[e][1], reliable, note))
+        out.append(rows)
+    return main, out
+
+
 def alpha_by_stratum(
     units: npt.ArrayLike,
     values2d: npt.ArrayLike,
@@ -1194,41 +1615,98 @@ def alpha_by_stratum(
     ``strata`` is row-aligned (the label of each row's unit, e.g. its ethnicity) and must be
     constant within a unit. A stratum's result is ``reliable`` only when alpha is defined and it
     has at least ``min_units`` pairable units for that emotion. Ordered by stratum, then emotion.
+    The interval resamples units within the stratum (its size fixed); the resamples of all
+    strata are cut from one set of draws (see ``docs/agreement.md``, "Strata").
     """
     _check_boot_args(n_boot, confidence)
     u = _as_1d("units", units)
     x = _as_values2d(values2d, u.size)
-    s = _as_1d("strata", strata)
-    if s.size != u.size:
-        raise ValueError(f"strata has {s.size} entries but units has {u.size}")
     unit_idx, unit_ids = _factorize(u)
-    s_idx, s_ids = _factorize(s)
-    first = np.full(unit_ids.size, -1, dtype=np.intp)
-    first[unit_idx[::-1]] = s_idx[::-1]
-    bad = np.flatnonzero(first[unit_idx] != s_idx)
-    if bad.size:
-        raise ValueError(
-            f"strata must be constant within a unit; unit {u[bad[0]].item()!r} has several labels"
-        )
-    r = None if raters is None else _as_1d("raters", raters)
-    if domain is None:
-        domain = _make_domain(None, x).values.tolist()
-    out: list[StratumAlpha] = []
-    for k, label in enumerate(s_ids.tolist()):
-        keep = s_idx == k
-        p = _prepare(u[keep], x[keep], level=level, domain=domain, raters=None if r is None else r[keep])
-        st = _unit_stats(p)
-        point = _alpha_from_stats(p, st)
-        cis = _percentile_ci(_bootstrap(p, st, n_boot, seed), point, confidence)
-        for e, res in enumerate(point):
-            reliable = res.alpha is not None and res.n_units >= min_units
-            note = None
-            if res.alpha is None:
-                note = res.reason
-            elif not reliable:
-                note = f"only {res.n_units} pairable images (fewer than {min_units}): not reliable"
-            out.append(StratumAlpha(e, label, res, cis[e][0], cis[e][1], reliable, note))
-    return out
+    labels = _unit_labels("strata", u, unit_idx, int(unit_ids.size), strata)
+    if raters is not None:
+        r = _as_1d("raters", raters)
+        if r.size != u.size:
+            raise ValueError(f"raters has {r.size} entries but units has {u.size}")
+    p = _prepare(u, x, level=level, domain=domain, raters=raters)
+    _, res = _strata_results(
+        p, _unit_stats(p), [labels], n_boot=n_boot, seed=seed, confidence=confidence, min_units=min_units, want_main=False
+    )
+    return res[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Everything a project snapshot needs, sharing the work
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgreementSnapshot:
+    """The results of ``snapshot_stats``; each field equals the corresponding single call."""
+
+    report: list[EmotionAgreement]
+    kappas: list[PairKappa]
+    raters: list[RaterAgreement]
+    strata: dict[str, list[StratumAlpha]] = field(hash=False)
+
+
+def snapshot_stats(
+    units: npt.ArrayLike,
+    raters: npt.ArrayLike,
+    values2d: npt.ArrayLike,
+    strata: Mapping[str, npt.ArrayLike] | None = None,
+    *,
+    level: Level = "interval",
+    domain: Sequence[float] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    min_units: int = 30,
+    min_nonzero: int = 30,
+    min_nonzero_share: float = 0.05,
+) -> AgreementSnapshot:
+    """``agreement_report``, ``pairwise_kappas``, ``rater_agreement`` and ``alpha_by_stratum`` (one
+    per key of ``strata``) in one call, with identical results, sharing validation, encoding,
+    per-unit statistics and one set of bootstrap draws.
+
+    Equivalent to::
+
+        report = agreement_report(units, raters, values2d, level=level, domain=domain,
+                                  n_boot=n_boot, seed=seed, confidence=confidence,
+                                  min_nonzero=min_nonzero, min_nonzero_share=min_nonzero_share)
+        kappas = pairwise_kappas(units, raters, values2d, domain=D)
+        raters_ = rater_agreement(units, raters, values2d, domain=D, level=level, kappas=kappas)
+        strata_ = {key: alpha_by_stratum(units, values2d, labels, level=level, domain=domain,
+                                         min_units=min_units, n_boot=n_boot, seed=seed,
+                                         confidence=confidence, raters=raters)
+                   for key, labels in strata.items()}
+
+    where D is ``domain`` or, when ``None``, the distinct observed values.
+    """
+    _check_boot_args(n_boot, confidence)
+    u = _as_1d("units", units)
+    r = _as_1d("raters", raters)
+    if r.size != u.size:
+        raise ValueError(f"raters has {r.size} entries but units has {u.size}")
+    p = _prepare(u, values2d, level=level, domain=domain, raters=None)
+    rater_idx, rater_ids = _check_duplicates(p.unit_idx, p.unit_ids, r)
+    keys = {name: _unit_labels(name, u, p.unit_idx, p.n_units, lab) for name, lab in (strata or {}).items()}
+    st = _unit_stats(p)
+    point = _alpha_from_stats(p, st)
+    main, per_key = _strata_results(
+        p,
+        st,
+        list(keys.values()),
+        n_boot=n_boot,
+        seed=seed,
+        confidence=confidence,
+        min_units=min_units,
+        want_main=True,
+    )
+    assert main is not None
+    report = _report_rows(p, point, main, n_boot, confidence, min_nonzero, min_nonzero_share)
+    kappas = _pairwise_from(p.unit_idx, rater_idx, rater_ids, p.get_codes())
+    rater_rows = _rater_agreement_from(p, st, rater_idx, rater_ids, kappas)
+    return AgreementSnapshot(report, kappas, rater_rows, dict(zip(keys, per_key, strict=True)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,12 +12,17 @@ Algorithm (``assign_splits``), for items = images with their sha256 and demograp
    The new items of a unit that already holds sticky items join the split holding most of them
    (ties: the earlier split in ``fractions`` order), so stickiness also beats fresh balancing.
 4. Targets. A stratum of n_s items, p_sj of them already fixed in split j, has the real-valued
-   quota max(0, f_j * n_s - p_sj) of free items for split j. Strata are put in a seeded order
-   (keyed hash of the stratum) and laid end to end, and the quotas are rounded to integer
-   targets along this stream with a running carry (``_stream_targets``): each target is within
-   about one item of its quota, and since the rounding remainder carries over from one stratum
-   to the next, small strata do not all round towards train and the split totals land within
-   one item of f_j * N (when no split is overfilled by sticky items).
+   quota max(0, f_j * n_s - p_sj) of free items for split j; if sticky items overfill a split in
+   some strata, the quotas are raked (iterative proportional fitting, ``_rake``) so that each
+   split still gets f_j * N - p_j free items overall and each stratum all its free items. Strata are laid end to end in
+   serpentine order (sorted by the first stratum key, within it by the second in alternating
+   direction, ...; the seed picks where this cyclic stream starts), and the quotas are rounded
+   to integer targets along the stream with a running carry (``_stream_targets``). Each target is
+   within about one item of its quota; the rounding remainder carries over from one stratum to
+   the next, so small strata do not all round towards train, neighbouring strata share their
+   leading values (so each single key's values, not only the joint strata, come out balanced:
+   implicit stratification, as in systematic sampling), and the split totals land within one
+   item of f_j * N (when no split is overfilled by sticky items).
 5. Fill. The free units are visited in the order of a keyed hash, sha256(f"{seed}:{unit key}")
    (the unit key is the group value, or the image's sha256), and each goes to the split j whose
    remaining deficits d_sj = target_sj - assigned_sj it reduces best, in the chi-square sense:
@@ -29,7 +34,7 @@ Algorithm (``assign_splits``), for items = images with their sha256 and demograp
    proportion to their fractions.
 
 Same items + same config + same previous -> same assignment; another seed changes which items
-go where (per-stratum counts move by about one item at most, through the rounding order). Balance is reported by ``balance_table`` and checked by
+go where (per-stratum counts move by about one item at most, through the stream's start). Balance is reported by ``balance_table`` and checked by
 ``check_balance`` (tolerance stated there).
 """
 
@@ -165,6 +170,51 @@ def _stream_targets(quotas: Sequence[Sequence[float]], sizes: Sequence[int]) -> 
     return out
 
 
+def _rake(quotas: list[list[float]], row_totals: Sequence[int], col_totals: Sequence[float]) -> None:
+    """Scale the quota matrix in place (iterative proportional fitting, zeros stay zero) so that
+    row s sums to row_totals[s] (the free items of the stratum) and column j sums, as closely as
+    possible, to col_totals[j] rescaled to the same grand total (the free items each split still
+    needs overall). Without sticky items the quotas already fit and nothing changes; with them,
+    a split that sticky items overfill in some strata makes up for it in the others, so the
+    totals stay at the target fractions."""
+    grand = float(sum(row_totals))
+    col_sum = sum(col_totals)
+    if not quotas or grand <= 0 or col_sum <= 0:
+        return
+    cols = [c * grand / col_sum for c in col_totals]
+    k = len(cols)
+    for _ in range(200):
+        for j in range(k):
+            have = sum(q[j] for q in quotas)
+            factor = cols[j] / have if have > 0 else 0.0
+            for q in quotas:
+                q[j] *= factor
+        worst = 0.0
+        for q, total in zip(quotas, row_totals, strict=True):
+            have = sum(q)
+            if have > 0:
+                worst = max(worst, abs(have - total))
+                for j in range(k):
+                    q[j] *= total / have
+        if worst < 1e-9:
+            break
+
+
+def _serpentine(strata: Iterable[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Strata in serpentine order: sorted by the first key, within it by the second key in
+    alternating direction, and so on, so that neighbours in the stream share as many leading
+    values as possible and every key's values are spread evenly along it."""
+    def order(group: list[tuple[str, ...]], depth: int, reverse: bool) -> list[tuple[str, ...]]:
+        if not group or depth >= len(group[0]):
+            return sorted(group)
+        values = sorted({st[depth] for st in group}, reverse=reverse)
+        out: list[tuple[str, ...]] = []
+        for i, v in enumerate(values):
+            out += order([st for st in group if st[depth] == v], depth + 1, i % 2 == 1)
+        return out
+    return order(list(strata), 0, False)
+
+
 def assign_splits(
     items: Sequence[SplitItem],
     config: SplitConfig = SplitConfig(),  # noqa: B008 - frozen, so a safe default
@@ -216,9 +266,15 @@ def assign_splits(
     fixed: dict[tuple[str, ...], list[int]] = {st: [0] * len(names) for st in strata_sizes}
     for sha, split in out.items():
         fixed[stratum[sha]][index[split]] += 1
-    order = sorted(strata_sizes, key=lambda st: (_keyed(config.seed, "stratum\x00" + "\x00".join(st)), st))
+    order = _serpentine(strata_sizes)
+    if order:  # the seed picks where the stream starts (a systematic sample's random start)
+        start = int(_keyed(config.seed, "stream start"), 16) % len(order)
+        order = order[start:] + order[:start]
     quotas = [[max(0.0, f * strata_sizes[st] - fixed[st][j]) for j, f in enumerate(fracs)] for st in order]
     free_sizes = [strata_sizes[st] - sum(fixed[st]) for st in order]
+    fixed_totals = [sum(fixed[st][j] for st in order) for j in range(len(names))]
+    overall = [max(0.0, f * len(by_sha) - fixed_totals[j]) for j, f in enumerate(fracs)]
+    _rake(quotas, free_sizes, overall)
     targets = _stream_targets(quotas, free_sizes)
     deficit: dict[tuple[str, ...], list[int]] = dict(zip(order, targets, strict=True))
 

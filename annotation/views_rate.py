@@ -13,6 +13,7 @@ scores or agreement.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -20,7 +21,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Role
@@ -78,8 +81,17 @@ def _stage_context(project: Project, rater: Any, claim: queue.Claim | None) -> d
         emotion = taxonomy.load().emotions[a.item.emotion]
         ctx.update(emotion=emotion, descriptors=", ".join(emotion.descriptors))
     else:
-        ctx["groups"] = _groups(None)
+        ctx["groups_html"] = _groups_html(project.scale_max)
     return ctx
+
+
+@functools.lru_cache(maxsize=32)
+def _groups_html(scale_max: int) -> str:
+    """The untouched sliders of a fresh stage: the same markup for every image of a given scale, so
+    it is rendered once per process (it is most of the page's rendering time otherwise)."""
+    html = render_to_string("annotation/partials/rate_groups.html", {
+        "groups": _groups(None), "project": {"scale_max": scale_max}, "field_prefix": EMOTION_FIELD_PREFIX})
+    return mark_safe(html)  # noqa: S308 - our own template's output, autoescaped when rendered
 
 
 def _stage(request: HttpRequest, project: Project, *, message: str = "", status: int = 200) -> HttpResponse:

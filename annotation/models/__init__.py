@@ -3,9 +3,10 @@ from .assignment import Assignment, AssignmentStatus, BinaryItem, FlagReason, Im
 from .image import Image
 from .project import Membership, Mode, Project
 from .rating import ModelScore, Rating, RatingRevision, RatingSource
+from .release import Release, ReleaseImage, ReleaseStatus
 
 __all__ = [
     "AgreementSnapshot", "Assignment", "AssignmentStatus", "BinaryItem", "FlagReason", "Image", "ImageFlag",
-    "Membership", "Mode", "ModelScore", "Project", "Rating", "RatingRevision", "RatingSource", "SkipReason",
+    "Membership", "Mode", "ModelScore", "Project", "Rating", "RatingRevision", "RatingSource", "Release", "ReleaseImage", "ReleaseStatus", "SkipReason",
     "SnapshotStatus",
 ]

@@ -22,9 +22,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from annotation import taxonomy
@@ -47,14 +46,43 @@ class Claim:
     next_image_url: str | None = None
 
 
-def _count(qs: QuerySet[Any], field: str) -> Coalesce:
-    """`(SELECT count(*) ...)` as an integer expression (0 when there are no rows)."""
-    return Coalesce(Subquery(qs.order_by().values(field).annotate(c=Count("*")).values("c")[:1],
-                             output_field=IntegerField()), Value(0))
+_DONE_SQL = "('submitted', 'skipped', 'flagged')"
+assert {str(v) for v in _DONE_FOR_RATER} == {"submitted", "skipped", "flagged"}
 
-
-def _open_leases(now: Any, **filters: Any) -> QuerySet[Assignment]:
-    return Assignment.objects.filter(status=AssignmentStatus.OPEN, expires_at__gt=now, **filters)
+# Raw SQL (portable: PostgreSQL and the SQLite demo) because this is the hottest query of the
+# product and the ORM spent longer compiling it than PostgreSQL spends running it. It walks the
+# `image_queue_order` index (project, -priority, id) and stops after the first free rows.
+_INTENSITY_SQL = f"""
+SELECT i.* FROM annotation_image i
+WHERE i.project_id = %s AND NOT i.flagged AND i.file <> ''
+  AND NOT EXISTS (SELECT 1 FROM annotation_rating r WHERE r.image_id = i.id AND r.rater_id = %s)
+  AND NOT EXISTS (SELECT 1 FROM annotation_assignment a
+                  WHERE a.image_id = i.id AND a.rater_id = %s AND a.status IN {_DONE_SQL})
+  AND (SELECT count(*) FROM annotation_rating r WHERE r.image_id = i.id AND r.emotion IS NULL)
+    + (SELECT count(*) FROM annotation_assignment a
+       WHERE a.image_id = i.id AND a.status = 'open' AND a.expires_at > %s) < %s
+  {{exclude}}
+ORDER BY i.priority DESC, i.id
+LIMIT %s {{lock}}
+"""
+_BINARY_SQL = f"""
+SELECT b.* FROM annotation_binaryitem b JOIN annotation_image i ON i.id = b.image_id
+WHERE b.project_id = %s AND NOT b.closed AND NOT i.flagged AND i.file <> ''
+  AND NOT EXISTS (SELECT 1 FROM annotation_rating r
+                  WHERE r.image_id = b.image_id AND r.emotion = b.emotion AND r.rater_id = %s)
+  AND NOT EXISTS (SELECT 1 FROM annotation_assignment a
+                  WHERE a.item_id = b.id AND a.rater_id = %s AND a.status IN {_DONE_SQL})
+  AND b.n_yes + (SELECT count(*) FROM annotation_assignment a
+                 WHERE a.item_id = b.id AND a.status = 'open' AND a.expires_at > %s) < %s
+  {{exclude}}
+ORDER BY i.priority DESC, b.image_id, b.contrastive, b.id
+LIMIT %s {{lock}}
+"""
+_ROOM_SQL = """
+SELECT (SELECT count(*) FROM annotation_rating WHERE image_id = %s AND emotion IS NULL)
+     + (SELECT count(*) FROM annotation_assignment
+        WHERE image_id = %s AND status = 'open' AND expires_at > %s AND rater_id <> %s)
+"""
 
 
 def assignment_current(*, project: Project, rater: Any) -> Assignment | None:
@@ -63,39 +91,32 @@ def assignment_current(*, project: Project, rater: Any) -> Assignment | None:
             .filter(project=project, rater=rater, status=AssignmentStatus.OPEN).first())
 
 
-def _intensity_candidates(project: Project, rater: Any, now: Any, exclude: list[int]) -> QuerySet[Image]:
-    taken = (_count(Rating.objects.filter(image=OuterRef("pk"), emotion__isnull=True), "image")
-             + _count(_open_leases(now, image=OuterRef("pk")), "image"))
-    qs = (Image.objects.filter(project=project, flagged=False).exclude(file="")
-          .exclude(Exists(Rating.objects.filter(image=OuterRef("pk"), rater=rater)))
-          .exclude(Exists(Assignment.objects.filter(image=OuterRef("pk"), rater=rater, status__in=_DONE_FOR_RATER)))
-          .alias(taken=taken).filter(taken__lt=project.target_ratings))
-    if exclude:
-        qs = qs.exclude(pk__in=exclude)
-    return qs.order_by("-priority", "id")
-
-
-def _binary_candidates(project: Project, rater: Any, now: Any, exclude: list[int]) -> QuerySet[BinaryItem]:
-    qs = (BinaryItem.objects.filter(project=project, closed=False, image__flagged=False).exclude(image__file="")
-          .exclude(Exists(Rating.objects.filter(image=OuterRef("image"), emotion=OuterRef("emotion"), rater=rater)))
-          .exclude(Exists(Assignment.objects.filter(item=OuterRef("pk"), rater=rater, status__in=_DONE_FOR_RATER)))
-          .alias(taken=_count(_open_leases(now, item=OuterRef("pk")), "item"))
-          .filter(taken__lt=Value(project.target_ratings) - F("n_yes")))
-    if exclude:
-        qs = qs.exclude(pk__in=exclude)
-    return qs.order_by("-image__priority", "image_id", "contrastive", "id")
+def _candidates(project: Project, rater: Any, now: Any, exclude: list[int], *, limit: int, lock: bool
+                ) -> list[Any]:
+    """Free queue rows (Image, or BinaryItem in binary mode) for the rater, best first; with `lock`,
+    locked FOR UPDATE SKIP LOCKED where the database can."""
+    table = "b" if project.is_binary else "i"
+    lock_sql = ""
+    if lock and connection.features.has_select_for_update_skip_locked:
+        lock_sql = f"FOR UPDATE OF {table} SKIP LOCKED"
+    exclude_sql = f"AND {table}.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
+    sql = (_BINARY_SQL if project.is_binary else _INTENSITY_SQL).format(exclude=exclude_sql, lock=lock_sql)
+    params = [project.pk, rater.pk, rater.pk, connection.ops.adapt_datetimefield_value(now), project.target_ratings,
+              *exclude, limit]
+    model = BinaryItem if project.is_binary else Image
+    return list(model.objects.raw(sql, params))  # type: ignore[attr-defined]
 
 
 def _has_room(project: Project, rater: Any, now: Any, image_id: int, item: BinaryItem | None) -> bool:
     """Re-count under the row lock, in a fresh statement (fresh snapshot)."""
     if item is None:
-        taken = (Image.objects.filter(pk=image_id)
-                 .annotate(taken=_count(Rating.objects.filter(image=OuterRef("pk"), emotion__isnull=True), "image")
-                           + _count(_open_leases(now, image=OuterRef("pk")).exclude(rater=rater), "image"))
-                 .values_list("taken", flat=True).get())
+        with connection.cursor() as cur:
+            cur.execute(_ROOM_SQL, [image_id, image_id, connection.ops.adapt_datetimefield_value(now), rater.pk])
+            taken = cur.fetchone()[0]
         return int(taken) < project.target_ratings
     item.refresh_from_db(fields=["n_yes", "n_no", "closed"])
-    n_open = _open_leases(now, item=item).exclude(rater=rater).count()
+    n_open = Assignment.objects.filter(status=AssignmentStatus.OPEN, expires_at__gt=now, item=item).exclude(
+        rater=rater).count()
     return not item.closed and item.n_yes + item.n_no + n_open < project.target_ratings
 
 
@@ -159,11 +180,11 @@ def assignment_claim_next(*, project: Project, rater: Any, now: Any | None = Non
     return None
 
 
-def _busy(candidates: QuerySet[Any], attempt: int) -> bool:
+def _busy(project: Project, rater: Any, now: Any, exclude: list[int], attempt: int) -> bool:
     """Nothing was free, but are there candidates other claimers hold locked right now? Then they
     will be done within milliseconds (a claim transaction is short): wait a little and retry,
     rather than telling the rater there is nothing left."""
-    if attempt >= _MAX_ATTEMPTS - 1 or not candidates.exists():
+    if attempt >= _MAX_ATTEMPTS - 1 or not _candidates(project, rater, now, exclude, limit=1, lock=False):
         return False
     time.sleep(0.005 * (attempt + 1))
     return True
@@ -171,31 +192,24 @@ def _busy(candidates: QuerySet[Any], attempt: int) -> bool:
 
 def _claim_locked(project: Project, rater: Any, now: Any) -> Claim | None:
     exclude: list[int] = []
-    for _attempt in range(_MAX_ATTEMPTS):
+    for attempt in range(_MAX_ATTEMPTS):
         try:
             with transaction.atomic():
+                rows = _candidates(project, rater, now, exclude, limit=_LOCK_BATCH, lock=True)
+                if not rows:
+                    if _busy(project, rater, now, exclude, attempt):
+                        continue
+                    return None
                 if project.is_binary:
-                    candidates: QuerySet[Any] = _binary_candidates(project, rater, now, exclude)
-                    items = list(candidates.select_related("image")
-                                 .select_for_update(skip_locked=True, of=("self",))[:_LOCK_BATCH])
-                    if not items:
-                        if _busy(candidates, _attempt):
-                            continue
-                        return None
-                    first_item: BinaryItem | None = items[0]
-                    image = items[0].image
-                    nxt = items[1].image if len(items) > 1 else None
+                    images = Image.objects.in_bulk([r.image_id for r in rows])
+                    first_item: BinaryItem | None = rows[0]
+                    image = images[rows[0].image_id]
+                    nxt = images[rows[1].image_id] if len(rows) > 1 else None
                 else:
-                    candidates = _intensity_candidates(project, rater, now, exclude)
-                    images = list(candidates.select_for_update(skip_locked=True)[:_LOCK_BATCH])
-                    if not images:
-                        if _busy(candidates, _attempt):
-                            continue
-                        return None
-                    first_item, image = None, images[0]
-                    nxt = images[1] if len(images) > 1 else None
+                    first_item, image = None, rows[0]
+                    nxt = rows[1] if len(rows) > 1 else None
                 if not _has_room(project, rater, now, image.pk, first_item):
-                    exclude.append(first_item.pk if first_item else image.pk)
+                    exclude.append(rows[0].pk)
                     continue
                 assignment = Assignment.objects.create(
                     project=project, image=image, item=first_item, rater=rater, status=AssignmentStatus.OPEN,

@@ -1,0 +1,57 @@
+"""PostgreSQL-only: a published release, and its list of images, never change and are never deleted.
+
+Any UPDATE or DELETE of a release row whose status is 'published' is refused, as is adding,
+changing or removing ReleaseImage rows of a published release. A new version supersedes it.
+"""
+
+from django.db import migrations
+
+FORWARD = """
+CREATE FUNCTION emorate_release_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.status = 'published' THEN
+        RAISE EXCEPTION 'release % is published and can never be changed; cut a new version', OLD.version
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER release_frozen BEFORE UPDATE OR DELETE ON annotation_release
+    FOR EACH ROW EXECUTE FUNCTION emorate_release_frozen();
+
+CREATE FUNCTION emorate_release_image_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE rel_id bigint;
+BEGIN
+    rel_id := CASE WHEN TG_OP = 'INSERT' THEN NEW.release_id ELSE OLD.release_id END;
+    IF EXISTS (SELECT 1 FROM annotation_release WHERE id = rel_id AND status = 'published') THEN
+        RAISE EXCEPTION 'the images of a published release can never be changed'
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER release_image_frozen BEFORE INSERT OR UPDATE OR DELETE ON annotation_releaseimage
+    FOR EACH ROW EXECUTE FUNCTION emorate_release_image_frozen();
+"""
+
+BACKWARD = """
+DROP TRIGGER IF EXISTS release_frozen ON annotation_release;
+DROP TRIGGER IF EXISTS release_image_frozen ON annotation_releaseimage;
+DROP FUNCTION IF EXISTS emorate_release_frozen();
+DROP FUNCTION IF EXISTS emorate_release_image_frozen();
+"""
+
+
+def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(FORWARD, params=None)
+
+
+def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(BACKWARD, params=None)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("annotation", "0005_releases")]
+    operations = [migrations.RunPython(forward, backward)]
