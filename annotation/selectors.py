@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from django.db.models import Count, QuerySet
 from accounts.models import Role
 
 from . import pgcopy
-from .models import AgreementSnapshot, Membership, Project, Rating, SnapshotStatus
+from .models import AgreementSnapshot, Membership, Project, Rating, RatingRevision, SnapshotStatus
 from .taxonomy import N_EMOTIONS
 
 
@@ -42,7 +43,8 @@ def can_manage(user: Any, project: Project) -> bool:
     return bool(user.role == Role.LEAD and is_member(user, project))
 
 
-def rating_rows(project: Project, *, emotion: int | None = None) -> pgcopy.RatingRows:
+def rating_rows(project: Project, *, emotion: int | None = None, max_rating_id: int | None = None,
+                as_of: datetime | None = None) -> pgcopy.RatingRows:
     """Every expert rating of a project as arrays, for the agreement engine and releases.
 
     Intensity projects: one row per (image, rater) with all emotions (emotion=None).
@@ -50,19 +52,22 @@ def rating_rows(project: Project, *, emotion: int | None = None) -> pgcopy.Ratin
     Flagged images and placeholders are included only if rated; flagged images are left out.
     Ordered by image, then rater. On PostgreSQL this streams a binary COPY (about a second for
     300,000 ratings); on the demo's SQLite it falls back to the ORM.
+
+    Releases freeze their inputs: `max_rating_id` leaves out later ratings, and `as_of` gives the
+    values a rating had at that time (from its RatingRevision history when revised since).
     """
     k = 1 if emotion is not None else N_EMOTIONS
     ratings = Rating.objects.filter(project=project, image__flagged=False)
     ratings = ratings.filter(emotion=emotion) if emotion is not None else ratings.filter(emotion__isnull=True)
-    if connection.vendor != "postgresql":
-        rows = list(ratings.order_by("image_id", "rater_id").values_list("image_id", "rater_id", "values"))
-        return pgcopy.RatingRows(
-            image_ids=np.array([r[0] for r in rows], dtype=np.int64),
-            rater_ids=np.array([r[1] for r in rows], dtype=np.int64),
-            values=np.array([r[2] for r in rows], dtype=np.int16).reshape(len(rows), k),
-        )
+    if max_rating_id is not None:
+        ratings = ratings.filter(pk__lte=max_rating_id)
+    if connection.vendor != "postgresql" or as_of is not None:
+        return _rating_rows_orm(ratings, k, as_of)
     emotion_clause = "r.emotion = %s" if emotion is not None else "r.emotion IS NULL"
     params: list[object] = [project.pk] + ([emotion] if emotion is not None else [])
+    if max_rating_id is not None:
+        emotion_clause += " AND r.id <= %s"
+        params.append(max_rating_id)
     sql = (
         'SELECT r.image_id::int4, r.rater_id::int4, r."values" FROM annotation_rating r '
         "JOIN annotation_image i ON i.id = r.image_id "
@@ -73,6 +78,28 @@ def rating_rows(project: Project, *, emotion: int | None = None) -> pgcopy.Ratin
         query = cur.mogrify(sql, params).decode()
         cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", buf)
     return pgcopy.parse_rating_rows(buf.getbuffer(), k)
+
+
+def _rating_rows_orm(ratings: QuerySet[Rating], k: int, as_of: datetime | None) -> pgcopy.RatingRows:
+    rows = list(ratings.order_by("image_id", "rater_id").values_list("pk", "image_id", "rater_id", "values",
+                                                                       "updated_at"))
+    values = [r[3] for r in rows]
+    if as_of is not None:
+        changed = [i for i, r in enumerate(rows) if r[4] > as_of]
+        if changed:
+            # The values before the first change after `as_of` are what the rating held then.
+            first_after: dict[int, list[int]] = {}
+            for rating_id, old in (RatingRevision.objects.filter(rating_id__in=[rows[i][0] for i in changed],
+                                                                 changed_at__gt=as_of)
+                                   .order_by("rating_id", "changed_at", "pk").values_list("rating_id", "values")):
+                first_after.setdefault(rating_id, old)
+            for i in changed:
+                values[i] = first_after.get(rows[i][0], values[i])
+    return pgcopy.RatingRows(
+        image_ids=np.array([r[1] for r in rows], dtype=np.int64),
+        rater_ids=np.array([r[2] for r in rows], dtype=np.int64),
+        values=np.array(values, dtype=np.int16).reshape(len(rows), k),
+    )
 
 
 def agreement_latest(project: Project) -> AgreementSnapshot | None:

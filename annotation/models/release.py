@@ -49,6 +49,9 @@ class Release(models.Model):
     manifest = models.JSONField(default=dict, blank=True)
     manifest_sha256 = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
+    # Keys the rater pseudonyms in the raw ratings: copied from the project's previous release so a
+    # rater keeps one pseudonym across versions. Never exported.
+    pseudonym_key = models.CharField(max_length=64, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
