@@ -22,6 +22,8 @@ Contracts shared by the functions below:
 from __future__ import annotations
 
 import math
+import time as _time
+_PROF: dict = {}
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -952,10 +954,13 @@ def _run_bootstrap(
     moments = plan.moments
     for b0 in range(0, n_boot, step):
         nb = min(step, n_boot - b0)
+        _t0 = _time.perf_counter()
         idx = rng.integers(0, u, size=(nb, u), dtype=np.int32)  # same stream as resample_indices
+        _t1 = _time.perf_counter(); _PROF["gen"] = _PROF.get("gen", 0) + _t1 - _t0
         pidx = idx if rank is None else rank[idx]
         for i in range(nb):
             w32[i] = np.bincount(pidx[i], minlength=u)
+        _t2 = _time.perf_counter(); _PROF["count"] = _PROF.get("count", 0) + _t2 - _t1
         w = w32[:nb]
         w64 = None if plan.exact32 else w.astype(np.float64)
         cs = np.zeros((nb, n_cells, plan.n_cols))
@@ -970,6 +975,7 @@ def _run_bootstrap(
                     assert w64 is not None
                     part = w64[:, lo:hi] @ f_cells[lo:hi]
                 cs[:, c] += part
+        _t3 = _time.perf_counter(); _PROF["mm"] = _PROF.get("mm", 0) + _t3 - _t2
         if main is not None:
             s_main = cs.sum(axis=1)
             main[b0 : b0 + nb] = _boot_alpha_from_sums(p, s_main[:, plan.col_map], plan.k, moments)
@@ -1001,6 +1007,7 @@ def _run_bootstrap(
                 per_key[ki][j][b0 : b0 + nb] = _boot_alpha_from_sums(
                     p, s_str[:, j][:, plan.col_map], plan.k, moments
                 )
+        _PROF["rest"] = _PROF.get("rest", 0) + _time.perf_counter() - _t3
     return main, per_key
 
 

@@ -29,3 +29,19 @@ def agreement_refresh_all_task() -> int:
                 agreement_snapshot_task.delay(project.pk)
                 queued += 1
     return queued
+
+
+@shared_task(bind=True, acks_late=True, soft_time_limit=3600, time_limit=3700)
+def release_build_task(self, release_id: int, publish: bool = False) -> str:  # type: ignore[no-untyped-def]
+    """Build (and optionally publish) a release; returns its status. Restartable: a redelivered
+    task after a worker died rebuilds from scratch; a published release is left alone."""
+    from annotation.models import Release, ReleaseStatus
+    from annotation.services.releases import release_build, release_publish
+
+    release = Release.objects.get(pk=release_id)
+    if release.status == ReleaseStatus.PUBLISHED:
+        return release.status
+    release = release_build(release)
+    if publish:
+        release = release_publish(release)
+    return release.status

@@ -1,0 +1,71 @@
+import json
+import shutil
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.management.progress import ProgressBar
+from annotation.models import Release, ReleaseStatus
+from annotation.services.releases import (
+    ReleaseError,
+    release_build,
+    release_create,
+    release_dir,
+    release_publish,
+)
+
+from ._base import get_project
+
+
+class Command(BaseCommand):
+    help = "Create and build a versioned release of a project (optionally publish it and copy its files out)."
+
+    def create_parser(self, prog_name, subcommand, **kwargs):  # type: ignore[no-untyped-def]
+        # --version names the release here, replacing Django's "show the Django version" option.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--project", required=True)
+        parser.add_argument("--version", required=True, dest="release_version", help="Semantic version, e.g. 1.0.0")
+        parser.add_argument("--publish", action="store_true", help="Publish after building (irreversible)")
+        parser.add_argument("--out", type=Path, default=None, help="Copy the release files into this folder")
+        parser.add_argument("--method", choices=["median", "mean", "trimmed_mean"], default="median")
+        parser.add_argument("--min-ratings", type=int, default=2)
+        parser.add_argument("--seed", type=int, default=0, help="Split seed")
+        parser.add_argument("--group-key", default=None, help="Keep images sharing this attribute in one split")
+        parser.add_argument("--include-images", action="store_true", help="Put the image files into the release")
+        parser.add_argument("--bootstrap", type=int, default=1000, help="Resamples for the agreement intervals")
+
+    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        project = get_project(opts["project"])
+        version = opts["release_version"]
+        release = Release.objects.filter(project=project, version=version).first()
+        try:
+            if release is None:
+                release = release_create(
+                    project=project, version=version, include_images=opts["include_images"], n_boot=opts["bootstrap"],
+                    consolidation={"method": opts["method"], "min_ratings": opts["min_ratings"]},
+                    split={"seed": opts["seed"], "group_key": opts["group_key"]},
+                )
+                self.stdout.write(f"created release {version} of {project.slug} (configuration frozen)")
+            if release.status not in (ReleaseStatus.BUILT, ReleaseStatus.PUBLISHED):
+                bar = ProgressBar(f"building {version}", enabled=None, min_total=0)
+                release = release_build(release, progress=lambda pct, stage: bar(pct, 100))
+            if opts["publish"]:
+                release = release_publish(release)
+        except ReleaseError as exc:
+            raise CommandError(str(exc)) from None
+        summary = release.summary
+        self.stdout.write(f"release {release.version}: {release.status}; {summary.get('images', 0)} images "
+                          f"{json.dumps(summary.get('splits', {}), sort_keys=True)}, left out "
+                          f"{json.dumps(summary.get('left_out', {}), sort_keys=True)}; manifest sha256 "
+                          f"{release.manifest_sha256}")
+        for problem in summary.get("balance_violations", []):
+            self.stderr.write(f"balance: {problem}")
+        self.stdout.write(f"files: {release_dir(release)}")
+        if opts["out"] is not None:
+            out: Path = opts["out"]
+            if out.exists() and any(out.iterdir()):
+                raise CommandError(f"--out {out} exists and is not empty")
+            shutil.copytree(release_dir(release), out, dirs_exist_ok=True)
+            self.stdout.write(f"copied to {out}")

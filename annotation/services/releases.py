@@ -1,0 +1,351 @@
+"""Versioned benchmark releases: create (freeze config and inputs), build, publish, diff.
+
+A release's configuration and inputs are frozen when it is created: later ratings (by id) and
+later revisions (by time) never reach it, so building it twice gives byte-identical files. The
+pure parts live in annotation.consolidation, annotation.splits and annotation.exporters.
+
+Lifecycle: draft -> building -> built -> published; a build that fails is marked failed, and a
+build whose worker dies stays "building" until the task is redelivered (acks_late) or retried:
+each build starts from scratch, so nothing half-written is ever published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+import shutil
+from collections.abc import Callable
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from annotation import agreement as ag
+from annotation import exporters, selectors, taxonomy
+from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate_binary, consolidate_intensity
+from annotation.models import Image, Project, Rating, Release, ReleaseImage, ReleaseStatus
+from annotation.models.release import SEMVER, semver_key
+from annotation.splits import SplitConfig, SplitItem, assign_splits, balance_table, check_balance
+
+Progress = Callable[[int, str], None]
+
+
+class ReleaseError(ValueError):
+    """A refused release operation; the message names the problem."""
+
+
+def code_version() -> str:
+    try:
+        return f"emorate {metadata.version('emorate')}"
+    except metadata.PackageNotFoundError:  # running from a plain checkout
+        return "emorate (unpackaged)"
+
+
+def release_dir(release: Release) -> Path:
+    return Path(settings.MEDIA_ROOT) / release.files_dir
+
+
+@transaction.atomic
+def release_create(*, project: Project, version: str, created_by: Any = None, consolidation: dict[str, Any] | None = None,
+                   split: dict[str, Any] | None = None, include_images: bool = False, n_boot: int = 1000,
+                   description: str = "") -> Release:
+    """Create a draft release with a frozen configuration and frozen inputs.
+
+    Raises ReleaseError for a malformed or already used version, a version not above the project's
+    latest one, or an invalid consolidation/split setting (the message names it).
+    """
+    if not SEMVER.match(version):
+        raise ReleaseError(f"version {version!r} is not a semantic version like 1.2.0")
+    Project.objects.select_for_update().filter(pk=project.pk).first()  # serialise version choice
+    existing = list(Release.objects.filter(project=project).values_list("version", flat=True))
+    if version in existing:
+        raise ReleaseError(f"release {version} of {project.slug} already exists; releases are never rebuilt "
+                           "under the same version once published, cut a new version")
+    if existing and semver_key(version) <= max(semver_key(v) for v in existing):
+        latest = max(existing, key=semver_key)
+        raise ReleaseError(f"version {version} is not above the latest release {latest}")
+    try:
+        rule = ConsolidationRule(**(consolidation or {}))
+        split_config = SplitConfig(**_split_kwargs(split or {}))
+    except (TypeError, ValueError) as exc:
+        raise ReleaseError(f"invalid release setting: {exc}") from None
+    if not 0 <= n_boot <= 100_000:
+        raise ReleaseError(f"bootstrap resamples {n_boot} out of range (allowed: 0..100000)")
+    previous = Release.objects.filter(project=project).exclude(pseudonym_key="").order_by("-created_at").first()
+    frozen_at = timezone.now()
+    inputs = {
+        "max_rating_id": Rating.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0,
+        "as_of": frozen_at.isoformat(),
+        "ratings": Rating.objects.filter(project=project).count(),
+    }
+    config = {
+        "project": project.slug, "mode": project.mode, "scale_max": project.scale_max,
+        "k": project.target_ratings if project.is_binary else None,
+        "consolidation": rule.as_dict(), "split": split_config.as_dict(),
+        "agreement": {"level": "nominal" if project.is_binary else "interval", "n_boot": n_boot,
+                      "seed": split_config.seed, "confidence": 0.95},
+        "include_images": include_images, "taxonomy_version": project.taxonomy_version,
+        "code_version": code_version(), "description": description,
+    }
+    return Release.objects.create(project=project, version=version, config=config, inputs=inputs,
+                                  created_by=created_by,
+                                  pseudonym_key=previous.pseudonym_key if previous else secrets.token_hex(32))
+
+
+def _split_kwargs(raw: dict[str, Any]) -> dict[str, Any]:
+    out = dict(raw)
+    if "fractions" in out:
+        out["fractions"] = tuple((str(n), float(s)) for n, s in out["fractions"])
+    if "strata" in out:
+        out["strata"] = tuple(out["strata"])
+    return out
+
+
+def _previous_splits(release: Release) -> dict[str, str]:
+    """sha256 -> split of every image in an earlier published release (the latest wins)."""
+    earlier = sorted((r for r in Release.objects.filter(project=release.project, status=ReleaseStatus.PUBLISHED)
+                      if semver_key(r.version) < semver_key(release.version)), key=lambda r: semver_key(r.version))
+    out: dict[str, str] = {}
+    for r in earlier:
+        out.update(dict(ReleaseImage.objects.filter(release=r).values_list("sha256", "split")))
+    return out
+
+
+def _previous_published(release: Release) -> Release | None:
+    earlier = [r for r in Release.objects.filter(project=release.project, status=ReleaseStatus.PUBLISHED)
+               if semver_key(r.version) < semver_key(release.version)]
+    return max(earlier, key=lambda r: semver_key(r.version)) if earlier else None
+
+
+def _agreement_summary(units: np.ndarray, raters: np.ndarray, values: np.ndarray, *, level: str, scale_max: int,
+                       n_boot: int, seed: int) -> dict[str, Any]:
+    names = taxonomy.EMOTIONS
+    summary: dict[str, Any] = {"level": level, "confidence": 0.95, "n_boot": n_boot, "emotions": {}}
+    if len(units) == 0:
+        summary["mean_alpha"] = None
+        return summary
+    report = ag.agreement_report(units, raters, values, level=level,  # type: ignore[arg-type]
+                                 domain=ag.scale_domain(scale_max), n_boot=max(n_boot, 1), seed=seed)
+    alphas = []
+    for e in report:
+        a = e.alpha.alpha
+        if a is not None:
+            alphas.append(a)
+        summary["emotions"][names[e.emotion]] = {
+            "alpha": None if a is None else round(a, 6),
+            "ci_low": None if (a is None or not n_boot or e.ci_low is None) else round(e.ci_low, 6),
+            "ci_high": None if (a is None or not n_boot or e.ci_high is None) else round(e.ci_high, 6),
+            "n_units": e.alpha.n_units, "reason": e.alpha.reason,
+        }
+    summary["mean_alpha"] = round(sum(alphas) / len(alphas), 6) if alphas else None
+    return summary
+
+
+def _binary_votes(project: Project, max_rating_id: int) -> BinaryVotes:
+    rows = list(Rating.objects.filter(project=project, emotion__isnull=False, pk__lte=max_rating_id)
+                .order_by("image_id", "rater_id", "emotion").values_list("image_id", "rater_id", "emotion", "values"))
+    return BinaryVotes(image_ids=np.array([r[0] for r in rows], dtype=np.int64),
+                       rater_ids=np.array([r[1] for r in rows], dtype=np.int64),
+                       emotions=np.array([r[2] for r in rows], dtype=np.int64),
+                       votes=np.array([r[3][0] for r in rows], dtype=np.int64))
+
+
+def _insert_release_images(release: Release, rows: list[tuple[int, str, str]]) -> None:
+    """Record the split of every released image (COPY on PostgreSQL: 100,000 rows in well under a second)."""
+    ReleaseImage.objects.filter(release=release).delete()
+    if connection.vendor == "postgresql":
+        buf = io.StringIO("".join(f"{release.pk}\t{image_id}\t{sha}\t{split}\n" for image_id, sha, split in rows))
+        with connection.cursor() as cur:
+            cur.copy_expert("COPY annotation_releaseimage (release_id, image_id, sha256, split) FROM STDIN", buf)
+    else:
+        ReleaseImage.objects.bulk_create([ReleaseImage(release=release, image_id=i, sha256=s, split=sp)
+                                          for i, s, sp in rows], batch_size=5000)
+
+
+def release_build(release: Release, *, progress: Progress | None = None) -> Release:
+    """Build a draft, failed or built (unpublished) release from its frozen inputs.
+
+    Idempotent and restartable: every build starts from scratch and writes its folder atomically;
+    a published release is refused. On error the release is marked failed with the message.
+    """
+    report = progress or (lambda pct, stage: None)
+
+    def step(pct: int, stage: str) -> None:
+        Release.objects.filter(pk=release.pk).update(progress=pct, stage=stage)
+        report(pct, stage)
+
+    with transaction.atomic():
+        locked = Release.objects.select_for_update().get(pk=release.pk)
+        if locked.status == ReleaseStatus.PUBLISHED:
+            raise ReleaseError(f"release {locked.version} is published and can never be rebuilt")
+        Release.objects.filter(pk=release.pk).update(status=ReleaseStatus.BUILDING, progress=0, error="",
+                                                     stage="starting")
+    try:
+        _build(release, step)
+    except Exception as exc:
+        Release.objects.filter(pk=release.pk).update(status=ReleaseStatus.FAILED, error=str(exc)[:2000],
+                                                     stage="failed")
+        raise
+    release.refresh_from_db()
+    return release
+
+
+def _build(release: Release, step: Progress) -> None:
+    project, config = release.project, release.config
+    inputs = release.inputs
+    max_id = int(inputs["max_rating_id"])
+    as_of = datetime.fromisoformat(inputs["as_of"])
+    step(5, "reading ratings")
+    flagged = set(Image.objects.filter(project=project, flagged=True).values_list("pk", flat=True))
+    rule = ConsolidationRule(**config["consolidation"])
+    split_config = SplitConfig(**_split_kwargs(config["split"]))
+    agreement_cfg = config["agreement"]
+    if project.is_binary:
+        raw: Any = _binary_votes(project, max_id)
+        step(20, "consolidating (k of k)")
+        labels: Any = consolidate_binary(raw, k=int(config["k"] or 3), flagged_image_ids=flagged)
+        units, raters, values = raw.image_ids, raw.rater_ids, None
+    else:
+        # Only ratings revised after the release was created need their history.
+        revised = Rating.objects.filter(project=project, pk__lte=max_id, updated_at__gt=as_of).exists()
+        rows = selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None)
+        raw = rows
+        step(20, "consolidating")
+        labels = consolidate_intensity(rows.image_ids, rows.values, rule=rule, scale_max=project.scale_max,
+                                       flagged_image_ids=flagged)
+        units, raters, values = rows.image_ids, rows.rater_ids, rows.values
+
+    kept_ids = labels.image_ids.tolist()
+    image_info = {pk: rest for pk, *rest in Image.objects.filter(pk__in=kept_ids).values_list(
+        "pk", "name", "sha256", "ethnicity", "gender", "age", "prompt", "file")}
+    missing_hash = [image_info[i][0] for i in kept_ids if not image_info[i][1]]
+    if missing_hash:
+        raise ReleaseError(f"{len(missing_hash)} rated image(s) have no file yet (e.g. {missing_hash[0]}); "
+                           "import them with import_images first")
+    images = [exporters.ImageRow(image_id=i, file_name=image_info[i][0], sha256=image_info[i][1],
+                                 ethnicity=image_info[i][2], gender=image_info[i][3], age=image_info[i][4],
+                                 prompt=image_info[i][5]) for i in kept_ids]
+    step(35, "assigning splits")
+    items = [SplitItem(sha256=im.sha256, ethnicity=im.ethnicity, gender=im.gender, age=im.age, prompt=im.prompt)
+             for im in images]
+    assignment = assign_splits(items, split_config, previous=_previous_splits(release))
+    balance = balance_table(items, assignment, split_config.strata, age_bucket_width=split_config.age_bucket_width)
+    violations = check_balance(balance, fractions=split_config.fractions)
+
+    step(50, "computing agreement")
+    if project.is_binary:
+        agreement: dict[str, Any] = {"level": "nominal", "confidence": 0.95, "n_boot": 0, "emotions": {},
+                                     "mean_alpha": None, "note": "binary releases report k-of-k labels and raw votes"}
+    else:
+        kept = np.isin(units, labels.image_ids)
+        agreement = _agreement_summary(units[kept], raters[kept], values[kept], level=agreement_cfg["level"],
+                                       scale_max=project.scale_max, n_boot=int(agreement_cfg["n_boot"]),
+                                       seed=int(agreement_cfg["seed"]))
+
+    step(65, "writing files")
+    card = exporters.CardInfo(
+        pretty_name=f"{project.name} {release.version}", version=release.version,
+        released=release.created_at.date().isoformat(),
+        description=config.get("description") or project.guidelines[:500],
+    )
+    final = release_dir(release)
+    staging = final.with_name(f".{final.name}.build")
+    for stale in (staging, final):
+        if stale.exists():  # an earlier unpublished or interrupted build of this release
+            shutil.rmtree(stale)
+    exporters.write_release(staging, images=images, labels=labels, raw=raw, assignment=assignment, balance=balance,
+                            agreement=agreement, card=card, config=config,
+                            pseudonym_key=bytes.fromhex(release.pseudonym_key), scale_max=project.scale_max)
+    if config.get("include_images"):
+        step(80, "copying images")
+        media = Path(settings.MEDIA_ROOT)
+        _add_files(staging, {f"images/{image_info[i][1]}{Path(image_info[i][6]).suffix}": media / image_info[i][6]
+                             for i in kept_ids})
+    step(88, "comparing with the previous release")
+    diff = _diff_with_previous(release, staging)
+    if diff is not None:
+        _add_files(staging, {"diff.json": json.dumps(diff, sort_keys=True, indent=1).encode()})
+        diff = _cap_details(diff)
+    step(95, "recording splits")
+    manifest = json.loads((staging / "manifest.json").read_text())
+    manifest_sha = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
+    split_counts: dict[str, int] = {}
+    for s in assignment.values():
+        split_counts[s] = split_counts.get(s, 0) + 1
+    with transaction.atomic():
+        _insert_release_images(release, [(im.image_id, im.sha256, assignment[im.sha256]) for im in images])
+        staging.rename(final)
+        Release.objects.filter(pk=release.pk).update(
+            status=ReleaseStatus.BUILT, progress=100, stage="built", manifest=manifest, manifest_sha256=manifest_sha,
+            built_at=timezone.now(),
+            summary={"images": len(images), "splits": split_counts, "left_out": labels.left_out,
+                     "raw_ratings": int(len(units)), "n_raters": int(len(np.unique(raters))) if len(raters) else 0,
+                     "balance_violations": violations, "diff": diff,
+                     "mean_alpha": agreement.get("mean_alpha")},
+        )
+
+
+def _add_files(folder: Path, files: dict[str, bytes | Path]) -> None:
+    """Add files (bytes, or a file to copy) to a staged release folder and to its manifest."""
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for rel, content in sorted(files.items()):
+        data = content.read_bytes() if isinstance(content, Path) else content
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        manifest["files"].append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+    manifest["files"].sort(key=lambda f: f["path"])
+    manifest_path.write_text(json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+
+
+def _read_tables(folder: Path) -> Any:
+    parts = [pq.read_table(p) for p in sorted((folder / "data").glob("*.parquet"))]
+    return pa.concat_tables(parts) if parts else None
+
+
+def _diff_with_previous(release: Release, folder: Path) -> dict[str, Any] | None:
+    previous = _previous_published(release)
+    if previous is None:
+        return None
+    old = _read_tables(release_dir(previous))
+    new = _read_tables(folder)
+    if old is None or new is None:
+        return None
+    diff = exporters.diff_releases(old, new)
+    diff["previous_version"] = previous.version
+    return diff
+
+
+def _cap_details(diff: dict[str, Any], limit: int = 200) -> dict[str, Any]:
+    """Keep the summary whole but at most `limit` detail entries per list (the files hold the rest)."""
+    out: dict[str, Any] = {}
+    for key, value in diff.items():
+        out[key] = value[:limit] if isinstance(value, list) else value
+    return out
+
+
+def release_publish(release: Release) -> Release:
+    """Publish a built release after checking its files against the manifest. Irreversible."""
+    with transaction.atomic():
+        locked = Release.objects.select_for_update().get(pk=release.pk)
+        if locked.status == ReleaseStatus.PUBLISHED:
+            return locked
+        if locked.status != ReleaseStatus.BUILT:
+            raise ReleaseError(f"release {locked.version} is {locked.status}; only a built release can be published")
+        problems = exporters.verify_manifest(release_dir(locked))
+        if problems:
+            raise ReleaseError("the release files do not match the manifest: " + "; ".join(problems[:5]))
+        Release.objects.filter(pk=locked.pk).update(status=ReleaseStatus.PUBLISHED, published_at=timezone.now())
+    release.refresh_from_db()
+    return release

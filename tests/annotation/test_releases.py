@@ -1,0 +1,233 @@
+"""Releases end to end on PostgreSQL: build, determinism, stickiness, immutability, loading."""
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, transaction
+
+from annotation.models import Image, Rating, Release, ReleaseImage
+from annotation.services.releases import (
+    ReleaseError,
+    release_build,
+    release_create,
+    release_dir,
+    release_publish,
+)
+from annotation.taxonomy import EMOTIONS, emotion_slug
+from tests.factories import image_bytes, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+ETHNICITIES = ["A", "B", "C", "D"]
+GENDERS = ["man", "woman", "non-binary person"]
+
+
+def populate(project, n_images: int, raters, rng, start: int = 0, per_image: int = 3) -> list[Image]:
+    images = []
+    for i in range(start, start + n_images):
+        images.append(Image.objects.create(
+            project=project, name=f"face_{i:05d}.jpg", sha256=hashlib.sha256(f"img{i}".encode()).hexdigest(),
+            ethnicity=ETHNICITIES[i % 4], gender=GENDERS[i % 3],
+            age=20 + 10 * (i % 7), prompt=f"prompt {i % 50}"))
+    ratings = []
+    for image in images:
+        truth = rng.integers(0, 8, size=40) * (rng.random(40) < 0.25)
+        for rater in rng.choice(raters, size=per_image, replace=False):
+            vals = np.clip(truth + rng.integers(-1, 2, size=40) * (truth > 0), 0, 7)
+            ratings.append(Rating(project=project, image=image, rater=rater, values=[int(v) for v in vals],
+                                  scale_max=7, taxonomy_version="emonet-face-1", source="import"))
+    Rating.objects.bulk_create(ratings)
+    return images
+
+
+@pytest.fixture
+def project_with_ratings():
+    project = make_project(slug="hq")
+    raters = [make_user() for _ in range(6)]
+    populate(project, 240, raters, np.random.default_rng(1))
+    return project, raters
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_build_loads_with_pandas_pyarrow_and_datasets(project_with_ratings, tmp_path, monkeypatch):
+    import datasets
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    project, _ = project_with_ratings
+    release = release_build(release_create(project=project, version="1.0.0", n_boot=200))
+    assert release.status == "built" and release.progress == 100
+    folder = release_dir(release)
+    assert release.summary["images"] == 240 and sum(release.summary["splits"].values()) == 240
+    frame = pd.read_parquet(folder / "data" / "test-00000-of-00001.parquet")
+    assert {"file_name", "sha256", "ethnicity", "gender", "age", "prompt", "split"} <= set(frame.columns)
+    assert f"{emotion_slug('Anger')}__consensus" in frame.columns and (frame["split"] == "test").all()
+    table = pq.read_table(folder / "data" / "train-00000-of-00001.parquet")
+    assert table.num_rows == release.summary["splits"]["train"]
+    raw = pq.read_table(folder / "raw" / "ratings.parquet").to_pandas()
+    assert len(raw) == 720 and raw["rater"].str.fullmatch(r"rater_[0-9a-f]{10}").all()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    loaded = datasets.load_dataset("parquet", data_dir=str(folder / "data"), cache_dir=str(tmp_path / "hf-cache"))
+    assert {s: loaded[s].num_rows for s in loaded} == release.summary["splits"]
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\n") and "cc-by-4.0" in card and "Anger" in card
+    assert "surveillance" in card.lower()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert {f["path"] for f in manifest["files"]} == set(file_hashes(folder)) - {"manifest.json"}
+
+
+def test_two_builds_are_byte_identical(project_with_ratings):
+    project, _ = project_with_ratings
+    release = release_build(release_create(project=project, version="1.0.0", n_boot=100))
+    first = file_hashes(release_dir(release))
+    first_manifest = release.manifest_sha256
+    rebuilt = release_build(release)
+    assert file_hashes(release_dir(rebuilt)) == first and rebuilt.manifest_sha256 == first_manifest
+
+
+def test_inputs_are_frozen_at_creation(project_with_ratings):
+    project, raters = project_with_ratings
+    release = release_create(project=project, version="1.0.0", n_boot=0)
+    before = file_hashes(release_dir(release_build(release)))
+    # A new rating and a revision after creation do not reach the release.
+    rating = Rating.objects.filter(project=project).first()
+    from annotation.models import RatingRevision
+    RatingRevision.objects.create(rating=rating, values=rating.values)
+    from django.utils import timezone
+    Rating.objects.filter(pk=rating.pk).update(values=[7] * 40, updated_at=timezone.now())
+    populate(project, 5, raters, np.random.default_rng(9), start=1000)
+    assert file_hashes(release_dir(release_build(release))) == before
+
+
+def test_test_images_stay_in_test_across_versions(project_with_ratings):
+    project, raters = project_with_ratings
+    v1 = release_publish(release_build(release_create(project=project, version="1.0.0", n_boot=0)))
+    test_before = set(ReleaseImage.objects.filter(release=v1, split="test").values_list("sha256", flat=True))
+    assert test_before
+    populate(project, 200, raters, np.random.default_rng(2), start=5000)
+    v2 = release_build(release_create(project=project, version="1.1.0", n_boot=0, split={"seed": 99}))
+    splits_v2 = dict(ReleaseImage.objects.filter(release=v2).values_list("sha256", "split"))
+    assert all(splits_v2[s] == "test" for s in test_before)
+    assert v2.summary["images"] == 440
+    diff = v2.summary["diff"]
+    assert diff["previous_version"] == "1.0.0" and diff["summary"]["added"] == 200 and diff["summary"]["removed"] == 0
+    assert (release_dir(v2) / "diff.json").exists()
+
+
+def test_split_balance_holds(project_with_ratings):
+    project, _ = project_with_ratings
+    release = release_build(release_create(project=project, version="1.0.0", n_boot=0))
+    assert release.summary["balance_violations"] == []
+    counts = release.summary["splits"]
+    assert abs(counts["train"] / 240 - 0.8) <= 0.02 and abs(counts["test"] / 240 - 0.1) <= 0.02
+
+
+def test_published_release_refuses_every_change(project_with_ratings):
+    project, _ = project_with_ratings
+    release = release_publish(release_build(release_create(project=project, version="1.0.0", n_boot=0)))
+    assert release.status == "published" and release.published_at is not None
+    for change in (
+        lambda: Release.objects.filter(pk=release.pk).update(summary={"tampered": True}),
+        lambda: Release.objects.filter(pk=release.pk).update(status="built"),
+        lambda: Release.objects.filter(pk=release.pk).delete(),
+        lambda: ReleaseImage.objects.filter(release=release).update(split="train"),
+        lambda: ReleaseImage.objects.filter(release=release).delete(),
+        lambda: ReleaseImage.objects.create(release=release, image=Image.objects.first(), sha256="x", split="test"),
+    ):
+        with pytest.raises(IntegrityError, match="published"), transaction.atomic():
+            change()
+    with pytest.raises(ReleaseError, match="published and can never be rebuilt"):
+        release_build(release)
+    with pytest.raises(ReleaseError, match="already exists"):
+        release_create(project=project, version="1.0.0")
+    with pytest.raises(ReleaseError, match="not above the latest release 1.0.0"):
+        release_create(project=project, version="0.9.0")
+    with pytest.raises(ReleaseError, match="not a semantic version"):
+        release_create(project=project, version="v2")
+
+
+def test_publish_refuses_tampered_files(project_with_ratings):
+    project, _ = project_with_ratings
+    release = release_build(release_create(project=project, version="1.0.0", n_boot=0))
+    (release_dir(release) / "csv" / "test.csv").write_text("tampered\n")
+    with pytest.raises(ReleaseError, match="do not match the manifest"):
+        release_publish(release)
+    assert Release.objects.get(pk=release.pk).status == "built"
+
+
+def test_release_command_with_out_folder(project_with_ratings, tmp_path):
+    project, _ = project_with_ratings
+    out = io.StringIO()
+    call_command("release", "--project", "hq", "--version", "2.0.0", "--publish", "--out", str(tmp_path / "o"),
+                 "--bootstrap", "50", stdout=out, stderr=io.StringIO())
+    text = out.getvalue()
+    assert "release 2.0.0: published; 240 images" in text
+    assert (tmp_path / "o" / "manifest.json").exists() and (tmp_path / "o" / "README.md").exists()
+    with pytest.raises(CommandError, match="not a semantic version"):
+        call_command("release", "--project", "hq", "--version", "latest", stdout=io.StringIO())
+
+
+def test_images_can_be_included(settings, tmp_path):
+    project = make_project(slug="small")
+    raters = [make_user() for _ in range(3)]
+    from annotation.services.image_import import image_import_one
+    for i in range(6):
+        image = image_import_one(project=project, name=f"{i}.jpg", data=image_bytes(), meta=None)
+        for r in raters:
+            Rating.objects.create(project=project, image=image, rater=r, values=[i % 8] * 40, scale_max=7,
+                                  taxonomy_version="emonet-face-1")
+    release = release_build(release_create(project=project, version="1.0.0", include_images=True, n_boot=0))
+    manifest = json.loads((release_dir(release) / "manifest.json").read_text())
+    images = [f for f in manifest["files"] if f["path"].startswith("images/")]
+    assert len(images) == 6
+    for f in images:
+        assert hashlib.sha256((release_dir(release) / f["path"]).read_bytes()).hexdigest() == f["sha256"] == \
+            f["path"].split("/")[1].split(".")[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_build_killed_midway_publishes_nothing(settings, tmp_path):
+    """Kill the building process with SIGKILL while it writes; no published or built release, no files."""
+    project = make_project(slug="killme")
+    raters = [make_user() for _ in range(4)]
+    populate(project, 400, raters, np.random.default_rng(4))
+    release = release_create(project=project, version="1.0.0", n_boot=2000)
+    from django.db import connection
+    env = {**os.environ, "DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/" +
+           connection.settings_dict["NAME"], "MEDIA_ROOT": str(settings.MEDIA_ROOT)}
+    child = subprocess.Popen([sys.executable, "manage.py", "shell", "-c",
+                              f"from annotation.models import Release; from annotation.services.releases import "
+                              f"release_build; release_build(Release.objects.get(pk={release.pk}))"],
+                             cwd=Path(__file__).resolve().parents[2], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        if Release.objects.get(pk=release.pk).progress >= 50:
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    stuck = Release.objects.get(pk=release.pk)
+    assert stuck.status == "building" and not stuck.manifest_sha256
+    assert not release_dir(stuck).exists()
+    assert not ReleaseImage.objects.filter(release=stuck).exists()
+    with pytest.raises(ReleaseError, match="only a built release can be published"):
+        release_publish(stuck)
+    # Building again (what a redelivered task does) completes it.
+    done = release_build(stuck)
+    assert done.status == "built" and not (release_dir(done).parent / ".1.0.0.build").exists()
+    assert sorted(EMOTIONS)  # taxonomy still intact
