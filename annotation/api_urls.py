@@ -6,4 +6,8 @@ app_name = "api"
 urlpatterns = [
     path("projects/", api.ProjectListView.as_view(), name="project-list"),
     path("projects/<slug:slug>/agreement/", api.AgreementLatestView.as_view(), name="agreement-latest"),
+    path("projects/<slug:slug>/releases/", api.ReleaseListCreateView.as_view(), name="release-list"),
+    path("projects/<slug:slug>/releases/<str:version>/", api.ReleaseDetailView.as_view(), name="release-detail"),
+    path("projects/<slug:slug>/releases/<str:version>/files/<path:path>", api.ReleaseFileView.as_view(),
+         name="release-file"),
 ]

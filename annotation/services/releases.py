@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
+from django.http import FileResponse, Http404
 from django.utils import timezone
 
 from annotation import agreement as ag
@@ -349,3 +350,25 @@ def release_publish(release: Release) -> Release:
         Release.objects.filter(pk=locked.pk).update(status=ReleaseStatus.PUBLISHED, published_at=timezone.now())
     release.refresh_from_db()
     return release
+
+
+def release_enqueue_build(release: Release, *, publish: bool = False) -> None:
+    """Queue the build on the releases queue once the surrounding transaction commits."""
+    from annotation.tasks import release_build_task
+
+    transaction.on_commit(lambda: release_build_task.delay(release.pk, publish=publish))
+
+
+def release_file_response(release: Release, path: str) -> FileResponse:
+    """A download of one file listed in the release's manifest; Http404 for anything else.
+
+    Only manifest paths are served, so a crafted path can never reach outside the release folder.
+    """
+    listed = {f["path"]: f for f in (release.manifest or {}).get("files", [])}
+    if path != "manifest.json" and path not in listed:
+        raise Http404(f"release {release.version} has no file {path!r}")
+    target = release_dir(release) / path
+    if not target.is_file():
+        raise Http404(f"file {path!r} of release {release.version} is missing on disk")
+    return FileResponse(target.open("rb"), as_attachment=True, filename=f"{release.project.slug}-{release.version}-"
+                        f"{path.replace('/', '_')}")

@@ -147,7 +147,8 @@ def test_published_release_refuses_every_change(project_with_ratings):
         lambda: Release.objects.filter(pk=release.pk).delete(),
         lambda: ReleaseImage.objects.filter(release=release).update(split="train"),
         lambda: ReleaseImage.objects.filter(release=release).delete(),
-        lambda: ReleaseImage.objects.create(release=release, image=Image.objects.first(), sha256="x", split="test"),
+        lambda: ReleaseImage.objects.create(release=release, image=Image.objects.create(project=project, name="new"),
+                                            sha256="x", split="test"),
     ):
         with pytest.raises(IntegrityError, match="published"), transaction.atomic():
             change()
