@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_rate
+from . import views, views_rate, views_releases
 
 app_name = "annotation"
 urlpatterns = [
@@ -12,4 +12,11 @@ urlpatterns = [
     path("projects/<slug:slug>/rate/<int:assignment_id>/flag/", views_rate.rate_flag, name="rate-flag"),
     path("projects/<slug:slug>/rate/mine/", views_rate.rate_history, name="rate-history"),
     path("projects/<slug:slug>/rate/ratings/<int:rating_id>/", views_rate.rate_revise, name="rate-revise"),
+    path("projects/<slug:slug>/releases/", views_releases.release_list, name="release-list"),
+    path("projects/<slug:slug>/releases/new/", views_releases.release_create, name="release-create"),
+    path("projects/<slug:slug>/releases/<str:version>/row/", views_releases.release_row, name="release-row"),
+    path("projects/<slug:slug>/releases/<str:version>/publish/", views_releases.release_publish,
+         name="release-publish"),
+    path("projects/<slug:slug>/releases/<str:version>/files/<path:path>", views_releases.release_file,
+         name="release-file"),
 ]

@@ -71,3 +71,29 @@ def test_build_and_publish_through_the_api_on_a_real_worker(client, celery_worke
             break
         time.sleep(0.1)
     assert status == "published"
+
+
+def test_lead_release_page_create_poll_and_publish(client, setup, django_capture_on_commit_callbacks):
+    project, lead, rater, _ = setup
+    client.force_login(lead)
+    page = client.get("/projects/hq/releases/")
+    assert page.status_code == 200 and "No release yet" in page.content.decode()
+    with django_capture_on_commit_callbacks() as callbacks:
+        resp = client.post("/projects/hq/releases/new/", {"version": "1.0.0", "n_boot": "0", "method": "median"})
+    assert resp.status_code == 302 and len(callbacks) == 1
+    # While the build is pending, the row polls itself.
+    row = client.get("/projects/hq/releases/1.0.0/row/", HTTP_HX_REQUEST="true")
+    assert row.status_code == 200 and 'hx-trigger="every 1s"' in row.content.decode()
+    release_build(Release.objects.get(project=project, version="1.0.0"))
+    done = client.get("/projects/hq/releases/1.0.0/row/", HTTP_HX_REQUEST="true")
+    assert done.status_code == 286  # htmx: stop polling
+    assert "hx-trigger" not in done.content.decode() and "Publish" in done.content.decode()
+    assert client.post("/projects/hq/releases/1.0.0/publish/").status_code == 302
+    assert Release.objects.get(project=project).status == "published"
+    card = client.get("/projects/hq/releases/1.0.0/files/README.md")
+    assert card.status_code == 200
+    bad = client.post("/projects/hq/releases/new/", {"version": "0.1.0"})
+    assert bad.status_code == 400 and "not above the latest release 1.0.0" in bad.content.decode()
+    client.force_login(rater)
+    assert client.get("/projects/hq/releases/").status_code == 403
+    assert client.get("/projects/hq/releases/1.0.0/files/README.md").status_code == 403
