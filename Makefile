@@ -4,8 +4,10 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS := -q --disable-pip-version-check $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
-EXTRAS ?= dev
-STAMP := $(VENV)/.installed-$(EXTRAS)
+# The tests also load tiny EmpathicInsight-Face models, so they need the scoring extra (CPU torch).
+EXTRAS ?= dev,scoring
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 DEMO_ENV := DJANGO_DEBUG=1 DATABASE_URL= REDIS_URL=
 HOST ?= 127.0.0.1
 PORT ?= 8000

@@ -1,12 +1,13 @@
 from .agreement import AgreementSnapshot, SnapshotStatus
 from .assignment import Assignment, AssignmentStatus, BinaryItem, FlagReason, ImageFlag, SkipReason
+from .audit import AuditEvent
 from .image import Image
 from .project import Membership, Mode, Project
 from .rating import ModelScore, Rating, RatingRevision, RatingSource
 from .release import Release, ReleaseImage, ReleaseStatus
 
 __all__ = [
-    "AgreementSnapshot", "Assignment", "AssignmentStatus", "BinaryItem", "FlagReason", "Image", "ImageFlag",
+    "AgreementSnapshot", "Assignment", "AuditEvent", "AssignmentStatus", "BinaryItem", "FlagReason", "Image", "ImageFlag",
     "Membership", "Mode", "ModelScore", "Project", "Rating", "RatingRevision", "RatingSource", "Release", "ReleaseImage", "ReleaseStatus", "SkipReason",
     "SnapshotStatus",
 ]

@@ -1,0 +1,31 @@
+"""PostgreSQL-only: the audit history is append-only (UPDATE and DELETE are refused)."""
+
+from django.db import migrations
+
+FORWARD = """
+CREATE FUNCTION emorate_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit history is append-only' USING ERRCODE = 'restrict_violation';
+END $$;
+CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON annotation_auditevent
+    FOR EACH ROW EXECUTE FUNCTION emorate_audit_append_only();
+"""
+BACKWARD = """
+DROP TRIGGER IF EXISTS audit_append_only ON annotation_auditevent;
+DROP FUNCTION IF EXISTS emorate_audit_append_only();
+"""
+
+
+def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(FORWARD, params=None)
+
+
+def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(BACKWARD, params=None)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("annotation", "0008_audit")]
+    operations = [migrations.RunPython(forward, backward)]
