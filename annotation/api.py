@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import selectors
-from .models import Project, Release
+from . import selectors, taxonomy
+from .imagefiles import ImageRejected
+from .manifests import ImageMeta
+from .models import Image, Project, Rating, Release
 from .models.release import semver_key
 from .services import releases
+from .services.image_import import DuplicateImage, image_import_one
 
 
 class ProjectSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -168,3 +175,182 @@ class ReleaseFileView(APIView):
     def get(self, request: Request, slug: str, version: str, path: str) -> FileResponse:
         release = _release(request, slug, version)
         return releases.release_file_response(release, path)
+
+
+class ImageSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    n_ratings = serializers.IntegerField(read_only=True)
+    file_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = ["id", "name", "sha256", "width", "height", "format", "ethnicity", "age", "gender", "prompt",
+                  "source", "extra", "priority", "flagged", "n_ratings", "file_url", "created_at"]
+
+    def get_file_url(self, image: Image) -> str | None:
+        return image.file.url if image.file else None
+
+
+class ImageUploadSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    file = serializers.FileField(help_text="JPEG, PNG or WebP; decoded with Pillow, size and pixel limits apply")
+    name = serializers.CharField(required=False, help_text="How rating files refer to it (default: the file name)")
+    ethnicity = serializers.CharField(required=False, allow_blank=True, default="")
+    age = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=150, default=None)
+    gender = serializers.CharField(required=False, allow_blank=True, default="")
+    prompt = serializers.CharField(required=False, allow_blank=True, default="")
+    source = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ImageListCreateView(generics.ListAPIView):  # type: ignore[type-arg]
+    """Images of a project (leads and admins), filterable; POST uploads one image (multipart)."""
+
+    serializer_class = ImageSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(parameters=[
+        OpenApiParameter("flagged", bool, description="Only flagged (true) or unflagged (false) images"),
+        OpenApiParameter("name", str, description="Exact image name"),
+        OpenApiParameter("min_ratings", int, description="Images with at least this many ratings"),
+        OpenApiParameter("ethnicity", str), OpenApiParameter("gender", str), OpenApiParameter("age", int),
+    ])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        project = managed_project(self.request, self.kwargs["slug"])
+        params = self.request.query_params
+        try:
+            return selectors.image_list(project, flagged=_bool_param(params, "flagged"), name=params.get("name"),
+                                        min_ratings=_int_param(params, "min_ratings"),
+                                        ethnicity=params.get("ethnicity"), gender=params.get("gender"),
+                                        age=_int_param(params, "age"))
+        except ValueError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+
+    @extend_schema(request={"multipart/form-data": ImageUploadSerializer}, responses={201: ImageSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        project = managed_project(request, slug)
+        params = ImageUploadSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        upload = data["file"]
+        meta = ImageMeta(ethnicity=data["ethnicity"], age=data["age"], gender=data["gender"], prompt=data["prompt"],
+                         source=data["source"])
+        try:
+            image = image_import_one(project=project, name=data.get("name") or Path(upload.name).name,
+                                     data=upload.read(), meta=meta)
+        except (ImageRejected, DuplicateImage) as exc:
+            raise ValidationError({"file": [f"{upload.name}: {exc}"]}) from None
+        return Response(ImageSerializer(image).data, status=201)
+
+
+def _bool_param(params: Any, key: str) -> bool | None:
+    raw = params.get(key)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise ValidationError({key: [f"{raw!r} is not true or false"]})
+
+
+def _int_param(params: Any, key: str) -> int | None:
+    raw = params.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError({key: [f"{raw!r} is not a whole number"]}) from None
+
+
+class ImageBulkSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    files = serializers.ListField(child=serializers.FileField(), allow_empty=False,
+                                  help_text="Several image files in one multipart request")
+
+
+class ImageBulkImportView(APIView):
+    """Upload several images at once; every file is reported, a bad one never stops the others."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": ImageBulkSerializer},
+                   responses={200: inline_serializer("BulkImportResult", {
+                       "imported": serializers.ListField(child=serializers.CharField()),
+                       "duplicates": serializers.ListField(child=serializers.DictField()),
+                       "rejected": serializers.ListField(child=serializers.DictField())})})
+    def post(self, request: Request, slug: str) -> Response:
+        project = managed_project(request, slug)
+        files = request.FILES.getlist("files")
+        if not files:
+            raise ValidationError({"files": ["no files in the request (send them as multipart field 'files')"]})
+        out: dict[str, list[Any]] = {"imported": [], "duplicates": [], "rejected": []}
+        for upload in files:
+            name = Path(upload.name).name
+            try:
+                image_import_one(project=project, name=name, data=upload.read(), meta=None)
+                out["imported"].append(name)
+            except ImageRejected as exc:
+                out["rejected"].append({"name": name, "reason": str(exc)})
+            except DuplicateImage as exc:
+                out["duplicates"].append({"name": name, "reason": str(exc)})
+        return Response(out, status=200 if out["imported"] else 400)
+
+
+class RatingExportSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.IntegerField()
+    image = serializers.CharField(source="image.name")
+    sha256 = serializers.CharField(source="image.sha256", allow_null=True)
+    rater = serializers.IntegerField(source="rater_id")
+    emotion = serializers.SerializerMethodField()
+    values = serializers.ListField(child=serializers.IntegerField())
+    source = serializers.CharField()
+    seconds_spent = serializers.FloatField(allow_null=True)
+    taxonomy_version = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_emotion(self, rating: Rating) -> str | None:
+        return None if rating.emotion is None else taxonomy.EMOTIONS[rating.emotion]
+
+
+class RatingExportView(generics.ListAPIView):  # type: ignore[type-arg]
+    """All ratings of a project for leads and admins (values in taxonomy order, see `emotions`)."""
+
+    serializer_class = RatingExportSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("rater", int), OpenApiParameter("image", str),
+                               OpenApiParameter("since", str, description="ISO time: changed at or after")])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().get(request, *args, **kwargs)
+        response.data["emotions"] = list(taxonomy.EMOTIONS)
+        return response
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        project = managed_project(self.request, self.kwargs["slug"])
+        params = self.request.query_params
+        since = params.get("since")
+        if since:
+            parsed = parse_datetime(since)
+            if parsed is None:
+                raise ValidationError({"since": [f"{since!r} is not an ISO date-time like 2026-01-31T12:00:00Z"]})
+            since = parsed
+        return selectors.rating_export(project, rater=_int_param(params, "rater"), image=params.get("image"),
+                                       since=since)
+
+
+class ModelScoreView(APIView):
+    """GET: model scores of a project (leads and admins)."""
+
+    @extend_schema(responses={200: inline_serializer("ModelScoreList", {
+        "emotions": serializers.ListField(child=serializers.CharField()),
+        "results": serializers.ListField(child=serializers.DictField())})})
+    def get(self, request: Request, slug: str) -> Response:
+        project = managed_project(request, slug)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(selectors.model_score_list(project), request, view=self)
+        rows = [{"image": s.image.name, "sha256": s.image.sha256, "model": s.model_name, "scores": s.scores}
+                for s in page or []]
+        response = paginator.get_paginated_response(rows)
+        response.data["emotions"] = list(taxonomy.EMOTIONS)
+        return response

@@ -5,6 +5,10 @@ from . import api
 app_name = "api"
 urlpatterns = [
     path("projects/", api.ProjectListView.as_view(), name="project-list"),
+    path("projects/<slug:slug>/images/", api.ImageListCreateView.as_view(), name="image-list"),
+    path("projects/<slug:slug>/images/bulk/", api.ImageBulkImportView.as_view(), name="image-bulk"),
+    path("projects/<slug:slug>/ratings/", api.RatingExportView.as_view(), name="rating-export"),
+    path("projects/<slug:slug>/model-scores/", api.ModelScoreView.as_view(), name="model-scores"),
     path("projects/<slug:slug>/agreement/", api.AgreementLatestView.as_view(), name="agreement-latest"),
     path("projects/<slug:slug>/releases/", api.ReleaseListCreateView.as_view(), name="release-list"),
     path("projects/<slug:slug>/releases/<str:version>/", api.ReleaseDetailView.as_view(), name="release-detail"),

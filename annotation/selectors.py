@@ -13,7 +13,16 @@ from django.db.models import Count, QuerySet
 from accounts.models import Role
 
 from . import pgcopy
-from .models import AgreementSnapshot, Membership, Project, Rating, RatingRevision, SnapshotStatus
+from .models import (
+    AgreementSnapshot,
+    Image,
+    Membership,
+    ModelScore,
+    Project,
+    Rating,
+    RatingRevision,
+    SnapshotStatus,
+)
 from .taxonomy import N_EMOTIONS
 
 
@@ -121,3 +130,39 @@ def median_seconds_per_rater(project: Project) -> dict[int, float]:
             "rater_id", "seconds_spent"):
         per.setdefault(rater_id, []).append(s)
     return {r: float(np.median(v)) for r, v in per.items()}
+
+
+def image_list(project: Project, *, flagged: bool | None = None, name: str | None = None,
+               min_ratings: int | None = None, ethnicity: str | None = None, gender: str | None = None,
+               age: int | None = None) -> QuerySet[Image]:
+    """A project's images for leads, with their rating counts, filtered as asked."""
+    qs = Image.objects.filter(project=project)
+    if flagged is not None:
+        qs = qs.filter(flagged=flagged)
+    if name:
+        qs = qs.filter(name=name)
+    if min_ratings is not None:
+        qs = qs.filter(n_ratings__gte=min_ratings)
+    if ethnicity:
+        qs = qs.filter(ethnicity=ethnicity)
+    if gender:
+        qs = qs.filter(gender=gender)
+    if age is not None:
+        qs = qs.filter(age=age)
+    return qs.order_by("id")
+
+
+def rating_export(project: Project, *, rater: int | None = None, image: str | None = None,
+                  since: datetime | None = None) -> QuerySet[Rating]:
+    qs = Rating.objects.filter(project=project).select_related("image")
+    if rater is not None:
+        qs = qs.filter(rater_id=rater)
+    if image:
+        qs = qs.filter(image__name=image)
+    if since is not None:
+        qs = qs.filter(updated_at__gte=since)
+    return qs.order_by("id")
+
+
+def model_score_list(project: Project) -> QuerySet[ModelScore]:
+    return ModelScore.objects.filter(project=project).select_related("image").order_by("id")
