@@ -67,7 +67,7 @@ def release_publish(request: HttpRequest, slug: str, version: str) -> HttpRespon
     project = _managed(request, slug)
     release = get_object_or_404(Release, project=project, version=version)
     try:
-        releases.release_publish(release)
+        releases.release_publish(release, actor=request.user)
     except releases.ReleaseError as exc:
         return HttpResponse(str(exc), status=409)
     return redirect("annotation:release-list", slug=project.slug)

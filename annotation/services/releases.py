@@ -36,6 +36,7 @@ from annotation import exporters, selectors, taxonomy
 from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate_binary, consolidate_intensity
 from annotation.models import Image, Project, Rating, Release, ReleaseImage, ReleaseStatus
 from annotation.models.release import SEMVER, semver_key
+from annotation.services.audit import audit_record
 from annotation.splits import SplitConfig, SplitItem, assign_splits, balance_table, check_balance
 
 Progress = Callable[[int, str], None]
@@ -98,9 +99,11 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
         "include_images": include_images, "taxonomy_version": project.taxonomy_version,
         "code_version": code_version(), "description": description,
     }
-    return Release.objects.create(project=project, version=version, config=config, inputs=inputs,
-                                  created_by=created_by,
-                                  pseudonym_key=previous.pseudonym_key if previous else secrets.token_hex(32))
+    release = Release.objects.create(project=project, version=version, config=config, inputs=inputs,
+                                     created_by=created_by,
+                                     pseudonym_key=previous.pseudonym_key if previous else secrets.token_hex(32))
+    audit_record(actor=created_by, action="release.created", project=project, obj=release, version=version)
+    return release
 
 
 def _split_kwargs(raw: dict[str, Any]) -> dict[str, Any]:
@@ -336,7 +339,7 @@ def _cap_details(diff: dict[str, Any], limit: int = 200) -> dict[str, Any]:
     return out
 
 
-def release_publish(release: Release) -> Release:
+def release_publish(release: Release, *, actor: Any = None) -> Release:
     """Publish a built release after checking its files against the manifest. Irreversible."""
     with transaction.atomic():
         locked = Release.objects.select_for_update().get(pk=release.pk)
@@ -348,6 +351,8 @@ def release_publish(release: Release) -> Release:
         if problems:
             raise ReleaseError("the release files do not match the manifest: " + "; ".join(problems[:5]))
         Release.objects.filter(pk=locked.pk).update(status=ReleaseStatus.PUBLISHED, published_at=timezone.now())
+        audit_record(actor=actor, action="release.published", project=locked.project, obj=locked,
+                     version=locked.version, manifest_sha256=locked.manifest_sha256)
     release.refresh_from_db()
     return release
 

@@ -232,3 +232,21 @@ def test_a_build_killed_midway_publishes_nothing(settings, tmp_path):
     done = release_build(stuck)
     assert done.status == "built" and not (release_dir(done).parent / ".1.0.0.build").exists()
     assert sorted(EMOTIONS)  # taxonomy still intact
+
+
+def test_audit_history_records_releases_and_role_changes(project_with_ratings):
+    from accounts.models import Role
+    from annotation.models import AuditEvent
+
+    project, _ = project_with_ratings
+    lead = make_user(Role.LEAD)
+    release = release_create(project=project, version="1.0.0", n_boot=0, created_by=lead)
+    release_publish(release_build(release), actor=lead)
+    actions = list(AuditEvent.objects.filter(project=project).values_list("action", "actor_id"))
+    assert ("release.created", lead.pk) in actions and ("release.published", lead.pk) in actions
+    lead.role = Role.ADMIN
+    lead.save()
+    change = AuditEvent.objects.get(action="user.role_changed", object_id=str(lead.pk))
+    assert change.data["old_role"] == "lead" and change.data["new_role"] == "admin"
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=change.pk).update(action="nothing")
