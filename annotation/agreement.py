@@ -22,8 +22,6 @@ Contracts shared by the functions below:
 from __future__ import annotations
 
 import math
-import time as _time
-_PROF: dict = {}
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,7 +84,7 @@ CONDITIONAL_DESIGN_WARNING = (
 # Row chunk for the streaming pass over values2d: small enough that temporaries stay in cache.
 _ROW_CHUNK_VALUES = 1 << 16
 # Upper bound on resample-weight matrix entries held at once (B_chunk * n_units).
-_BOOT_CHUNK_ENTRIES = 1 << 22
+_BOOT_CHUNK_ENTRIES = 1 << 23
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,10 +448,10 @@ class _UnitStats:
     ints: tuple[I64Array, I64Array, I64Array] | None = None
 
     def moment_ints(self) -> tuple[I64Array, I64Array, I64Array]:
-        """Per-unit (m, s1, s2) as int64 arrays of shape (U, E) (moments kind only; cached)."""
+        """Per-unit (m, s1, s2) as int64 arrays of shape (E, U) (moments kind only; cached)."""
         if self.ints is None:
             assert self.packed is not None
-            c = self.packed.astype(np.int64)
+            c = self.packed.T.astype(np.int64)
             m = c & ((1 << self.b1) - 1)
             s1 = (c >> self.b1) & ((1 << (self.b2 - self.b1)) - 1)
             self.ints = (m, s1, c >> self.b2)
@@ -533,20 +531,52 @@ class _MomentSums:
 
 
 def _moment_int_sums(m: I64Array, s1: I64Array, s2: I64Array) -> _MomentSums:
-    e = m.shape[1]
+    """``_MomentSums`` from per-unit integer moments of shape (E, U)."""
+    e = m.shape[0]
     pair = m >= 2
     mp = np.where(pair, m, 0)
-    q = 2 * (mp * s2 - np.where(pair, s1, 0) * s1)
+    p1 = np.where(pair, s1, 0)
+    q = 2 * (mp * s2 - p1 * s1)
     m_max = int(mp.max()) if mp.size else 0
-    key = mp * e + np.arange(e, dtype=np.int64)
-    qm = np.bincount(key.ravel(), weights=q.ravel(), minlength=(m_max + 1) * e).reshape(m_max + 1, e).T
+    key = mp + (m_max + 1) * np.arange(e, dtype=np.int64)[:, None]
+    hist = np.bincount(key.ravel(), weights=q.ravel(), minlength=(m_max + 1) * e)
+    qm: FloatArray = hist.reshape(e, m_max + 1).astype(np.float64, copy=False)
     return _MomentSums(
-        pair.sum(axis=0).astype(np.int64),
-        mp.sum(axis=0),
-        np.where(pair, s1, 0).sum(axis=0),
-        np.where(pair, s2, 0).sum(axis=0),
-        np.ascontiguousarray(qm),
+        pair.sum(axis=1).astype(np.int64),
+        mp.sum(axis=1),
+        p1.sum(axis=1),
+        np.where(pair, s2, 0).sum(axis=1),
+        qm,
     )
+
+
+def _packed_int_sums(st: _UnitStats, keep: BoolArray | None = None) -> _MomentSums:
+    """``_MomentSums`` of the units in ``keep`` (all when None), via a histogram of packed codes
+    when the codes are few (the same integers as ``_moment_int_sums``, faster)."""
+    assert st.packed is not None
+    tot = st.packed if keep is None else st.packed[keep]
+    u, e = tot.shape
+    top = int(tot.max()) + 1 if tot.size else 1
+    if top > 4 * u + 4096:
+        m, s1, s2 = st.moment_ints()
+        if keep is None:
+            return _moment_int_sums(m, s1, s2)
+        return _moment_int_sums(m[:, keep], s1[:, keep], s2[:, keep])
+    key = tot.astype(np.int64) + top * np.arange(e, dtype=np.int64)
+    hist = np.bincount(key.ravel(), minlength=top * e).reshape(e, top)
+    used = np.flatnonzero(hist.any(axis=0))
+    hist = hist[:, used]
+    c = used.astype(np.int64)
+    m = c & ((1 << st.b1) - 1)
+    s1 = (c >> st.b1) & ((1 << (st.b2 - st.b1)) - 1)
+    s2 = c >> st.b2
+    pair = m >= 2
+    m_max = int(m[pair].max()) if bool(pair.any()) else 0
+    table = np.stack([pair, m * pair, s1 * pair, s2 * pair], axis=1).astype(np.int64)
+    qtab = np.zeros((c.size, m_max + 1), dtype=np.int64)
+    qtab[np.flatnonzero(pair), m[pair]] = 2 * (m * s2 - s1 * s1)[pair]
+    sums = hist @ table
+    return _MomentSums(sums[:, 0], sums[:, 1], sums[:, 2], sums[:, 3], (hist @ qtab).astype(np.float64))
 
 
 def _moment_results(level: Level, ms: _MomentSums, scale: float) -> list[AlphaResult]:
@@ -633,7 +663,7 @@ def _finish(
 
 def _alpha_from_stats(p: _Prepared, st: _UnitStats) -> list[AlphaResult]:
     if st.kind == "moments":
-        return _moment_results(p.level, _moment_int_sums(*st.moment_ints()), p.dom.step**2)
+        return _moment_results(p.level, _packed_int_sums(st), p.dom.step**2)
     assert st.m is not None
     m = st.m
     pair = m >= 2
@@ -789,52 +819,79 @@ _EXTENSION_TAG = 0x57A7A
 
 @dataclass
 class _BootPlan:
-    """Bootstrap features of a prepared table, de-duplicated, plus a trailing all-ones column.
+    """Bootstrap features of a prepared table, transposed and de-duplicated, plus a ones row.
 
-    ``f[:, col_map]`` (without the last column) is ``_boot_features``; the ones column makes the
-    resample-weighted sums also count the draws. ``exact32`` when every feature is an integer
-    small enough that float32 block products are exact (checked per block and row at run time).
+    ``ft`` has shape (n_cols, U): ``ft[col_map].T`` is ``_boot_features`` and the trailing row of
+    ones makes the resample-weighted sums also count the draws. ``exact32`` when every feature
+    is an integer small enough that float32 block products are exact (checked per block and
+    resample at run time, with a float64 redo where the bound does not hold).
     """
 
-    f: FloatArray
+    ft: FloatArray
     col_map: IntArray
     k: int
     moments: bool
     exact32: bool
     block: int
 
+    _rows: npt.NDArray[np.floating] | None = None
+
     @property
     def n_cols(self) -> int:
-        return int(self.f.shape[1])
+        return int(self.ft.shape[0])
+
+    def rows(self) -> npt.NDArray[np.floating]:
+        """``ft.T`` as a C-ordered (U, n_cols) copy, for gathering the features of single units
+        (float32 when exact: the sums over a few thousand draws stay far below 2**24)."""
+        if self._rows is None:
+            self._rows = np.ascontiguousarray(self.ft.T, dtype=np.float32 if self.exact32 else np.float64)
+        return self._rows
+
+
+def _boot_features_t(p: _Prepared, st: _UnitStats) -> tuple[FloatArray, int]:
+    """``_boot_features`` transposed, shape (E*k, U), built without the (U, E*k) detour for moments."""
+    if st.kind != "moments":
+        f, k = _boot_features(p, st)
+        return np.ascontiguousarray(f.T), k
+    m, s1, s2 = st.moment_ints()
+    e, u = m.shape
+    pair = m >= 2
+    ft = np.empty((e, 4, u))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ft[:, 0] = np.where(pair, 2 * (m * s2 - s1 * s1) / np.where(pair, m - 1, 1), 0.0)
+    ft[:, 1] = np.where(pair, m, 0)
+    ft[:, 2] = np.where(pair, s1, 0)
+    ft[:, 3] = np.where(pair, s2, 0)
+    return ft.reshape(e * 4, u), 4
 
 
 def _boot_plan(p: _Prepared, st: _UnitStats) -> _BootPlan:
-    full, k = _boot_features(p, st)
-    u, n_full = full.shape
+    full, k = _boot_features_t(p, st)
+    n_full, u = full.shape
     # Identical columns (e.g. the rating count of every emotion when nothing is missing) are
     # multiplied once: group by a random projection, confirm with an exact comparison.
-    probe = np.random.default_rng(20240917).standard_normal(u) if u else np.zeros(0)
-    fp = probe @ full if u else np.zeros(n_full)
+    probe = np.random.default_rng(20240917).standard_normal(u)
+    fp = full @ probe if u else np.zeros(n_full)
     keep: list[int] = []
     col_map = np.empty(n_full, dtype=np.intp)
     groups: dict[float, list[int]] = {}
     for j in range(n_full):
         cand = groups.setdefault(float(fp[j]), [])
         for c in cand:
-            if np.array_equal(full[:, keep[c]], full[:, j]):
+            if np.array_equal(full[keep[c]], full[j]):
                 col_map[j] = c
                 break
         else:
             cand.append(len(keep))
             col_map[j] = len(keep)
             keep.append(j)
-    f = np.empty((u, len(keep) + 1))
-    f[:, :-1] = full[:, keep]
-    f[:, -1] = 1.0
-    max_abs = float(np.abs(f).max()) if f.size else 1.0
+    ft = np.empty((len(keep) + 1, u))
+    ft[:-1] = full[keep]
+    ft[-1] = 1.0
+    max_abs = float(np.abs(ft).max()) if ft.size else 1.0
     block = int((_F32_EXACT / 2) // max(max_abs, 1.0))
-    exact32 = bool(u < _F32_EXACT and block >= 1024 and np.array_equal(f, np.rint(f)))
-    return _BootPlan(f, col_map, k, st.kind == "moments", exact32, block)
+    exact32 = bool(u < _F32_EXACT and block >= 1024 and np.array_equal(ft, np.rint(ft)))
+    return _BootPlan(ft, col_map, k, st.kind == "moments", exact32, block)
 
 
 @dataclass(frozen=True)
@@ -860,7 +917,9 @@ def _extension_rng(seed: int, stratum: int) -> np.random.Generator:
     return np.random.default_rng([seed, _EXTENSION_TAG, stratum])
 
 
-def _drop_draws(idx: npt.NDArray[np.int32], strata: _Strata, excess: I64Array) -> tuple[IntArray, IntArray, IntArray]:
+def _drop_draws(
+    idx: npt.NDArray[np.int32], strata: _Strata, excess: I64Array
+) -> tuple[IntArray, IntArray, IntArray]:
     """For each resample row b and stratum j, the last ``excess[b, j]`` draws of row b that fall
     in stratum j: (rows, strata, units). Searched in a tail window that grows until it holds them."""
     nb, u = idx.shape
@@ -876,16 +935,21 @@ def _drop_draws(idx: npt.NDArray[np.int32], strata: _Strata, excess: I64Array) -
         found: list[tuple[IntArray, IntArray, IntArray]] = []
         complete = True
         for j in range(sizes.size):
-            need = excess[:, j]
-            if not bool((need > 0).any()):
+            need = np.maximum(excess[:, j], 0)
+            rows_j = np.flatnonzero(need > 0)
+            if not rows_j.size:
                 continue
-            hit = lab == j
-            rc = np.cumsum(hit[:, ::-1], axis=1, dtype=np.int64)[:, ::-1]
-            if t < u and bool((rc[:, 0] < need).any()):
+            r, c = np.nonzero(lab[rows_j] == j)  # row-major: each row's hits in draw order
+            have = np.bincount(r, minlength=rows_j.size)
+            if t < u and bool((have < need[rows_j]).any()):
                 complete = False
                 break
-            r, c = np.nonzero(hit & (rc <= need[:, None]))
-            found.append((r, np.full(r.size, j, dtype=np.intp), tail[r, c].astype(np.intp)))
+            # keep hit k of its row (0-based) when k >= have - need: the row's last `need` hits
+            first = np.cumsum(have) - have
+            k = np.arange(r.size) - first[r]
+            sel = k >= (have - need[rows_j])[r]
+            rr = rows_j[r[sel]]
+            found.append((rr, np.full(rr.size, j, dtype=np.intp), tail[rr, c[sel]].astype(np.intp)))
         if complete:
             break
         t = min(u, 4 * t)
@@ -931,84 +995,102 @@ def _run_bootstrap(
         rank = np.empty(u, dtype=np.int32)
         rank[order] = np.arange(u, dtype=np.int32)
         bounds = np.concatenate([[0], np.cumsum(np.bincount(cell))]).astype(np.intp)
-        f_cells = plan.f[order]
-        cell_of_key = [k.labels[order[bounds[:-1]]] for k in keys]
+        ft_cells = plan.ft[:, order]
+        # onehot[c, j] = 1 when cell c lies in stratum j of the key
+        onehots = [np.eye(len(k.members))[k.labels[order[bounds[:-1]]]] for k in keys]
     else:
         rank = None
         bounds = np.array([0, u], dtype=np.intp)
-        f_cells = plan.f
-        cell_of_key = []
+        ft_cells = plan.ft
+        onehots = []
     n_cells = bounds.size - 1
     width = plan.block if plan.exact32 else u
-    blocks: list[list[tuple[int, int, float]]] = []
+    blocks: list[tuple[int, int, int, float]] = []
     for c in range(n_cells):
         lo, hi = int(bounds[c]), int(bounds[c + 1])
-        cuts = list(range(lo, hi, width)) + [hi]
-        blocks.append([(a, b, float(np.abs(f_cells[a:b]).max())) for a, b in zip(cuts[:-1], cuts[1:], strict=True)])
-    f32 = f_cells.astype(np.float32) if plan.exact32 else None
+        for a in range(lo, hi, width):
+            b = min(a + width, hi)
+            blocks.append((c, a, b, float(np.abs(ft_cells[:, a:b]).max())))
+    f32 = ft_cells.astype(np.float32) if plan.exact32 else None
     ext = [[_extension_rng(seed, j) for j in range(len(k.members))] for k in keys]
+    n_out = (1 if want_main else 0) + sum(len(k.members) for k in keys)
     rng = np.random.default_rng(seed)
-    step = _boot_chunk(u, n_boot)
+    step = max(1, min(n_boot, _BOOT_CHUNK_ENTRIES // u))
     w32 = np.empty((step, u), dtype=np.float32)
     ones = plan.n_cols - 1
-    moments = plan.moments
     for b0 in range(0, n_boot, step):
         nb = min(step, n_boot - b0)
-        _t0 = _time.perf_counter()
-        idx = rng.integers(0, u, size=(nb, u), dtype=np.int32)  # same stream as resample_indices
-        _t1 = _time.perf_counter(); _PROF["gen"] = _PROF.get("gen", 0) + _t1 - _t0
+        # The same stream as resample_indices (integers are drawn in the same order whatever the chunking).
+        idx = rng.integers(0, u, size=(nb, u), dtype=np.int32)
         pidx = idx if rank is None else rank[idx]
         for i in range(nb):
             w32[i] = np.bincount(pidx[i], minlength=u)
-        _t2 = _time.perf_counter(); _PROF["count"] = _PROF.get("count", 0) + _t2 - _t1
         w = w32[:nb]
-        w64 = None if plan.exact32 else w.astype(np.float64)
-        cs = np.zeros((nb, n_cells, plan.n_cols))
-        for c, cblocks in enumerate(blocks):
-            for lo, hi, top in cblocks:
-                if f32 is not None:
-                    part = np.matmul(w[:, lo:hi], f32[lo:hi]).astype(np.float64)
-                    bad = part[:, ones] * top >= _F32_EXACT
-                    if bool(bad.any()):
-                        part[bad] = w[bad, lo:hi].astype(np.float64) @ f_cells[lo:hi]
-                else:
-                    assert w64 is not None
-                    part = w64[:, lo:hi] @ f_cells[lo:hi]
-                cs[:, c] += part
-        _t3 = _time.perf_counter(); _PROF["mm"] = _PROF.get("mm", 0) + _t3 - _t2
-        if main is not None:
-            s_main = cs.sum(axis=1)
-            main[b0 : b0 + nb] = _boot_alpha_from_sums(p, s_main[:, plan.col_map], plan.k, moments)
+        w64 = None if f32 is not None else w.astype(np.float64)
+        cs = np.zeros((n_cells, nb, plan.n_cols))
+        for c, lo, hi, top in blocks:
+            if f32 is not None:
+                part = np.matmul(w[:, lo:hi], f32[:, lo:hi].T).astype(np.float64)
+                bad = part[:, ones] * top >= _F32_EXACT
+                if bool(bad.any()):
+                    part[bad] = w[bad, lo:hi].astype(np.float64) @ ft_cells[:, lo:hi].T
+            else:
+                assert w64 is not None
+                part = w64[:, lo:hi] @ ft_cells[:, lo:hi].T
+            cs[c] += part
+        outs: list[FloatArray] = []
+        if want_main:
+            outs.append(cs.sum(axis=0)[:, None, :])
         for ki, key in enumerate(keys):
-            n_str = len(key.members)
-            sizes = key.sizes
-            s_str = np.zeros((nb, n_str, plan.n_cols))
-            for c in range(n_cells):
-                s_str[:, cell_of_key[ki][c]] += cs[:, c]
-            diff = np.rint(s_str[:, :, ones]).astype(np.int64) - sizes
-            rows, strs, units = _drop_draws(idx, key, diff)
-            data = [np.full(rows.size, -1.0)]
-            r_all, s_all, u_all = [rows], [strs], [units]
-            short = np.maximum(-diff, 0)
-            for j in range(n_str):
-                tot = int(short[:, j].sum())
-                if tot:
-                    draw = ext[ki][j].integers(0, int(sizes[j]), size=tot, dtype=np.int64)
-                    r_all.append(np.repeat(np.arange(nb, dtype=np.intp), short[:, j]))
-                    s_all.append(np.full(tot, j, dtype=np.intp))
-                    u_all.append(key.members[j][draw])
-                    data.append(np.ones(tot))
-            corr = sp.csr_matrix(
-                (np.concatenate(data), (np.concatenate(r_all) * n_str + np.concatenate(s_all), np.concatenate(u_all))),
-                shape=(nb * n_str, u),
-            )
-            s_str += np.asarray(corr @ plan.f).reshape(nb, n_str, plan.n_cols)
-            for j in range(n_str):
-                per_key[ki][j][b0 : b0 + nb] = _boot_alpha_from_sums(
-                    p, s_str[:, j][:, plan.col_map], plan.k, moments
-                )
-        _PROF["rest"] = _PROF.get("rest", 0) + _time.perf_counter() - _t3
+            outs.append(_stratum_sums(plan, key, ext[ki], idx, np.einsum("cbf,cj->bjf", cs, onehots[ki])))
+        sums = np.concatenate(outs, axis=1).reshape(nb * n_out, plan.n_cols)
+        reps = _boot_alpha_from_sums(p, sums[:, plan.col_map], plan.k, plan.moments).reshape(nb, n_out, e)
+        o = 0
+        if main is not None:
+            main[b0 : b0 + nb] = reps[:, 0]
+            o = 1
+        for key_reps in per_key:
+            for rep_j in key_reps:
+                rep_j[b0 : b0 + nb] = reps[:, o]
+                o += 1
     return main, per_key
+
+
+def _stratum_sums(
+    plan: _BootPlan,
+    key: _Strata,
+    ext: list[np.random.Generator],
+    idx: npt.NDArray[np.int32],
+    s_str: FloatArray,
+) -> FloatArray:
+    """Turn the main resamples' per-stratum sums (nb, K, cols) into within-stratum resample sums:
+    take away each stratum's draws beyond n_j (its last ones in the row) and add extension draws
+    where the row has fewer than n_j (see ``_run_bootstrap``)."""
+    nb, n_str, n_cols = s_str.shape
+    sizes = key.sizes
+    diff = np.rint(s_str[:, :, -1]).astype(np.int64) - sizes
+    rows, strs, units = _drop_draws(idx, key, diff)
+    data = [np.full(rows.size, -1.0)]
+    r_all, s_all, u_all = [rows], [strs], [units]
+    short = np.maximum(-diff, 0)
+    for j in range(n_str):
+        tot = int(short[:, j].sum())
+        if tot:
+            draw = ext[j].integers(0, int(sizes[j]), size=tot, dtype=np.int64)
+            r_all.append(np.repeat(np.arange(nb, dtype=np.intp), short[:, j]))
+            s_all.append(np.full(tot, j, dtype=np.intp))
+            u_all.append(key.members[j][draw])
+            data.append(np.ones(tot))
+    units_all = np.concatenate(u_all)
+    if units_all.size:
+        group = np.concatenate(r_all) * n_str + np.concatenate(s_all)
+        pick = sp.csr_matrix(
+            (np.concatenate(data), (group, np.arange(units_all.size))), shape=(nb * n_str, units_all.size)
+        )
+        feats = plan.rows()[units_all]
+        corr = np.asarray(pick @ feats.astype(np.float64, copy=False) if not plan.exact32 else pick @ feats)
+        s_str = s_str + corr.astype(np.float64).reshape(nb, n_str, n_cols)
+    return s_str
 
 
 def _bootstrap(p: _Prepared, st: _UnitStats, n_boot: int, seed: int) -> FloatArray:
@@ -1302,7 +1384,9 @@ def pairwise_kappas(
     return _pairwise_from(unit_idx, rater_idx, rater_ids, codes)
 
 
-def _loo_moment_results(p: _Prepared, st: _UnitStats, rater_idx: IntArray, n_raters: int) -> list[list[AlphaResult]]:
+def _loo_moment_results(
+    p: _Prepared, st: _UnitStats, rater_idx: IntArray, n_raters: int
+) -> list[list[AlphaResult]]:
     """Interval alpha without each rater, from the full per-unit integer moments.
 
     Removing rater r changes only the units r rated, each by one rating: their (m, s1, s2) lose
@@ -1310,8 +1394,26 @@ def _loo_moment_results(p: _Prepared, st: _UnitStats, rater_idx: IntArray, n_rat
     of (contribution before - contribution after) of those units, so the result is bit-identical
     to ``alpha_all`` on the table without r's rows.
     """
+    full = _packed_int_sums(st)
+    fast = _loo_by_histogram(p, st, rater_idx, n_raters, int(full.qm.shape[1]))
+    if fast is not None:
+        d_all, dq_all = fast
+        scale = p.dom.step**2
+        return [
+            _moment_results(
+                p.level,
+                _MomentSums(
+                    full.n_units - d_all[r, :, 0],
+                    full.n - d_all[r, :, 1],
+                    full.t1 - d_all[r, :, 2],
+                    full.t2 - d_all[r, :, 3],
+                    full.qm - dq_all[r],
+                ),
+                scale,
+            )
+            for r in range(n_raters)
+        ]
     m, s1, s2 = st.moment_ints()
-    full = _moment_int_sums(m, s1, s2)
     codes = p.get_codes()
     n_e = p.n_emotions
     n_q = int(full.qm.shape[1])
@@ -1320,15 +1422,16 @@ def _loo_moment_results(p: _Prepared, st: _UnitStats, rater_idx: IntArray, n_rat
     starts = np.flatnonzero(np.concatenate([[True], rs[1:] != rs[:-1]])) if rs.size else np.zeros(0, np.intp)
     present = rs[starts] if rs.size else np.zeros(0, np.intp)
     ui = p.unit_idx[order]
-    d = np.zeros((4, int(starts.size), n_e), dtype=np.int64)
-    dq = np.zeros((int(starts.size), n_e, n_q), dtype=np.int64)
+    codes_t = codes[order].T  # (E, rows) in rater order
+    d = np.zeros((4, n_e, int(starts.size)), dtype=np.int64)
+    dq = np.zeros((n_q, n_e, int(starts.size)), dtype=np.int64)
     step = max(1, (1 << 21) // max(int(rs.size), 1))
     for e0 in range(0, n_e if rs.size else 0, step):
         sl = slice(e0, min(e0 + step, n_e))
-        c = codes[order, sl].astype(np.int64)
+        c = codes_t[sl].astype(np.int64)
         has = c >= 0
         cc = np.where(has, c, 0)
-        mu, a1, a2 = m[ui, sl], s1[ui, sl], s2[ui, sl]
+        mu, a1, a2 = m[sl][:, ui], s1[sl][:, ui], s2[sl][:, ui]
         mr = mu - has
         r1 = a1 - cc
         r2 = a2 - cc * cc
@@ -1336,20 +1439,72 @@ def _loo_moment_results(p: _Prepared, st: _UnitStats, rater_idx: IntArray, n_rat
         pr = mr >= 2
         for t, (vf, vr) in enumerate(((pf, pr), (mu, mr), (a1, r1), (a2, r2))):
             delta = np.where(pf, vf, 0) - np.where(pr, vr, 0)
-            d[t, :, sl] = np.add.reduceat(delta, starts, axis=0)
+            d[t, sl] = np.add.reduceat(delta, starts, axis=1)
         qf = np.where(pf, 2 * (mu * a2 - a1 * a1), 0)
         qr = np.where(pr, 2 * (mr * r2 - r1 * r1), 0)
         for k in range(2, n_q):
             delta = np.where(mu == k, qf, 0) - np.where(mr == k, qr, 0)
-            dq[:, sl, k] = np.add.reduceat(delta, starts, axis=0)
+            dq[k, sl] = np.add.reduceat(delta, starts, axis=1)
     out: list[list[AlphaResult]] = [[] for _ in range(n_raters)]
     scale = p.dom.step**2
     for gi, ri in enumerate(present.tolist()):
         ms = _MomentSums(
-            full.n_units - d[0, gi], full.n - d[1, gi], full.t1 - d[2, gi], full.t2 - d[3, gi], full.qm - dq[gi]
+            full.n_units - d[0, :, gi],
+            full.n - d[1, :, gi],
+            full.t1 - d[2, :, gi],
+            full.t2 - d[3, :, gi],
+            full.qm - dq[:, :, gi].T,
         )
         out[ri] = _moment_results(p.level, ms, scale)
     return out
+
+
+def _loo_by_histogram(
+    p: _Prepared, st: _UnitStats, rater_idx: IntArray, n_raters: int, n_q: int
+) -> tuple[I64Array, I64Array] | None:
+    """Per rater, the change of the ``_MomentSums`` integers when that rater is removed, as
+    (n_raters, E, 4) [pairable, n, t1, t2] and (n_raters, E, n_q) [qm] arrays.
+
+    Each row changes its unit's packed code P (for one emotion) to P - pack(c); the change of the
+    totals is sum over rows of table[P] - table[P - pack(c)]. Histograms of (rater, emotion,
+    code) before and after, times the per-code table, give that for all raters at once.
+    ``None`` when the codes are too many for the histograms (the caller then works per row).
+    """
+    assert st.packed is not None
+    tot = st.packed
+    n_rows, n_e = p.x.shape
+    top = int(tot.max()) + 1 if tot.size else 1
+    if top > 4 * n_rows + 4096 or n_rows == 0:
+        return None
+    v = p.dom.size
+    lut = np.array([1 + (c << st.b1) + ((c * c) << st.b2) for c in range(v)] + [0], dtype=np.int64)
+    before = tot[p.unit_idx].astype(np.int64)  # (rows, E): the unit's code with every rating
+    after = before - lut[p.get_codes()]  # without this row's rating (-1 = missing picks the 0)
+    mark = np.zeros(top, dtype=bool)
+    mark[before.ravel()] = True
+    mark[after.ravel()] = True
+    used = np.flatnonzero(mark)
+    n_used = int(used.size)
+    if n_raters * n_e * n_used > (1 << 25):
+        return None
+    dense = np.cumsum(mark, dtype=np.int64) - 1
+    base = (rater_idx.astype(np.int64)[:, None] * n_e + np.arange(n_e, dtype=np.int64)) * n_used
+    n_bins = n_raters * n_e * n_used
+    h = np.bincount((base + dense[before]).ravel(), minlength=n_bins) - np.bincount(
+        (base + dense[after]).ravel(), minlength=n_bins
+    )
+    h = h.reshape(n_raters * n_e, n_used)
+    c = used.astype(np.int64)
+    m = c & ((1 << st.b1) - 1)
+    s1 = (c >> st.b1) & ((1 << (st.b2 - st.b1)) - 1)
+    s2 = c >> st.b2
+    pair = m >= 2
+    table = np.stack([pair, m * pair, s1 * pair, s2 * pair], axis=1).astype(np.int64)
+    qtab = np.zeros((n_used, n_q), dtype=np.int64)
+    qtab[np.flatnonzero(pair), m[pair]] = 2 * (m * s2 - s1 * s1)[pair]
+    d = (h @ table).reshape(n_raters, n_e, 4)
+    dq = (h @ qtab).reshape(n_raters, n_e, n_q)
+    return d, dq
 
 
 def _rater_agreement_from(
@@ -1550,7 +1705,9 @@ def spearman_vs_median(
 # --------------------------------------------------------------------------------------------
 
 
-def _unit_labels(name: str, u: npt.NDArray[np.generic], unit_idx: IntArray, n_units: int, strata: npt.ArrayLike) -> tuple[IntArray, npt.NDArray[np.generic]]:
+def _unit_labels(
+    name: str, u: npt.NDArray[np.generic], unit_idx: IntArray, n_units: int, strata: npt.ArrayLike
+) -> tuple[IntArray, npt.NDArray[np.generic]]:
     """Per-unit stratum codes of a row-aligned label array that must be constant within a unit."""
     s = _as_1d(name, strata)
     if s.size != u.size:
@@ -1560,15 +1717,16 @@ def _unit_labels(name: str, u: npt.NDArray[np.generic], unit_idx: IntArray, n_un
     first[unit_idx[::-1]] = s_idx[::-1]
     bad = np.flatnonzero(first[unit_idx] != s_idx)
     if bad.size:
-        raise ValueError(f"{name} must be constant within a unit; unit {u[bad[0]].item()!r} has several labels")
+        raise ValueError(
+            f"{name} must be constant within a unit; unit {u[bad[0]].item()!r} has several labels"
+        )
     return first, s_ids
 
 
 def _subset_alpha(p: _Prepared, st: _UnitStats, keep: BoolArray) -> list[AlphaResult]:
     """Alpha of the units in ``keep``: the same numbers as preparing that subset on its own."""
     if st.kind == "moments":
-        m, s1, s2 = st.moment_ints()
-        return _moment_results(p.level, _moment_int_sums(m[keep], s1[keep], s2[keep]), p.dom.step**2)
+        return _moment_results(p.level, _packed_int_sums(st, keep), p.dom.step**2)
     assert st.m is not None and st.counts is not None
     return _alpha_from_stats(p, _UnitStats("counts", m=st.m[keep], counts=[c[keep] for c in st.counts]))
 
@@ -1636,7 +1794,14 @@ def alpha_by_stratum(
             raise ValueError(f"raters has {r.size} entries but units has {u.size}")
     p = _prepare(u, x, level=level, domain=domain, raters=raters)
     _, res = _strata_results(
-        p, _unit_stats(p), [labels], n_boot=n_boot, seed=seed, confidence=confidence, min_units=min_units, want_main=False
+        p,
+        _unit_stats(p),
+        [labels],
+        n_boot=n_boot,
+        seed=seed,
+        confidence=confidence,
+        min_units=min_units,
+        want_main=False,
     )
     return res[0]
 

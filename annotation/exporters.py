@@ -30,8 +30,11 @@ HMAC-SHA256(pseudonym_key, rater id)), then one int column per emotion slug (int
 emotion + vote (binary). Ratings of images left out of the release are not included.
 
 Determinism: rows sorted by sha256 (raw: sha256, rater[, emotion]); floats rounded to
-FLOAT_DECIMALS and written with Python's shortest repr in CSV and JSON; JSON files use
-sort_keys (JSONL rows keep the column order above); Parquet is written with explicit
+FLOAT_DECIMALS and written with Python's shortest repr in CSV and JSON; CSV: header row, "\\n"
+line ends, "" for null, true/false, fields holding a comma, quote, CR or LF quoted with "" for "
+(RFC 4180; Python's csv module writes the same except that it leaves CR unquoted); JSONL: one
+object per row as ``json.dumps(row, ensure_ascii=False)`` writes it (keys in the column order
+above); the JSON files use sort_keys; Parquet is written with explicit
 compression (zstd, level 3), row group size, format version and no pandas or time metadata,
 so writing the same inputs twice gives byte-identical files. Parquet's footer names the writer
 ("parquet-cpp-arrow version 26.0.1"): the same environment (pinned pyarrow) reproduces the
@@ -47,8 +50,11 @@ import io
 import json
 import math
 import os
+import queue
+import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -195,9 +201,12 @@ def _split_names(assignment: Mapping[str, str]) -> list[str]:
 
 
 def _images_by_id(images: Iterable[ImageRow]) -> dict[int, ImageRow]:
-    out: dict[int, ImageRow] = {}
-    seen: set[str] = set()
-    for im in images:
+    ims = list(images)
+    out = {im.image_id: im for im in ims}
+    if len(out) == len(ims) and len({im.sha256 for im in ims}) == len(ims) and all(len(im.sha256) == 64 for im in ims):
+        return out
+    out, seen = {}, set()  # something is wrong: name the first problem
+    for im in ims:
         if im.image_id in out:
             raise ValueError(f"image id {im.image_id} appears twice")
         if im.sha256 in seen:
@@ -228,44 +237,53 @@ def image_table(
     arrays_shape = labels.label.shape if isinstance(labels, BinaryConsolidated) else labels.consensus.shape
     if arrays_shape[1] != n_e:
         raise ValueError(f"labels have {arrays_shape[1]} emotions, the taxonomy {n_e}")
-    rows: list[tuple[str, int, ImageRow]] = []
-    for r, image_id in enumerate(labels.image_ids.tolist()):
-        im = by_id.get(int(image_id))
-        if im is None:
-            raise ValueError(f"labelled image {image_id} has no ImageRow")
-        if im.sha256 not in assignment:
-            raise ValueError(f"image {im.file_name} ({im.sha256}) has no split")
-        rows.append((im.sha256, r, im))
-    rows.sort(key=lambda t: t[0])
-    idx = np.array([r for _, r, _ in rows], dtype=np.int64)
-    ims = [im for _, _, im in rows]
+    found = [by_id.get(image_id) for image_id in labels.image_ids.tolist()]
+    ims = [im for im in found if im is not None]
+    if len(ims) != len(found):
+        raise ValueError(f"labelled image {labels.image_ids[found.index(None)]} has no ImageRow")
+    shas = [im.sha256 for im in ims]
+    splits = [assignment.get(h) for h in shas]
+    if None in splits:
+        im = ims[splits.index(None)]
+        raise ValueError(f"image {im.file_name} ({im.sha256}) has no split")
+    sha = pa.array(shas, pa.string())
+    # sha256 values are unique, so this is the order of Python's sorted() (UTF-8 byte order = code point order)
+    order = pc.sort_indices(sha)
+    idx = order.to_numpy().astype(np.int64)
+
+    def base(values: list[Any], type_: Any) -> Any:
+        return pc.take(pa.array(values, type_), order)
+
     cols: dict[str, Any] = {
-        "file_name": pa.array([im.file_name for im in ims], pa.string()),
-        "sha256": pa.array([im.sha256 for im in ims], pa.string()),
-        "ethnicity": pa.array([im.ethnicity for im in ims], pa.string()),
-        "gender": pa.array([im.gender for im in ims], pa.string()),
-        "age": pa.array([im.age for im in ims], pa.int16()),
-        "prompt": pa.array([im.prompt for im in ims], pa.string()),
-        "split": pa.array([assignment[im.sha256] for im in ims], pa.string()),
+        "file_name": base([im.file_name for im in ims], pa.string()),
+        "sha256": pc.take(sha, order),
+        "ethnicity": base([im.ethnicity for im in ims], pa.string()),
+        "gender": base([im.gender for im in ims], pa.string()),
+        "age": base([im.age for im in ims], pa.int16()),
+        "prompt": base([im.prompt for im in ims], pa.string()),
+        "split": base(splits, pa.string()),
     }
     slugs = _slugs(emotions)
     if isinstance(labels, BinaryConsolidated):
-        label = labels.label[idx] if idx.size else labels.label[:0]
-        yes, no = labels.n_yes[idx], labels.n_no[idx]
+        # emotion-major copies, so every column below is one contiguous slice
+        label = np.ascontiguousarray(labels.label.T[:, idx])
+        yes = np.ascontiguousarray(labels.n_yes.T[:, idx]).astype(np.int16)
+        no = np.ascontiguousarray(labels.n_no.T[:, idx]).astype(np.int16)
         for e, s in enumerate(slugs):
-            col = label[:, e]
+            col = label[e]
             cols[f"{s}__label"] = pa.array(col.astype(np.int8), pa.int8(), mask=col < 0)
-            cols[f"{s}__yes"] = pa.array(yes[:, e].astype(np.int16), pa.int16())
-            cols[f"{s}__no"] = pa.array(no[:, e].astype(np.int16), pa.int16())
+            cols[f"{s}__yes"] = pa.array(yes[e], pa.int16())
+            cols[f"{s}__no"] = pa.array(no[e], pa.int16())
     else:
-        cons = np.round(labels.consensus[idx], FLOAT_DECIMALS)
-        spread, dis_e = labels.spread[idx], labels.disputed_emotions[idx]
+        cons = np.round(np.ascontiguousarray(labels.consensus.T[:, idx]), FLOAT_DECIMALS)
+        spread = np.ascontiguousarray(labels.spread.T[:, idx]).astype(np.int16)
+        dis_e = np.ascontiguousarray(labels.disputed_emotions.T[:, idx])
         cols["n_ratings"] = pa.array(labels.n_ratings[idx].astype(np.int16), pa.int16())
         cols["disputed"] = pa.array(labels.disputed[idx], pa.bool_())
         for e, s in enumerate(slugs):
-            cols[f"{s}__consensus"] = pa.array(cons[:, e], pa.float64())
-            cols[f"{s}__spread"] = pa.array(spread[:, e].astype(np.int16), pa.int16())
-            cols[f"{s}__disputed"] = pa.array(dis_e[:, e], pa.bool_())
+            cols[f"{s}__consensus"] = pa.array(cons[e], pa.float64())
+            cols[f"{s}__spread"] = pa.array(spread[e], pa.int16())
+            cols[f"{s}__disputed"] = pa.array(dis_e[e], pa.bool_())
     return pa.table(cols)
 
 
@@ -287,66 +305,259 @@ def raw_ratings_table(
     if not pseudonym_key:
         raise ValueError("pseudonym_key must not be empty")
     by_id = _images_by_id(images)
+    released = [im for im in by_id.values() if im.sha256 in assignment]
+    rel_ids = np.fromiter((im.image_id for im in released), dtype=np.int64, count=len(released))
+    by_rel_id = np.argsort(rel_ids, kind="stable")
+    rel_ids = rel_ids[by_rel_id]
+    rel_sha = pa.array([im.sha256 for im in released], pa.string())
+    sha_rank = np.empty(len(released), dtype=np.int64)
+    sha_rank[pc.sort_indices(rel_sha).to_numpy()] = np.arange(len(released))
     ids = np.asarray(raw.image_ids, dtype=np.int64)
     raters = np.asarray(raw.rater_ids, dtype=np.int64)
-    keep = np.array([(int(i) in by_id and by_id[int(i)].sha256 in assignment) for i in ids.tolist()], dtype=bool)
-    uniq_raters = sorted(set(raters[keep].tolist()))
-    names = {r: pseudonym(r, pseudonym_key) for r in uniq_raters}
-    if len(set(names.values())) != len(names):
-        raise ValueError("two raters got the same pseudonym; use another pseudonym_key")
+    pos = np.searchsorted(rel_ids, ids)
+    if rel_ids.size:
+        keep = (pos < rel_ids.size) & (rel_ids[np.minimum(pos, rel_ids.size - 1)] == ids)
+    else:
+        keep = np.zeros(ids.shape, dtype=bool)
     rows = np.flatnonzero(keep)
-    sha = [by_id[int(ids[i])].sha256 for i in rows.tolist()]
-    rater_names = [names[int(raters[i])] for i in rows.tolist()]
+    img = by_rel_id[pos[rows]]  # index into released
+    uniq_raters = np.unique(raters[rows])
+    name_list = [pseudonym(int(r), pseudonym_key) for r in uniq_raters.tolist()]
+    if len(set(name_list)) != len(name_list):
+        raise ValueError("two raters got the same pseudonym; use another pseudonym_key")
+    names = pa.array(name_list, pa.string())
+    name_rank = np.empty(len(name_list), dtype=np.int64)
+    name_rank[pc.sort_indices(names).to_numpy()] = np.arange(len(name_list))
+    rater = np.searchsorted(uniq_raters, raters[rows])
+    # one int64 key (sha256 rank, rater name rank[, emotion]), sorted stably like sorted() on tuples
+    key = sha_rank[img] * max(len(name_list), 1) + name_rank[rater]
     if isinstance(raw, BinaryVotes):
         emo = np.asarray(raw.emotions, dtype=np.int64)[rows]
-        emo_names = [emotions[int(e)] for e in emo.tolist()]
-        order = sorted(range(len(rows)), key=lambda t: (sha[t], rater_names[t], int(emo[t])))
-    else:
-        order = sorted(range(len(rows)), key=lambda t: (sha[t], rater_names[t]))
-    o = np.array(order, dtype=np.int64)
-    sel = rows[o] if o.size else rows[:0]
+        if emo.size:
+            lo, width = int(emo.min()), int(emo.max()) - int(emo.min()) + 1
+            if (int(key.max()) + 1) * width < 2**62:
+                key = key * width + (emo - lo)
+            else:
+                rank = np.empty(key.size, dtype=np.int64)
+                rank[np.lexsort([emo, key])] = np.arange(key.size)
+                key = rank
+    o = np.argsort(key, kind="stable")
+    sel, img, rater = rows[o], img[o], rater[o]
     cols: dict[str, Any] = {
-        "sha256": pa.array([sha[t] for t in order], pa.string()),
-        "file_name": pa.array([by_id[int(ids[i])].file_name for i in sel.tolist()], pa.string()),
-        "split": pa.array([assignment[sha[t]] for t in order], pa.string()),
-        "rater": pa.array([rater_names[t] for t in order], pa.string()),
+        "sha256": pc.take(rel_sha, img),
+        "file_name": pc.take(pa.array([im.file_name for im in released], pa.string()), img),
+        "split": pc.take(pa.array([assignment[im.sha256] for im in released], pa.string()), img),
+        "rater": pc.take(names, rater),
     }
     if isinstance(raw, BinaryVotes):
-        cols["emotion"] = pa.array([emo_names[t] for t in order], pa.string())
+        cols["emotion"] = pc.take(pa.array(list(emotions), pa.string()), emo[o])
         cols["vote"] = pa.array(np.asarray(raw.votes)[sel].astype(np.int8), pa.int8())
     else:
         vals = np.asarray(raw.values)
         if vals.shape[1] != len(emotions):
             raise ValueError(f"raw ratings have {vals.shape[1]} emotions, the taxonomy {len(emotions)}")
-        vals = vals[sel]
+        vals_t = np.ascontiguousarray(vals[sel].T).astype(np.int16)
         for e, s in enumerate(_slugs(emotions)):
-            cols[s] = pa.array(vals[:, e].astype(np.int16), pa.int16())
+            cols[s] = pa.array(vals_t[e], pa.int16())
     return pa.table(cols)
 
 
 # --- text formats --------------------------------------------------------------------------------
+#
+# CSV and JSONL are built column-wise with numpy and Arrow kernels, never as Python objects per row
+# or cell. A column with few distinct values (numbers, booleans, categories) becomes codes into its
+# distinct values, each formatted once by Python; runs of such columns are merged into one code
+# per row whose text is the whole run (at most TOKEN_VOCAB distinct runs each). Columns with many
+# distinct values (sha256, file names) are formatted by Arrow kernels. Rows are joined in chunks of
+# at most TEXT_CHUNK_BYTES whose bytes go straight to the file.
 
-def _text_column(values: list[Any], type_: Any) -> list[str]:
-    """One column as CSV text: "" for null, true/false, Python's shortest float repr, str otherwise."""
-    if pa.types.is_boolean(type_):
-        return ["" if v is None else ("true" if v else "false") for v in values]
-    if pa.types.is_floating(type_):
-        return ["" if v is None else repr(v) for v in values]
-    return ["" if v is None else str(v) for v in values]
+TEXT_CHUNK_BYTES = 16 << 20
+TOKEN_VOCAB = 1 << 14
+_CSV_QUOTE = r'[,"\r\n]'  # fields holding a comma, quote, CR or LF are quoted (RFC 4180)
+_JSON_ESCAPE = r'["\\\x00-\x1f]'  # what json.dumps(ensure_ascii=False) escapes in a string
+_CSV_QUOTE_RE = re.compile(_CSV_QUOTE)
+
+
+def _csv_text(v: Any) -> str:
+    """One CSV field: "" for null, true/false, Python's shortest float repr, str otherwise; quoted
+    (with "" for ") when it holds a comma, quote, CR or LF."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    s = str(v)
+    return '"' + s.replace('"', '""') + '"' if _CSV_QUOTE_RE.search(s) else s
+
+
+def _json_text(v: Any) -> str:
+    """One JSON value as json.dumps(v, ensure_ascii=False, allow_nan=False) writes it."""
+    return json.dumps(v, ensure_ascii=False, allow_nan=False)
+
+
+@dataclass
+class _Run:
+    """Adjacent low-cardinality columns: codes[r] = the row's combination, comp[code] = its
+    per-column value indices, values[j] = the distinct values of column j."""
+
+    columns: list[int]
+    values: list[list[Any]]
+    codes: Any  # (n,) int64
+    comp: Any  # (size, len(columns)) int64
+
+    def add(self, column: int, values: list[Any], codes: Any) -> bool:
+        """Merge the next column in unless the product of distinct counts exceeds TOKEN_VOCAB."""
+        size, k = len(self.comp), len(values)
+        if size * k > TOKEN_VOCAB:
+            return False
+        combo = self.codes * k + codes
+        seen = np.zeros(size * k, dtype=bool)
+        seen[combo] = True
+        present = np.flatnonzero(seen)
+        remap = np.zeros(size * k, dtype=np.int64)
+        remap[present] = np.arange(present.size)
+        self.codes = remap[combo]
+        self.comp = np.column_stack([self.comp[present // k], present % k])
+        self.columns.append(column)
+        self.values.append(values)
+        return True
+
+    def vocab(self, prefixes: Sequence[str], fmt: Any) -> Any:
+        """The text of each combination (prefixes of its columns included), a pyarrow string array."""
+        text = np.full(len(self.comp), "", dtype=object)
+        for j, (c, vals) in enumerate(zip(self.columns, self.values, strict=True)):
+            text = text + np.array([prefixes[c] + fmt(v) for v in vals], dtype=object)[self.comp[:, j]]
+        return pa.array(text.tolist(), pa.string())
+
+
+def _csv_cells(col: Any) -> Any:
+    """A many-valued string column as CSV fields (same rules as _csv_text)."""
+    need = pc.match_substring_regex(col, _CSV_QUOTE)
+    cells = pc.if_else(need, pc.binary_join_element_wise('"', pc.replace_substring(col, '"', '""'), '"', ""), col)
+    return pc.fill_null(cells, "") if cells.null_count else cells
+
+
+def _json_cells(col: Any) -> Any:
+    """A many-valued string column as JSON strings (same text as _json_text)."""
+    cells = pc.binary_join_element_wise('"', col, '"', "")
+    need = pc.fill_null(pc.match_substring_regex(col, _JSON_ESCAPE), False)
+    if pc.any(need).as_py():
+        escaped = [_json_text(v) for v in col.filter(need).to_pylist()]
+        cells = pc.replace_with_mask(cells, need, pa.array(escaped, pa.string()))
+    return pc.fill_null(cells, "null") if cells.null_count else cells
+
+
+def _codes(col: Any) -> tuple[list[Any], Any] | None:
+    """(distinct values, code per row) of a column with few distinct values, else None."""
+    n = len(col)
+    type_ = col.type
+    if not col.null_count and pa.types.is_boolean(type_):
+        return [False, True], col.to_numpy(zero_copy_only=False).astype(np.int64)
+    if not col.null_count and pa.types.is_integer(type_) and n:
+        a = col.to_numpy().astype(np.int64)
+        lo, hi = int(a.min()), int(a.max())
+        if hi - lo <= TOKEN_VOCAB:
+            present = np.flatnonzero(np.bincount(a - lo))
+            remap = np.zeros(hi - lo + 1, dtype=np.int64)
+            remap[present] = np.arange(present.size)
+            return (present + lo).tolist(), remap[a - lo]
+    if pa.types.is_string(type_):
+        head = min(n, 1024)
+        if len(pc.unique(col.slice(0, head))) * 4 > head:  # e.g. sha256, file names
+            return None
+    enc = pc.dictionary_encode(col)  # -0.0 and 0.0 stay distinct; NaNs are one value
+    values = enc.dictionary.to_pylist()
+    if pa.types.is_string(type_) and len(values) * 4 > n:
+        return None
+    idx = enc.indices
+    if idx.null_count:
+        idx = pc.fill_null(idx, len(values))
+        values.append(None)
+    return values, idx.to_numpy().astype(np.int64)
+
+
+def _segments(table: Any) -> list[Any]:
+    """The table's columns in order as _Runs (few distinct values) and (index, column) of plain
+    string columns; shared by the CSV and the JSONL of one table."""
+    out: list[Any] = []
+    for c in range(table.num_columns):
+        col = table.column(c).combine_chunks()
+        type_ = col.type
+        if not (pa.types.is_string(type_) or pa.types.is_integer(type_) or pa.types.is_floating(type_)
+                or pa.types.is_boolean(type_)):
+            raise TypeError(f"cannot write a {type_} column as text")
+        coded = _codes(col)
+        if coded is None:
+            out.append((c, col))
+            continue
+        values, codes = coded
+        if not (out and isinstance(out[-1], _Run) and out[-1].add(c, values, codes)):
+            out.append(_Run([c], [values], codes, np.arange(len(values), dtype=np.int64)[:, None]))
+    return out
+
+
+def _text_chunks(n: int, segments: list[Any], prefixes: list[str], suffix: str, fmt: Any,
+                 strings: Any) -> Iterable[Any]:
+    """Rows as prefixes[0] + cell[0] + prefixes[1] + cell[1] ... + suffix, in chunks (Arrow buffers)
+    of at most TEXT_CHUNK_BYTES (or one row), each assembled on its own so memory is reused."""
+    if n == 0:
+        return
+    parts: list[tuple[Any, Any]] = []  # (pyarrow vocabulary, codes) | (cells, None) | (scalar, None)
+    row_bytes = np.full(n, len(suffix.encode()), dtype=np.int64)
+    for seg in segments:
+        if isinstance(seg, _Run):
+            vocab = seg.vocab(prefixes, fmt)
+            row_bytes += pc.binary_length(vocab).to_numpy().astype(np.int64)[seg.codes]
+            parts.append((vocab, seg.codes))
+        else:
+            c, col = seg
+            if prefixes[c]:
+                parts.append((pa.scalar(prefixes[c], pa.string()), None))
+                row_bytes += len(prefixes[c].encode())
+            cells = strings(col)
+            row_bytes += pc.binary_length(cells).to_numpy()
+            parts.append((cells, None))
+    parts.append((pa.scalar(suffix, pa.string()), None))
+    ends = np.cumsum(row_bytes)
+    start = 0
+    while start < n:
+        base = int(ends[start - 1]) if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, base + TEXT_CHUNK_BYTES, side="right")))
+        args = [pc.take(a, codes[start:stop]) if codes is not None
+                else a if isinstance(a, pa.Scalar) else a.slice(start, stop - start) for a, codes in parts]
+        joined = pc.binary_join_element_wise(*args, "")
+        offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)
+        lo, hi = int(offsets[joined.offset]), int(offsets[joined.offset + len(joined)])
+        yield joined.buffers()[2].slice(lo, hi - lo)
+        start = stop
+
+
+def _csv_chunks(table: Any, segments: list[Any] | None = None) -> Iterable[Any]:
+    """CSV: a header row, then one line per row ("\\n" line ends), fields as _csv_text."""
+    head = io.StringIO()
+    csv.writer(head, lineterminator="\n").writerow(table.column_names)
+    yield head.getvalue().encode("utf-8")
+    segs = _segments(table) if segments is None else segments
+    yield from _text_chunks(table.num_rows, segs, [""] + [","] * (table.num_columns - 1), "\n", _csv_text,
+                            _csv_cells)
+
+
+def _jsonl_chunks(table: Any, segments: list[Any] | None = None) -> Iterable[Any]:
+    """JSON Lines: one object per row, keys in column order, exactly as
+    json.dumps(row, ensure_ascii=False, allow_nan=False) writes it (", " and ": " separators)."""
+    keys = [json.dumps(name, ensure_ascii=False) for name in table.column_names]
+    prefixes = [("{" if i == 0 else ", ") + k + ": " for i, k in enumerate(keys)]
+    segs = _segments(table) if segments is None else segments
+    yield from _text_chunks(table.num_rows, segs, prefixes, "}\n", _json_text, _json_cells)
 
 
 def _csv_bytes(table: Any) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(table.column_names)
-    cols = [_text_column(table.column(i).to_pylist(), table.schema.field(i).type) for i in range(table.num_columns)]
-    w.writerows(zip(*cols, strict=True))
-    return buf.getvalue().encode("utf-8")
+    return b"".join(bytes(b) for b in _csv_chunks(table))
 
 
 def _jsonl_bytes(table: Any) -> bytes:
-    lines = [json.dumps(row, ensure_ascii=False, allow_nan=False) for row in table.to_pylist()]
-    return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+    return b"".join(bytes(b) for b in _jsonl_chunks(table))
 
 
 def _parquet_bytes(table: Any) -> bytes:
@@ -528,6 +739,78 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class _FileSink:
+    """Writes a release's files under ``root`` on one background thread, in submission order,
+    hashing them on the way: the caller formats the next chunk while the last one is written.
+    Parquet files are encoded on that thread too (pyarrow releases the GIL). At most a few chunks
+    wait in the queue, which bounds the memory held."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.entries: dict[str, ManifestEntry] = {}
+        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="release-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        fh: Any = None
+        digest: Any = None
+        rel, size = "", 0
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain until the sentinel
+            kind, arg = item
+            try:
+                if kind == "open":
+                    rel, size, digest = arg, 0, hashlib.sha256()
+                    path = self.root / rel
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    fh = path.open("wb")
+                elif kind == "data":
+                    chunks = [_parquet_bytes(arg)] if isinstance(arg, pa.Table) else [arg]
+                    for data in chunks:
+                        fh.write(data)
+                        digest.update(data)
+                        size += len(memoryview(data))
+                else:
+                    fh.close()
+                    fh = None
+                    self.entries[rel] = ManifestEntry(path=rel, sha256=digest.hexdigest(), size=size)
+            except BaseException as exc:  # handed to the caller at its next put / finish
+                self._error = exc
+        if fh is not None:
+            fh.close()
+
+    def _put(self, item: tuple[str, Any] | None) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def file(self, rel: str, chunks: Iterable[Any]) -> None:
+        """A file made of the chunks (bytes or pyarrow Buffers), in order."""
+        self._put(("open", rel))
+        for chunk in chunks:
+            self._put(("data", chunk))
+        self._put(("close", None))
+
+    def parquet(self, rel: str, table: Any) -> None:
+        self.file(rel, [table])
+
+    def finish(self) -> dict[str, ManifestEntry]:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.entries
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            self._error = self._error or RuntimeError("aborted")
+            self._queue.put(None)
+            self._thread.join()
+
+
 def write_release(
     out_dir: Path,
     *,
@@ -564,55 +847,53 @@ def write_release(
     raw_table = raw_ratings_table(raw, images, released_assignment, pseudonym_key=pseudonym_key,
                                   emotions=emotions)
     splits = _split_names(released_assignment)
-    files: dict[str, bytes] = {}
-    split_counts: dict[str, int] = {}
-    split_col = table.column("split")
-    for s in splits:
-        part = table.filter(pc.equal(split_col, s))
-        split_counts[s] = part.num_rows
-        files[f"data/{s}-00000-of-00001.parquet"] = _parquet_bytes(part)
-        files[f"csv/{s}.csv"] = _csv_bytes(part)
-        files[f"jsonl/{s}.jsonl"] = _jsonl_bytes(part)
-    if raw_table.num_rows:
-        files["raw/ratings.parquet"] = _parquet_bytes(raw_table)
-    n_raters = len(set(raw_table.column("rater").to_pylist()))
-    files["README.md"] = render_card(
-        card=card, labels=labels, split_counts=split_counts, n_raw=raw_table.num_rows, n_raters=n_raters,
-        agreement=agreement, balance=balance, emotions=emotions, scale_max=scale_max,
-    ).encode("utf-8")
-    meta = {
-        "format": RELEASE_FORMAT,
-        "card": asdict(card),
-        "mode": "binary" if binary else "intensity",
-        "scale_max": scale_max,
-        "taxonomy_version": TAXONOMY_VERSION,
-        "emotions": [{"name": e, "slug": emotion_slug(e)} for e in emotions],
-        "columns": image_columns(emotions, binary=binary),
-        "config": config,
-        "consolidation": (labels.rule.as_dict() if isinstance(labels, Consolidated) else {"k": labels.k}),
-        "counts": {"images": split_counts, "raw_ratings": raw_table.num_rows, "raters": n_raters},
-        "left_out": labels.left_out,
-        "agreement": agreement,
-        "balance": balance,
-        "float_decimals": FLOAT_DECIMALS,
-    }
-    if isinstance(labels, BinaryConsolidated):
-        meta["undecided_items"] = labels.undecided_items
-    files["release.json"] = _dumps(meta).encode("utf-8")
-    manifest = Manifest(files=tuple(ManifestEntry(path=p, sha256=_sha256(b), size=len(b))
-                                    for p, b in sorted(files.items())))
-    files["manifest.json"] = manifest.to_json().encode("utf-8")
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    sink = _FileSink(tmp)
     try:
-        for rel, data in files.items():
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+        split_counts: dict[str, int] = {}
+        split_col = table.column("split")
+        if raw_table.num_rows:
+            sink.parquet("raw/ratings.parquet", raw_table)
+        for s in splits:
+            part = table.filter(pc.equal(split_col, s))
+            split_counts[s] = part.num_rows
+            sink.parquet(f"data/{s}-00000-of-00001.parquet", part)
+            segments = _segments(part)
+            sink.file(f"csv/{s}.csv", _csv_chunks(part, segments))
+            sink.file(f"jsonl/{s}.jsonl", _jsonl_chunks(part, segments))
+        n_raters = pc.count_distinct(raw_table.column("rater")).as_py()
+        sink.file("README.md", [render_card(
+            card=card, labels=labels, split_counts=split_counts, n_raw=raw_table.num_rows, n_raters=n_raters,
+            agreement=agreement, balance=balance, emotions=emotions, scale_max=scale_max,
+        ).encode("utf-8")])
+        meta = {
+            "format": RELEASE_FORMAT,
+            "card": asdict(card),
+            "mode": "binary" if binary else "intensity",
+            "scale_max": scale_max,
+            "taxonomy_version": TAXONOMY_VERSION,
+            "emotions": [{"name": e, "slug": emotion_slug(e)} for e in emotions],
+            "columns": image_columns(emotions, binary=binary),
+            "config": config,
+            "consolidation": (labels.rule.as_dict() if isinstance(labels, Consolidated) else {"k": labels.k}),
+            "counts": {"images": split_counts, "raw_ratings": raw_table.num_rows, "raters": n_raters},
+            "left_out": labels.left_out,
+            "agreement": agreement,
+            "balance": balance,
+            "float_decimals": FLOAT_DECIMALS,
+        }
+        if isinstance(labels, BinaryConsolidated):
+            meta["undecided_items"] = labels.undecided_items
+        sink.file("release.json", [_dumps(meta).encode("utf-8")])
+        entries = sink.finish()
+        manifest = Manifest(files=tuple(entries[p] for p in sorted(entries)))
+        (tmp / "manifest.json").write_bytes(manifest.to_json().encode("utf-8"))
         os.chmod(tmp, 0o755)
         os.rename(tmp, out_dir)
     except BaseException:
+        sink.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest

@@ -36,12 +36,17 @@ def release_build_task(self, release_id: int, publish: bool = False) -> str:  # 
     """Build (and optionally publish) a release; returns its status. Restartable: a redelivered
     task after a worker died rebuilds from scratch; a published release is left alone."""
     from annotation.models import Release, ReleaseStatus
-    from annotation.services.releases import release_build, release_publish
+    from annotation.services.releases import ReleaseBusy, release_build, release_publish
 
     release = Release.objects.get(pk=release_id)
     if release.status == ReleaseStatus.PUBLISHED:
         return release.status
-    release = release_build(release)
+    if release.status == ReleaseStatus.BUILT and publish:
+        return release_publish(release).status
+    try:
+        release = release_build(release)
+    except ReleaseBusy:
+        return "busy"  # a duplicate delivery while the first run is alive: that run finishes the job
     if publish:
         release = release_publish(release)
     return release.status

@@ -94,11 +94,12 @@ def _groups_html(scale_max: int) -> str:
     return mark_safe(html)  # noqa: S308 - our own template's output, autoescaped when rendered
 
 
-def _stage(request: HttpRequest, project: Project, *, message: str = "", status: int = 200) -> HttpResponse:
-    claim = queue.assignment_claim_next(project=project, rater=request.user)
+def _next_stage(request: HttpRequest, project: Project, *, message: str) -> HttpResponse:
+    """The stage after the rater finished their assignment (so they hold no open lease)."""
+    claim = queue.assignment_claim_next(project=project, rater=request.user, just_finished=True)
     ctx = _stage_context(project, request.user, claim)
     ctx["message"] = message
-    return render(request, "annotation/partials/rate_stage.html", ctx, status=status)
+    return render(request, "annotation/partials/rate_stage.html", ctx)
 
 
 def _refused(request: HttpRequest, project: Project, exc: RatingError) -> HttpResponse:
@@ -134,7 +135,7 @@ def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResp
         return _refused(request, project, exc)
     if not request.htmx:  # type: ignore[attr-defined]
         return redirect("annotation:rate", slug=project.slug)
-    return _stage(request, project, message="Saved.")
+    return _next_stage(request, project, message="Saved.")
 
 
 @login_required
@@ -148,7 +149,7 @@ def rate_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpRespon
         return _refused(request, project, exc)
     if not request.htmx:  # type: ignore[attr-defined]
         return redirect("annotation:rate", slug=project.slug)
-    return _stage(request, project, message="Skipped.")
+    return _next_stage(request, project, message="Skipped.")
 
 
 @login_required
@@ -162,7 +163,7 @@ def rate_flag(request: HttpRequest, slug: str, assignment_id: int) -> HttpRespon
         return _refused(request, project, exc)
     if not request.htmx:  # type: ignore[attr-defined]
         return redirect("annotation:rate", slug=project.slug)
-    return _stage(request, project, message="Flagged for a lead; the image left the queue.")
+    return _next_stage(request, project, message="Flagged for a lead; the image left the queue.")
 
 
 @login_required

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib
 import os
 import random
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -86,9 +88,9 @@ def seed_project(slug: str, n_images: int, target: int) -> int:
         cur.execute("SELECT setseed(0.42)")
         cur.execute(
             "INSERT INTO annotation_image (project_id, name, file, sha256, width, height, format, ethnicity, age, "
-            "gender, prompt, source, extra, priority, flagged, created_at) "
+            "gender, prompt, source, extra, priority, flagged, adjudication, created_at) "
             "SELECT %s, 'img' || g || '.jpg', 'images/bench/' || g || '.jpg', md5(%s || '-' || g), 384, 384, 'JPEG', "
-            "'', NULL, '', '', 'bench', '{}', random(), false, now() FROM generate_series(1, %s) g",
+            "'', NULL, '', '', 'bench', '{}', random(), false, '', now() FROM generate_series(1, %s) g",
             [project.pk, slug, n_images])
         cur.execute("ANALYZE annotation_image")
     print(f"  seeded {n_images:,} images into {slug!r} in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -99,11 +101,11 @@ def make_raters(project_id: int, n: int, prefix: str) -> list[tuple[int, str]]:
     """n raters who are members, each with a logged-in session: [(user id, session key)]."""
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
 
     from accounts.models import User
     from annotation.models import Membership
 
+    SessionStore = importlib.import_module(settings.SESSION_ENGINE).SessionStore  # noqa: N806
     users = User.objects.bulk_create([User(email=f"{prefix}{i}@bench.invalid", role="rater") for i in range(n)])
     Membership.objects.bulk_create([Membership(project_id=project_id, user=u) for u in users])
     out = []
@@ -174,11 +176,57 @@ class Rater(threading.Thread):
             conn.close()
 
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen[bytes]:
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores; /proc/stat), or NaN elsewhere."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return float("nan")
+    ticks = [int(x) for x in fields]
+    busy = sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)  # minus idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(roots: set[int]) -> dict[int, float]:
+    """CPU seconds so far of the processes `roots` and their children (/proc), by pid."""
+    out: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue
+        pid, fields = int(stat.parent.name), raw[raw.rindex(")") + 2:].split()
+        if pid in roots or int(fields[1]) in roots:
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def postmaster_pid() -> int:
+    """The pid of our PostgreSQL server (the parent of this connection's backend)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+    raw = Path(f"/proc/{backend}/stat").read_text()
+    return int(raw[raw.rindex(")") + 2:].split()[1])
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds used by this process (the load generator's threads) so far."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost"}
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application", "-w", str(workers),
-         "-k", "gthread", "--threads", "4", "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
+         "-k", "gthread", "--threads", str(threads), "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
         cwd=ROOT, env=env)
     for _ in range(100):
         try:
@@ -195,11 +243,11 @@ def http_part(args: argparse.Namespace) -> None:
     from annotation.models import Assignment, Rating
 
     print(f"\n== HTTP claim + submit: {args.raters} raters, {args.images:,} images x target 3, "
-          f"gunicorn {args.workers} workers (gthread x4), {args.seconds} s ==", flush=True)
+          f"gunicorn {args.workers} workers (gthread x{args.threads}), {args.seconds} s ==", flush=True)
     pid = seed_project(SLUG, args.images, 3)
     raters = make_raters(pid, args.raters, "http")
     port = _free_port()
-    server = start_gunicorn(port, args.workers)
+    server = start_gunicorn(port, args.workers, args.threads)
     try:
         # warm-up: one request per worker process
         for _ in range(args.workers * 2):
@@ -209,12 +257,16 @@ def http_part(args: argparse.Namespace) -> None:
             c.close()
         deadline = time.perf_counter() + args.seconds
         threads = [Rater(port, sess, deadline, random.Random(i), taxonomy.EMOTIONS) for i, (_, sess) in enumerate(raters)]
-        t0 = time.perf_counter()
+        t0, cpu0, machine0 = time.perf_counter(), own_cpu_seconds(), machine_cpu_seconds()
+        roots = {"gunicorn": {server.pid}, "postgres": {postmaster_pid()}}
+        procs0 = {name: process_cpu_seconds(pids) for name, pids in roots.items()}
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - t0
+        client_cpu, machine_cpu = own_cpu_seconds() - cpu0, machine_cpu_seconds() - machine0
+        server_cpu = {name: cpu_delta(procs0[name], process_cpu_seconds(pids)) for name, pids in roots.items()}
     finally:
         server.terminate()
         server.wait(10)
@@ -237,6 +289,11 @@ def http_part(args: argparse.Namespace) -> None:
           f"p95 {1000 * pct(lat, 95):.1f} ms, p99 {1000 * pct(lat, 99):.1f} ms")
     print(f"  ratings stored: {n_ratings:,}; lost: {lost}; duplicated: {dup}; images beyond target: {over}; "
           f"client errors: {len(errors)}")
+    n = max(1, len(accepted) + replays)
+    per_request = ", ".join(f"{name} {1000 * cpu / n:.2f}" for name, cpu in
+                            [("load generator", client_cpu), *server_cpu.items()])
+    print(f"  CPU per submit, ms: {per_request} (machine busy {machine_cpu / elapsed:.2f} of {os.cpu_count()} "
+          f"cores, other work on the machine included)")
     for e in errors[:5]:
         print(f"    error: {e}")
 
@@ -275,7 +332,7 @@ def big_part(args: argparse.Namespace) -> None:
     # the same over HTTP: the rate page GET (session, claim, render) for raters who hold no lease yet
     more = make_raters(pid, 100, "bighttp")
     port = _free_port()
-    server = start_gunicorn(port, args.workers)
+    server = start_gunicorn(port, args.workers, args.threads)
     try:
         lat = []
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -300,6 +357,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--workers", type=int, default=(os.cpu_count() or 2) + 1)
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (gthread)")
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--claims", type=int, default=300)
     parser.add_argument("--skip-http", action="store_true")

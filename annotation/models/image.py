@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 from .project import Project
+
+# Image columns that only the database writes (see Image.n_ratings).
+DB_KEPT_FIELDS = frozenset({"n_ratings", "queue_full"})
 
 
 def image_upload_to(instance: Image, filename: str) -> str:
@@ -36,6 +41,20 @@ class Image(models.Model):
     priority = models.FloatField(default=0.0)
     flagged = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Kept by database triggers (migration 0007), whatever stores the rating (the page, an import,
+    # the demo), never by Python: the number of intensity ratings of the image (binary answers are
+    # counted on BinaryItem), and whether that reached the project's target_ratings. The claim walks
+    # the partial index `image_queue_open` of the images that are not full, so its cost does not
+    # grow with the project's progress.
+    n_ratings = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    queue_full = models.BooleanField(default=False, db_default=False, editable=False)
+    # Adjudication by a lead (annotation/services/adjudication.py). `extra_target` asks for more
+    # ratings than the project's target for this image ("send back"): the triggers compare n_ratings
+    # with target_ratings + extra_target (migration 0010).
+    extra_target = models.PositiveSmallIntegerField(default=0, db_default=0)
+    adjudication = models.CharField(max_length=20, blank=True, default="",
+                                    help_text="confirmed, flagged or more_ratings; empty = not adjudicated")
+    adjudicated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -44,10 +63,22 @@ class Image(models.Model):
             models.UniqueConstraint(fields=["project", "sha256"], condition=models.Q(sha256__isnull=False),
                                     name="image_sha256_unique_in_project"),
         ]
-        indexes = [models.Index(fields=["project", "-priority", "id"], name="image_queue_order")]
+        indexes = [
+            models.Index(fields=["project", "-priority", "id"], name="image_queue_order"),
+            models.Index(fields=["project", "-priority", "id"], name="image_queue_open",
+                         condition=models.Q(queue_full=False, flagged=False) & ~models.Q(file="")),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Never writes the trigger-kept counters back: an instance loaded before a rating arrived
+        would otherwise overwrite the database's count with its stale copy."""
+        if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            kwargs["update_fields"] = [f.name for f in self._meta.concrete_fields
+                                       if not f.primary_key and f.name not in DB_KEPT_FIELDS]
+        super().save(*args, **kwargs)
 
     @property
     def is_placeholder(self) -> bool:

@@ -24,6 +24,10 @@ class Project(models.Model):
     lease_minutes = models.PositiveSmallIntegerField(default=30, validators=[MinValueValidator(1)])
     guidelines = models.TextField(blank=True)
     taxonomy_version = models.CharField(max_length=40, default=TAXONOMY_VERSION, editable=False)
+    # Weights of the queue priority formula (annotation/scoring/priority.py, docs/scoring.md);
+    # missing keys take the defaults there.
+    priority_weights = models.JSONField(default=dict, blank=True,
+                                        help_text="Queue priority weights; empty = defaults (docs/scoring.md)")
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
 

@@ -73,18 +73,28 @@ class RatingRevision(models.Model):
 class ModelScore(models.Model):
     """A model's 40 scores for one image (pre-scoring, or model predictions found in imported files).
 
-    Kept apart from expert ratings on purpose: they never count as a human rating.
+    Kept apart from expert ratings on purpose: they never count as a human rating, and raters never
+    see them. One row per image and model version: `model_version` identifies the weights (the
+    scoring worker stores the SHA-256 of the model files; "" for predictions imported from rating
+    files), so re-scoring with the same weights stores nothing and new weights score again
+    (annotation/scoring, docs/scoring.md).
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_scores")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="model_scores")
     model_name = models.CharField(max_length=200)
+    model_version = models.CharField(max_length=64, blank=True, default="",
+                                     help_text="Checksum of the weights that produced the scores")
     scores = FloatVectorField()
     taxonomy_version = models.CharField(max_length=40)
+    seconds = models.FloatField(null=True, blank=True, help_text="Inference time per image (batch time / size)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["image", "model_name"], name="model_score_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_name", "model_version"], name="model_score_unique_version"),
+        ]
+        indexes = [models.Index(fields=["project", "model_name", "model_version"], name="model_score_project_model")]
 
     def __str__(self) -> str:
         return f"{self.model_name} scores for image {self.image_id}"

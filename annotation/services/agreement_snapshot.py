@@ -20,6 +20,7 @@ from django.utils import timezone
 from annotation import agreement as ag
 from annotation import selectors, taxonomy
 from annotation.models import AgreementSnapshot, Image, ModelScore, Project, Rating, SnapshotStatus
+from annotation.services.locks import job_lock
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
 STRATA_KEYS = ("ethnicity", "gender", "age")
@@ -244,13 +245,29 @@ def agreement_snapshot_create(project: Project, *, level: str = "interval", n_bo
                               seed: int = 0) -> AgreementSnapshot:
     """Compute and store a snapshot. Idempotent: with unchanged ratings and the same parameters the
     stored snapshot is returned instead of computing again. A failure is recorded on the row."""
-    fingerprint = ratings_fingerprint(project)
-    existing = AgreementSnapshot.objects.filter(project=project, level=level, n_boot=n_boot, seed=seed,
-                                                fingerprint=fingerprint, status=SnapshotStatus.DONE).first()
-    if existing is not None:
-        return existing
-    snapshot = AgreementSnapshot.objects.create(project=project, level=level, n_boot=n_boot, seed=seed,
+    with job_lock(f"agreement:{project.pk}:{level}:{n_boot}:{seed}") as mine:
+        fingerprint = ratings_fingerprint(project)
+        same = AgreementSnapshot.objects.filter(project=project, level=level, n_boot=n_boot, seed=seed,
                                                 fingerprint=fingerprint)
+        existing = same.filter(status=SnapshotStatus.DONE).first()
+        if existing is not None or not mine:
+            # Done already, or another worker is computing this very snapshot right now.
+            return existing or same.order_by("-created_at").first() or _latest_or_busy(project)
+        # A run whose worker died left a "running" row: take it over instead of adding another.
+        snapshot = same.filter(status=SnapshotStatus.RUNNING).first() or AgreementSnapshot.objects.create(
+            project=project, level=level, n_boot=n_boot, seed=seed, fingerprint=fingerprint)
+        return _compute_into(snapshot, project, level=level, n_boot=n_boot, seed=seed)
+
+
+def _latest_or_busy(project: Project) -> AgreementSnapshot:
+    latest = AgreementSnapshot.objects.filter(project=project).order_by("-created_at").first()
+    if latest is None:
+        raise AgreementError("another worker is computing this project's first snapshot")
+    return latest
+
+
+def _compute_into(snapshot: AgreementSnapshot, project: Project, *, level: str, n_boot: int,
+                  seed: int) -> AgreementSnapshot:
     started = time.perf_counter()
 
     def progress(pct: int) -> None:

@@ -51,16 +51,17 @@ assert {str(v) for v in _DONE_FOR_RATER} == {"submitted", "skipped", "flagged"}
 
 # Raw SQL (portable: PostgreSQL and the SQLite demo) because this is the hottest query of the
 # product and the ORM spent longer compiling it than PostgreSQL spends running it. It walks the
-# `image_queue_order` index (project, -priority, id) and stops after the first free rows.
+# partial index `image_queue_open` (project, -priority, id; images not full, not flagged, with a
+# file) and stops after the first free rows: full images are not in that index, so the walk does
+# not grow with the project's progress. `n_ratings` is kept by a trigger (Image.n_ratings).
 _INTENSITY_SQL = f"""
 SELECT i.* FROM annotation_image i
-WHERE i.project_id = %s AND NOT i.flagged AND i.file <> ''
+WHERE i.project_id = %s AND NOT i.queue_full AND NOT i.flagged AND i.file <> ''
   AND NOT EXISTS (SELECT 1 FROM annotation_rating r WHERE r.image_id = i.id AND r.rater_id = %s)
   AND NOT EXISTS (SELECT 1 FROM annotation_assignment a
                   WHERE a.image_id = i.id AND a.rater_id = %s AND a.status IN {_DONE_SQL})
-  AND (SELECT count(*) FROM annotation_rating r WHERE r.image_id = i.id AND r.emotion IS NULL)
-    + (SELECT count(*) FROM annotation_assignment a
-       WHERE a.image_id = i.id AND a.status = 'open' AND a.expires_at > %s) < %s
+  AND i.n_ratings + (SELECT count(*) FROM annotation_assignment a
+                     WHERE a.image_id = i.id AND a.status = 'open' AND a.expires_at > %s) < %s
   {{exclude}}
 ORDER BY i.priority DESC, i.id
 LIMIT %s {{lock}}
@@ -78,11 +79,21 @@ WHERE b.project_id = %s AND NOT b.closed AND NOT i.flagged AND i.file <> ''
 ORDER BY i.priority DESC, b.image_id, b.contrastive, b.id
 LIMIT %s {{lock}}
 """
-_ROOM_SQL = """
-SELECT (SELECT count(*) FROM annotation_rating WHERE image_id = %s AND emotion IS NULL)
-     + (SELECT count(*) FROM annotation_assignment
-        WHERE image_id = %s AND status = 'open' AND expires_at > %s AND rater_id <> %s)
+# The lease, inserted only if the locked row still has room: one statement started after the lock
+# was taken, so its snapshot sees every rating and lease committed before (a claim that committed
+# just before we got the lock is counted). Leases of the rater themselves do not count.
+_OPEN_LEASES_SQL = ("(SELECT count(*) FROM annotation_assignment WHERE {column} = %s AND status = 'open' "
+                    "AND expires_at > %s AND rater_id <> %s)")
+_LEASE_SQL = """
+INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, status, claimed_at, expires_at,
+                                   client_token, reason, note)
+SELECT %s, %s, %s, %s, 'open', %s, %s, '', '', '' WHERE {room}
+RETURNING id
 """
+_INTENSITY_ROOM_SQL = ("(SELECT n_ratings FROM annotation_image WHERE id = %s) + "
+                       + _OPEN_LEASES_SQL.format(column="image_id") + " < %s")
+_BINARY_ROOM_SQL = ("(SELECT CASE WHEN closed THEN %s ELSE n_yes + n_no END FROM annotation_binaryitem WHERE id = %s) + "
+                    + _OPEN_LEASES_SQL.format(column="item_id") + " < %s")
 
 
 def assignment_current(*, project: Project, rater: Any) -> Assignment | None:
@@ -107,17 +118,29 @@ def _candidates(project: Project, rater: Any, now: Any, exclude: list[int], *, l
     return list(model.objects.raw(sql, params))  # type: ignore[attr-defined]
 
 
-def _has_room(project: Project, rater: Any, now: Any, image_id: int, item: BinaryItem | None) -> bool:
-    """Re-count under the row lock, in a fresh statement (fresh snapshot)."""
+def _lease_if_room(project: Project, rater: Any, now: Any, image: Image, item: BinaryItem | None
+                   ) -> Assignment | None:
+    """Under the queue row's lock: insert the rater's lease if the row still has room (re-counted in
+    the INSERT itself, a fresh statement), else None. One round trip."""
+    expires = now + timedelta(minutes=project.lease_minutes)
+    when = connection.ops.adapt_datetimefield_value(now)
+    params: list[Any] = [project.pk, image.pk, item.pk if item else None, rater.pk, when,
+                         connection.ops.adapt_datetimefield_value(expires)]
     if item is None:
-        with connection.cursor() as cur:
-            cur.execute(_ROOM_SQL, [image_id, image_id, connection.ops.adapt_datetimefield_value(now), rater.pk])
-            taken = cur.fetchone()[0]
-        return int(taken) < project.target_ratings
-    item.refresh_from_db(fields=["n_yes", "n_no", "closed"])
-    n_open = Assignment.objects.filter(status=AssignmentStatus.OPEN, expires_at__gt=now, item=item).exclude(
-        rater=rater).count()
-    return not item.closed and item.n_yes + item.n_no + n_open < project.target_ratings
+        room, room_params = _INTENSITY_ROOM_SQL, [image.pk, image.pk, when, rater.pk, project.target_ratings]
+    else:
+        # A closed item counts as full: target_ratings taken already.
+        room, room_params = _BINARY_ROOM_SQL, [project.target_ratings, item.pk, item.pk, when, rater.pk,
+                                               project.target_ratings]
+    with connection.cursor() as cur:
+        cur.execute(_LEASE_SQL.format(room=room), params + room_params)
+        row = cur.fetchone()
+    if row is None:
+        return None
+    assignment = Assignment(pk=row[0], project=project, image=image, item=item, rater=rater,
+                            status=AssignmentStatus.OPEN, claimed_at=now, expires_at=expires)
+    assignment._state.adding, assignment._state.db = False, connection.alias
+    return assignment
 
 
 def binary_items_ensure(*, project: Project, batch: int = _BINARY_BATCH) -> int:
@@ -156,15 +179,20 @@ def assignment_claim(*, project: Project, rater: Any, now: Any | None = None) ->
     return claim.assignment if claim else None
 
 
-def assignment_claim_next(*, project: Project, rater: Any, now: Any | None = None) -> Claim | None:
+def assignment_claim_next(*, project: Project, rater: Any, now: Any | None = None, just_finished: bool = False
+                          ) -> Claim | None:
     """Like assignment_claim, with the next candidate's image URL as a prefetch hint.
+
+    `just_finished`: the caller has just finished the rater's open assignment (submit, skip, flag),
+    so there is no open one to look up first (saves a query; should another tab have claimed one
+    meanwhile, the one-open-lease constraint refuses our insert and theirs is returned).
 
     Preconditions: the caller checked that `rater` may rate `project`. Runs in its own transaction
     (or a savepoint of the caller's). Locks: the chosen Image row (intensity) or BinaryItem row
     (binary), until the transaction ends.
     """
     now = now or timezone.now()
-    current = assignment_current(project=project, rater=rater)
+    current = None if just_finished else assignment_current(project=project, rater=rater)
     if current is not None:
         if current.expires_at > now:
             return Claim(current)
@@ -208,12 +236,10 @@ def _claim_locked(project: Project, rater: Any, now: Any) -> Claim | None:
                 else:
                     first_item, image = None, rows[0]
                     nxt = rows[1] if len(rows) > 1 else None
-                if not _has_room(project, rater, now, image.pk, first_item):
+                assignment = _lease_if_room(project, rater, now, image, first_item)
+                if assignment is None:
                     exclude.append(rows[0].pk)
                     continue
-                assignment = Assignment.objects.create(
-                    project=project, image=image, item=first_item, rater=rater, status=AssignmentStatus.OPEN,
-                    claimed_at=now, expires_at=now + timedelta(minutes=project.lease_minutes))
         except IntegrityError:
             # A second claim by the same rater raced us (assignment_one_open_per_rater): use theirs.
             current = assignment_current(project=project, rater=rater)

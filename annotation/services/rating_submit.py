@@ -19,6 +19,7 @@ Contracts:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -129,9 +130,18 @@ def values_parse(*, project: Project, raw: RawValues, emotion: int | None = None
     return [_int_value(v, project.scale_max, tax.emotions[i].name) for i, v in enumerate(raw)]
 
 
+@functools.cache
+def _exact_indexes() -> dict[str, int]:
+    """{exact emotion name: index}: what the rate page sends, looked up without normalising."""
+    return {e.name: e.index for e in taxonomy.load().emotions}
+
+
 def _index_or_none(tax: taxonomy.Taxonomy, name: str) -> int | None:
+    idx = _exact_indexes().get(name)
+    if idx is not None:
+        return idx
     try:
-        return tax.index_of(name)
+        return tax.index_of(name)  # aliases, other spellings
     except KeyError:
         return None
 
@@ -174,8 +184,8 @@ def _still_needed(a: Assignment, now: Any) -> bool:
         if a.item.closed:
             return False
         return a.item.n_yes + a.item.n_no + others_open.filter(item=a.item).count() < a.project.target_ratings
-    n = Rating.objects.filter(image_id=a.image_id, emotion__isnull=True).count()
-    return n + others_open.filter(image_id=a.image_id).count() < a.project.target_ratings
+    # a.image was locked and read by _lock: its trigger-kept count is current.
+    return a.image.n_ratings + others_open.filter(image_id=a.image_id).count() < a.project.target_ratings
 
 
 def _tally(item: BinaryItem, target: int) -> None:

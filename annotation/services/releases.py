@@ -37,6 +37,7 @@ from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate
 from annotation.models import Image, Project, Rating, Release, ReleaseImage, ReleaseStatus
 from annotation.models.release import SEMVER, semver_key
 from annotation.services.audit import audit_record
+from annotation.services.locks import job_lock
 from annotation.splits import SplitConfig, SplitItem, assign_splits, balance_table, check_balance
 
 Progress = Callable[[int, str], None]
@@ -183,7 +184,17 @@ def release_build(release: Release, *, progress: Progress | None = None) -> Rele
     a published release is refused. On error the release is marked failed with the message.
     """
     report = progress or (lambda pct, stage: None)
+    with job_lock(f"release-build:{release.pk}") as mine:
+        if not mine:
+            raise ReleaseBusy(f"release {release.version} is being built by another worker")
+        return _build_locked(release, report)
 
+
+class ReleaseBusy(ReleaseError):
+    """Another worker is building this release right now."""
+
+
+def _build_locked(release: Release, report: Progress) -> Release:
     def step(pct: int, stage: str) -> None:
         Release.objects.filter(pk=release.pk).update(progress=pct, stage=stage)
         report(pct, stage)

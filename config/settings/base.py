@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "accounts",
     "annotation",
@@ -139,8 +140,12 @@ EMORATE_IMAGE_MAX_PIXELS = env_int("EMORATE_IMAGE_MAX_PIXELS", 40_000_000)
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": os.environ.get("EMORATE_CACHE_PREFIX", "emorate")}}
+    CACHES = {"default": {
+        "BACKEND": "config.cache.ResilientRedisCache", "LOCATION": REDIS_URL,
+        "KEY_PREFIX": os.environ.get("EMORATE_CACHE_PREFIX", "emorate"),
+        # A dead Redis must not hang requests: fail fast, the cache degrades (config/cache.py).
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+    }}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -153,6 +158,13 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Publishing a task while the broker is down must not hold a request for long (ratings are already
+# committed; the periodic agreement refresh catches up).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# A task whose worker died (acks_late) is delivered again after this many seconds. Longer than
+# any task's run time limit; duplicates while a run is alive are harmless (advisory job locks).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("EMORATE_TASK_VISIBILITY_TIMEOUT", 4000)}
 CELERY_TASK_ROUTES = {
     "annotation.tasks.agreement_*": {"queue": "agreement"},
     "annotation.tasks.release_*": {"queue": "releases"},
@@ -169,9 +181,22 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "emorate API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "emorate API",
+    "DESCRIPTION": "Expert emotion annotation: projects, images, ratings, agreement, releases, model scores. "
+                   "Authenticate with `Authorization: Token <key>` (`manage.py drf_create_token EMAIL`).",
+    "VERSION": "1.0.0",
+    # The documentation page works offline: Swagger UI is served from our own static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 SESSION_COOKIE_HTTPONLY = True
+# Sessions are read on every request: from Redis when there is one (written through to the
+# database, so a flushed cache logs nobody out); a per-process cache could not see a logout made
+# in another process, so without Redis (the demo) they stay in the database alone.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; kept default
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -18,5 +18,6 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or not REDI
     )
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; real hashers in production
-MEDIA_ROOT = tempfile.mkdtemp(prefix="emorate-test-media-")
+# A worker process started by a fault test is handed the test's MEDIA_ROOT through the environment.
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or tempfile.mkdtemp(prefix="emorate-test-media-")
 DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -597,3 +597,108 @@ def test_scale_domain() -> None:
     assert ag.scale_domain(2) == (0, 1, 2)
     with pytest.raises(ValueError):
         ag.scale_domain(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# (9) Within-stratum resamples cut from the main draws, and the one-call snapshot
+# ---------------------------------------------------------------------------------------------
+
+
+def naive_stratum_resamples(labels: np.ndarray, n_boot: int, seed: int) -> list[list[np.ndarray]]:
+    """The documented rule, written out: stratum j's resample b is the first n_j draws of main
+    resample b that fall in j, completed from the stratum's extension stream (rows in order)."""
+    n_units = labels.size
+    main = ag.resample_indices(n_units, n_boot, seed)
+    out: list[list[np.ndarray]] = []
+    for j in range(int(labels.max()) + 1):
+        members = np.flatnonzero(labels == j)
+        ext = ag._extension_rng(seed, j)
+        rows = [main[b][labels[main[b]] == j][: members.size] for b in range(n_boot)]
+        short = [members.size - r.size for r in rows]
+        extra = ext.integers(0, members.size, size=sum(short), dtype=np.int64)
+        pos = 0
+        for b in range(n_boot):
+            rows[b] = np.concatenate([rows[b], members[extra[pos : pos + short[b]]]])
+            pos += short[b]
+        out.append(rows)
+    return out
+
+
+@pytest.mark.parametrize("level", ["interval", "nominal", "ordinal"])
+def test_stratum_bootstrap_equals_naive_loop(level: ag.Level) -> None:
+    rng = np.random.default_rng(11)
+    n_units, n_raters, n_em, n_boot, seed = 40, 3, 2, 30, 7
+    units = np.repeat(np.arange(n_units) * 3 + 1, n_raters)
+    values = rng.integers(0, 5, (units.size, n_em)).astype(float)
+    values[rng.random(values.shape) < 0.2] = NAN
+    labels = np.array([0] * 25 + [1] * 12 + [2] * 3)  # per unit; stratum 2 is tiny
+    domain = list(range(5))
+    p = ag._prepare(units, values, level=level, domain=domain, raters=None)
+    st = ag._unit_stats(p)
+    key = ag._make_strata(labels.astype(np.intp), 3)
+    main, per_key = ag._run_bootstrap(p, ag._boot_plan(p, st), n_boot, seed, [key])
+    assert main is not None
+    np.testing.assert_array_equal(
+        main, ag.bootstrap_alphas(units, values, level=level, domain=domain, n_boot=n_boot, seed=seed)
+    )
+    uniq = np.unique(units)
+    for j, rows in enumerate(naive_stratum_resamples(labels, n_boot, seed)):
+        for b, draw in enumerate(rows):
+            assert draw.size == (labels == j).sum() and np.all(labels[draw] == j)
+            parts = [np.flatnonzero(units == uniq[i]) for i in draw]
+            new_units = np.concatenate([np.full(r.size, k) for k, r in enumerate(parts)])
+            new_vals = values[np.concatenate(parts)]
+            for e in range(n_em):
+                res = ag.alpha(new_units, new_vals[:, e], level=level, domain=domain)
+                got = per_key[0][j][b, e]
+                if res.alpha is None:
+                    assert math.isnan(got)
+                else:
+                    assert abs(res.alpha - got) < 1e-9
+
+
+def test_snapshot_stats_equals_the_single_calls() -> None:
+    rng = np.random.default_rng(12)
+    n_units = 90
+    units = np.repeat(np.arange(n_units), 3)
+    raters = np.concatenate([rng.choice(6, 3, replace=False) for _ in range(n_units)])
+    values = np.where(rng.random((units.size, 3)) < 0.6, 0, rng.integers(1, 8, (units.size, 3))).astype(float)
+    values[rng.random(values.shape) < 0.05] = NAN
+    strata = {"gender": np.array(["f", "m"])[units % 2], "age": np.array(["a", "b", "c"])[(units // 2) % 3]}
+    dom = ag.scale_domain(7)
+    snap = ag.snapshot_stats(units, raters, values, strata, domain=dom, n_boot=120, seed=3)
+    assert snap.report == ag.agreement_report(units, raters, values, domain=dom, n_boot=120, seed=3)
+    assert snap.kappas == ag.pairwise_kappas(units, raters, values, domain=dom)
+    assert snap.raters == ag.rater_agreement(units, raters, values, domain=dom)
+    assert set(snap.strata) == {"gender", "age"}
+    for name, lab in strata.items():
+        assert snap.strata[name] == ag.alpha_by_stratum(units, values, lab, domain=dom, n_boot=120, seed=3)
+    with pytest.raises(ValueError, match="constant within a unit"):
+        ag.snapshot_stats(
+            units, raters, values, {"bad": np.where(raters == 0, "x", "y")}, domain=dom, n_boot=10
+        )
+
+
+@pytest.mark.parametrize("level", ["interval", "ordinal"])
+def test_rater_agreement_matches_recomputation_with_missing(level: ag.Level) -> None:
+    rng = np.random.default_rng(13)
+    units, raters = [], []
+    for u in range(70):
+        k = int(rng.integers(2, 6))  # 2..5 ratings per unit: several rating counts
+        for r in rng.choice(7, k, replace=False):
+            units.append(u)
+            raters.append(int(r))
+    u_a, r_a = np.array(units), np.array(raters)
+    values = rng.integers(0, 8, (u_a.size, 2)).astype(float)
+    values[rng.random(values.shape) < 0.15] = NAN
+    ra = ag.rater_agreement(u_a, r_a, values, domain=range(8), level=level)
+    for x in ra:
+        keep = r_a != x.rater
+        without = ag.alpha(u_a[keep], values[keep, x.emotion], level=level, domain=range(8)).alpha
+        with_all = ag.alpha(u_a, values[:, x.emotion], level=level, domain=range(8)).alpha
+        assert x.alpha_without is not None and without is not None and x.alpha_with is not None
+        if level == "interval":  # the integer leave-one-out shortcut is bit-identical
+            assert (x.alpha_without, x.alpha_with) == (without, with_all)
+        else:  # recomputed per rater on all emotions at once: equal up to rounding
+            assert x.alpha_without == pytest.approx(without, abs=1e-12)
+            assert x.alpha_with == pytest.approx(with_all, abs=1e-12)

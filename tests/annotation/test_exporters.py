@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from annotation import exporters
 from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate_binary, consolidate_intensity
 from annotation.exporters import (
     CardInfo,
@@ -21,6 +24,7 @@ from annotation.exporters import (
     image_columns,
     image_table,
     pseudonym,
+    raw_ratings_table,
     verify_manifest,
     write_release,
 )
@@ -285,3 +289,92 @@ def test_diff_finds_added_removed_changed_and_new_ratings():
     assert diff_releases(old, old)["summary"]["labels_changed"] == 0
     # also works on plain row dicts, e.g. read back from two releases' Parquet files
     assert diff_releases(old.to_pylist(), new.to_pylist())["summary"] == diff["summary"]
+
+
+# --- text formats: the column-wise writer against a row-by-row reference ------------------------
+
+def _ref_text(v, type_):  # type: ignore[no-untyped-def]
+    if v is None:
+        return ""
+    if pa.types.is_boolean(type_):
+        return "true" if v else "false"
+    return repr(v) if pa.types.is_floating(type_) else str(v)
+
+
+def _ref_csv(table) -> bytes:  # type: ignore[no-untyped-def]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(table.column_names)
+    types = [f.type for f in table.schema]
+    w.writerows([_ref_text(v, t) for v, t in zip(row.values(), types, strict=True)] for row in table.to_pylist())
+    return buf.getvalue().encode()
+
+
+def _ref_jsonl(table) -> bytes:  # type: ignore[no-untyped-def]
+    return "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in table.to_pylist()).encode()
+
+
+def _tricky_table(n: int = 300):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    few = ["a,b", 'say "hi"', "plain", "é\u2028 naïve", "tab\tctl\x01\x1f back\\slash", "", "line\nbreak"]
+    return pa.table({
+        "many": [f'img {i}, "q"\n\t\x02\\ é' if i % 5 == 0 else f"img{i}" for i in range(n)],
+        "few": [None if i % 7 == 0 else few[i % len(few)] for i in range(n)],
+        "i16": pa.array([None if i % 11 == 0 else int(v) for i, v in enumerate(rng.integers(-3, 9, n))], pa.int16()),
+        "big": pa.array([i * 100_003 - 7 for i in range(n)], pa.int64()),
+        "f": pa.array([[0.0, -0.0, 0.1 + 0.2, 1e-05, 1.5e16, round(1 / 3, 4), 3.5, None][i % 8] for i in range(n)],
+                      pa.float64()),
+        "f_many": pa.array(rng.random(n), pa.float64()),
+        "b": pa.array([[True, False, None][i % 3] for i in range(n)], pa.bool_()),
+        "b2": pa.array(rng.random(n) < 0.5, pa.bool_()),
+        "tail": ["x"] * n,
+    })
+
+
+@pytest.mark.parametrize(("chunk", "vocab"), [(16 << 20, 1 << 14), (300, 1 << 14), (1, 4), (5000, 40)])
+def test_csv_and_jsonl_equal_the_row_by_row_reference(monkeypatch: pytest.MonkeyPatch, chunk: int, vocab: int):
+    monkeypatch.setattr(exporters, "TEXT_CHUNK_BYTES", chunk)  # rows joined in many small chunks
+    monkeypatch.setattr(exporters, "TOKEN_VOCAB", vocab)  # runs of coded columns split early
+    table = _tricky_table()
+    assert exporters._csv_bytes(table) == _ref_csv(table)
+    assert exporters._jsonl_bytes(table) == _ref_jsonl(table)
+    small = table.slice(0, 3)  # every string column takes the many-values path
+    assert exporters._csv_bytes(small) == _ref_csv(small)
+    assert exporters._jsonl_bytes(small) == _ref_jsonl(small)
+    empty = table.slice(0, 0)
+    assert exporters._csv_bytes(empty) == _ref_csv(empty) and exporters._jsonl_bytes(empty) == b""
+
+
+def test_csv_quotes_carriage_returns_and_jsonl_refuses_nan():
+    pd = pytest.importorskip("pandas")
+    table = pa.table({"prompt": ["a\rb", "c"], "x": pa.array([1.5, float("nan")], pa.float64())})
+    data = exporters._csv_bytes(table)
+    assert data == b'prompt,x\n"a\rb",1.5\nc,nan\n'
+    assert [r["prompt"] for r in csv.DictReader(io.StringIO(data.decode(), newline=""))] == ["a\rb", "c"]
+    assert list(pd.read_csv(io.BytesIO(data))["prompt"]) == ["a\rb", "c"]
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        exporters._jsonl_bytes(table)
+
+
+def test_raw_ratings_sorted_like_sorted_on_tuples_and_stable():
+    images = make_images(8)
+    assignment = {im.sha256: "train" for im in images[:6]}  # images 7 and 8 not released
+    rng = np.random.default_rng(5)
+    n = 200
+    ids = rng.integers(1, 10, n)  # 9: no ImageRow at all
+    raters = rng.choice([7, 3, 11, 5], n)
+    emo = rng.integers(0, 40, n)
+    votes = np.arange(n) % 2
+    by_id = {im.image_id: im for im in images}
+    kept = [t for t in range(n) if ids[t] in by_id and by_id[ids[t]].sha256 in assignment]
+    name = {r: pseudonym(r, KEY) for r in (7, 3, 11, 5)}
+    expect = sorted(kept, key=lambda t: (by_id[ids[t]].sha256, name[raters[t]], emo[t]))
+    table = raw_ratings_table(BinaryVotes(ids, raters, emo, votes), images, assignment, pseudonym_key=KEY)
+    got = list(zip(table.column("sha256").to_pylist(), table.column("rater").to_pylist(),
+                   table.column("emotion").to_pylist(), table.column("vote").to_pylist(), strict=True))
+    assert got == [(by_id[ids[t]].sha256, name[raters[t]], EMOTIONS[emo[t]], votes[t]) for t in expect]
+    values = rng.integers(0, 8, (n, 40)).astype(np.int16)
+    table = raw_ratings_table(RatingRows(ids, raters, values), images, assignment, pseudonym_key=KEY)
+    expect = sorted(kept, key=lambda t: (by_id[ids[t]].sha256, name[raters[t]]))  # ties keep input order
+    assert table.column("file_name").to_pylist() == [by_id[ids[t]].file_name for t in expect]
+    assert table.column(emotion_slug(EMOTIONS[3])).to_pylist() == [int(values[t, 3]) for t in expect]

@@ -192,3 +192,38 @@ def test_concurrent_claims_by_one_rater_share_one_lease():
     assert _threads(6, lambda i: got.append(assignment_claim(project=project, rater=rater).pk)) == []
     assert len(set(got)) == 1
     assert Assignment.objects.filter(rater=rater, status=AssignmentStatus.OPEN).count() == 1
+
+
+@pytest.mark.django_db
+def test_image_counters_follow_every_rating_insert_and_the_target():
+    """Image.n_ratings / queue_full are kept by the database: page submits, bulk imports, a changed
+    target; a stale instance saved later never writes its old count back."""
+    project = make_project(target_ratings=2)
+    image, other = image_with_file(project, priority=2.0), image_with_file(project, priority=1.0)
+    stale = Image.objects.get(pk=image.pk)
+    raters = [make_user() for _ in range(3)]
+    for r in raters:
+        add_member(project, r)
+    a = assignment_claim(project=project, rater=raters[0])
+    assert a is not None and a.image_id == image.pk
+    rating_submit(assignment=a, rater=raters[0], values=ZEROS)
+    image.refresh_from_db()
+    assert (image.n_ratings, image.queue_full) == (1, False)
+    Rating.objects.bulk_create([Rating(project=project, image=im, rater=raters[1], values=ZEROS, scale_max=7,
+                                       taxonomy_version="emonet-face-1", source="import") for im in (image, other)])
+    image.refresh_from_db()
+    assert (image.n_ratings, image.queue_full) == (2, True)
+    stale.prompt = "edited"
+    stale.save()  # an instance loaded before the ratings: must not reset the counters
+    image.refresh_from_db()
+    assert (image.n_ratings, image.queue_full, image.prompt) == (2, True, "edited")
+    claim = assignment_claim(project=project, rater=raters[2])
+    assert claim is not None and claim.image_id == other.pk  # the full image is not served
+    project.target_ratings = 3
+    project.save(update_fields=["target_ratings"])
+    image.refresh_from_db()
+    assert image.queue_full is False  # back in the queue with room for one more
+    project.target_ratings = 2
+    project.save(update_fields=["target_ratings"])
+    image.refresh_from_db()
+    assert image.queue_full is True

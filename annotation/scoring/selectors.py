@@ -1,0 +1,162 @@
+"""Read side of scoring: is a model configured, a model's scores as arrays, model-vs-expert agreement.
+
+Nothing here imports torch. Model scores are for leads and workers only: no rater page or rater
+API route reads them (docs/scoring.md, "Who sees scores").
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import connection
+
+from annotation import selectors, taxonomy
+from annotation.models import Image, ModelScore, Project
+
+from .contracts import DEFAULT_MODEL_NAME, MODEL_SCALE_MAX
+from .model_agreement import model_vs_humans
+
+_FLOAT4_OID = 700
+
+
+def model_dir_setting() -> str:
+    """settings.EMORATE_SCORING_MODEL_DIR ("" when unset)."""
+    return str(getattr(settings, "EMORATE_SCORING_MODEL_DIR", "") or "").strip()
+
+
+@dataclass(frozen=True)
+class ScoringStatus:
+    """What a lead page shows where model scores would appear."""
+
+    configured: bool
+    model_dir: str
+    message: str
+    n_images: int | None = None
+    n_scored: int | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+
+
+def scoring_status(project: Project | None = None) -> ScoringStatus:
+    """Whether pre-scoring is set up, with a message for the lead pages (no model is loaded; cheap).
+
+    With `project`: also how many of its images have scores of its most recent model version.
+    """
+    model_dir = model_dir_setting()
+    if not model_dir:
+        msg = ("Model pre-scoring is off: no model is configured (EMORATE_SCORING_MODEL_DIR is unset). "
+               "Images are served by expert disagreement and coverage only; see docs/scoring.md to set it up.")
+        configured = False
+    elif not Path(model_dir).is_dir():
+        msg = (f"Model pre-scoring is off: EMORATE_SCORING_MODEL_DIR={model_dir} does not exist on this server. "
+               "See docs/scoring.md.")
+        configured = False
+    else:
+        msg = f"Model pre-scoring is on (model folder {model_dir}); new images are scored after each import."
+        configured = True
+    if project is None:
+        return ScoringStatus(configured, model_dir, msg)
+    latest = latest_model(project)
+    n_images = Image.objects.filter(project=project, flagged=False).exclude(file="").count()
+    if latest is None:
+        return ScoringStatus(configured, model_dir, msg + " No image of this project has model scores yet.",
+                             n_images=n_images, n_scored=0)
+    name, version = latest
+    n_scored = ModelScore.objects.filter(project=project, model_name=name, model_version=version).count()
+    return ScoringStatus(configured, model_dir, msg + f" {n_scored} of {n_images} images scored by {name}"
+                         + (f" ({version[:12]})." if version else "."),
+                         n_images=n_images, n_scored=n_scored, model_name=name, model_version=version)
+
+
+def latest_model(project: Project, model_name: str | None = None) -> tuple[str, str] | None:
+    """(model_name, model_version) of the project's most recently stored score, optionally of one model."""
+    qs = ModelScore.objects.filter(project=project)
+    if model_name is not None:
+        qs = qs.filter(model_name=model_name)
+    row = qs.order_by("-created_at", "-id").values_list("model_name", "model_version").first()
+    return (row[0], row[1]) if row else None
+
+
+@dataclass(frozen=True)
+class ScoreMatrix:
+    model_name: str
+    model_version: str
+    image_ids: np.ndarray  # int64 (n,), ascending
+    scores: np.ndarray  # float64 (n, 40)
+
+
+def _parse_score_copy(buf: memoryview, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Binary COPY of (int4 image_id, real[k] scores) rows -> arrays (layout as annotation.pgcopy)."""
+    if len(buf) < 21 or bytes(buf[:11]) != b"PGCOPY\n\xff\r\n\x00":
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    start = 19 + int.from_bytes(buf[15:19], "big")
+    body = buf[start:len(buf) - 2]
+    dtype = np.dtype([("nfields", ">i2"), ("len_id", ">i4"), ("id", ">i4"), ("len_array", ">i4"), ("ndim", ">i4"),
+                      ("hasnull", ">i4"), ("oid", ">i4"), ("dim", ">i4"), ("lbound", ">i4"),
+                      ("cells", [("len", ">i4"), ("value", ">f4")], (k,))])
+    if len(body) % dtype.itemsize:
+        raise ValueError(f"score rows are not all {k} values long")
+    rows = np.frombuffer(body, dtype=dtype)
+    if len(rows) and not ((rows["oid"] == _FLOAT4_OID).all() and (rows["dim"] == k).all()
+                          and (rows["hasnull"] == 0).all()):
+        raise ValueError("unexpected layout of score rows")
+    return rows["id"].astype(np.int64), rows["cells"]["value"].astype(np.float64).reshape(len(rows), k)
+
+
+def model_score_matrix(project: Project, model_name: str, model_version: str) -> ScoreMatrix:
+    """All scores of one model version in a project as arrays (binary COPY on PostgreSQL: 100,000
+    images in well under a second), ordered by image id. Flagged images included."""
+    k = taxonomy.N_EMOTIONS
+    qs = ModelScore.objects.filter(project=project, model_name=model_name, model_version=model_version)
+    if connection.vendor == "postgresql":
+        sql = ("SELECT image_id::int4, scores FROM annotation_modelscore WHERE project_id = %s AND model_name = %s "
+               "AND model_version = %s AND cardinality(scores) = %s ORDER BY image_id")
+        buf = io.BytesIO()
+        with connection.cursor() as cur:
+            query = cur.mogrify(sql, [project.pk, model_name, model_version, k]).decode()
+            cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", buf)
+        ids, scores = _parse_score_copy(buf.getbuffer(), k)
+    else:
+        rows = list(qs.order_by("image_id").values_list("image_id", "scores"))
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        scores = np.array([r[1] for r in rows], dtype=np.float64).reshape(len(rows), k)
+    return ScoreMatrix(model_name, model_version, ids, scores)
+
+
+def model_agreement(project: Project, model_name: str = DEFAULT_MODEL_NAME, model_version: str | None = None
+                    ) -> list[dict[str, Any]]:
+    """Per emotion, how the model agrees with the experts: mean weighted kappa model-expert and
+    expert-expert, the "could be an annotator" test and Spearman rho vs the expert median
+    (annotation.scoring.model_agreement). Uses the model's most recent version unless given.
+
+    Computes from all ratings (a second or so for large projects): call it from a worker (the
+    agreement snapshot) and let pages read the stored result. Empty list: no scores of that model.
+    """
+    if model_version is None:
+        latest = latest_model(project, model_name)
+        if latest is None:
+            return []
+        model_version = latest[1]
+    matrix = model_score_matrix(project, model_name, model_version)
+    if matrix.image_ids.size == 0:
+        return []
+    rows = selectors.rating_rows(project)
+    result = model_vs_humans(rows.image_ids, rows.rater_ids, rows.values, matrix.image_ids, matrix.scores,
+                             scale_max=project.scale_max, model_scale_max=MODEL_SCALE_MAX)
+    names = taxonomy.EMOTIONS
+    return [{"emotion": names[a.emotion], "index": a.emotion, "model": model_name, "model_version": model_version,
+             "n_images": a.n_images, "model_kappa": _round(a.model_kappa), "human_kappa": _round(a.human_kappa),
+             "annotator_test": {"p_value": _round(a.annotator_p), "could_be_annotator": a.could_be_annotator,
+                                "verdict": a.verdict},
+             "spearman": {"rho": _round(a.spearman_rho), "p_value": _round(a.spearman_p),
+                          "reason": a.spearman_reason}}
+            for a in result]
+
+
+def _round(x: float | None, digits: int = 6) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), digits)

@@ -1,0 +1,447 @@
+"""Lead dashboards: overview, agreement, raters, demographics, disputed images, releases.
+
+Every view: check that the user manages the project (leads of it, admins; raters get 403), call
+one selector (annotation.selectors_dashboard, which reads stored snapshots and never computes
+agreement), then either render the page or, with `?format=csv&table=NAME`, download one of its
+tables. The presenters below turn selector results into SVG charts (annotation.charts) and
+tables; they do no queries.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from . import charts, selectors
+from . import selectors_dashboard as sd
+from .models import FlagReason, Image, Project
+from .services import adjudication
+from .services.audit import audit_record
+from .taxonomy import EMOTIONS
+
+DOCS_AGREEMENT = Path(settings.BASE_DIR) / "docs" / "agreement.md"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    title: str
+    header: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+
+
+def _managed(request: HttpRequest, slug: str) -> Project:
+    project = get_object_or_404(Project, slug=slug)
+    if not selectors.can_manage(request.user, project):
+        raise PermissionDenied("Only the project's leads and admins can open its dashboards.")
+    return project
+
+
+def _svg(s: str) -> SafeString:
+    # charts.py escapes every text it writes; the markup is ours.
+    return mark_safe(s)  # noqa: S308
+
+
+def _csv_response(project: Project, table: Table) -> HttpResponse:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(table.header)
+    for row in table.rows:
+        writer.writerow(["" if v is None else v for v in row])
+    response = HttpResponse(buf.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{project.slug}-{table.name}.csv"'
+    return response
+
+
+def _page(request: HttpRequest, project: Project, template: str, tab: str, tables: Sequence[Table],
+          context: dict[str, Any]) -> HttpResponse:
+    """Render the page, or with ?format=csv one of its tables (?table=NAME; default the first)."""
+    if request.GET.get("format") == "csv":
+        wanted = request.GET.get("table") or (tables[0].name if tables else "")
+        for table in tables:
+            if table.name == wanted:
+                return _csv_response(project, table)
+        raise Http404(f"no table {wanted!r} on this page (tables: {', '.join(t.name for t in tables)})")
+    return render(request, template, {"project": project, "tab": tab, "tables": {t.name: t for t in tables},
+                                      **context})
+
+
+def _when(d: datetime) -> str:
+    return f"{d:%Y-%m-%d %H:%M}"
+
+
+# --- overview ---------------------------------------------------------------------------------
+
+
+def present_overview(o: sd.Overview) -> tuple[list[Table], dict[str, SafeString]]:
+    tables = [
+        Table("coverage", "Images by number of ratings", ["ratings", "images"], o.coverage),
+        Table("ratings_per_day", "Ratings per day", ["day", "ratings"], [(d.isoformat(), n) for d, n in o.ratings_per_day]),
+        Table("model_scores", "Images scored per model", ["model", "images"], o.model_scores),
+    ]
+    coverage = charts.bar_chart(
+        [charts.Bar(str(k), n, f"{n:,} images with {k} rating{'s' if k != 1 else ''}", highlight=k >= o.target)
+         for k, n in o.coverage],
+        title="Coverage: images by number of ratings", x_label=f"ratings per image (target {o.target})",
+        y_label="images", chart_id="chart-coverage")
+    per_day = charts.bar_chart(
+        [charts.Bar(d.strftime("%d %b"), n, f"{d:%a %d %b %Y}: {n:,} ratings") for d, n in o.ratings_per_day],
+        title=f"Ratings per day (last {sd.DAYS} days)", x_label="day", y_label="ratings", max_x_labels=8,
+        chart_id="chart-per-day")
+    return tables, {"coverage": _svg(coverage), "per_day": _svg(per_day)}
+
+
+@login_required
+@require_GET
+def dashboard_overview(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _managed(request, slug)
+    data = sd.overview(project)
+    tables, svgs = present_overview(data)
+    return _page(request, project, "annotation/dashboard/overview.html", "overview", tables,
+                 {"o": data, "charts": svgs, "jobs": sd.jobs_running(project)})
+
+
+# --- agreement --------------------------------------------------------------------------------
+
+
+def present_agreement(a: sd.AgreementPage) -> tuple[list[Table], dict[str, SafeString]]:
+    emotions = a.emotions
+    tables = [
+        Table("alpha", "Agreement per emotion",
+              ["emotion", "alpha", "ci_low", "ci_high", "nonzero_share", "n_images", "n_ratings", "reason"],
+              [(e["emotion"], e["alpha"], *(e["ci"] or [None, None]), e["nonzero_share"], e["n_images"],
+                e["n_ratings"], e["reason"] or "") for e in emotions]),
+        Table("trend", "Mean alpha per snapshot", ["snapshot", "created_at", "level", "mean_alpha"],
+              [(t.snapshot_id, t.created_at.isoformat(), t.level, t.mean_alpha) for t in a.trend]),
+        Table("warnings", "Warnings from the agreement engine", ["emotion", "warning"], a.warnings),
+    ]
+    rows = [charts.IntervalRow(label=e["emotion"], value=e["alpha"], low=(e["ci"] or [None, None])[0],
+                               high=(e["ci"] or [None, None])[1], share=e["nonzero_share"], key=str(e["index"]),
+                               note=e["reason"] or "")
+            for e in emotions]
+    level = a.payload.get("level", "interval")
+    alpha = charts.interval_chart(
+        rows, title=f"Krippendorff's alpha ({level}) per emotion, with 95% intervals", x_label="alpha",
+        y_label="emotion (sorted)", chart_id="chart-alpha")
+    first = a.trend[0].created_at if a.trend else None
+    points = [charts.Point((t.created_at - first).total_seconds() / 86400 if first else 0.0, t.mean_alpha,
+                           f"{_when(t.created_at)}: mean alpha {charts.fmt(t.mean_alpha)} ({t.level})") for t in a.trend]
+    ticks = [(p.x, f"{t.created_at:%d %b}") for p, t in zip(points, a.trend, strict=True)]
+    if len(ticks) > 6:
+        step = -(-len(ticks) // 6)
+        ticks = ticks[::step]
+    trend = charts.line_chart([charts.Series("mean alpha", points)], title="Mean alpha over snapshots",
+                              x_label="snapshot date", y_label="mean alpha", x_ticks=ticks,
+                              references=[(0.667, "0.667")] if any((t.mean_alpha or 0) > 0.5 for t in a.trend) else [],
+                              chart_id="chart-trend")
+    return tables, {"alpha": _svg(alpha), "trend": _svg(trend)}
+
+
+@login_required
+@require_GET
+def dashboard_agreement(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _managed(request, slug)
+    data = sd.agreement_page(project)
+    tables, svgs = present_agreement(data)
+    return _page(request, project, "annotation/dashboard/agreement.html", "agreement", tables,
+                 {"a": data, "charts": svgs, "jobs": sd.jobs_running(project)})
+
+
+@login_required
+@require_POST
+def dashboard_recompute(request: HttpRequest, slug: str) -> HttpResponse:
+    """Queue a fresh agreement snapshot (sent when the transaction commits)."""
+    project = _managed(request, slug)
+    from .tasks import agreement_snapshot_task
+
+    with transaction.atomic():
+        audit_record(actor=request.user, action="agreement.recompute_requested", project=project, obj=project)
+        transaction.on_commit(lambda: agreement_snapshot_task.delay(project.pk))
+    cache.set(sd.recompute_queued_key(project.pk), 1, timeout=sd.RECOMPUTE_QUEUED_SECONDS)
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "annotation/dashboard/partials/jobs.html",
+                      {"project": project, "jobs": sd.jobs_running(project)})
+    return redirect("annotation:dashboard-agreement", slug=project.slug)
+
+
+@login_required
+@require_GET
+def dashboard_jobs(request: HttpRequest, slug: str) -> HttpResponse:
+    """The polled 'running jobs' fragment; polling stops (286) once nothing runs."""
+    project = _managed(request, slug)
+    jobs = sd.jobs_running(project)
+    if request.GET.get("format") == "csv":
+        rows: list[tuple[str, str, int, str]] = []
+        if jobs.snapshot:
+            rows.append(("agreement snapshot", str(jobs.snapshot.pk), jobs.snapshot.progress, jobs.snapshot.status))
+        rows += [("release", r.version, r.progress, r.status) for r in jobs.releases]
+        return _csv_response(project, Table("jobs", "Running jobs", ["job", "id", "progress", "status"], rows))
+    polled = bool(request.htmx)  # type: ignore[attr-defined]
+    response = render(request, "annotation/dashboard/partials/jobs.html",
+                      {"project": project, "jobs": jobs, "finished": polled and not jobs.running})
+    if not jobs.running and polled:
+        return HttpResponseStopPolling(response.content)
+    return response
+
+
+@login_required
+@require_GET
+def dashboard_definitions(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _managed(request, slug)
+    text = DOCS_AGREEMENT.read_text(encoding="utf-8") if DOCS_AGREEMENT.exists() else "docs/agreement.md is missing."
+    return render(request, "annotation/dashboard/definitions.html", {"project": project, "tab": "agreement",
+                                                                      "text": text})
+
+
+# --- raters -----------------------------------------------------------------------------------
+
+
+def present_raters(r: sd.RatersPage) -> tuple[list[Table], dict[str, SafeString]]:
+    labels = r.labels
+    tables = [
+        Table("raters", "Raters", ["rater", "label", "n_ratings", "median_seconds", "mean_kappa", "alpha_with",
+                                   "alpha_without", "p_value", "could_be_annotator", "verdict"],
+              [(x["rater"], x["label"], x["n_ratings"], x["median_seconds"], x["mean_kappa"], x["alpha_with"],
+                x["alpha_without"], x["annotator_test"]["p_value"], x["annotator_test"]["could_be_annotator"],
+                x["annotator_test"]["verdict"]) for x in r.raters]),
+        Table("kappa", "Pairwise weighted kappa (mean over emotions)", ["rater_a", "rater_b", "kappa", "n_emotions"],
+              [(p["a"], p["b"], p["kappa"], p["n_emotions"]) for p in r.kappa.get("pairs", [])]),
+        Table("per_week", "Ratings per week", ["rater", "week", "ratings"],
+              [(rid, w.isoformat(), r.per_week.get(rid, {}).get(w, 0)) for rid in sorted(r.per_week) for w in r.weeks]),
+        Table("alpha_without", "Alpha without each rater, per snapshot", ["created_at", "rater", "alpha_without"],
+              [(at.isoformat(), rid, v) for at, per in r.alpha_without_trend for rid, v in sorted(per.items())]),
+    ]
+    ids = [int(i) for i in r.kappa.get("raters", [])]
+    names = [labels.get(i, str(i)) for i in ids]
+    pair = {(int(p["a"]), int(p["b"])): p for p in r.kappa.get("pairs", [])}
+    cells = []
+    for a in ids:
+        row = []
+        for b in ids:
+            p = pair.get((min(a, b), max(a, b)))
+            if a == b:
+                row.append(charts.Cell(None, f"{labels.get(a, a)}", text="·"))
+            elif p is None:
+                row.append(charts.Cell(None, f"{labels.get(a, a)} × {labels.get(b, b)}: no shared images"))
+            else:
+                row.append(charts.Cell(p["kappa"], f"{labels.get(a, a)} × {labels.get(b, b)}: kappa "
+                                                   f"{charts.fmt(p['kappa'])} over {p['n_emotions']} emotions"))
+        cells.append(row)
+    kappa = charts.heatmap(names, names, cells, title="Pairwise quadratic-weighted kappa (mean over emotions)",
+                           x_label="rater", y_label="rater", domain=(-0.2, 1.0), cell_w=44, chart_id="chart-kappa")
+    week_ticks = [(float(i), f"{w:%d %b}") for i, w in enumerate(r.weeks)][::2]
+    shown = sorted(r.per_week, key=lambda rid: -sum(r.per_week[rid].values()))[:8]
+    weekly = charts.line_chart(
+        [charts.Series(labels.get(rid, str(rid)), [charts.Point(float(i), float(r.per_week[rid].get(w, 0)),
+                                                                f"{labels.get(rid, rid)}, week of {w:%d %b}: "
+                                                                f"{r.per_week[rid].get(w, 0):,} ratings")
+                                                   for i, w in enumerate(r.weeks)]) for rid in shown],
+        title=f"Ratings per week (last {sd.WEEKS} weeks, {len(shown)} busiest raters)", x_label="week",
+        y_label="ratings", x_ticks=week_ticks, chart_id="chart-per-week", height=300)
+    first = r.alpha_without_trend[0][0] if r.alpha_without_trend else None
+    series = []
+    for rid in ids[:8]:
+        pts = [charts.Point((at - first).total_seconds() / 86400 if first else 0.0, per.get(rid),
+                            f"{labels.get(rid, rid)} left out, {_when(at)}: alpha {charts.fmt(per.get(rid))}")
+               for at, per in r.alpha_without_trend if rid in per]
+        series.append(charts.Series(labels.get(rid, str(rid)), pts))
+    drift = charts.line_chart(series, title="Mean alpha without each rater, per snapshot (drift)",
+                              x_label="days since the first snapshot shown", y_label="alpha without the rater",
+                              chart_id="chart-drift", height=300)
+    return tables, {"kappa": _svg(kappa), "per_week": _svg(weekly), "drift": _svg(drift)}
+
+
+@login_required
+@require_GET
+def dashboard_raters(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _managed(request, slug)
+    data = sd.raters_page(project)
+    tables, svgs = present_raters(data)
+    return _page(request, project, "annotation/dashboard/raters.html", "raters", tables,
+                 {"r": data, "charts": svgs})
+
+
+# --- demographics -----------------------------------------------------------------------------
+
+
+def present_demographics(d: sd.DemographicsPage) -> tuple[list[Table], dict[str, list[tuple[str, SafeString]]]]:
+    tables = [
+        Table("strata_alpha", "Alpha per stratum and emotion",
+              ["key", "stratum", "emotion", "alpha", "ci_low", "ci_high", "reliable", "n_images", "note"],
+              [(key, s["stratum"], e["emotion"], e["alpha"], *(e["ci"] or [None, None]), e["reliable"], s["n_images"],
+                e["note"] or "") for key in sd.STRATA for s in d.strata.get(key, []) for e in s["emotions"]]),
+        Table("strata_coverage", "Coverage per stratum", ["key", "stratum", "images", "ratings", "images_complete"],
+              [(key, c.stratum, c.n_images, c.n_ratings, c.n_complete) for key in sd.STRATA
+               for c in d.coverage.get(key, [])]),
+    ]
+    out: list[tuple[str, SafeString]] = []
+    for key in sd.STRATA:
+        strata = d.strata.get(key, [])
+        if not strata:
+            continue
+        row_labels = [f"{s['stratum']} ({s['n_images']:,})" + ("" if s["reliable"] else " thin") for s in strata]
+        cells = []
+        for s in strata:
+            by_emotion = {e["emotion"]: e for e in s["emotions"]}
+            row = []
+            for name in EMOTIONS:
+                e = by_emotion.get(name)
+                if e is None:
+                    row.append(charts.Cell(None, f"{s['stratum']} / {name}: not computed"))
+                    continue
+                ci = e["ci"] or [None, None]
+                tip = (f"{key} {s['stratum']} / {name}: alpha {charts.fmt(e['alpha'])}"
+                       + (f" (95% CI {charts.fmt(ci[0])} to {charts.fmt(ci[1])})" if ci[0] is not None else "")
+                       + ("" if e["reliable"] else " — thin stratum, not reliable")
+                       + (f" — {e['note']}" if e["note"] else ""))
+                row.append(charts.Cell(e["alpha"], tip, weak=not e["reliable"]))
+            cells.append(row)
+        out.append((key, _svg(charts.heatmap(
+            row_labels, [n.split(" ")[0].rstrip("&,") if len(n) > 14 else n for n in EMOTIONS], cells,
+            title=f"Alpha per emotion by {key} (faded, dashed = thin stratum)", x_label="emotion",
+            y_label=key, cell_w=20, show_values=False, chart_id=f"chart-strata-{key}",
+            legend="blue = agreement above 0 (darker = higher), orange = below 0; row label: stratum (images)"))))
+    coverage_bars = [charts.Bar(f"{key[:3]}:{c.stratum}", c.n_images,
+                                f"{key} {c.stratum}: {c.n_images:,} images, {c.n_ratings:,} ratings, "
+                                f"{c.n_complete:,} with the target number of ratings")
+                     for key in sd.STRATA for c in d.coverage.get(key, [])]
+    cov_svg = charts.bar_chart(coverage_bars, title="Images per stratum", x_label="stratum (eth = ethnicity, "
+                               "age, gen = gender)", y_label="images", width=900, max_x_labels=40,
+                               chart_id="chart-strata-coverage")
+    return tables, {"heatmaps": out, "coverage": [("coverage", _svg(cov_svg))]}
+
+
+@login_required
+@require_GET
+def dashboard_demographics(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _managed(request, slug)
+    data = sd.demographics_page(project)
+    tables, svgs = present_demographics(data)
+    return _page(request, project, "annotation/dashboard/demographics.html", "demographics", tables,
+                 {"d": data, "charts": svgs})
+
+
+# --- disputed images --------------------------------------------------------------------------
+
+
+def spread_svg(item: sd.DisputedImage, scale_max: int, *, top: int, compact: bool) -> SafeString:
+    model_name, scores = next(iter(sorted(item.model.items())), (None, None))
+    rows = [charts.SpreadRow(EMOTIONS[e], [r[e] for r in item.ratings],
+                             float(scores[e]) if scores is not None and e < len(scores) else None)
+            for e, _, _ in item.spread()[:top]]
+    title = f"Most disputed emotions of image {item.image.pk}" if not compact else f"Spread, image {item.image.pk}"
+    return _svg(charts.spread_chart(rows, title=title, scale_max=scale_max, compact=compact,
+                                    width=300 if compact else 520, row_height=15 if compact else 18,
+                                    x_label="intensity" + (f" (◇ = {model_name})" if model_name and not compact else ""),
+                                    chart_id=f"chart-spread-{item.image.pk}{'-c' if compact else ''}"))
+
+
+def _spread_table(items: Sequence[sd.DisputedImage]) -> Table:
+    rows = []
+    for it in items:
+        for e, rng, sdev in it.spread():
+            vals = [r[e] for r in it.ratings]
+            model = {name: s[e] for name, s in it.model.items() if e < len(s)}
+            rows.append((it.image.pk, it.image.name, round(it.image.priority, 6), EMOTIONS[e], " ".join(map(str, vals)),
+                         rng, round(sdev, 4), "; ".join(f"{k}={v:.3f}" for k, v in model.items())))
+    return Table("spread", "Per-emotion spread of the ratings",
+                 ["image_id", "name", "priority", "emotion", "ratings", "range", "sd", "model_scores"], rows)
+
+
+@login_required
+@require_GET
+def dashboard_disputed(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _managed(request, slug)
+    try:
+        page = int(request.GET.get("page", "1"))
+    except ValueError:
+        page = 1
+    data = sd.disputed_page(project, page)
+    cards = [(it, spread_svg(it, project.scale_max, top=5, compact=True)) for it in data.images]
+    template = ("annotation/dashboard/partials/gallery.html" if request.htmx  # type: ignore[attr-defined]
+                and request.GET.get("format") != "csv" else "annotation/dashboard/disputed.html")
+    return _page(request, project, template, "disputed", [_spread_table(data.images)], {"d": data, "cards": cards})
+
+
+@login_required
+def dashboard_disputed_detail(request: HttpRequest, slug: str, image_id: int) -> HttpResponse:
+    project = _managed(request, slug)
+    error = ""
+    if request.method == "POST":
+        image = get_object_or_404(Image, project=project, pk=image_id)
+        try:
+            adjudication.image_adjudicate(image=image, actor=request.user, decision=request.POST.get("decision", ""),
+                                          reason=request.POST.get("reason", ""),
+                                          extra=int(request.POST.get("extra") or 1),
+                                          note=request.POST.get("note", ""))
+        except (adjudication.AdjudicationError, ValueError) as exc:
+            error = str(exc)
+        else:
+            return redirect(reverse("annotation:dashboard-disputed-detail", args=[project.slug, image_id]))
+    detail = sd.disputed_detail(project, image_id)
+    if detail is None:
+        raise Http404("No such image in this project.")
+    item = detail.item
+    tables = [_spread_table([item]),
+              Table("ratings", "Ratings of the image", ["rater", "seconds", *EMOTIONS],
+                    [(label, secs, *values) for label, values, secs in detail.raters]),
+              Table("history", "Audit history", ["created_at", "actor", "action", "data"],
+                    [(e.created_at.isoformat(), e.actor.email if e.actor else "", e.action, e.data)
+                     for e in detail.history])]
+    response = _page(request, project, "annotation/dashboard/disputed_detail.html", "disputed", tables,
+                     {"detail": detail, "item": item, "image": item.image, "error": error,
+                      "spread": spread_svg(item, project.scale_max, top=12, compact=False),
+                      "reasons": FlagReason.choices, "max_extra": adjudication.MAX_EXTRA})
+    if error:
+        response.status_code = 400
+    return response
+
+
+@login_required
+@require_GET
+def dashboard_image_file(request: HttpRequest, slug: str, image_id: int) -> FileResponse:
+    """The image file for leads (thumbnails on the dashboard), whatever serves /media/ in production."""
+    project = _managed(request, slug)
+    image = get_object_or_404(Image, project=project, pk=image_id)
+    if not image.file:
+        raise Http404("This image has no file yet.")
+    response = FileResponse(image.file.open("rb"))
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# --- releases ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def dashboard_releases(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _managed(request, slug)
+    items = sd.releases_sorted(project)
+    table = Table("releases", "Releases", ["version", "status", "progress", "images", "mean_alpha", "added",
+                                           "removed", "labels_changed", "previous_version", "created_at"],
+                  [(r.version, r.status, r.progress, r.summary.get("images"), r.summary.get("mean_alpha"),
+                    (r.summary.get("diff") or {}).get("summary", {}).get("added"),
+                    (r.summary.get("diff") or {}).get("summary", {}).get("removed"),
+                    (r.summary.get("diff") or {}).get("summary", {}).get("labels_changed"),
+                    (r.summary.get("diff") or {}).get("previous_version"), r.created_at.isoformat())
+                   for r in items])
+    return _page(request, project, "annotation/dashboard/releases.html", "releases", [table], {"releases": items})
+

@@ -1,0 +1,44 @@
+"""A Redis cache that degrades instead of failing when Redis is down.
+
+The cache only holds what can be rebuilt (debounce keys, coverage counts, login-failure counters,
+session copies written through to the database); ratings are always written to PostgreSQL in the
+request. So when Redis restarts, requests go on: reads miss, writes are dropped, and a warning is
+logged. Login throttling fails open for the length of the outage.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("emorate.cache")
+_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+
+
+def _degrade(name: str, default: Any) -> Any:
+    def method(self: ResilientRedisCache, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(RedisCache, name)(self, *args, **kwargs)
+        except _DOWN as exc:
+            log.warning("cache %s failed, Redis unavailable: %s", name, exc)
+            return default() if callable(default) else default
+    method.__name__ = name
+    return method
+
+
+class ResilientRedisCache(RedisCache):
+    get = _degrade("get", None)
+    get_many = _degrade("get_many", dict)
+    set = _degrade("set", None)
+    set_many = _degrade("set_many", list)
+    add = _degrade("add", False)
+    touch = _degrade("touch", False)
+    delete = _degrade("delete", False)
+    delete_many = _degrade("delete_many", None)
+    has_key = _degrade("has_key", False)
+    incr = _degrade("incr", 0)
+    clear = _degrade("clear", None)
