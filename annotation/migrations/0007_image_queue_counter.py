@@ -13,7 +13,7 @@ every image that was done (at 1,000,000 images a claim walked all full images fi
   a file: the claim's candidates, in serving order.
 
 PostgreSQL: one statement-level trigger per INSERT statement (a transition table; a bulk import
-updates each image once). SQLite (the demo): row-level triggers with the same effect.
+updates each image once). SQLite (the demo): row-level triggers with the same effect, made by annotation/sqlite_demo.py.
 """
 
 from django.db import migrations, models
@@ -55,39 +55,17 @@ DROP FUNCTION IF EXISTS emorate_image_count_ratings();
 DROP FUNCTION IF EXISTS emorate_image_queue_target();
 """
 
-SQLITE_FORWARD = [
-    """CREATE TRIGGER rating_counts_image AFTER INSERT ON annotation_rating WHEN NEW.emotion IS NULL
-    BEGIN
-        UPDATE annotation_image SET n_ratings = n_ratings + 1,
-            queue_full = n_ratings + 1 >= (SELECT target_ratings FROM annotation_project
-                                           WHERE id = annotation_image.project_id)
-        WHERE id = NEW.image_id;
-    END""",
-    """CREATE TRIGGER project_target_requeues AFTER UPDATE OF target_ratings ON annotation_project
-    BEGIN
-        UPDATE annotation_image SET queue_full = n_ratings >= NEW.target_ratings WHERE project_id = NEW.id;
-    END""",
-]
-
-SQLITE_BACKWARD = ["DROP TRIGGER IF EXISTS rating_counts_image", "DROP TRIGGER IF EXISTS project_target_requeues"]
-
-
 def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
     for sql in BACKFILL:
         schema_editor.execute(sql, params=None)
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(POSTGRES_FORWARD, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
-        for sql in SQLITE_FORWARD:
-            schema_editor.execute(sql, params=None)
+    # SQLite (the demo): annotation/sqlite_demo.py creates the triggers after every migrate.
 
 
 def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(POSTGRES_BACKWARD, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
-        for sql in SQLITE_BACKWARD:
-            schema_editor.execute(sql, params=None)
 
 
 class Migration(migrations.Migration):

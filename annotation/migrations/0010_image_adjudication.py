@@ -3,7 +3,7 @@ more ratings"), which the queue counters of migration 0007 now honour.
 
 `queue_full` = n_ratings >= project.target_ratings + image.extra_target. The two trigger functions
 of 0007 are replaced with that comparison, and a third trigger recomputes queue_full when
-extra_target changes (PostgreSQL: BEFORE UPDATE on the row; SQLite demo: AFTER UPDATE).
+extra_target changes (PostgreSQL: BEFORE UPDATE on the row; the SQLite demo: annotation/sqlite_demo.py).
 """
 
 from django.db import migrations, models
@@ -56,71 +56,20 @@ END $$;
 """
 
 
-def _sqlite_triggers(extra: str) -> list[str]:
-    return [
-        "DROP TRIGGER IF EXISTS rating_counts_image",
-        "DROP TRIGGER IF EXISTS project_target_requeues",
-        f"""CREATE TRIGGER rating_counts_image AFTER INSERT ON annotation_rating WHEN NEW.emotion IS NULL
-        BEGIN
-            UPDATE annotation_image SET n_ratings = n_ratings + 1,
-                queue_full = n_ratings + 1 >= (SELECT target_ratings FROM annotation_project
-                                               WHERE id = annotation_image.project_id){extra}
-            WHERE id = NEW.image_id;
-        END""",
-        f"""CREATE TRIGGER project_target_requeues AFTER UPDATE OF target_ratings ON annotation_project
-        BEGIN
-            UPDATE annotation_image SET queue_full = n_ratings >= NEW.target_ratings{extra} WHERE project_id = NEW.id;
-        END""",
-    ]
-
-
-SQLITE_FORWARD = _sqlite_triggers(" + extra_target") + [
-    """CREATE TRIGGER image_extra_target_requeues AFTER UPDATE OF extra_target ON annotation_image
-    WHEN OLD.extra_target IS NOT NEW.extra_target
-    BEGIN
-        UPDATE annotation_image SET queue_full = n_ratings >= (SELECT target_ratings FROM annotation_project
-                                                               WHERE id = NEW.project_id) + NEW.extra_target
-        WHERE id = NEW.id;
-    END""",
-]
-SQLITE_BACKWARD = ["DROP TRIGGER IF EXISTS image_extra_target_requeues", "DROP TRIGGER IF EXISTS rating_counts_image",
-                   "DROP TRIGGER IF EXISTS project_target_requeues"]
-
-
-def sqlite_drop_triggers(apps, schema_editor):  # type: ignore[no-untyped-def]
-    # SQLite adds a column by rebuilding the table, which fails while a trigger on another table
-    # names it: drop the counters' triggers first; `forward` creates them again.
-    if schema_editor.connection.vendor == "sqlite":
-        for sql in ("DROP TRIGGER IF EXISTS rating_counts_image", "DROP TRIGGER IF EXISTS project_target_requeues"):
-            schema_editor.execute(sql, params=None)
-
-
-def sqlite_restore_triggers(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "sqlite":
-        for sql in _sqlite_triggers("")[2:]:
-            schema_editor.execute(sql, params=None)
-
-
 def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(POSTGRES_FORWARD, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
-        for sql in SQLITE_FORWARD:
-            schema_editor.execute(sql, params=None)
+    # SQLite (the demo): annotation/sqlite_demo.py creates the triggers after every migrate.
 
 
 def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(POSTGRES_BACKWARD, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
-        for sql in SQLITE_BACKWARD:
-            schema_editor.execute(sql, params=None)
 
 
 class Migration(migrations.Migration):
     dependencies = [("annotation", "0009_postgres_audit_append_only")]
     operations = [
-        migrations.RunPython(sqlite_drop_triggers, sqlite_restore_triggers),
         migrations.AddField(
             model_name="image",
             name="adjudicated_at",
