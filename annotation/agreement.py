@@ -33,7 +33,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
 from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
 __all__ = [
-    "AgreementSnapshot",
+    "SnapshotStats",
     "AlphaResult",
     "AnnotatorTest",
     "BinaryAgreement",
@@ -1812,7 +1812,7 @@ def alpha_by_stratum(
 
 
 @dataclass(frozen=True)
-class AgreementSnapshot:
+class SnapshotStats:
     """The results of ``snapshot_stats``; each field equals the corresponding single call."""
 
     report: list[EmotionAgreement]
@@ -1835,7 +1835,7 @@ def snapshot_stats(
     min_units: int = 30,
     min_nonzero: int = 30,
     min_nonzero_share: float = 0.05,
-) -> AgreementSnapshot:
+) -> SnapshotStats:
     """``agreement_report``, ``pairwise_kappas``, ``rater_agreement`` and ``alpha_by_stratum`` (one
     per key of ``strata``) in one call, with identical results, sharing validation, encoding,
     per-unit statistics and one set of bootstrap draws.
@@ -1878,7 +1878,7 @@ def snapshot_stats(
     report = _report_rows(p, point, main, n_boot, confidence, min_nonzero, min_nonzero_share)
     kappas = _pairwise_from(p.unit_idx, rater_idx, rater_ids, p.get_codes())
     rater_rows = _rater_agreement_from(p, st, rater_idx, rater_ids, kappas)
-    return AgreementSnapshot(report, kappas, rater_rows, dict(zip(keys, per_key, strict=True)))
+    return SnapshotStats(report, kappas, rater_rows, dict(zip(keys, per_key, strict=True)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -68,37 +68,39 @@ def _emotion_rows(report: list[ag.EmotionAgreement], names: tuple[str, ...], wit
     return out
 
 
-def _strata(project: Project, units: np.ndarray, values: np.ndarray, raters: np.ndarray, *, level: str,
-            domain: tuple[int, ...], n_boot: int, seed: int, names: tuple[str, ...]) -> dict[str, Any]:
-    # One label per rating row, looked up per image with numpy (units are sorted image ids).
+def _strata_labels(project: Project, units: np.ndarray) -> dict[str, np.ndarray]:
+    """One label per rating row and stratum key, looked up per image (units are sorted image ids)."""
     image_ids = np.unique(units)
-    rows = Image.objects.filter(project=project, pk__in=image_ids.tolist()).values_list("pk", *STRATA_KEYS)
-    by_pk = {r[0]: r[1:] for r in rows}
+    rows = list(Image.objects.filter(project=project, pk__in=image_ids.tolist()).order_by("pk")
+                .values_list("pk", *STRATA_KEYS))
+    if [r[0] for r in rows] != image_ids.tolist():
+        raise AgreementError("rated images changed while the snapshot was being computed; try again")
     position = np.searchsorted(image_ids, units)
+    out = {}
+    for k, key in enumerate(STRATA_KEYS, start=1):
+        per_image = np.array(["unknown" if r[k] in (None, "") else str(r[k]) for r in rows], dtype=object)
+        out[key] = per_image[position]
+    return out
+
+
+def _strata_rows(strata: dict[str, list[ag.StratumAlpha]], *, with_ci: bool,
+                 names: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for k, key in enumerate(STRATA_KEYS):
-        per_image = np.array([str(by_pk[i][k]) if by_pk[i][k] not in (None, "") else "unknown"
-                              for i in image_ids.tolist()], dtype=object)
-        labels = per_image[position]
-        result = ag.alpha_by_stratum(units, values, labels, level=level, domain=domain,  # type: ignore[arg-type]
-                                     n_boot=max(n_boot, 1), seed=seed, raters=raters)
+    for key, result in strata.items():
         by_stratum: dict[str, dict[str, Any]] = {}
         for s in result:
             entry = by_stratum.setdefault(str(s.stratum), {"stratum": str(s.stratum), "n_images": s.alpha.n_units,
                                                             "reliable": s.reliable, "emotions": []})
             entry["n_images"] = max(entry["n_images"], s.alpha.n_units)
-            ci = [_num(s.ci_low), _num(s.ci_high)] if n_boot and s.alpha.alpha is not None else None
-            entry["emotions"].append({"emotion": names[s.emotion], "alpha": _num(s.alpha.alpha),
-                                      "ci": ci, "reliable": s.reliable,
-                                      "note": s.note})
+            ci = [_num(s.ci_low), _num(s.ci_high)] if with_ci and s.alpha.alpha is not None else None
+            entry["emotions"].append({"emotion": names[s.emotion], "alpha": _num(s.alpha.alpha), "ci": ci,
+                                      "reliable": s.reliable, "note": s.note})
         out[key] = sorted(by_stratum.values(), key=lambda d: d["stratum"])
     return out
 
 
-def _raters(project: Project, units: np.ndarray, raters: np.ndarray, values: np.ndarray, *,
-            domain: tuple[int, ...], level: str, names: tuple[str, ...]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    kappas = ag.pairwise_kappas(units, raters, values, domain=domain)
-    loo = ag.rater_agreement(units, raters, values, domain=domain, level=level, kappas=kappas)  # type: ignore[arg-type]
+def _raters(project: Project, raters: np.ndarray, kappas: list[ag.PairKappa], loo: list[ag.RaterAgreement],
+            names: tuple[str, ...]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rater_ids = sorted({int(r) for r in raters.tolist()})
     labels = _labels(set(rater_ids))
     median_seconds = selectors.median_seconds_per_rater(project)
@@ -207,31 +209,28 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
     rows = selectors.rating_rows(project)
     step(10)
     units, raters, values = rows.image_ids, rows.rater_ids, rows.values
-    domain = ag.scale_domain(project.scale_max)
     if len(units) == 0:
-        report: list[ag.EmotionAgreement] = []
         emotions = [{"emotion": n, "index": i, "alpha": None, "ci": None, "reason": ag.REASON_NO_PAIRABLE,
                      "n_images": 0, "n_ratings": 0, "nonzero_share": None, "warnings": []}
                     for i, n in enumerate(names)]
-    else:
-        # n_boot=0 asks for no intervals: compute with one resample and leave the intervals out.
-        report = ag.agreement_report(units, raters, values, level=level, domain=domain,  # type: ignore[arg-type]
-                                     n_boot=max(n_boot, 1), seed=seed)
-        emotions = _emotion_rows(report, names, with_ci=n_boot > 0)
-    step(40)
+        step(100)
+        return {**head, "n_images": 0, "n_ratings": 0, "n_raters": 0, "emotions": emotions, "mean_alpha": None,
+                "raters": [], "kappa": {"raters": [], "pairs": [], "per_emotion_mean": {}}, "strata": {},
+                "models": []}
+    # One pass shares the bootstrap draws between the report and every stratum (docs/agreement.md).
+    # n_boot=0 asks for no intervals: compute with one resample and leave the intervals out.
+    stats = ag.snapshot_stats(units, raters, values, _strata_labels(project, units),
+                              level=level, domain=ag.scale_domain(project.scale_max),  # type: ignore[arg-type]
+                              n_boot=max(n_boot, 1), seed=seed)
+    step(80)
+    emotions = _emotion_rows(stats.report, names, with_ci=n_boot > 0)
     payload: dict[str, Any] = {**head, "n_images": int(len(np.unique(units))), "n_ratings": int(len(units)),
                                "n_raters": int(len(np.unique(raters))), "emotions": emotions,
                                "mean_alpha": _mean_alpha(emotions)}
-    if len(units):
-        payload["raters"], payload["kappa"] = _raters(project, units, raters, values, domain=domain, level=level,
-                                                      names=names)
-        step(65)
-        payload["strata"] = _strata(project, units, values, raters, level=level, domain=domain, n_boot=n_boot,
-                                    seed=seed, names=names)
-        step(90)
-        payload["models"] = _models(project, units, values, names)
-    else:
-        payload.update(raters=[], kappa={"raters": [], "pairs": [], "per_emotion_mean": {}}, strata={}, models=[])
+    payload["raters"], payload["kappa"] = _raters(project, raters, stats.kappas, stats.raters, names)
+    payload["strata"] = _strata_rows(stats.strata, with_ci=n_boot > 0, names=names)
+    step(90)
+    payload["models"] = _models(project, units, values, names)
     step(100)
     return payload
 

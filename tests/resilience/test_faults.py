@@ -18,11 +18,11 @@ from django.test import override_settings
 
 from accounts.models import Role
 from annotation.models import AgreementSnapshot, Rating, Release, ReleaseImage
-from annotation.services.releases import release_create, release_dir
-from tests.annotation.test_releases import populate
 from annotation.services.image_import import image_import_one
+from annotation.services.releases import release_create, release_dir
 from annotation.taxonomy import EMOTIONS
 from annotation.views_rate import EMOTION_FIELD_PREFIX
+from tests.annotation.test_releases import populate
 from tests.factories import add_member, image_bytes, make_project, make_user
 from tests.resilience.conftest import ROOT, Worker, free_port
 
