@@ -297,5 +297,8 @@ def agreement_schedule(project: Project) -> bool:
         return False
     from annotation.tasks import agreement_snapshot_task
 
-    transaction.on_commit(lambda: agreement_snapshot_task.apply_async((project.pk,), countdown=DEBOUNCE_SECONDS))
+    # robust: a broker outage is logged, never turned into an error for the request that stored ratings
+    # (the periodic agreement_refresh_all_task catches up).
+    transaction.on_commit(lambda: agreement_snapshot_task.apply_async((project.pk,), countdown=DEBOUNCE_SECONDS),
+                          robust=True)
     return True

@@ -41,6 +41,8 @@ from annotation.models import (
     RatingSource,
     SkipReason,
 )
+from annotation.services.agreement_snapshot import agreement_schedule
+from annotation.services.audit import audit_record
 
 
 class RatingError(ValueError):
@@ -231,6 +233,7 @@ def rating_submit(*, assignment: Assignment | int, rater: Any, values: RawValues
                 item.n_no += 1 - vector[0]
                 item.closed = item.n_no > 0 or item.n_yes >= a.project.target_ratings
                 item.save(update_fields=["n_yes", "n_no", "closed"])
+            agreement_schedule(a.project)  # debounced; sent after commit, never blocks the rating
             return rating
     except IntegrityError as exc:
         if "rating_one_per_rater_image" not in str(exc):
@@ -290,8 +293,11 @@ def rating_revise(*, rating: Rating, rater: Any, values: RawValues, reason: str 
         if vector == r.values:
             return r
         RatingRevision.objects.create(rating=r, values=r.values, changed_by=rater, reason=reason[:200])
+        audit_record(actor=rater, action="rating.revised", project=r.project, obj=r, old=r.values, new=vector,
+                     reason=reason[:200])
         r.values = vector
         r.save(update_fields=["values", "updated_at"])
+        agreement_schedule(r.project)
         if r.emotion is not None:
             item = BinaryItem.objects.select_for_update().filter(image_id=r.image_id, emotion=r.emotion).first()
             if item is not None:

@@ -372,7 +372,7 @@ def release_enqueue_build(release: Release, *, publish: bool = False) -> None:
     """Queue the build on the releases queue once the surrounding transaction commits."""
     from annotation.tasks import release_build_task
 
-    transaction.on_commit(lambda: release_build_task.delay(release.pk, publish=publish))
+    transaction.on_commit(lambda: release_build_task.delay(release.pk, publish=publish), robust=True)
 
 
 def release_file_response(release: Release, path: str) -> FileResponse:
