@@ -259,9 +259,12 @@ def _int_param(params: Any, key: str) -> int | None:
     if raw is None or raw == "":
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ValidationError({key: [f"{raw!r} is not a whole number"]}) from None
+    if not -(2**31) <= value < 2**31:
+        raise ValidationError({key: [f"{raw} is out of range"]})
+    return value
 
 
 class ImageBulkSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -329,12 +332,15 @@ class RatingExportView(generics.ListAPIView):  # type: ignore[type-arg]
     def get_queryset(self):  # type: ignore[no-untyped-def]
         project = managed_project(self.request, self.kwargs["slug"])
         params = self.request.query_params
-        since = params.get("since")
-        if since:
-            parsed = parse_datetime(since)
-            if parsed is None:
-                raise ValidationError({"since": [f"{since!r} is not an ISO date-time like 2026-01-31T12:00:00Z"]})
-            since = parsed
+        raw = params.get("since") or ""
+        since = None
+        if raw:
+            try:
+                since = parse_datetime(raw)
+            except ValueError:  # well-formed but impossible, e.g. February 30
+                since = None
+            if since is None:
+                raise ValidationError({"since": [f"{raw!r} is not an ISO date-time like 2026-01-31T12:00:00Z"]})
         return selectors.rating_export(project, rater=_int_param(params, "rater"), image=params.get("image"),
                                        since=since)
 

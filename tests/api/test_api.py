@@ -112,3 +112,11 @@ def test_schema_and_docs_pages(client):
 def test_docs_page_needs_no_cdn(client):
     html = client.get("/api/docs/").content.decode()
     assert "cdn.jsdelivr" not in html and "/static/drf_spectacular_sidecar/" in html
+
+
+def test_query_parameters_out_of_range_are_refused(lead_client):
+    _, _, client = lead_client
+    resp = client.get("/api/v1/projects/hq/ratings/?rater=99999999999999999999")
+    assert resp.status_code == 400 and "out of range" in resp.json()["rater"][0]
+    resp = client.get("/api/v1/projects/hq/ratings/?since=2026-02-30T10:00:00")
+    assert resp.status_code == 400 and "not an ISO date-time" in resp.json()["since"][0]
