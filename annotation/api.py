@@ -23,6 +23,8 @@ from .imagefiles import ImageRejected
 from .manifests import ImageMeta
 from .models import Image, Project, Rating, Release
 from .models.release import semver_key
+from .scoring.contracts import ScoreValidationError
+from .scoring.services import model_scores_push, scoring_enqueue_for_images
 from .services import releases
 from .services.image_import import DuplicateImage, image_import_one
 
@@ -240,6 +242,7 @@ class ImageListCreateView(generics.ListAPIView):  # type: ignore[type-arg]
                                      data=upload.read(), meta=meta)
         except (ImageRejected, DuplicateImage) as exc:
             raise ValidationError({"file": [f"{upload.name}: {exc}"]}) from None
+        scoring_enqueue_for_images(project, [image.pk])
         return Response(ImageSerializer(image).data, status=201)
 
 
@@ -288,15 +291,17 @@ class ImageBulkImportView(APIView):
         if not files:
             raise ValidationError({"files": ["no files in the request (send them as multipart field 'files')"]})
         out: dict[str, list[Any]] = {"imported": [], "duplicates": [], "rejected": []}
+        new_ids = []
         for upload in files:
             name = Path(upload.name).name
             try:
-                image_import_one(project=project, name=name, data=upload.read(), meta=None)
+                new_ids.append(image_import_one(project=project, name=name, data=upload.read(), meta=None).pk)
                 out["imported"].append(name)
             except ImageRejected as exc:
                 out["rejected"].append({"name": name, "reason": str(exc)})
             except DuplicateImage as exc:
                 out["duplicates"].append({"name": name, "reason": str(exc)})
+        scoring_enqueue_for_images(project, new_ids)
         return Response(out, status=200 if out["imported"] else 400)
 
 
@@ -345,8 +350,17 @@ class RatingExportView(generics.ListAPIView):  # type: ignore[type-arg]
                                        since=since)
 
 
+class ModelScorePushSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    model_name = serializers.CharField(max_length=200)
+    model_version = serializers.CharField(max_length=100, allow_blank=True, default="")
+    scores = serializers.ListField(
+        child=serializers.DictField(), allow_empty=False, max_length=10_000,
+        help_text="[{'image': image name or sha256, 'scores': [40 numbers in taxonomy order]}]")
+
+
 class ModelScoreView(APIView):
-    """GET: model scores of a project (leads and admins)."""
+    """GET: model scores of a project (leads and admins). POST: push scores from an external scorer
+    (all or nothing; an image that already has a score of this model version keeps it)."""
 
     @extend_schema(responses={200: inline_serializer("ModelScoreList", {
         "emotions": serializers.ListField(child=serializers.CharField()),
@@ -355,8 +369,22 @@ class ModelScoreView(APIView):
         project = managed_project(request, slug)
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(selectors.model_score_list(project), request, view=self)
-        rows = [{"image": s.image.name, "sha256": s.image.sha256, "model": s.model_name, "scores": s.scores}
-                for s in page or []]
+        rows = [{"image": s.image.name, "sha256": s.image.sha256, "model": s.model_name,
+                 "model_version": s.model_version, "scores": s.scores} for s in page or []]
         response = paginator.get_paginated_response(rows)
         response.data["emotions"] = list(taxonomy.EMOTIONS)
         return response
+
+    @extend_schema(request=ModelScorePushSerializer, responses={201: inline_serializer("ModelScorePushResult", {
+        "stored": serializers.IntegerField(), "already_present": serializers.IntegerField()})})
+    def post(self, request: Request, slug: str) -> Response:
+        project = managed_project(request, slug)
+        params = ModelScorePushSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        items = [(str(item.get("image", "")), item.get("scores")) for item in data["scores"]]
+        try:
+            result = model_scores_push(project, data["model_name"], data["model_version"], items)
+        except ScoreValidationError as exc:
+            raise ValidationError({"scores": list(exc.errors)}) from None
+        return Response({"stored": result.stored, "already_present": result.already_present}, status=201)

@@ -150,6 +150,13 @@ def bar_chart(bars: Sequence[Bar], *, title: str, x_label: str, y_label: str, wi
               max_x_labels: int = 16) -> str:
     """Vertical bars, one per category, in the given order. `reference` draws a dashed horizontal line."""
     left, right, top, bottom = 56.0, 16.0, 34.0, 52.0
+    every = max(1, math.ceil(len(bars) / max_x_labels))
+    slot = (width - left - right) / max(len(bars), 1)
+    longest = max([text_width(b.label, 11) for b in bars] + [0.0])
+    rotate = longest > slot * every - 4  # labels would touch: slant them
+    if rotate:
+        bottom += longest * 0.6
+        height = int(height + longest * 0.6)
     plot_w, plot_h = width - left - right, height - top - bottom
     vmax = max([b.value for b in bars] + [reference or 0.0, 1e-9])
     ticks = nice_ticks(0.0, vmax, 4)
@@ -159,10 +166,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, x_label: str, y_label: str, wi
         body.append(_el("line", {"x1": _n(left), "x2": _n(left + plot_w), "y1": _n(y(t)), "y2": _n(y(t)),
                                  "stroke": GRID}))
         body.append(_text(left - 6, y(t) + 4, fmt(t, 2 if t % 1 else 0), size=11, anchor="end", fill=MUTED))
-    n = max(len(bars), 1)
-    slot = plot_w / n
     bar_w = max(min(slot * 0.72, 48.0), 1.0)
-    every = max(1, math.ceil(len(bars) / max_x_labels))
     body.append('<g class="bars">')
     for i, b in enumerate(bars):
         x = left + i * slot + (slot - bar_w) / 2
@@ -172,8 +176,12 @@ def bar_chart(bars: Sequence[Bar], *, title: str, x_label: str, y_label: str, wi
                                  "height": _n(top + plot_h - y0), "fill": ORANGE if b.highlight else BLUE, "rx": "2",
                                  "data_label": b.label, "data_value": _data(b.value)}, _title(tip)))
         if i % every == 0:
-            body.append(_text(x + bar_w / 2, top + plot_h + 16, b.label, size=11, anchor="middle", fill=MUTED,
-                              cls="tick-label"))
+            if rotate:
+                body.append(_text(x + bar_w / 2 + 3, top + plot_h + 12, b.label, size=11, anchor="end", fill=MUTED,
+                                  cls="tick-label", rotate=-35))
+            else:
+                body.append(_text(x + bar_w / 2, top + plot_h + 16, b.label, size=11, anchor="middle", fill=MUTED,
+                                  cls="tick-label"))
     body.append("</g>")
     if reference is not None:
         ry = y(reference)
@@ -221,13 +229,13 @@ def interval_chart(rows: Sequence[IntervalRow], *, title: str, x_label: str, y_l
     lo = math.floor(lo * 10) / 10
     hi = math.ceil(hi * 10) / 10
     label_w = max([text_width(r.label, 11) for r in ordered] + [60.0]) + 12
-    share_w = 110.0
+    share_w = 96.0
     left, right, top, bottom = label_w, share_w + 24, 58.0, 44.0
     height = top + bottom + row_height * max(len(ordered), 1)
     plot_w = width - left - right
     x = _Scale(lo, hi, left, left + plot_w)
     share_x0 = left + plot_w + 20
-    sx = _Scale(0.0, 1.0, share_x0, share_x0 + share_w - 10)
+    sx = _Scale(0.0, 1.0, share_x0, share_x0 + share_w - 34)
     body = [_text(8, 20, title, size=14, weight="600", cls="chart-title")]
     for t in nice_ticks(lo, hi, 6):
         body.append(_el("line", {"x1": _n(x(t)), "x2": _n(x(t)), "y1": _n(top - 4),
@@ -240,7 +248,11 @@ def interval_chart(rows: Sequence[IntervalRow], *, title: str, x_label: str, y_l
                                  "y2": _n(height - bottom), "stroke": color, "stroke_width": "1.2",
                                  "stroke_dasharray": None if value == 0 else "4 3", "data_value": _data(value)},
                         _title(f"threshold {name}")))
-        body.append(_text(tx, top - 18, name, size=10, anchor="middle", fill=color, cls="threshold-label"))
+        # labels sit left of their line, except the last one (right of it), so neighbours never overlap
+        last = value == max(v for v, _ in thresholds)
+        anchor = "start" if last else ("middle" if value == 0 else "end")
+        body.append(_text(tx + (3 if last else -3 if value else 0), top - 18, name, size=10, anchor=anchor, fill=color,
+                          cls="threshold-label"))
     body.append(_text(share_x0, top - 18, share_label, size=10, fill=MUTED))
     body.append('<g class="rows">')
     for i, r in enumerate(ordered):
@@ -397,8 +409,8 @@ def heatmap(row_labels: Sequence[str], col_labels: Sequence[str], cells: Sequenc
     col_h = (max([text_width(c, 11) for c in col_labels] + [20.0]) * 0.72 + 14) if rotate else 22.0
     top = 34.0 + col_h + (18 if legend else 0)
     left = label_w + 22
-    width = left + cell_w * len(col_labels) + 16
-    width = max(width, text_width(title, 14) + 24)
+    width = left + cell_w * len(col_labels) + 16 + (col_h * 0.7 if rotate else 0)
+    width = max(width, len(title) * 14 * 0.62 + 24, text_width(legend, 11) + 24)
     height = top + cell_h * len(row_labels) + 34
     lo, hi = domain
     body = [_text(8, 20, title, size=14, weight="600", cls="chart-title")]
@@ -459,7 +471,12 @@ def spread_chart(rows: Sequence[SpreadRow], *, title: str, scale_max: int, x_lab
     """Per emotion: a line from the lowest to the highest expert rating, a dot per rating (stacked
     dots get larger), and a diamond for the model's score. Rows in the given order."""
     size = 10 if compact else 11
-    label_w = max([text_width(r.label, size) for r in rows] + [30.0]) + 10
+    limit = 18 if compact else 34
+
+    def short(label: str) -> str:
+        return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
+
+    label_w = max([text_width(short(r.label), size) for r in rows] + [30.0]) + 10
     left, right = label_w, 14.0
     top, bottom = (24.0 if compact else 34.0), (30.0 if compact else 40.0)
     height = top + bottom + row_height * max(len(rows), 1)
@@ -479,7 +496,7 @@ def spread_chart(rows: Sequence[SpreadRow], *, title: str, scale_max: int, x_lab
         tip = f"{r.label}: ratings {', '.join(map(str, vals)) or 'none'}; spread {spread}"
         if r.model is not None:
             tip += f"; model {fmt(r.model, 2)}"
-        parts = [_title(tip), _text(left - 6, cy + 4, r.label, size=size, anchor="end", cls="row-label")]
+        parts = [_title(tip), _text(left - 6, cy + 4, short(r.label), size=size, anchor="end", cls="row-label")]
         if vals:
             parts.append(_el("line", {"class": "range", "x1": _n(x(vals[0])), "x2": _n(x(vals[-1])), "y1": _n(cy),
                                       "y2": _n(cy), "stroke": BLUE_LIGHT, "stroke_width": "4",

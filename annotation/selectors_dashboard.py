@@ -6,14 +6,16 @@ Callers check permissions first (selectors.can_manage).
 
 from __future__ import annotations
 
-import statistics
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate, TruncWeek
+from django.db import connection
+from django.db.models import Count, Max, Q, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from .models import (
@@ -74,6 +76,74 @@ def jobs_running(project: Project) -> Jobs:
     return Jobs(snapshot=snapshot, snapshot_queued=queued, releases=releases)
 
 
+# --- throughput counters (ratings per day / per rater and week) -------------------------------
+
+# Ratings are never deleted and never change their created_at or rater, so counts per day are
+# final once counted. The cache keeps counts of ratings up to a watermark id; each request counts
+# only the ratings above it (a short range scan of the primary key). The watermark trails the
+# newest id by TAIL_IDS so that a rating whose transaction committed late (a lower id appearing
+# after a higher one) is still counted: rows above the watermark are always counted live.
+TAIL_IDS = 5000
+THROUGHPUT_DAYS = 120
+THROUGHPUT_TTL = 24 * 3600  # a day: a cold start also drops days that left the window
+
+
+def _throughput_key(project_id: int) -> str:
+    return f"dashboard-throughput:v1:{project_id}"
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, datetime.min.time()))
+
+
+def _counts(project: Project, *, since: date, lo: int, hi: int | None = None) -> tuple[dict[tuple[int, date], int], int]:
+    """Ratings per (rater, day) with lo < id <= hi created since `since`, and the largest id seen."""
+    qs = Rating.objects.filter(project=project, pk__gt=lo, created_at__gte=_day_start(since))
+    if hi is not None:
+        qs = qs.filter(pk__lte=hi)
+    out: dict[tuple[int, date], int] = {}
+    newest = lo
+    for rater, day, n, last in (qs.annotate(day=TruncDate("created_at")).values_list("rater_id", "day")
+                                .annotate(n=Count("id"), last=Max("id")).order_by()):
+        out[(int(rater), day)] = int(n)
+        newest = max(newest, int(last))
+    return out, newest
+
+
+def _merge(a: dict[tuple[int, date], int], b: dict[tuple[int, date], int]) -> dict[tuple[int, date], int]:
+    out = dict(a)
+    for k, n in b.items():
+        out[k] = out.get(k, 0) + n
+    return out
+
+
+def throughput(project: Project) -> dict[tuple[int, date], int]:
+    """Ratings per (rater, day) over the last THROUGHPUT_DAYS days.
+
+    Warm cache: one query, over the ratings above the watermark (at most about 2 x TAIL_IDS rows).
+    Cold cache (first request, or a day after the last): two queries over the window. Every
+    TAIL_IDS new ratings one more query moves the watermark up."""
+    since = timezone.localdate() - timedelta(days=THROUGHPUT_DAYS - 1)
+    key = _throughput_key(project.pk)
+    cached = cache.get(key)
+    if cached is None:
+        newest = Rating.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0
+        watermark = max(newest - TAIL_IDS, 0)
+        base, _ = _counts(project, since=since, lo=0, hi=watermark)
+    else:
+        watermark = int(cached["watermark"])
+        base = {(int(r), date.fromisoformat(d)): int(n) for r, d, n in cached["counts"]}
+    tail, newest = _counts(project, since=since, lo=watermark)
+    if cached is None or newest - watermark > 2 * TAIL_IDS:
+        if cached is not None:
+            settled, _ = _counts(project, since=since, lo=watermark, hi=newest - TAIL_IDS)
+            base, watermark = _merge(base, settled), newest - TAIL_IDS
+            tail, _ = _counts(project, since=since, lo=watermark)
+        cache.set(key, {"watermark": watermark,
+                        "counts": [(r, d.isoformat(), n) for (r, d), n in base.items() if d >= since]}, THROUGHPUT_TTL)
+    return {k: v for k, v in _merge(base, tail).items() if k[1] >= since}
+
+
 # --- overview ---------------------------------------------------------------------------------
 
 
@@ -94,19 +164,25 @@ class Overview:
 
 
 def overview(project: Project) -> Overview:
-    """Coverage, throughput and what waits for a lead (6 queries)."""
+    """Coverage, throughput and what waits for a lead (6 queries with a warm throughput cache)."""
     now = timezone.now()
-    by_count = dict(Image.objects.filter(project=project, flagged=False).values_list("n_ratings")
-                    .annotate(n=Count("id")).order_by())
+    # One pass over the images: the coverage histogram and the images sent back for more ratings.
+    by_count: dict[int, int] = {}
+    sent_back = 0
+    for k, n, back in (Image.objects.filter(project=project, flagged=False).values_list("n_ratings")
+                       .annotate(n=Count("id"), back=Count("id", filter=Q(adjudication="more_ratings"))).order_by()):
+        by_count[k] = n
+        sent_back += back
     top = max([project.target_ratings, *by_count])
     coverage = [(k, by_count.get(k, 0)) for k in range(top + 1)]
     today = timezone.localdate(now)
     since = today - timedelta(days=DAYS - 1)
-    per_day = dict(Rating.objects.filter(project=project, created_at__date__gte=since)
-                   .annotate(day=TruncDate("created_at")).values_list("day").annotate(n=Count("id")).order_by())
-    waiting = Image.objects.filter(project=project).aggregate(
-        flagged=Count("id", filter=Q(flagged=True, flags__resolved_at__isnull=True), distinct=True),
-        sent_back=Count("id", filter=Q(adjudication="more_ratings"), distinct=True))
+    per_day: dict[date, int] = {}
+    for (_rater, day), n in throughput(project).items():
+        per_day[day] = per_day.get(day, 0) + n
+    # Flagged images with a rater's flag no lead has resolved yet (the flags table is small).
+    flagged_waiting = (ImageFlag.objects.filter(project=project, resolved_at__isnull=True, image__flagged=True)
+                       .values("image_id").distinct().count())
     latest = (AgreementSnapshot.objects.filter(project=project, status=SnapshotStatus.DONE)
               .order_by("-created_at", "-id").values_list("created_at", "payload__mean_alpha").first())
     return Overview(
@@ -116,7 +192,7 @@ def overview(project: Project) -> Overview:
         ratings_per_day=[(since + timedelta(days=i), per_day.get(since + timedelta(days=i), 0)) for i in range(DAYS)],
         open_leases=Assignment.objects.filter(project=project, status=AssignmentStatus.OPEN,
                                               expires_at__gt=now).count(),
-        flagged_waiting=waiting["flagged"], disputes_open=waiting["sent_back"],
+        flagged_waiting=flagged_waiting, disputes_open=sent_back,
         model_scores=list(ModelScore.objects.filter(project=project).values_list("model_name")
                           .annotate(n=Count("id")).order_by("model_name")),
         snapshot_at=latest[0] if latest else None,
@@ -175,7 +251,7 @@ class RatersPage:
 
 
 def raters_page(project: Project) -> RatersPage:
-    """Per-rater figures of the latest snapshot, ratings per week, leave-one-out trend (3 queries)."""
+    """Per-rater figures of the latest snapshot, ratings per week, leave-one-out trend (3 queries warm)."""
     snapshot = agreement_latest(project)
     payload = snapshot.payload if snapshot else {}
     raters = list(payload.get("raters", []))
@@ -183,11 +259,11 @@ def raters_page(project: Project) -> RatersPage:
     today = timezone.localdate()
     first_week = today - timedelta(days=today.weekday()) - timedelta(weeks=WEEKS - 1)
     per_week: dict[int, dict[date, int]] = {}
-    rows = (Rating.objects.filter(project=project, created_at__date__gte=first_week)
-            .annotate(week=TruncWeek("created_at")).values_list("rater_id", "week").annotate(n=Count("id")).order_by())
-    for rater_id, week, n in rows:
-        day = week.date() if isinstance(week, datetime) else week
-        per_week.setdefault(int(rater_id), {})[day] = n
+    for (rater_id, day), n in throughput(project).items():
+        if day >= first_week:
+            week = day - timedelta(days=day.weekday())
+            weeks = per_week.setdefault(rater_id, {})
+            weeks[week] = weeks.get(week, 0) + n
     history = (AgreementSnapshot.objects.filter(project=project, status=SnapshotStatus.DONE)
                .order_by("-created_at", "-id").values_list("created_at", "payload__raters")[:TREND_SNAPSHOTS])
     trend = [(at, {int(r["rater"]): r.get("alpha_without") for r in (rs or [])}) for at, rs in history][::-1]
@@ -216,17 +292,46 @@ class DemographicsPage:
 
 
 def demographics_page(project: Project) -> DemographicsPage:
-    """Per-stratum agreement (snapshot) and coverage (one grouped query per key: 4 queries)."""
+    """Per-stratum agreement (snapshot) and coverage (one pass over the images on PostgreSQL)."""
     snapshot = agreement_latest(project)
     strata = dict((snapshot.payload if snapshot else {}).get("strata", {}))
-    coverage: dict[str, list[StratumCoverage]] = {}
+    coverage: dict[str, list[StratumCoverage]] = {key: [] for key in STRATA}
+    for key, value, n, r, done in _strata_counts(project):
+        coverage[key].append(StratumCoverage("unknown" if value in (None, "") else str(value), n, int(r or 0), done))
+    for key in STRATA:
+        coverage[key].sort(key=lambda c: (c.stratum == "unknown", _stratum_order(c.stratum)))
+    return DemographicsPage(snapshot=snapshot, strata=strata, coverage=coverage)
+
+
+def _stratum_order(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), "")
+    except ValueError:
+        return (1, 0.0, label)
+
+
+_STRATA_SQL = """
+SELECT CASE WHEN GROUPING(ethnicity) = 0 THEN 'ethnicity' WHEN GROUPING(age) = 0 THEN 'age' ELSE 'gender' END,
+       COALESCE(ethnicity, age::text, gender), count(*), sum(n_ratings), count(*) FILTER (WHERE n_ratings >= %s)
+FROM annotation_image WHERE project_id = %s AND NOT flagged
+GROUP BY GROUPING SETS ((ethnicity), (age), (gender))
+"""
+
+
+def _strata_counts(project: Project) -> list[tuple[str, Any, int, int, int]]:
+    """(key, stratum, images, ratings, complete images) per stratum of every key: one pass over the
+    images on PostgreSQL (GROUPING SETS), one query per key elsewhere."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute(_STRATA_SQL, [project.target_ratings, project.pk])
+            return [(k, v, int(n), int(r or 0), int(d)) for k, v, n, r, d in cur.fetchall()]
+    out: list[tuple[str, Any, int, int, int]] = []
     for key in STRATA:
         rows = (Image.objects.filter(project=project, flagged=False).values_list(key)
                 .annotate(n=Count("id"), r=Sum("n_ratings"),
                           done=Count("id", filter=Q(n_ratings__gte=project.target_ratings))).order_by(key))
-        coverage[key] = [StratumCoverage("unknown" if value in (None, "") else str(value), n, int(r or 0), done)
-                         for value, n, r, done in rows]
-    return DemographicsPage(snapshot=snapshot, strata=strata, coverage=coverage)
+        out += [(key, v, n, int(r or 0), d) for v, n, r, d in rows]
+    return out
 
 
 # --- disputed images --------------------------------------------------------------------------
@@ -238,14 +343,21 @@ class DisputedImage:
     ratings: list[list[int]]  # one values vector per rating
     model: dict[str, list[float]]  # model name -> 40 scores
 
-    def spread(self) -> list[tuple[int, int, float]]:
-        """(emotion index, max - min, standard deviation) per emotion, most disputed first."""
+    @cached_property
+    def _spread(self) -> list[tuple[int, int, float]]:
         out = []
         for e in range(len(EMOTIONS)):
             vals = [r[e] for r in self.ratings if e < len(r)]
             if len(vals) >= 2:
-                out.append((e, max(vals) - min(vals), statistics.pstdev(vals)))
+                mean = sum(vals) / len(vals)
+                sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+                out.append((e, max(vals) - min(vals), sd))
         return sorted(out, key=lambda t: (-t[2], -t[1], t[0]))
+
+    def spread(self) -> list[tuple[int, int, float]]:
+        """(emotion index, max - min, population standard deviation) per emotion rated by two or
+        more experts, most disputed first."""
+        return self._spread
 
     @property
     def dispute(self) -> float:
@@ -258,8 +370,7 @@ class DisputedImage:
 class DisputedPage:
     images: list[DisputedImage]
     page: int
-    n_pages: int
-    n_total: int
+    has_next: bool
 
 
 def _disputed_qs(project: Project) -> Any:
@@ -281,13 +392,13 @@ def _with_ratings(images: list[Image]) -> list[DisputedImage]:
 
 
 def disputed_page(project: Project, page: int = 1) -> DisputedPage:
-    """One page of the gallery, highest priority first (4 queries)."""
-    qs = _disputed_qs(project)
-    n_total = qs.count()
-    n_pages = max(1, -(-n_total // GALLERY_PAGE))
-    page = min(max(page, 1), n_pages)
-    images = list(qs.order_by("-priority", "id")[(page - 1) * GALLERY_PAGE: page * GALLERY_PAGE])
-    return DisputedPage(images=_with_ratings(images), page=page, n_pages=n_pages, n_total=n_total)
+    """One page of the gallery, highest priority first (3 queries; no total count, which would scan
+    every image: one row more than a page tells whether a next page exists)."""
+    page = max(page, 1)
+    images = list(_disputed_qs(project).order_by("-priority", "id")
+                  [(page - 1) * GALLERY_PAGE: page * GALLERY_PAGE + 1])
+    has_next = len(images) > GALLERY_PAGE
+    return DisputedPage(images=_with_ratings(images[:GALLERY_PAGE]), page=page, has_next=has_next)
 
 
 @dataclass(frozen=True)

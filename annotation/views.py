@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, render
 
 from . import selectors
 from .models import Project
+from .scoring.selectors import scoring_status
 
 
 @login_required
@@ -20,8 +21,11 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_object_or_404(Project, slug=slug)
     if not (selectors.can_rate(request.user, project) or selectors.can_manage(request.user, project)):
         raise PermissionDenied("You are not a member of this project.")
+    can_manage = selectors.can_manage(request.user, project)
     return render(request, "annotation/project_detail.html", {
         "project": project,
-        "can_manage": selectors.can_manage(request.user, project),
+        "can_manage": can_manage,
         "can_rate": selectors.can_rate(request.user, project),
+        # Model scores and their status are for leads only: raters must never be anchored by them.
+        "scoring": scoring_status(project) if can_manage else None,
     })

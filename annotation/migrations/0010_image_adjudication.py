@@ -78,7 +78,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="image",
             name="adjudication",
-            field=models.CharField(blank=True, default="", help_text="confirmed, flagged or more_ratings; empty = not adjudicated", max_length=20),
+            field=models.CharField(blank=True, db_default="", default="", help_text="confirmed, flagged or more_ratings; empty = not adjudicated", max_length=20),
         ),
         migrations.AddField(
             model_name="image",

@@ -52,7 +52,7 @@ class Image(models.Model):
     # ratings than the project's target for this image ("send back"): the triggers compare n_ratings
     # with target_ratings + extra_target (migration 0010).
     extra_target = models.PositiveSmallIntegerField(default=0, db_default=0)
-    adjudication = models.CharField(max_length=20, blank=True, default="",
+    adjudication = models.CharField(max_length=20, blank=True, default="", db_default="",
                                     help_text="confirmed, flagged or more_ratings; empty = not adjudicated")
     adjudicated_at = models.DateTimeField(null=True, blank=True)
 

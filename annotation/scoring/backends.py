@@ -17,13 +17,16 @@ Speed: images are read and decoded in a thread pool (Pillow releases the GIL) se
 ahead of the model; fixed-resolution SigLIP inputs cross to the device as uint8 NHWC from pinned
 memory (a quarter of the float bytes, non_blocking) and are normalised there, which leaves them
 channels-last. On CUDA the backbone runs in bf16 (fp16 where bf16 is unsupported) under
-torch.autocast; on the CPU in float32. Everything runs under torch.inference_mode.
+torch.autocast; on the CPU in float32, with the cores split between decode threads and torch's
+intra-op threads (torch.set_num_threads: a process-wide setting, fine for a scoring worker).
+Everything runs under torch.inference_mode.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import re
 import threading
@@ -194,10 +197,12 @@ class NaFlexPreprocess:
     """SigLIP2 NaFlex: the Hugging Face processor cuts each image into patches on the host."""
 
     processor: Any
-    jpeg_draft: bool = False
+    jpeg_draft: bool = True
 
     def one(self, data: bytes) -> dict[str, Any]:
-        img = _open_rgb(data, None)
+        # The processor keeps the aspect ratio within max_num_patches patches: about side x side.
+        side = int(self.processor.patch_size * math.isqrt(int(self.processor.max_num_patches)))
+        img = _open_rgb(data, (side, side) if self.jpeg_draft else None)
         out = self.processor(images=[img], return_tensors="pt")
         return {k: out[k] for k in ("pixel_values", "pixel_attention_mask", "spatial_shapes")}
 
@@ -331,7 +336,7 @@ def _processor_for(layout: ModelDir, config: Any, jpeg_draft: bool) -> Preproces
             proc = Siglip2ImageProcessorPil.from_pretrained(str(layout.backbone_dir), local_files_only=True)
         else:
             proc = Siglip2ImageProcessorPil(patch_size=vision.patch_size, max_num_patches=vision.num_patches)
-        return NaFlexPreprocess(proc)
+        return NaFlexPreprocess(proc, jpeg_draft=jpeg_draft)
     vision = getattr(config, "vision_config", config)
     if has_pre:
         sp = SiglipImageProcessorPil.from_pretrained(str(layout.backbone_dir), local_files_only=True)
@@ -351,18 +356,19 @@ def _load_backbone(layout: ModelDir, dtype: torch.dtype) -> tuple[Any, Any]:
     path = str(layout.backbone_dir)
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     cls = Siglip2VisionModel if layout.model_type in _SIGLIP2_TYPES else SiglipVisionModel
-    level = transformers.logging.get_verbosity()
-    bars = transformers.logging.is_progress_bar_enabled()
-    transformers.logging.set_verbosity_error()  # a full checkpoint's text tower is "unexpected": expected
-    transformers.logging.disable_progress_bar()
+    tlog: Any = transformers.logging  # untyped
+    level = tlog.get_verbosity()
+    bars = tlog.is_progress_bar_enabled()
+    tlog.set_verbosity_error()  # a full checkpoint's text tower is "unexpected": expected
+    tlog.disable_progress_bar()
     try:
-        model = cls.from_pretrained(path, local_files_only=True, dtype=dtype)
+        model: Any = cls.from_pretrained(path, local_files_only=True, dtype=dtype)
     except Exception as exc:  # noqa: BLE001 - name the folder whatever went wrong
         raise ModelDirError(f"cannot load the backbone from {path}: {exc}") from exc
     finally:
-        transformers.logging.set_verbosity(level)
+        tlog.set_verbosity(level)
         if bars:
-            transformers.logging.enable_progress_bar()
+            tlog.enable_progress_bar()
     return model.eval(), config
 
 
@@ -385,7 +391,14 @@ class EmpathicInsightFace:
         self._torch_device = torch.device(self.device)
         self.dtype = _pick_dtype(self.device, dtype)
         self.normalize = normalize
-        self.workers = workers or min(16, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+        if self.device == "cpu":
+            # Decode threads and torch's own threads share the cores: oversubscribed, torch's
+            # spinning workers slow both several-fold (measured 3x on 2 cores). Split them.
+            self.workers = workers or max(1, cores // 2)
+            torch.set_num_threads(max(1, cores - self.workers))
+        else:
+            self.workers = workers or min(16, cores)
         backbone, config = _load_backbone(layout, self.dtype)
         self.config = config
         self.embed_dim = int(getattr(config, "vision_config", config).hidden_size)

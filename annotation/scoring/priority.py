@@ -152,7 +152,12 @@ def _weighted_mean(x: FloatArray, in_play: npt.NDArray[np.bool_], r: FloatArray)
 
 def _rating_stats(pos: IntArray, values: npt.NDArray[np.integer], n_images: int, scale_max: int
                   ) -> tuple[IntArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]:
-    """Per image: count, std and median per emotion, and whether any rating was above 0."""
+    """Per image: count, std and median per emotion, and whether any rating was above 0.
+
+    The ratings go into a dense (images rated, max ratings per image, emotions) int16 block
+    (a few ratings per image: small), padded with a sentinel above the scale; one sort along the
+    rating axis then gives the medians.
+    """
     n_e = values.shape[1]
     counts = np.bincount(pos, minlength=n_images).astype(np.int64)
     std = np.zeros((n_images, n_e))
@@ -161,25 +166,25 @@ def _rating_stats(pos: IntArray, values: npt.NDArray[np.integer], n_images: int,
     if pos.size == 0:
         return counts, std, med, anyp
     order = np.argsort(pos, kind="stable")
-    p, x = pos[order], values[order].astype(np.float64)
+    p = pos[order]
     starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
     rows = p[starts]
-    c = counts[rows][:, None].astype(np.float64)
-    s1 = np.add.reduceat(x, starts, axis=0)
-    s2 = np.add.reduceat(x * x, starts, axis=0)
-    mean = s1 / c
-    std[rows] = np.sqrt(np.maximum(s2 / c - mean * mean, 0.0))
-    anyp[rows] = np.maximum.reduceat(x, starts, axis=0) > 0
-    # Median of small integers: the first value v whose cumulative count reaches the middle ranks.
-    k_lo = (c - 1) // 2 + 1
-    k_hi = c // 2 + 1
-    lo = np.zeros_like(s1)
-    hi = np.zeros_like(s1)
-    for v in range(scale_max):
-        le = np.add.reduceat((x <= v).astype(np.int32), starts, axis=0)
-        lo += le < k_lo
-        hi += le < k_hi
-    med[rows] = (lo + hi) / 2.0
+    run = np.repeat(np.arange(rows.size), np.diff(np.r_[starts, p.size]))
+    rank = np.arange(p.size) - starts[run]
+    c = counts[rows]
+    sentinel = scale_max + 1
+    block = np.full((rows.size, int(c.max()), n_e), sentinel, dtype=np.int16)
+    block[run, rank] = values[order]
+    real = block != sentinel
+    x = np.where(real, block, 0).astype(np.float64)
+    cf = c[:, None].astype(np.float64)
+    mean = x.sum(axis=1) / cf
+    std[rows] = np.sqrt(np.maximum((x * x).sum(axis=1) / cf - mean * mean, 0.0))
+    anyp[rows] = (x > 0).any(axis=1)
+    block.sort(axis=1)  # the sentinel sorts last
+    lo = np.take_along_axis(block, ((c - 1) // 2)[:, None, None], axis=1)[:, 0, :]
+    hi = np.take_along_axis(block, (c // 2)[:, None, None], axis=1)[:, 0, :]
+    med[rows] = (lo.astype(np.float64) + hi) / 2.0
     return counts, std, med, anyp
 
 
@@ -250,7 +255,7 @@ def compute_priorities(inputs: PriorityInputs, weights: PriorityWeights | None =
         unrated = has & (counts == 0)
         if unrated.any():
             baseline = (np.asarray(inputs.neutral_means, dtype=np.float64) if inputs.neutral_means is not None
-                        else np.nanmedian(scores[has], axis=0))
+                        else np.median(ms, axis=0))
             dev = np.abs(scores[unrated] - baseline[None, :]) / inputs.model_scale_max
             k = min(TOP_K_SIGNAL, n_e)
             top = -np.sort(-dev, axis=1)[:, :k]

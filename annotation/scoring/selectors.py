@@ -15,7 +15,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
-from annotation import selectors, taxonomy
+from annotation import pgcopy, selectors, taxonomy
 from annotation.models import Image, ModelScore, Project
 
 from .contracts import DEFAULT_MODEL_NAME, MODEL_SCALE_MAX
@@ -128,14 +128,15 @@ def model_score_matrix(project: Project, model_name: str, model_version: str) ->
     return ScoreMatrix(model_name, model_version, ids, scores)
 
 
-def model_agreement(project: Project, model_name: str = DEFAULT_MODEL_NAME, model_version: str | None = None
-                    ) -> list[dict[str, Any]]:
+def model_agreement(project: Project, model_name: str = DEFAULT_MODEL_NAME, model_version: str | None = None,
+                    rows: pgcopy.RatingRows | None = None) -> list[dict[str, Any]]:
     """Per emotion, how the model agrees with the experts: mean weighted kappa model-expert and
     expert-expert, the "could be an annotator" test and Spearman rho vs the expert median
     (annotation.scoring.model_agreement). Uses the model's most recent version unless given.
 
     Computes from all ratings (a second or so for large projects): call it from a worker (the
-    agreement snapshot) and let pages read the stored result. Empty list: no scores of that model.
+    agreement snapshot, which passes the `rows` it already read) and let pages read the stored
+    result. Empty list: no scores of that model.
     """
     if model_version is None:
         latest = latest_model(project, model_name)
@@ -145,7 +146,7 @@ def model_agreement(project: Project, model_name: str = DEFAULT_MODEL_NAME, mode
     matrix = model_score_matrix(project, model_name, model_version)
     if matrix.image_ids.size == 0:
         return []
-    rows = selectors.rating_rows(project)
+    rows = rows if rows is not None else selectors.rating_rows(project)
     result = model_vs_humans(rows.image_ids, rows.rater_ids, rows.values, matrix.image_ids, matrix.scores,
                              scale_max=project.scale_max, model_scale_max=MODEL_SCALE_MAX)
     names = taxonomy.EMOTIONS

@@ -61,7 +61,7 @@ def scoring_enqueue_for_images(project: Project, image_ids: Sequence[int]) -> bo
 
     ids = sorted({int(i) for i in image_ids})
     payload: list[int] | None = ids if len(ids) <= MAX_IDS_IN_TASK else None
-    transaction.on_commit(lambda: score_images_task.delay(project.pk, payload))
+    transaction.on_commit(lambda: score_images_task.delay(project.pk, payload), robust=True)
     return True
 
 
@@ -274,7 +274,7 @@ def priority_schedule(project: Project) -> None:
     """Queue `priority_recompute_task` for the project when the current transaction commits."""
     from .tasks import priority_recompute_task
 
-    transaction.on_commit(lambda: priority_recompute_task.delay(project.pk))
+    transaction.on_commit(lambda: priority_recompute_task.delay(project.pk), robust=True)
 
 
 def _reliability(project: Project) -> np.ndarray | None:
@@ -297,6 +297,7 @@ class PriorityRecomputeSummary:
     seconds: float
     model: tuple[str, str] | None
     terms: prio.PriorityTerms | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
 
 
 def _write_priorities(ids: np.ndarray, values: np.ndarray) -> None:
@@ -329,6 +330,11 @@ def priority_recompute(project: Project, *, model: tuple[str, str] | None = None
     (see _write_priorities). Idempotent: a rerun on unchanged data writes nothing.
     """
     started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        timings[name] = round(time.perf_counter() - started - sum(timings.values()), 4)
+
     weights = prio.resolve_weights(project.priority_weights or {})
     rows = list(Image.objects.filter(project=project, flagged=False).order_by("id")
                 .values_list("id", "priority", *STRATA_KEYS))
@@ -338,9 +344,12 @@ def priority_recompute(project: Project, *, model: tuple[str, str] | None = None
     old = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
     strata = {key: np.array(["" if r[2 + k] in (None, "") else str(r[2 + k]) for r in rows])
               for k, key in enumerate(STRATA_KEYS)}
+    lap("images")
     ratings = selectors.rating_rows(project) if not project.is_binary else None
+    lap("ratings")
     model = model or latest_model(project)
     matrix = model_score_matrix(project, *model) if model else None
+    lap("model_scores")
     inputs = prio.PriorityInputs(
         image_ids=ids,
         rating_image_ids=ratings.image_ids if ratings is not None else np.zeros(0, np.int64),
@@ -351,12 +360,16 @@ def priority_recompute(project: Project, *, model: tuple[str, str] | None = None
         model_scores=matrix.scores if matrix is not None else None,
         model_scale_max=MODEL_SCALE_MAX, strata=strata)
     terms = prio.compute_priorities(inputs, weights)
+    lap("compute")
     changed = np.abs(terms.priority - old) > 1e-12
     _write_priorities(ids[changed], terms.priority[changed])
-    return PriorityRecomputeSummary(len(rows), int(changed.sum()), time.perf_counter() - started, model, terms)
+    lap("write")
+    log.info("priority recompute %s: %d images, %d changed, %s", project.slug, len(rows), int(changed.sum()), timings)
+    return PriorityRecomputeSummary(len(rows), int(changed.sum()), time.perf_counter() - started, model, terms,
+                                    timings)
 
 
 def priority_summary_dict(summary: PriorityRecomputeSummary) -> dict[str, Any]:
     """JSON-ready task result."""
     return {"n_images": summary.n_images, "n_changed": summary.n_changed, "seconds": round(summary.seconds, 3),
-            "model": list(summary.model) if summary.model else None}
+            "model": list(summary.model) if summary.model else None, "timings": summary.timings}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from annotation.taxonomy import EMOTIONS
 
@@ -20,17 +20,18 @@ KINDS: tuple[Kind, ...] = ("siglip2-vision", "siglip2-full", "siglip-vision", "s
 HEAD_KEY_STYLES = ("plain", "layers", "module")
 
 
-def _vision_kwargs(hidden: int) -> dict[str, int]:
+def _vision_kwargs(hidden: int) -> dict[str, Any]:
     return {"hidden_size": hidden, "intermediate_size": 2 * hidden, "num_hidden_layers": 2, "num_attention_heads": 2}
 
 
 def build_tiny_model(root: str | Path, *, kind: Kind = "siglip2-vision", hidden: int = 32,
                      head_sizes: tuple[int, ...] = (24, 12, 6), head_keys: str = "layers", seed: int = 0,
-                     neutral_means: bool = False, backbone_subdir: str = "backbone") -> Path:
+                     neutral_means: bool = False, backbone_subdir: str = "backbone", image_size: int = 64) -> Path:
     """Write a tiny backbone (HF format, in `root/backbone_subdir`) and 40 heads into `root`.
 
     `head_keys`: "plain" (``0.weight``), "layers" (``layers.0.weight``, the authors' MLP) or
-    "module" (``module.net.0.weight``, a DataParallel save). Returns `root`.
+    "module" (``module.net.0.weight``, a DataParallel save). `image_size`: input size of the
+    fixed-resolution SigLIP kinds (the real so400m uses 384). Returns `root`.
     """
     import torch
     from transformers import (
@@ -61,11 +62,11 @@ def build_tiny_model(root: str | Path, *, kind: Kind = "siglip2-vision", hidden:
                  else Siglip2Model(Siglip2Config(vision_config=vision2.to_dict(), text_config=text)))
         processor: object = Siglip2ImageProcessorPil(patch_size=16, max_num_patches=196)
     else:
-        vision1 = SiglipVisionConfig(**_vision_kwargs(hidden), image_size=64, patch_size=16)
+        vision1 = SiglipVisionConfig(**_vision_kwargs(hidden), image_size=image_size, patch_size=16)
         model = (SiglipVisionModel(vision1) if kind == "siglip-vision"
                  else SiglipModel(SiglipConfig(vision_config=vision1.to_dict(), text_config=text)))
-        processor = SiglipImageProcessorPil(size={"height": 64, "width": 64})
-    model.save_pretrained(str(backbone_dir))  # type: ignore[operator]
+        processor = SiglipImageProcessorPil(size={"height": image_size, "width": image_size})
+    model.save_pretrained(str(backbone_dir))
     processor.save_pretrained(str(backbone_dir))  # type: ignore[attr-defined]
 
     sizes = (hidden, *head_sizes, 1)

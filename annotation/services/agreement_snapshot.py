@@ -143,18 +143,22 @@ def _raters(project: Project, raters: np.ndarray, kappas: list[ag.PairKappa], lo
     return rows, kappa
 
 
-def _models(project: Project, units: np.ndarray, values: np.ndarray, names: tuple[str, ...]) -> list[dict[str, Any]]:
+def _models(project: Project, rows: selectors.pgcopy.RatingRows) -> list[dict[str, Any]]:
+    """Per model (its latest version): agreement with the experts per emotion, entered as one more
+    rater (weighted kappa, the "could be an annotator" test, Spearman rho vs the expert median)."""
+    from annotation.scoring.selectors import latest_model, model_agreement
+
     out = []
     for model_name in ModelScore.objects.filter(project=project).values_list("model_name", flat=True).distinct():
-        scored = list(ModelScore.objects.filter(project=project, model_name=model_name).values_list("image_id", "scores"))
-        if not scored:
+        latest = latest_model(project, model_name)
+        if latest is None:
             continue
-        m_units = np.array([s[0] for s in scored], dtype=np.int64)
-        m_scores = np.array([s[1] for s in scored], dtype=np.float64)
-        rhos = ag.spearman_vs_median(units, values, m_units, m_scores)
-        out.append({"model": model_name, "n_images": len(scored),
-                    "spearman": [{"emotion": names[r.emotion], "rho": _num(r.rho), "n": r.n, "reason": r.reason}
-                                 for r in rhos]})
+        emotions = model_agreement(project, latest[0], latest[1], rows=rows)
+        if emotions:
+            out.append({"model": latest[0], "model_version": latest[1],
+                        "n_images": max(e["n_images"] for e in emotions), "emotions": emotions,
+                        "spearman": [{"emotion": e["emotion"], "rho": e["spearman"]["rho"], "n": e["n_images"],
+                                      "reason": e["spearman"]["reason"]} for e in emotions]})
     return out
 
 
@@ -230,7 +234,7 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
     payload["raters"], payload["kappa"] = _raters(project, raters, stats.kappas, stats.raters, names)
     payload["strata"] = _strata_rows(stats.strata, with_ci=n_boot > 0, names=names)
     step(90)
-    payload["models"] = _models(project, units, values, names)
+    payload["models"] = _models(project, rows)
     step(100)
     return payload
 
@@ -284,6 +288,10 @@ def _compute_into(snapshot: AgreementSnapshot, project: Project, *, level: str, 
     snapshot.finished_at = timezone.now()
     snapshot.seconds = round(time.perf_counter() - started, 3)
     snapshot.save(update_fields=["payload", "status", "progress", "finished_at", "seconds"])
+    # Priorities weigh disagreement by each emotion's reliability: refresh them with the new alphas.
+    from annotation.scoring.services import priority_schedule
+
+    priority_schedule(project)
     return snapshot
 
 

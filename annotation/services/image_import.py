@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from annotation.imagefiles import ImageRejected, check_image
 from annotation.manifests import ImageMeta, ManifestError, read_metadata
 from annotation.models import Image, Project
+from annotation.scoring.services import scoring_enqueue_for_images
 
 
 class DuplicateImage(ValueError):
@@ -101,13 +102,14 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
     """Import a folder or a manifest. One bad file never stops the good ones."""
     sources = _sources(path, metadata)
     summary = ImportSummary()
+    new_ids: list[int] = []
     for i, src in enumerate(sources, start=1):
         try:
             try:
                 data = src.path.read_bytes()
             except OSError as exc:
                 raise ImageRejected(f"cannot read file: {exc.strerror or exc}") from None
-            image_import_one(project=project, name=src.name, data=data, meta=src.meta)
+            new_ids.append(image_import_one(project=project, name=src.name, data=data, meta=src.meta).pk)
             summary.imported.append(src.name)
         except ImageRejected as exc:
             summary.rejected.append((src.name, str(exc)))
@@ -115,4 +117,6 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
             summary.duplicates.append((src.name, str(exc)))
         if progress is not None:
             progress(i, len(sources))
+    # Pre-score the new images on the GPU worker (nothing happens when no model is configured).
+    scoring_enqueue_for_images(project, new_ids)
     return summary

@@ -134,6 +134,9 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))
 
+# The scoring worker's model folder (docs/scoring.md); empty = no model, the platform says so.
+EMORATE_SCORING_MODEL_DIR = os.environ.get("EMORATE_SCORING_MODEL_DIR", "").strip()
+
 # Upload limits (import_images and uploads): real decode with Pillow, these formats only.
 EMORATE_IMAGE_MAX_BYTES = env_int("EMORATE_IMAGE_MAX_BYTES", 20 * 1024 * 1024)
 EMORATE_IMAGE_MAX_PIXELS = env_int("EMORATE_IMAGE_MAX_PIXELS", 40_000_000)

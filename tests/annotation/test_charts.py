@@ -77,7 +77,7 @@ def test_interval_chart_sorts_marks_thresholds_and_intervals():
     assert float(high.get("x")) == pytest.approx(x0, abs=0.01)
     assert float(high.get("x")) + float(high.get("width")) > x8
     neg = bar(groups[2])
-    assert float(neg.get("x")) + float(neg.get("width")) == pytest.approx(x0, abs=0.01)
+    assert float(neg.get("x")) + float(neg.get("width")) == pytest.approx(x0, abs=0.02)
     # whisker from low to high: M{low} ... H{high}
     d = groups[0].find(f"{NS}path[@class='ci']").get("d")
     lo, hi = float(d[1:].split(" ")[0]), float(d.split("H")[1].split("M")[0])

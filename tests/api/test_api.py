@@ -120,3 +120,22 @@ def test_query_parameters_out_of_range_are_refused(lead_client):
     assert resp.status_code == 400 and "out of range" in resp.json()["rater"][0]
     resp = client.get("/api/v1/projects/hq/ratings/?since=2026-02-30T10:00:00")
     assert resp.status_code == 400 and "not an ISO date-time" in resp.json()["since"][0]
+
+
+def test_push_model_scores_from_an_external_scorer(lead_client):
+    project, _, client = lead_client
+    image = make_image(project, name="x.jpg")
+    body = {"model_name": "empathic-insight-face", "model_version": "abc123",
+            "scores": [{"image": "x.jpg", "scores": [1.5] * 40}]}
+    resp = client.post("/api/v1/projects/hq/model-scores/", body, format="json")
+    assert resp.status_code == 201 and resp.json() == {"stored": 1, "already_present": 0}
+    assert client.post("/api/v1/projects/hq/model-scores/", body, format="json").json()["already_present"] == 1
+    bad = {"model_name": "m", "scores": [{"image": "nope.jpg", "scores": [1] * 40},
+                                         {"image": image.sha256, "scores": [1] * 39}]}
+    resp = client.post("/api/v1/projects/hq/model-scores/", bad, format="json")
+    assert resp.status_code == 400
+    errors = " ".join(resp.json()["scores"])
+    assert "no image 'nope.jpg'" in errors and "item 1" in errors
+    assert ModelScore.objects.filter(project=project).count() == 1
+    listed = client.get("/api/v1/projects/hq/model-scores/").json()["results"][0]
+    assert listed["model_version"] == "abc123"

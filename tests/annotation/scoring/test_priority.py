@@ -57,10 +57,14 @@ def test_model_gap_uses_the_expert_median_and_model_signal_only_unrated_images()
     scores = np.zeros((2, E))
     scores[0, EMOTIONS.index("Anger")] = 0.5   # far below the experts
     scores[1, EMOTIONS.index("Elation")] = 7.0  # an unrated, very expressive face
-    terms = prio.compute_priorities(inputs([1, 2], ratings, model_image_ids=np.array([1, 2]), model_scores=scores))
+    terms = prio.compute_priorities(inputs([1, 2], ratings, model_image_ids=np.array([1, 2]), model_scores=scores,
+                                           neutral_means=np.zeros(E)))
     assert terms.model_gap[0] == pytest.approx(abs(0.5 - 4) / 7)
     assert terms.model_gap[1] == 0.0 and terms.model_signal[0] == 0.0
     assert terms.model_signal[1] == pytest.approx((7.0 / 7 + 0 + 0) / 3)
+    # Without neutral means the baseline is the per-emotion median of the model's scores.
+    terms = prio.compute_priorities(inputs([1, 2], ratings, model_image_ids=np.array([1, 2]), model_scores=scores))
+    assert terms.model_signal[1] == pytest.approx((abs(7.0 - 3.5) / 7 + abs(0 - 0.25) / 7 + 0) / 3)
 
 
 def test_even_number_of_ratings_takes_the_middle_of_the_two_medians():
