@@ -61,7 +61,7 @@ WHERE i.project_id = %s AND NOT i.queue_full AND NOT i.flagged AND i.file <> ''
   AND NOT EXISTS (SELECT 1 FROM annotation_assignment a
                   WHERE a.image_id = i.id AND a.rater_id = %s AND a.status IN {_DONE_SQL})
   AND i.n_ratings + (SELECT count(*) FROM annotation_assignment a
-                     WHERE a.image_id = i.id AND a.status = 'open' AND a.expires_at > %s) < %s
+                     WHERE a.image_id = i.id AND a.status = 'open' AND a.expires_at > %s) < %s + i.extra_target
   {{exclude}}
 ORDER BY i.priority DESC, i.id
 LIMIT %s {{lock}}
@@ -90,7 +90,8 @@ INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, stat
 SELECT %s, %s, %s, %s, 'open', %s, %s, '', '', '' WHERE {room}
 RETURNING id
 """
-_INTENSITY_ROOM_SQL = ("(SELECT n_ratings FROM annotation_image WHERE id = %s) + "
+# The image's own extra_target counts too: a lead sent it back for more ratings.
+_INTENSITY_ROOM_SQL = ("(SELECT n_ratings - extra_target FROM annotation_image WHERE id = %s) + "
                        + _OPEN_LEASES_SQL.format(column="image_id") + " < %s")
 _BINARY_ROOM_SQL = ("(SELECT CASE WHEN closed THEN %s ELSE n_yes + n_no END FROM annotation_binaryitem WHERE id = %s) + "
                     + _OPEN_LEASES_SQL.format(column="item_id") + " < %s")

@@ -187,7 +187,8 @@ def _still_needed(a: Assignment, now: Any) -> bool:
             return False
         return a.item.n_yes + a.item.n_no + others_open.filter(item=a.item).count() < a.project.target_ratings
     # a.image was locked and read by _lock: its trigger-kept count is current.
-    return a.image.n_ratings + others_open.filter(image_id=a.image_id).count() < a.project.target_ratings
+    return (a.image.n_ratings + others_open.filter(image_id=a.image_id).count()
+            < a.project.target_ratings + a.image.extra_target)
 
 
 def _tally(item: BinaryItem, target: int) -> None:

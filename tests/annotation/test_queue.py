@@ -227,3 +227,23 @@ def test_image_counters_follow_every_rating_insert_and_the_target():
     project.save(update_fields=["target_ratings"])
     image.refresh_from_db()
     assert image.queue_full is True
+
+
+@pytest.mark.django_db
+def test_an_image_sent_back_by_a_lead_is_served_again():
+    from accounts.models import Role
+    from annotation.services.adjudication import image_send_back
+    from annotation.services.image_import import image_import_one
+
+    project = make_project(slug="sendback", target_ratings=1)
+    image = image_import_one(project=project, name="a.jpg", data=image_bytes(), meta=None)
+    first, second = make_user(Role.RATER), make_user(Role.RATER)
+    add_member(project, first, second)
+    a = assignment_claim(project=project, rater=first)
+    rating_submit(assignment=a, rater=first, values=[1] * 40)
+    assert assignment_claim(project=project, rater=second) is None  # full at its target
+    image_send_back(image=Image.objects.get(pk=image.pk), actor=make_user(Role.LEAD), extra=1)
+    again = assignment_claim(project=project, rater=second)
+    assert again is not None and again.image_id == image.pk
+    rating_submit(assignment=again, rater=second, values=[2] * 40)
+    assert Image.objects.get(pk=image.pk).n_ratings == 2 and Image.objects.get(pk=image.pk).queue_full
