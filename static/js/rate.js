@@ -78,6 +78,9 @@
   function init() {
     var stage = document.querySelector(".rate-stage");
     if (!stage) { state = null; return; }
+    // htmx binds hx-post on swapped-in content only in its settle step (~20 ms later); bind it now,
+    // so a key pressed right after the swap submits through htmx, not as a full page POST.
+    try { if (window.htmx) window.htmx.process(stage); } catch (e) { /* htmx binds it on settle anyway */ }
     var id = stage.getAttribute("data-assignment");
     state = { stage: stage, form: stage.querySelector("#rate-form"), key: id ? draftKey(id) : null, active: 0,
               lastInput: Date.now(), lastTick: performance.now(), token: newToken() };
@@ -101,6 +104,7 @@
     if (first && (!document.activeElement || document.activeElement === document.body || !document.body.contains(document.activeElement))) {
       first.focus({ preventScroll: true });
     }
+    stage.setAttribute("data-ready", "1");  // keyboard input is live (browser tests wait for this)
   }
 
   // Active time: sampled four times a second.

@@ -37,6 +37,7 @@ def login(page: Page, live_server, project) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_label("Password").press("Enter")
     expect(page.locator("#rate-stage")).to_be_visible()
+    expect(page.locator("#rate-stage")).to_have_attribute("data-ready", "1")  # the page's script has run
 
 
 def stage_id(page: Page) -> str:
@@ -87,13 +88,15 @@ def test_reload_mid_rating_keeps_the_values(page: Page, live_server):
     face_images(project, 2)
     login(page, live_server, project)
     before = stage_id(page)
+    first_name = taxonomy.load().groups[0].emotions[0]
+    expect(page.get_by_role("slider", name=first_name, exact=True)).to_be_focused()  # the page is ready
     page.keyboard.press("4")
     page.get_by_role("slider", name="Fear", exact=True).focus()
     page.keyboard.press("6")
     page.reload()
     expect(page.locator("#rate-stage")).to_have_attribute("data-assignment", before)  # same open lease
+    expect(page.locator("#rate-stage")).to_have_attribute("data-ready", "1")
     expect(page.get_by_role("slider", name="Fear", exact=True)).to_have_value("6")
-    first_name = taxonomy.load().groups[0].emotions[0]
     expect(page.get_by_role("slider", name=first_name, exact=True)).to_have_value("4")
     page.get_by_role("button", name="Submit", exact=True).click()
     expect(page.locator("#rate-stage")).not_to_have_attribute("data-assignment", before)
