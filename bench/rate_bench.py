@@ -329,6 +329,28 @@ def big_part(args: argparse.Namespace) -> None:
         assert a is not None
     print(f"  assignment_claim (in-process service, {len(times)} new raters): p50 {1000 * pct(times, 50):.2f} ms, "
           f"p95 {1000 * pct(times, 95):.2f} ms, max {1000 * max(times):.2f} ms")
+    # Peer, same data and run: the textbook claim that counts each candidate's ratings and open
+    # leases on the fly (no counter column, no partial index), locked with SKIP LOCKED, rolled back.
+    from django.db import transaction
+    peer_sql = """
+        SELECT i.id FROM annotation_image i
+        WHERE i.project_id = %s AND NOT i.flagged AND i.file <> ''
+          AND NOT EXISTS (SELECT 1 FROM annotation_rating r WHERE r.image_id = i.id AND r.rater_id = %s)
+          AND (SELECT count(*) FROM annotation_rating r WHERE r.image_id = i.id AND r.emotion IS NULL)
+            + (SELECT count(*) FROM annotation_assignment a WHERE a.image_id = i.id AND a.status = 'open'
+               AND a.expires_at > now()) < 3
+        ORDER BY i.priority DESC, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED"""
+    peer_times = []
+    for u in users[50:]:
+        with transaction.atomic(), connection.cursor() as cur:
+            t0 = time.perf_counter()
+            cur.execute(peer_sql, [pid, u.pk])
+            assert cur.fetchone() is not None
+            peer_times.append(time.perf_counter() - t0)
+            transaction.set_rollback(True)
+    print(f"  peer (count ratings and leases per candidate, SKIP LOCKED): p50 {1000 * pct(peer_times, 50):.2f} ms, "
+          f"p95 {1000 * pct(peer_times, 95):.2f} ms; ratio of p95 peer/ours "
+          f"{pct(peer_times, 95) / pct(times, 95):.1f}x")
     # the same over HTTP: the rate page GET (session, claim, render) for raters who hold no lease yet
     more = make_raters(pid, 100, "bighttp")
     port = _free_port()
