@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from . import selectors
 from .models import Project
 from .scoring.selectors import scoring_status
+
+# images/<project id>/<first two hex digits>/<sha256>.<ext>, as annotation.models.image names them
+_IMAGE_PATH = re.compile(r"^images/(?P<project>\d+)/[0-9a-f]{2}/[0-9a-f]{64}\.(?:jpg|png|webp)$")
 
 
 @login_required
@@ -29,3 +36,24 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         # Model scores and their status are for leads only: raters must never be anchored by them.
         "scoring": scoring_status(project) if can_manage else None,
     })
+
+
+@login_required
+def media_file(request: HttpRequest, path: str) -> FileResponse:
+    """Serve an uploaded image to the members of its project (and admins); never a directory listing.
+
+    Files are named by their content hash, so they are cached for good. Release folders are
+    served through the release pages and API only.
+    """
+    match = _IMAGE_PATH.match(path)
+    if match is None:
+        raise Http404("no such file")
+    project = get_object_or_404(Project, pk=int(match["project"]))
+    if not (selectors.is_member(request.user, project) or selectors.can_manage(request.user, project)):
+        raise PermissionDenied("You are not a member of this project.")
+    target = Path(settings.MEDIA_ROOT) / path
+    if not target.is_file():
+        raise Http404("no such file")
+    response = FileResponse(target.open("rb"))
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response

@@ -1,7 +1,8 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from annotation.views import media_file
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -9,12 +10,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("annotation.api_urls")),
+    # Uploaded images, to the members of their project only (in every environment).
+    path("media/<path:path>", media_file, name="media"),
     path("", include("annotation.urls")),
 ]
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
 
 handler500 = "config.errors.server_error"

@@ -1,0 +1,188 @@
+"""Every URL and API endpoint x every role, with the expected outcome.
+
+Roles: anonymous, a rater of another project, the project's rater, a lead of another project,
+the project's lead, an admin. A route missing from ROUTES fails `test_every_route_is_in_the_matrix`,
+so a new page cannot ship without its row here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.authtoken.models import Token
+
+from accounts.models import Role
+from accounts.services import invitation_create
+from annotation.models import Assignment, Image, Rating
+from annotation.services.agreement_snapshot import agreement_snapshot_create
+from annotation.services.image_import import image_import_one
+from annotation.services.queue import assignment_claim
+from annotation.services.rating_submit import rating_submit
+from annotation.services.releases import release_build, release_create
+from tests.factories import add_member, image_bytes, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+ROLES = ("anonymous", "rater_other", "rater", "lead_other", "lead", "admin")
+
+# Who may use a route:
+PUBLIC = set(ROLES)
+SIGNED_IN = set(ROLES) - {"anonymous"}
+MEMBERS = {"rater", "lead", "admin"}
+RATER = {"rater"}
+MANAGERS = {"lead", "admin"}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    allowed: frozenset[str]
+    kwargs: tuple[str, ...] = ()  # names filled from the world below
+    api: bool = False
+
+
+ROUTES: dict[str, Route] = {
+    "accounts:login": Route("GET", frozenset(PUBLIC)),
+    "accounts:logout": Route("POST", frozenset(PUBLIC)),
+    "accounts:invitation-accept": Route("GET", frozenset(PUBLIC), ("token",)),
+    "api-schema": Route("GET", frozenset(PUBLIC)),
+    "api-docs": Route("GET", frozenset(PUBLIC)),
+    "media": Route("GET", frozenset(MEMBERS), ("path",)),
+    "api:project-list": Route("GET", frozenset(SIGNED_IN), api=True),
+    "api:image-list": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
+    "api:image-bulk": Route("POST", frozenset(MANAGERS), ("slug",), api=True),
+    "api:rating-export": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
+    "api:model-scores": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
+    "api:agreement-latest": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
+    "api:release-list": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
+    "api:release-detail": Route("GET", frozenset(MANAGERS), ("slug", "version"), api=True),
+    "api:release-file": Route("GET", frozenset(MANAGERS), ("slug", "version", "file"), api=True),
+    "annotation:home": Route("GET", frozenset(SIGNED_IN)),
+    "annotation:project-detail": Route("GET", frozenset(MEMBERS), ("slug",)),
+    "annotation:rate": Route("GET", frozenset(RATER), ("slug",)),
+    "annotation:rate-submit": Route("POST", frozenset(RATER), ("slug", "assignment_id")),
+    "annotation:rate-skip": Route("POST", frozenset(RATER), ("slug", "assignment_id")),
+    "annotation:rate-flag": Route("POST", frozenset(RATER), ("slug", "assignment_id")),
+    "annotation:rate-history": Route("GET", frozenset(RATER), ("slug",)),
+    "annotation:rate-revise": Route("GET", frozenset(RATER), ("slug", "rating_id")),
+    "annotation:release-list": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:release-create": Route("POST", frozenset(MANAGERS), ("slug",)),
+    "annotation:release-row": Route("GET", frozenset(MANAGERS), ("slug", "version")),
+    "annotation:release-publish": Route("POST", frozenset(MANAGERS), ("slug", "version")),
+    "annotation:release-file": Route("GET", frozenset(MANAGERS), ("slug", "version", "file")),
+    "annotation:dashboard": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:dashboard-agreement": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:dashboard-recompute": Route("POST", frozenset(MANAGERS), ("slug",)),
+    "annotation:dashboard-definitions": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:dashboard-jobs": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:dashboard-raters": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:dashboard-demographics": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:dashboard-disputed": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:dashboard-disputed-detail": Route("GET", frozenset(MANAGERS), ("slug", "image_id")),
+    "annotation:dashboard-image": Route("GET", frozenset(MANAGERS), ("slug", "image_id")),
+    "annotation:dashboard-releases": Route("GET", frozenset(MANAGERS), ("slug",)),
+}
+
+
+def all_route_names() -> set[str]:
+    names: set[str] = set()
+
+    def walk(patterns: list, ns: str) -> None:
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                if ns == "" and p.app_name == "admin":
+                    continue  # Django's admin: staff only, its own permission system
+                walk(p.url_patterns, f"{ns}{p.namespace}:" if p.namespace else ns)
+            elif isinstance(p, URLPattern) and p.name:
+                names.add(f"{ns}{p.name}")
+
+    walk(get_resolver().url_patterns, "")
+    return names
+
+
+def test_every_route_is_in_the_matrix():
+    assert all_route_names() == set(ROUTES)
+
+
+@pytest.fixture
+def world(tmp_path):  # type: ignore[no-untyped-def]
+    project, other = make_project(slug="p"), make_project(slug="q")
+    users = {"rater": make_user(Role.RATER), "lead": make_user(Role.LEAD), "admin": make_user(Role.ADMIN),
+             "rater_other": make_user(Role.RATER), "lead_other": make_user(Role.LEAD)}
+    add_member(project, users["rater"], users["lead"])
+    add_member(other, users["rater_other"], users["lead_other"])
+    experts = [make_user() for _ in range(3)]
+    add_member(project, *experts)
+    images = [image_import_one(project=project, name=f"{i}.jpg", data=image_bytes(), meta=None) for i in range(4)]
+    rng = np.random.default_rng(0)
+    for image in images[:3]:
+        for e in experts:
+            Rating.objects.create(project=project, image=image, rater=e, values=[int(v) for v in rng.integers(0, 8, 40)],
+                                  scale_max=7, taxonomy_version="emonet-face-1")
+    # The rater: one submitted rating (to revise) and one open assignment.
+    done = assignment_claim(project=project, rater=users["rater"])
+    rated = rating_submit(assignment=done, rater=users["rater"], values=[1] * 40)
+    open_assignment = assignment_claim(project=project, rater=users["rater"])
+    assert open_assignment is not None
+    agreement_snapshot_create(project, n_boot=10)
+    release_build(release_create(project=project, version="1.0.0", n_boot=0))
+    values = {
+        "slug": "p", "version": "1.0.0", "file": "README.md", "assignment_id": open_assignment.pk,
+        "rating_id": rated.pk, "image_id": images[0].pk, "path": images[0].file.name,
+        "token": invitation_create(email="new@example.org", role=Role.RATER, projects=["p"], created_by=None).token,
+    }
+    return users, values
+
+
+def url_for(name: str, route: Route, values: dict) -> str:
+    kwargs = {k: values[k] for k in route.kwargs}
+    if "file" in kwargs:
+        kwargs["path"] = kwargs.pop("file")
+    return reverse(name, kwargs=kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(ROUTES))
+def test_route_for_every_role(name, world, client):  # type: ignore[no-untyped-def]
+    users, values = world
+    route = ROUTES[name]
+    url = url_for(name, route, values)
+    # Denied roles first: a refused request must not change anything an allowed one then sees.
+    for role in sorted(ROLES, key=lambda r: r in route.allowed):
+        client.logout()
+        headers = {}
+        if role != "anonymous":
+            if route.api:
+                headers["HTTP_AUTHORIZATION"] = f"Token {Token.objects.get_or_create(user=users[role])[0].key}"
+            else:
+                client.force_login(users[role])
+        response = client.get(url, **headers) if route.method == "GET" else client.post(url, {}, **headers)
+        status = response.status_code
+        where = f"{route.method} {url} as {role}: {status}"
+        assert status < 500, where
+        if role in route.allowed:
+            assert status not in (401, 403), where
+            if route.allowed != PUBLIC:  # (logging out lands on the login page, as it should)
+                assert not (status == 302 and response["Location"].startswith("/accounts/login/")), where
+        elif role == "anonymous":
+            assert status in (401, 403) or (status == 302 and response["Location"].startswith("/accounts/login/")), \
+                where
+        else:
+            assert status == 403, where
+
+
+def test_a_refused_rater_learns_nothing_of_others(world, client):  # type: ignore[no-untyped-def]
+    users, values = world
+    client.force_login(users["rater"])
+    for name in ("annotation:dashboard", "annotation:dashboard-agreement", "annotation:release-list"):
+        body = client.get(reverse(name, kwargs={"slug": "p"})).content.decode()
+        assert "alpha" not in body.lower() and "kappa" not in body.lower()
+    page = client.get(reverse("annotation:rate", kwargs={"slug": "p"})).content.decode()
+    assert "alpha" not in page.lower() and "kappa" not in page.lower()
+    others = Rating.objects.exclude(rater=users["rater"]).filter(image_id=Assignment.objects.get(
+        pk=values["assignment_id"]).image_id)
+    assert others.exists()  # there is something to leak ...
+    for r in others:
+        assert f"rater-{r.rater_id}" not in page and r.rater.email not in page  # ... and it is not shown
+    assert Image.objects.filter(project__slug="p").exists()
