@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +54,7 @@ def can_manage(user: Any, project: Project) -> bool:
 
 
 def rating_rows(project: Project, *, emotion: int | None = None, max_rating_id: int | None = None,
-                as_of: datetime | None = None) -> pgcopy.RatingRows:
+                as_of: datetime | None = None, exclude_raters: Sequence[int] = ()) -> pgcopy.RatingRows:
     """Every expert rating of a project as arrays, for the agreement engine and releases.
 
     Intensity projects: one row per (image, rater) with all emotions (emotion=None).
@@ -64,12 +65,16 @@ def rating_rows(project: Project, *, emotion: int | None = None, max_rating_id: 
 
     Releases freeze their inputs: `max_rating_id` leaves out later ratings, and `as_of` gives the
     values a rating had at that time (from its RatingRevision history when revised since).
+    `exclude_raters` (release builds only) leaves those raters' ratings out, in the query itself.
     """
+    excluded = sorted({int(r) for r in exclude_raters})
     k = 1 if emotion is not None else N_EMOTIONS
     ratings = Rating.objects.filter(project=project, image__flagged=False)
     ratings = ratings.filter(emotion=emotion) if emotion is not None else ratings.filter(emotion__isnull=True)
     if max_rating_id is not None:
         ratings = ratings.filter(pk__lte=max_rating_id)
+    if excluded:
+        ratings = ratings.exclude(rater_id__in=excluded)
     if connection.vendor != "postgresql" or as_of is not None:
         return _rating_rows_orm(ratings, k, as_of)
     emotion_clause = "r.emotion = %s" if emotion is not None else "r.emotion IS NULL"
@@ -77,6 +82,9 @@ def rating_rows(project: Project, *, emotion: int | None = None, max_rating_id: 
     if max_rating_id is not None:
         emotion_clause += " AND r.id <= %s"
         params.append(max_rating_id)
+    if excluded:
+        emotion_clause += " AND NOT (r.rater_id = ANY(%s))"
+        params.append(excluded)
     sql = (
         'SELECT r.image_id::int4, r.rater_id::int4, r."values" FROM annotation_rating r '
         "JOIN annotation_image i ON i.id = r.image_id "

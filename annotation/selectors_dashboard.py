@@ -18,6 +18,8 @@ from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from accounts.models import Role
+
 from .models import (
     AgreementSnapshot,
     Assignment,
@@ -25,6 +27,7 @@ from .models import (
     AuditEvent,
     Image,
     ImageFlag,
+    Membership,
     ModelScore,
     Project,
     Rating,
@@ -248,6 +251,27 @@ class RatersPage:
     per_week: dict[int, dict[date, int]]  # rater -> week -> ratings
     labels: dict[int, str]
     alpha_without_trend: list[tuple[datetime, dict[int, float | None]]]  # oldest first
+    members: list[RaterStatus] = field(default_factory=list)  # every rater of the project, paused / excluded
+
+
+@dataclass(frozen=True)
+class RaterStatus:
+    """A rater's standing in the project, for the lead's pause / exclude buttons."""
+
+    rater: int
+    label: str
+    paused_at: datetime | None
+    excluded: bool
+    exclusion_reason: str
+
+
+def rater_statuses(project: Project) -> list[RaterStatus]:
+    """Every rater member of the project with their pause / exclusion state (one query)."""
+    rows = (Membership.objects.filter(project=project, user__role=Role.RATER).order_by("user_id")
+            .values_list("user_id", "user__display_name", "user__email", "paused_at", "excluded_from_releases",
+                         "exclusion_reason"))
+    return [RaterStatus(rater=u, label=name or email, paused_at=p, excluded=x, exclusion_reason=reason)
+            for u, name, email, p, x, reason in rows]
 
 
 def raters_page(project: Project) -> RatersPage:
@@ -270,7 +294,7 @@ def raters_page(project: Project) -> RatersPage:
     return RatersPage(snapshot=snapshot, raters=raters,
                       kappa=dict(payload.get("kappa", {"raters": [], "pairs": []})),
                       weeks=[first_week + timedelta(weeks=i) for i in range(WEEKS)], per_week=per_week,
-                      labels=labels, alpha_without_trend=trend)
+                      labels=labels, alpha_without_trend=trend, members=rater_statuses(project))
 
 
 # --- demographics -----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from django_htmx.http import HttpResponseStopPolling
 from . import charts, selectors
 from . import selectors_dashboard as sd
 from .models import FlagReason, Image, Project
-from .services import adjudication
+from .services import adjudication, raters
 from .services.audit import audit_record
 from .taxonomy import EMOTIONS
 
@@ -131,6 +131,13 @@ def present_agreement(a: sd.AgreementPage) -> tuple[list[Table], dict[str, SafeS
         Table("trend", "Mean alpha per snapshot", ["snapshot", "created_at", "level", "mean_alpha"],
               [(t.snapshot_id, t.created_at.isoformat(), t.level, t.mean_alpha) for t in a.trend]),
         Table("warnings", "Warnings from the agreement engine", ["emotion", "warning"], a.warnings),
+        Table("model", "The model against the experts (latest model version)",
+              ["model", "model_version", "emotion", "n_images", "model_kappa", "human_kappa", "p_value", "verdict",
+               "spearman_rho"],
+              [(m["model"], m.get("model_version", ""), e["emotion"], e["n_images"], e.get("model_kappa"),
+                e.get("human_kappa"), (e.get("annotator_test") or {}).get("p_value"),
+                (e.get("annotator_test") or {}).get("verdict", ""), (e.get("spearman") or {}).get("rho"))
+               for m in a.payload.get("models", []) for e in m.get("emotions", [])]),
     ]
     rows = [charts.IntervalRow(label=e["emotion"], value=e["alpha"], low=(e["ci"] or [None, None])[0],
                                high=(e["ci"] or [None, None])[1], share=e["nonzero_share"], key=str(e["index"]),
@@ -161,7 +168,8 @@ def dashboard_agreement(request: HttpRequest, slug: str) -> HttpResponse:
     data = sd.agreement_page(project)
     tables, svgs = present_agreement(data)
     return _page(request, project, "annotation/dashboard/agreement.html", "agreement", tables,
-                 {"a": data, "charts": svgs, "jobs": sd.jobs_running(project)})
+                 {"a": data, "charts": svgs, "jobs": sd.jobs_running(project),
+                  "model_rows": tables[3].rows, "model_configured": bool(settings.EMORATE_SCORING_MODEL_DIR)})
 
 
 @login_required
@@ -272,10 +280,40 @@ def present_raters(r: sd.RatersPage) -> tuple[list[Table], dict[str, SafeString]
 @require_GET
 def dashboard_raters(request: HttpRequest, slug: str) -> HttpResponse:
     project = _managed(request, slug)
+    return _raters_response(request, project)
+
+
+def _raters_response(request: HttpRequest, project: Project, error: str = "") -> HttpResponse:
     data = sd.raters_page(project)
     tables, svgs = present_raters(data)
-    return _page(request, project, "annotation/dashboard/raters.html", "raters", tables,
-                 {"r": data, "charts": svgs})
+    response = _page(request, project, "annotation/dashboard/raters.html", "raters", tables,
+                     {"r": data, "charts": svgs, "error": error})
+    if error:
+        response.status_code = 400
+    return response
+
+
+_RATER_ACTIONS = {
+    "pause": lambda project, user_id, actor, reason: raters.rater_pause(project=project, rater=user_id, actor=actor,
+                                                                        reason=reason),
+    "resume": lambda project, user_id, actor, reason: raters.rater_resume(project=project, rater=user_id, actor=actor),
+    "exclude": lambda project, user_id, actor, reason: raters.rater_exclude(project=project, rater=user_id,
+                                                                            actor=actor, reason=reason),
+    "include": lambda project, user_id, actor, reason: raters.rater_include(project=project, rater=user_id,
+                                                                            actor=actor),
+}
+
+
+@login_required
+@require_POST
+def dashboard_rater_action(request: HttpRequest, slug: str, user_id: int, action: str) -> HttpResponse:
+    """Pause / resume a rater, exclude / re-include their ratings in new releases (leads only)."""
+    project = _managed(request, slug)
+    try:
+        _RATER_ACTIONS[action](project, user_id, request.user, request.POST.get("reason", ""))
+    except raters.RaterActionError as exc:
+        return _raters_response(request, project, error=str(exc))
+    return redirect("annotation:dashboard-raters", slug=project.slug)
 
 
 # --- demographics -----------------------------------------------------------------------------

@@ -45,12 +45,19 @@ EMOTION_FIELD_PREFIX = "emo:"
 def _project_for_rater(request: HttpRequest, slug: str) -> Project:
     """The project, if the user may rate it (one query); 404 unknown project, 403 non-members."""
     user: Any = request.user
+    memberships = Membership.objects.filter(project=OuterRef("pk"), user_id=user.pk)
     project = get_object_or_404(
-        Project.objects.annotate(is_member=Exists(Membership.objects.filter(project=OuterRef("pk"), user_id=user.pk))),
+        Project.objects.annotate(is_member=Exists(memberships),
+                                 rater_paused=Exists(memberships.filter(paused_at__isnull=False))),
         slug=slug)
     if not (user.is_active and user.role == Role.RATER and project.is_member):  # type: ignore[attr-defined]
         raise PermissionDenied("Only raters who are members of this project can rate it.")
     return project
+
+
+def _paused(project: Project) -> bool:
+    """Whether a lead paused the requesting rater (annotated by _project_for_rater)."""
+    return bool(getattr(project, "rater_paused", False))
 
 
 def _groups(values: list[int] | None) -> list[dict[str, Any]]:
@@ -72,6 +79,8 @@ def _stage_context(project: Project, rater: Any, claim: queue.Claim | None) -> d
                            "anchors": project.scale_anchors, "scale": range(project.scale_max + 1),
                            "skip_reasons": SkipReason.choices, "flag_reasons": FlagReason.choices,
                            "field_prefix": EMOTION_FIELD_PREFIX}
+    # A paused rater (annotation.services.raters) is told so; the claim serves them nothing anyway.
+    ctx["paused"] = _paused(project)
     if claim is None:
         return ctx
     a = claim.assignment
@@ -96,7 +105,8 @@ def _groups_html(scale_max: int) -> str:
 
 def _next_stage(request: HttpRequest, project: Project, *, message: str) -> HttpResponse:
     """The stage after the rater finished their assignment (so they hold no open lease)."""
-    claim = queue.assignment_claim_next(project=project, rater=request.user, just_finished=True)
+    claim = None if _paused(project) else queue.assignment_claim_next(project=project, rater=request.user,
+                                                                        just_finished=True)
     ctx = _stage_context(project, request.user, claim)
     ctx["message"] = message
     return render(request, "annotation/partials/rate_stage.html", ctx)
@@ -113,7 +123,7 @@ def _refused(request: HttpRequest, project: Project, exc: RatingError) -> HttpRe
 def rate_page(request: HttpRequest, slug: str) -> HttpResponse:
     """Claims (or returns the open) assignment and shows the whole page."""
     project = _project_for_rater(request, slug)
-    claim = queue.assignment_claim_next(project=project, rater=request.user)
+    claim = None if _paused(project) else queue.assignment_claim_next(project=project, rater=request.user)
     ctx = _stage_context(project, request.user, claim)
     return render(request, "annotation/rate.html", ctx)
 

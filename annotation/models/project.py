@@ -64,9 +64,22 @@ class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Rater quality (annotation.services.raters): a paused rater is served nothing in this project;
+    # an excluded rater's ratings are left out of new releases (kept, and still in agreement).
+    paused_at = models.DateTimeField(null=True, blank=True, help_text="Set while a lead has paused the rater")
+    excluded_from_releases = models.BooleanField(default=False)
+    exclusion_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique"),
+            models.CheckConstraint(condition=models.Q(excluded_from_releases=False) | ~models.Q(exclusion_reason=""),
+                                   name="membership_exclusion_has_reason"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.project}"
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None

@@ -9,7 +9,8 @@ Contracts (the rules themselves are described in annotation/models/assignment.py
   a claim committed just before we got the lock is seen) and inserts the lease. Concurrent
   claimers therefore skip each other's rows and never push an image beyond its target.
 - Order: Image.priority descending, then id (the indexed `image_queue_order`). Flagged images,
-  placeholders without a file, images the rater rated, skipped or flagged are never served.
+  placeholders without a file, images the rater rated, skipped or flagged are never served; a
+  rater paused in the project (Membership.paused_at) is served nothing.
 - Every function here is safe to call again (idempotent reads, or guarded by constraints).
 """
 
@@ -49,6 +50,11 @@ class Claim:
 _DONE_SQL = "('submitted', 'skipped', 'flagged')"
 assert {str(v) for v in _DONE_FOR_RATER} == {"submitted", "skipped", "flagged"}
 
+# A rater a lead paused (Membership.paused_at, annotation.services.raters) is served nothing. Not
+# correlated with the row, so the database evaluates it once per query.
+_NOT_PAUSED_SQL = ("AND NOT EXISTS (SELECT 1 FROM annotation_membership m WHERE m.project_id = %s "
+                   "AND m.user_id = %s AND m.paused_at IS NOT NULL)")
+
 # Raw SQL (portable: PostgreSQL and the SQLite demo) because this is the hottest query of the
 # product and the ORM spent longer compiling it than PostgreSQL spends running it. It walks the
 # partial index `image_queue_open` (project, -priority, id; images not full, not flagged, with a
@@ -62,6 +68,7 @@ WHERE i.project_id = %s AND NOT i.queue_full AND NOT i.flagged AND i.file <> ''
                   WHERE a.image_id = i.id AND a.rater_id = %s AND a.status IN {_DONE_SQL})
   AND i.n_ratings + (SELECT count(*) FROM annotation_assignment a
                      WHERE a.image_id = i.id AND a.status = 'open' AND a.expires_at > %s) < %s + i.extra_target
+  {_NOT_PAUSED_SQL}
   {{exclude}}
 ORDER BY i.priority DESC, i.id
 LIMIT %s {{lock}}
@@ -75,6 +82,7 @@ WHERE b.project_id = %s AND NOT b.closed AND NOT i.flagged AND i.file <> ''
                   WHERE a.item_id = b.id AND a.rater_id = %s AND a.status IN {_DONE_SQL})
   AND b.n_yes + (SELECT count(*) FROM annotation_assignment a
                  WHERE a.item_id = b.id AND a.status = 'open' AND a.expires_at > %s) < %s
+  {_NOT_PAUSED_SQL}
   {{exclude}}
 ORDER BY i.priority DESC, b.image_id, b.contrastive, b.id
 LIMIT %s {{lock}}
@@ -114,7 +122,7 @@ def _candidates(project: Project, rater: Any, now: Any, exclude: list[int], *, l
     exclude_sql = f"AND {table}.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
     sql = (_BINARY_SQL if project.is_binary else _INTENSITY_SQL).format(exclude=exclude_sql, lock=lock_sql)
     params = [project.pk, rater.pk, rater.pk, connection.ops.adapt_datetimefield_value(now), project.target_ratings,
-              *exclude, limit]
+              project.pk, rater.pk, *exclude, limit]
     model = BinaryItem if project.is_binary else Image
     return list(model.objects.raw(sql, params))  # type: ignore[attr-defined]
 

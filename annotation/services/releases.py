@@ -38,6 +38,7 @@ from annotation.models import Image, Project, Rating, Release, ReleaseImage, Rel
 from annotation.models.release import SEMVER, semver_key
 from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
+from annotation.services.raters import raters_excluded
 from annotation.splits import SplitConfig, SplitItem, assign_splits, balance_table, check_balance
 
 Progress = Callable[[int, str], None]
@@ -85,11 +86,16 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
     if not 0 <= n_boot <= 100_000:
         raise ReleaseError(f"bootstrap resamples {n_boot} out of range (allowed: 0..100000)")
     previous = Release.objects.filter(project=project).exclude(pseudonym_key="").order_by("-created_at").first()
+    pseudonym_key = previous.pseudonym_key if previous else secrets.token_hex(32)
     frozen_at = timezone.now()
+    # Raters a lead excluded (annotation.services.raters): their ids are frozen into the inputs (used
+    # by the build, never written out); the files name them by their release pseudonym, with the reason.
+    excluded = raters_excluded(project)
     inputs = {
         "max_rating_id": Rating.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0,
         "as_of": frozen_at.isoformat(),
         "ratings": Rating.objects.filter(project=project).count(),
+        "excluded_rater_ids": [x.rater_id for x in excluded],
     }
     config = {
         "project": project.slug, "mode": project.mode, "scale_max": project.scale_max,
@@ -99,10 +105,11 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
                       "seed": split_config.seed, "confidence": 0.95},
         "include_images": include_images, "taxonomy_version": project.taxonomy_version,
         "code_version": code_version(), "description": description,
+        "excluded_raters": [{"rater": exporters.pseudonym(x.rater_id, bytes.fromhex(pseudonym_key)), "reason": x.reason}
+                            for x in excluded],
     }
     release = Release.objects.create(project=project, version=version, config=config, inputs=inputs,
-                                     created_by=created_by,
-                                     pseudonym_key=previous.pseudonym_key if previous else secrets.token_hex(32))
+                                     created_by=created_by, pseudonym_key=pseudonym_key)
     audit_record(actor=created_by, action="release.created", project=project, obj=release, version=version)
     return release
 
@@ -156,9 +163,9 @@ def _agreement_summary(units: np.ndarray, raters: np.ndarray, values: np.ndarray
     return summary
 
 
-def _binary_votes(project: Project, max_rating_id: int) -> BinaryVotes:
+def _binary_votes(project: Project, max_rating_id: int, exclude_raters: list[int]) -> BinaryVotes:
     rows = list(Rating.objects.filter(project=project, emotion__isnull=False, pk__lte=max_rating_id)
-                .order_by("image_id", "rater_id", "emotion").values_list("image_id", "rater_id", "emotion", "values"))
+                .exclude(rater_id__in=exclude_raters).order_by("image_id", "rater_id", "emotion").values_list("image_id", "rater_id", "emotion", "values"))
     return BinaryVotes(image_ids=np.array([r[0] for r in rows], dtype=np.int64),
                        rater_ids=np.array([r[1] for r in rows], dtype=np.int64),
                        emotions=np.array([r[2] for r in rows], dtype=np.int64),
@@ -220,20 +227,22 @@ def _build(release: Release, step: Progress) -> None:
     inputs = release.inputs
     max_id = int(inputs["max_rating_id"])
     as_of = datetime.fromisoformat(inputs["as_of"])
+    excluded_ids = [int(r) for r in inputs.get("excluded_rater_ids", [])]
     step(5, "reading ratings")
     flagged = set(Image.objects.filter(project=project, flagged=True).values_list("pk", flat=True))
     rule = ConsolidationRule(**config["consolidation"])
     split_config = SplitConfig(**_split_kwargs(config["split"]))
     agreement_cfg = config["agreement"]
     if project.is_binary:
-        raw: Any = _binary_votes(project, max_id)
+        raw: Any = _binary_votes(project, max_id, excluded_ids)
         step(20, "consolidating (k of k)")
         labels: Any = consolidate_binary(raw, k=int(config["k"] or 3), flagged_image_ids=flagged)
         units, raters, values = raw.image_ids, raw.rater_ids, None
     else:
         # Only ratings revised after the release was created need their history.
         revised = Rating.objects.filter(project=project, pk__lte=max_id, updated_at__gt=as_of).exists()
-        rows = selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None)
+        rows = selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
+                                     exclude_raters=excluded_ids)
         raw = rows
         step(20, "consolidating")
         labels = consolidate_intensity(rows.image_ids, rows.values, rule=rule, scale_max=project.scale_max,
@@ -271,7 +280,8 @@ def _build(release: Release, step: Progress) -> None:
     card = exporters.CardInfo(
         pretty_name=f"{project.name} {release.version}", version=release.version,
         released=release.created_at.date().isoformat(),
-        description=config.get("description") or project.guidelines[:500],
+        description=_card_description(config.get("description") or project.guidelines[:500],
+                                      config.get("excluded_raters", [])),
     )
     final = release_dir(release)
     staging = final.with_name(f".{final.name}.build")
@@ -306,8 +316,19 @@ def _build(release: Release, step: Progress) -> None:
             summary={"images": len(images), "splits": split_counts, "left_out": labels.left_out,
                      "raw_ratings": int(len(units)), "n_raters": int(len(np.unique(raters))) if len(raters) else 0,
                      "balance_violations": violations, "diff": diff,
+                     "excluded_raters": config.get("excluded_raters", []),
                      "mean_alpha": agreement.get("mean_alpha")},
         )
+
+
+def _card_description(description: str, excluded: list[dict[str, str]]) -> str:
+    """The card's free text, plus which raters' ratings were left out and why (from the frozen config)."""
+    if not excluded:
+        return description
+    lines = [f"- `{x['rater']}`: {x['reason']}" for x in excluded]
+    note = ("Raters excluded from this release (their ratings are left out of the labels, the agreement "
+            "figures and raw/ratings.parquet):\n\n" + "\n".join(lines))
+    return f"{description}\n\n{note}" if description else note
 
 
 def _add_files(folder: Path, files: dict[str, bytes | Path]) -> None:

@@ -201,7 +201,7 @@ def test_csv_of_the_alpha_chart_equals_the_snapshot(client, seeded):
 
 @pytest.mark.parametrize(("name", "tables"), [
     ("dashboard", ["coverage", "ratings_per_day", "model_scores"]),
-    ("dashboard-agreement", ["alpha", "trend", "warnings"]),
+    ("dashboard-agreement", ["alpha", "trend", "warnings", "model"]),
     ("dashboard-raters", ["raters", "kappa", "per_week", "alpha_without"]),
     ("dashboard-demographics", ["strata_alpha", "strata_coverage"]),
     ("dashboard-disputed", ["spread"]),
@@ -240,7 +240,7 @@ def test_overview_coverage_counts_images_by_ratings(client, seeded):
 PAGES_QUERIES = {
     "dashboard": 2 + 6 + 2,  # overview (6, throughput counters warm) + running jobs (2)
     "dashboard-agreement": 2 + 2 + 2,  # latest snapshot, trend + running jobs
-    "dashboard-raters": 2 + 3,  # latest snapshot, snapshot history, throughput tail
+    "dashboard-raters": 2 + 4,  # latest snapshot, snapshot history, throughput tail, raters' pause/exclusion state
     "dashboard-demographics": 2 + 2,  # latest snapshot + one GROUPING SETS pass over the images
     "dashboard-disputed": 2 + 3,  # one page of images (+1 row), their ratings, their model scores
     "dashboard-releases": 2 + 1,
@@ -478,3 +478,29 @@ def cache_watermark(project_id: int) -> int:
     from annotation import selectors_dashboard as sd
 
     return int(cache.get(sd._throughput_key(project_id))["watermark"])
+
+
+def test_agreement_page_shows_how_the_model_agrees_with_the_experts(client, seeded):
+    import numpy as np
+
+    from annotation.models import ModelScore
+    from annotation.services.agreement_snapshot import agreement_snapshot_create
+
+    project = seeded["project"]
+    client.force_login(seeded["lead"])
+    ModelScore.objects.filter(project=project).delete()
+    agreement_snapshot_create(project, n_boot=20, seed=4)
+    assert "No scoring model is configured" in client.get(reverse("annotation:dashboard-agreement",
+                                                                  args=[project.slug])).content.decode()
+    rng = np.random.default_rng(3)
+    for image in project.images.all():
+        ModelScore.objects.create(project=project, image=image, model_name="tiny-test-model", model_version="v1",
+                                  scores=[float(x) for x in rng.uniform(0, 7, 40)], taxonomy_version="emonet-face-1")
+    snapshot = agreement_snapshot_create(project, n_boot=20, seed=5)
+    model = snapshot.payload["models"][0]
+    assert model["model_version"] == "v1" and len(model["emotions"]) == 40
+    html = client.get(reverse("annotation:dashboard-agreement", args=[project.slug])).content.decode()
+    assert "The model against the experts" in html and "kappa model–experts" in html
+    rows = list(csv.reader(io.StringIO(client.get(reverse("annotation:dashboard-agreement", args=[project.slug])
+                                                  + "?format=csv&table=model").content.decode())))
+    assert len(rows) == 41 and rows[1][0] == "tiny-test-model"

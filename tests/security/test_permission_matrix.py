@@ -78,6 +78,10 @@ ROUTES: dict[str, Route] = {
     "annotation:dashboard-definitions": Route("GET", frozenset(MANAGERS), ("slug",)),
     "annotation:dashboard-jobs": Route("GET", frozenset(MANAGERS), ("slug",)),
     "annotation:dashboard-raters": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:dashboard-rater-pause": Route("POST", frozenset(MANAGERS), ("slug", "user_id")),
+    "annotation:dashboard-rater-resume": Route("POST", frozenset(MANAGERS), ("slug", "user_id")),
+    "annotation:dashboard-rater-exclude": Route("POST", frozenset(MANAGERS), ("slug", "user_id")),
+    "annotation:dashboard-rater-include": Route("POST", frozenset(MANAGERS), ("slug", "user_id")),
     "annotation:dashboard-demographics": Route("GET", frozenset(MANAGERS), ("slug",)),
     "annotation:dashboard-disputed": Route("GET", frozenset(MANAGERS), ("slug",)),
     "annotation:dashboard-disputed-detail": Route("GET", frozenset(MANAGERS), ("slug", "image_id")),
@@ -130,7 +134,7 @@ def world(tmp_path):  # type: ignore[no-untyped-def]
     release_build(release_create(project=project, version="1.0.0", n_boot=0))
     values = {
         "slug": "p", "version": "1.0.0", "file": "README.md", "assignment_id": open_assignment.pk,
-        "rating_id": rated.pk, "image_id": images[0].pk, "path": images[0].file.name,
+        "rating_id": rated.pk, "image_id": images[0].pk, "path": images[0].file.name, "user_id": experts[0].pk,
         "token": invitation_create(email="new@example.org", role=Role.RATER, projects=["p"], created_by=None).token,
     }
     return users, values
