@@ -36,6 +36,7 @@ from .models import (
     SnapshotStatus,
 )
 from .models.release import semver_key
+from .scoring.services import scoring_progress
 from .selectors import agreement_latest
 from .taxonomy import EMOTIONS
 
@@ -60,14 +61,21 @@ class Jobs:
     snapshot: AgreementSnapshot | None  # running
     snapshot_queued: bool
     releases: list[Release]  # draft or building
+    scoring: dict[str, int] | None = None  # {"done", "total"} of a running scoring job
 
     @property
     def running(self) -> bool:
-        return self.snapshot is not None or self.snapshot_queued or bool(self.releases)
+        return self.snapshot is not None or self.snapshot_queued or bool(self.releases) or self.scoring is not None
+
+    @property
+    def scoring_percent(self) -> int:
+        if not self.scoring or not self.scoring.get("total"):
+            return 0
+        return int(100 * self.scoring["done"] / self.scoring["total"])
 
 
 def jobs_running(project: Project) -> Jobs:
-    """Running agreement snapshot and release builds (2 queries + 1 cache read)."""
+    """Running agreement snapshot, release builds and scoring run (2 queries + 2 cache reads)."""
     snapshot = (AgreementSnapshot.objects.filter(project=project, status=SnapshotStatus.RUNNING)
                 .defer("payload").order_by("-created_at", "-id").first())
     queued = bool(cache.get(recompute_queued_key(project.pk)))
@@ -76,7 +84,7 @@ def jobs_running(project: Project) -> Jobs:
         queued = False
     releases = list(Release.objects.filter(project=project, status__in=[ReleaseStatus.DRAFT, ReleaseStatus.BUILDING])
                     .defer("manifest", "summary", "config", "inputs").order_by("-created_at"))
-    return Jobs(snapshot=snapshot, snapshot_queued=queued, releases=releases)
+    return Jobs(snapshot=snapshot, snapshot_queued=queued, releases=releases, scoring=scoring_progress(project))
 
 
 # --- throughput counters (ratings per day / per rater and week) -------------------------------

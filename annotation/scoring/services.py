@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 
@@ -199,6 +200,26 @@ def images_score(project: Project, *, scorer: Scorer | None = None, model_dir: s
         priority_schedule(project)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _progress_key(project: Project) -> str:
+    return f"scoring-progress:{project.pk}"
+
+
+def scoring_progress_set(project: Project, done: int, total: int) -> None:
+    """Publish a running scoring job's progress for the lead's jobs strip (cache only, best effort;
+    it expires by itself if the worker dies)."""
+    cache.set(_progress_key(project), {"done": done, "total": total}, timeout=600)
+
+
+def scoring_progress_clear(project: Project) -> None:
+    cache.delete(_progress_key(project))
+
+
+def scoring_progress(project: Project) -> dict[str, int] | None:
+    """{"done", "total"} of the scoring job running for the project, or None."""
+    value = cache.get(_progress_key(project))
+    return value if isinstance(value, dict) else None
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,13 +25,16 @@ def score_images_task(self: Any, project_id: int, image_ids: list[int] | None = 
     """Score the project's images still missing a score of the configured model version (all of
     them, or those in `image_ids`). Without a configured model: does nothing. Idempotent."""
     from .contracts import ScoringNotConfigured
-    from .services import images_score
+    from .services import images_score, scoring_progress_clear, scoring_progress_set
 
     project = Project.objects.get(pk=project_id)
     try:
-        summary = images_score(project, model_dir=model_dir, image_ids=image_ids)
+        summary = images_score(project, model_dir=model_dir, image_ids=image_ids,
+                               progress=lambda done, total: scoring_progress_set(project, done, total))
     except ScoringNotConfigured as exc:
         return {"skipped": str(exc)}
+    finally:
+        scoring_progress_clear(project)
     return {"stored": summary.stored, "pending": summary.pending, "failed": len(summary.failed),
             "model": summary.model_name, "model_version": summary.model_version, "device": summary.device,
             "seconds": round(summary.seconds, 3)}

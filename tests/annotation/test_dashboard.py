@@ -504,3 +504,17 @@ def test_agreement_page_shows_how_the_model_agrees_with_the_experts(client, seed
     rows = list(csv.reader(io.StringIO(client.get(reverse("annotation:dashboard-agreement", args=[project.slug])
                                                   + "?format=csv&table=model").content.decode())))
     assert len(rows) == 41 and rows[1][0] == "tiny-test-model"
+
+
+def test_jobs_strip_shows_a_running_scoring_job_and_stops_polling_after(client, seeded):
+    from annotation.scoring.services import scoring_progress_clear, scoring_progress_set
+
+    project = seeded["project"]
+    client.force_login(seeded["lead"])
+    scoring_progress_set(project, 30, 120)
+    running = client.get(reverse("annotation:dashboard-jobs", args=[project.slug]), HTTP_HX_REQUEST="true")
+    html = running.content.decode()
+    assert running.status_code == 200 and "Model pre-scoring 30 of 120 images" in html and 'value="25"' in html
+    scoring_progress_clear(project)
+    done = client.get(reverse("annotation:dashboard-jobs", args=[project.slug]), HTTP_HX_REQUEST="true")
+    assert done.status_code == 286

@@ -88,6 +88,8 @@ def test_worker_killed_during_a_scoring_run_scores_every_image_exactly_once(
         assert (rows_after, scored_after, most_after) == (N_IMAGES, N_IMAGES, 1)
         assert set(ModelScore.objects.filter(project=project).values_list("image_id", flat=True)) == image_ids
         assert ModelScore.objects.filter(project=project).values("model_version").distinct().count() == 1
+        # the redelivered run scored exactly the images still missing, nothing twice
+        assert f"'stored': {N_IMAGES - rows}, 'pending': {N_IMAGES - rows}" in worker.output()
     finally:
         worker.stop()
         print(worker.output()[-3000:])
