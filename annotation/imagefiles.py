@@ -71,3 +71,79 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage
         height=height,
         size_bytes=len(data),
     )
+
+
+# --- metadata stripping (served copies) -------------------------------------------------------
+
+# JPEG markers dropped: APP1 (EXIF, XMP), APP12/APP13 (Ducky, Photoshop IPTC), COM (comments).
+# Kept: APP0 (JFIF), APP2 (ICC colour profile), APP14 (Adobe colour transform): they change pixels.
+_JPEG_DROP = {0xE1, 0xEC, 0xED, 0xFE}
+_PNG_DROP = {b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"tIME"}
+_WEBP_DROP = {b"EXIF", b"XMP "}
+
+
+def strip_metadata(data: bytes) -> bytes:
+    """The same image without EXIF, XMP, comments or text chunks; pixels untouched (no re-encoding).
+
+    Works on the container level for JPEG, PNG and WebP; anything else is returned unchanged.
+    Precondition: `data` passed check_image (a well-formed file).
+    """
+    if data[:2] == b"\xff\xd8":
+        return _strip_jpeg(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return _strip_png(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _strip_webp(data)
+    return data
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    out = bytearray(data[:2])
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            break  # not a marker where one belongs: keep the rest as it is
+        marker = data[i + 1]
+        if marker == 0xDA or marker == 0xD9:  # start of scan / end of image: the rest is image data
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            out += data[i:i + 2]
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if marker not in _JPEG_DROP:
+            out += data[i:i + 2 + length]
+        i += 2 + length
+    out += data[i:]
+    return bytes(out)
+
+
+def _strip_png(data: bytes) -> bytes:
+    out = bytearray(data[:8])
+    i = 8
+    while i + 12 <= len(data):
+        length = int.from_bytes(data[i:i + 4], "big")
+        kind = data[i + 4:i + 8]
+        end = i + 12 + length
+        if kind not in _PNG_DROP:
+            out += data[i:end]
+        i = end
+        if kind == b"IEND":
+            break
+    return bytes(out)
+
+
+def _strip_webp(data: bytes) -> bytes:
+    chunks = bytearray()
+    i = 12
+    while i + 8 <= len(data):
+        kind = data[i:i + 4]
+        size = int.from_bytes(data[i + 4:i + 8], "little")
+        end = i + 8 + size + (size & 1)  # chunks are padded to even sizes
+        chunk = bytearray(data[i:end])
+        if kind == b"VP8X" and len(chunk) >= 9:
+            chunk[8] &= ~(0x08 | 0x04) & 0xFF  # clear the "has EXIF" and "has XMP" flags
+        if kind not in _WEBP_DROP:
+            chunks += chunk
+        i = end
+    return b"RIFF" + (4 + len(chunks)).to_bytes(4, "little") + b"WEBP" + bytes(chunks)

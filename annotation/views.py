@@ -6,14 +6,16 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from . import selectors
+from .imagefiles import strip_metadata
 from .models import Project
 from .scoring.selectors import scoring_status
 
 # images/<project id>/<first two hex digits>/<sha256>.<ext>, as annotation.models.image names them
+_CONTENT_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 _IMAGE_PATH = re.compile(r"^images/(?P<project>\d+)/[0-9a-f]{2}/[0-9a-f]{64}\.(?:jpg|png|webp)$")
 
 
@@ -38,12 +40,21 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
+def image_response(path: Path) -> HttpResponse:
+    """A served copy of a stored image: EXIF, XMP and text metadata removed, pixels untouched.
+
+    Stored files are named by their content hash, so a copy can be cached for good.
+    """
+    response = HttpResponse(strip_metadata(path.read_bytes()), content_type=_CONTENT_TYPES.get(path.suffix, ""))
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
 @login_required
-def media_file(request: HttpRequest, path: str) -> FileResponse:
+def media_file(request: HttpRequest, path: str) -> HttpResponse:
     """Serve an uploaded image to the members of its project (and admins); never a directory listing.
 
-    Files are named by their content hash, so they are cached for good. Release folders are
-    served through the release pages and API only.
+    Release folders are served through the release pages and API only.
     """
     match = _IMAGE_PATH.match(path)
     if match is None:
@@ -54,6 +65,4 @@ def media_file(request: HttpRequest, path: str) -> FileResponse:
     target = Path(settings.MEDIA_ROOT) / path
     if not target.is_file():
         raise Http404("no such file")
-    response = FileResponse(target.open("rb"))
-    response["Cache-Control"] = "private, max-age=31536000, immutable"
-    return response
+    return image_response(target)

@@ -22,7 +22,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
@@ -35,6 +35,7 @@ from .models import FlagReason, Image, Project
 from .services import adjudication, raters
 from .services.audit import audit_record
 from .taxonomy import EMOTIONS
+from .views import image_response
 
 DOCS_AGREEMENT = Path(settings.BASE_DIR) / "docs" / "agreement.md"
 
@@ -454,15 +455,13 @@ def dashboard_disputed_detail(request: HttpRequest, slug: str, image_id: int) ->
 
 @login_required
 @require_GET
-def dashboard_image_file(request: HttpRequest, slug: str, image_id: int) -> FileResponse:
-    """The image file for leads (thumbnails on the dashboard), whatever serves /media/ in production."""
+def dashboard_image_file(request: HttpRequest, slug: str, image_id: int) -> HttpResponse:
+    """The image for leads (thumbnails on the dashboard), metadata stripped like every served copy."""
     project = _managed(request, slug)
     image = get_object_or_404(Image, project=project, pk=image_id)
     if not image.file:
         raise Http404("This image has no file yet.")
-    response = FileResponse(image.file.open("rb"))
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return image_response(Path(image.file.path))
 
 
 # --- releases ---------------------------------------------------------------------------------

@@ -1,5 +1,13 @@
 from .agreement import AgreementSnapshot, SnapshotStatus
-from .assignment import Assignment, AssignmentStatus, BinaryItem, FlagReason, ImageFlag, SkipReason
+from .assignment import (
+    Assignment,
+    AssignmentStatus,
+    BinaryItem,
+    FlagReason,
+    ImageFlag,
+    RetestRating,
+    SkipReason,
+)
 from .audit import AuditEvent
 from .image import Image
 from .project import Membership, Mode, Project
@@ -8,6 +16,7 @@ from .release import Release, ReleaseImage, ReleaseStatus
 
 __all__ = [
     "AgreementSnapshot", "Assignment", "AuditEvent", "AssignmentStatus", "BinaryItem", "FlagReason", "Image", "ImageFlag",
-    "Membership", "Mode", "ModelScore", "Project", "Rating", "RatingRevision", "RatingSource", "Release", "ReleaseImage", "ReleaseStatus", "SkipReason",
+    "Membership", "Mode", "ModelScore", "Project", "Rating", "RatingRevision", "RatingSource", "Release", "ReleaseImage", "ReleaseStatus", "RetestRating",
+    "SkipReason",
     "SnapshotStatus",
 ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from .fields import SmallIntVectorField
 from .image import Image
 from .project import Project
 from .rating import Rating
@@ -89,14 +90,20 @@ class Assignment(models.Model):
     client_token = models.CharField(max_length=64, blank=True, help_text="Token of the submit that finished it")
     reason = models.CharField(max_length=20, blank=True, help_text="Skip or flag reason")
     note = models.CharField(max_length=500, blank=True)
+    # A test-retest repeat of an image the rater rated before (Project.retest_share). Its submit stores a
+    # RetestRating, never a Rating; it takes no capacity of the image. Never shown to the rater.
+    is_retest = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "rater"], condition=models.Q(status="open"),
                                     name="assignment_one_open_per_rater"),
             models.CheckConstraint(condition=models.Q(status__in=AssignmentStatus.values), name="assignment_status_valid"),
-            models.CheckConstraint(condition=~models.Q(status="submitted") | models.Q(rating__isnull=False),
+            models.CheckConstraint(condition=~models.Q(status="submitted") | models.Q(rating__isnull=False)
+                                   | models.Q(is_retest=True),
                                    name="assignment_submitted_has_rating"),
+            models.CheckConstraint(condition=models.Q(is_retest=False) | models.Q(rating__isnull=True),
+                                   name="assignment_retest_has_no_rating"),
         ]
         indexes = [
             # "open leases on this image" (the capacity count) and "this rater's history on this image".
@@ -129,3 +136,32 @@ class ImageFlag(models.Model):
 
     def __str__(self) -> str:
         return f"flag on image {self.image_id}: {self.reason}"
+
+
+class RetestRating(models.Model):
+    """A rater's second rating of an image they rated before (test-retest; Project.retest_share).
+
+    Kept apart from Rating on purpose: it never counts in agreement, consolidation or releases (they
+    read annotation_rating only). `original` is the rating being repeated, `original_values` its
+    values when the repeat was served (the rater may revise the original later). One repeat per
+    rater and image.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="retest_ratings")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="retest_ratings")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="retest_ratings")
+    original = models.ForeignKey(Rating, on_delete=models.PROTECT, related_name="retests")
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="retest_rating")
+    values = SmallIntVectorField()
+    original_values = SmallIntVectorField()
+    scale_max = models.PositiveSmallIntegerField()
+    seconds_spent = models.FloatField(null=True, blank=True)
+    active_seconds = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rater", "image"], name="retest_one_per_rater_image")]
+        indexes = [models.Index(fields=["project", "rater"], name="retest_project_rater")]
+
+    def __str__(self) -> str:
+        return f"retest of rating {self.original_id} by {self.rater_id}"

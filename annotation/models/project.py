@@ -28,6 +28,11 @@ class Project(models.Model):
     # missing keys take the defaults there.
     priority_weights = models.JSONField(default=dict, blank=True,
                                         help_text="Queue priority weights; empty = defaults (docs/scoring.md)")
+    # Test-retest (annotation.services.queue): this share of a rater's claims re-serves, unannounced, an
+    # image they rated at least retest_min_hours ago; the repeat is stored apart (RetestRating).
+    retest_share = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+                                     help_text="Share of claims that repeat the rater's own earlier image (0 = off)")
+    retest_min_hours = models.PositiveIntegerField(default=24, help_text="Minimum age of a rating before it is repeated")
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
 
@@ -37,6 +42,8 @@ class Project(models.Model):
             models.CheckConstraint(condition=models.Q(scale_max__gte=1, scale_max__lte=100), name="project_scale_range"),
             models.CheckConstraint(condition=models.Q(target_ratings__gte=1), name="project_target_positive"),
             models.CheckConstraint(condition=models.Q(mode__in=Mode.values), name="project_mode_valid"),
+            models.CheckConstraint(condition=models.Q(retest_share__gte=0, retest_share__lte=0.5),
+                                   name="project_retest_share_range"),
             models.CheckConstraint(
                 condition=~models.Q(mode=Mode.BINARY) | models.Q(scale_max=1), name="project_binary_scale_is_0_1"
             ),

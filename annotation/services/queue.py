@@ -35,6 +35,8 @@ _DONE_FOR_RATER = [AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED, Assignm
 # Candidates locked per claim attempt: the first becomes the lease, the second is the prefetch hint.
 _LOCK_BATCH = 2
 _MAX_ATTEMPTS = 20
+# Oldest eligible ratings a test-retest repeat is drawn from.
+_RETEST_POOL = 2000
 # Images given BinaryItems per lazy batch (binary mode).
 _BINARY_BATCH = 50
 
@@ -67,7 +69,8 @@ WHERE i.project_id = %s AND NOT i.queue_full AND NOT i.flagged AND i.file <> ''
   AND NOT EXISTS (SELECT 1 FROM annotation_assignment a
                   WHERE a.image_id = i.id AND a.rater_id = %s AND a.status IN {_DONE_SQL})
   AND i.n_ratings + (SELECT count(*) FROM annotation_assignment a
-                     WHERE a.image_id = i.id AND a.status = 'open' AND a.expires_at > %s) < %s + i.extra_target
+                     WHERE a.image_id = i.id AND a.status = 'open' AND a.expires_at > %s AND NOT a.is_retest)
+      < %s + i.extra_target
   {_NOT_PAUSED_SQL}
   {{exclude}}
 ORDER BY i.priority DESC, i.id
@@ -91,11 +94,11 @@ LIMIT %s {{lock}}
 # was taken, so its snapshot sees every rating and lease committed before (a claim that committed
 # just before we got the lock is counted). Leases of the rater themselves do not count.
 _OPEN_LEASES_SQL = ("(SELECT count(*) FROM annotation_assignment WHERE {column} = %s AND status = 'open' "
-                    "AND expires_at > %s AND rater_id <> %s)")
+                    "AND expires_at > %s AND rater_id <> %s AND NOT is_retest)")
 _LEASE_SQL = """
 INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, status, claimed_at, expires_at,
-                                   client_token, reason, note)
-SELECT %s, %s, %s, %s, 'open', %s, %s, '', '', '' WHERE {room}
+                                   client_token, reason, note, is_retest)
+SELECT %s, %s, %s, %s, 'open', %s, %s, '', '', '', FALSE WHERE {room}
 RETURNING id
 """
 # The image's own extra_target counts too: a lead sent it back for more ratings.
@@ -208,6 +211,9 @@ def assignment_claim_next(*, project: Project, rater: Any, now: Any | None = Non
         # The lease ran out without a submit: give it up; the same image may well come back below.
         Assignment.objects.filter(pk=current.pk, status=AssignmentStatus.OPEN).update(
             status=AssignmentStatus.EXPIRED, finished_at=now)
+    retest = _retest_lease(project, rater, now)
+    if retest is not None:
+        return Claim(retest)
     for _round in range(2):
         claim = _claim_locked(project, rater, now)
         if claim is not None or not project.is_binary:
@@ -215,6 +221,43 @@ def assignment_claim_next(*, project: Project, rater: Any, now: Any | None = Non
         if binary_items_ensure(project=project) == 0:
             return None
     return None
+
+
+def retest_due(*, project_id: int, rater_id: int, n_claims: int, share: float) -> bool:
+    """Whether the rater's next claim (their `n_claims`-th assignment in the project, counting from 0)
+    is a test-retest repeat. Seeded by project, rater and claim count, so a given sequence of claims
+    is reproducible; over many claims the share of repeats approaches `share`."""
+    if share <= 0:
+        return False
+    return random.Random(f"retest:{project_id}:{rater_id}:{n_claims}").random() < share
+
+
+def _retest_lease(project: Project, rater: Any, now: Any) -> Assignment | None:
+    """With probability Project.retest_share, a lease on an image the rater rated at least
+    retest_min_hours ago and has not been served again (intensity projects only; binary questions
+    are not repeated). None when no repeat is due or none is possible. The lease takes no capacity
+    of the image and looks like any other on the page; see rating_submit for where it is stored."""
+    if project.is_binary or project.retest_share <= 0:
+        return None
+    n_claims = Assignment.objects.filter(project=project, rater=rater).count()
+    if not retest_due(project_id=project.pk, rater_id=rater.pk, n_claims=n_claims, share=project.retest_share):
+        return None
+    repeated = Assignment.objects.filter(rater=rater, image=OuterRef("image_id"), is_retest=True).exclude(
+        status=AssignmentStatus.EXPIRED)
+    old = list(Rating.objects.filter(project=project, rater=rater, emotion__isnull=True, image__flagged=False,
+                                     created_at__lte=now - timedelta(hours=project.retest_min_hours))
+               .exclude(image__file="").exclude(Exists(repeated)).order_by("id")
+               .values_list("image_id", flat=True)[:_RETEST_POOL])
+    if not old:
+        return None
+    image_id = random.Random(f"retest-pick:{project.pk}:{rater.pk}:{n_claims}").choice(old)
+    try:
+        with transaction.atomic():
+            return Assignment.objects.create(project=project, image_id=image_id, rater=rater,
+                                             status=AssignmentStatus.OPEN, claimed_at=now, is_retest=True,
+                                             expires_at=now + timedelta(minutes=project.lease_minutes))
+    except IntegrityError:
+        return None  # another tab of the rater claimed meanwhile: the normal claim returns theirs
 
 
 def _busy(project: Project, rater: Any, now: Any, exclude: list[int], attempt: int) -> bool:
@@ -268,9 +311,14 @@ class Progress:
 
 
 def rater_progress(*, project: Project, rater: Any) -> Progress:
-    """The rater's own count (one query) and the project's coverage, cached for a minute (it is an
+    """The rater's own count (one query; test-retest repeats count too, so a repeat is not given away
+    by a count that does not move) and the project's coverage, cached for a minute (it is an
     aggregate over all images, the same for everyone, and never per image)."""
-    mine = Rating.objects.filter(project=project, rater=rater).count()
+    with connection.cursor() as cur:
+        cur.execute("SELECT (SELECT count(*) FROM annotation_rating WHERE project_id = %s AND rater_id = %s) + "
+                    "(SELECT count(*) FROM annotation_retestrating WHERE project_id = %s AND rater_id = %s)",
+                    [project.pk, rater.pk, project.pk, rater.pk])
+        mine = int(cur.fetchone()[0])
     key = f"emorate:coverage:{project.pk}"
     coverage = cache.get(key)
     if coverage is None:

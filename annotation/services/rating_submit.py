@@ -39,6 +39,7 @@ from annotation.models import (
     Rating,
     RatingRevision,
     RatingSource,
+    RetestRating,
     SkipReason,
 )
 from annotation.services.agreement_snapshot import agreement_schedule
@@ -180,7 +181,7 @@ def _lock(assignment: Assignment | int, rater: Any, project: Project | None) -> 
 
 def _still_needed(a: Assignment, now: Any) -> bool:
     """Under the locks: may this expired lease still be honoured?"""
-    others_open = (Assignment.objects.filter(status=AssignmentStatus.OPEN, expires_at__gt=now)
+    others_open = (Assignment.objects.filter(status=AssignmentStatus.OPEN, expires_at__gt=now, is_retest=False)
                    .exclude(pk=a.pk))
     if a.item is not None:
         if a.item.closed:
@@ -200,14 +201,43 @@ def _tally(item: BinaryItem, target: int) -> None:
     item.save(update_fields=["n_yes", "n_no", "closed"])
 
 
+def _retest_submit(a: Assignment, rater: Any, values: RawValues, client_token: str, active_seconds: Any,
+                   now: Any) -> RetestRating:
+    """Under the assignment lock: store a test-retest repeat apart from the ratings. A repeat takes no
+    capacity, so an expired lease is still honoured while it was not replaced."""
+    if a.status == AssignmentStatus.SUBMITTED:
+        return RetestRating.objects.get(assignment=a)
+    vector = values_parse(project=a.project, raw=values)
+    if a.status != AssignmentStatus.OPEN:
+        raise AssignmentConflict(f"assignment {a.pk} was {a.get_status_display().lower()}; "
+                                 "it cannot take a rating any more")
+    original = Rating.objects.filter(image_id=a.image_id, rater=rater, emotion__isnull=True).first()
+    if original is None:  # the original was removed meanwhile: nothing to compare with
+        raise AssignmentConflict("this image cannot take a rating any more; your values were not stored")
+    spent = max(0.0, (now - a.claimed_at).total_seconds())
+    retest = RetestRating.objects.create(
+        project=a.project, image_id=a.image_id, rater=rater, original=original, assignment=a, values=vector,
+        original_values=original.values, scale_max=a.project.scale_max, seconds_spent=round(spent, 3),
+        active_seconds=_active(active_seconds, spent))
+    a.status, a.finished_at, a.client_token = AssignmentStatus.SUBMITTED, now, client_token[:64]
+    a.save(update_fields=["status", "finished_at", "client_token"])
+    return retest
+
+
 def rating_submit(*, assignment: Assignment | int, rater: Any, values: RawValues, client_token: str = "",
-                  active_seconds: Any = None, project: Project | None = None, now: Any | None = None) -> Rating:
+                  active_seconds: Any = None, project: Project | None = None, now: Any | None = None
+                  ) -> Rating | RetestRating:
     """Store the rating for an assignment (an instance or its id) and finish it. Idempotent; see the
-    module docstring. With `project`, an assignment of another project is refused (404)."""
+    module docstring. With `project`, an assignment of another project is refused (404).
+
+    A test-retest assignment (Assignment.is_retest) stores a RetestRating instead: kept out of
+    annotation_rating, so agreement, consolidation and releases never count it."""
     now = now or timezone.now()
     try:
         with transaction.atomic():
             a = _lock(assignment, rater, project)
+            if a.is_retest:
+                return _retest_submit(a, rater, values, client_token, active_seconds, now)
             if a.status == AssignmentStatus.SUBMITTED:
                 assert a.rating_id is not None
                 return Rating.objects.get(pk=a.rating_id)
@@ -237,7 +267,7 @@ def rating_submit(*, assignment: Assignment | int, rater: Any, values: RawValues
             agreement_schedule(a.project)  # debounced; sent after commit, never blocks the rating
             return rating
     except IntegrityError as exc:
-        if "rating_one_per_rater_image" not in str(exc):
+        if "rating_one_per_rater_image" not in str(exc) and "retest_one_per_rater_image" not in str(exc):
             raise
         raise AssignmentConflict("you have already rated this image; open it from your recent ratings "
                                  "to change it") from None
