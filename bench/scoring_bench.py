@@ -129,6 +129,17 @@ def main() -> None:
     if pin:
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 
+    # 4. peer, same model and images: the straightforward loop, one image at a time with one decode
+    # thread (no batching, no read-ahead).
+    naive = load_scorer(model_dir, device=args.device, dtype=args.dtype, workers=1,
+                        jpeg_draft=not args.no_jpeg_draft)
+    subset = sources()[: min(len(data), 128)]
+    t0 = time.perf_counter()
+    m = sum(len(sb.image_ids) for sb in naive.score_stream(subset, batch_size=1))
+    peer_s = time.perf_counter() - t0
+    print(f"peer (batch 1, one decode thread): {m / peer_s:8.1f} images/s; ratio ours/peer "
+          f"{(n / e2e_s) / (m / peer_s):.1f}x")
+
 
 if __name__ == "__main__":
     main()
