@@ -224,8 +224,14 @@ def test_a_build_killed_midway_publishes_nothing(settings, tmp_path):
     child.wait(timeout=10)
     stuck = Release.objects.get(pk=release.pk)
     assert stuck.status == "building" and not stuck.manifest_sha256
-    assert not release_dir(stuck).exists()
     assert not ReleaseImage.objects.filter(release=stuck).exists()
+    # Whatever the killed build left on disk is never served: downloads go through the stored
+    # manifest, which only a committed build writes.
+    from django.http import Http404
+
+    from annotation.services.releases import release_file_response
+    with pytest.raises(Http404):
+        release_file_response(stuck, "README.md")
     with pytest.raises(ReleaseError, match="only a built release can be published"):
         release_publish(stuck)
     # Building again (what a redelivered task does) completes it.

@@ -14,12 +14,13 @@ import urllib.request
 
 import numpy as np
 import pytest
+from django.http import Http404
 from django.test import override_settings
 
 from accounts.models import Role
 from annotation.models import AgreementSnapshot, Rating, Release, ReleaseImage
 from annotation.services.image_import import image_import_one
-from annotation.services.releases import release_create, release_dir
+from annotation.services.releases import release_create, release_dir, release_file_response
 from annotation.taxonomy import EMOTIONS
 from annotation.views_rate import EMOTION_FIELD_PREFIX
 from tests.annotation.test_releases import populate
@@ -129,7 +130,11 @@ def test_worker_killed_during_a_release_build_publishes_nothing_and_the_build_co
         worker.kill()
         stuck = Release.objects.get(pk=release.pk)
         assert stuck.status == "building" and not stuck.manifest_sha256 and stuck.published_at is None
-        assert not release_dir(stuck).exists() and not ReleaseImage.objects.filter(release=stuck).exists()
+        assert not ReleaseImage.objects.filter(release=stuck).exists()
+        # Files a killed build left on disk are never served (downloads go through the stored
+        # manifest, empty until a build commits) and the next build replaces them.
+        with pytest.raises(Http404):
+            release_file_response(stuck, "README.md")
         time.sleep(4)  # past the visibility timeout (3 s here): the returning worker restores the task
         worker.start()  # a worker returns: the unacknowledged task is delivered again
         done = wait_for(lambda: Release.objects.filter(pk=release.pk, status="published").first(), timeout=90)
