@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from . import charts, selectors
+from . import rater_quality as rq
 from . import selectors_dashboard as sd
 from .models import FlagReason, Image, Project
 from .services import adjudication, raters
@@ -222,14 +223,73 @@ def dashboard_definitions(request: HttpRequest, slug: str) -> HttpResponse:
 # --- raters -----------------------------------------------------------------------------------
 
 
+def severity_text(mean: float | None) -> str:
+    """How a lead reads a severity estimate: "+1.02: rates about 1.0 step higher than the others"."""
+    if mean is None:
+        return "–"
+    if abs(mean) < 0.25:
+        return f"{mean:+.2f}: in line with the others"
+    return f"{mean:+.2f}: rates about {abs(mean):.1f} step{'s' if abs(mean) >= 1.5 else ''} " \
+           f"{'higher' if mean > 0 else 'lower'} than the others"
+
+
+def scale_use_text(counts: Sequence[int]) -> str:
+    """The share of each scale point a rater used, e.g. "0: 80% · 1: 5% · ..."."""
+    total = sum(counts)
+    if not total:
+        return "–"
+    return " · ".join(f"{p}: {round(100 * c / total)}%" for p, c in enumerate(counts))
+
+
+def rater_rows(r: sd.RatersPage, project: Project) -> list[dict[str, Any]]:
+    """The raters table of the page: the snapshot's rows with the quality figures put into words and
+    the alerts against the project's thresholds (Project.alert_*)."""
+    thresholds = rq.AlertThresholds(min_kappa=project.alert_min_kappa,
+                                    min_retest_alpha=project.alert_min_retest_alpha,
+                                    speed_ratio=project.alert_speed_ratio)
+    out = []
+    for x in r.raters:
+        sev = x.get("severity") or {}
+        drift = x.get("drift") or {}
+        alerts = rq.rater_alerts(mean_kappa=x.get("mean_kappa"), retest_alpha=(x.get("retest") or {}).get("mean_alpha"),
+                                 usual_seconds=drift.get("usual_seconds"), recent_seconds=drift.get("recent_seconds"),
+                                 thresholds=thresholds)
+        out.append({**x, "severity_mean": sev.get("mean"), "severity_text": severity_text(sev.get("mean")),
+                    "scale_use_text": scale_use_text(x.get("scale_use_overall") or []), "alerts": alerts,
+                    "drift": drift})
+    return out
+
+
+def _retest_cells(row: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """Pairs, mean alpha and mean absolute change of a rater's test-retest repeats (snapshots made
+    before the feature have no "retest" key)."""
+    retest = row.get("retest")
+    if not retest:
+        return 0, None, None
+    return retest["n_pairs"], retest["mean_alpha"], retest["mean_abs_change"]
+
+
 def present_raters(r: sd.RatersPage) -> tuple[list[Table], dict[str, SafeString]]:
     labels = r.labels
     tables = [
         Table("raters", "Raters", ["rater", "label", "n_ratings", "median_seconds", "mean_kappa", "alpha_with",
-                                   "alpha_without", "p_value", "could_be_annotator", "verdict"],
+                                   "alpha_without", "p_value", "could_be_annotator", "verdict", "retest_pairs",
+                                   "retest_alpha", "retest_mean_abs_change", "severity", "severity_n_images"],
               [(x["rater"], x["label"], x["n_ratings"], x["median_seconds"], x["mean_kappa"], x["alpha_with"],
                 x["alpha_without"], x["annotator_test"]["p_value"], x["annotator_test"]["could_be_annotator"],
-                x["annotator_test"]["verdict"]) for x in r.raters]),
+                x["annotator_test"]["verdict"], *_retest_cells(x), (x.get("severity") or {}).get("mean"),
+                (x.get("severity") or {}).get("n_images")) for x in r.raters]),
+        Table("severity", "Severity per rater and emotion (own value minus the others' mean)",
+              ["rater", "emotion", "severity"],
+              [(x["rater"], e, v) for x in r.raters if x.get("severity")
+               for e, v in x["severity"]["per_emotion"].items()]),
+        Table("scale_use", "Scale use per rater and emotion", ["rater", "emotion", "value", "count"],
+              [(x["rater"], e, value, n) for x in r.raters for e, counts in (x.get("scale_use") or {}).items()
+               for value, n in enumerate(counts)]),
+        Table("retest", "Test-retest per rater and emotion", ["rater", "emotion", "n_pairs", "alpha",
+                                                              "mean_abs_change"],
+              [(x["rater"], e["emotion"], x["retest"]["n_pairs"], e["alpha"], e["mean_abs_change"])
+               for x in r.raters if x.get("retest") for e in x["retest"]["emotions"]]),
         Table("kappa", "Pairwise weighted kappa (mean over emotions)", ["rater_a", "rater_b", "kappa", "n_emotions"],
               [(p["a"], p["b"], p["kappa"], p["n_emotions"]) for p in r.kappa.get("pairs", [])]),
         Table("per_week", "Ratings per week", ["rater", "week", "ratings"],
@@ -287,8 +347,21 @@ def dashboard_raters(request: HttpRequest, slug: str) -> HttpResponse:
 def _raters_response(request: HttpRequest, project: Project, error: str = "") -> HttpResponse:
     data = sd.raters_page(project)
     tables, svgs = present_raters(data)
+    rows = rater_rows(data, project)
+    tables.append(Table("drift", "Speed and closeness to the others per rater and week",
+                        ["rater", "week", "ratings", "median_seconds", "mean_deviation"],
+                        [(x["rater"], w["week"], w["n"], w["median_seconds"], w["mean_deviation"])
+                         for x in rows for w in x["drift"].get("weeks", [])]))
+    tables.append(Table("fatigue", "Early vs late within a sitting, recent vs usual speed",
+                        ["rater", "sittings", "early_seconds", "late_seconds", "early_deviation", "late_deviation",
+                         "usual_seconds", "recent_seconds", "alerts"],
+                        [(x["rater"], *(x["drift"].get(k) for k in ("n_sittings", "early_seconds", "late_seconds",
+                                                                    "early_deviation", "late_deviation",
+                                                                    "usual_seconds", "recent_seconds")),
+                          "; ".join(x["alerts"])) for x in rows]))
     response = _page(request, project, "annotation/dashboard/raters.html", "raters", tables,
-                     {"r": data, "charts": svgs, "error": error})
+                     {"r": data, "rows": rows, "alerts": [(x["label"], a) for x in rows for a in x["alerts"]],
+                      "charts": svgs, "error": error})
     if error:
         response.status_code = 400
     return response

@@ -111,13 +111,19 @@ class Redis:
 
 
 def start_gunicorn(port: int, workers: int, threads: int, log: Path) -> subprocess.Popen[bytes]:
-    """gunicorn as in production (gthread), its error log in `log`."""
+    """gunicorn as in production (gthread), its output (and the app's warnings) in `log`."""
     env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost"}
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application", "-w", str(workers), "-k",
-         "gthread", "--threads", str(threads), "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--log-level",
-         "warning", "--error-logfile", str(log)], cwd=ROOT, env=env)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application", "-w", str(workers), "-k",
+             "gthread", "--threads", str(threads), "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--log-level",
+             "warning"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     _wait_port(port, timeout=30)
+    for _ in range(2 * workers):  # warm-up: every worker process imports and renders once
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/accounts/login/", headers={"Host": "127.0.0.1"})
+        conn.getresponse().read()
+        conn.close()
     return proc
 
 
@@ -275,14 +281,21 @@ class Lead(threading.Thread):
         super().__init__(daemon=True)
         self.client = Client(port, recorder, {"sessionid": session})
         self.stop = stop
-        self.recompute_now = threading.Event()
         self.csrf = ""
         self.recomputes: list[tuple[str, str]] = []  # (phase, outcome)
 
-    def recompute(self) -> None:
-        got = self.client.request("recompute", "POST", f"/projects/{SLUG}/dashboard/agreement/recompute/", "",
-                                  {"HX-Request": "true", "X-CSRFToken": self.csrf})
-        self.recomputes.append((self.client.recorder.phase, "network error" if got is None else str(got[0])))
+    def recompute(self, client: Client | None = None) -> int | None:
+        """POST "Recompute agreement" (on the lead's connection, or on `client`); the status or None."""
+        client = client or self.client
+        phase = client.recorder.phase
+        got = client.request("recompute", "POST", f"/projects/{SLUG}/dashboard/agreement/recompute/", "",
+                             {"HX-Request": "true", "X-CSRFToken": self.csrf})
+        self.recomputes.append((phase, "network error" if got is None else str(got[0])))
+        return None if got is None else got[0]
+
+    def second_tab(self) -> Client:
+        """Another connection with the lead's cookies (a second browser tab)."""
+        return Client(self.client.port, self.client.recorder, dict(self.client.cookies))
 
     def run(self) -> None:
         last_recompute = time.monotonic()
@@ -294,8 +307,7 @@ class Lead(threading.Thread):
                 self.csrf = m.group(1).decode()
             self.client.request("agreement", "GET", f"{base}/agreement/")
             self.client.request("jobs", "GET", f"{base}/jobs/", headers={"HX-Request": "true"})
-            if self.csrf and (self.recompute_now.is_set() or time.monotonic() - last_recompute > RECOMPUTE_EVERY):
-                self.recompute_now.clear()
+            if self.csrf and time.monotonic() - last_recompute > RECOMPUTE_EVERY:
                 self.recompute()
                 last_recompute = time.monotonic()
             self.stop.wait(max(0.0, 1.0 - (time.monotonic() - t0)))
@@ -362,8 +374,13 @@ def inject_faults(args: argparse.Namespace, project_id: int, worker: CeleryWorke
     redis.stop()
     timeline.note("Redis stopped (SIGTERM)")
     stop.wait(2)
-    lead.recompute_now.set()  # a lead asks for a snapshot while the broker is gone
-    stop.wait(args.redis_down - 2)
+    tab = lead.second_tab()  # a lead asks for a snapshot while the broker is gone
+    t0 = time.monotonic()
+    status = lead.recompute(tab)
+    tab.close()
+    timeline.note(f"lead asked for a recompute while Redis was down: answered {status} "
+                  f"in {time.monotonic() - t0:.1f} s")
+    stop.wait(max(0.0, args.redis_down - (time.monotonic() - t0) - 2))
     redis.start()
     recorder.phase = "after redis restart"
     hit["redis_back"] = time.time()
@@ -387,23 +404,32 @@ def summarize(samples: list[Sample], elapsed: float) -> None:
     print("  errors (kind, phase when sent, status or exception):" + ("" if errors else " none"))
     for (kind, phase, outcome), n in sorted(errors.items()):
         print(f"    {kind:<10} {phase:<22} {outcome:<24} x{n}")
-    phases = Counter(s.phase for s in samples)
-    p95 = {ph: pct([1000 * s.seconds for s in samples if s.phase == ph and s.outcome == "ok"], 95) for ph in phases}
-    print("  p95 latency of answered requests by phase, ms: "
-          + ", ".join(f"{ph} {p95[ph]:.0f} ({phases[ph]:,} req)" for ph in phases))
+    phases = list(dict.fromkeys(s.phase for s in samples))
+    print("  p95 ms by phase (requests sent in it):")
+    print(f"    {'request':<10}" + "".join(f" {ph:>21}" for ph in phases))
+    for kind in by_kind:
+        cells = []
+        for ph in phases:
+            ok = [1000 * s.seconds for s in by_kind[kind] if s.phase == ph and s.outcome == "ok"]
+            cells.append(f"{pct(ok, 95):.0f} ({len(ok)})" if ok else "-")
+        print(f"    {kind:<10}" + "".join(f" {c:>21}" for c in cells))
 
 
 def snapshot_after_faults(project_id: int, lead: Lead, settle: float) -> tuple[bool, float, str]:
     """Ask once more, then wait for a done snapshot of the final ratings: (done, seconds, note)."""
-    from annotation.models import AgreementSnapshot, Project, SnapshotStatus
-    from annotation.services.agreement_snapshot import ratings_fingerprint
+    from django.db.models import Count, Max
 
-    fingerprint = ratings_fingerprint(Project.objects.get(pk=project_id))
+    from annotation.models import AgreementSnapshot, Rating, SnapshotStatus
+
+    # The fingerprint starts with the count and latest change of the ratings (ratings_fingerprint);
+    # matched on that prefix, not recomputed here, so that this process and the worker agree.
+    agg = Rating.objects.filter(project_id=project_id).aggregate(n=Count("id"), last=Max("updated_at"))
+    prefix = f"{agg['n']}|{agg['last'].isoformat() if agg['last'] else '-'}|"
     lead.recompute()
     t0 = time.monotonic()
     while time.monotonic() - t0 < settle:
         done = AgreementSnapshot.objects.filter(project_id=project_id, status=SnapshotStatus.DONE,
-                                                fingerprint=fingerprint).first()
+                                                fingerprint__startswith=prefix).first()
         if done is not None:
             mean = done.payload.get("mean_alpha") if isinstance(done.payload, dict) else None
             return True, time.monotonic() - t0, f"snapshot #{done.pk}, {done.seconds or 0:.1f} s to compute" + (
@@ -456,6 +482,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         lead.join(40)
         elapsed = time.monotonic() - timeline.t0
         snap_done, snap_wait, snap_note = snapshot_after_faults(project_id, lead, args.settle)
+        jobs = lead.client.request("jobs", "GET", f"/projects/{SLUG}/dashboard/jobs/", headers={"HX-Request": "true"})
     finally:
         stop.set()
         server.terminate()
@@ -492,6 +519,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     print(f"  recompute requests (phase, answer): {Counter(lead.recomputes).most_common()}")
     print(f"  snapshot running when the worker was killed: {f'#{killed} -> now {killed_status}' if killed else 'none'}; "
           f"snapshots done after Redis came back: {done_after}; rows still 'running' at the end: {stale}")
+    print(f"  jobs fragment at the end: {jobs[0] if jobs else 'no answer'} "
+          f"({'polling stops, no job shown running' if jobs and jobs[0] == 286 else 'still shows a running job'})")
     print(f"  agreement snapshot of the final ratings after the faults: "
           f"{'completed' if snap_done else 'NOT completed'} ({snap_note}; {snap_wait:.1f} s after asking)")
     print("\n  timeline:\n" + "\n".join(f"    {e}" for e in timeline.events))

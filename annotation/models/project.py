@@ -33,6 +33,13 @@ class Project(models.Model):
     retest_share = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
                                      help_text="Share of claims that repeat the rater's own earlier image (0 = off)")
     retest_min_hours = models.PositiveIntegerField(default=24, help_text="Minimum age of a rating before it is repeated")
+    # Rater alerts on the raters dashboard (annotation.rater_quality.rater_alerts); empty = no alert.
+    alert_min_kappa = models.FloatField(null=True, blank=True,
+                                        help_text="Alert when a rater's mean kappa with the others falls below this")
+    alert_min_retest_alpha = models.FloatField(null=True, blank=True,
+                                               help_text="Alert when a rater's test-retest alpha falls below this")
+    alert_speed_ratio = models.FloatField(default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+                                          help_text="Alert when recent time per image < this x the rater's usual")
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
 

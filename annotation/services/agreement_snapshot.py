@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -18,8 +20,17 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from annotation import agreement as ag
+from annotation import rater_quality as rq
 from annotation import selectors, taxonomy
-from annotation.models import AgreementSnapshot, Image, ModelScore, Project, Rating, SnapshotStatus
+from annotation.models import (
+    AgreementSnapshot,
+    Image,
+    ModelScore,
+    Project,
+    Rating,
+    RetestRating,
+    SnapshotStatus,
+)
 from annotation.services.locks import job_lock
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
@@ -42,7 +53,8 @@ def ratings_fingerprint(project: Project) -> str:
     agg = Rating.objects.filter(project=project).aggregate(n=Count("id"), last=Max("updated_at"))
     flagged = Image.objects.filter(project=project, flagged=True).count()
     last = agg["last"].isoformat() if agg["last"] else "-"
-    return f"{agg['n']}|{last}|{flagged}"
+    retests = RetestRating.objects.filter(project=project).count()  # test-retest figures change with them
+    return f"{agg['n']}|{last}|{flagged}|{retests}"
 
 
 def _labels(rater_ids: set[int]) -> dict[int, str]:
@@ -143,6 +155,92 @@ def _raters(project: Project, raters: np.ndarray, kappas: list[ag.PairKappa], lo
     return rows, kappa
 
 
+def _retest_entry(pairs: list[tuple[list[int], list[int]]], scale_max: int,
+                  names: tuple[str, ...]) -> dict[str, Any]:
+    result = rq.retest_reliability([p[0] for p in pairs], [p[1] for p in pairs], scale_max=scale_max)
+    return {
+        "n_pairs": len(pairs),
+        "mean_alpha": _num(rq.mean_or_none([e.alpha for e in result])),
+        "mean_abs_change": _num(rq.mean_or_none([e.mean_abs_change for e in result])),
+        "emotions": [{"emotion": names[e.emotion], "alpha": _num(e.alpha), "reason": e.reason,
+                      "mean_abs_change": _num(e.mean_abs_change)} for e in result],
+    }
+
+
+def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[str, ...],
+                   data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Add each rater's quality figures (annotation.rater_quality) to their payload row:
+
+    - row["severity"]: mean of (own value - the other raters' mean) over co-rated images and
+      emotions, overall and per emotion (> 0 lenient, < 0 severe); None without co-rated images.
+    - row["scale_use"]: per emotion, how often each scale point was given; row["scale_use_overall"]
+      the same summed over the emotions.
+    - row["retest"]: test-retest figures, None without repeats. Repeats of flagged images are left
+      out, like ratings.
+    """
+    units, raters, values = data
+    severities = {s.rater: s for s in rq.severity(units, raters, values.astype(np.float64))}
+    use = rq.scale_use(raters, values, scale_max=project.scale_max)
+    for row in rows:
+        rid = int(row["rater"])
+        sev = severities.get(rid)
+        row["severity"] = None if sev is None or sev.severity is None else {
+            "mean": _num(sev.severity), "n_images": sev.n_images,
+            "per_emotion": {names[e]: _num(v) for e, v in enumerate(sev.per_emotion)}}
+        counts = use.get(rid, [])
+        row["scale_use"] = {names[e]: c for e, c in enumerate(counts)}
+        row["scale_use_overall"] = [int(sum(c[p] for c in counts)) for p in range(project.scale_max + 1)]
+    drift = _drift(project, units, raters, values)
+    for row in rows:
+        row["drift"] = drift.get(int(row["rater"]))
+    pairs: dict[int, list[tuple[list[int], list[int]]]] = {}
+    for rater_id, first, second in (RetestRating.objects.filter(project=project, image__flagged=False)
+                                    .order_by("rater_id", "image_id")
+                                    .values_list("rater_id", "original_values", "values")):
+        pairs.setdefault(int(rater_id), []).append((list(first), list(second)))
+    for row in rows:
+        mine = pairs.get(int(row["rater"]))
+        row["retest"] = _retest_entry(mine, project.scale_max, names) if mine else None
+
+
+DRIFT_WEEKS = 12
+
+
+def _drift(project: Project, units: np.ndarray, raters: np.ndarray, values: np.ndarray) -> dict[int, Any]:
+    """Per rater: speed and closeness to the others over time (per week) and early vs late within a
+    sitting (a gap over 30 minutes starts a new one); see annotation.rater_quality.fatigue.
+    Deviation of a rating = mean over emotions of |own value - the other raters' mean|."""
+    diff = np.abs(rq.diff_from_others(units, values.astype(np.float64)))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows without co-raters: all NaN
+        deviation = np.nanmean(diff, axis=1) if len(diff) else np.zeros(0)
+    by_key = {(int(u), int(r)): float(d) for u, r, d in zip(units.tolist(), raters.tolist(), deviation.tolist(),
+                                                             strict=True)}
+    per_rater: dict[int, list[tuple[Any, float, float]]] = {}
+    for image_id, rater_id, created, spent in (
+            Rating.objects.filter(project=project, emotion__isnull=True, image__flagged=False)
+            .order_by("rater_id", "created_at", "id").values_list("image_id", "rater_id", "created_at", "seconds_spent")):
+        dev = by_key.get((int(image_id), int(rater_id)), math.nan)
+        per_rater.setdefault(int(rater_id), []).append((created, math.nan if spent is None else float(spent), dev))
+    out: dict[int, Any] = {}
+    for rid, items in per_rater.items():
+        times = [c.timestamp() for c, _, _ in items]
+        f = rq.fatigue(times, [s for _, s, _ in items], [d for _, _, d in items])
+        weeks: dict[str, list[tuple[float, float]]] = {}
+        for created, spent, dev in items:
+            day = created.date()
+            weeks.setdefault((day - timedelta(days=day.weekday())).isoformat(), []).append((spent, dev))
+        out[rid] = {
+            "n_sittings": f.n_sittings, "early_seconds": _num(f.early_seconds, 1), "late_seconds": _num(f.late_seconds, 1),
+            "early_deviation": _num(f.early_deviation, 4), "late_deviation": _num(f.late_deviation, 4),
+            "usual_seconds": _num(f.usual_seconds, 1), "recent_seconds": _num(f.recent_seconds, 1),
+            "weeks": [{"week": w, "n": len(v), "median_seconds": _num(rq.median_or_none([x[0] for x in v]), 1),
+                       "mean_deviation": _num(rq.mean_or_none([x[1] for x in v if math.isfinite(x[1])]), 4)}
+                      for w, v in sorted(weeks.items())[-DRIFT_WEEKS:]],
+        }
+    return out
+
+
 def _models(project: Project, rows: selectors.pgcopy.RatingRows) -> list[dict[str, Any]]:
     """Per model (its latest version): agreement with the experts per emotion, entered as one more
     rater (weighted kappa, the "could be an annotator" test, Spearman rho vs the expert median)."""
@@ -232,6 +330,7 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
                                "n_raters": int(len(np.unique(raters))), "emotions": emotions,
                                "mean_alpha": _mean_alpha(emotions)}
     payload["raters"], payload["kappa"] = _raters(project, raters, stats.kappas, stats.raters, names)
+    _rater_quality(project, payload["raters"], names, (units, raters, values))
     payload["strata"] = _strata_rows(stats.strata, with_ci=n_boot > 0, names=names)
     step(90)
     payload["models"] = _models(project, rows)

@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from accounts.models import Role
 from annotation import exporters, selectors
+from annotation import rater_quality as rq
 from annotation.models import Assignment, AssignmentStatus, AuditEvent, Image, Membership, Rating
 from annotation.services.queue import assignment_claim
 from annotation.services.raters import (
@@ -183,3 +184,148 @@ def test_lead_buttons_on_the_raters_page(client):
     client.force_login(rater)
     assert client.post(reverse("annotation:dashboard-rater-resume", args=[project.slug, rater.pk])).status_code == 403
     assert Membership.objects.get(project=project, user=rater).paused_at is not None
+
+
+# --- severity / leniency and scale use (annotation.rater_quality) ------------------------------
+
+
+def simulated(n_images: int = 200, n_emotions: int = 40, seed: int = 0, shift: int = 1):
+    """Four raters; the last one rates everything `shift` steps higher. Truth stays in 1..5 and noise
+    in -1..1, so no value is clipped at either end of the 0..7 scale."""
+    rng = np.random.default_rng(seed)
+    units, raters, values = [], [], []
+    for image in range(n_images):
+        truth = rng.integers(1, 6, n_emotions)
+        for rater in range(4):
+            noise = rng.choice([-1, 0, 1], size=n_emotions, p=[0.2, 0.6, 0.2])
+            units.append(image)
+            raters.append(100 + rater)
+            values.append(truth + noise + (shift if rater == 3 else 0))
+    return np.array(units), np.array(raters), np.array(values)
+
+
+def test_severity_recovers_a_rater_who_rates_one_step_high():
+    units, raters, values = simulated()
+    result = {s.rater: s for s in rq.severity(units, raters, values)}
+    assert result[103].severity == pytest.approx(1.0, abs=0.1)
+    assert result[103].n_images == 200
+    for rid in (100, 101, 102):  # each of the others sees the lenient one among "the others": -1/3
+        assert result[rid].severity == pytest.approx(-1 / 3, abs=0.1)
+    assert all(v == pytest.approx(1.0, abs=0.3) for v in result[103].per_emotion)
+
+
+def test_severity_by_hand_and_single_rated_images_do_not_count():
+    units = [1, 1, 2, 3, 3, 3]
+    raters = [10, 11, 10, 10, 11, 12]
+    values = [[2.0], [3.0], [7.0], [4.0], [np.nan], [6.0]]
+    result = {s.rater: s for s in rq.severity(units, raters, values)}
+    # image 1: 10 -> 2-3 = -1, 11 -> +1; image 2: only rater 10, ignored; image 3: 10 -> 4-6 = -2,
+    # 12 -> 6-4 = +2, 11 missing.
+    assert result[10].severity == pytest.approx(-1.5) and result[10].n_images == 2
+    assert result[11].severity == pytest.approx(1.0) and result[11].n_images == 1
+    assert result[12].severity == pytest.approx(2.0)
+    assert rq.severity([5], [1], [[3.0]])[0].severity is None
+
+
+def test_scale_use_counts_each_point_per_emotion():
+    use = rq.scale_use([1, 1, 1, 2], [[0, 7], [0, 3], [2, 3], [1, 1]], scale_max=7)
+    assert use[1] == [[2, 0, 1, 0, 0, 0, 0, 0], [0, 0, 0, 2, 0, 0, 0, 1]]
+    assert use[2][0] == [0, 1, 0, 0, 0, 0, 0, 0]
+
+
+def test_the_snapshot_and_the_raters_page_show_a_lenient_rater(client):
+    from annotation.services.agreement_snapshot import agreement_snapshot_create
+
+    project = make_project()
+    lead = make_user(Role.LEAD)
+    raters = [make_user(display_name=f"Rater {c}") for c in "ABCD"]
+    add_member(project, lead, *raters)
+    units, rater_idx, values = simulated(n_images=60, seed=1)
+    images = [make_image(project) for _ in range(60)]
+    Rating.objects.bulk_create([
+        Rating(project=project, image=images[u], rater=raters[r - 100], values=[int(v) for v in vals], scale_max=7,
+               taxonomy_version="emonet-face-1") for u, r, vals in zip(units, rater_idx, values, strict=True)])
+    snapshot = agreement_snapshot_create(project, n_boot=0)
+    rows = {r["rater"]: r for r in snapshot.payload["raters"]}
+    lenient = rows[raters[3].pk]
+    assert lenient["severity"]["mean"] == pytest.approx(1.0, abs=0.1)
+    assert lenient["severity"]["n_images"] == 60 and len(lenient["severity"]["per_emotion"]) == 40
+    assert sum(lenient["scale_use_overall"]) == 60 * 40 and len(lenient["scale_use_overall"]) == 8
+    assert rows[raters[0].pk]["retest"] is None
+    client.force_login(lead)
+    url = reverse("annotation:dashboard-raters", args=[project.slug])
+    html = client.get(url).content.decode()
+    assert "rates about 1.0 step higher than the others" in html
+    for table in ("raters", "severity", "scale_use", "retest"):
+        response = client.get(url + f"?format=csv&table={table}")
+        assert response.status_code == 200 and response["Content-Type"].startswith("text/csv"), table
+
+
+# --- drift and fatigue -------------------------------------------------------------------------
+
+
+def test_sittings_split_on_gaps_over_30_minutes():
+    minute = 60.0
+    times = [0, 5 * minute, 34 * minute, 36 * minute, 120 * minute]
+    assert rq.sittings(times) == [0, 0, 0, 0, 1]  # 29 minutes is no gap; 84 minutes is
+    assert rq.sittings([0, 31 * minute]) == [0, 1] and rq.sittings([]) == []
+
+
+def test_fatigue_compares_early_and_late_within_sittings_and_recent_with_usual():
+    minute = 60.0
+    # Two sittings of 6 ratings; within each the rater gets faster and strays further from the others.
+    times = [i * minute for i in range(6)] + [600 * minute + i * minute for i in range(6)]
+    seconds = [30, 30, 30, 10, 10, 10] * 2
+    deviation = [0.2, 0.2, 0.2, 0.8, 0.8, 0.8] * 2
+    f = rq.fatigue(times, seconds, deviation, recent=4)
+    assert f.n_sittings == 2
+    assert (f.early_seconds, f.late_seconds) == (30.0, 10.0)
+    assert f.early_deviation == pytest.approx(0.2) and f.late_deviation == pytest.approx(0.8)
+    assert f.recent_seconds == 10.0 and f.usual_seconds == 30.0
+    short = rq.fatigue([0.0, 1.0], [5.0, 5.0], [0.1, 0.1])
+    assert short.early_seconds is None and short.usual_seconds is None and short.recent_seconds is None
+
+
+def test_rater_alerts_against_thresholds():
+    t = rq.AlertThresholds(min_kappa=0.4, min_retest_alpha=0.6, speed_ratio=0.5)
+    assert rq.rater_alerts(mean_kappa=0.5, retest_alpha=0.7, usual_seconds=20, recent_seconds=15, thresholds=t) == []
+    alerts = rq.rater_alerts(mean_kappa=0.1, retest_alpha=0.3, usual_seconds=20, recent_seconds=5, thresholds=t)
+    assert len(alerts) == 3 and "mean kappa 0.10" in alerts[0] and "alpha 0.30" in alerts[1] and "5 s" in alerts[2]
+    assert rq.rater_alerts(mean_kappa=0.1, retest_alpha=None, usual_seconds=None, recent_seconds=None,
+                           thresholds=rq.AlertThresholds()) == []
+
+
+def test_the_raters_page_alerts_on_a_rater_who_speeds_up_and_on_low_agreement(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.services.agreement_snapshot import agreement_snapshot_create
+
+    project = make_project(alert_min_kappa=0.99)
+    lead = make_user(Role.LEAD)
+    raters = [make_user(display_name=f"Rater {c}") for c in "ABC"]
+    add_member(project, lead, *raters)
+    units, rater_idx, values = simulated(n_images=80, seed=2, shift=0)
+    images = [make_image(project) for _ in range(80)]
+    start = timezone.now() - timedelta(days=3)
+    made = Rating.objects.bulk_create([
+        Rating(project=project, image=images[u], rater=raters[r - 100], values=[int(v) for v in vals], scale_max=7,
+               taxonomy_version="emonet-face-1", seconds_spent=20.0)
+        for u, r, vals in zip(units, rater_idx, values, strict=True) if r != 103])
+    for i, rating in enumerate(made):  # one long sitting per rater, a rating a minute
+        Rating.objects.filter(pk=rating.pk).update(created_at=start + timedelta(minutes=i // 3))
+    fast = [r.pk for r in made if r.rater_id == raters[0].pk][-50:]
+    Rating.objects.filter(pk__in=fast).update(seconds_spent=4.0)
+    snapshot = agreement_snapshot_create(project, n_boot=0)
+    row = next(r for r in snapshot.payload["raters"] if r["rater"] == raters[0].pk)
+    assert row["drift"]["usual_seconds"] == 20.0 and row["drift"]["recent_seconds"] == 4.0
+    assert row["drift"]["n_sittings"] == 1 and sum(w["n"] for w in row["drift"]["weeks"]) == 80
+    client.force_login(lead)
+    url = reverse("annotation:dashboard-raters", args=[project.slug])
+    html = client.get(url).content.decode()
+    assert 'id="rater-alerts"' in html
+    assert "recent time per image (4 s) is far below their usual (20 s)" in html
+    assert html.count("is below 0.99") == 3  # everyone's agreement is below the (strict) threshold
+    for table in ("drift", "fatigue"):
+        assert client.get(url + f"?format=csv&table={table}").status_code == 200

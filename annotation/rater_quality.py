@@ -1,0 +1,235 @@
+"""PURE: per-rater quality statistics (no Django). Definitions in docs/agreement.md terms.
+
+- **Intra-rater reliability (test-retest).** A rater rated the same image twice (the original
+  rating and an unannounced repeat). Per emotion, Krippendorff's alpha (interval) treating the two
+  occasions as two "raters" of the same unit (the image), and the mean absolute change between
+  the occasions.
+- **Severity / leniency.** Per rater, the mean over co-rated images and emotions of (the rater's
+  value minus the mean of the *other* raters on the same image and emotion). +1.0 means "rates
+  everything one step higher than the others"; only images with at least one other rater count.
+- **Scale use.** Per rater and emotion, how often each scale point was used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from annotation import agreement as ag
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RetestEmotion:
+    """Test-retest figures of one rater on one emotion."""
+
+    emotion: int
+    n_pairs: int
+    alpha: float | None  # None when undefined (fewer than 2 pairs, or no variation)
+    reason: str | None
+    mean_abs_change: float | None  # None without pairs
+
+
+def retest_reliability(first: npt.ArrayLike, second: npt.ArrayLike, *, scale_max: int,
+                       level: ag.Level = "interval") -> list[RetestEmotion]:
+    """Intra-rater reliability per emotion from paired occasions.
+
+    ``first`` and ``second`` have shape (n_pairs, n_emotions): row i holds the rater's values for
+    the same image on the first and the second occasion. Returns one RetestEmotion per column.
+    Raises ValueError when the shapes differ.
+    """
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"first and second must have the same 2-D shape, got {a.shape} and {b.shape}")
+    n, k = a.shape
+    if n == 0:
+        return [RetestEmotion(e, 0, None, ag.REASON_NO_PAIRABLE, None) for e in range(k)]
+    units = np.concatenate([np.arange(n), np.arange(n)])
+    occasions = np.concatenate([np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)])
+    alphas = ag.alpha_all(units, occasions, np.concatenate([a, b]), level=level, domain=ag.scale_domain(scale_max))
+    change = np.abs(a - b).mean(axis=0)
+    return [RetestEmotion(emotion=e, n_pairs=n, alpha=r.alpha, reason=r.reason, mean_abs_change=float(change[e]))
+            for e, r in enumerate(alphas)]
+
+
+def diff_from_others(units: npt.ArrayLike, values: npt.ArrayLike) -> FloatArray:
+    """Per row and emotion: the row's value minus the mean of the other rows of the same unit
+    (ignoring NaN); NaN where the value is missing or nobody else rated that unit and emotion."""
+    u = np.asarray(units)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or len(u) != len(v):
+        raise ValueError("units and values must have the same number of rows (values 2-D)")
+    k = v.shape[1]
+    if len(v) == 0:
+        return np.zeros((0, k))
+    _, unit_idx = np.unique(u, return_inverse=True)
+    present = ~np.isnan(v)
+    filled = np.where(present, v, 0.0)
+    n_units = int(unit_idx.max()) + 1
+    sums = np.zeros((n_units, k))
+    counts = np.zeros((n_units, k))
+    np.add.at(sums, unit_idx, filled)
+    np.add.at(counts, unit_idx, present.astype(np.float64))
+    others_n = counts[unit_idx] - present
+    with np.errstate(invalid="ignore", divide="ignore"):
+        others_mean = (sums[unit_idx] - filled) / others_n
+    out: FloatArray = np.where(present & (others_n > 0), v - others_mean, np.nan)
+    return out
+
+
+@dataclass(frozen=True)
+class Severity:
+    """A rater's severity (< 0) or leniency (> 0) relative to the other raters."""
+
+    rater: int
+    severity: float | None  # mean (own value - mean of the others), over co-rated images and emotions
+    n_images: int  # co-rated images (at least one other rater)
+    per_emotion: tuple[float | None, ...]  # the same mean, per emotion
+
+
+def severity(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike) -> list[Severity]:
+    """Severity / leniency of every rater, from a long table (one row per image and rater).
+
+    ``values`` has shape (n_rows, n_emotions), NaN = missing. For each row, the others' mean is the
+    mean of the other rows of the same unit (per emotion, ignoring NaN); rows of units rated by one
+    rater only do not count. Raters are returned in ascending id order.
+    """
+    r = np.asarray(raters)
+    diff = diff_from_others(units, values)
+    if len(r) != len(diff):
+        raise ValueError("units, raters and values must have the same number of rows (values 2-D)")
+    k = diff.shape[1]
+    out = []
+    for rid in np.unique(r):
+        rows = diff[r == rid]
+        valid = ~np.isnan(rows)
+        per = tuple(float(rows[valid[:, e], e].mean()) if valid[:, e].any() else None for e in range(k))
+        out.append(Severity(rater=int(rid), severity=float(rows[valid].mean()) if valid.any() else None,
+                            n_images=int(valid.any(axis=1).sum()), per_emotion=per))
+    return out
+
+
+def scale_use(raters: npt.ArrayLike, values: npt.ArrayLike, *, scale_max: int) -> dict[int, list[list[int]]]:
+    """Per rater: for each emotion, how many times each scale point 0..scale_max was given.
+
+    ``values`` has shape (n_rows, n_emotions) of integers; off-scale or missing values are ignored.
+    """
+    r = np.asarray(raters)
+    v = np.asarray(values)
+    out: dict[int, list[list[int]]] = {}
+    for rid in np.unique(r):
+        rows = v[r == rid]
+        counts = []
+        for e in range(rows.shape[1] if rows.ndim == 2 else 0):
+            col = rows[:, e]
+            col = col[(col >= 0) & (col <= scale_max)].astype(np.int64)
+            counts.append([int(c) for c in np.bincount(col, minlength=scale_max + 1)[: scale_max + 1]])
+        out[int(rid)] = counts
+    return out
+
+
+def mean_or_none(xs: Sequence[float | None]) -> float | None:
+    """The mean of the defined values, or None when there are none."""
+    defined = [x for x in xs if x is not None]
+    return sum(defined) / len(defined) if defined else None
+
+
+# --- drift and fatigue -------------------------------------------------------------------------
+
+SITTING_GAP_SECONDS = 30 * 60
+
+
+def sittings(times: Sequence[float], *, gap_seconds: float = SITTING_GAP_SECONDS) -> list[int]:
+    """The sitting (0, 1, ...) of each rating, from its time in seconds (ascending): a new sitting
+    starts after a gap longer than `gap_seconds`."""
+    out: list[int] = []
+    current = 0
+    for i, t in enumerate(times):
+        if i and t - times[i - 1] > gap_seconds:
+            current += 1
+        out.append(current)
+    return out
+
+
+@dataclass(frozen=True)
+class Fatigue:
+    """One rater's speed and agreement over time (seconds per image; deviation = mean absolute
+    difference from the other raters' mean on the same image, lower = closer to the others)."""
+
+    n_sittings: int
+    early_seconds: float | None  # median, first half of each sitting (sittings of 4+ ratings)
+    late_seconds: float | None  # median, second half
+    early_deviation: float | None
+    late_deviation: float | None
+    usual_seconds: float | None  # median over all but the `recent` last ratings
+    recent_seconds: float | None  # median of the `recent` last ratings
+
+
+def _median(xs: Sequence[float]) -> float | None:
+    clean = [x for x in xs if x is not None and np.isfinite(x)]
+    return float(np.median(clean)) if clean else None
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    clean = [x for x in xs if x is not None and np.isfinite(x)]
+    return float(np.mean(clean)) if clean else None
+
+
+def fatigue(times: Sequence[float], seconds: Sequence[float], deviation: Sequence[float], *,
+            gap_seconds: float = SITTING_GAP_SECONDS, recent: int = 50) -> Fatigue:
+    """Early vs late within sittings and recent vs usual speed, for one rater's ratings in time order
+    (`times` ascending, seconds since any origin; NaN marks a missing speed or deviation)."""
+    n = len(times)
+    if not (len(seconds) == len(deviation) == n):
+        raise ValueError("times, seconds and deviation must have the same length")
+    which = sittings(times, gap_seconds=gap_seconds)
+    early: list[int] = []
+    late: list[int] = []
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or which[i] != which[start]:
+            size = i - start
+            if size >= 4:
+                half = size // 2
+                early += list(range(start, start + half))
+                late += list(range(i - half, i))
+            start = i
+    usual_part = list(seconds[:-recent]) if n > recent else []
+    return Fatigue(
+        n_sittings=(which[-1] + 1) if which else 0,
+        early_seconds=_median([seconds[i] for i in early]), late_seconds=_median([seconds[i] for i in late]),
+        early_deviation=_mean([deviation[i] for i in early]), late_deviation=_mean([deviation[i] for i in late]),
+        usual_seconds=_median(usual_part), recent_seconds=_median(list(seconds[-recent:])) if usual_part else None,
+    )
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    min_kappa: float | None = None  # alert below this mean kappa with the other raters
+    min_retest_alpha: float | None = None  # alert below this test-retest alpha
+    speed_ratio: float = 0.5  # alert when recent time per image < ratio x usual
+
+
+def rater_alerts(*, mean_kappa: float | None, retest_alpha: float | None, usual_seconds: float | None,
+                 recent_seconds: float | None, thresholds: AlertThresholds) -> list[str]:
+    """The reasons to look at a rater now, in words (empty: nothing to report)."""
+    out = []
+    if thresholds.min_kappa is not None and mean_kappa is not None and mean_kappa < thresholds.min_kappa:
+        out.append(f"agreement with the others (mean kappa {mean_kappa:.2f}) is below {thresholds.min_kappa:.2f}")
+    if (thresholds.min_retest_alpha is not None and retest_alpha is not None
+            and retest_alpha < thresholds.min_retest_alpha):
+        out.append(f"test-retest reliability (alpha {retest_alpha:.2f}) is below {thresholds.min_retest_alpha:.2f}")
+    if (usual_seconds and recent_seconds is not None and thresholds.speed_ratio > 0
+            and recent_seconds < thresholds.speed_ratio * usual_seconds):
+        out.append(f"recent time per image ({recent_seconds:.0f} s) is far below their usual ({usual_seconds:.0f} s)")
+    return out
+
+
+def median_or_none(xs: Sequence[float]) -> float | None:
+    """The median of the finite values, or None when there are none."""
+    return _median(xs)
