@@ -33,7 +33,7 @@ from . import charts, selectors
 from . import rater_quality as rq
 from . import selectors_dashboard as sd
 from .models import FlagReason, Image, Project
-from .services import adjudication, raters
+from .services import adjudication, calibration, raters
 from .services.audit import audit_record
 from .taxonomy import EMOTIONS
 from .views import image_response
@@ -181,10 +181,19 @@ def dashboard_recompute(request: HttpRequest, slug: str) -> HttpResponse:
     project = _managed(request, slug)
     from .tasks import agreement_snapshot_task
 
+    def send() -> None:
+        try:
+            agreement_snapshot_task.delay(project.pk)
+        except Exception:
+            cache.delete(sd.recompute_queued_key(project.pk))  # not queued after all
+            raise
+
+    cache.set(sd.recompute_queued_key(project.pk), 1, timeout=sd.RECOMPUTE_QUEUED_SECONDS)
     with transaction.atomic():
         audit_record(actor=request.user, action="agreement.recompute_requested", project=project, obj=project)
-        transaction.on_commit(lambda: agreement_snapshot_task.delay(project.pk))
-    cache.set(sd.recompute_queued_key(project.pk), 1, timeout=sd.RECOMPUTE_QUEUED_SECONDS)
+        # robust: with the broker down the request still succeeds (the failure is logged, the
+        # "queued" mark is withdrawn, and the periodic refresh catches up).
+        transaction.on_commit(send, robust=True)
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "annotation/dashboard/partials/jobs.html",
                       {"project": project, "jobs": sd.jobs_running(project)})
@@ -359,8 +368,18 @@ def _raters_response(request: HttpRequest, project: Project, error: str = "") ->
                                                                     "early_deviation", "late_deviation",
                                                                     "usual_seconds", "recent_seconds")),
                           "; ".join(x["alerts"])) for x in rows]))
+    pending: list[dict[str, Any]] = []
+    n_calibration_items = 0
+    if project.require_calibration:  # raters who still need calibration, with their figures, for "Admit"
+        summaries = calibration.calibration_summaries(project)
+        admitted = set(project.memberships.filter(admitted_at__isnull=False).values_list("user_id", flat=True))
+        pending = [{"rater": m.rater, "label": m.label, "n_rated": summaries.get(m.rater, (0, None))[0],
+                    "mean_abs_diff": summaries.get(m.rater, (0, None))[1]}
+                   for m in data.members if m.rater not in admitted]
+        n_calibration_items = project.calibration_items.count()
     response = _page(request, project, "annotation/dashboard/raters.html", "raters", tables,
-                     {"r": data, "rows": rows, "alerts": [(x["label"], a) for x in rows for a in x["alerts"]],
+                     {"r": data, "rows": rows, "pending": pending, "n_calibration_items": n_calibration_items,
+                      "alerts": [(x["label"], a) for x in rows for a in x["alerts"]],
                       "charts": svgs, "error": error})
     if error:
         response.status_code = 400
@@ -375,6 +394,8 @@ _RATER_ACTIONS = {
                                                                             actor=actor, reason=reason),
     "include": lambda project, user_id, actor, reason: raters.rater_include(project=project, rater=user_id,
                                                                             actor=actor),
+    "admit": lambda project, user_id, actor, reason: calibration.rater_admit(project=project, rater=user_id,
+                                                                             actor=actor),
 }
 
 
@@ -385,7 +406,7 @@ def dashboard_rater_action(request: HttpRequest, slug: str, user_id: int, action
     project = _managed(request, slug)
     try:
         _RATER_ACTIONS[action](project, user_id, request.user, request.POST.get("reason", ""))
-    except raters.RaterActionError as exc:
+    except (raters.RaterActionError, calibration.CalibrationError) as exc:
         return _raters_response(request, project, error=str(exc))
     return redirect("annotation:dashboard-raters", slug=project.slug)
 
@@ -519,11 +540,25 @@ def dashboard_disputed_detail(request: HttpRequest, slug: str, image_id: int) ->
                      for e in detail.history])]
     response = _page(request, project, "annotation/dashboard/disputed_detail.html", "disputed", tables,
                      {"detail": detail, "item": item, "image": item.image, "error": error,
+                      "calibration_item": project.calibration_items.filter(image_id=image_id).first(),
                       "spread": spread_svg(item, project.scale_max, top=12, compact=False),
                       "reasons": FlagReason.choices, "max_extra": adjudication.MAX_EXTRA})
     if error:
         response.status_code = 400
     return response
+
+
+@login_required
+@require_POST
+def dashboard_calibration_item(request: HttpRequest, slug: str, image_id: int) -> HttpResponse:
+    """Make the image a calibration item with the median of its expert ratings as reference (leads only)."""
+    project = _managed(request, slug)
+    image = get_object_or_404(Image, project=project, pk=image_id)
+    try:
+        calibration.calibration_item_from_ratings(project=project, image=image, actor=request.user)
+    except ValueError as exc:  # CalibrationError, InvalidValues
+        return HttpResponse(f"Not a calibration item: {exc}", status=400, content_type="text/plain")
+    return redirect(reverse("annotation:dashboard-disputed-detail", args=[project.slug, image_id]))
 
 
 @login_required

@@ -355,9 +355,19 @@ def agreement_snapshot_create(project: Project, *, level: str = "interval", n_bo
         if existing is not None or not mine:
             # Done already, or another worker is computing this very snapshot right now.
             return existing or same.order_by("-created_at").first() or _latest_or_busy(project)
-        # A run whose worker died left a "running" row: take it over instead of adding another.
-        snapshot = same.filter(status=SnapshotStatus.RUNNING).first() or AgreementSnapshot.objects.create(
-            project=project, level=level, n_boot=n_boot, seed=seed, fingerprint=fingerprint)
+        # We hold the lock for these parameters, so any "running" row with them belongs to a run
+        # whose worker died (whatever ratings it started from): take the newest over, close the rest.
+        stale = list(AgreementSnapshot.objects.filter(project=project, level=level, n_boot=n_boot, seed=seed,
+                                                      status=SnapshotStatus.RUNNING).order_by("-created_at", "-id"))
+        if stale:
+            snapshot = stale[0]
+            AgreementSnapshot.objects.filter(pk=snapshot.pk).update(fingerprint=fingerprint, progress=0)
+            snapshot.fingerprint = fingerprint
+            AgreementSnapshot.objects.filter(pk__in=[s.pk for s in stale[1:]]).update(
+                status=SnapshotStatus.FAILED, error="interrupted (worker lost); superseded", finished_at=timezone.now())
+        else:
+            snapshot = AgreementSnapshot.objects.create(project=project, level=level, n_boot=n_boot, seed=seed,
+                                                        fingerprint=fingerprint)
         return _compute_into(snapshot, project, level=level, n_boot=n_boot, seed=seed)
 
 

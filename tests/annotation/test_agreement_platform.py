@@ -197,3 +197,18 @@ def test_median_seconds_per_rater_in_the_snapshot():
     payload = agreement_snapshot_create(project, n_boot=0).payload
     assert {r["rater"]: r["median_seconds"] for r in payload["raters"]} == {fast.pk: 20.0, slow.pk: 70.0}
     assert {r["rater"]: r["n_ratings"] for r in payload["raters"]} == {fast.pk: 3, slow.pk: 3}
+
+
+def test_a_snapshot_left_running_by_a_dead_worker_is_taken_over_even_after_new_ratings(tmp_path):
+    from annotation.models import SnapshotStatus
+
+    project = make_project(slug="hq")
+    text, _ = ratings_csv(np.random.default_rng(6), n_images=8)
+    (tmp_path / "r.csv").write_text(text)
+    call_command("import_ratings", str(tmp_path / "r.csv"), "--project", "hq", "--format", "long",
+                 stdout=io.StringIO())
+    dead = AgreementSnapshot.objects.create(project=project, n_boot=10, fingerprint="old", status="running")
+    older = AgreementSnapshot.objects.create(project=project, n_boot=10, fingerprint="older", status="running")
+    done = agreement_snapshot_create(project, n_boot=10)
+    assert done.status == SnapshotStatus.DONE and done.pk in (dead.pk, older.pk)
+    assert not AgreementSnapshot.objects.filter(project=project, status="running").exists()
