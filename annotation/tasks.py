@@ -12,7 +12,12 @@ from annotation.services.agreement_snapshot import agreement_snapshot_create, ra
 def agreement_snapshot_task(self, project_id: int, level: str = "interval", n_boot: int = 1000,  # type: ignore[no-untyped-def]
                             seed: int = 0) -> int:
     """Compute (or reuse) the project's agreement snapshot; returns its id. Idempotent."""
+    from django.core.cache import cache
+
+    from annotation.selectors_dashboard import recompute_queued_key
+
     project = Project.objects.get(pk=project_id)
+    cache.delete(recompute_queued_key(project.pk))  # a lead's "queued" mark ends when a worker starts
     return agreement_snapshot_create(project, level=level, n_boot=n_boot, seed=seed).pk
 
 
