@@ -10,6 +10,8 @@ The SQLite demo database relies on the service-layer validation alone.
 
 from django.db import migrations
 
+from annotation.migrations._postgres import postgres_sql
+
 from annotation.taxonomy import N_EMOTIONS
 
 FORWARD = f"""
@@ -43,16 +45,6 @@ ALTER TABLE annotation_ratingrevision DROP CONSTRAINT IF EXISTS ratingrevision_v
 """
 
 
-def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FORWARD, params=None)
-
-
-def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(BACKWARD, params=None)
-
-
 class Migration(migrations.Migration):
     dependencies = [("annotation", "0001_initial")]
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [postgres_sql(FORWARD, BACKWARD)]

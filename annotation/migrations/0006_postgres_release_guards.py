@@ -6,6 +6,8 @@ changing or removing ReleaseImage rows of a published release. A new version sup
 
 from django.db import migrations
 
+from annotation.migrations._postgres import postgres_sql
+
 FORWARD = """
 CREATE FUNCTION emorate_release_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -48,16 +50,6 @@ DROP FUNCTION IF EXISTS emorate_release_image_frozen();
 """
 
 
-def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FORWARD, params=None)
-
-
-def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(BACKWARD, params=None)
-
-
 class Migration(migrations.Migration):
     dependencies = [("annotation", "0005_releases")]
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [postgres_sql(FORWARD, BACKWARD)]

@@ -2,6 +2,8 @@
 
 from django.db import migrations
 
+from annotation.migrations._postgres import postgres_sql
+
 FORWARD = """
 CREATE FUNCTION emorate_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -16,16 +18,6 @@ DROP FUNCTION IF EXISTS emorate_audit_append_only();
 """
 
 
-def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FORWARD, params=None)
-
-
-def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(BACKWARD, params=None)
-
-
 class Migration(migrations.Migration):
     dependencies = [("annotation", "0008_audit")]
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [postgres_sql(FORWARD, BACKWARD)]
