@@ -14,6 +14,7 @@ scores or agreement.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -25,12 +26,13 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import Role
 
 from . import taxonomy
 from .models import FlagReason, Membership, Project, Rating, SkipReason
-from .services import queue
+from .services import calibration, queue
 from .services.rating_submit import (
     RatingError,
     assignment_flag,
@@ -48,7 +50,8 @@ def _project_for_rater(request: HttpRequest, slug: str) -> Project:
     memberships = Membership.objects.filter(project=OuterRef("pk"), user_id=user.pk)
     project = get_object_or_404(
         Project.objects.annotate(is_member=Exists(memberships),
-                                 rater_paused=Exists(memberships.filter(paused_at__isnull=False))),
+                                 rater_paused=Exists(memberships.filter(paused_at__isnull=False)),
+                                 rater_admitted=Exists(memberships.filter(admitted_at__isnull=False))),
         slug=slug)
     if not (user.is_active and user.role == Role.RATER and project.is_member):  # type: ignore[attr-defined]
         raise PermissionDenied("Only raters who are members of this project can rate it.")
@@ -58,6 +61,19 @@ def _project_for_rater(request: HttpRequest, slug: str) -> Project:
 def _paused(project: Project) -> bool:
     """Whether a lead paused the requesting rater (annotated by _project_for_rater)."""
     return bool(getattr(project, "rater_paused", False))
+
+
+def _needs_calibration(project: Project) -> bool:
+    """Whether the requesting rater must rate the calibration set and be admitted first
+    (annotation.services.calibration; annotated by _project_for_rater)."""
+    return bool(project.require_calibration and not getattr(project, "rater_admitted", False))
+
+
+def _to_calibration(request: HttpRequest, project: Project) -> HttpResponse:
+    url = reverse("annotation:calibration", args=[project.slug])
+    if request.htmx:  # type: ignore[attr-defined]
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
 
 
 def _groups(values: list[int] | None) -> list[dict[str, Any]]:
@@ -123,6 +139,8 @@ def _refused(request: HttpRequest, project: Project, exc: RatingError) -> HttpRe
 def rate_page(request: HttpRequest, slug: str) -> HttpResponse:
     """Claims (or returns the open) assignment and shows the whole page."""
     project = _project_for_rater(request, slug)
+    if _needs_calibration(project):
+        return _to_calibration(request, project)
     claim = None if _paused(project) else queue.assignment_claim_next(project=project, rater=request.user)
     ctx = _stage_context(project, request.user, claim)
     return render(request, "annotation/rate.html", ctx)
@@ -133,6 +151,8 @@ def rate_page(request: HttpRequest, slug: str) -> HttpResponse:
 def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     """Store the rating (idempotent per assignment), answer with the next stage."""
     project = _project_for_rater(request, slug)
+    if _needs_calibration(project):
+        return _to_calibration(request, project)
     if project.is_binary:
         values: Any = [request.POST.get("answer", "")]
     else:
@@ -152,6 +172,8 @@ def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResp
 @require_POST
 def rate_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     project = _project_for_rater(request, slug)
+    if _needs_calibration(project):
+        return _to_calibration(request, project)
     try:
         assignment_skip(assignment=assignment_id, project=project, rater=request.user, reason=request.POST.get("reason", ""),
                         note=request.POST.get("note", ""))
@@ -166,6 +188,8 @@ def rate_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpRespon
 @require_POST
 def rate_flag(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     project = _project_for_rater(request, slug)
+    if _needs_calibration(project):
+        return _to_calibration(request, project)
     try:
         assignment_flag(assignment=assignment_id, project=project, rater=request.user, reason=request.POST.get("reason", ""),
                         note=request.POST.get("note", ""))
@@ -227,3 +251,46 @@ def rate_revise(request: HttpRequest, slug: str, rating_id: int) -> HttpResponse
     else:
         ctx["groups"] = _groups(rating.values)
     return render(request, "annotation/rate_revise.html", ctx, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def calibration_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """Onboarding: the next calibration image with the usual sliders; once all are rated, the
+    rater's own values vs the reference (calibration set only) until a lead admits them."""
+    project = _project_for_rater(request, slug)
+    if not project.require_calibration:
+        return redirect("annotation:rate", slug=project.slug)
+    error, status = "", 200
+    if request.method == "POST" and not _needs_calibration(project):
+        return redirect("annotation:rate", slug=project.slug)
+    if request.method == "POST":
+        values = {k[len(EMOTION_FIELD_PREFIX):]: v for k, v in request.POST.items() if k.startswith(EMOTION_FIELD_PREFIX)}
+        try:
+            seconds: float | None = float(request.POST.get("active_seconds") or "nan")
+        except ValueError:
+            seconds = None
+        try:
+            item_id = int(request.POST.get("item", ""))
+            calibration.calibration_submit(project=project, rater=request.user, item=item_id, values=values,
+                                           seconds=seconds if seconds is not None and math.isfinite(seconds) else None)
+        except ValueError as exc:  # CalibrationError, InvalidValues (a RatingError) and a bad item id
+            error, status = str(exc), 400
+        else:
+            return redirect("annotation:calibration", slug=project.slug)
+    needs = _needs_calibration(project)
+    item = calibration.calibration_next(project, request.user) if needs else None
+    comparison = calibration.calibration_comparison(project, request.user)
+    ctx: dict[str, Any] = {"project": project, "item": item, "error": error, "admitted": not needs,
+                           "anchors": project.scale_anchors, "field_prefix": EMOTION_FIELD_PREFIX,
+                           "n_done": len(comparison.items), "n_items": comparison.n_items}
+    if item is not None:
+        ctx.update(groups_html=_groups_html(project.scale_max),
+                   image_url=item.image.file.url if item.image.file else "")
+    else:
+        names = taxonomy.EMOTIONS
+        ctx.update(comparison=comparison,
+                   per_emotion=[(names[e], v) for e, v in enumerate(comparison.per_emotion)],
+                   items=[{"image": c.image, "rows": [(names[e], c.values[e], c.reference[e], c.abs_diff[e])
+                                                       for e in range(len(names))]} for c in comparison.items])
+    return render(request, "annotation/calibration.html", ctx, status=status)

@@ -9,13 +9,14 @@ from .assignment import (
     SkipReason,
 )
 from .audit import AuditEvent
+from .calibration import CalibrationItem, CalibrationRating
 from .image import Image
 from .project import Membership, Mode, Project
 from .rating import ModelScore, Rating, RatingRevision, RatingSource
 from .release import Release, ReleaseImage, ReleaseStatus
 
 __all__ = [
-    "AgreementSnapshot", "Assignment", "AuditEvent", "AssignmentStatus", "BinaryItem", "FlagReason", "Image", "ImageFlag",
+    "AgreementSnapshot", "Assignment", "AuditEvent", "AssignmentStatus", "CalibrationItem", "CalibrationRating", "BinaryItem", "FlagReason", "Image", "ImageFlag",
     "Membership", "Mode", "ModelScore", "Project", "Rating", "RatingRevision", "RatingSource", "Release", "ReleaseImage", "ReleaseStatus", "RetestRating",
     "SkipReason",
     "SnapshotStatus",

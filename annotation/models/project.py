@@ -40,8 +40,13 @@ class Project(models.Model):
                                                help_text="Alert when a rater's test-retest alpha falls below this")
     alert_speed_ratio = models.FloatField(default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
                                           help_text="Alert when recent time per image < this x the rater's usual")
+    # Onboarding (annotation.services.calibration): new raters rate the calibration set first and
+    # rate for the benchmark only once a lead admitted them (Membership.admitted_at).
+    require_calibration = models.BooleanField(default=False,
+                                              help_text="New raters rate the calibration set and wait for admission")
     created_at = models.DateTimeField(auto_now_add=True)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership",
+                                     through_fields=("project", "user"), related_name="projects")
 
     class Meta:
         ordering = ["name"]
@@ -83,6 +88,10 @@ class Membership(models.Model):
     paused_at = models.DateTimeField(null=True, blank=True, help_text="Set while a lead has paused the rater")
     excluded_from_releases = models.BooleanField(default=False)
     exclusion_reason = models.CharField(max_length=500, blank=True)
+    # Set when a lead admits the rater after calibration (only consulted when Project.require_calibration).
+    admitted_at = models.DateTimeField(null=True, blank=True)
+    admitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
 
     class Meta:
         constraints = [

@@ -1,0 +1,173 @@
+"""Onboarding with a calibration set (docs/decisions/0002-rater-quality.md).
+
+Contracts:
+
+- A lead chooses calibration images with reference values (`calibration_item_set`, validated like
+  a rating; or `calibration_item_from_ratings`: the per-emotion median of the image's ratings).
+- A rater *needs calibration* while `Project.require_calibration` is on and their membership has
+  no `admitted_at`. Such a rater is sent to the calibration page instead of the rate page; they
+  rate every calibration item once (`calibration_submit`, idempotent per item) and then see how
+  their values compare with the reference, for the calibration set only.
+- Calibration ratings live in `CalibrationRating`, never in `annotation_rating`: agreement,
+  consolidation, the queue and releases never see them.
+- `rater_admit` (a lead) lets the rater rate for the benchmark; audited, idempotent.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from annotation import taxonomy
+from annotation.models import CalibrationItem, CalibrationRating, Image, Membership, Project, Rating
+from annotation.services.audit import audit_record
+from annotation.services.rating_submit import RawValues, values_parse
+
+
+class CalibrationError(ValueError):
+    """A refused calibration action; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class ItemComparison:
+    item: int
+    image: int
+    values: list[int]
+    reference: list[int]
+    abs_diff: list[int]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A rater's calibration ratings vs the reference: per item, and the mean |difference| per emotion."""
+
+    items: list[ItemComparison]
+    n_items: int  # items in the calibration set
+    per_emotion: list[float | None]  # mean |rater - reference| per taxonomy emotion (None: nothing rated)
+    mean_abs_diff: float | None  # over every rated item and emotion
+
+    @property
+    def complete(self) -> bool:
+        return self.n_items > 0 and len(self.items) == self.n_items
+
+
+def _user_id(user: Any) -> int:
+    return int(user if isinstance(user, int) else user.pk)
+
+
+def needs_calibration(project: Project, rater: Any) -> bool:
+    """Whether the rater must finish calibration and be admitted before rating for the benchmark."""
+    if not project.require_calibration:
+        return False
+    return not Membership.objects.filter(project=project, user_id=_user_id(rater), admitted_at__isnull=False).exists()
+
+
+def calibration_item_set(*, project: Project, image: Image | int, values: RawValues, actor: Any,
+                         source: str = "lead") -> CalibrationItem:
+    """Make (or update) a calibration item with the lead's reference values (validated like a rating)."""
+    if project.is_binary:
+        raise CalibrationError("calibration sets are for intensity projects")
+    image_id = image if isinstance(image, int) else image.pk
+    if not Image.objects.filter(project=project, pk=image_id).exists():
+        raise CalibrationError(f"image {image_id} is not in project {project.slug!r}")
+    reference = values_parse(project=project, raw=values)
+    with transaction.atomic():
+        item, created = CalibrationItem.objects.update_or_create(
+            project=project, image_id=image_id,
+            defaults={"reference": reference, "source": source[:200],
+                      "created_by": actor if getattr(actor, "is_authenticated", False) else None})
+        audit_record(actor=actor, action="calibration.item_set", project=project, obj=item, image=image_id,
+                     created=created, source=source[:200])
+    return item
+
+
+def median_reference(ratings: Sequence[Sequence[int]]) -> list[int]:
+    """Per-emotion median of rating vectors, rounded half up to the scale's integers."""
+    if not ratings:
+        raise CalibrationError("the image has no ratings to take a median of")
+    return [int(statistics.median(col) + 0.5) for col in zip(*ratings, strict=True)]
+
+
+def calibration_item_from_ratings(*, project: Project, image: Image | int, actor: Any) -> CalibrationItem:
+    """A calibration item whose reference is the median of the image's expert ratings."""
+    image_id = image if isinstance(image, int) else image.pk
+    vectors = list(Rating.objects.filter(project=project, image_id=image_id, emotion__isnull=True)
+                   .values_list("values", flat=True))
+    return calibration_item_set(project=project, image=image_id, values=median_reference(vectors), actor=actor,
+                                source=f"median of {len(vectors)} expert ratings")
+
+
+def calibration_next(project: Project, rater: Any) -> CalibrationItem | None:
+    """The first calibration item (in the lead's order) the rater has not rated yet."""
+    return (CalibrationItem.objects.filter(project=project).exclude(ratings__rater_id=_user_id(rater))
+            .select_related("image").order_by("id").first())
+
+
+def calibration_submit(*, project: Project, rater: Any, item: CalibrationItem | int, values: RawValues,
+                       seconds: float | None = None) -> CalibrationRating:
+    """Store the rater's values for a calibration item. Idempotent: a repeat returns the first rating."""
+    item_id = item if isinstance(item, int) else item.pk
+    if not CalibrationItem.objects.filter(project=project, pk=item_id).exists():
+        raise CalibrationError(f"calibration item {item_id} is not in project {project.slug!r}")
+    parsed = values_parse(project=project, raw=values)
+    if seconds is not None and seconds < 0:
+        seconds = None
+    existing = CalibrationRating.objects.filter(item_id=item_id, rater_id=_user_id(rater)).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return CalibrationRating.objects.create(project=project, item_id=item_id, rater_id=_user_id(rater),
+                                                    values=parsed, seconds=seconds)
+    except IntegrityError:  # a concurrent double submit
+        return CalibrationRating.objects.get(item_id=item_id, rater_id=_user_id(rater))
+
+
+def calibration_comparison(project: Project, rater: Any) -> Comparison:
+    """The rater's calibration values vs the reference, per item and emotion (their own ratings only)."""
+    n_items = CalibrationItem.objects.filter(project=project).count()
+    items = []
+    for r in (CalibrationRating.objects.filter(project=project, rater_id=_user_id(rater)).select_related("item")
+              .order_by("item_id")):
+        ref = r.item.reference
+        items.append(ItemComparison(item=r.item_id, image=r.item.image_id, values=r.values, reference=ref,
+                                    abs_diff=[abs(a - b) for a, b in zip(r.values, ref, strict=True)]))
+    n = taxonomy.N_EMOTIONS
+    per_emotion: list[float | None] = [
+        (sum(c.abs_diff[e] for c in items) / len(items)) if items else None for e in range(n)]
+    overall = (sum(sum(c.abs_diff) for c in items) / (len(items) * n)) if items else None
+    return Comparison(items=items, n_items=n_items, per_emotion=per_emotion, mean_abs_diff=overall)
+
+
+def calibration_summaries(project: Project) -> dict[int, tuple[int, float | None]]:
+    """Per rater with calibration ratings: (items rated, mean |difference| over items and emotions)."""
+    out: dict[int, list[int]] = {}
+    for rater_id, values, ref in (CalibrationRating.objects.filter(project=project)
+                                  .values_list("rater_id", "values", "item__reference")):
+        acc = out.setdefault(rater_id, [0, 0, 0])
+        acc[0] += 1
+        acc[1] += sum(abs(a - b) for a, b in zip(values, ref, strict=True))
+        acc[2] += len(ref)
+    return {r: (n, (s / k) if k else None) for r, (n, s, k) in out.items()}
+
+
+def rater_admit(*, project: Project, rater: Any, actor: Any) -> Membership:
+    """Admit a rater to rate for the benchmark (after calibration). Audited; idempotent."""
+    with transaction.atomic():
+        m = Membership.objects.select_for_update().filter(project=project, user_id=_user_id(rater)).first()
+        if m is None:
+            raise CalibrationError(f"user {_user_id(rater)} is not a member of project {project.slug!r}")
+        if m.admitted_at is not None:
+            return m
+        m.admitted_at = timezone.now()
+        m.admitted_by = actor if getattr(actor, "is_authenticated", False) else None
+        m.save(update_fields=["admitted_at", "admitted_by"])
+        summary = calibration_summaries(project).get(m.user_id, (0, None))
+        audit_record(actor=actor, action="rater.admitted", project=project, obj=m, rater=m.user_id,
+                     calibration_items=summary[0], calibration_mean_abs_diff=summary[1])
+        return m
