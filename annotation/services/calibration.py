@@ -11,6 +11,8 @@ Contracts:
 - Calibration ratings live in `CalibrationRating`, never in `annotation_rating`: agreement,
   consolidation, the queue and releases never see them.
 - `rater_admit` (a lead) lets the rater rate for the benchmark; audited, idempotent.
+- `calibration_items_from_release`: n images of a published release, its consensus as reference
+  (`manage.py calibration_from_release --project SLUG --release X.Y.Z --n 10`).
 """
 
 from __future__ import annotations
@@ -171,3 +173,37 @@ def rater_admit(*, project: Project, rater: Any, actor: Any) -> Membership:
         audit_record(actor=actor, action="rater.admitted", project=project, obj=m, rater=m.user_id,
                      calibration_items=summary[0], calibration_mean_abs_diff=summary[1])
         return m
+
+
+def calibration_items_from_release(*, project: Project, release: Any, n: int, actor: Any,
+                                   seed: int = 0) -> list[CalibrationItem]:
+    """Take `n` images of a published release of this project as calibration items, with the
+    release's consensus, rounded to the scale (halves up), as reference.
+
+    Undisputed images are preferred; the choice is deterministic (sha256 keyed by `seed`).
+    Raises CalibrationError for an unpublished or foreign release or a bad `n`.
+    """
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from annotation.models import ReleaseImage, ReleaseStatus
+    from annotation.services.releases import release_dir
+
+    if release.project_id != project.pk or release.status != ReleaseStatus.PUBLISHED:
+        raise CalibrationError(f"release {release.version} is not a published release of {project.slug!r}")
+    if not 1 <= n <= 200:
+        raise CalibrationError(f"n {n} out of range (allowed: 1..200 calibration images)")
+    parts = [pq.read_table(p) for p in sorted((release_dir(release) / "data").glob("*.parquet"))]
+    table = pa.concat_tables(parts).to_pylist() if parts else []
+    image_ids = dict(ReleaseImage.objects.filter(release=release).values_list("sha256", "image_id"))
+    slugs = [taxonomy.emotion_slug(name) for name in taxonomy.EMOTIONS]
+    rows = sorted((r for r in table if r["sha256"] in image_ids),
+                  key=lambda r: (bool(r.get("disputed")), hashlib.sha256(f"{seed}:{r['sha256']}".encode()).digest()))
+    items = []
+    for row in rows[:n]:
+        reference = [min(project.scale_max, int(float(row[f"{s}__consensus"] or 0) + 0.5)) for s in slugs]
+        items.append(calibration_item_set(project=project, image=image_ids[row["sha256"]], values=reference,
+                                          actor=actor, source=f"consensus of release {release.version}"))
+    return items

@@ -184,3 +184,31 @@ def test_projects_without_calibration_and_the_lead_median_button(client):
     assert "Update the calibration reference" in detail.content.decode()
     empty = image_with_file(project)
     assert client.post(reverse("annotation:dashboard-calibration-item", args=[project.slug, empty.pk])).status_code == 400
+
+
+def test_calibration_items_from_a_published_release():
+    import io
+
+    import numpy as np
+    from django.core.management import CommandError, call_command
+
+    from annotation.models import CalibrationItem, Rating
+    from annotation.services.releases import release_build, release_create, release_publish
+    from tests.annotation.test_releases import populate
+    from tests.factories import make_project, make_user
+
+    project = make_project(slug="calrel")
+    populate(project, 30, [make_user() for _ in range(3)], np.random.default_rng(2))
+    release = release_build(release_create(project=project, version="1.0.0", n_boot=0))
+    with pytest.raises(CommandError, match="not a published release"):
+        call_command("calibration_from_release", "--project", "calrel", "--release", "1.0.0", stdout=io.StringIO())
+    release_publish(release)
+    out = io.StringIO()
+    call_command("calibration_from_release", "--project", "calrel", "--release", "1.0.0", "--n", "5", stdout=out)
+    assert "5 calibration items from release 1.0.0" in out.getvalue()
+    items = list(CalibrationItem.objects.filter(project=project))
+    assert len(items) == 5 and all(i.source == "consensus of release 1.0.0" for i in items)
+    for item in items:  # the reference is the median of the experts, rounded half up
+        vectors = np.array(list(Rating.objects.filter(image=item.image).values_list("values", flat=True)))
+        expected = np.minimum(7, np.floor(np.median(vectors, axis=0) + 0.5)).astype(int).tolist()
+        assert item.reference == expected
