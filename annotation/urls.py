@@ -6,6 +6,7 @@ app_name = "annotation"
 urlpatterns = [
     path("", views.home, name="home"),
     path("projects/<slug:slug>/", views.project_detail, name="project-detail"),
+    path("projects/<slug:slug>/settings/", views.project_settings, name="project-settings"),
     path("projects/<slug:slug>/rate/", views_rate.rate_page, name="rate"),
     path("projects/<slug:slug>/rate/<int:assignment_id>/submit/", views_rate.rate_submit, name="rate-submit"),
     path("projects/<slug:slug>/rate/<int:assignment_id>/skip/", views_rate.rate_skip, name="rate-skip"),

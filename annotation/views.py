@@ -4,15 +4,18 @@ import re
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 
 from . import selectors
+from .forms import ProjectSettingsForm
 from .imagefiles import strip_metadata
 from .models import Project
 from .scoring.selectors import scoring_status
+from .services.projects import project_settings_update
 
 # images/<project id>/<first two hex digits>/<sha256>.<ext>, as annotation.models.image names them
 _CONTENT_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
@@ -66,3 +69,20 @@ def media_file(request: HttpRequest, path: str) -> HttpResponse:
     if not target.is_file():
         raise Http404("no such file")
     return image_response(target)
+
+
+@login_required
+def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    """Leads change the project's guidelines, targets, calibration, retest and alert settings."""
+    project = get_object_or_404(Project, slug=slug)
+    if not selectors.can_manage(request.user, project):
+        raise PermissionDenied("Only the project's leads and admins can change its settings.")
+    form = ProjectSettingsForm(request.POST or None, instance=Project.objects.get(pk=project.pk))
+    if request.method == "POST":
+        if form.is_valid():
+            project_settings_update(project=project, changes={f: form.cleaned_data[f] for f in form.changed_data},
+                                    actor=request.user)
+            messages.success(request, "Settings saved.")
+            return redirect("annotation:project-settings", slug=project.slug)
+        return render(request, "annotation/project_settings.html", {"project": project, "form": form}, status=400)
+    return render(request, "annotation/project_settings.html", {"project": project, "form": form})

@@ -42,3 +42,19 @@ def project_create(*, slug: str, mode: str, name: str = "", scale_max: int | Non
 def membership_add(*, project: Project, user: User) -> Membership:
     membership, _ = Membership.objects.get_or_create(project=project, user=user)
     return membership
+
+
+def project_settings_update(*, project: Project, changes: dict[str, object], actor: object) -> Project:
+    """Apply a lead's validated settings changes and record them in the audit history."""
+    from annotation.services.audit import audit_record
+
+    before = {k: getattr(project, k) for k in changes}
+    with transaction.atomic():
+        for key, value in changes.items():
+            setattr(project, key, value)
+        project.save(update_fields=list(changes))
+        changed = {k: [before[k], changes[k]] for k in changes if before[k] != changes[k]}
+        if changed:
+            audit_record(actor=actor, action="project.settings_changed", project=project, obj=project,
+                         changes={k: [str(a), str(b)] for k, (a, b) in changed.items()})
+    return project

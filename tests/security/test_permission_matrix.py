@@ -61,6 +61,7 @@ ROUTES: dict[str, Route] = {
     "api:release-file": Route("GET", frozenset(MANAGERS), ("slug", "version", "file"), api=True),
     "annotation:home": Route("GET", frozenset(SIGNED_IN)),
     "annotation:project-detail": Route("GET", frozenset(MEMBERS), ("slug",)),
+    "annotation:project-settings": Route("GET", frozenset(MANAGERS), ("slug",)),
     "annotation:rate": Route("GET", frozenset(RATER), ("slug",)),
     "annotation:rate-submit": Route("POST", frozenset(RATER), ("slug", "assignment_id")),
     "annotation:rate-skip": Route("POST", frozenset(RATER), ("slug", "assignment_id")),
