@@ -217,10 +217,10 @@ def test_htmx_submit_swaps_in_the_next_image_with_pinned_query_count(client, dja
     client.force_login(rater)
     client.get(rate_url(project))
     a = Assignment.objects.get(rater=rater, status="open")
-    # user, project; submit: savepoint, lock, insert rating, update lease, release; next claim (no
-    # open lease left, the session is cached): savepoint, lock candidates, insert lease if there is
-    # still room, release; own count
-    with django_assert_num_queries(12):
+    # user, project; submit: savepoint, lock, insert rating + update lease (one statement), release;
+    # next claim (no open lease left, the session is cached): savepoint, lock candidates, insert
+    # lease if there is still room, release; own count
+    with django_assert_num_queries(11):
         resp = client.post(submit_url(project, a), post_values([3] + [0] * 39, client_token="x", active_seconds="9"),
                            HTTP_HX_REQUEST="true")
     assert resp.status_code == 200
