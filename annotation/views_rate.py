@@ -177,36 +177,31 @@ def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResp
     return _next_stage(request, project, message="Saved.")
 
 
-@login_required
-@require_POST
-def rate_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+def _leave(request: HttpRequest, slug: str, assignment_id: int, action: Any, message: str) -> HttpResponse:
+    """Skip or flag: the image leaves this rater's queue (with a reason), the next one comes in."""
     project = _project_for_rater(request, slug)
     if _needs_calibration(project):
         return _to_calibration(request, project)
     try:
-        assignment_skip(assignment=assignment_id, project=project, rater=request.user, reason=request.POST.get("reason", ""),
-                        note=request.POST.get("note", ""))
+        action(assignment=assignment_id, project=project, rater=request.user, reason=request.POST.get("reason", ""),
+               note=request.POST.get("note", ""))
     except RatingError as exc:
         return _refused(request, project, exc)
     if not request.htmx:  # type: ignore[attr-defined]
         return redirect("annotation:rate", slug=project.slug)
-    return _next_stage(request, project, message="Skipped.")
+    return _next_stage(request, project, message=message)
+
+
+@login_required
+@require_POST
+def rate_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    return _leave(request, slug, assignment_id, assignment_skip, "Skipped.")
 
 
 @login_required
 @require_POST
 def rate_flag(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
-    project = _project_for_rater(request, slug)
-    if _needs_calibration(project):
-        return _to_calibration(request, project)
-    try:
-        assignment_flag(assignment=assignment_id, project=project, rater=request.user, reason=request.POST.get("reason", ""),
-                        note=request.POST.get("note", ""))
-    except RatingError as exc:
-        return _refused(request, project, exc)
-    if not request.htmx:  # type: ignore[attr-defined]
-        return redirect("annotation:rate", slug=project.slug)
-    return _next_stage(request, project, message="Flagged for a lead; the image left the queue.")
+    return _leave(request, slug, assignment_id, assignment_flag, "Flagged for a lead; the image left the queue.")
 
 
 @login_required
