@@ -8,6 +8,8 @@ extra_target changes (PostgreSQL: BEFORE UPDATE on the row; the SQLite demo: ann
 
 from django.db import migrations, models
 
+from annotation.migrations._postgres import postgres_sql
+
 POSTGRES_FORWARD = """
 CREATE OR REPLACE FUNCTION emorate_image_count_ratings() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -56,15 +58,7 @@ END $$;
 """
 
 
-def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRES_FORWARD, params=None)
-    # SQLite (the demo): annotation/sqlite_demo.py creates the triggers after every migrate.
-
-
-def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRES_BACKWARD, params=None)
+# SQLite (the demo): annotation/sqlite_demo.py creates the triggers after every migrate.
 
 
 class Migration(migrations.Migration):
@@ -85,5 +79,5 @@ class Migration(migrations.Migration):
             name="extra_target",
             field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
-        migrations.RunPython(forward, backward),
+        postgres_sql(POSTGRES_FORWARD, POSTGRES_BACKWARD),
     ]
