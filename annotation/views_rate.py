@@ -31,7 +31,7 @@ from accounts.models import Role
 
 from . import taxonomy
 from .models import FlagReason, Project, Rating, SkipReason
-from .services import calibration, queue
+from .services import calibration, prepared, queue
 from .services.rating_submit import (
     RatingError,
     assignment_flag,
@@ -47,18 +47,19 @@ EMOTION_FIELD_PREFIX = "emo:"
 # compiling the equivalent Exists() annotations than the database spends answering
 # (membership_unique makes the LEFT JOIN yield at most one row).
 _PROJECT_FOR_RATER_SQL = """
-SELECT p.*, m.id IS NOT NULL AS is_member,
+SELECT {columns}, m.id IS NOT NULL AS is_member,
        COALESCE(m.paused_at IS NOT NULL, FALSE) AS rater_paused,
        COALESCE(m.admitted_at IS NOT NULL, FALSE) AS rater_admitted
 FROM annotation_project p LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %s
 WHERE p.slug = %s
-"""
+""".format(columns=prepared.select_list(Project, "p"))
 
 
 def _project_for_rater(request: HttpRequest, slug: str) -> Project:
     """The project, if the user may rate it (one query); 404 unknown project, 403 non-members."""
     user: Any = request.user
-    found = list(Project.objects.raw(_PROJECT_FOR_RATER_SQL, [user.pk, slug]))
+    found = prepared.fetch_models(Project, _PROJECT_FOR_RATER_SQL, [user.pk, slug],
+                                  extra=("is_member", "rater_paused", "rater_admitted"))
     if not found:
         raise Http404("No project matches the given query.")
     project = found[0]

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from annotation import taxonomy
 from annotation.models import Assignment, AssignmentStatus, BinaryItem, Image, Project, Rating
+from annotation.services import prepared
 
 # Statuses after which a rater is never served the same image (intensity) / question (binary) again.
 _DONE_FOR_RATER = [AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED, AssignmentStatus.FLAGGED]
@@ -63,7 +64,7 @@ _NOT_PAUSED_SQL = ("AND NOT EXISTS (SELECT 1 FROM annotation_membership m WHERE 
 # file) and stops after the first free rows: full images are not in that index, so the walk does
 # not grow with the project's progress. `n_ratings` is kept by a trigger (Image.n_ratings).
 _INTENSITY_SQL = f"""
-SELECT i.* FROM annotation_image i
+SELECT {{columns}} FROM annotation_image i
 WHERE i.project_id = %s AND NOT i.queue_full AND NOT i.flagged AND i.file <> ''
   AND NOT EXISTS (SELECT 1 FROM annotation_rating r WHERE r.image_id = i.id AND r.rater_id = %s)
   AND NOT EXISTS (SELECT 1 FROM annotation_assignment a
@@ -77,7 +78,7 @@ ORDER BY i.priority DESC, i.id
 LIMIT %s {{lock}}
 """
 _BINARY_SQL = f"""
-SELECT b.* FROM annotation_binaryitem b JOIN annotation_image i ON i.id = b.image_id
+SELECT {{columns}} FROM annotation_binaryitem b JOIN annotation_image i ON i.id = b.image_id
 WHERE b.project_id = %s AND NOT b.closed AND NOT i.flagged AND i.file <> ''
   AND NOT EXISTS (SELECT 1 FROM annotation_rating r
                   WHERE r.image_id = b.image_id AND r.emotion = b.emotion AND r.rater_id = %s)
@@ -98,7 +99,8 @@ _OPEN_LEASES_SQL = ("(SELECT count(*) FROM annotation_assignment WHERE {column} 
 _LEASE_SQL = """
 INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, status, claimed_at, expires_at,
                                    client_token, reason, note, is_retest)
-SELECT %s, %s, %s, %s, 'open', %s, %s, '', '', '', FALSE WHERE {room}
+SELECT %s::bigint, %s::bigint, %s::bigint, %s::bigint, 'open', %s::timestamptz, %s::timestamptz, '', '', '', FALSE
+WHERE {room}
 RETURNING id
 """
 # The image's own extra_target counts too: a lead sent it back for more ratings.
@@ -123,11 +125,12 @@ def _candidates(project: Project, rater: Any, now: Any, exclude: list[int], *, l
     if lock and connection.features.has_select_for_update_skip_locked:
         lock_sql = f"FOR UPDATE OF {table} SKIP LOCKED"
     exclude_sql = f"AND {table}.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
-    sql = (_BINARY_SQL if project.is_binary else _INTENSITY_SQL).format(exclude=exclude_sql, lock=lock_sql)
+    model: Any = BinaryItem if project.is_binary else Image
+    sql = (_BINARY_SQL if project.is_binary else _INTENSITY_SQL).format(
+        columns=prepared.select_list(model, table), exclude=exclude_sql, lock=lock_sql)
     params = [project.pk, rater.pk, rater.pk, connection.ops.adapt_datetimefield_value(now), project.target_ratings,
               project.pk, rater.pk, *exclude, limit]
-    model = BinaryItem if project.is_binary else Image
-    return list(model.objects.raw(sql, params))  # type: ignore[attr-defined]
+    return prepared.fetch_models(model, sql, params)
 
 
 def _lease_if_room(project: Project, rater: Any, now: Any, image: Image, item: BinaryItem | None
@@ -145,7 +148,7 @@ def _lease_if_room(project: Project, rater: Any, now: Any, image: Image, item: B
         room, room_params = _BINARY_ROOM_SQL, [project.target_ratings, item.pk, item.pk, when, rater.pk,
                                                project.target_ratings]
     with connection.cursor() as cur:
-        cur.execute(_LEASE_SQL.format(room=room), params + room_params)
+        prepared.execute(cur, _LEASE_SQL.format(room=room), params + room_params)
         row = cur.fetchone()
     if row is None:
         return None
@@ -315,9 +318,9 @@ def rater_progress(*, project: Project, rater: Any) -> Progress:
     by a count that does not move) and the project's coverage, cached for a minute (it is an
     aggregate over all images, the same for everyone, and never per image)."""
     with connection.cursor() as cur:
-        cur.execute("SELECT (SELECT count(*) FROM annotation_rating WHERE project_id = %s AND rater_id = %s) + "
-                    "(SELECT count(*) FROM annotation_retestrating WHERE project_id = %s AND rater_id = %s)",
-                    [project.pk, rater.pk, project.pk, rater.pk])
+        prepared.execute(cur, "SELECT (SELECT count(*) FROM annotation_rating WHERE project_id = %s AND rater_id = %s) "
+                         "+ (SELECT count(*) FROM annotation_retestrating WHERE project_id = %s AND rater_id = %s)",
+                         [project.pk, rater.pk, project.pk, rater.pk])
         mine = int(cur.fetchone()[0])
     key = f"emorate:coverage:{project.pk}"
     coverage = cache.get(key)

@@ -106,6 +106,16 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The demo runs a web server and in-process work side by side: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
 
+# The rate page's statements run as server-side prepared statements (annotation/services/prepared.py),
+# planned once per connection with the generic plan: the same plan PostgreSQL picks for each call,
+# without the planning (it otherwise re-plans every call because a LIMIT parameter makes the
+# generic plan's estimate look dear). Only prepared statements and PL/pgSQL functions are affected.
+# Set EMORATE_PG_PREPARE=0 behind a transaction-pooling PgBouncer.
+EMORATE_PG_PREPARE = env_bool("EMORATE_PG_PREPARE", True)
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and EMORATE_PG_PREPARE:
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "/accounts/login/"

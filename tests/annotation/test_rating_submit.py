@@ -45,11 +45,24 @@ def as_mapping(values: list[int]) -> dict[str, int]:
 
 # --- services -----------------------------------------------------------------------------------
 
-def test_submit_stores_the_vector_in_taxonomy_order_with_times():
+@pytest.fixture(params=["careful", "fast"])
+def submit(request):
+    """rating_submit both ways it is called: with an Assignment (the careful way: lock, checks,
+    write), and as the rate page calls it, with the assignment id and the project (on PostgreSQL the
+    one-statement fast path first, falling back to the careful way for everything it does not
+    cover). Every contract below must hold for both."""
+    def call(*, assignment, **kw):
+        if request.param == "fast":
+            return rating_submit(assignment=assignment.pk, project=assignment.project, **kw)
+        return rating_submit(assignment=assignment, **kw)
+    return call
+
+
+def test_submit_stores_the_vector_in_taxonomy_order_with_times(submit):
     project, _, rater = setup()
     a = assignment_claim(project=project, rater=rater)
     values = [i % 8 for i in range(40)]
-    rating = rating_submit(assignment=a, rater=rater, values=as_mapping(values), active_seconds="12.5",
+    rating = submit(assignment=a, rater=rater, values=as_mapping(values), active_seconds="12.5",
                            now=a.claimed_at + timedelta(seconds=40))
     assert rating.values == values and rating.emotion is None and rating.source == "page"
     assert rating.seconds_spent == 40.0 and rating.active_seconds == 12.5
@@ -57,10 +70,10 @@ def test_submit_stores_the_vector_in_taxonomy_order_with_times():
     assert a.status == AssignmentStatus.SUBMITTED and a.rating_id == rating.pk
 
 
-def test_active_time_is_capped_by_the_lease_time():
+def test_active_time_is_capped_by_the_lease_time(submit):
     project, _, rater = setup()
     a = assignment_claim(project=project, rater=rater)
-    rating = rating_submit(assignment=a, rater=rater, values=[0] * 40, active_seconds=999,
+    rating = submit(assignment=a, rater=rater, values=[0] * 40, active_seconds=999,
                            now=a.claimed_at + timedelta(seconds=30))
     assert rating.active_seconds == 30.0
 
@@ -73,11 +86,11 @@ def test_active_time_is_capped_by_the_lease_time():
     ({k: v for k, v in as_mapping([0] * 40).items() if k != "Jealousy & Envy"}, "missing emotion(s): 'Jealousy & Envy'"),
     ([0] * 39, "expected 40 values"),
 ])
-def test_bad_values_are_refused_naming_the_problem_and_store_nothing(values, message):
+def test_bad_values_are_refused_naming_the_problem_and_store_nothing(values, message, submit):
     project, _, rater = setup()
     a = assignment_claim(project=project, rater=rater)
     with pytest.raises(InvalidValues) as info:
-        rating_submit(assignment=a, rater=rater, values=values)
+        submit(assignment=a, rater=rater, values=values)
     assert message in str(info.value)
     assert info.value.status == 400
     assert not Rating.objects.exists()
@@ -85,32 +98,32 @@ def test_bad_values_are_refused_naming_the_problem_and_store_nothing(values, mes
     assert a.status == AssignmentStatus.OPEN
 
 
-def test_foreign_assignment_is_refused():
+def test_foreign_assignment_is_refused(submit):
     project, _, rater = setup()
     a = assignment_claim(project=project, rater=rater)
     with pytest.raises(ForeignAssignment, match="belongs to another rater"):
-        rating_submit(assignment=a, rater=make_user(), values=[0] * 40)
+        submit(assignment=a, rater=make_user(), values=[0] * 40)
     assert not Rating.objects.exists()
 
 
-def test_second_submit_returns_the_stored_rating():
+def test_second_submit_returns_the_stored_rating(submit):
     project, _, rater = setup()
     a = assignment_claim(project=project, rater=rater)
-    first = rating_submit(assignment=a, rater=rater, values=[1] * 40, client_token="t1")
-    again = rating_submit(assignment=a, rater=rater, values=[5] * 40, client_token="t2")
+    first = submit(assignment=a, rater=rater, values=[1] * 40, client_token="t1")
+    again = submit(assignment=a, rater=rater, values=[5] * 40, client_token="t2")
     assert again.pk == first.pk and again.values == [1] * 40
     assert Rating.objects.count() == 1
 
 
-def test_expired_lease_is_honoured_while_the_image_still_needs_ratings():
+def test_expired_lease_is_honoured_while_the_image_still_needs_ratings(submit):
     project, images, rater = setup(n_images=1, target_ratings=2, lease_minutes=30)
     a = assignment_claim(project=project, rater=rater)
     late = a.expires_at + timedelta(minutes=5)
-    rating = rating_submit(assignment=a, rater=rater, values=[0] * 40, now=late)
+    rating = submit(assignment=a, rater=rater, values=[0] * 40, now=late)
     assert rating.image_id == images[0].pk
 
 
-def test_expired_lease_is_refused_once_others_took_the_last_slot():
+def test_expired_lease_is_refused_once_others_took_the_last_slot(submit):
     project, _, rater = setup(n_images=1, target_ratings=1, lease_minutes=30)
     a = assignment_claim(project=project, rater=rater)
     late = a.expires_at + timedelta(minutes=1)
@@ -118,18 +131,18 @@ def test_expired_lease_is_refused_once_others_took_the_last_slot():
     b = assignment_claim(project=project, rater=other, now=late)
     assert b is not None  # the lapsed lease returned the image to the queue
     with pytest.raises(AssignmentConflict, match="lease on this image expired"):
-        rating_submit(assignment=a, rater=rater, values=[0] * 40, now=late)
-    rating_submit(assignment=b, rater=other, values=[0] * 40, now=late)
+        submit(assignment=a, rater=rater, values=[0] * 40, now=late)
+    submit(assignment=b, rater=other, values=[0] * 40, now=late)
     assert Rating.objects.count() == 1
 
 
-def test_skipped_assignment_takes_no_rating():
+def test_skipped_assignment_takes_no_rating(submit):
     project, _, rater = setup()
     a = assignment_claim(project=project, rater=rater)
     a.status = AssignmentStatus.SKIPPED
     a.save()
     with pytest.raises(AssignmentConflict, match="skipped"):
-        rating_submit(assignment=a, rater=rater, values=[0] * 40)
+        submit(assignment=a, rater=rater, values=[0] * 40)
 
 
 def test_revise_keeps_the_old_values_as_a_revision():
@@ -212,15 +225,18 @@ def test_rate_page_get_query_count(client, django_assert_num_queries):
         assert client.get(rate_url(project)).status_code == 200
 
 
+@pytest.mark.django_db(transaction=True)
 def test_htmx_submit_swaps_in_the_next_image_with_pinned_query_count(client, django_assert_num_queries):
+    """As in production: autocommit outside the view's own transactions (pytest-django's default
+    wraps every test in a transaction, which turns each transaction into a savepoint)."""
     project, images, rater = setup()
     client.force_login(rater)
     client.get(rate_url(project))
     a = Assignment.objects.get(rater=rater, status="open")
-    # user, project; submit: savepoint, lock, insert rating + update lease (one statement), release;
-    # next claim (no open lease left, the session is cached): savepoint, lock candidates, insert
-    # lease if there is still room, release; own count
-    with django_assert_num_queries(11):
+    # user, project; submit: lock + insert rating + finish the lease (one autocommitted statement);
+    # next claim (no open lease left, the session is cached): begin, lock candidates, insert the
+    # lease if there is still room, commit; own count
+    with django_assert_num_queries(8):
         resp = client.post(submit_url(project, a), post_values([3] + [0] * 39, client_token="x", active_seconds="9"),
                            HTTP_HX_REQUEST="true")
     assert resp.status_code == 200
