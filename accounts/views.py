@@ -28,6 +28,6 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         except services.AccountError as exc:
             form.add_error(None, str(exc))
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user)  # the one configured backend (accounts.backends)
             return redirect("/")
     return render(request, "accounts/invitation_accept.html", {"form": form, "invitation": invitation})

@@ -114,8 +114,7 @@ def make_raters(project_id: int, n: int, prefix: str) -> list[tuple[int, str]]:
         u.save(update_fields=["password"])
         s = SessionStore()
         s[SESSION_KEY] = str(u.pk)
-        s[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0] if hasattr(settings, "AUTHENTICATION_BACKENDS") \
-            else "django.contrib.auth.backends.ModelBackend"
+        s[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
         s[HASH_SESSION_KEY] = u.get_session_auth_hash()
         s.create()
         out.append((u.pk, s.session_key or ""))

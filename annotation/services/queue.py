@@ -29,7 +29,8 @@ from django.utils import timezone
 
 from annotation import taxonomy
 from annotation.models import Assignment, AssignmentStatus, BinaryItem, Image, Project, Rating
-from annotation.services import prepared
+from config import prepared
+from config.cache import ProcessMemo
 
 # Statuses after which a rater is never served the same image (intensity) / question (binary) again.
 _DONE_FOR_RATER = [AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED, AssignmentStatus.FLAGGED]
@@ -315,13 +316,25 @@ class Progress:
 
 def rater_progress(*, project: Project, rater: Any) -> Progress:
     """The rater's own count (one query; test-retest repeats count too, so a repeat is not given away
-    by a count that does not move) and the project's coverage, cached for a minute (it is an
-    aggregate over all images, the same for everyone, and never per image)."""
+    by a count that does not move) and the project's coverage (project_coverage)."""
     with connection.cursor() as cur:
         prepared.execute(cur, "SELECT (SELECT count(*) FROM annotation_rating WHERE project_id = %s AND rater_id = %s) "
                          "+ (SELECT count(*) FROM annotation_retestrating WHERE project_id = %s AND rater_id = %s)",
                          [project.pk, rater.pk, project.pk, rater.pk])
         mine = int(cur.fetchone()[0])
+    return Progress(mine=mine, target_per_image=project.target_ratings, coverage_percent=project_coverage(project))
+
+
+_COVERAGE_MEMO = ProcessMemo(seconds=5)
+
+
+def project_coverage(project: Project) -> int:
+    """The project's coverage in percent (ratings taken of those needed), the same for everyone and
+    never per image: cached a minute in the shared cache and, in front of it, 5 seconds per process
+    (read on every rate page request)."""
+    coverage = _COVERAGE_MEMO.get(project.pk)
+    if coverage is not None:
+        return int(coverage)
     key = f"emorate:coverage:{project.pk}"
     coverage = cache.get(key)
     if coverage is None:
@@ -333,4 +346,5 @@ def rater_progress(*, project: Project, rater: Any) -> Progress:
             done = Rating.objects.filter(project=project, emotion__isnull=True).count()
         coverage = min(100, round(100 * done / total)) if total else 0
         cache.set(key, coverage, 60)
-    return Progress(mine=mine, target_per_image=project.target_ratings, coverage_percent=int(coverage))
+    _COVERAGE_MEMO.set(project.pk, coverage)
+    return int(coverage)

@@ -43,9 +43,9 @@ from annotation.models import (
     RetestRating,
     SkipReason,
 )
-from annotation.services import prepared
 from annotation.services.agreement_snapshot import agreement_schedule
 from annotation.services.audit import audit_record
+from config import prepared
 
 
 class RatingError(ValueError):

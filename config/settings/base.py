@@ -106,7 +106,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The demo runs a web server and in-process work side by side: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
 
-# The rate page's statements run as server-side prepared statements (annotation/services/prepared.py),
+# The rate page's statements run as server-side prepared statements (config/prepared.py),
 # planned once per connection with the generic plan: the same plan PostgreSQL picks for each call,
 # without the planning (it otherwise re-plans every call because a LIMIT parameter makes the
 # generic plan's estimate look dear). Only prepared statements and PL/pgSQL functions are affected.
@@ -118,6 +118,7 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql") and EMORATE_PG_PREPARE:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
