@@ -104,7 +104,8 @@ def _groups(values: list[int] | None) -> list[dict[str, Any]]:
 
 
 def _stage_context(project: Project, rater: Any, claim: queue.Claim | None) -> dict[str, Any]:
-    ctx: dict[str, Any] = {"project": project, "progress": queue.rater_progress(project=project, rater=rater),
+    mine = claim.rater_count if claim is not None else None
+    ctx: dict[str, Any] = {"project": project, "progress": queue.rater_progress(project=project, rater=rater, mine=mine),
                            "field_prefix": EMOTION_FIELD_PREFIX}
     # A paused rater (annotation.services.raters) is told so; the claim serves them nothing anyway.
     ctx["paused"] = _paused(project)

@@ -1,6 +1,6 @@
 """Benchmark of the rating hot path: many raters doing claim + submit over HTTP against gunicorn.
 
-Run from the repository root:   .venv/bin/python bench/rate_bench.py [--raters 32] [--seconds 20]
+Run from the repository root:   .venv/bin/python bench/rate_bench.py [--raters 8] [--seconds 15]
 
 Without a PostgreSQL DATABASE_URL it starts its own throwaway PostgreSQL + Redis
 (`source .ci/services.sh; start_services`) and stops them afterwards.
@@ -11,7 +11,9 @@ loops: POST the 40 values of its assignment to the submit URL as htmx does, read
 assignment from the swapped-in fragment. 2% of submits are sent twice (a double click / retry).
 Prints submissions/s, p50/p95/p99 latency, and checks the database afterwards: every accepted
 submit has exactly one rating (lost = 0), no (rater, image) twice and no image beyond its target
-(duplicated = 0).
+(duplicated = 0). gunicorn runs with config/gunicorn.conf.py (what docker-compose deploys). Then the
+same load against the peer, bench/rate_peer.py (the same submit + claim written the textbook Django
+ORM way), on its own fresh project in the same run; the ratio is printed.
 
 Part 2 (claim at scale): --big images (default 1,000,000) inserted with generate_series, then the
 latency of `assignment_claim` (the service, in-process, one new rater per claim) and of the rate
@@ -122,9 +124,11 @@ def make_raters(project_id: int, n: int, prefix: str) -> list[tuple[int, str]]:
 
 
 class Rater(threading.Thread):
-    def __init__(self, port: int, session: str, deadline: float, rng: random.Random, names: tuple[str, ...]):
+    def __init__(self, port: int, session: str, deadline: float, rng: random.Random, names: tuple[str, ...],
+                 slug: str, submit_prefix: str):
         super().__init__(daemon=True)
         self.port, self.deadline, self.rng, self.names = port, deadline, rng, names
+        self.slug, self.submit_prefix = slug, submit_prefix
         self.headers = {"Cookie": f"sessionid={session}; csrftoken={CSRF}", "X-CSRFToken": CSRF,
                         "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded",
                         "Host": "127.0.0.1"}
@@ -149,13 +153,13 @@ class Rater(threading.Thread):
     def run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            status, body = self.request(conn, "GET", f"/projects/{SLUG}/rate/")
+            status, body = self.request(conn, "GET", f"/projects/{self.slug}/rate/")
             m = ASSIGNMENT_RE.search(body)
             while m and time.perf_counter() < self.deadline:
                 aid = int(m.group(1))
                 values = {f"emo:{n}": (0 if self.rng.random() < 0.8 else self.rng.randint(1, 7)) for n in self.names}
                 form = urlencode({**values, "client_token": f"t{aid}", "active_seconds": "31.5"})
-                url = f"/projects/{SLUG}/rate/{aid}/submit/"
+                url = f"/{self.submit_prefix}/{self.slug}/rate/{aid}/submit/"
                 t0 = time.perf_counter()
                 status, body = self.request(conn, "POST", url, form)
                 self.latencies.append(time.perf_counter() - t0)
@@ -221,11 +225,12 @@ def own_cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
+def start_gunicorn(port: int, workers: int, threads: int, app: str = "config.wsgi:application"
+                   ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost"}
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application", "-w", str(workers),
-         "-k", "gthread", "--threads", str(threads), "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
+        [str(Path(sys.executable).with_name("gunicorn")), app, "--pythonpath", "bench", "--config", "config/gunicorn.conf.py",
+         "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
         cwd=ROOT, env=env)
     for _ in range(100):
         try:
@@ -237,16 +242,16 @@ def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen[by
     raise SystemExit("gunicorn did not start")
 
 
-def http_part(args: argparse.Namespace) -> None:
+def serve_raters(args: argparse.Namespace, label: str, slug: str, app: str, submit_prefix: str) -> dict[str, float]:
+    """One project of --images images, --raters raters claiming and submitting for --seconds against
+    gunicorn running `app`; prints and returns the figures."""
     from annotation import taxonomy
     from annotation.models import Assignment, Rating
 
-    print(f"\n== HTTP claim + submit: {args.raters} raters, {args.images:,} images x target 3, "
-          f"gunicorn {args.workers} workers (gthread x{args.threads}), {args.seconds} s ==", flush=True)
-    pid = seed_project(SLUG, args.images, 3)
-    raters = make_raters(pid, args.raters, "http")
+    pid = seed_project(slug, args.images, 3)
+    raters = make_raters(pid, args.raters, f"{slug}-")
     port = _free_port()
-    server = start_gunicorn(port, args.workers, args.threads)
+    server = start_gunicorn(port, args.workers, args.threads, app)
     try:
         # warm-up: one request per worker process
         for _ in range(args.workers * 2):
@@ -255,7 +260,8 @@ def http_part(args: argparse.Namespace) -> None:
             c.getresponse().read()
             c.close()
         deadline = time.perf_counter() + args.seconds
-        threads = [Rater(port, sess, deadline, random.Random(i), taxonomy.EMOTIONS) for i, (_, sess) in enumerate(raters)]
+        threads = [Rater(port, sess, deadline, random.Random(i), taxonomy.EMOTIONS, slug, submit_prefix)
+                   for i, (_, sess) in enumerate(raters)]
         t0, cpu0, machine0 = time.perf_counter(), own_cpu_seconds(), machine_cpu_seconds()
         roots = {"gunicorn": {server.pid}, "postgres": {postmaster_pid()}}
         procs0 = {name: process_cpu_seconds(pids) for name, pids in roots.items()}
@@ -282,19 +288,33 @@ def http_part(args: argparse.Namespace) -> None:
 
     over = ratings.values("image_id").annotate(n=Count("id")).filter(n__gt=3).count()
     dup = (n_ratings - len(pairs)) + max(0, n_ratings - len(set(accepted)))
-    print(f"  submissions: {len(accepted):,} in {elapsed:.1f} s = {len(accepted) / elapsed:,.0f} submissions/s "
+    rate = len(accepted) / elapsed
+    print(f"  {label}: {len(accepted):,} submissions in {elapsed:.1f} s = {rate:,.0f} submissions/s "
           f"(+{replays} replayed double submits)")
-    print(f"  latency (submit + next claim + fragment): p50 {1000 * pct(lat, 50):.1f} ms, "
+    print(f"    latency (submit + next claim + fragment): p50 {1000 * pct(lat, 50):.1f} ms, "
           f"p95 {1000 * pct(lat, 95):.1f} ms, p99 {1000 * pct(lat, 99):.1f} ms")
-    print(f"  ratings stored: {n_ratings:,}; lost: {lost}; duplicated: {dup}; images beyond target: {over}; "
+    print(f"    ratings stored: {n_ratings:,}; lost: {lost}; duplicated: {dup}; images beyond target: {over}; "
           f"client errors: {len(errors)}")
     n = max(1, len(accepted) + replays)
     per_request = ", ".join(f"{name} {1000 * cpu / n:.2f}" for name, cpu in
                             [("load generator", client_cpu), *server_cpu.items()])
-    print(f"  CPU per submit, ms: {per_request} (machine busy {machine_cpu / elapsed:.2f} of {os.cpu_count()} "
+    print(f"    CPU per submit, ms: {per_request} (machine busy {machine_cpu / elapsed:.2f} of {os.cpu_count()} "
           f"cores, other work on the machine included)")
     for e in errors[:5]:
         print(f"    error: {e}")
+    return {"rate": rate, "p95": pct(lat, 95), "p50": pct(lat, 50)}
+
+
+def http_part(args: argparse.Namespace) -> None:
+    print(f"\n== HTTP claim + submit: {args.raters} raters, {args.images:,} images x target 3, "
+          f"gunicorn {args.workers} workers (gthread x{args.threads}), {args.seconds} s each ==", flush=True)
+    ours = serve_raters(args, "emorate", SLUG, "config.wsgi:application", "projects")
+    if args.skip_peer:
+        return
+    peer = serve_raters(args, "peer (textbook Django ORM view, bench/rate_peer.py)", SLUG + "-peer",
+                        "rate_peer:application", "peer")
+    print(f"  ratio ours/peer: throughput {ours['rate'] / peer['rate']:.2f}x, "
+          f"p95 latency {ours['p95'] / peer['p95']:.2f}x (lower is better)")
 
 
 def big_part(args: argparse.Namespace) -> None:
@@ -374,14 +394,16 @@ def big_part(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--raters", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--raters", type=int, default=8, help="concurrent raters (closed loop: each waits for its answer)")
+    parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--images", type=int, default=20000)
-    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 2) + 1)
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (gthread)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="gunicorn workers (default as config/gunicorn.conf.py: one per core)")
+    parser.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker (config/gunicorn.conf.py)")
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--claims", type=int, default=300)
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-peer", action="store_true", help="HTTP part: skip the textbook peer server")
     parser.add_argument("--skip-big", action="store_true")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") and not os.environ.get("EMORATE_BENCH_INNER"):

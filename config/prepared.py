@@ -60,6 +60,12 @@ def enabled(db: Any) -> bool:
     return db.vendor == "postgresql" and bool(getattr(settings, "EMORATE_PG_PREPARE", True))
 
 
+def casts(db: Any, *types: str) -> dict[str, str]:
+    """{type: "::type"} on PostgreSQL, {type: ""} elsewhere: for parameters of a statement shared with
+    the SQLite demo whose type PostgreSQL cannot infer when it prepares the statement."""
+    return {t: f"::{t}" if db.vendor == "postgresql" else "" for t in types}
+
+
 def execute(cursor: Any, sql: str, params: Sequence[Any] = ()) -> None:
     """Run `sql` on the Django `cursor` as a prepared statement (see the module docstring); the
     results are read from the cursor as usual."""

@@ -4,6 +4,7 @@ This is the only place the suite touches SQLite, because the demo itself runs on
 test runs on PostgreSQL.
 """
 
+import html
 import http.cookiejar
 import os
 import re
@@ -24,7 +25,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_demo_serves_a_page_a_new_rater_can_log_into(tmp_path):
+def test_demo_serves_a_page_a_new_rater_can_log_into_and_rate_on(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY"}}
     env.update(DJANGO_SETTINGS_MODULE="config.settings.base", DJANGO_DEBUG="1", MEDIA_ROOT=str(tmp_path / "media"),
                DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}")
@@ -62,6 +63,21 @@ def test_demo_serves_a_page_a_new_rater_can_log_into(tmp_path):
         home = opener.open(request, timeout=10).read().decode()
         assert "newrater@example.org" in home
         assert "EmoNet-Face demo (drawn faces)" in home
+        # the rate page claims an image and a submit swaps in the next one, on SQLite too
+        page = opener.open(f"{base}/projects/emonet-demo/rate/", timeout=10).read().decode()
+        first = re.search(r'data-assignment="(\d+)"', page).group(1)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        names = [html.unescape(n) for n in re.findall(r'name="emo:([^"]+)"', page)]
+        assert len(names) == 40
+        form = {f"emo:{name}": "0" for name in names} | {"emo:Elation": "5", "csrfmiddlewaretoken": token,
+                                                          "client_token": "demo-1", "active_seconds": "12"}
+        submit = urllib.request.Request(f"{base}/projects/emonet-demo/rate/{first}/submit/",
+                                        data=urllib.parse.urlencode(form).encode(),
+                                        headers={"Referer": f"{base}/", "HX-Request": "true"})
+        stage = opener.open(submit, timeout=10).read().decode()
+        assert stage.lstrip().startswith('<section id="rate-stage"') and "You have rated <strong>1</strong>" in stage
+        second = re.search(r'data-assignment="(\d+)"', stage).group(1)
+        assert second != first
     finally:
         server.terminate()
         server.wait(timeout=10)

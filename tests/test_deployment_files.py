@@ -35,6 +35,10 @@ def test_every_command_refers_to_things_that_exist(name):
     for target in re.findall(r"gunicorn (\S+)", text):
         module, _, attr = target.partition(":")
         assert callable(getattr(importlib.import_module(module), attr))
+    for config_file in re.findall(r"--config (\S+)", text):  # gunicorn's settings file loads
+        loaded: dict[str, object] = {}
+        exec(compile((ROOT / config_file).read_text(), config_file, "exec"), loaded)  # noqa: S102 - our own file
+        assert loaded["worker_class"] == "gthread" and int(loaded["workers"]) >= 1 and int(loaded["threads"]) >= 1
     for app in re.findall(r"celery -A (\S+)", text) + re.findall(r"celery\W+-A\W+(\S+)", text):
         assert importlib.import_module(app).celery_app.main == "emorate"
     for command in re.findall(r"manage\.py (\w+)", text):

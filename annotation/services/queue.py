@@ -45,10 +45,12 @@ _BINARY_BATCH = 50
 
 @dataclass(frozen=True)
 class Claim:
-    """The result of a claim: the lease and, if known, the next image's URL (a prefetch hint only)."""
+    """The result of a claim: the lease and, if known, the next image's URL (a prefetch hint only) and
+    the rater's own count of ratings (counted in passing by a new lease; for rater_progress)."""
 
     assignment: Assignment
     next_image_url: str | None = None
+    rater_count: int | None = None
 
 
 _DONE_SQL = "('submitted', 'skipped', 'flagged')"
@@ -97,13 +99,17 @@ LIMIT %s {{lock}}
 # just before we got the lock is counted). Leases of the rater themselves do not count.
 _OPEN_LEASES_SQL = ("(SELECT count(*) FROM annotation_assignment WHERE {column} = %s AND status = 'open' "
                     "AND expires_at > %s AND rater_id <> %s AND NOT is_retest)")
+# The rater's own count (rater_progress): test-retest repeats count too, so a repeat is not given
+# away by a count that does not move.
+_RATER_COUNT_SQL = ("(SELECT count(*) FROM annotation_rating WHERE project_id = %s AND rater_id = %s) + "
+                    "(SELECT count(*) FROM annotation_retestrating WHERE project_id = %s AND rater_id = %s)")
+# ... which the lease returns too, saving the page a round trip.
 _LEASE_SQL = """
 INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, status, claimed_at, expires_at,
                                    client_token, reason, note, is_retest)
-SELECT %s::bigint, %s::bigint, %s::bigint, %s::bigint, 'open', %s::timestamptz, %s::timestamptz, '', '', '', FALSE
+SELECT %s{bigint}, %s{bigint}, %s{bigint}, %s{bigint}, 'open', %s{timestamptz}, %s{timestamptz}, '', '', '', FALSE
 WHERE {room}
-RETURNING id
-"""
+RETURNING id, """ + _RATER_COUNT_SQL
 # The image's own extra_target counts too: a lead sent it back for more ratings.
 _INTENSITY_ROOM_SQL = ("(SELECT n_ratings - extra_target FROM annotation_image WHERE id = %s) + "
                        + _OPEN_LEASES_SQL.format(column="image_id") + " < %s")
@@ -135,9 +141,10 @@ def _candidates(project: Project, rater: Any, now: Any, exclude: list[int], *, l
 
 
 def _lease_if_room(project: Project, rater: Any, now: Any, image: Image, item: BinaryItem | None
-                   ) -> Assignment | None:
+                   ) -> tuple[Assignment, int] | None:
     """Under the queue row's lock: insert the rater's lease if the row still has room (re-counted in
-    the INSERT itself, a fresh statement), else None. One round trip."""
+    the INSERT itself, a fresh statement), else None. One round trip; also returns the rater's own
+    count of ratings."""
     expires = now + timedelta(minutes=project.lease_minutes)
     when = connection.ops.adapt_datetimefield_value(now)
     params: list[Any] = [project.pk, image.pk, item.pk if item else None, rater.pk, when,
@@ -149,14 +156,15 @@ def _lease_if_room(project: Project, rater: Any, now: Any, image: Image, item: B
         room, room_params = _BINARY_ROOM_SQL, [project.target_ratings, item.pk, item.pk, when, rater.pk,
                                                project.target_ratings]
     with connection.cursor() as cur:
-        prepared.execute(cur, _LEASE_SQL.format(room=room), params + room_params)
+        prepared.execute(cur, _LEASE_SQL.format(room=room, **prepared.casts(connection, "bigint", "timestamptz")),
+                         params + room_params + [project.pk, rater.pk, project.pk, rater.pk])
         row = cur.fetchone()
     if row is None:
         return None
     assignment = Assignment(pk=row[0], project=project, image=image, item=item, rater=rater,
                             status=AssignmentStatus.OPEN, claimed_at=now, expires_at=expires)
     assignment._state.adding, assignment._state.db = False, connection.alias
-    return assignment
+    return assignment, int(row[1])
 
 
 def binary_items_ensure(*, project: Project, batch: int = _BINARY_BATCH) -> int:
@@ -292,8 +300,8 @@ def _claim_locked(project: Project, rater: Any, now: Any) -> Claim | None:
                 else:
                     first_item, image = None, rows[0]
                     nxt = rows[1] if len(rows) > 1 else None
-                assignment = _lease_if_room(project, rater, now, image, first_item)
-                if assignment is None:
+                leased = _lease_if_room(project, rater, now, image, first_item)
+                if leased is None:
                     exclude.append(rows[0].pk)
                     continue
         except IntegrityError:
@@ -301,7 +309,7 @@ def _claim_locked(project: Project, rater: Any, now: Any) -> Claim | None:
             current = assignment_current(project=project, rater=rater)
             return Claim(current) if current else None
         url = nxt.file.url if nxt is not None and nxt.file and nxt.pk != image.pk else None
-        return Claim(assignment, url)
+        return Claim(leased[0], url, rater_count=leased[1])
     return None
 
 
@@ -314,14 +322,13 @@ class Progress:
     coverage_percent: int
 
 
-def rater_progress(*, project: Project, rater: Any) -> Progress:
-    """The rater's own count (one query; test-retest repeats count too, so a repeat is not given away
-    by a count that does not move) and the project's coverage (project_coverage)."""
-    with connection.cursor() as cur:
-        prepared.execute(cur, "SELECT (SELECT count(*) FROM annotation_rating WHERE project_id = %s AND rater_id = %s) "
-                         "+ (SELECT count(*) FROM annotation_retestrating WHERE project_id = %s AND rater_id = %s)",
-                         [project.pk, rater.pk, project.pk, rater.pk])
-        mine = int(cur.fetchone()[0])
+def rater_progress(*, project: Project, rater: Any, mine: int | None = None) -> Progress:
+    """The rater's own count (one query, unless a claim counted it already: `mine`) and the
+    project's coverage (project_coverage)."""
+    if mine is None:
+        with connection.cursor() as cur:
+            prepared.execute(cur, f"SELECT {_RATER_COUNT_SQL}", [project.pk, rater.pk, project.pk, rater.pk])
+            mine = int(cur.fetchone()[0])
     return Progress(mine=mine, target_per_image=project.target_ratings, coverage_percent=project_coverage(project))
 
 

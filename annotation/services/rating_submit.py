@@ -353,7 +353,11 @@ def rating_submit(*, assignment: Assignment | int, rater: Any, values: RawValues
     module docstring. With `project`, an assignment of another project is refused (404).
 
     A test-retest assignment (Assignment.is_retest) stores a RetestRating instead: kept out of
-    annotation_rating, so agreement, consolidation and releases never count it."""
+    annotation_rating, so agreement, consolidation and releases never count it.
+
+    Called as the rate page calls it (an assignment id and the project) on PostgreSQL, the common
+    case is one statement (_FAST_SUBMIT_SQL) and everything else goes the careful way below; the
+    contracts are the same either way (tests run both)."""
     now = now or timezone.now()
     if (project is not None and isinstance(assignment, int) and not project.is_binary
             and connection.vendor == "postgresql"):
