@@ -126,24 +126,37 @@ def _converters(model: Any, vendor: str) -> tuple[tuple[int, Any, tuple[Any, ...
     return tuple(out)
 
 
-def fetch_models(model: Any, sql: str, params: Sequence[Any] = (), extra: Sequence[str] = ()) -> list[Any]:
-    """Run `sql`, whose result starts with `select_list(model, ...)` followed by the columns named
-    in `extra`, and return model instances (the extra columns set as attributes)."""
+def _instance(model: Any, values: Sequence[Any]) -> Any:
     from django.db import connection
 
-    names, n = _attnames(model), len(_attnames(model))
-    conversions = _converters(model, connection.vendor)
+    values = list(values)
+    for i, col, converters in _converters(model, connection.vendor):
+        for convert in converters:
+            values[i] = convert(values[i], col, connection)
+    return model.from_db(connection.alias, _attnames(model), values)
+
+
+def fetch_models(model: Any, sql: str, params: Sequence[Any] = (), extra: Sequence[str] = (),
+                 related: Sequence[tuple[str, Any]] = ()) -> list[Any]:
+    """Run `sql` and return `model` instances. The result's columns are `select_list(model, ...)`,
+    then `select_list(...)` of each (field name, model) in `related` (a foreign key joined in the
+    query, LEFT JOIN allowed: all-NULL columns give None; the ORM's select_related), then the
+    columns named in `extra` (set as attributes)."""
+    from django.db import connection
+
     with connection.cursor() as cur:
         execute(cur, sql, params)
         rows = cur.fetchall()
     out = []
     for row in rows:
-        values = list(row[:n])
-        for i, col, converters in conversions:
-            for convert in converters:
-                values[i] = convert(values[i], col, connection)
-        obj = model.from_db(connection.alias, names, values)
-        for name, value in zip(extra, row[n:], strict=True):
+        start = len(_attnames(model))
+        obj = _instance(model, row[:start])
+        for field, other in related:
+            n = len(_attnames(other))
+            part = row[start:start + n]
+            start += n
+            setattr(obj, field, None if part[0] is None else _instance(other, part))
+        for name, value in zip(extra, row[start:], strict=True):
             setattr(obj, name, value)
         out.append(obj)
     return out

@@ -79,3 +79,25 @@ def test_fetch_models_converts_like_the_orm_and_sets_extra_columns():
     assert {f.attname: getattr(got, f.attname) for f in Image._meta.concrete_fields} == \
         {f.attname: getattr(orm, f.attname) for f in Image._meta.concrete_fields}
     assert got.answer == 42
+
+
+def test_fetch_models_with_joined_models_like_select_related():
+    from annotation.models import Assignment
+    from annotation.services.queue import assignment_current
+    from tests.factories import add_member, make_user
+
+    project = make_project()
+    image = make_image(project, extra={"k": [1, 2]})
+    rater = make_user()
+    add_member(project, rater)
+    assert assignment_current(project=project, rater=rater) is None
+    from django.utils import timezone
+
+    now = timezone.now()
+    lease = Assignment.objects.create(project=project, image=image, rater=rater, status="open", claimed_at=now,
+                                      expires_at=now)
+    got = assignment_current(project=project, rater=rater)
+    orm = Assignment.objects.select_related("image", "item").get(pk=lease.pk)
+    assert got.pk == orm.pk and got.expires_at == orm.expires_at and got.status == "open"
+    assert got.image.pk == image.pk and got.image.extra == {"k": [1, 2]} == orm.image.extra
+    assert got.item is None and got.item_id is None

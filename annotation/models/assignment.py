@@ -106,9 +106,12 @@ class Assignment(models.Model):
                                    name="assignment_retest_has_no_rating"),
         ]
         indexes = [
-            # "open leases on this image" (the capacity count) and "this rater's history on this image".
-            models.Index(fields=["image", "status", "expires_at"], name="assignment_image_open"),
-            models.Index(fields=["item", "status", "expires_at"], name="assignment_item_open"),
+            # "open leases on this image" (the capacity count, evaluated for every image the claim walks
+            # past): partial, so it holds only the open leases and stays the planner's obvious choice
+            # (a full index let it prefer scanning assignment_one_open_per_rater whole, which grew the
+            # claim with the number of raters holding a lease) -- and "this rater's history here".
+            models.Index(fields=["image", "expires_at"], condition=models.Q(status="open"), name="assignment_image_open"),
+            models.Index(fields=["item", "expires_at"], condition=models.Q(status="open"), name="assignment_item_open"),
             models.Index(fields=["rater", "image"], name="assignment_rater_image"),
         ]
 

@@ -78,7 +78,7 @@ WHERE i.project_id = %s AND NOT i.queue_full AND NOT i.flagged AND i.file <> ''
   {_NOT_PAUSED_SQL}
   {{exclude}}
 ORDER BY i.priority DESC, i.id
-LIMIT %s {{lock}}
+LIMIT {{limit:d}} {{lock}}
 """
 _BINARY_SQL = f"""
 SELECT {{columns}} FROM annotation_binaryitem b JOIN annotation_image i ON i.id = b.image_id
@@ -92,7 +92,7 @@ WHERE b.project_id = %s AND NOT b.closed AND NOT i.flagged AND i.file <> ''
   {_NOT_PAUSED_SQL}
   {{exclude}}
 ORDER BY i.priority DESC, b.image_id, b.contrastive, b.id
-LIMIT %s {{lock}}
+LIMIT {{limit:d}} {{lock}}
 """
 # The lease, inserted only if the locked row still has room: one statement started after the lock
 # was taken, so its snapshot sees every rating and lease committed before (a claim that committed
@@ -118,9 +118,21 @@ _BINARY_ROOM_SQL = ("(SELECT CASE WHEN closed THEN %s ELSE n_yes + n_no END FROM
 
 
 def assignment_current(*, project: Project, rater: Any) -> Assignment | None:
-    """The rater's open assignment in the project, expired or not (no lock)."""
-    return (Assignment.objects.select_related("image", "item")
-            .filter(project=project, rater=rater, status=AssignmentStatus.OPEN).first())
+    """The rater's open assignment in the project, expired or not (no lock), with its image and
+    binary item. A prepared statement: this runs on every rate page request."""
+    found = prepared.fetch_models(Assignment, _CURRENT_SQL.format(
+        a=prepared.select_list(Assignment, "a"), i=prepared.select_list(Image, "i"),
+        b=prepared.select_list(BinaryItem, "b")), [project.pk, rater.pk], related=(("image", Image), ("item", BinaryItem)))
+    return found[0] if found else None
+
+
+# At most one row: one open lease per rater (assignment_one_open_per_rater).
+_CURRENT_SQL = """
+SELECT {a}, {i}, {b} FROM annotation_assignment a JOIN annotation_image i ON i.id = a.image_id
+LEFT JOIN annotation_binaryitem b ON b.id = a.item_id
+WHERE a.project_id = %s AND a.rater_id = %s AND a.status = 'open'
+ORDER BY a.id LIMIT 1
+"""
 
 
 def _candidates(project: Project, rater: Any, now: Any, exclude: list[int], *, limit: int, lock: bool
@@ -133,10 +145,13 @@ def _candidates(project: Project, rater: Any, now: Any, exclude: list[int], *, l
         lock_sql = f"FOR UPDATE OF {table} SKIP LOCKED"
     exclude_sql = f"AND {table}.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
     model: Any = BinaryItem if project.is_binary else Image
+    # The limit is part of the text, not a parameter: a prepared statement's generic plan estimates an
+    # unknown LIMIT as a tenth of the table, and at a million images that estimate crosses
+    # PostgreSQL's JIT threshold (measured: 24 ms of JIT compilation per claim, 0.9 ms without).
     sql = (_BINARY_SQL if project.is_binary else _INTENSITY_SQL).format(
-        columns=prepared.select_list(model, table), exclude=exclude_sql, lock=lock_sql)
+        columns=prepared.select_list(model, table), exclude=exclude_sql, lock=lock_sql, limit=int(limit))
     params = [project.pk, rater.pk, rater.pk, connection.ops.adapt_datetimefield_value(now), project.target_ratings,
-              project.pk, rater.pk, *exclude, limit]
+              project.pk, rater.pk, *exclude]
     return prepared.fetch_models(model, sql, params)
 
 
