@@ -125,10 +125,13 @@ def make_raters(project_id: int, n: int, prefix: str) -> list[tuple[int, str]]:
 
 class Rater(threading.Thread):
     def __init__(self, port: int, session: str, deadline: float, rng: random.Random, names: tuple[str, ...],
-                 slug: str, submit_prefix: str):
+                 slug: str, submit_prefix: str, interval: float = 0.0):
         super().__init__(daemon=True)
         self.port, self.deadline, self.rng, self.names = port, deadline, rng, names
         self.slug, self.submit_prefix = slug, submit_prefix
+        # Open loop (interval > 0): submits are due at a fixed pace, and latency counts from when a
+        # submit was due, so time spent waiting behind a slow answer is counted too.
+        self.interval = interval
         self.headers = {"Cookie": f"sessionid={session}; csrftoken={CSRF}", "X-CSRFToken": CSRF,
                         "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded",
                         "Host": "127.0.0.1"}
@@ -155,12 +158,17 @@ class Rater(threading.Thread):
         try:
             status, body = self.request(conn, "GET", f"/projects/{self.slug}/rate/")
             m = ASSIGNMENT_RE.search(body)
+            due = time.perf_counter() + self.rng.random() * self.interval
             while m and time.perf_counter() < self.deadline:
                 aid = int(m.group(1))
                 values = {f"emo:{n}": (0 if self.rng.random() < 0.8 else self.rng.randint(1, 7)) for n in self.names}
                 form = urlencode({**values, "client_token": f"t{aid}", "active_seconds": "31.5"})
                 url = f"/{self.submit_prefix}/{self.slug}/rate/{aid}/submit/"
-                t0 = time.perf_counter()
+                if self.interval:
+                    time.sleep(max(0.0, due - time.perf_counter()))
+                    t0, due = due, due + self.interval
+                else:
+                    t0 = time.perf_counter()
                 status, body = self.request(conn, "POST", url, form)
                 self.latencies.append(time.perf_counter() - t0)
                 if status != 200:
@@ -260,7 +268,8 @@ def serve_raters(args: argparse.Namespace, label: str, slug: str, app: str, subm
             c.getresponse().read()
             c.close()
         deadline = time.perf_counter() + args.seconds
-        threads = [Rater(port, sess, deadline, random.Random(i), taxonomy.EMOTIONS, slug, submit_prefix)
+        interval = args.raters / args.rate if args.rate else 0.0
+        threads = [Rater(port, sess, deadline, random.Random(i), taxonomy.EMOTIONS, slug, submit_prefix, interval)
                    for i, (_, sess) in enumerate(raters)]
         t0, cpu0, machine0 = time.perf_counter(), own_cpu_seconds(), machine_cpu_seconds()
         roots = {"gunicorn": {server.pid}, "postgres": {postmaster_pid()}}
@@ -306,7 +315,9 @@ def serve_raters(args: argparse.Namespace, label: str, slug: str, app: str, subm
 
 
 def http_part(args: argparse.Namespace) -> None:
-    print(f"\n== HTTP claim + submit: {args.raters} raters, {args.images:,} images x target 3, "
+    load = (f"open loop, {args.rate:g} submits/s offered" if args.rate
+            else "closed loop, each rater submits again as soon as answered")
+    print(f"\n== HTTP claim + submit: {args.raters} raters ({load}), {args.images:,} images x target 3, "
           f"gunicorn {args.workers} workers (gthread x{args.threads}), {args.seconds} s each ==", flush=True)
     ours = serve_raters(args, "emorate", SLUG, "config.wsgi:application", "projects")
     if args.skip_peer:
@@ -411,6 +422,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raters", type=int, default=8, help="concurrent raters (closed loop: each waits for its answer)")
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rate", type=float, default=0,
+                        help="offer this many submits/s in all (open loop; latency counted from when each was due); "
+                             "0 = closed loop")
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="gunicorn workers (default as config/gunicorn.conf.py: one per core)")
