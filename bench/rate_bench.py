@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -351,12 +352,16 @@ def big_part(args: argparse.Namespace) -> None:
     with connection.cursor() as cur:
         cur.execute("ANALYZE annotation_assignment")
         cur.execute("ANALYZE annotation_rating")
-    times = []
-    for u in users[50:50 + args.claims]:
-        t0 = time.perf_counter()
-        a = assignment_claim(project=project, rater=u)
-        times.append(time.perf_counter() - t0)
-        assert a is not None
+    def timed_claims(claimers: list[Any]) -> list[float]:
+        out = []
+        for u in claimers:
+            t0 = time.perf_counter()
+            a = assignment_claim(project=project, rater=u)
+            out.append(time.perf_counter() - t0)
+            assert a is not None
+        return out
+
+    times = timed_claims(users[50:50 + args.claims])
     print(f"  assignment_claim, burst (in-process service, {len(times)} new raters right after ANALYZE, while the "
           f"open leases grow from 0 to {len(times)}): p50 {1000 * pct(times, 50):.2f} ms, "
           f"p95 {1000 * pct(times, 95):.2f} ms, max {1000 * max(times):.2f} ms")
@@ -365,12 +370,7 @@ def big_part(args: argparse.Namespace) -> None:
     # still said "no open leases" and the plan could count leases through the wrong index.
     with connection.cursor() as cur:
         cur.execute("ANALYZE annotation_assignment")
-    steady = []
-    for u in users[50 + args.claims:]:
-        t0 = time.perf_counter()
-        a = assignment_claim(project=project, rater=u)
-        steady.append(time.perf_counter() - t0)
-        assert a is not None
+    steady = timed_claims(users[50 + args.claims:])
     print(f"  assignment_claim, steady state ({len(steady)} more new raters, {len(times)} leases held, statistics "
           f"current): p50 {1000 * pct(steady, 50):.2f} ms, p95 {1000 * pct(steady, 95):.2f} ms, "
           f"max {1000 * max(steady):.2f} ms")
