@@ -16,6 +16,7 @@ Contracts (the rules themselves are described in annotation/models/assignment.py
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -120,10 +121,15 @@ _BINARY_ROOM_SQL = ("(SELECT CASE WHEN closed THEN %s ELSE n_yes + n_no END FROM
 def assignment_current(*, project: Project, rater: Any) -> Assignment | None:
     """The rater's open assignment in the project, expired or not (no lock), with its image and
     binary item. A prepared statement: this runs on every rate page request."""
-    found = prepared.fetch_models(Assignment, _CURRENT_SQL.format(
-        a=prepared.select_list(Assignment, "a"), i=prepared.select_list(Image, "i"),
-        b=prepared.select_list(BinaryItem, "b")), [project.pk, rater.pk], related=(("image", Image), ("item", BinaryItem)))
+    found = prepared.fetch_models(Assignment, _current_sql(), [project.pk, rater.pk],
+                                  related=(("image", Image), ("item", BinaryItem)))
     return found[0] if found else None
+
+
+@functools.cache
+def _current_sql() -> str:
+    return _CURRENT_SQL.format(a=prepared.select_list(Assignment, "a"), i=prepared.select_list(Image, "i"),
+                               b=prepared.select_list(BinaryItem, "b"))
 
 
 # At most one row: one open lease per rater (assignment_one_open_per_rater).

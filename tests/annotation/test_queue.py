@@ -14,7 +14,7 @@ from django.utils import timezone
 from annotation.models import Assignment, AssignmentStatus, BinaryItem, Image, Rating
 from annotation.services.queue import assignment_claim, assignment_claim_next, binary_items_ensure
 from annotation.services.rating_submit import assignment_flag, assignment_skip, rating_submit
-from tests.factories import add_member, image_bytes, make_image, make_project, make_user
+from tests.factories import add_member, image_bytes, make_image, make_project, make_user, submit_as
 
 ZEROS = [0] * 40
 
@@ -142,14 +142,6 @@ def _threads(n: int, fn) -> list[BaseException]:
     return errors
 
 
-def _submit(fast: bool, a: Assignment, rater, values: list[int]):
-    """As the rate page submits (assignment id + project: PostgreSQL's one-statement fast path) or
-    with the Assignment itself (the careful way)."""
-    if fast:
-        return rating_submit(assignment=a.pk, project=a.project, rater=rater, values=values)
-    return rating_submit(assignment=a, rater=rater, values=values)
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("fast", [False, True], ids=["careful", "fast"])
 def test_many_raters_claiming_and_submitting_at_once_never_exceed_the_target(fast):
@@ -165,9 +157,9 @@ def test_many_raters_claiming_and_submitting_at_once_never_exceed_the_target(fas
             a = assignment_claim(project=project, rater=rater)
             if a is None:
                 return
-            _submit(fast, a, rater, [i % 8] + [0] * 39)
+            submit_as(fast, assignment=a, rater=rater, values=[i % 8] + [0] * 39)
             # a double submit of the same assignment (a retry) stores nothing new
-            _submit(fast, a, rater, [7] * 40)
+            submit_as(fast, assignment=a, rater=rater, values=[7] * 40)
 
     assert _threads(len(raters), work) == []
     per_image = Counter(Rating.objects.values_list("image_id", flat=True))
@@ -186,7 +178,7 @@ def test_concurrent_double_submit_of_one_assignment_stores_one_rating(fast):
     rater = make_user()
     a = assignment_claim(project=project, rater=rater)
     results = []
-    errors = _threads(8, lambda i: results.append(_submit(fast, a, rater, [i % 8] * 40).pk))
+    errors = _threads(8, lambda i: results.append(submit_as(fast, assignment=a, rater=rater, values=[i % 8] * 40).pk))
     assert errors == []
     assert len(set(results)) == 1
     assert Rating.objects.count() == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from annotation.services.rating_submit import (
     rating_revise,
     rating_submit,
 )
-from tests.factories import add_member, image_bytes, make_image, make_project, make_user
+from tests.factories import add_member, image_bytes, make_image, make_project, make_user, submit_as
 
 pytestmark = pytest.mark.django_db
 NAMES = taxonomy.EMOTIONS
@@ -51,11 +52,7 @@ def submit(request):
     write), and as the rate page calls it, with the assignment id and the project (on PostgreSQL the
     one-statement fast path first, falling back to the careful way for everything it does not
     cover). Every contract below must hold for both."""
-    def call(*, assignment, **kw):
-        if request.param == "fast":
-            return rating_submit(assignment=assignment.pk, project=assignment.project, **kw)
-        return rating_submit(assignment=assignment, **kw)
-    return call
+    return functools.partial(submit_as, request.param == "fast")
 
 
 def test_submit_stores_the_vector_in_taxonomy_order_with_times(submit):

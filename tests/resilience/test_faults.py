@@ -25,17 +25,7 @@ from annotation.taxonomy import EMOTIONS
 from annotation.views_rate import EMOTION_FIELD_PREFIX
 from tests.annotation.test_releases import populate
 from tests.factories import add_member, image_bytes, make_project, make_user
-from tests.resilience.conftest import ROOT, Worker, free_port
-
-
-def wait_for(predicate, timeout: float = 60, step: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+from tests.resilience.conftest import ROOT, Worker, free_port, wait_for
 
 
 def test_database_unavailable_gives_a_clear_page_not_a_stack_trace():

@@ -9,9 +9,8 @@ kill lands between batches that are already committed and batches still to come.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from django.db.models import Count
@@ -19,20 +18,9 @@ from django.db.models import Count
 from annotation.models import Image, ModelScore
 from annotation.services.image_import import image_import_one
 from tests.factories import image_bytes, make_project
-from tests.resilience.conftest import RedisServer, Worker
+from tests.resilience.conftest import RedisServer, Worker, wait_for
 
 N_IMAGES = 400
-T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 60, step: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture(scope="module")
