@@ -1,6 +1,6 @@
 """The queue counters' triggers on the SQLite demo database.
 
-PostgreSQL gets its triggers from migrations 0007 and 0010. On SQLite, adding a column rebuilds
+PostgreSQL gets its triggers from migrations 0007, 0010 and 0017. On SQLite, adding a column rebuilds
 the table, which fails while a trigger on another table names it; so on SQLite every migrate
 first drops these triggers (pre_migrate) and, once the schema is final, creates them again and
 recounts (post_migrate). The demo's data is small, so the recount is instant.
@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-NAMES = ("rating_counts_image", "project_target_requeues", "image_extra_target_requeues")
+NAMES = ("rating_counts_image", "project_target_requeues", "image_extra_target_requeues", "rating_tallies_rater",
+         "retest_tallies_rater")
+
+# annotation_ratertally (RaterTally): one more rating or repeat for the rater in the project.
+_TALLY = """CREATE TRIGGER {name} AFTER INSERT ON {table}
+    BEGIN
+        INSERT INTO annotation_ratertally (project_id, rater_id, n_rated) VALUES (NEW.project_id, NEW.rater_id, 1)
+        ON CONFLICT (project_id, rater_id) DO UPDATE SET n_rated = n_rated + 1;
+    END"""
 
 CREATE = [
     """CREATE TRIGGER rating_counts_image AFTER INSERT ON annotation_rating WHEN NEW.emotion IS NULL
@@ -32,6 +40,8 @@ CREATE = [
                                                                WHERE id = NEW.project_id) + NEW.extra_target
         WHERE id = NEW.id;
     END""",
+    _TALLY.format(name="rating_tallies_rater", table="annotation_rating"),
+    _TALLY.format(name="retest_tallies_rater", table="annotation_retestrating"),
 ]
 
 RECOUNT = [
@@ -39,6 +49,10 @@ RECOUNT = [
     "WHERE r.image_id = annotation_image.id AND r.emotion IS NULL)",
     "UPDATE annotation_image SET queue_full = n_ratings >= (SELECT p.target_ratings FROM annotation_project p "
     "WHERE p.id = annotation_image.project_id) + extra_target",
+    "DELETE FROM annotation_ratertally",
+    "INSERT INTO annotation_ratertally (project_id, rater_id, n_rated) SELECT project_id, rater_id, count(*) FROM "
+    "(SELECT project_id, rater_id FROM annotation_rating UNION ALL SELECT project_id, rater_id FROM "
+    "annotation_retestrating) GROUP BY project_id, rater_id",
 ]
 
 
@@ -61,7 +75,8 @@ def create_triggers(sender: Any, using: str = "default", **kwargs: Any) -> None:
     from django.db import connections
 
     connection = connections[using]
-    if connection.vendor != "sqlite" or not {"annotation_image", "annotation_rating"} <= _tables(connection):
+    if connection.vendor != "sqlite" or not {"annotation_image", "annotation_rating", "annotation_retestrating",
+                                             "annotation_ratertally"} <= _tables(connection):
         return
     columns = {c.name for c in connection.introspection.get_table_description(connection.cursor(),
                                                                               "annotation_image")}

@@ -12,12 +12,12 @@ from .audit import AuditEvent
 from .calibration import CalibrationItem, CalibrationRating
 from .image import Image
 from .project import Membership, Mode, Project
-from .rating import ModelScore, Rating, RatingRevision, RatingSource
+from .rating import ModelScore, RaterTally, Rating, RatingRevision, RatingSource
 from .release import Release, ReleaseImage, ReleaseStatus
 
 __all__ = [
     "AgreementSnapshot", "Assignment", "AuditEvent", "AssignmentStatus", "CalibrationItem", "CalibrationRating", "BinaryItem", "FlagReason", "Image", "ImageFlag",
-    "Membership", "Mode", "ModelScore", "Project", "Rating", "RatingRevision", "RatingSource", "Release", "ReleaseImage", "ReleaseStatus", "RetestRating",
+    "Membership", "Mode", "ModelScore", "Project", "RaterTally", "Rating", "RatingRevision", "RatingSource", "Release", "ReleaseImage", "ReleaseStatus", "RetestRating",
     "SkipReason",
     "SnapshotStatus",
 ]

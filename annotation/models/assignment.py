@@ -80,8 +80,11 @@ class Assignment(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="assignments")
-    item = models.ForeignKey(BinaryItem, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments")
-    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    # Indexed below: `item` only where set (intensity leases have none), `rater` by assignment_rater_image.
+    item = models.ForeignKey(BinaryItem, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments",
+                             db_index=False)
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments",
+                              db_index=False)
     status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.OPEN)
     claimed_at = models.DateTimeField()
     expires_at = models.DateTimeField()
@@ -111,7 +114,9 @@ class Assignment(models.Model):
             # (a full index let it prefer scanning assignment_one_open_per_rater whole, which grew the
             # claim with the number of raters holding a lease) -- and "this rater's history here".
             models.Index(fields=["image", "expires_at"], condition=models.Q(status="open"), name="assignment_image_open"),
-            models.Index(fields=["item", "expires_at"], condition=models.Q(status="open"), name="assignment_item_open"),
+            models.Index(fields=["item", "expires_at"], condition=models.Q(status="open", item__isnull=False),
+                         name="assignment_item_open"),
+            models.Index(fields=["item"], condition=models.Q(item__isnull=False), name="assignment_item"),
             models.Index(fields=["rater", "image"], name="assignment_rater_image"),
         ]
 

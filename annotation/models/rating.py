@@ -23,7 +23,8 @@ class Rating(models.Model):
     PostgreSQL also that every value lies in 0..scale_max (migration 0002).
     """
 
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="ratings")
+    # No index of its own: rating_project_image (project, image) serves "this project's ratings".
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="ratings", db_index=False)
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="ratings")
     rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ratings")
     emotion = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Binary mode: taxonomy index")
@@ -52,6 +53,36 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"rating {self.pk} of {self.image_id} by {self.rater_id}"
+
+
+class RaterTally(models.Model):
+    """How many ratings (test-retest repeats included) a rater gave in a project: the count on the
+    rate page's progress line, read on every claim.
+
+    Kept by the database, never by the application: an AFTER INSERT trigger on annotation_rating
+    and on annotation_retestrating adds each statement's new rows, whatever wrote them (the rate
+    page, import_ratings, the demo, raw SQL), as an upsert in (project, rater) order. Ratings are
+    never deleted and never change project or rater, so inserts are all it needs to follow
+    (migration 0017; the SQLite demo: annotation/sqlite_demo.py). Counting the rater's ratings on
+    every claim instead read one heap row per rating they ever gave: slower with every image rated.
+
+    A table of its own rather than a Membership column: only rating inserts lock these rows, so a
+    submit never waits on (or deadlocks with) a lead's change to the membership. Derived data, so
+    no foreign-key constraints (the ratings carry them); Django still deletes a tally with its
+    project or user.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False,
+                                db_index=False)  # rater_tally_unique leads with it
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                              db_constraint=False, db_index=False)
+    n_rated = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "rater"], name="rater_tally_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.n_rated} ratings by {self.rater_id} in project {self.project_id}"
 
 
 class RatingRevision(models.Model):

@@ -100,10 +100,9 @@ LIMIT {{limit:d}} {{lock}}
 # just before we got the lock is counted). Leases of the rater themselves do not count.
 _OPEN_LEASES_SQL = ("(SELECT count(*) FROM annotation_assignment WHERE {column} = %s AND status = 'open' "
                     "AND expires_at > %s AND rater_id <> %s AND NOT is_retest)")
-# The rater's own count (rater_progress): test-retest repeats count too, so a repeat is not given
-# away by a count that does not move.
-_RATER_COUNT_SQL = ("(SELECT count(*) FROM annotation_rating WHERE project_id = %s AND rater_id = %s) + "
-                    "(SELECT count(*) FROM annotation_retestrating WHERE project_id = %s AND rater_id = %s)")
+# The rater's own count (rater_progress), kept by the database (RaterTally): test-retest repeats
+# count too, so a repeat is not given away by a count that does not move.
+_RATER_COUNT_SQL = ("COALESCE((SELECT n_rated FROM annotation_ratertally WHERE project_id = %s AND rater_id = %s), 0)")
 # ... which the lease returns too, saving the page a round trip.
 _LEASE_SQL = """
 INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, status, claimed_at, expires_at,
@@ -178,7 +177,7 @@ def _lease_if_room(project: Project, rater: Any, now: Any, image: Image, item: B
                                                project.target_ratings]
     with connection.cursor() as cur:
         prepared.execute(cur, _LEASE_SQL.format(room=room, **prepared.casts(connection, "bigint", "timestamptz")),
-                         params + room_params + [project.pk, rater.pk, project.pk, rater.pk])
+                         params + room_params + [project.pk, rater.pk])
         row = cur.fetchone()
     if row is None:
         return None
@@ -348,7 +347,7 @@ def rater_progress(*, project: Project, rater: Any, mine: int | None = None) -> 
     project's coverage (project_coverage)."""
     if mine is None:
         with connection.cursor() as cur:
-            prepared.execute(cur, f"SELECT {_RATER_COUNT_SQL}", [project.pk, rater.pk, project.pk, rater.pk])
+            prepared.execute(cur, f"SELECT {_RATER_COUNT_SQL}", [project.pk, rater.pk])
             mine = int(cur.fetchone()[0])
     return Progress(mine=mine, target_per_image=project.target_ratings, coverage_percent=project_coverage(project))
 

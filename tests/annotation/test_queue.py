@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -9,9 +10,10 @@ from datetime import timedelta
 import pytest
 from django.core.files.base import ContentFile
 from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 
-from annotation.models import Assignment, AssignmentStatus, BinaryItem, Image, Rating
+from annotation.models import Assignment, AssignmentStatus, BinaryItem, Image, RaterTally, Rating, RetestRating
 from annotation.services.queue import assignment_claim, assignment_claim_next, binary_items_ensure
 from annotation.services.rating_submit import assignment_flag, assignment_skip, rating_submit
 from tests.factories import add_member, image_bytes, make_image, make_project, make_user, submit_as
@@ -229,6 +231,57 @@ def test_image_counters_follow_every_rating_insert_and_the_target():
     project.save(update_fields=["target_ratings"])
     image.refresh_from_db()
     assert image.queue_full is True
+
+
+def _tallies() -> dict[tuple[int, int], int]:
+    return {(t.project_id, t.rater_id): t.n_rated for t in RaterTally.objects.all()}
+
+
+def _counted() -> dict[tuple[int, int], int]:
+    """What the tally must equal: ratings + test-retest repeats per (project, rater), counted."""
+    out: Counter[tuple[int, int]] = Counter()
+    for model in (Rating, RetestRating):
+        for row in model.objects.values("project_id", "rater_id").annotate(n=Count("id")):
+            out[(row["project_id"], row["rater_id"])] += row["n"]
+    return dict(out)
+
+
+@pytest.mark.django_db
+def test_rater_tally_follows_every_rating_insert_and_the_backfill_matches():
+    """RaterTally (the progress line's own count) is kept by the database: submits on both paths,
+    binary answers, bulk imports spanning raters and projects; the claim reports it; the
+    migration's backfill recounts the same numbers."""
+    project, other = make_project(target_ratings=3), make_project(target_ratings=3)
+    binary = make_project(mode="binary", target_ratings=3)
+    images = [image_with_file(project, priority=float(-i)) for i in range(4)]
+    image_with_file(binary)
+    raters = [make_user() for _ in range(3)]
+    for p in (project, other, binary):
+        add_member(p, *raters)
+    for fast in (True, False):
+        a = assignment_claim(project=project, rater=raters[0])
+        assert a is not None
+        submit_as(fast, assignment=a, rater=raters[0], values=ZEROS)
+    assert _tallies() == {(project.pk, raters[0].pk): 2}
+    claim = assignment_claim_next(project=project, rater=raters[0])
+    assert claim is not None and claim.rater_count == 2
+    a = assignment_claim(project=binary, rater=raters[1])
+    assert a is not None
+    rating_submit(assignment=a, rater=raters[1], values=[1])
+    Rating.objects.bulk_create(
+        [Rating(project=project, image=im, rater=r, values=ZEROS, scale_max=7, taxonomy_version="emonet-face-1",
+                source="import") for im in images[2:] for r in raters[1:]]
+        + [Rating(project=other, image=make_image(other), rater=raters[2], values=ZEROS, scale_max=7,
+                  taxonomy_version="emonet-face-1", source="import")])
+    assert _tallies() == _counted() == {(project.pk, raters[0].pk): 2, (binary.pk, raters[1].pk): 1,
+                                        (project.pk, raters[1].pk): 2, (project.pk, raters[2].pk): 2,
+                                        (other.pk, raters[2].pk): 1}
+    # The migration's backfill (also the SQLite demo's recount) gives the same numbers.
+    backfill = importlib.import_module("annotation.migrations.0017_rater_tally_and_leaner_indexes").BACKFILL
+    RaterTally.objects.all().delete()
+    with connection.cursor() as cur:
+        cur.execute(backfill)
+    assert _tallies() == _counted()
 
 
 @pytest.mark.django_db
