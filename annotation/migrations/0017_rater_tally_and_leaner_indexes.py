@@ -7,8 +7,11 @@
   rater) order so that concurrent bulk imports lock tallies in one order. Backfilled here. SQLite
   (the demo): row-level triggers from annotation/sqlite_demo.py.
 - Indexes that another index already covers are dropped: rating(project) by rating_project_image,
-  assignment(rater) by assignment_rater_image; the item indexes of assignments hold only leases
-  that have an item (binary mode), not a NULL entry for every intensity lease.
+  assignment(rater) by assignment_rater_image, membership(project) by membership_unique; the
+  item index of assignments holds only leases that have an item (binary mode), not a NULL entry
+  for every intensity lease. The partial open-lease indexes of migration 0016 go: the claim now
+  counts an image's open leases through the image's own index (annotation.services.queue._OPEN_SQL),
+  whatever the statistics say.
 """
 
 import django.db.models.deletion
@@ -74,6 +77,10 @@ class Migration(migrations.Migration):
         ),
         migrations.RemoveIndex(
             model_name='assignment',
+            name='assignment_image_open',
+        ),
+        migrations.RemoveIndex(
+            model_name='assignment',
             name='assignment_item_open',
         ),
         migrations.AlterField(
@@ -87,13 +94,14 @@ class Migration(migrations.Migration):
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AlterField(
+            model_name='membership',
+            name='project',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='annotation.project'),
+        ),
+        migrations.AlterField(
             model_name='rating',
             name='project',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='ratings', to='annotation.project'),
-        ),
-        migrations.AddIndex(
-            model_name='assignment',
-            index=models.Index(condition=models.Q(('item__isnull', False), ('status', 'open')), fields=['item', 'expires_at'], name='assignment_item_open'),
         ),
         migrations.AddIndex(
             model_name='assignment',

@@ -109,13 +109,8 @@ class Assignment(models.Model):
                                    name="assignment_retest_has_no_rating"),
         ]
         indexes = [
-            # "open leases on this image" (the capacity count, evaluated for every image the claim walks
-            # past): partial, so it holds only the open leases and stays the planner's obvious choice
-            # (a full index let it prefer scanning assignment_one_open_per_rater whole, which grew the
-            # claim with the number of raters holding a lease) -- and "this rater's history here".
-            models.Index(fields=["image", "expires_at"], condition=models.Q(status="open"), name="assignment_image_open"),
-            models.Index(fields=["item", "expires_at"], condition=models.Q(status="open", item__isnull=False),
-                         name="assignment_item_open"),
+            # The claim counts an image's (an item's) open leases through the image's (item's) own
+            # index, never a partial index on status = 'open': see _OPEN_SQL in annotation.services.queue.
             models.Index(fields=["item"], condition=models.Q(item__isnull=False), name="assignment_item"),
             models.Index(fields=["rater", "image"], name="assignment_rater_image"),
         ]

@@ -80,7 +80,9 @@ class Project(models.Model):
 class Membership(models.Model):
     """A user's place in a project. Raters rate it; leads manage it. Admins see every project."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    # No index of its own: membership_unique (project, user) leads with it. Two indexes that both fit
+    # "project = %s AND user = %s" let a generic plan pick the one that reads every member.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     created_at = models.DateTimeField(auto_now_add=True)
     # Rater quality (annotation.services.raters): a paused rater is served nothing in this project;

@@ -13,7 +13,15 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from annotation.models import Assignment, AssignmentStatus, BinaryItem, Image, RaterTally, Rating, RetestRating
+from annotation.models import (
+    Assignment,
+    AssignmentStatus,
+    BinaryItem,
+    Image,
+    RaterTally,
+    Rating,
+    RetestRating,
+)
 from annotation.services.queue import assignment_claim, assignment_claim_next, binary_items_ensure
 from annotation.services.rating_submit import assignment_flag, assignment_skip, rating_submit
 from tests.factories import add_member, image_bytes, make_image, make_project, make_user, submit_as
@@ -282,6 +290,45 @@ def test_rater_tally_follows_every_rating_insert_and_the_backfill_matches():
     with connection.cursor() as cur:
         cur.execute(backfill)
     assert _tallies() == _counted()
+
+
+@pytest.mark.django_db
+def test_claim_plan_probes_per_image_even_when_statistics_saw_no_open_lease():
+    """The claim's generic plan, made after an ANALYZE that saw no open lease (a quiet night, a new
+    project) and run once many leases are held: each walked image's leases are counted through the
+    image's own index, never by reading every open lease of the project (assignment_one_open_per_rater,
+    the plan this query got while it said status = 'open')."""
+    from annotation.services import queue
+    from config import prepared
+
+    with connection.cursor() as cur:  # for the test's transaction: tables this small would be read whole
+        cur.execute("SET LOCAL enable_seqscan = off")
+        cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    project = make_project(target_ratings=2)
+    for i in range(60):
+        make_image(project, priority=float(-i), file=f"images/plan/{i}.jpg", width=64, height=48)
+    raters = [make_user() for _ in range(61)]
+    add_member(project, *raters)
+    for r in raters[:10]:  # history: submitted leases only
+        for _ in range(3):
+            a = assignment_claim(project=project, rater=r)
+            assert a is not None
+            rating_submit(assignment=a, rater=r, values=ZEROS)
+    with connection.cursor() as cur:
+        for table in ("annotation_assignment", "annotation_rating", "annotation_membership"):
+            cur.execute(f"ANALYZE {table}")
+    for r in raters[10:60]:  # now 50 leases are held
+        assert assignment_claim(project=project, rater=r) is not None
+    rater, now = raters[60], timezone.now()
+    assert queue._candidates(project, rater, now, [], limit=2, lock=False)  # prepared on this connection
+    sql = queue._INTENSITY_SQL.format(columns=prepared.select_list(Image, "i"), exclude="", lock="", limit=2)
+    name = prepared._statement(sql)[0]
+    with connection.cursor() as cur:
+        cur.execute(f"EXPLAIN EXECUTE {name}(%s, %s, %s, %s, %s, %s, %s)",
+                    [project.pk, rater.pk, rater.pk, now, project.target_ratings, project.pk, rater.pk])
+        plan = "\n".join(row[0] for row in cur.fetchall())
+    assert "assignment_one_open_per_rater" not in plan, plan
+    assert "annotation_assignment_image_id" in plan, plan
 
 
 @pytest.mark.django_db
