@@ -22,6 +22,7 @@ from annotation.models import (
     Rating,
     RetestRating,
 )
+from annotation.services import queue
 from annotation.services.queue import assignment_claim, assignment_claim_next, binary_items_ensure
 from annotation.services.rating_submit import assignment_flag, assignment_skip, rating_submit
 from tests.factories import add_member, image_bytes, make_image, make_project, make_user, submit_as
@@ -154,7 +155,9 @@ def _threads(n: int, fn) -> list[BaseException]:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("fast", [False, True], ids=["careful", "fast"])
-def test_many_raters_claiming_and_submitting_at_once_never_exceed_the_target(fast):
+def test_many_raters_claiming_and_submitting_at_once_never_exceed_the_target(fast, monkeypatch):
+    """Both ways of both steps: the careful claim and submit, and the one-statement ones."""
+    monkeypatch.setattr(queue, "_FAST_CLAIM", fast)
     project = make_project(target_ratings=3)
     images = [image_with_file(project, priority=i % 3) for i in range(12)]
     raters = [make_user() for _ in range(24)]
@@ -195,7 +198,9 @@ def test_concurrent_double_submit_of_one_assignment_stores_one_rating(fast):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_claims_by_one_rater_share_one_lease():
+@pytest.mark.parametrize("fast", [False, True], ids=["careful", "fast"])
+def test_concurrent_claims_by_one_rater_share_one_lease(fast, monkeypatch):
+    monkeypatch.setattr(queue, "_FAST_CLAIM", fast)
     project = make_project(target_ratings=5)
     for _ in range(5):
         image_with_file(project)
@@ -204,6 +209,44 @@ def test_concurrent_claims_by_one_rater_share_one_lease():
     assert _threads(6, lambda i: got.append(assignment_claim(project=project, rater=rater).pk)) == []
     assert len(set(got)) == 1
     assert Assignment.objects.filter(rater=rater, status=AssignmentStatus.OPEN).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_one_statement_claims_room_function_answers_as_the_lease_statement():
+    """emorate_image_has_room() (migration 0018, the one-statement claim) and _INTENSITY_ROOM_SQL
+    (the careful claim, the SQLite demo) count the same: ratings, a lead's extra target, other
+    raters' open unexpired leases; not expired, finished or test-retest leases, nor the rater's own."""
+    project = make_project(target_ratings=3)
+    image = image_with_file(project)
+    me, others = make_user(), [make_user() for _ in range(6)]
+    now = timezone.now()
+    Rating.objects.create(project=project, image=image, rater=others[0], values=ZEROS, scale_max=7,
+                          taxonomy_version="emonet-face-1", source="import")
+
+    def lease(rater, minutes=30, status=AssignmentStatus.OPEN, retest=False) -> None:
+        Assignment.objects.create(project=project, image=image, rater=rater, status=status, claimed_at=now,
+                                  expires_at=now + timedelta(minutes=minutes), is_retest=retest)
+
+    def both(rater, target: int) -> tuple[bool, bool]:
+        when = connection.ops.adapt_datetimefield_value(now)
+        with connection.cursor() as cur:
+            cur.execute("SELECT emorate_image_has_room(%s, %s, %s, %s)", [image.pk, when, rater.pk, target])
+            fn = cur.fetchone()[0]
+            cur.execute(f"SELECT {queue._INTENSITY_ROOM_SQL}", [image.pk, image.pk, when, rater.pk, target])
+            sql = cur.fetchone()[0]
+        return fn, sql
+
+    states = []
+    for step in (lambda: lease(others[1]), lambda: lease(others[2], minutes=-1), lambda: lease(me),
+                 lambda: lease(others[3], status=AssignmentStatus.SKIPPED), lambda: lease(others[4], retest=True),
+                 lambda: Image.objects.filter(pk=image.pk).update(extra_target=1), lambda: lease(others[5])):
+        step()
+        for rater in (me, others[1]):
+            for target in (1, 2, 3, 4):
+                fn, sql = both(rater, target)
+                assert fn == sql, (len(states), rater, target)
+                states.append(fn)
+    assert True in states and False in states
 
 
 @pytest.mark.django_db
@@ -298,7 +341,6 @@ def test_claim_plan_probes_per_image_even_when_statistics_saw_no_open_lease():
     project) and run once many leases are held: each walked image's leases are counted through the
     image's own index, never by reading every open lease of the project (assignment_one_open_per_rater,
     the plan this query got while it said status = 'open')."""
-    from annotation.services import queue
     from config import prepared
 
     with connection.cursor() as cur:  # for the test's transaction: tables this small would be read whole
