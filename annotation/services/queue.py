@@ -5,9 +5,12 @@ Contracts (the rules themselves are described in annotation/models/assignment.py
 - `assignment_claim` returns the rater's open, unexpired assignment if there is one (reopening the
   page never takes a second image); otherwise it locks the best queue row with
   `SELECT ... FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite, the demo, serialises writers anyway),
-  re-counts its ratings and open leases *after* the lock (a fresh statement, so a fresh snapshot:
-  a claim committed just before we got the lock is seen) and inserts the lease. Concurrent
-  claimers therefore skip each other's rows and never push an image beyond its target.
+  re-counts its ratings and open leases *after* the lock (in a fresh snapshot: a claim committed
+  just before we got the lock is seen) and inserts the lease. Concurrent claimers therefore skip
+  each other's rows and never push an image beyond its target. On PostgreSQL an intensity claim
+  does all of it in one autocommitted statement (_FAST_CLAIM_SQL, the re-count in a VOLATILE
+  function); the careful way (a transaction: lock, then a separate lease statement) takes every
+  other case and every claim that statement could not settle.
 - Order: Image.priority descending, then id (the indexed `image_queue_order`). Flagged images,
   placeholders without a file, images the rater rated, skipped or flagged are never served; a
   rater paused in the project (Membership.paused_at) is served nothing.
