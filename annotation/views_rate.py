@@ -14,7 +14,9 @@ scores or agreement.
 from __future__ import annotations
 
 import functools
+import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -175,6 +177,22 @@ def rate_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "annotation/rate.html", ctx)
 
 
+def _fields(request: HttpRequest) -> Mapping[str, Any]:
+    """The submitted fields. The rate page's htmx sends them as one JSON object (rate.js: parsing
+    the 43 urlencoded fields was an eighth of a submit's time in Django); a form posted without
+    JavaScript, or by a script, arrives urlencoded as usual. Raises RatingError (400) for a body
+    that is not a JSON object."""
+    if request.content_type != "application/json":
+        return request.POST
+    try:
+        data = json.loads(request.body)
+    except ValueError as exc:
+        raise RatingError(f"the request body is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RatingError("the request body must be a JSON object of field names and values")
+    return data
+
+
 @login_required
 @require_POST
 def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
@@ -182,14 +200,15 @@ def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResp
     project = _project_for_rater(request, slug)
     if _needs_calibration(project):
         return _to_calibration(request, project)
-    if project.is_binary:
-        values: Any = [request.POST.get("answer", "")]
-    else:
-        values = {k[len(EMOTION_FIELD_PREFIX):]: v for k, v in request.POST.items() if k.startswith(EMOTION_FIELD_PREFIX)}
     try:
+        fields = _fields(request)
+        if project.is_binary:
+            values: Any = [fields.get("answer", "")]
+        else:
+            values = {k[len(EMOTION_FIELD_PREFIX):]: v for k, v in fields.items() if k.startswith(EMOTION_FIELD_PREFIX)}
         rating_submit(assignment=assignment_id, project=project, rater=request.user, values=values,
-                      client_token=request.POST.get("client_token", ""),
-                      active_seconds=request.POST.get("active_seconds"))
+                      client_token=str(fields.get("client_token", "")),
+                      active_seconds=fields.get("active_seconds"))
     except RatingError as exc:
         return _refused(request, project, exc)
     if not request.htmx:  # type: ignore[attr-defined]

@@ -7,8 +7,8 @@ Without a PostgreSQL DATABASE_URL it starts its own throwaway PostgreSQL + Redis
 
 Part 1 (HTTP): a project of --images images (target 3 ratings each), --raters simulated raters,
 each a thread with its own keep-alive connection and session. Each opens the rate page once, then
-loops: POST the 40 values of its assignment to the submit URL as htmx does, read the next
-assignment from the swapped-in fragment. 2% of submits are sent twice (a double click / retry).
+loops: POST the 40 values of its assignment to the submit URL as the page's htmx does (one JSON
+object; the peer's page posts a form), read the next assignment from the swapped-in fragment. 2% of submits are sent twice (a double click / retry).
 Prints submissions/s, p50/p95/p99 latency, and checks the database afterwards: every accepted
 submit has exactly one rating (lost = 0), no (rater, image) twice and no image beyond its target
 (duplicated = 0). gunicorn runs with config/gunicorn.conf.py (what docker-compose deploys). Then the
@@ -176,17 +176,19 @@ class Connection:
 
 class Rater(threading.Thread):
     def __init__(self, port: int, session: str, deadline: float, rng: random.Random, names: tuple[str, ...],
-                 slug: str, submit_prefix: str, interval: float = 0.0):
+                 slug: str, submit_prefix: str, interval: float = 0.0, as_json: bool = False):
         super().__init__(daemon=True)
         self.port, self.deadline, self.rng = port, deadline, rng
+        # The body as the page sends it: our htmx posts one JSON object, the peer's page a form.
+        self.as_json = as_json
         self.slug, self.submit_prefix = slug, submit_prefix
         # Open loop (interval > 0): submits are due at a fixed pace, and latency counts from when a
         # submit was due, so time spent waiting behind a slow answer is counted too.
         self.interval = interval
         self.headers = (f"Host: 127.0.0.1\r\nCookie: sessionid={session}; csrftoken={CSRF}\r\nX-CSRFToken: {CSRF}\r\n"
                         "HX-Request: true\r\n")
-        # the form's field names, urlencoded once: "emo%3AAmusement=" ...
-        self.fields = [urlencode({f"emo:{n}": ""}) for n in names]
+        # the form's field names, encoded once: "emo%3AAmusement=" ... or '"emo:Amusement": ' ...
+        self.fields = [f'"emo:{n}": ' if as_json else urlencode({f"emo:{n}": ""}) for n in names]
         self.latencies: list[float] = []
         self.accepted: list[int] = []
         self.errors: list[str] = []
@@ -195,8 +197,16 @@ class Rater(threading.Thread):
     def raw(self, method: str, url: str, body: str = "") -> bytes:
         if not body:
             return f"{method} {url} HTTP/1.1\r\n{self.headers}\r\n".encode()
-        return (f"{method} {url} HTTP/1.1\r\n{self.headers}Content-Type: application/x-www-form-urlencoded\r\n"
+        kind = "application/json" if self.as_json else "application/x-www-form-urlencoded"
+        return (f"{method} {url} HTTP/1.1\r\n{self.headers}Content-Type: {kind}\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+
+    def body(self, values: list[int], aid: int) -> str:
+        if self.as_json:
+            pairs = [f'{f}"{v}"' for f, v in zip(self.fields, values, strict=True)]
+            return "{" + ", ".join([*pairs, f'"client_token": "t{aid}"', '"active_seconds": "31.5"']) + "}"
+        return "&".join([*(f + str(v) for f, v in zip(self.fields, values, strict=True)),
+                         f"client_token=t{aid}", "active_seconds=31.5"])
 
     def run(self) -> None:
         conn = Connection(self.port)
@@ -208,9 +218,8 @@ class Rater(threading.Thread):
             while m and time.perf_counter() < self.deadline:
                 aid = int(m.group(1))
                 values = [0 if rnd() < 0.8 else self.rng.randint(1, 7) for _ in self.fields]
-                form = "&".join([*(f + str(v) for f, v in zip(self.fields, values, strict=True)),
-                                 f"client_token=t{aid}", "active_seconds=31.5"])
-                request = self.raw("POST", f"/{self.submit_prefix}/{self.slug}/rate/{aid}/submit/", form)
+                request = self.raw("POST", f"/{self.submit_prefix}/{self.slug}/rate/{aid}/submit/",
+                                   self.body(values, aid))
                 if self.interval:
                     time.sleep(max(0.0, due - time.perf_counter()))
                     t0, due = due, due + self.interval
@@ -297,7 +306,8 @@ def start_gunicorn(port: int, workers: int, threads: int, app: str = "config.wsg
     raise SystemExit("gunicorn did not start")
 
 
-def serve_raters(args: argparse.Namespace, label: str, slug: str, app: str, submit_prefix: str) -> dict[str, float]:
+def serve_raters(args: argparse.Namespace, label: str, slug: str, app: str, submit_prefix: str,
+                 as_json: bool) -> dict[str, float]:
     """One project of --images images, --raters raters claiming and submitting for --seconds against
     gunicorn running `app`; prints and returns the figures."""
     from annotation import taxonomy
@@ -316,8 +326,8 @@ def serve_raters(args: argparse.Namespace, label: str, slug: str, app: str, subm
             c.close()
         deadline = time.perf_counter() + args.seconds
         interval = args.raters / args.rate if args.rate else 0.0
-        threads = [Rater(port, sess, deadline, random.Random(i), taxonomy.EMOTIONS, slug, submit_prefix, interval)
-                   for i, (_, sess) in enumerate(raters)]
+        threads = [Rater(port, sess, deadline, random.Random(i), taxonomy.EMOTIONS, slug, submit_prefix, interval,
+                         as_json) for i, (_, sess) in enumerate(raters)]
         t0, cpu0, machine0 = time.perf_counter(), own_cpu_seconds(), machine_cpu_seconds()
         roots = {"gunicorn": {server.pid}, "postgres": {postmaster_pid()}}
         procs0 = {name: process_cpu_seconds(pids) for name, pids in roots.items()}
@@ -366,11 +376,11 @@ def http_part(args: argparse.Namespace) -> None:
             else "closed loop, each rater submits again as soon as answered")
     print(f"\n== HTTP claim + submit: {args.raters} raters ({load}), {args.images:,} images x target 3, "
           f"gunicorn {args.workers} workers (gthread x{args.threads}), {args.seconds} s each ==", flush=True)
-    ours = serve_raters(args, "emorate", SLUG, "config.wsgi:application", "projects")
+    ours = serve_raters(args, "emorate", SLUG, "config.wsgi:application", "projects", as_json=True)
     if args.skip_peer:
         return
     peer = serve_raters(args, "peer (textbook Django ORM view, bench/rate_peer.py)", SLUG + "-peer",
-                        "rate_peer:application", "peer")
+                        "rate_peer:application", "peer", as_json=False)
     print(f"  ratio ours/peer: throughput {ours['rate'] / peer['rate']:.2f}x, "
           f"p95 latency {ours['p95'] / peer['p95']:.2f}x (lower is better)")
 

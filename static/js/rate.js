@@ -219,6 +219,17 @@
     if (box) box.innerHTML = html;
   }
   if (window.htmx) {
+    // The rating form (hx-ext="emorate-json") sends its fields as one JSON object, which the
+    // server parses in a fraction of the time of 43 urlencoded fields (views_rate._fields).
+    htmx.defineExtension("emorate-json", {
+      onEvent: function (name, evt) {
+        if (name === "htmx:configRequest") evt.detail.headers["Content-Type"] = "application/json";
+      },
+      encodeParameters: function (xhr, parameters) {
+        xhr.overrideMimeType("text/json");
+        return JSON.stringify(Object.fromEntries(parameters));
+      }
+    });
     document.body.addEventListener("htmx:configRequest", function (e) {
       if (!state || e.detail.elt !== state.form) return;
       e.detail.parameters["client_token"] = state.token;

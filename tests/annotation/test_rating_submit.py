@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from datetime import timedelta
 
 import pytest
@@ -233,9 +234,10 @@ def test_htmx_submit_swaps_in_the_next_image_with_pinned_query_count(client, dja
     # user, project; submit: lock + insert rating + finish the lease (one autocommitted statement);
     # next claim (no open lease left, the session is cached): lock the candidates, re-count the room,
     # insert the lease and read the rater's count (one autocommitted statement)
-    with django_assert_num_queries(4):
-        resp = client.post(submit_url(project, a), post_values([3] + [0] * 39, client_token="x", active_seconds="9"),
-                           HTTP_HX_REQUEST="true")
+    with django_assert_num_queries(4):  # sent as the page's htmx sends it: one JSON object
+        resp = client.post(submit_url(project, a), json.dumps(post_values([3] + [0] * 39, client_token="x",
+                                                                          active_seconds="9")),
+                           content_type="application/json", HTTP_HX_REQUEST="true")
     assert resp.status_code == 200
     html = resp.content.decode()
     assert html.lstrip().startswith("<section id=\"rate-stage\"") and "<html" not in html
@@ -263,17 +265,43 @@ def test_submit_without_htmx_redirects_back(client):
     (lambda d: d.update({"emo:Gloom": "1"}), 400, "unknown emotion(s): &#x27;Gloom&#x27;"),
     (lambda d: d.pop("emo:Awe"), 400, "missing emotion(s): &#x27;Awe&#x27;"),
 ])
-def test_bad_submit_is_4xx_with_a_clear_message(client, mutate, status, text):
+@pytest.mark.parametrize("encoding", ["form", "json"])
+def test_bad_submit_is_4xx_with_a_clear_message(client, mutate, status, text, encoding):
+    """Both ways the fields arrive: urlencoded (a form without JavaScript) and JSON (the page's htmx)."""
     project, _, rater = setup()
     client.force_login(rater)
     client.get(rate_url(project))
     a = Assignment.objects.get(rater=rater)
     data = post_values([0] * 40)
     mutate(data)
-    resp = client.post(submit_url(project, a), data, HTTP_HX_REQUEST="true")
+    if encoding == "json":
+        resp = client.post(submit_url(project, a), json.dumps(data), content_type="application/json",
+                           HTTP_HX_REQUEST="true")
+    else:
+        resp = client.post(submit_url(project, a), data, HTTP_HX_REQUEST="true")
     assert resp.status_code == status
     assert text in resp.content.decode()
     assert not Rating.objects.exists()
+
+
+@pytest.mark.parametrize("body, text", [
+    ('{"emo:Awe": "1",', "the request body is not valid JSON"),
+    ('[0, 0, 0]', "the request body must be a JSON object"),
+    ('\udcff', "the request body is not valid JSON"),
+])
+def test_a_json_submit_that_is_not_a_json_object_is_refused_and_stores_nothing(client, body, text):
+    project, _, rater = setup()
+    client.force_login(rater)
+    client.get(rate_url(project))
+    a = Assignment.objects.get(rater=rater)
+    resp = client.post(submit_url(project, a), body.encode("utf-8", "surrogateescape"),
+                       content_type="application/json", HTTP_HX_REQUEST="true")
+    assert resp.status_code == 400 and text in resp.content.decode()
+    assert not Rating.objects.exists()
+    assert Assignment.objects.get(pk=a.pk).status == "open"  # the lease is kept for a proper submit
+    ok = client.post(submit_url(project, a), json.dumps(post_values([2] * 40, client_token="t1")),
+                     content_type="application/json", HTTP_HX_REQUEST="true")
+    assert ok.status_code == 200 and Rating.objects.get().values == [2] * 40
 
 
 def test_foreign_and_expired_assignments_over_http(client):

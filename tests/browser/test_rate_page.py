@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 
@@ -67,7 +68,12 @@ def test_intensity_rating_with_the_keyboard_only(page: Page, live_server):
     expect(page.locator(".emo.nz")).to_have_count(sum(1 for v in expected if v))
     if SCREENSHOTS:
         page.screenshot(path=os.path.join(SCREENSHOTS, "rate-intensity.png"), full_page=True)
-    page.keyboard.press("Control+Enter")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/submit/")) as sent:
+        page.keyboard.press("Control+Enter")
+    # htmx sends the form as one JSON object (rate.js, views_rate._fields)
+    assert sent.value.headers["content-type"] == "application/json"
+    body = json.loads(sent.value.post_data or "")
+    assert body["client_token"] and float(body["active_seconds"]) > 0 and sum(k.startswith("emo:") for k in body) == 40
     expect(page.locator("#rate-stage")).not_to_have_attribute("data-assignment", first)
     expect(page.get_by_role("status")).to_have_text("Saved.")
     assert page.evaluate("window.__noReload") == "still here"  # swapped by htmx, no page load
@@ -116,7 +122,10 @@ def test_binary_rating_with_y_and_n(page: Page, live_server):
         page.screenshot(path=os.path.join(SCREENSHOTS, "rate-binary.png"))
     page.evaluate("window.__noReload = 1")
     first = stage_id(page)
-    page.keyboard.press("y")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/submit/")) as sent:
+        page.keyboard.press("y")
+    assert sent.value.headers["content-type"] == "application/json"
+    assert json.loads(sent.value.post_data or "")["answer"] == "1"
     expect(page.locator("#rate-stage")).not_to_have_attribute("data-assignment", first)
     second = stage_id(page)
     page.keyboard.press("n")
