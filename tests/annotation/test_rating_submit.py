@@ -379,3 +379,21 @@ def test_binary_page_and_submit(client):
     assert resp.status_code == 200
     r = Rating.objects.get()
     assert (r.emotion, r.values, r.active_seconds) == (a.item.emotion, [1], 1.75)
+
+
+def test_a_json_submit_needs_the_csrf_token_in_its_header():
+    """The JSON body carries no form token the CSRF check could read: the page's htmx sends the
+    token in the X-CSRFToken header (base.html's hx-headers); without it the submit is refused."""
+    from django.test import Client
+
+    project, _, rater = setup()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(rater)
+    assert client.get(rate_url(project)).status_code == 200  # sets the CSRF cookie
+    a = Assignment.objects.get(rater=rater)
+    body = json.dumps(post_values([1] * 40, client_token="t"))
+    refused = client.post(submit_url(project, a), body, content_type="application/json", HTTP_HX_REQUEST="true")
+    assert refused.status_code == 403 and not Rating.objects.exists()
+    ok = client.post(submit_url(project, a), body, content_type="application/json", HTTP_HX_REQUEST="true",
+                     HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    assert ok.status_code == 200 and Rating.objects.get().values == [1] * 40
