@@ -18,6 +18,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from ._postgres import postgres_sql
+
 BACKFILL = """
 INSERT INTO annotation_ratertally (project_id, rater_id, n_rated)
 SELECT project_id, rater_id, count(*) FROM (
@@ -46,18 +48,6 @@ DROP TRIGGER IF EXISTS rating_tallies_rater ON annotation_rating;
 DROP TRIGGER IF EXISTS retest_tallies_rater ON annotation_retestrating;
 DROP FUNCTION IF EXISTS emorate_rater_tally();
 """
-
-
-def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
-    schema_editor.execute(BACKFILL, params=None)
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRES_FORWARD, params=None)
-    # SQLite (the demo): annotation/sqlite_demo.py creates the triggers and recounts after every migrate.
-
-
-def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRES_BACKWARD, params=None)
 
 
 class Migration(migrations.Migration):
@@ -121,5 +111,7 @@ class Migration(migrations.Migration):
             model_name='ratertally',
             constraint=models.UniqueConstraint(fields=('project', 'rater'), name='rater_tally_unique'),
         ),
-        migrations.RunPython(forward, backward),
+        # SQLite (the demo): annotation/sqlite_demo.py creates the triggers and recounts after every migrate.
+        migrations.RunSQL(BACKFILL, migrations.RunSQL.noop),
+        postgres_sql(POSTGRES_FORWARD, POSTGRES_BACKWARD),
     ]
