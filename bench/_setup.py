@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+def reexec_with_services(script: str) -> int:
+    """Run `script` (this benchmark's file) again, with the same arguments, inside a shell that
+    started a throwaway PostgreSQL and Redis (`.ci/services.sh`), with EMORATE_BENCH_INNER=1 set;
+    the servers stop when it ends. Returns its exit status."""
+    args = " ".join(f"'{a}'" for a in sys.argv[1:])
+    shell = (f"cd '{ROOT}' && source .ci/services.sh && trap stop_services EXIT && start_services && "
+             f"EMORATE_BENCH_INNER=1 '{sys.executable}' '{Path(script).resolve()}' {args}")
+    return subprocess.call(["bash", "-c", shell])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def django_on_postgres() -> None:

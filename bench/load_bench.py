@@ -46,6 +46,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
 
+from _setup import free_port, reexec_with_services
 from rate_bench import ASSIGNMENT_RE, make_raters, pct, seed_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,20 +55,6 @@ CSRF_RE = re.compile(rb'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'')
 NETWORK_ERRORS = (OSError, http.client.HTTPException)
 RECOMPUTE_EVERY = 15.0
 SUBMIT_GIVE_UP = 120.0  # seconds a rater keeps retrying one submit before it is reported as abandoned
-
-
-def _reexec_with_services() -> int:
-    """Run this script again inside a shell that started a throwaway PostgreSQL (and Redis, unused)."""
-    args = " ".join(f"'{a}'" for a in sys.argv[1:])
-    script = (f"cd '{ROOT}' && source .ci/services.sh && trap stop_services EXIT && start_services && "
-              f"EMORATE_BENCH_INNER=1 '{sys.executable}' bench/load_bench.py {args}")
-    return subprocess.call(["bash", "-c", script])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_port(port: int, timeout: float = 20) -> None:
@@ -88,7 +75,7 @@ class Redis:
     """A redis-server on its own port and folder; appendonly so a restart keeps queued messages."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = workdir / "redis"
         self.dir.mkdir()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -457,7 +444,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     (lead_id, lead_session), = make_raters(project_id, 1, "lead")
     User.objects.filter(pk=lead_id).update(role=Role.LEAD)
 
-    port = _free_port()
+    port = free_port()
     server = start_gunicorn(port, args.workers, args.threads, workdir / "gunicorn.log")
     worker = CeleryWorker({**os.environ}, workdir / "worker.log")
     worker.start()
@@ -541,7 +528,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=180, help="seconds to wait for the final snapshot")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") and not os.environ.get("EMORATE_BENCH_INNER"):
-        return _reexec_with_services()
+        return reexec_with_services(__file__)
     return run(args, Path(tempfile.mkdtemp(prefix="emorate-load-")))  # kept afterwards: the logs
 
 

@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from _setup import free_port, reexec_with_services
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CSRF = "b" * 32
@@ -48,20 +50,6 @@ SLUG = "rate-bench"
 BIG_SLUG = "rate-bench-big"
 ASSIGNMENT_RE = re.compile(rb'data-assignment="(\d+)"')
 CONTENT_LENGTH_RE = re.compile(rb"\r\ncontent-length: *(\d+)")
-
-
-def _reexec_with_services() -> int:
-    """Run this script again inside a shell that started throwaway PostgreSQL + Redis."""
-    args = " ".join(f"'{a}'" for a in sys.argv[1:])
-    script = (f"cd '{ROOT}' && source .ci/services.sh && trap stop_services EXIT && start_services && "
-              f"EMORATE_BENCH_INNER=1 '{sys.executable}' bench/rate_bench.py {args}")
-    return subprocess.call(["bash", "-c", script])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -315,7 +303,7 @@ def serve_raters(args: argparse.Namespace, label: str, slug: str, app: str, subm
 
     pid = seed_project(slug, args.images, 3)
     raters = make_raters(pid, args.raters, f"{slug}-")
-    port = _free_port()
+    port = free_port()
     server = start_gunicorn(port, args.workers, args.threads, app)
     try:
         # warm-up: one request per worker process
@@ -454,7 +442,7 @@ def big_part(args: argparse.Namespace) -> None:
           f"{pct(peer_times, 95) / pct(steady, 95):.1f}x")
     # the same over HTTP: the rate page GET (session, claim, render) for raters who hold no lease yet
     more = make_raters(pid, 100, "bighttp")
-    port = _free_port()
+    port = free_port()
     server = start_gunicorn(port, args.workers, args.threads)
     try:
         lat = []
@@ -492,7 +480,7 @@ def main() -> int:
     parser.add_argument("--skip-big", action="store_true")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") and not os.environ.get("EMORATE_BENCH_INNER"):
-        return _reexec_with_services()
+        return reexec_with_services(__file__)
     setup_django()
     import platform
 
