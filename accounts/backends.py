@@ -3,7 +3,7 @@ per-request user lookup as one prepared statement.
 
 `get_user` runs on every request that carries a session. The ORM compiled the same
 `SELECT ... WHERE id = %s` anew each time, which cost more than PostgreSQL spent answering it; the
-prepared statement (config/prepared.py) returns the same User (every field, converted as the ORM
+prepared statement (core/prepared.py) returns the same User (every field, converted as the ORM
 converts it).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
-from config import prepared
+from core import prepared
 
 
 class EmailBackend(ModelBackend):

@@ -32,7 +32,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import Role
-from config import prepared
+from core import prepared
 
 from . import taxonomy
 from .models import FlagReason, Project, Rating, SkipReason

@@ -28,7 +28,7 @@ def _clear_cache():  # type: ignore[no-untyped-def]
     """Each test starts with an empty cache (login throttling counters live there)."""
     from django.core.cache import cache
 
-    from config.cache import clear_process_memos
+    from core.cache import clear_process_memos
 
     cache.clear()
     clear_process_memos()

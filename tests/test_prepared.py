@@ -1,4 +1,4 @@
-"""Server-side prepared statements (config/prepared.py) on the real PostgreSQL."""
+"""Server-side prepared statements (core/prepared.py) on the real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from annotation.models import Image
-from config import prepared
+from core import prepared
 from tests.factories import make_image, make_project
 
 pytestmark = pytest.mark.django_db

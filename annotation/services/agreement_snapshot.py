@@ -32,7 +32,7 @@ from annotation.models import (
     SnapshotStatus,
 )
 from annotation.services.locks import job_lock
-from config.cache import ProcessMemo
+from core.cache import ProcessMemo
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
 STRATA_KEYS = ("ethnicity", "gender", "age")

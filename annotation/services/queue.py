@@ -34,8 +34,8 @@ from django.utils import timezone
 
 from annotation import taxonomy
 from annotation.models import Assignment, AssignmentStatus, BinaryItem, Image, Project, Rating
-from config import prepared
-from config.cache import ProcessMemo
+from core import prepared
+from core.cache import ProcessMemo
 
 # Statuses after which a rater is never served the same image (intensity) / question (binary) again.
 _DONE_FOR_RATER = [AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED, AssignmentStatus.FLAGGED]

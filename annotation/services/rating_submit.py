@@ -45,7 +45,7 @@ from annotation.models import (
 )
 from annotation.services.agreement_snapshot import agreement_schedule
 from annotation.services.audit import audit_record
-from config import prepared
+from core import prepared
 
 
 class RatingError(ValueError):

@@ -106,7 +106,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The demo runs a web server and in-process work side by side: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
 
-# The rate page's statements run as server-side prepared statements (config/prepared.py),
+# The rate page's statements run as server-side prepared statements (core/prepared.py),
 # planned once per connection with the generic plan: the same plan PostgreSQL picks for each call,
 # without the planning (it otherwise re-plans every call because a LIMIT parameter makes the
 # generic plan's estimate look dear). Only prepared statements and PL/pgSQL functions are affected.
@@ -155,9 +155,9 @@ EMORATE_IMAGE_MAX_PIXELS = env_int("EMORATE_IMAGE_MAX_PIXELS", 40_000_000)
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {"default": {
-        "BACKEND": "config.cache.ResilientRedisCache", "LOCATION": REDIS_URL,
+        "BACKEND": "core.cache.ResilientRedisCache", "LOCATION": REDIS_URL,
         "KEY_PREFIX": os.environ.get("EMORATE_CACHE_PREFIX", "emorate"),
-        # A dead Redis must not hang requests: fail fast, the cache degrades (config/cache.py).
+        # A dead Redis must not hang requests: fail fast, the cache degrades (core/cache.py).
         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
     }}
 else:

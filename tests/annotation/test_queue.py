@@ -341,7 +341,7 @@ def test_claim_plan_probes_per_image_even_when_statistics_saw_no_open_lease():
     project) and run once many leases are held: each walked image's leases are counted through the
     image's own index, never by reading every open lease of the project (assignment_one_open_per_rater,
     the plan this query got while it said status = 'open')."""
-    from config import prepared
+    from core import prepared
 
     with connection.cursor() as cur:  # for the test's transaction: tables this small would be read whole
         cur.execute("SET LOCAL enable_seqscan = off")

@@ -74,7 +74,7 @@ def test_redis_restart_loses_no_rating(client, redis_server):
     add_member(project, rater)
     for i in range(6):
         image_import_one(project=project, name=f"{i}.jpg", data=image_bytes(), meta=None)
-    caches = {"default": {"BACKEND": "config.cache.ResilientRedisCache", "LOCATION": redis_server.url,
+    caches = {"default": {"BACKEND": "core.cache.ResilientRedisCache", "LOCATION": redis_server.url,
                           "OPTIONS": {"socket_connect_timeout": 0.3, "socket_timeout": 0.5}}}
     old_broker = app.conf.broker_url
     app.conf.broker_url = redis_server.url
