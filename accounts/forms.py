@@ -1,18 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.forms import SetPasswordForm
+from django.core.validators import MaxValueValidator
 from django.http import HttpRequest
 
-from . import services
-
-
-def client_address(request: HttpRequest | None) -> str:
-    if request is None:
-        return "-"
-    return str(request.META.get("REMOTE_ADDR", "-"))
+from .models import TokenScope
+from .throttle import Throttled
 
 
 class EmailLoginForm(forms.Form):
@@ -33,18 +31,16 @@ class EmailLoginForm(forms.Form):
         password = cleaned.get("password")
         if not email or password is None:
             return cleaned
-        client = client_address(self.request)
-        if services.login_is_locked(email, client):
-            minutes = max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)
+        # The backend counts the attempt in the one throttle (accounts/throttle.py) before checking.
+        user = authenticate(self.request, username=email, password=password)
+        throttled: Throttled | None = getattr(self.request, "emorate_throttled", None)
+        if throttled is not None:
             raise forms.ValidationError(
-                f"Too many failed sign-in attempts for this account. Try again in {minutes} minutes.",
+                f"Too many failed sign-in attempts for this account. Try again in {throttled.minutes} minutes.",
                 code="throttled",
             )
-        user = authenticate(self.request, username=email, password=password)
         if user is None:
-            services.login_failed(email, client)
             raise forms.ValidationError("Email or password is not correct.", code="invalid_login")
-        services.login_succeeded(email, client)
         self.user_cache = user
         return cleaned
 
@@ -54,3 +50,15 @@ class EmailLoginForm(forms.Form):
 
 class AcceptInvitationForm(SetPasswordForm):  # type: ignore[type-arg]
     display_name = forms.CharField(label="Your name", max_length=150, required=False)
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(label="Name (what it is for)", max_length=100, required=False)
+    scope = forms.ChoiceField(label="Scope", choices=TokenScope.choices, initial=TokenScope.READ)
+    days = forms.IntegerField(label="Expires after (days)", min_value=1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["days"].max_value = settings.EMORATE_API_TOKEN_MAX_DAYS
+        self.fields["days"].validators.append(MaxValueValidator(settings.EMORATE_API_TOKEN_MAX_DAYS))
+        self.fields["days"].initial = settings.EMORATE_API_TOKEN_DAYS

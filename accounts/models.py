@@ -1,12 +1,19 @@
-"""Users log in with their email. Roles: rater, lead, admin (admins are staff and superusers).
+"""Users log in with their email. Roles: rater, lead, admin.
+
+The role is the one source of privilege: `is_staff` and `is_superuser` follow it on every save and a
+database constraint refuses any other combination (a demoted admin loses the Django admin at once).
+Every change of role, activation, staff/superuser flags, groups or permissions is written to
+`AccessChange` with the acting user (see accounts/audit.py).
 
 This app never imports `annotation`: project membership lives there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -26,7 +33,7 @@ class UserManager(BaseUserManager["User"]):
     def _create(self, email: str, password: str | None, **extra: object) -> User:
         if not email:
             raise ValueError("an email address is required")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=canonical_email(email), **extra)
         if password:
             user.set_password(password)
         else:
@@ -39,11 +46,23 @@ class UserManager(BaseUserManager["User"]):
         return self._create(email, password, **extra)
 
     def create_superuser(self, email: str, password: str | None = None, **extra: object) -> User:
-        extra.update(role=Role.ADMIN, is_staff=True, is_superuser=True)
+        extra.update(role=Role.ADMIN)
         return self._create(email, password, **extra)
 
     def get_by_natural_key(self, username: str | None) -> User:
-        return self.get(email__iexact=username)
+        # Exact match on the canonical form: no database case folding, which folds more
+        # characters (U+017F, U+0131) than the throttle keys would.
+        return self.get(email=canonical_email(username or ""))
+
+
+def canonical_email(raw: str) -> str:
+    from .throttle import canonical_email as canonical
+
+    return canonical(raw)
+
+
+# Fields whose changes the access audit records.
+AUDITED_FIELDS = ("role", "is_active", "is_staff", "is_superuser")
 
 
 class User(AbstractBaseUser, PermissionsMixin):
@@ -55,6 +74,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
     # Accounts created by import_ratings for raters named in a file: they own ratings but cannot log in.
     imported = models.BooleanField(default=False)
+    # Leads receive a weekly digest of their projects unless they turn it off.
+    email_digest = models.BooleanField(default=True, help_text="Send me the weekly project digest")
 
     objects = UserManager()
 
@@ -66,6 +87,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         ordering = ["email"]
         constraints = [
             models.CheckConstraint(condition=models.Q(role__in=Role.values), name="user_role_valid"),
+            models.CheckConstraint(
+                condition=models.Q(role=Role.ADMIN, is_staff=True, is_superuser=True)
+                | (~models.Q(role=Role.ADMIN) & models.Q(is_staff=False, is_superuser=False)),
+                name="user_flags_follow_role",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -73,17 +99,25 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def is_admin(self) -> bool:
-        return self.role == Role.ADMIN or self.is_superuser
+        return self.role == Role.ADMIN
 
     @property
     def is_lead(self) -> bool:
         return self.role == Role.LEAD
 
-    def save(self, *args: object, **kwargs: object) -> None:
-        # Admins manage the site through the admin; the flag follows the role.
-        if self.role == Role.ADMIN:
-            self.is_staff = True
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The flags follow the role, here and nowhere else (the database checks it too).
+        self.is_staff = self.is_superuser = self.role == Role.ADMIN
+        self.email = canonical_email(self.email)
+        update_fields = kwargs.get("update_fields")
+        watched = self.pk is not None and (update_fields is None or bool(set(update_fields) & set(AUDITED_FIELDS)))
+        old = (User.objects.filter(pk=self.pk).values(*AUDITED_FIELDS).first() if watched else None)
+        if update_fields is not None and "role" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "is_staff", "is_superuser"}
+        super().save(*args, **kwargs)
+        from .audit import access_changes_record
+
+        access_changes_record(self, old)
 
 
 def _invitation_token() -> str:
@@ -92,6 +126,79 @@ def _invitation_token() -> str:
 
 def _invitation_expiry():  # type: ignore[no-untyped-def]
     return timezone.now() + timedelta(days=14)
+
+
+class AccessChange(models.Model):
+    """One change of a user's access (role, activation, staff/superuser, groups, permissions) and who
+    made it. `actor` is empty for changes made outside a request (commands, migrations)."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="access_changes")
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    field = models.CharField(max_length=40)
+    old = models.TextField(blank=True)
+    new = models.TextField(blank=True)
+    via = models.CharField(max_length=200, blank=True, help_text="the request path, or empty outside a request")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.field} {self.old} -> {self.new} by {self.actor or 'system'}"
+
+
+class TokenScope(models.TextChoices):
+    READ = "read", "Read only"
+    READ_WRITE = "read_write", "Read and write"
+
+
+TOKEN_PREFIX = "emr_"
+
+
+def token_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """An API token. Only the SHA-256 of the key is stored; the key is shown once, at creation."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, help_text="the key's first characters, to recognise it")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    scope = models.CharField(max_length=10, choices=TokenScope.choices, default=TokenScope.READ)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(scope__in=TokenScope.values), name="apitoken_scope_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}... ({self.user}, {self.scope})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class EmailSent(models.Model):
+    """One row per automatic email actually sent, keyed so the same email is never sent twice
+    (a digest per project, lead and period; an invitation reminder)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    to = models.EmailField()
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class Invitation(models.Model):
@@ -105,6 +212,8 @@ class Invitation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(default=_invitation_expiry)
     accepted_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

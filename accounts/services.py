@@ -1,16 +1,12 @@
-"""Write side of accounts: creating users, throttled login checks, invitations."""
+"""Write side of accounts: creating users and invitations (the login throttle is accounts/throttle.py)."""
 
 from __future__ import annotations
 
-import hashlib
-
-from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Invitation, Role, User
+from .models import Invitation, Role, User, canonical_email
 from .signals import invitation_accepted
 
 
@@ -20,10 +16,10 @@ class AccountError(ValueError):
 
 def user_create(*, email: str, role: str, password: str | None = None, display_name: str = "") -> User:
     """Create an account. Raises AccountError for a taken email, an unknown role or a weak password."""
-    email = email.strip().lower()
+    email = canonical_email(email)
     if role not in Role.values:
         raise AccountError(f"unknown role {role!r} (allowed: {', '.join(Role.values)})")
-    if User.objects.filter(email__iexact=email).exists():
+    if User.objects.filter(email=email).exists():
         raise AccountError(f"a user with email {email} already exists")
     candidate = User(email=email, role=role, display_name=display_name)
     if password is not None:
@@ -37,37 +33,13 @@ def user_create(*, email: str, role: str, password: str | None = None, display_n
     return User.objects.create_user(email=email, password=password, role=role, display_name=display_name)
 
 
-def _throttle_key(email: str, client: str) -> str:
-    digest = hashlib.sha256(f"{email.strip().lower()}|{client}".encode()).hexdigest()[:32]
-    return f"login-failures:{digest}"
-
-
-def login_is_locked(email: str, client: str) -> bool:
-    return int(cache.get(_throttle_key(email, client), 0)) >= settings.LOGIN_MAX_FAILURES
-
-
-def login_failed(email: str, client: str) -> int:
-    """Count one failed login; returns the count inside the current lockout window."""
-    key = _throttle_key(email, client)
-    if cache.add(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS):
-        return 1
-    try:
-        return int(cache.incr(key))
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
-        return 1
-
-
-def login_succeeded(email: str, client: str) -> None:
-    cache.delete(_throttle_key(email, client))
-
-
 def invitation_create(*, email: str, role: str, projects: list[str], created_by: User | None) -> Invitation:
     if role not in Role.values:
         raise AccountError(f"unknown role {role!r} (allowed: {', '.join(Role.values)})")
-    if User.objects.filter(email__iexact=email).exists():
+    email = canonical_email(email)
+    if User.objects.filter(email=email).exists():
         raise AccountError(f"a user with email {email} already exists")
-    return Invitation.objects.create(email=email.strip().lower(), role=role, projects=projects, created_by=created_by)
+    return Invitation.objects.create(email=email, role=role, projects=projects, created_by=created_by)
 
 
 @transaction.atomic

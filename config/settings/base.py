@@ -56,7 +56,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -70,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.audit.ActingUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -188,7 +188,7 @@ CELERY_TASK_ROUTES = {
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.api_auth.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -198,7 +198,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "emorate API",
     "DESCRIPTION": "Expert emotion annotation: projects, images, ratings, agreement, releases, model scores. "
-                   "Authenticate with `Authorization: Token <key>` (`manage.py drf_create_token EMAIL`).",
+                   "Authenticate with `Authorization: Token <key>` (create one at /accounts/tokens/ or with "
+                   "`manage.py api_token_create EMAIL`).",
     "VERSION": "1.0.0",
     # The documentation page works offline: Swagger UI is served from our own static files.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -225,3 +226,19 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "agreement-refresh": {"task": "annotation.tasks.agreement_refresh_all_task", "schedule": 15 * 60.0},
 }
+
+
+# --- Accounts: sign-in, throttle, API tokens, email, single sign-on, second factor (accounts/) ---
+# The client address is read through these proxies only (comma-separated addresses or networks,
+# e.g. "10.0.0.0/8,172.16.0.0/12"): X-Forwarded-For is believed from them and from nobody else.
+EMORATE_TRUSTED_PROXIES = [p.strip() for p in os.environ.get("EMORATE_TRUSTED_PROXIES", "").split(",") if p.strip()]
+# The one throttle (accounts/throttle.py): per account from one address (LOGIN_MAX_FAILURES above),
+# per account from anywhere, per client address (IPv6: per /64), all in LOGIN_LOCKOUT_SECONDS.
+EMORATE_THROTTLE_ACCOUNT_MAX = env_int("EMORATE_THROTTLE_ACCOUNT_MAX", 20)
+EMORATE_THROTTLE_CLIENT_MAX = env_int("EMORATE_THROTTLE_CLIENT_MAX", 50)
+# API tokens: default and longest lifetime in days.
+EMORATE_API_TOKEN_DAYS = env_int("EMORATE_API_TOKEN_DAYS", 90)
+EMORATE_API_TOKEN_MAX_DAYS = env_int("EMORATE_API_TOKEN_MAX_DAYS", 365)
+# Password login can be turned off (single sign-on only), except for these admins (break glass).
+EMORATE_PASSWORD_LOGIN = env_bool("EMORATE_PASSWORD_LOGIN", True)
+EMORATE_BREAK_GLASS_ADMINS = [e.strip() for e in os.environ.get("EMORATE_BREAK_GLASS_ADMINS", "").split(",") if e.strip()]

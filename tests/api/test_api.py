@@ -2,7 +2,6 @@ import io
 
 import pytest
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import Role
@@ -18,18 +17,20 @@ def lead_client():
     project = make_project(slug="hq")
     lead = make_user(Role.LEAD, email="lead@example.org")
     add_member(project, lead)
-    call_command("drf_create_token", "lead@example.org", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("api_token_create", "lead@example.org", "--scope", "read_write", stdout=out, stderr=io.StringIO())
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get(user=lead).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {out.getvalue().strip()}")
     return project, lead, client
 
 
 def test_token_auth_and_revocation(lead_client):
     project, lead, client = lead_client
     assert client.get("/api/v1/projects/").json()["results"][0]["slug"] == "hq"
-    call_command("drf_create_token", "-r", "lead@example.org", stdout=io.StringIO())  # rotate: old key revoked
+    call_command("api_token_create", "--revoke-others", "lead@example.org", stdout=io.StringIO(),
+                 stderr=io.StringIO())  # rotate: old key revoked
     resp = client.get("/api/v1/projects/")
-    assert resp.status_code == 401 and "Invalid token" in resp.json()["detail"]
+    assert resp.status_code == 401 and "Invalid, expired or revoked token" in resp.json()["detail"]
 
 
 def test_upload_one_image_and_refusals(lead_client):

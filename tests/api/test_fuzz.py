@@ -13,8 +13,8 @@ import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 
+from accounts.api_tokens import api_token_create
 from accounts.models import Role
 from tests.annotation.test_releases import populate
 from tests.factories import add_member, make_project, make_user
@@ -43,7 +43,7 @@ def lead_token(db, keep_connection):  # type: ignore[no-untyped-def]
     lead = make_user(Role.LEAD)
     add_member(project, lead)
     populate(project, 12, [make_user() for _ in range(3)], np.random.default_rng(0))
-    return Token.objects.create(user=lead).key
+    return api_token_create(user=lead, scope="read_write")[1]
 
 
 def _message(body: bytes) -> bool:

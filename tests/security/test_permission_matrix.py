@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from rest_framework.authtoken.models import Token
 
+from accounts.api_tokens import api_token_create
 from accounts.models import Role
 from accounts.services import invitation_create
 from annotation.models import Assignment, Image, Rating
@@ -33,6 +33,7 @@ SIGNED_IN = set(ROLES) - {"anonymous"}
 MEMBERS = {"rater", "lead", "admin"}
 RATER = {"rater"}
 MANAGERS = {"lead", "admin"}
+TOKEN_HOLDERS = {"lead_other", "lead", "admin"}  # by role, whatever the project
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ ROUTES: dict[str, Route] = {
     "accounts:login": Route("GET", frozenset(PUBLIC)),
     "accounts:logout": Route("POST", frozenset(PUBLIC)),
     "accounts:invitation-accept": Route("GET", frozenset(PUBLIC), ("token",)),
+    "accounts:api-tokens": Route("GET", frozenset(TOKEN_HOLDERS)),
+    "accounts:api-token-revoke": Route("POST", frozenset(TOKEN_HOLDERS), ("token_id",)),
     "api-schema": Route("GET", frozenset(PUBLIC)),
     "api-docs": Route("GET", frozenset(PUBLIC)),
     "media": Route("GET", frozenset(MEMBERS), ("path",)),
@@ -139,9 +142,25 @@ def world(tmp_path):  # type: ignore[no-untyped-def]
     values = {
         "slug": "p", "version": "1.0.0", "file": "README.md", "assignment_id": open_assignment.pk,
         "rating_id": rated.pk, "image_id": images[0].pk, "path": images[0].file.name, "user_id": experts[0].pk,
+        "token_id": api_token_create(user=users["lead"])[0].pk,
         "token": invitation_create(email="new@example.org", role=Role.RATER, projects=["p"], created_by=None).token,
     }
     return users, values
+
+
+def _token(user, scope: str) -> str:  # type: ignore[no-untyped-def]
+    """An API token of `user`; raters cannot hold one, so theirs is made directly (a stolen or
+    left-over key must still not open anything a rater may not see)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import ApiToken, token_digest
+
+    key = f"emr_test_{user.pk}_{scope}"
+    ApiToken.objects.get_or_create(digest=token_digest(key), defaults={
+        "user": user, "prefix": key[:12], "scope": scope, "expires_at": timezone.now() + timedelta(days=1)})
+    return key
 
 
 def url_for(name: str, route: Route, values: dict) -> str:
@@ -162,7 +181,7 @@ def test_route_for_every_role(name, world, client):  # type: ignore[no-untyped-d
         headers = {}
         if role != "anonymous":
             if route.api:
-                headers["HTTP_AUTHORIZATION"] = f"Token {Token.objects.get_or_create(user=users[role])[0].key}"
+                headers["HTTP_AUTHORIZATION"] = f"Token {_token(users[role], 'read_write')}"
             else:
                 client.force_login(users[role])
         response = client.get(url, **headers) if route.method == "GET" else client.post(url, {}, **headers)
@@ -194,3 +213,18 @@ def test_a_refused_rater_learns_nothing_of_others(world, client):  # type: ignor
     for r in others:
         assert f"rater-{r.rater_id}" not in page and r.rater.email not in page  # ... and it is not shown
     assert Image.objects.filter(project__slug="p").exists()
+
+
+@pytest.mark.parametrize("name", sorted(n for n, r in ROUTES.items() if r.api))
+def test_a_read_token_reads_and_never_writes(name, world, client):  # type: ignore[no-untyped-def]
+    """Token scopes: a read-only token of the project's lead works on every GET its role allows and
+    is refused (403, with the reason) on every write, before the view runs."""
+    users, values = world
+    route = ROUTES[name]
+    url = url_for(name, route, values)
+    headers = {"HTTP_AUTHORIZATION": f"Token {_token(users['lead'], 'read')}"}
+    if route.method == "GET":
+        assert client.get(url, **headers).status_code == 200
+    else:
+        response = client.post(url, {}, **headers)
+        assert response.status_code == 403 and "scope is read only" in response.json()["detail"]
