@@ -24,3 +24,41 @@ threads = int(os.environ.get("GUNICORN_THREADS") or 2)
 keepalive = 30
 timeout = 60
 reuse_port = True
+
+# Only the TLS proxy reaches gunicorn (docker-compose.yml publishes no port for it), so the
+# forwarded headers it sets are trusted whatever its address on the internal network.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "*")
+# No gunicorn access log: the app writes one line per request with its request id (core/observability.py).
+accesslog = None
+
+# Request metrics from every worker process add up on /metrics (prometheus_client's multiprocess
+# mode): each worker writes its own files under this folder, emptied when the server starts.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="emorate-prometheus-")
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    import glob
+
+    for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+# gunicorn's own lines (start, worker boot and exit) in the app's format: JSON in production.
+if (os.environ.get("EMORATE_LOG_FORMAT") or ("json" if os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(
+        ".production") else "text")) == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "core.observability.EmorateJsonFormatter"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "loggers": {"gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    }

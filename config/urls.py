@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from annotation.views import media_file
 
 urlpatterns = [
+    # Liveness, readiness, metrics (answered early by core.health.ProbeMiddleware; named here for reverse()).
+    path("", include("core.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

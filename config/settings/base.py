@@ -59,11 +59,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "core",
     "accounts",
     "annotation",
 ]
 
 MIDDLEWARE = [
+    # Probes first: container health checks and Prometheus call the process directly (core/health.py).
+    "core.health.ProbeMiddleware",
+    # Request id, access log line and request metrics for everything else (core/observability.py).
+    "core.observability.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -100,6 +105,9 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # An unreachable database fails a request (and /readyz, and the start-up check) in seconds, not minutes.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DEMO_SQLITE.parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -216,12 +224,44 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cook
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
-}
+# Logs: `json` (one object per line: time, level, logger, message, request id, route, status,
+# duration, user id; task id and name in workers) or `text`. Production defaults to json.
+EMORATE_LOG_FORMAT = os.environ.get("EMORATE_LOG_FORMAT", "").strip().lower() or "text"
+if EMORATE_LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"EMORATE_LOG_FORMAT must be json or text, got {EMORATE_LOG_FORMAT!r}")
+# One line per request (core/observability.py): on by default in production, where no other access log runs.
+EMORATE_ACCESS_LOG = env_bool("EMORATE_ACCESS_LOG", False)
+
+
+def logging_config(log_format: str, access_log: bool) -> dict[str, object]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": "core.observability.ContextFilter"}},
+        "formatters": {"json": {"()": "core.observability.EmorateJsonFormatter"},
+                       "text": {"()": "core.observability.TextFormatter"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["context"]}},
+        "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+        "loggers": {"emorate.request": {"level": "INFO" if access_log else "WARNING"},
+                    # with the access line on, runserver's own per-request line would repeat it
+                    **({"django.server": {"level": "WARNING"}} if access_log else {})},
+    }
+
+
+LOGGING = logging_config(EMORATE_LOG_FORMAT, EMORATE_ACCESS_LOG)
+# Celery workers log through the same handlers (with the task id and name on every line).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# /metrics (Prometheus text format) answers only `Authorization: Bearer <this token>`; unset = 404.
+EMORATE_METRICS_TOKEN = os.environ.get("EMORATE_METRICS_TOKEN", "").strip()
+
+# Error tracking (optional): Sentry with its Django and Celery integrations, no personal data.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "").strip()
+if SENTRY_DSN:
+    from core.errortracking import init_sentry
+
+    init_sentry(SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
+                traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0") or 0))
 
 CELERY_BEAT_SCHEDULE = {
     "agreement-refresh": {"task": "annotation.tasks.agreement_refresh_all_task", "schedule": 15 * 60.0},

@@ -1,0 +1,1 @@
+"""Deployment files (Caddyfile, service scripts) and the local production topology (topology.py)."""
