@@ -36,7 +36,7 @@ from .models import (
     SnapshotStatus,
 )
 from .models.release import semver_key
-from .scoring.services import scoring_progress
+from .scoring.selectors import scoring_progress
 from .selectors import agreement_latest
 from .taxonomy import EMOTIONS
 

@@ -19,9 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -34,7 +32,7 @@ from . import rater_quality as rq
 from . import selectors_dashboard as sd
 from .models import FlagReason, Image, Project
 from .services import adjudication, calibration, raters
-from .services.audit import audit_record
+from .services.agreement_snapshot import agreement_recompute_request
 from .taxonomy import EMOTIONS
 from .views import image_response
 
@@ -179,21 +177,7 @@ def dashboard_agreement(request: HttpRequest, slug: str) -> HttpResponse:
 def dashboard_recompute(request: HttpRequest, slug: str) -> HttpResponse:
     """Queue a fresh agreement snapshot (sent when the transaction commits)."""
     project = _managed(request, slug)
-    from .tasks import agreement_snapshot_task
-
-    def send() -> None:
-        try:
-            agreement_snapshot_task.delay(project.pk)
-        except Exception:
-            cache.delete(sd.recompute_queued_key(project.pk))  # not queued after all
-            raise
-
-    cache.set(sd.recompute_queued_key(project.pk), 1, timeout=sd.RECOMPUTE_QUEUED_SECONDS)
-    with transaction.atomic():
-        audit_record(actor=request.user, action="agreement.recompute_requested", project=project, obj=project)
-        # robust: with the broker down the request still succeeds (the failure is logged, the
-        # "queued" mark is withdrawn, and the periodic refresh catches up).
-        transaction.on_commit(send, robust=True)
+    agreement_recompute_request(project, actor=request.user)
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "annotation/dashboard/partials/jobs.html",
                       {"project": project, "jobs": sd.jobs_running(project)})

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 
 from annotation import pgcopy, selectors, taxonomy
@@ -22,6 +23,17 @@ from .contracts import DEFAULT_MODEL_NAME, MODEL_SCALE_MAX
 from .model_agreement import model_vs_humans
 
 _FLOAT4_OID = 700
+
+
+def progress_key(project: Project) -> str:
+    """The cache key of a running scoring job's progress (set by services.scoring_progress_set)."""
+    return f"scoring-progress:{project.pk}"
+
+
+def scoring_progress(project: Project) -> dict[str, int] | None:
+    """{"done", "total"} of the scoring job running for the project, or None."""
+    value = cache.get(progress_key(project))
+    return value if isinstance(value, dict) else None
 
 
 def model_dir_setting() -> str:

@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 
-from annotation import selectors, taxonomy
+from annotation import jobs, selectors, taxonomy
 from annotation.models import Image, ModelScore, Project
 
 from . import priority as prio
@@ -33,7 +33,7 @@ from .contracts import (
     ScoringNotConfigured,
     score_vector_problems,
 )
-from .selectors import latest_model, model_dir_setting, model_score_matrix
+from .selectors import latest_model, model_dir_setting, model_score_matrix, progress_key
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,9 @@ def scoring_enqueue_for_images(project: Project, image_ids: Sequence[int]) -> bo
     """
     if not model_dir_setting() or not image_ids:
         return False
-    from .tasks import score_images_task
-
     ids = sorted({int(i) for i in image_ids})
     payload: list[int] | None = ids if len(ids) <= MAX_IDS_IN_TASK else None
-    transaction.on_commit(lambda: score_images_task.delay(project.pk, payload), robust=True)
+    jobs.enqueue(jobs.SCORE_IMAGES, project.pk, payload)
     return True
 
 
@@ -202,24 +200,30 @@ def images_score(project: Project, *, scorer: Scorer | None = None, model_dir: s
     return summary
 
 
-def _progress_key(project: Project) -> str:
-    return f"scoring-progress:{project.pk}"
-
-
 def scoring_progress_set(project: Project, done: int, total: int) -> None:
     """Publish a running scoring job's progress for the lead's jobs strip (cache only, best effort;
     it expires by itself if the worker dies)."""
-    cache.set(_progress_key(project), {"done": done, "total": total}, timeout=600)
+    cache.set(progress_key(project), {"done": done, "total": total}, timeout=600)
 
 
 def scoring_progress_clear(project: Project) -> None:
-    cache.delete(_progress_key(project))
+    cache.delete(progress_key(project))
 
 
-def scoring_progress(project: Project) -> dict[str, int] | None:
-    """{"done", "total"} of the scoring job running for the project, or None."""
-    value = cache.get(_progress_key(project))
-    return value if isinstance(value, dict) else None
+def images_score_job(project: Project, *, image_ids: Sequence[int] | None = None, model_dir: str | None = None
+                     ) -> dict[str, Any]:
+    """The scoring job (score_images_task): `images_score` with its progress published for the lead's
+    jobs strip, as a JSON-able summary; {"skipped": why} without a configured model. Idempotent."""
+    try:
+        summary = images_score(project, model_dir=model_dir, image_ids=image_ids,
+                               progress=lambda done, total: scoring_progress_set(project, done, total))
+    except ScoringNotConfigured as exc:
+        return {"skipped": str(exc)}
+    finally:
+        scoring_progress_clear(project)
+    return {"stored": summary.stored, "pending": summary.pending, "failed": len(summary.failed),
+            "model": summary.model_name, "model_version": summary.model_version, "device": summary.device,
+            "seconds": round(summary.seconds, 3)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,9 +297,7 @@ def model_scores_push(project: Project, model_name: str, model_version: str,
 
 def priority_schedule(project: Project) -> None:
     """Queue `priority_recompute_task` for the project when the current transaction commits."""
-    from .tasks import priority_recompute_task
-
-    transaction.on_commit(lambda: priority_recompute_task.delay(project.pk), robust=True)
+    jobs.enqueue(jobs.PRIORITY_RECOMPUTE, project.pk)
 
 
 def _reliability(project: Project) -> np.ndarray | None:

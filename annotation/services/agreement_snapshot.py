@@ -20,8 +20,8 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from annotation import agreement as ag
+from annotation import jobs, selectors, taxonomy
 from annotation import rater_quality as rq
-from annotation import selectors, taxonomy
 from annotation.models import (
     AgreementSnapshot,
     Image,
@@ -31,6 +31,8 @@ from annotation.models import (
     RetestRating,
     SnapshotStatus,
 )
+from annotation.selectors_dashboard import RECOMPUTE_QUEUED_SECONDS, recompute_queued_key
+from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
 from core.cache import ProcessMemo
 
@@ -419,10 +421,36 @@ def agreement_schedule(project: Project) -> bool:
     _DEBOUNCE_MEMO.set(project.pk, True)
     if not cache.add(f"agreement-debounce:{project.pk}", 1, timeout=DEBOUNCE_SECONDS):
         return False
-    from annotation.tasks import agreement_snapshot_task
-
-    # robust: a broker outage is logged, never turned into an error for the request that stored ratings
-    # (the periodic agreement_refresh_all_task catches up).
-    transaction.on_commit(lambda: agreement_snapshot_task.apply_async((project.pk,), countdown=DEBOUNCE_SECONDS),
-                          robust=True)
+    # a broker outage is logged, never turned into an error for the request that stored ratings (the
+    # periodic agreement_refresh_all_task catches up).
+    jobs.enqueue(jobs.AGREEMENT_SNAPSHOT, project.pk, countdown=DEBOUNCE_SECONDS)
     return True
+
+
+def agreement_recompute_request(project: Project, *, actor: Any) -> None:
+    """A lead asked for a fresh snapshot: mark it "queued" for the jobs strip, audit the request and
+    queue the snapshot when the transaction commits. With the broker down the request still
+    succeeds: the failure is logged, the mark is withdrawn and the periodic refresh catches up."""
+    key = recompute_queued_key(project.pk)
+    cache.set(key, 1, timeout=RECOMPUTE_QUEUED_SECONDS)
+    with transaction.atomic():
+        audit_record(actor=actor, action="agreement.recompute_requested", project=project, obj=project)
+        jobs.enqueue(jobs.AGREEMENT_SNAPSHOT, project.pk, on_error=lambda: cache.delete(key))
+
+
+def agreement_snapshot_started(project: Project) -> None:
+    """A worker starts a snapshot: a lead's "queued" mark ends."""
+    cache.delete(recompute_queued_key(project.pk))
+
+
+def agreement_refresh_stale() -> int:
+    """Queue a snapshot for every project with ratings whose ratings changed since its last snapshot
+    (the periodic agreement_refresh_all_task). Returns how many were queued."""
+    queued = 0
+    for project in Project.objects.all():
+        latest = AgreementSnapshot.objects.filter(project=project, status=SnapshotStatus.DONE).first()
+        if latest is None or latest.fingerprint != ratings_fingerprint(project):
+            if project.ratings.exists():
+                jobs.enqueue(jobs.AGREEMENT_SNAPSHOT, project.pk)
+                queued += 1
+    return queued

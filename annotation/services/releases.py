@@ -32,7 +32,7 @@ from django.http import FileResponse, Http404
 from django.utils import timezone
 
 from annotation import agreement as ag
-from annotation import exporters, selectors, taxonomy
+from annotation import exporters, jobs, selectors, taxonomy
 from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate_binary, consolidate_intensity
 from annotation.models import Image, Project, Rating, Release, ReleaseImage, ReleaseStatus
 from annotation.models.release import SEMVER, semver_key
@@ -391,9 +391,30 @@ def release_publish(release: Release, *, actor: Any = None) -> Release:
 
 def release_enqueue_build(release: Release, *, publish: bool = False) -> None:
     """Queue the build on the releases queue once the surrounding transaction commits."""
-    from annotation.tasks import release_build_task
+    jobs.enqueue(jobs.RELEASE_BUILD, release.pk, publish=publish)
 
-    transaction.on_commit(lambda: release_build_task.delay(release.pk, publish=publish), robust=True)
+
+def release_advance(release: Release, *, publish: bool = False, progress: Progress | None = None,
+                    rebuild: bool = False, busy_ok: bool = False) -> Release | str:
+    """The release lifecycle, for the worker and the `release` command alike: build a release that
+    is not built yet, then publish it if asked; returns the release as it ends up. A published
+    release is left alone. `rebuild` (the worker): a built release that is not to be published now
+    is built again from scratch (a redelivered task after a worker died rebuilds). With `busy_ok`,
+    another run building it right now (a duplicate delivery: that run finishes the job) returns
+    "busy" instead of raising ReleaseBusy.
+    """
+    if release.status == ReleaseStatus.PUBLISHED:
+        return release
+    if release.status != ReleaseStatus.BUILT or (rebuild and not publish):
+        try:
+            release = release_build(release, progress=progress)
+        except ReleaseBusy:
+            if busy_ok:
+                return "busy"
+            raise
+    if publish:
+        release = release_publish(release)
+    return release
 
 
 def release_file_response(release: Release, path: str) -> FileResponse:

@@ -281,7 +281,8 @@ def test_recompute_queues_the_snapshot_task_on_commit(client, seeded, monkeypatc
     from annotation import tasks
 
     sent: list[int] = []
-    monkeypatch.setattr(tasks.agreement_snapshot_task, "delay", lambda pk, *a, **k: sent.append(pk))
+    monkeypatch.setattr(tasks.agreement_snapshot_task, "apply_async",
+                        lambda args=(), kwargs=None, **options: sent.append(args[0]))
     project = seeded["project"]
     client.force_login(seeded["lead"])
     url = reverse("annotation:dashboard-recompute", args=[project.slug])

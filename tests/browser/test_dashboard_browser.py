@@ -34,7 +34,8 @@ def test_lead_sees_the_stored_snapshot_and_every_page(page: Page, live_server, m
     from annotation import tasks
 
     queued: list[int] = []
-    monkeypatch.setattr(tasks.agreement_snapshot_task, "delay", lambda pk, *a, **k: queued.append(pk))
+    monkeypatch.setattr(tasks.agreement_snapshot_task, "apply_async",
+                        lambda args=(), kwargs=None, **options: queued.append(args[0]))
     data = seed_rated_project(slug="demo", n_images=36, n_raters=5, per_image=3, files=True)
     project, snapshot = data["project"], data["snapshot"]
     base = f"/projects/{project.slug}/dashboard/"

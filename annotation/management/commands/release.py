@@ -5,13 +5,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.management.progress import ProgressBar
-from annotation.models import Release, ReleaseStatus
+from annotation.models import Release
 from annotation.services.releases import (
     ReleaseError,
-    release_build,
+    release_advance,
     release_create,
     release_dir,
-    release_publish,
 )
 
 from ._base import get_project
@@ -48,11 +47,10 @@ class Command(BaseCommand):
                     split={"seed": opts["seed"], "group_key": opts["group_key"]},
                 )
                 self.stdout.write(f"created release {version} of {project.slug} (configuration frozen)")
-            if release.status not in (ReleaseStatus.BUILT, ReleaseStatus.PUBLISHED):
-                bar = ProgressBar(f"building {version}", enabled=None, min_total=0)
-                release = release_build(release, progress=lambda pct, stage: bar(pct, 100))
-            if opts["publish"]:
-                release = release_publish(release)
+            bar = ProgressBar(f"building {version}", enabled=None, min_total=0)
+            done = release_advance(release, publish=opts["publish"], progress=lambda pct, stage: bar(pct, 100))
+            assert not isinstance(done, str)  # "busy" only with busy_ok
+            release = done
         except ReleaseError as exc:
             raise CommandError(str(exc)) from None
         summary = release.summary

@@ -1,0 +1,59 @@
+"""The job seam (annotation/jobs.py): every job's task is registered under its name, Celery's routes
+agree with the jobs' queues, and enqueue sends on commit to the job's queue."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from annotation import jobs
+
+
+def test_every_job_is_a_registered_task_routed_to_its_queue():
+    from config.celery import app
+
+    router = app.amqp.router
+    for job in jobs.JOBS:
+        assert jobs.task_of(job).name == job.name, job
+        assert router.route({}, job.name)["queue"].name == job.queue.value, job
+    assert {name: route["queue"] for name, route in jobs.task_routes().items()} == {
+        job.name: job.queue.value for job in jobs.JOBS}
+
+
+def test_every_task_of_the_job_modules_is_a_job():
+    from celery import Task
+
+    found = set()
+    for module in {job.module for job in jobs.JOBS}:
+        mod = importlib.import_module(module)
+        found |= {obj.name for obj in vars(mod).values() if isinstance(obj, Task)}
+    assert found == {job.name for job in jobs.JOBS}
+
+
+@pytest.mark.django_db
+def test_enqueue_sends_on_commit_to_the_jobs_queue(monkeypatch, django_capture_on_commit_callbacks):
+    from annotation.tasks import release_build_task
+
+    sent: list[tuple] = []
+    monkeypatch.setattr(release_build_task, "apply_async",
+                        lambda args=(), kwargs=None, **options: sent.append((args, kwargs, options)))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        jobs.enqueue(jobs.RELEASE_BUILD, 7, publish=True)
+    assert sent == [] and len(callbacks) == 1
+    callbacks[0]()
+    assert sent == [((7,), {"publish": True}, {"queue": "releases"})]
+
+
+@pytest.mark.django_db
+def test_a_failed_send_runs_on_error_and_does_not_fail_the_caller(monkeypatch, django_capture_on_commit_callbacks):
+    from annotation.tasks import agreement_snapshot_task
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(agreement_snapshot_task, "apply_async", broken)
+    withdrawn: list[bool] = []
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.enqueue(jobs.AGREEMENT_SNAPSHOT, 1, on_error=lambda: withdrawn.append(True))
+    assert withdrawn == [True]
