@@ -12,7 +12,7 @@ DEMO_ENV := DJANGO_DEBUG=1 DATABASE_URL= REDIS_URL=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install system-deps test lint types check demo demo-setup bench clean
+.PHONY: install system-deps test lint types check demo demo-setup prod-local bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ demo-setup: install
 demo: demo-setup
 	@echo "emorate demo: open http://$(HOST):$(PORT)/ (logins printed above; Ctrl-C stops)"
 	$(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
+
+# Production mode on this machine: PostgreSQL, Redis, gunicorn with config.settings.production, a
+# worker, beat and Caddy terminating TLS (deploy/), the same topology tests/deploy/test_topology.py runs.
+prod-local: system-deps install
+	PORT=$(or $(PROD_PORT),8443) $(PY) -m deploy.topology
 
 clean:
 	rm -rf var/demo.sqlite3 var/media

@@ -42,14 +42,24 @@ class Route:
     allowed: frozenset[str]
     kwargs: tuple[str, ...] = ()  # names filled from the world below
     api: bool = False
+    hidden: bool = False  # a 404 for every role: only a bearer token opens it (tested in tests/core/)
 
 
 ROUTES: dict[str, Route] = {
+    "healthz": Route("GET", frozenset(PUBLIC)),
+    "readyz": Route("GET", frozenset(PUBLIC)),
+    "metrics": Route("GET", frozenset(), hidden=True),
     "accounts:login": Route("GET", frozenset(PUBLIC)),
     "accounts:logout": Route("POST", frozenset(PUBLIC)),
     "accounts:invitation-accept": Route("GET", frozenset(PUBLIC), ("token",)),
     "accounts:api-tokens": Route("GET", frozenset(TOKEN_HOLDERS)),
     "accounts:api-token-revoke": Route("POST", frozenset(TOKEN_HOLDERS), ("token_id",)),
+    "accounts:invitations": Route("GET", frozenset(TOKEN_HOLDERS)),  # leads and admins invite
+    "accounts:preferences": Route("GET", frozenset(SIGNED_IN)),
+    "accounts:password-reset": Route("GET", frozenset(PUBLIC)),
+    "accounts:password-reset-done": Route("GET", frozenset(PUBLIC)),
+    "accounts:password-reset-confirm": Route("GET", frozenset(PUBLIC), ("uidb64", "token")),
+    "accounts:password-reset-complete": Route("GET", frozenset(PUBLIC)),
     "api-schema": Route("GET", frozenset(PUBLIC)),
     "api-docs": Route("GET", frozenset(PUBLIC)),
     "media": Route("GET", frozenset(MEMBERS), ("path",)),
@@ -142,7 +152,7 @@ def world(tmp_path):  # type: ignore[no-untyped-def]
     values = {
         "slug": "p", "version": "1.0.0", "file": "README.md", "assignment_id": open_assignment.pk,
         "rating_id": rated.pk, "image_id": images[0].pk, "path": images[0].file.name, "user_id": experts[0].pk,
-        "token_id": api_token_create(user=users["lead"])[0].pk,
+        "token_id": api_token_create(user=users["lead"])[0].pk, "uidb64": "MQ",
         "token": invitation_create(email="new@example.org", role=Role.RATER, projects=["p"], created_by=None).token,
     }
     return users, values
@@ -188,7 +198,9 @@ def test_route_for_every_role(name, world, client):  # type: ignore[no-untyped-d
         status = response.status_code
         where = f"{route.method} {url} as {role}: {status}"
         assert status < 500, where
-        if role in route.allowed:
+        if route.hidden:
+            assert status == 404, where
+        elif role in route.allowed:
             assert status not in (401, 403), where
             if route.allowed != PUBLIC:  # (logging out lands on the login page, as it should)
                 assert not (status == 302 and response["Location"].startswith("/accounts/login/")), where
