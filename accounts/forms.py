@@ -5,11 +5,14 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.core.validators import MaxValueValidator
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 
-from .models import TokenScope
+from . import emails
+from .models import Role, TokenScope, User, canonical_email
+from .signals import invitation_projects_check
 from .throttle import Throttled
 
 
@@ -62,3 +65,43 @@ class ApiTokenForm(forms.Form):
         self.fields["days"].max_value = settings.EMORATE_API_TOKEN_MAX_DAYS
         self.fields["days"].validators.append(MaxValueValidator(settings.EMORATE_API_TOKEN_MAX_DAYS))
         self.fields["days"].initial = settings.EMORATE_API_TOKEN_DAYS
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label="Email")
+    role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.RATER)
+    projects = forms.CharField(label="Projects (slugs, comma-separated)", required=False)
+
+    def __init__(self, *args: Any, inviter: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inviter = inviter
+        if inviter.role != Role.ADMIN:  # leads invite raters; only admins make leads and admins
+            self.fields["role"].choices = [(Role.RATER.value, Role.RATER.label)]
+
+    def clean_projects(self) -> list[str]:
+        slugs = sorted({s.strip() for s in str(self.cleaned_data.get("projects") or "").split(",") if s.strip()})
+        answers = [r for _, r in invitation_projects_check.send(sender=InvitationForm, inviter=self.inviter, slugs=slugs)]
+        if answers:
+            allowed = set().union(*answers)
+        else:
+            allowed = set(slugs) if self.inviter.role == Role.ADMIN else set()
+        refused = [s for s in slugs if s not in allowed]
+        if refused:
+            raise forms.ValidationError(f"You do not manage these projects (or they do not exist): {', '.join(refused)}")
+        if not slugs and self.inviter.role != Role.ADMIN:
+            raise forms.ValidationError("Name at least one project you manage.")
+        return slugs
+
+
+class EmailPasswordResetForm(PasswordResetForm):
+    """Django's reset form, matching accounts by the canonical email and sending through the task
+    queue (the page answers alike, and as fast, whether the address has an account or not)."""
+
+    def get_users(self, email: str):  # type: ignore[no-untyped-def,override]
+        return (u for u in User.objects.filter(email=canonical_email(email), is_active=True)
+                if u.has_usable_password())
+
+    def send_mail(self, subject_template_name: str, email_template_name: str, context: dict[str, Any],
+                  from_email: str | None, to_email: str, html_email_template_name: str | None = None) -> None:
+        subject = " ".join(render_to_string(subject_template_name, context).split())
+        emails.email_send_later(to=to_email, subject=subject, body=render_to_string(email_template_name, context))

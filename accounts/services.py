@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from . import emails
 from .models import Invitation, Role, User, canonical_email
 from .signals import invitation_accepted
 
@@ -33,13 +40,52 @@ def user_create(*, email: str, role: str, password: str | None = None, display_n
     return User.objects.create_user(email=email, password=password, role=role, display_name=display_name)
 
 
-def invitation_create(*, email: str, role: str, projects: list[str], created_by: User | None) -> Invitation:
+def invitation_create(*, email: str, role: str, projects: list[str], created_by: User | None,
+                      send: bool = False) -> Invitation:
+    """Create an invitation; with `send`, email its link once the transaction commits (the link is
+    also on the inviter's page, for when mail is slow or filtered)."""
     if role not in Role.values:
         raise AccountError(f"unknown role {role!r} (allowed: {', '.join(Role.values)})")
     email = canonical_email(email)
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise AccountError(f"{email!r} is not a valid email address") from exc
     if User.objects.filter(email=email).exists():
         raise AccountError(f"a user with email {email} already exists")
-    return Invitation.objects.create(email=email, role=role, projects=projects, created_by=created_by)
+    invitation = Invitation.objects.create(email=email, role=role, projects=projects, created_by=created_by)
+    if send:
+        invitation_email(invitation, template="invitation")
+        invitation.emailed_at = timezone.now()
+        invitation.save(update_fields=["emailed_at"])
+    return invitation
+
+
+def invitation_link(invitation: Invitation) -> str:
+    return emails.site_url(reverse("accounts:invitation-accept", args=[invitation.token]))
+
+
+def invitation_email(invitation: Invitation, *, template: str, key: str = "") -> None:
+    inviter = invitation.created_by
+    subject, body = emails.email_render(template, {
+        "invitation": invitation, "link": invitation_link(invitation),
+        "inviter": (inviter.display_name or inviter.email) if inviter else "the emorate administrators"})
+    emails.email_send_later(to=invitation.email, subject=subject, body=body, key=key)
+
+
+def invitation_reminders_send(*, now: datetime | None = None) -> int:
+    """Remind, once, every usable invitation older than EMORATE_INVITATION_REMINDER_DAYS. Idempotent:
+    the conditional update claims each invitation, so concurrent runs never remind twice."""
+    now = now or timezone.now()
+    due = Invitation.objects.filter(accepted_at__isnull=True, reminded_at__isnull=True, expires_at__gt=now,
+                                    created_at__lte=now - timedelta(days=settings.EMORATE_INVITATION_REMINDER_DAYS))
+    sent = 0
+    for invitation in due:
+        with transaction.atomic():
+            if Invitation.objects.filter(pk=invitation.pk, reminded_at__isnull=True).update(reminded_at=now):
+                invitation_email(invitation, template="invitation_reminder", key=f"invitation-reminder:{invitation.pk}")
+                sent += 1
+    return sent
 
 
 @transaction.atomic

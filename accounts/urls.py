@@ -1,4 +1,4 @@
-from django.contrib.auth.views import LogoutView
+from django.contrib.auth.views import LogoutView, PasswordResetCompleteView, PasswordResetDoneView
 from django.urls import path
 
 from . import views
@@ -9,5 +9,11 @@ urlpatterns = [
     path("logout/", LogoutView.as_view(), name="logout"),
     path("invitation/<str:token>/", views.invitation_accept, name="invitation-accept"),
     path("tokens/", views.api_tokens, name="api-tokens"),
+    path("invitations/", views.invitations, name="invitations"),
+    path("preferences/", views.preferences, name="preferences"),
+    path("password-reset/", views.PasswordResetView.as_view(), name="password-reset"),
+    path("password-reset/done/", PasswordResetDoneView.as_view(), name="password-reset-done"),
+    path("reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
+    path("reset/done/", PasswordResetCompleteView.as_view(), name="password-reset-complete"),
     path("tokens/<int:token_id>/revoke/", views.api_token_revoke_view, name="api-token-revoke"),
 ]

@@ -1,16 +1,22 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from . import services, throttle
 from .api_tokens import TokenError, api_token_create, api_token_revoke
-from .forms import AcceptInvitationForm, ApiTokenForm, EmailLoginForm
+from .forms import AcceptInvitationForm, ApiTokenForm, EmailLoginForm, EmailPasswordResetForm, InvitationForm
 from .models import ApiToken, Invitation, Role, User
 
 
@@ -75,3 +81,78 @@ def api_token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     user = _token_user(request)
     api_token_revoke(token=get_object_or_404(ApiToken, pk=token_id, user=user))
     return redirect("accounts:api-tokens")
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset view: throttled per address and per client, the same answer for every address."""
+
+    form_class = EmailPasswordResetForm
+    email_template_name = "accounts/email/password_reset.txt"
+    subject_template_name = "accounts/email/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password-reset-done")
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        self.extra_email_context = {"site_url": settings.EMORATE_SITE_URL}
+        return super().get_context_data(**kwargs)
+
+    def form_valid(self, form: EmailPasswordResetForm) -> HttpResponse:  # type: ignore[override]
+        try:
+            throttle.attempt(way="reset", account=form.cleaned_data["email"],
+                             client=throttle.client_address(self.request))
+        except throttle.Throttled as exc:
+            form.add_error(None, f"Too many reset requests. Try again in {exc.minutes} minutes.")
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        self.extra_email_context = {"site_url": settings.EMORATE_SITE_URL}
+        return super().form_valid(form)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    success_url = reverse_lazy("accounts:password-reset-complete")
+
+
+def _inviter(request: HttpRequest) -> User:
+    user = request.user
+    if not isinstance(user, User) or user.role not in (Role.LEAD, Role.ADMIN):
+        raise PermissionDenied("Invitations are sent by leads and admins.")
+    return user
+
+
+@login_required
+def invitations(request: HttpRequest) -> HttpResponse:
+    """Invite someone: the link is emailed and shown here, so the lead can pass it on another way."""
+    inviter = _inviter(request)
+    form = InvitationForm(request.POST or None, inviter=inviter)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                invitation = services.invitation_create(
+                    email=form.cleaned_data["email"], role=form.cleaned_data["role"],
+                    projects=form.cleaned_data["projects"], created_by=inviter, send=True)
+            except services.AccountError as exc:
+                form.add_error("email", str(exc))
+                status = 400
+            else:
+                messages.success(request, f"Invitation emailed to {invitation.email}. "
+                                          f"Its link: {services.invitation_link(invitation)}")
+                return redirect("accounts:invitations")
+        else:
+            status = 400
+    pending = Invitation.objects.filter(accepted_at__isnull=True)
+    if inviter.role != Role.ADMIN:
+        pending = pending.filter(created_by=inviter)
+    rows = [(inv, services.invitation_link(inv)) for inv in pending[:200]]
+    return render(request, "accounts/invitations.html", {"form": form, "rows": rows}, status=status)
+
+
+@login_required
+def preferences(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's email preferences (the weekly digest for leads)."""
+    user = request.user
+    assert isinstance(user, User)
+    if request.method == "POST":
+        user.email_digest = request.POST.get("email_digest") == "on"
+        user.save(update_fields=["email_digest"])
+        messages.success(request, "Saved.")
+        return redirect("accounts:preferences")
+    return render(request, "accounts/preferences.html", {"digest": user.email_digest})

@@ -3,8 +3,9 @@ from typing import Any
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
+from accounts.audit import acting_user
 from accounts.models import User
-from accounts.signals import invitation_accepted
+from accounts.signals import invitation_accepted, invitation_projects_check
 
 from .models import Membership, Project
 from .services.audit import audit_record
@@ -14,6 +15,14 @@ from .services.audit import audit_record
 def add_invited_memberships(sender: Any, user: Any, invitation: Any, **kwargs: Any) -> None:
     for project in Project.objects.filter(slug__in=invitation.projects or []):
         Membership.objects.get_or_create(project=project, user=user)
+
+
+@receiver(invitation_projects_check)
+def invitation_projects_managed(sender: Any, inviter: Any, slugs: list[str], **kwargs: Any) -> set[str]:
+    """The invitation page (accounts) asks which of these projects the inviter manages."""
+    from .selectors import can_manage
+
+    return {p.slug for p in Project.objects.filter(slug__in=slugs) if can_manage(inviter, p)}
 
 
 @receiver(pre_save, sender=User)
@@ -29,5 +38,5 @@ def audit_role_change(sender: Any, instance: User, created: bool, **kwargs: Any)
     if created:
         audit_record(actor=None, action="user.created", obj=instance, email=instance.email, role=instance.role)
     elif old is not None and (old[0] != instance.role or old[1] != instance.is_active):
-        audit_record(actor=None, action="user.role_changed", obj=instance, email=instance.email,
+        audit_record(actor=acting_user(), action="user.role_changed", obj=instance, email=instance.email,
                      old_role=old[0], new_role=instance.role, old_active=old[1], new_active=instance.is_active)

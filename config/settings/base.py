@@ -282,3 +282,25 @@ EMORATE_API_TOKEN_MAX_DAYS = env_int("EMORATE_API_TOKEN_MAX_DAYS", 365)
 # Password login can be turned off (single sign-on only), except for these admins (break glass).
 EMORATE_PASSWORD_LOGIN = env_bool("EMORATE_PASSWORD_LOGIN", True)
 EMORATE_BREAK_GLASS_ADMINS = [e.strip() for e in os.environ.get("EMORATE_BREAK_GLASS_ADMINS", "").split(",") if e.strip()]
+
+# Email: SMTP when EMAIL_HOST is set, else printed to the console (the demo).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "").strip()
+EMAIL_BACKEND = ("django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+                 else "django.core.mail.backends.console.EmailBackend")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "emorate <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Links in emails sent outside a request (reminders, digests) start with this.
+EMORATE_SITE_URL = os.environ.get("EMORATE_SITE_URL", "http://localhost:8000").rstrip("/")
+# Days after which an unaccepted invitation gets one reminder; password reset links last this long (seconds).
+EMORATE_INVITATION_REMINDER_DAYS = env_int("EMORATE_INVITATION_REMINDER_DAYS", 3)
+PASSWORD_RESET_TIMEOUT = env_int("EMORATE_PASSWORD_RESET_SECONDS", 60 * 60 * 3)
+# Email tasks (accounts/tasks.py) and the lead digest (annotation/digest.py), by Celery beat.
+CELERY_IMPORTS = ["annotation.digest"]
+CELERY_BEAT_SCHEDULE["invitation-reminders"] = {"task": "accounts.tasks.invitation_reminders_task",
+                                                "schedule": 60 * 60.0}
+CELERY_BEAT_SCHEDULE["lead-digest"] = {"task": "annotation.digest.lead_digests_task", "schedule": 60 * 60.0}

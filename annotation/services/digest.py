@@ -1,0 +1,96 @@
+"""The weekly lead digest: one email per project and lead per period (ISO week by default), with
+coverage, the agreement change since the previous digest, rater alerts and releases built.
+
+Idempotent: accounts' EmailSent holds one row per (project, lead, period) and the email goes out
+only with the first row. Leads who turned `email_digest` off get nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from accounts.emails import email_render, email_send_later, site_url
+from accounts.models import EmailSent, Role, User
+from annotation import rater_quality as rq
+from annotation.models import AgreementSnapshot, Image, Project, Rating, Release
+from annotation.models.agreement import SnapshotStatus
+
+
+def digest_period(now: datetime) -> str:
+    """The period a digest covers: the ISO week, e.g. 2026-W49."""
+    year, week, _ = now.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+@dataclass
+class Digest:
+    project: Project
+    period: str
+    images: int = 0
+    complete: int = 0
+    ratings_in_period: int = 0
+    alpha_now: float | None = None
+    alpha_before: float | None = None
+    alerts: list[str] = field(default_factory=list)
+    releases: list[str] = field(default_factory=list)
+
+    @property
+    def coverage_percent(self) -> int:
+        return round(100 * self.complete / self.images) if self.images else 0
+
+
+def _alpha(snapshot: AgreementSnapshot | None) -> float | None:
+    value = (snapshot.payload or {}).get("mean_alpha") if snapshot is not None else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def digest_build(project: Project, *, now: datetime, since: datetime) -> Digest:
+    """Read the figures for one project's digest (reads snapshots; computes nothing heavy)."""
+    digest = Digest(project=project, period=digest_period(now))
+    counts = Image.objects.filter(project=project).annotate(n=Count("ratings")).aggregate(
+        images=Count("id"), complete=Count("id", filter=Q(n__gte=project.target_ratings)))
+    digest.images, digest.complete = counts["images"], counts["complete"]
+    digest.ratings_in_period = Rating.objects.filter(project=project, created_at__gte=since, created_at__lt=now).count()
+    done = AgreementSnapshot.objects.filter(project=project, status=SnapshotStatus.DONE)
+    latest = done.filter(created_at__lt=now).order_by("-created_at").first()
+    digest.alpha_now = _alpha(latest)
+    digest.alpha_before = _alpha(done.filter(created_at__lt=since).order_by("-created_at").first())
+    thresholds = rq.AlertThresholds(min_kappa=project.alert_min_kappa, min_retest_alpha=project.alert_min_retest_alpha,
+                                    speed_ratio=project.alert_speed_ratio)
+    for rater in ((latest.payload or {}).get("raters") or []) if latest else []:
+        for reason in rq.rater_alerts(mean_kappa=rater.get("mean_kappa"),
+                                      retest_alpha=(rater.get("retest") or {}).get("mean_alpha"),
+                                      usual_seconds=(rater.get("drift") or {}).get("usual_seconds"),
+                                      recent_seconds=(rater.get("drift") or {}).get("recent_seconds"),
+                                      thresholds=thresholds):
+            digest.alerts.append(f"{rater.get('label', 'a rater')}: {reason}")
+    digest.releases = list(Release.objects.filter(project=project, built_at__gte=since, built_at__lt=now)
+                           .order_by("built_at").values_list("version", flat=True))
+    return digest
+
+
+def lead_digests_send(*, now: datetime | None = None) -> int:
+    """Queue this period's digest for every lead of every project (once per project, lead and
+    period); returns how many were queued."""
+    now = now or timezone.now()
+    period = digest_period(now)
+    since = now - timedelta(days=7)
+    sent = 0
+    for project in Project.objects.order_by("pk"):
+        leads = User.objects.filter(memberships__project=project, role=Role.LEAD, is_active=True, email_digest=True)
+        digest: Digest | None = None
+        for lead in leads:
+            key = f"digest:{project.pk}:{lead.pk}:{period}"
+            if EmailSent.objects.filter(key=key).exists():
+                continue
+            digest = digest or digest_build(project, now=now, since=since)
+            subject, body = email_render("lead_digest", {
+                "d": digest, "lead": lead, "dashboard": site_url(f"/projects/{project.slug}/dashboard/")})
+            email_send_later(to=lead.email, subject=subject, body=body, key=key)
+            sent += 1
+    return sent
+
