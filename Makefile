@@ -26,8 +26,13 @@ install: $(STAMP)
 system-deps:
 	bash .ci/system-deps.sh
 
-test: system-deps install
+test: system-deps install tests/oidc/node_modules
 	bash .ci/test.sh $(PYTEST_ARGS)
+
+# The single sign-on tests run npm's oidc-provider (pinned in tests/oidc/package-lock.json).
+tests/oidc/node_modules: tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -98,8 +98,9 @@ class EmailPasswordResetForm(PasswordResetForm):
     queue (the page answers alike, and as fast, whether the address has an account or not)."""
 
     def get_users(self, email: str):  # type: ignore[no-untyped-def,override]
+        glass = {canonical_email(e) for e in settings.EMORATE_BREAK_GLASS_ADMINS}
         return (u for u in User.objects.filter(email=canonical_email(email), is_active=True)
-                if u.has_usable_password())
+                if u.has_usable_password() and (settings.EMORATE_PASSWORD_LOGIN or u.email in glass))
 
     def send_mail(self, subject_template_name: str, email_template_name: str, context: dict[str, Any],
                   from_email: str | None, to_email: str, html_email_template_name: str | None = None) -> None:

@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView, PasswordResetCompleteView, PasswordResetDoneView
 from django.urls import path
 
-from . import views
+from . import oidc, views
 
 app_name = "accounts"
 urlpatterns = [
@@ -9,6 +9,9 @@ urlpatterns = [
     path("logout/", LogoutView.as_view(), name="logout"),
     path("invitation/<str:token>/", views.invitation_accept, name="invitation-accept"),
     path("tokens/", views.api_tokens, name="api-tokens"),
+    path("sso/start/", oidc.sso_start, name="sso-start"),
+    path("sso/callback/", oidc.sso_callback, name="sso-callback"),
+    path("sso/refused/", oidc.sso_refused, name="sso-refused"),
     path("invitations/", views.invitations, name="invitations"),
     path("preferences/", views.preferences, name="preferences"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password-reset"),

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
-from . import services, throttle
+from . import oidc, services, throttle
 from .api_tokens import TokenError, api_token_create, api_token_revoke
 from .forms import AcceptInvitationForm, ApiTokenForm, EmailLoginForm, EmailPasswordResetForm, InvitationForm
 from .models import ApiToken, Invitation, Role, User
@@ -25,11 +25,22 @@ class EmailLoginView(LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        # With password login off, the form is only shown to whoever asks for it (the break-glass admin).
+        context["password_login"] = settings.EMORATE_PASSWORD_LOGIN or "break-glass" in self.request.GET
+        context["sso"] = oidc.sso_enabled()
+        context["sso_name"] = settings.OIDC_PROVIDER_NAME
+        return context
+
 
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = Invitation.objects.filter(token=token).first()
     if invitation is None or not invitation.is_usable:
         return render(request, "accounts/invitation_invalid.html", status=404)
+    if not settings.EMORATE_PASSWORD_LOGIN and oidc.sso_enabled():  # accepted by signing in with SSO
+        return render(request, "accounts/invitation_accept.html",
+                      {"invitation": invitation, "sso_only": True, "sso_name": settings.OIDC_PROVIDER_NAME})
     form = AcceptInvitationForm(User(email=invitation.email, role=invitation.role), request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -38,7 +49,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         except services.AccountError as exc:
             form.add_error(None, str(exc))
         else:
-            login(request, user)  # the one configured backend (accounts.backends)
+            login(request, user, backend="accounts.backends.EmailBackend")
             return redirect("/")
     return render(request, "accounts/invitation_accept.html", {"form": form, "invitation": invitation})
 

@@ -304,3 +304,36 @@ CELERY_IMPORTS = ["annotation.digest"]
 CELERY_BEAT_SCHEDULE["invitation-reminders"] = {"task": "accounts.tasks.invitation_reminders_task",
                                                 "schedule": 60 * 60.0}
 CELERY_BEAT_SCHEDULE["lead-digest"] = {"task": "annotation.digest.lead_digests_task", "schedule": 60 * 60.0}
+
+# Single sign-on (OpenID Connect, accounts/oidc.py): on when OIDC_RP_CLIENT_ID is set. The provider's
+# endpoints are listed in its /.well-known/openid-configuration.
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "").strip() or "single sign-on"
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "").strip()
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "").strip()
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "").strip()
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "").strip()
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "").strip()
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "").strip() or "RS256"
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "").strip() or "openid email profile"
+# Roles and projects for people without an invitation: "group=role" pairs read from this claim, and
+# groups starting with the prefix name project slugs (e.g. prefix "emorate-project:" and group
+# "emorate-project:hq"). Nobody else gets an account.
+OIDC_ROLE_CLAIM = os.environ.get("OIDC_ROLE_CLAIM", "").strip() or "groups"
+OIDC_ROLE_MAP = [p.strip() for p in os.environ.get("OIDC_ROLE_MAP", "").split(",") if p.strip()]
+OIDC_PROJECT_GROUP_PREFIX = os.environ.get("OIDC_PROJECT_GROUP_PREFIX", "").strip()
+# Shown to people single sign-on lets in but emorate does not know (whom to ask for access).
+EMORATE_SSO_CONTACT = os.environ.get("EMORATE_SSO_CONTACT", "").strip()
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+OIDC_AUTHENTICATION_CALLBACK_URL = "accounts:sso-callback"
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/sso/refused/"
+for _pair in OIDC_ROLE_MAP:
+    if _pair.partition("=")[2].strip() not in {"rater", "lead", "admin"}:
+        raise ImproperlyConfigured(f"OIDC_ROLE_MAP: {_pair!r} must be group=rater, group=lead or group=admin")
+if OIDC_RP_CLIENT_ID:
+    _missing = [n for n in ("OIDC_RP_CLIENT_SECRET", "OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT",
+                            "OIDC_OP_USER_ENDPOINT", "OIDC_OP_JWKS_ENDPOINT") if not globals()[n]]
+    if _missing:
+        raise ImproperlyConfigured(f"OIDC_RP_CLIENT_ID is set, so single sign-on also needs {', '.join(_missing)}")
+    AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "accounts.oidc.EmorateOIDCBackend"]
