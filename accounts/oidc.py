@@ -134,4 +134,4 @@ def sso_refused(request: HttpRequest) -> HttpResponse:
     """Why single sign-on did not let someone in, and whom to ask."""
     refused = request.session.get(REFUSED_KEY) or {"reason": "failed", "email": ""}
     return render(request, "accounts/sso_refused.html", {**refused, "contact": settings.EMORATE_SSO_CONTACT,
-                                                          "provider": settings.OIDC_PROVIDER_NAME}, status=403)
+                                                          "provider": settings.OIDC_PROVIDER_NAME})

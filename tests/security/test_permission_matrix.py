@@ -34,6 +34,7 @@ MEMBERS = {"rater", "lead", "admin"}
 RATER = {"rater"}
 MANAGERS = {"lead", "admin"}
 TOKEN_HOLDERS = {"lead_other", "lead", "admin"}  # by role, whatever the project
+OWN = {"assignment_id", "rating_id"}  # objects that belong to the world's rater alone
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ ROUTES: dict[str, Route] = {
     "accounts:password-reset-done": Route("GET", frozenset(PUBLIC)),
     "accounts:password-reset-confirm": Route("GET", frozenset(PUBLIC), ("uidb64", "token")),
     "accounts:password-reset-complete": Route("GET", frozenset(PUBLIC)),
+    "accounts:sso-start": Route("GET", frozenset(PUBLIC)),  # 404 until OIDC_RP_CLIENT_ID is set
+    "accounts:sso-callback": Route("GET", frozenset(PUBLIC)),
+    "accounts:sso-refused": Route("GET", frozenset(PUBLIC)),
     "api-schema": Route("GET", frozenset(PUBLIC)),
     "api-docs": Route("GET", frozenset(PUBLIC)),
     "media": Route("GET", frozenset(MEMBERS), ("path",)),
@@ -209,6 +213,26 @@ def test_route_for_every_role(name, world, client):  # type: ignore[no-untyped-d
                 where
         else:
             assert status == 403, where
+
+
+@pytest.mark.parametrize("name", sorted(n for n, r in ROUTES.items() if not (r.api or r.hidden or set(r.kwargs) & OWN)))
+def test_a_single_sign_on_rater_is_just_a_rater(name, world, client):  # type: ignore[no-untyped-def]
+    """SSO users in the matrix: a rater whose account single sign-on created from an invitation
+    (no password) is allowed and refused exactly where the project's rater is."""
+    from accounts.oidc import EmorateOIDCBackend
+
+    users, values = world
+    invitation_create(email="sso-rater@uni.example", role=Role.RATER, projects=["p"], created_by=None)
+    backend = EmorateOIDCBackend.__new__(EmorateOIDCBackend)  # create_user needs no provider settings
+    sso_rater = backend.create_user({"email": "sso-rater@uni.example", "email_verified": True})
+    assert sso_rater is not None and not sso_rater.has_usable_password()
+    route = ROUTES[name]
+    url = url_for(name, route, values)
+    client.force_login(sso_rater)
+    response = client.get(url) if route.method == "GET" else client.post(url, {})
+    refused = response.status_code in (401, 403) or (route.allowed != PUBLIC and response.status_code == 302
+                                                      and response["Location"].startswith("/accounts/login/"))
+    assert refused == ("rater" not in route.allowed), f"{route.method} {url}: {response.status_code}"
 
 
 def test_a_refused_rater_learns_nothing_of_others(world, client):  # type: ignore[no-untyped-def]
