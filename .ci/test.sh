@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 source .ci/services.sh
 trap stop_services EXIT
 start_services
+start_s3
 export DJANGO_SETTINGS_MODULE=config.settings.test
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DJANGO_ALLOW_ASYNC_UNSAFE=true
 set +e

@@ -1,24 +1,22 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import PurePosixPath
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from . import selectors
 from .forms import ProjectSettingsForm
-from .imagefiles import strip_metadata
 from .models import Project
 from .scoring.selectors import scoring_status
+from .services import stored_files
 from .services.projects import project_settings_update
 
 # images/<project id>/<first two hex digits>/<sha256>.<ext>, as annotation.models.image names them
-_CONTENT_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 _IMAGE_PATH = re.compile(r"^images/(?P<project>\d+)/[0-9a-f]{2}/[0-9a-f]{64}\.(?:jpg|png|webp)$")
 
 
@@ -43,12 +41,17 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
-def image_response(path: Path) -> HttpResponse:
-    """A served copy of a stored image: EXIF, XMP and text metadata removed, pixels untouched.
+def image_response(name: str) -> HttpResponse:
+    """The served copy of a stored image (EXIF, XMP and text metadata removed, pixels untouched),
+    streamed from the media storage after the caller's permission check (docs/decisions/0005).
 
     Stored files are named by their content hash, so a copy can be cached for good.
     """
-    response = HttpResponse(strip_metadata(path.read_bytes()), content_type=_CONTENT_TYPES.get(path.suffix, ""))
+    try:
+        handle = stored_files.served_copy_open(name)
+    except FileNotFoundError:
+        raise Http404("no such file") from None
+    response = FileResponse(handle, content_type=stored_files.CONTENT_TYPES.get(PurePosixPath(name).suffix, ""))
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
 
@@ -65,10 +68,7 @@ def media_file(request: HttpRequest, path: str) -> HttpResponse:
     project = get_object_or_404(Project, pk=int(match["project"]))
     if not (selectors.is_member(request.user, project) or selectors.can_manage(request.user, project)):
         raise PermissionDenied("You are not a member of this project.")
-    target = Path(settings.MEDIA_ROOT) / path
-    if not target.is_file():
-        raise Http404("no such file")
-    return image_response(target)
+    return image_response(path)
 
 
 @login_required

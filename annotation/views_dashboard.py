@@ -553,7 +553,7 @@ def dashboard_image_file(request: HttpRequest, slug: str, image_id: int) -> Http
     image = get_object_or_404(Image, project=project, pk=image_id)
     if not image.file:
         raise Http404("This image has no file yet.")
-    return image_response(Path(image.file.path))
+    return image_response(image.file.name)
 
 
 # --- releases ---------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def check_redis() -> None:
 
 
 def check_storage() -> None:
+    """A probe file written, found and deleted through the storage API (the bucket, on S3)."""
     name = default_storage.save(f"health/probe-{uuid.uuid4().hex}.txt", ContentFile(b"ok"))
     try:
         if not default_storage.exists(name):

@@ -37,10 +37,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from django.conf import settings
 
-    from .health import check_database, check_redis
+    from .health import check_database, check_redis, check_storage
 
     deadline = time.monotonic() + args.wait
-    checks = {"DATABASE_URL": check_database, "REDIS_URL": check_redis}
+    s3 = getattr(settings, "EMORATE_STORAGE", "local") == "s3"
+    checks = {"DATABASE_URL": check_database, "REDIS_URL": check_redis,
+              ("AWS_S3_ENDPOINT_URL" if s3 else "MEDIA_ROOT"): check_storage}
     while True:
         failures: dict[str, str] = {}
         for variable, check in checks.items():
@@ -54,9 +56,20 @@ def main(argv: list[str] | None = None) -> int:
             break
         time.sleep(1.0)
     for variable, reason in failures.items():
-        target = os.environ.get(variable, "")
-        what = "PostgreSQL" if variable == "DATABASE_URL" else "Redis"
-        print(f"emorate: {variable}: cannot reach {what} at {_where(target)}: {reason}", file=sys.stderr)
+        if variable == "DATABASE_URL":
+            where = f"cannot reach PostgreSQL at {_where(os.environ.get(variable, ''))}"
+        elif variable == "REDIS_URL":
+            where = f"cannot reach Redis at {_where(os.environ.get(variable, ''))}"
+        elif variable == "MEDIA_ROOT":
+            where = f"cannot write media files under {settings.MEDIA_ROOT}"
+        else:
+            bucket = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
+            endpoint = os.environ.get(variable, "") or "AWS S3"
+            if "NoSuchBucket" in reason or "does not exist" in reason:
+                variable, where = "AWS_STORAGE_BUCKET_NAME", f"no bucket {bucket!r} at {endpoint}"
+            else:
+                where = f"cannot use bucket {bucket!r} at {endpoint}"
+        print(f"emorate: {variable}: {where}: {reason}", file=sys.stderr)
     if failures:
         return 2
     print(f"emorate: preflight ok ({settings.SETTINGS_MODULE})", file=sys.stderr)

@@ -185,18 +185,15 @@ def calibration_items_from_release(*, project: Project, release: Any, n: int, ac
     """
     import hashlib
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from annotation.models import ReleaseImage, ReleaseStatus
-    from annotation.services.releases import release_dir
+    from annotation.services.releases import release_tables
 
     if release.project_id != project.pk or release.status != ReleaseStatus.PUBLISHED:
         raise CalibrationError(f"release {release.version} is not a published release of {project.slug!r}")
     if not 1 <= n <= 200:
         raise CalibrationError(f"n {n} out of range (allowed: 1..200 calibration images)")
-    parts = [pq.read_table(p) for p in sorted((release_dir(release) / "data").glob("*.parquet"))]
-    table = pa.concat_tables(parts).to_pylist() if parts else []
+    released = release_tables(release)
+    table = released.to_pylist() if released is not None else []
     image_ids = dict(ReleaseImage.objects.filter(release=release).values_list("sha256", "image_id"))
     slugs = [taxonomy.emotion_slug(name) for name in taxonomy.EMOTIONS]
     rows = sorted((r for r in table if r["sha256"] in image_ids),

@@ -14,6 +14,7 @@ from annotation.imagefiles import ImageRejected, check_image
 from annotation.manifests import ImageMeta, ManifestError, read_metadata
 from annotation.models import Image, Project
 from annotation.scoring.services import scoring_enqueue_for_images
+from annotation.services import stored_files
 
 
 class DuplicateImage(ValueError):
@@ -86,13 +87,17 @@ def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMet
         image.file.save(f"upload.{checked.extension}", ContentFile(data), save=False)
         stored = image.file.name
         try:
+            # The copy raters are served (metadata stripped) is made once, here, not per request.
+            stored_files.served_copy_store(stored, data)
             with transaction.atomic():
                 image.save()
         except IntegrityError:
             image.file.storage.delete(stored)
+            stored_files.served_copy_delete(stored)
             raise DuplicateImage(f"same content as another image in {project.slug}") from None
         except Exception:
             image.file.storage.delete(stored)
+            stored_files.served_copy_delete(stored)
             raise
     return image
 

@@ -16,6 +16,7 @@ import io
 import json
 import secrets
 import shutil
+import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
@@ -25,7 +26,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 from django.http import FileResponse, Http404
@@ -36,6 +36,7 @@ from annotation import exporters, jobs, selectors, taxonomy
 from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate_binary, consolidate_intensity
 from annotation.models import Image, Project, Rating, Release, ReleaseImage, ReleaseStatus
 from annotation.models.release import SEMVER, semver_key
+from annotation.services import stored_files
 from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
 from annotation.services.raters import raters_excluded
@@ -56,7 +57,9 @@ def code_version() -> str:
 
 
 def release_dir(release: Release) -> Path:
-    return Path(settings.MEDIA_ROOT) / release.files_dir
+    """The release folder on local disk: the filesystem backend only (tests, `release --out`).
+    Everything else reads and writes release files through annotation.services.stored_files."""
+    return Path(stored_files.media_storage().path(release.files_dir))
 
 
 @transaction.atomic
@@ -283,42 +286,44 @@ def _build(release: Release, step: Progress) -> None:
         description=_card_description(config.get("description") or project.guidelines[:500],
                                       config.get("excluded_raters", [])),
     )
-    final = release_dir(release)
-    staging = final.with_name(f".{final.name}.build")
-    for stale in (staging, final):
-        if stale.exists():  # an earlier unpublished or interrupted build of this release
-            shutil.rmtree(stale)
-    exporters.write_release(staging, images=images, labels=labels, raw=raw, assignment=assignment, balance=balance,
-                            agreement=agreement, card=card, config=config,
-                            pseudonym_key=bytes.fromhex(release.pseudonym_key), scale_max=project.scale_max)
-    if config.get("include_images"):
-        step(80, "copying images")
-        media = Path(settings.MEDIA_ROOT)
-        _add_files(staging, {f"images/{image_info[i][1]}{Path(image_info[i][6]).suffix}": media / image_info[i][6]
-                             for i in kept_ids})
-    step(88, "comparing with the previous release")
-    diff = _diff_with_previous(release, staging)
-    if diff is not None:
-        _add_files(staging, {"diff.json": json.dumps(diff, sort_keys=True, indent=1).encode()})
-        diff = _cap_details(diff)
-    step(95, "recording splits")
-    manifest = json.loads((staging / "manifest.json").read_text())
-    manifest_sha = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
-    split_counts: dict[str, int] = {}
-    for s in assignment.values():
-        split_counts[s] = split_counts.get(s, 0) + 1
-    with transaction.atomic():
-        _insert_release_images(release, [(im.image_id, im.sha256, assignment[im.sha256]) for im in images])
-        staging.rename(final)
-        Release.objects.filter(pk=release.pk).update(
-            status=ReleaseStatus.BUILT, progress=100, stage="built", manifest=manifest, manifest_sha256=manifest_sha,
-            built_at=timezone.now(),
-            summary={"images": len(images), "splits": split_counts, "left_out": labels.left_out,
-                     "raw_ratings": int(len(units)), "n_raters": int(len(np.unique(raters))) if len(raters) else 0,
-                     "balance_violations": violations, "diff": diff,
-                     "excluded_raters": config.get("excluded_raters", []),
-                     "mean_alpha": agreement.get("mean_alpha")},
-        )
+    # Built in a local scratch folder, then stored (S3 or the media folder) as a whole; the row
+    # turning "built" below is the commit point, so an interrupted build is simply built again.
+    scratch = Path(tempfile.mkdtemp(prefix=f"emorate-release-{release.pk}-"))
+    staging = scratch / "files"  # written once by exporters.write_release
+    try:
+        exporters.write_release(staging, images=images, labels=labels, raw=raw, assignment=assignment, balance=balance,
+                                agreement=agreement, card=card, config=config,
+                                pseudonym_key=bytes.fromhex(release.pseudonym_key), scale_max=project.scale_max)
+        if config.get("include_images"):
+            step(80, "copying images")
+            _add_files(staging, {f"images/{image_info[i][1]}{Path(image_info[i][6]).suffix}": image_info[i][6]
+                                 for i in kept_ids})
+        step(88, "comparing with the previous release")
+        diff = _diff_with_previous(release, staging)
+        if diff is not None:
+            _add_files(staging, {"diff.json": json.dumps(diff, sort_keys=True, indent=1).encode()})
+            diff = _cap_details(diff)
+        step(95, "recording splits")
+        manifest = json.loads((staging / "manifest.json").read_text())
+        manifest_sha = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
+        split_counts: dict[str, int] = {}
+        for s in assignment.values():
+            split_counts[s] = split_counts.get(s, 0) + 1
+        step(97, "storing files")
+        stored_files.folder_store(staging, release.files_dir)
+        with transaction.atomic():
+            _insert_release_images(release, [(im.image_id, im.sha256, assignment[im.sha256]) for im in images])
+            Release.objects.filter(pk=release.pk).update(
+                status=ReleaseStatus.BUILT, progress=100, stage="built", manifest=manifest, manifest_sha256=manifest_sha,
+                built_at=timezone.now(),
+                summary={"images": len(images), "splits": split_counts, "left_out": labels.left_out,
+                         "raw_ratings": int(len(units)), "n_raters": int(len(np.unique(raters))) if len(raters) else 0,
+                         "balance_violations": violations, "diff": diff,
+                         "excluded_raters": config.get("excluded_raters", []),
+                         "mean_alpha": agreement.get("mean_alpha")},
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _card_description(description: str, excluded: list[dict[str, str]]) -> str:
@@ -331,15 +336,21 @@ def _card_description(description: str, excluded: list[dict[str, str]]) -> str:
     return f"{description}\n\n{note}" if description else note
 
 
-def _add_files(folder: Path, files: dict[str, bytes | Path]) -> None:
-    """Add files (bytes, or a file to copy) to a staged release folder and to its manifest."""
+def _add_files(folder: Path, files: dict[str, bytes | str]) -> None:
+    """Add files (bytes, or the name of a stored file to copy) to a staged release folder and to
+    its manifest."""
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for rel, content in sorted(files.items()):
-        data = content.read_bytes() if isinstance(content, Path) else content
         target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        if isinstance(content, str):
+            with stored_files.file_open(content) as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            data = target.read_bytes()
+        else:
+            data = content
+            target.write_bytes(data)
         manifest["files"].append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
     manifest["files"].sort(key=lambda f: f["path"])
     manifest_path.write_text(json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
@@ -350,11 +361,22 @@ def _read_tables(folder: Path) -> Any:
     return pa.concat_tables(parts) if parts else None
 
 
+def release_tables(release: Release) -> Any:
+    """The released rows (data/*.parquet) of a stored release, as one pyarrow table (None if none)."""
+    prefix = f"{release.files_dir}/data"
+    parts = []
+    for rel in stored_files.folder_files(prefix):
+        if rel.endswith(".parquet"):
+            with stored_files.file_open(f"{prefix}/{rel}") as fh:
+                parts.append(pq.read_table(pa.BufferReader(fh.read())))
+    return pa.concat_tables(parts) if parts else None
+
+
 def _diff_with_previous(release: Release, folder: Path) -> dict[str, Any] | None:
     previous = _previous_published(release)
     if previous is None:
         return None
-    old = _read_tables(release_dir(previous))
+    old = release_tables(previous)
     new = _read_tables(folder)
     if old is None or new is None:
         return None
@@ -379,7 +401,7 @@ def release_publish(release: Release, *, actor: Any = None) -> Release:
             return locked
         if locked.status != ReleaseStatus.BUILT:
             raise ReleaseError(f"release {locked.version} is {locked.status}; only a built release can be published")
-        problems = exporters.verify_manifest(release_dir(locked))
+        problems = stored_files.folder_verify(locked.files_dir)
         if problems:
             raise ReleaseError("the release files do not match the manifest: " + "; ".join(problems[:5]))
         Release.objects.filter(pk=locked.pk).update(status=ReleaseStatus.PUBLISHED, published_at=timezone.now())
@@ -425,8 +447,8 @@ def release_file_response(release: Release, path: str) -> FileResponse:
     listed = {f["path"]: f for f in (release.manifest or {}).get("files", [])}
     if path != "manifest.json" and path not in listed:
         raise Http404(f"release {release.version} has no file {path!r}")
-    target = release_dir(release) / path
-    if not target.is_file():
-        raise Http404(f"file {path!r} of release {release.version} is missing on disk")
-    return FileResponse(target.open("rb"), as_attachment=True, filename=f"{release.project.slug}-{release.version}-"
+    name = f"{release.files_dir}/{path}"
+    if not stored_files.file_exists(name):
+        raise Http404(f"file {path!r} of release {release.version} is missing from storage")
+    return FileResponse(stored_files.file_open(name), as_attachment=True, filename=f"{release.project.slug}-{release.version}-"
                         f"{path.replace('/', '_')}")

@@ -153,6 +153,40 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))
 
+# Where images, their served copies and release files live (annotation/services/stored_files.py):
+# `local` (MEDIA_ROOT; the demo, one machine) or `s3` (any S3-compatible object storage: several web
+# nodes and workers on other machines share nothing but PostgreSQL, Redis and the bucket).
+EMORATE_STORAGE = os.environ.get("EMORATE_STORAGE", "").strip().lower() or "local"
+if EMORATE_STORAGE not in {"local", "s3"}:
+    raise ImproperlyConfigured(f"EMORATE_STORAGE must be local or s3, got {EMORATE_STORAGE!r}")
+_bucket = os.environ.get("AWS_STORAGE_BUCKET_NAME", "").strip()
+if EMORATE_STORAGE == "s3" and not _bucket:
+    raise ImproperlyConfigured("EMORATE_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME (the bucket's name).")
+_endpoint = os.environ.get("AWS_S3_ENDPOINT_URL", "").strip()
+# The bucket, when one is configured (used by EMORATE_STORAGE=s3, and by `media_migrate` either way).
+EMORATE_S3_OPTIONS: dict[str, object] | None = {
+    "bucket_name": _bucket,
+    "endpoint_url": _endpoint or None,
+    "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
+    "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+    "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+    # Self-hosted servers (SeaweedFS, MinIO, Ceph) answer on one host name: path-style addresses.
+    "addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE") or ("path" if _endpoint else None),
+    "signature_version": "s3v4",
+    "default_acl": None,  # private objects: every file is served through a permission check
+    "file_overwrite": True,  # names are content hashes or release paths
+    "max_memory_size": 8 * 1024 * 1024,  # larger downloads spill to a temporary file
+} if _bucket else None
+_local_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+_s3_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": EMORATE_S3_OPTIONS}
+STORAGES = {
+    "default": _s3_storage if EMORATE_STORAGE == "s3" else _local_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Both kinds by name, for `media_migrate --to s3|local`.
+    "local": _local_storage,
+    **({"s3": _s3_storage} if EMORATE_S3_OPTIONS else {}),
+}
+
 # The scoring worker's model folder (docs/scoring.md); empty = no model, the platform says so.
 EMORATE_SCORING_MODEL_DIR = os.environ.get("EMORATE_SCORING_MODEL_DIR", "").strip()
 

@@ -17,7 +17,7 @@ os.environ.setdefault("EMORATE_ACCESS_LOG", "1")
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
 from .base import *  # noqa: E402,F403
-from .base import DATABASES, MIDDLEWARE, REDIS_URL, SECRET_KEY, env_bool, env_int  # noqa: E402
+from .base import DATABASES, MIDDLEWARE, REDIS_URL, SECRET_KEY, STORAGES, env_bool, env_int  # noqa: E402
 
 # Keys that must never run a deployment: the .env.example placeholder and its like.
 _PLACEHOLDER_KEYS = {"change-me-to-a-long-random-string", "changeme", "change-me", "secret", "django-insecure"}
@@ -54,7 +54,4 @@ SECURE_REFERRER_POLICY = "same-origin"
 MIDDLEWARE = list(MIDDLEWARE)
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
                   "whitenoise.middleware.WhiteNoiseMiddleware")
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}

@@ -1,16 +1,15 @@
 import json
-import shutil
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.management.progress import ProgressBar
 from annotation.models import Release
+from annotation.services import stored_files
 from annotation.services.releases import (
     ReleaseError,
     release_advance,
     release_create,
-    release_dir,
 )
 
 from ._base import get_project
@@ -60,10 +59,10 @@ class Command(BaseCommand):
                           f"{release.manifest_sha256}")
         for problem in summary.get("balance_violations", []):
             self.stderr.write(f"balance: {problem}")
-        self.stdout.write(f"files: {release_dir(release)}")
+        self.stdout.write(f"files: {release.files_dir} in the media storage")
         if opts["out"] is not None:
             out: Path = opts["out"]
             if out.exists() and any(out.iterdir()):
                 raise CommandError(f"--out {out} exists and is not empty")
-            shutil.copytree(release_dir(release), out, dirs_exist_ok=True)
-            self.stdout.write(f"copied to {out}")
+            copied = stored_files.folder_fetch(release.files_dir, out)
+            self.stdout.write(f"copied {len(copied)} files to {out}")

@@ -1,0 +1,174 @@
+"""Every file the platform keeps goes through Django's storage API: the local disk in the demo,
+S3-compatible object storage in a deployment (EMORATE_STORAGE, docs/decisions/0005-object-storage.md).
+Nothing outside the filesystem backend builds a path from MEDIA_ROOT.
+
+- Originals: `images/<project>/<aa>/<sha256>.<ext>` (Image.file), as uploaded.
+- Served copies: `served/<original name>`, the original with its metadata stripped, made once
+  (at import, or on first request for images imported before served copies existed) and served
+  to raters and leads from then on, never re-stripped per request.
+- Release folders: `releases/<project>/<version>/...`, written from a local staging folder once the
+  build is complete (the database row, not the files, is the commit point of a build).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, default_storage
+
+from annotation.imagefiles import strip_metadata
+
+CONTENT_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+_CHUNK = 1 << 20
+
+
+def media_storage() -> Storage:
+    return default_storage
+
+
+def _put(name: str, content: File, storage: Storage | None = None) -> None:
+    """Store `content` under exactly `name`, replacing what was there (the filesystem backend would
+    otherwise pick another name)."""
+    storage = storage or media_storage()
+    if storage.exists(name):
+        storage.delete(name)
+    saved = storage.save(name, content)
+    if saved != name:  # a concurrent writer of the same name: content-addressed, so the same bytes
+        storage.delete(saved)
+
+
+# --- served copies ------------------------------------------------------------------------------
+
+def served_name(original: str) -> str:
+    return f"served/{original}"
+
+
+def served_copy_store(original: str, data: bytes | None = None) -> str:
+    """Make and store the stripped copy of a stored original (its bytes may be given). Idempotent:
+    originals are named by their content hash, so an existing copy is the right one."""
+    name = served_name(original)
+    storage = media_storage()
+    if not storage.exists(name):
+        if data is None:
+            with storage.open(original, "rb") as fh:
+                data = bytes(fh.read())
+        _put(name, ContentFile(strip_metadata(data)))
+    return name
+
+
+def served_copy_open(original: str) -> IO[bytes]:
+    """The served copy of a stored original, opened for reading (made first if missing);
+    FileNotFoundError when the original itself is missing."""
+    storage = media_storage()
+    name = served_name(original)
+    if not storage.exists(name):
+        if not storage.exists(original):
+            raise FileNotFoundError(original)
+        served_copy_store(original)
+    return storage.open(name, "rb")  # type: ignore[no-any-return]
+
+
+def served_copy_delete(original: str) -> None:
+    media_storage().delete(served_name(original))
+
+
+# --- folders (release files) ---------------------------------------------------------------------
+
+def folder_files(prefix: str, storage: Storage | None = None) -> list[str]:
+    """Every file under `prefix`, as paths relative to it, sorted; [] when there is none."""
+    storage = storage or media_storage()
+    out: list[str] = []
+
+    def walk(rel: str) -> None:
+        try:
+            dirs, files = storage.listdir(f"{prefix}/{rel}" if rel else prefix)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for f in files:
+            out.append(f"{rel}/{f}" if rel else f)
+        for d in dirs:
+            walk(f"{rel}/{d}" if rel else d)
+
+    walk("")
+    return sorted(out)
+
+
+def folder_delete(prefix: str) -> None:
+    storage = media_storage()
+    for rel in folder_files(prefix):
+        storage.delete(f"{prefix}/{rel}")
+
+
+def folder_store(local: Path, prefix: str) -> None:
+    """Replace whatever is under `prefix` by the files of the local folder `local`."""
+    folder_delete(prefix)
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        with path.open("rb") as fh:
+            _put(f"{prefix}/{path.relative_to(local).as_posix()}", File(fh))
+
+
+def folder_fetch(prefix: str, local: Path) -> list[str]:
+    """Copy every file under `prefix` into the local folder `local`; returns their relative paths."""
+    storage = media_storage()
+    names = folder_files(prefix)
+    for rel in names:
+        target = local / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with storage.open(f"{prefix}/{rel}", "rb") as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+    return names
+
+
+def file_open(name: str) -> IO[bytes]:
+    return media_storage().open(name, "rb")  # type: ignore[no-any-return]
+
+
+def file_exists(name: str) -> bool:
+    return bool(media_storage().exists(name))
+
+
+def file_sha256(name: str, storage: Storage | None = None) -> tuple[str, int]:
+    """sha256 and size of a stored file, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with (storage or media_storage()).open(name, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def folder_verify(prefix: str) -> list[str]:
+    """Check a stored release folder against its manifest.json (the same rules as
+    exporters.verify_manifest for a local folder): every listed file present with its size and
+    sha256, nothing unlisted."""
+    storage = media_storage()
+    if not storage.exists(f"{prefix}/manifest.json"):
+        return ["manifest.json is missing"]
+    with storage.open(f"{prefix}/manifest.json", "rb") as fh:
+        listed = json.loads(fh.read())["files"]
+    problems = []
+    present = set(folder_files(prefix))
+    for entry in listed:
+        if entry["path"] not in present:
+            problems.append(f"{entry['path']}: missing")
+            continue
+        sha, size = file_sha256(f"{prefix}/{entry['path']}")
+        if sha != entry["sha256"] or size != entry["size"]:
+            problems.append(f"{entry['path']}: size or sha256 differs from the manifest")
+    extra = sorted(present - {e["path"] for e in listed} - {"manifest.json"})
+    problems.extend(f"{path}: not in the manifest" for path in extra)
+    return problems
+
+
+def iter_stored(prefixes: tuple[str, ...] = ("images", "served", "releases")) -> Iterator[str]:
+    """Every stored name under the platform's top-level folders (backups, media_migrate)."""
+    for prefix in prefixes:
+        for rel in folder_files(prefix):
+            yield f"{prefix}/{rel}"
