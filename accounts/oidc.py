@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, get_user_model, logout
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -22,7 +22,7 @@ from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from . import throttle
+from . import throttle, twofactor
 from .models import Invitation, Role, User, canonical_email
 from .signals import invitation_accepted
 
@@ -125,8 +125,15 @@ def sso_callback(request: HttpRequest) -> HttpResponse:
                                                               "contact": settings.EMORATE_SSO_CONTACT}, status=429)
     request.session.pop(REFUSED_KEY, None)
     response = _Callback.as_view()(request)
-    if request.user.is_authenticated:
-        attempt.succeeded()
+    user = request.user
+    if not user.is_authenticated:
+        return response
+    attempt.succeeded()
+    assert isinstance(user, User)
+    if twofactor.enrolled(user) or twofactor.must_enrol(user):  # our second factor applies to SSO too
+        backend = request.session[BACKEND_SESSION_KEY]
+        logout(request)
+        return twofactor.sign_in(request, user, backend=backend, next_url=response["Location"])
     return response
 
 

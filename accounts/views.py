@@ -4,17 +4,16 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.views import LoginView, redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
-from . import oidc, services, throttle
+from . import oidc, services, throttle, twofactor
 from .api_tokens import TokenError, api_token_create, api_token_revoke
 from .forms import AcceptInvitationForm, ApiTokenForm, EmailLoginForm, EmailPasswordResetForm, InvitationForm
 from .models import ApiToken, Invitation, Role, User
@@ -33,6 +32,10 @@ class EmailLoginView(LoginView):
         context["sso_name"] = settings.OIDC_PROVIDER_NAME
         return context
 
+    def form_valid(self, form: EmailLoginForm) -> HttpResponse:  # type: ignore[override]
+        user = form.get_user()
+        return twofactor.sign_in(self.request, user, backend=user.backend, next_url=self.get_redirect_url())
+
 
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = Invitation.objects.filter(token=token).first()
@@ -49,8 +52,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         except services.AccountError as exc:
             form.add_error(None, str(exc))
         else:
-            login(request, user, backend="accounts.backends.EmailBackend")
-            return redirect("/")
+            return twofactor.sign_in(request, user, backend="accounts.backends.EmailBackend", next_url="/")
     return render(request, "accounts/invitation_accept.html", {"form": form, "invitation": invitation})
 
 
@@ -167,3 +169,74 @@ def preferences(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Saved.")
         return redirect("accounts:preferences")
     return render(request, "accounts/preferences.html", {"digest": user.email_digest})
+
+
+def _enrolling_user(request: HttpRequest) -> tuple[User, bool]:
+    """Who is setting up a second factor: the signed-in lead or admin, or an admin whose sign-in
+    waits for enrolment (EMORATE_REQUIRE_2FA_ADMINS). Returns (user, pending)."""
+    if request.user.is_authenticated:
+        user = request.user
+        assert isinstance(user, User)
+        if not twofactor.may_enrol(user):
+            raise PermissionDenied("A second factor is for leads and admins.")
+        return user, False
+    pending = twofactor.pending_user(request)
+    if pending is None or not twofactor.must_enrol(pending):
+        raise PermissionDenied("Sign in first.")
+    return pending, True
+
+
+def twofactor_home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    user, _ = _enrolling_user(request)
+    return render(request, "accounts/2fa_home.html", {"enrolled": twofactor.enrolled(user),
+                                                       "required": twofactor.must_enrol(user) or (
+                                                           settings.EMORATE_REQUIRE_2FA_ADMINS and user.role == Role.ADMIN)})
+
+
+def twofactor_setup(request: HttpRequest) -> HttpResponse:
+    """Show the secret (QR code and text); a right code from the app confirms it and shows the
+    recovery codes once."""
+    if not request.user.is_authenticated and twofactor.pending_user(request) is None:
+        return redirect_to_login(request.get_full_path())
+    user, pending = _enrolling_user(request)
+    device = twofactor.totp_device_start(user)
+    error = ""
+    if request.method == "POST":
+        codes = twofactor.totp_confirm(user, device, request.POST.get("code", ""))
+        if codes is not None:
+            next_url = "/accounts/2fa/"
+            if pending:
+                next_url = twofactor.finish(request, user)["Location"]
+            return render(request, "accounts/2fa_codes.html", {"codes": codes, "next": next_url})
+        error = "That code is not right. Type the 6 digits your app shows now."
+    return render(request, "accounts/2fa_setup.html", {**twofactor.context(device), "error": error, "pending": pending},
+                  status=400 if error else 200)
+
+
+def twofactor_verify(request: HttpRequest) -> HttpResponse:
+    """The second step of signing in."""
+    user = twofactor.pending_user(request)
+    if user is None:
+        return redirect("accounts:login")
+    error = ""
+    if request.method == "POST":
+        error = twofactor.code_check(request, user, request.POST.get("code", "")) or ""
+        if not error:
+            return twofactor.finish(request, user)
+    return render(request, "accounts/2fa_verify.html", {"error": error}, status=400 if error else 200)
+
+
+@login_required
+@require_POST
+def twofactor_disable(request: HttpRequest) -> HttpResponse:
+    user, _ = _enrolling_user(request)
+    if settings.EMORATE_REQUIRE_2FA_ADMINS and user.role == Role.ADMIN:
+        messages.error(request, "Admins must keep a second factor here; set up a new one instead.")
+    elif error := twofactor.code_check(request, user, request.POST.get("code", "")):
+        messages.error(request, error)
+    else:
+        twofactor.twofactor_disable(user)
+        messages.success(request, "Second factor turned off.")
+    return redirect("accounts:2fa")

@@ -60,6 +60,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "core",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "accounts",
     "annotation",
 ]
@@ -371,3 +374,7 @@ if OIDC_RP_CLIENT_ID:
     if _missing:
         raise ImproperlyConfigured(f"OIDC_RP_CLIENT_ID is set, so single sign-on also needs {', '.join(_missing)}")
     AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "accounts.oidc.EmorateOIDCBackend"]
+
+# Second factor (accounts/twofactor.py): TOTP for leads and admins; admins must enrol when this is on.
+EMORATE_REQUIRE_2FA_ADMINS = env_bool("EMORATE_REQUIRE_2FA_ADMINS", False)
+OTP_TOTP_ISSUER = "emorate"

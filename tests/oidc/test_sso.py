@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pyotp
 import pytest
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.models import Invitation, Role, User
 from accounts.services import invitation_create
+from accounts.twofactor import secret_base32
 from tests.factories import PASSWORD, add_member, make_project, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -64,8 +67,14 @@ def test_invited_people_and_mapped_groups_get_in_others_are_told_whom_to_ask(bro
 def test_an_existing_account_is_matched_by_verified_email(browser: Browser, live_server, oidc_provider):
     lead = make_user(Role.LEAD, email="erin@uni.example")
     add_member(make_project(slug="hq"), lead)
+    device = TOTPDevice.objects.create(user=lead, name="app", confirmed=True)
     oidc_provider({"erin": {"email": "ERIN@uni.example", "email_verified": True, "groups": ["emorate-raters"]}})
     page = sso_sign_in(browser, live_server.url, "erin", "/projects/hq/dashboard/")
+    # The lead has a second factor: single sign-on is the first step only.
+    expect(page).to_have_url(f"{live_server.url}/accounts/2fa/verify/")
+    page.get_by_label("Code from your authenticator app, or a recovery code").fill(
+        pyotp.TOTP(secret_base32(device)).now())
+    page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{live_server.url}/projects/hq/dashboard/")
     assert User.objects.get(email="erin@uni.example").role == Role.LEAD  # the claim does not demote
     assert User.objects.count() == 1

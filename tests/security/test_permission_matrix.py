@@ -61,6 +61,10 @@ ROUTES: dict[str, Route] = {
     "accounts:password-reset-done": Route("GET", frozenset(PUBLIC)),
     "accounts:password-reset-confirm": Route("GET", frozenset(PUBLIC), ("uidb64", "token")),
     "accounts:password-reset-complete": Route("GET", frozenset(PUBLIC)),
+    "accounts:2fa": Route("GET", frozenset(TOKEN_HOLDERS)),  # leads and admins
+    "accounts:2fa-setup": Route("GET", frozenset(TOKEN_HOLDERS)),
+    "accounts:2fa-verify": Route("GET", frozenset(PUBLIC)),  # the second step of signing in
+    "accounts:2fa-disable": Route("POST", frozenset(TOKEN_HOLDERS)),
     "accounts:sso-start": Route("GET", frozenset(PUBLIC)),  # 404 until OIDC_RP_CLIENT_ID is set
     "accounts:sso-callback": Route("GET", frozenset(PUBLIC)),
     "accounts:sso-refused": Route("GET", frozenset(PUBLIC)),
