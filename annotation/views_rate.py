@@ -1,4 +1,4 @@
-"""The rating page: thin views over annotation.services.queue and annotation.services.rating_submit.
+"""The rating page: thin views over the rate flow (annotation.rating: stage, submit, skip, flag, revise).
 
 One page (`annotation/rate.html`) with one swapped part, `#rate-stage`
 (`annotation/partials/rate_stage.html`): a submit, skip or flag answers with the next stage, so
@@ -31,57 +31,23 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts.models import Role
-from core import prepared
-
+from . import rating as flow
 from . import taxonomy
 from .models import FlagReason, Project, Rating, SkipReason
-from .services import calibration, queue
-from .services.rating_submit import (
-    RatingError,
-    assignment_flag,
-    assignment_skip,
-    rating_revise,
-    rating_submit,
-)
+from .rating import RatingError, assignment_flag, assignment_skip, rating_revise, rating_submit
+from .services import calibration
 
 EMOTION_FIELD_PREFIX = "emo:"
 
 
-# One round trip, raw SQL: this runs on every request of the rating page, and the ORM spent longer
-# compiling the equivalent Exists() annotations than the database spends answering
-# (membership_unique makes the LEFT JOIN yield at most one row).
-_PROJECT_FOR_RATER_SQL = """
-SELECT {columns}, m.id IS NOT NULL AS is_member,
-       COALESCE(m.paused_at IS NOT NULL, FALSE) AS rater_paused,
-       COALESCE(m.admitted_at IS NOT NULL, FALSE) AS rater_admitted
-FROM annotation_project p LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %s
-WHERE p.slug = %s
-""".format(columns=prepared.select_list(Project, "p"))
-
-
 def _project_for_rater(request: HttpRequest, slug: str) -> Project:
     """The project, if the user may rate it (one query); 404 unknown project, 403 non-members."""
-    user: Any = request.user
-    found = prepared.fetch_models(Project, _PROJECT_FOR_RATER_SQL, [user.pk, slug],
-                                  extra=("is_member", "rater_paused", "rater_admitted"))
-    if not found:
+    project = flow.project_for_rater(user=request.user, slug=slug)
+    if project is None:
         raise Http404("No project matches the given query.")
-    project = found[0]
-    if not (user.is_active and user.role == Role.RATER and project.is_member):  # type: ignore[attr-defined]
+    if not flow.may_rate(request.user, project):
         raise PermissionDenied("Only raters who are members of this project can rate it.")
     return project
-
-
-def _paused(project: Project) -> bool:
-    """Whether a lead paused the requesting rater (annotated by _project_for_rater)."""
-    return bool(getattr(project, "rater_paused", False))
-
-
-def _needs_calibration(project: Project) -> bool:
-    """Whether the requesting rater must rate the calibration set and be admitted first
-    (annotation.services.calibration; annotated by _project_for_rater)."""
-    return bool(project.require_calibration and not getattr(project, "rater_admitted", False))
 
 
 def _to_calibration(request: HttpRequest, project: Project) -> HttpResponse:
@@ -105,21 +71,18 @@ def _groups(values: list[int] | None) -> list[dict[str, Any]]:
     return out
 
 
-def _stage_context(project: Project, rater: Any, claim: queue.Claim | None) -> dict[str, Any]:
-    mine = claim.rater_count if claim is not None else None
-    ctx: dict[str, Any] = {"project": project, "progress": queue.rater_progress(project=project, rater=rater, mine=mine),
-                           "field_prefix": EMOTION_FIELD_PREFIX}
+def _stage_context(stage: flow.Stage) -> dict[str, Any]:
+    project = stage.project
     # A paused rater (annotation.services.raters) is told so; the claim serves them nothing anyway.
-    ctx["paused"] = _paused(project)
-    if claim is None:
+    ctx: dict[str, Any] = {"project": project, "progress": stage.progress, "field_prefix": EMOTION_FIELD_PREFIX,
+                           "paused": stage.paused}
+    a = stage.assignment
+    if a is None:
         return ctx
-    a = claim.assignment
-    ctx.update(assignment=a, image_url=a.image.file.url, next_image_url=claim.next_image_url,
+    ctx.update(assignment=a, image_url=a.image.file.url, next_image_url=stage.next_image_url,
                skip_options_html=_options_html(SkipReason), flag_options_html=_options_html(FlagReason))
-    if project.is_binary:
-        assert a.item is not None
-        emotion = taxonomy.load().emotions[a.item.emotion]
-        ctx.update(emotion=emotion, descriptors=", ".join(emotion.descriptors))
+    if stage.emotion is not None:
+        ctx.update(emotion=stage.emotion, descriptors=", ".join(stage.emotion.descriptors))
     else:
         ctx["sliders_html"] = _sliders_html(project.scale_max, tuple(project.scale_anchors.items()))
     return ctx
@@ -152,9 +115,7 @@ def _stage(request: HttpRequest, ctx: dict[str, Any]) -> HttpResponse:
 
 def _next_stage(request: HttpRequest, project: Project, *, message: str) -> HttpResponse:
     """The stage after the rater finished their assignment (so they hold no open lease)."""
-    claim = None if _paused(project) else queue.assignment_claim_next(project=project, rater=request.user,
-                                                                        just_finished=True)
-    ctx = _stage_context(project, request.user, claim)
+    ctx = _stage_context(flow.rate_stage(project=project, rater=request.user, just_finished=True))
     ctx["message"] = message
     return _stage(request, ctx)
 
@@ -170,10 +131,9 @@ def _refused(request: HttpRequest, project: Project, exc: RatingError) -> HttpRe
 def rate_page(request: HttpRequest, slug: str) -> HttpResponse:
     """Claims (or returns the open) assignment and shows the whole page."""
     project = _project_for_rater(request, slug)
-    if _needs_calibration(project):
+    if flow.needs_calibration(project):
         return _to_calibration(request, project)
-    claim = None if _paused(project) else queue.assignment_claim_next(project=project, rater=request.user)
-    ctx = _stage_context(project, request.user, claim)
+    ctx = _stage_context(flow.rate_stage(project=project, rater=request.user))
     return render(request, "annotation/rate.html", ctx)
 
 
@@ -198,7 +158,7 @@ def _fields(request: HttpRequest) -> Mapping[str, Any]:
 def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     """Store the rating (idempotent per assignment), answer with the next stage."""
     project = _project_for_rater(request, slug)
-    if _needs_calibration(project):
+    if flow.needs_calibration(project):
         return _to_calibration(request, project)
     try:
         fields = _fields(request)
@@ -219,7 +179,7 @@ def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResp
 def _leave(request: HttpRequest, slug: str, assignment_id: int, action: Any, message: str) -> HttpResponse:
     """Skip or flag: the image leaves this rater's queue (with a reason), the next one comes in."""
     project = _project_for_rater(request, slug)
-    if _needs_calibration(project):
+    if flow.needs_calibration(project):
         return _to_calibration(request, project)
     try:
         action(assignment=assignment_id, project=project, rater=request.user, reason=request.POST.get("reason", ""),
@@ -305,7 +265,7 @@ def calibration_page(request: HttpRequest, slug: str) -> HttpResponse:
     if not project.require_calibration:
         return redirect("annotation:rate", slug=project.slug)
     error, status = "", 200
-    if request.method == "POST" and not _needs_calibration(project):
+    if request.method == "POST" and not flow.needs_calibration(project):
         return redirect("annotation:rate", slug=project.slug)
     if request.method == "POST":
         values = {k[len(EMOTION_FIELD_PREFIX):]: v for k, v in request.POST.items() if k.startswith(EMOTION_FIELD_PREFIX)}
@@ -321,7 +281,7 @@ def calibration_page(request: HttpRequest, slug: str) -> HttpResponse:
             error, status = str(exc), 400
         else:
             return redirect("annotation:calibration", slug=project.slug)
-    needs = _needs_calibration(project)
+    needs = flow.needs_calibration(project)
     item = calibration.calibration_next(project, request.user) if needs else None
     comparison = calibration.calibration_comparison(project, request.user)
     ctx: dict[str, Any] = {"project": project, "item": item, "error": error, "admitted": not needs,

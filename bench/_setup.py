@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.support.processes import free_port  # noqa: E402,F401  (re-exported for the benchmarks)
 
 
 def reexec_with_services(script: str) -> int:
@@ -21,12 +22,6 @@ def reexec_with_services(script: str) -> int:
     shell = (f"cd '{ROOT}' && source .ci/services.sh && trap stop_services EXIT && start_services && "
              f"EMORATE_BENCH_INNER=1 '{sys.executable}' '{Path(script).resolve()}' {args}")
     return subprocess.call(["bash", "-c", shell])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def django_on_postgres() -> None:

@@ -377,8 +377,7 @@ def big_part(args: argparse.Namespace) -> None:
     from django.db import connection
 
     from annotation.models import Project
-    from annotation.services.queue import assignment_claim
-    from annotation.services.rating_submit import rating_submit
+    from annotation.rating import assignment_claim, rating_submit
 
     print(f"\n== claim latency at {args.big:,} images ==", flush=True)
     pid = seed_project(BIG_SLUG, args.big, 3)

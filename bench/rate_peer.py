@@ -53,8 +53,11 @@ from annotation.models import (  # noqa: E402
     RatingSource,
     SkipReason,
 )
-from annotation.services.queue import Progress  # noqa: E402
-from annotation.services.rating_submit import RatingError, values_parse  # noqa: E402
+from annotation.rating import (  # noqa: E402
+    Progress,  # noqa: E402
+    RatingError,
+    values_parse,
+)
 from annotation.views_rate import EMOTION_FIELD_PREFIX, _groups  # noqa: E402
 
 

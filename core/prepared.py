@@ -8,7 +8,7 @@ parsed and planned once and reused for every later call on that connection.
 How: psycopg2 has no protocol-level prepare, so this uses SQL `PREPARE` / `EXECUTE`. The first
 call of a statement on a connection sends `PREPARE name AS ...; EXECUTE name(...)` in one round
 trip (one query for Django's counters too); later calls send only the `EXECUTE`. psycopg2 still
-adapts the parameters, so the SQL keeps Django's `%s` placeholders; parameters whose type
+adapts the parameters, so the SQL keeps Django's `%s` (or named `%(name)s`) placeholders; parameters whose type
 PostgreSQL cannot infer from their place in the statement need a cast in the SQL (`%s::bigint`).
 The name is a hash of the SQL text, so two texts never share a name.
 
@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -43,12 +44,25 @@ def _forget(sender: Any, connection: Any, **kwargs: Any) -> None:
     connection.__dict__[_VERIFY] = False
 
 
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
 @functools.lru_cache(maxsize=256)
 def _statement(sql: str) -> tuple[str, str, str]:
-    """(name, `PREPARE name AS ...` text, `EXECUTE name(...)` text) for `sql` with %s placeholders.
-    Literal percent signs stay doubled (`%%`): both texts go through psycopg2's interpolation."""
+    """(name, `PREPARE name AS ...` text, `EXECUTE name(...)` text) for `sql` with %s placeholders,
+    or with named %(name)s placeholders (each name becomes one $n, however often it is used; the
+    parameters are then a mapping). Literal percent signs stay doubled (`%%`): both texts go through
+    psycopg2's interpolation."""
     if "%(" in sql:
-        raise ValueError("prepared statements take positional %s placeholders only")
+        if "%s" in _NAMED.sub("", sql).replace("%%", ""):
+            raise ValueError("a prepared statement uses one placeholder style: %s or %(name)s, not both")
+        order: dict[str, int] = {}
+        for found in _NAMED.finditer(sql):
+            order.setdefault(found.group(1), len(order) + 1)
+        numbered = _NAMED.sub(lambda m: f"${order[m.group(1)]}", sql)
+        name = "emorate_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
+        args = ", ".join(f"%({n})s" for n in order)
+        return name, f"PREPARE {name} AS {numbered}", f"EXECUTE {name}({args})" if args else f"EXECUTE {name}"
     parts = sql.split("%s")
     numbered = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
     name = "emorate_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
@@ -66,9 +80,10 @@ def casts(db: Any, *types: str) -> dict[str, str]:
     return {t: f"::{t}" if db.vendor == "postgresql" else "" for t in types}
 
 
-def execute(cursor: Any, sql: str, params: Sequence[Any] = ()) -> None:
+def execute(cursor: Any, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> None:
     """Run `sql` on the Django `cursor` as a prepared statement (see the module docstring); the
-    results are read from the cursor as usual."""
+    results are read from the cursor as usual. `params`: a sequence for %s placeholders, a mapping
+    for %(name)s ones."""
     db = cursor.db
     if not enabled(db):
         cursor.execute(sql, params)
@@ -136,7 +151,7 @@ def _instance(model: Any, values: Sequence[Any]) -> Any:
     return model.from_db(connection.alias, _attnames(model), values)
 
 
-def fetch_models(model: Any, sql: str, params: Sequence[Any] = (), extra: Sequence[str] = (),
+def fetch_models(model: Any, sql: str, params: Sequence[Any] | Mapping[str, Any] = (), extra: Sequence[str] = (),
                  related: Sequence[tuple[str, Any]] = ()) -> list[Any]:
     """Run `sql` and return `model` instances. The result's columns are `select_list(model, ...)`,
     then `select_list(...)` of each (field name, model) in `related` (a foreign key joined in the

@@ -52,7 +52,7 @@ def make_image(project: Project, name: str | None = None, **extra: Any) -> Image
 def submit_as(fast: bool, *, assignment: Any, **kw: Any) -> Any:
     """rating_submit as the rate page calls it (`fast`: the assignment id and the project, so
     PostgreSQL's one-statement fast path first) or with the Assignment itself (the careful way)."""
-    from annotation.services.rating_submit import rating_submit
+    from annotation.rating import rating_submit
 
     if fast:
         return rating_submit(assignment=assignment.pk, project=assignment.project, **kw)

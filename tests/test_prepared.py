@@ -57,8 +57,19 @@ def test_statements_differ_by_text_and_keep_their_parameter_types():
     a, _ = run("SELECT %s::bigint * 2", [21])
     b, _ = run("SELECT %s::text || 'x'", ["y"])
     assert a == [(42,)] and b == [("yx",)]
-    with pytest.raises(ValueError, match="positional"):
-        prepared.execute(connection.cursor(), "SELECT %(a)s", {"a": 1})
+    with pytest.raises(ValueError, match="one placeholder style"):
+        prepared.execute(connection.cursor(), "SELECT %(a)s::int + %s::int", {"a": 1})
+
+
+def test_named_parameters_become_one_numbered_parameter_each():
+    sql = "SELECT %(a)s::bigint * 2 + %(b)s::bigint + %(a)s::bigint"
+    name, prepare, run_text = prepared._statement(sql)
+    assert prepare == f"PREPARE {name} AS SELECT $1::bigint * 2 + $2::bigint + $1::bigint"
+    assert run_text == f"EXECUTE {name}(%(a)s, %(b)s)"
+    rows, sent = run(sql, {"a": 10, "b": 1})
+    assert rows == [(31,)] and sent[0].startswith("PREPARE ")
+    rows, sent = run(sql, {"b": 2, "a": 1})  # executed by name, the mapping's order does not matter
+    assert rows == [(5,)] and sent == [f"EXECUTE {name}(1, 2)"]
 
 
 def test_switched_off_runs_the_plain_statement(settings):
@@ -83,7 +94,7 @@ def test_fetch_models_converts_like_the_orm_and_sets_extra_columns():
 
 def test_fetch_models_with_joined_models_like_select_related():
     from annotation.models import Assignment
-    from annotation.services.queue import assignment_current
+    from annotation.rating import assignment_current
     from tests.factories import add_member, make_user
 
     project = make_project()

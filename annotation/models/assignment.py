@@ -1,6 +1,6 @@
 """The rating queue: leases on images (Assignment), binary-mode questions (BinaryItem), flags.
 
-How the queue works (contracts; the code is in annotation/services/queue.py):
+How the queue works (contracts; the code is in annotation/rating/claim.py):
 
 - An *Assignment* is a lease: one rater holds one image (intensity mode) or one image+emotion
   question (binary mode) until `expires_at`. A rater holds at most one OPEN assignment per project
@@ -13,7 +13,7 @@ How the queue works (contracts; the code is in annotation/services/queue.py):
 - Binary mode asks BinaryItems (image, emotion). Escalation as in EmoNet-Face: an item gets another
   rater only while every earlier answer was "yes"; it is *positive* when `target_ratings` of
   `target_ratings` said yes. A "no" closes the item at once. Items are created lazily by the claim
-  (services.queue.binary_items_ensure) for images that have none: the image's generation emotion
+  (annotation.rating.claim.binary_items_ensure) for images that have none: the image's generation emotion
   (Image.extra["emotion"], if any) plus one contrastive emotion from another group, or, when the
   image names no emotion, all 40 emotions.
 """
@@ -110,7 +110,7 @@ class Assignment(models.Model):
         ]
         indexes = [
             # The claim counts an image's (an item's) open leases through the image's (item's) own
-            # index, never a partial index on status = 'open': see _OPEN_SQL in annotation.services.queue.
+            # index, never a partial index on status = 'open': see open_lease in annotation.rating.sql.
             models.Index(fields=["item"], condition=models.Q(item__isnull=False), name="assignment_item"),
             models.Index(fields=["rater", "image"], name="assignment_rater_image"),
         ]

@@ -28,7 +28,7 @@ class Project(models.Model):
     # missing keys take the defaults there.
     priority_weights = models.JSONField(default=dict, blank=True,
                                         help_text="Queue priority weights; empty = defaults (docs/scoring.md)")
-    # Test-retest (annotation.services.queue): this share of a rater's claims re-serves, unannounced, an
+    # Test-retest (annotation.rating.claim): this share of a rater's claims re-serves, unannounced, an
     # image they rated at least retest_min_hours ago; the repeat is stored apart (RetestRating).
     retest_share = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
                                      help_text="Share of claims that repeat the rater's own earlier image (0 = off)")

@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from annotation import taxonomy
 from annotation.models import CalibrationItem, CalibrationRating, Image, Membership, Project, Rating
+from annotation.rating.values import RawValues, values_parse
 from annotation.services.audit import audit_record
-from annotation.services.rating_submit import RawValues, values_parse
 
 
 class CalibrationError(ValueError):

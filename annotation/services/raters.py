@@ -3,7 +3,7 @@
 Contracts:
 
 - **Pause.** A paused rater (Membership.paused_at set) is served nothing in the project: the claim
-  query skips them (annotation.services.queue) and the rate page says they are paused. Pausing
+  query skips them (annotation.rating.claim) and the rate page says they are paused. Pausing
   ends their open leases at once (status "expired"), so those images return to the queue for
   other raters. Their submitted ratings stay and keep counting.
 - **Exclude.** An excluded rater's ratings are left out of every release *created* afterwards

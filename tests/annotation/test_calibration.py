@@ -9,8 +9,8 @@ from django.urls import reverse
 from accounts.models import Role
 from annotation import selectors, taxonomy
 from annotation.models import AuditEvent, CalibrationItem, CalibrationRating, Image, Membership, Rating
+from annotation.rating import InvalidValues
 from annotation.services import calibration as cal
-from annotation.services.rating_submit import InvalidValues
 from annotation.services.releases import release_build, release_create
 from tests.factories import add_member, image_bytes, make_image, make_project, make_user
 
@@ -194,8 +194,8 @@ def test_calibration_items_from_a_published_release():
 
     from annotation.models import CalibrationItem, Rating
     from annotation.services.releases import release_build, release_create, release_publish
-    from tests.annotation.test_releases import populate
     from tests.factories import make_project, make_user
+    from tests.support.seed import populate
 
     project = make_project(slug="calrel")
     populate(project, 30, [make_user() for _ in range(3)], np.random.default_rng(2))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from typing import Any
@@ -33,58 +32,10 @@ from annotation.services import adjudication
 from annotation.services.agreement_snapshot import agreement_snapshot_create
 from annotation.taxonomy import EMOTIONS
 from tests.factories import add_member, make_image, make_project, make_user
+from tests.support.seed import seed_rated_project
 
 pytestmark = pytest.mark.django_db
 SVG = "{http://www.w3.org/2000/svg}"
-ETHNICITIES = ["Asian", "Black", "Hispanic", "White"]
-
-
-def seed_rated_project(slug: str = "dash", n_images: int = 24, n_raters: int = 4, per_image: int = 3,
-                       files: bool = False, seed: int = 7) -> dict[str, Any]:
-    """A project with correlated, zero-inflated ratings spread over the last days, model scores for
-    some images, two agreement snapshots (a trend), a lead, a rater and an admin."""
-    from django.core.files.base import ContentFile
-
-    from annotation import demo_faces
-
-    rng = random.Random(seed)
-    project = make_project(slug=slug, target_ratings=per_image)
-    raters = [make_user(email=f"{slug}-r{i}@example.org", display_name=f"Rater {chr(65 + i)}") for i in range(n_raters)]
-    lead = make_user(Role.LEAD, email=f"{slug}-lead@example.org")
-    add_member(project, lead, *raters)
-    images = []
-    for i in range(n_images):
-        image = make_image(project, name=f"{slug}_{i:03d}.jpg", priority=rng.random(),
-                           ethnicity=ETHNICITIES[i % 4] if i < n_images - 2 else "Other",
-                           age=20 + 10 * (i % 7), gender=["man", "woman", "non-binary person"][i % 3])
-        if files:
-            image.file.save(f"{image.sha256}.jpg", ContentFile(demo_faces.face_jpeg_bytes(demo_faces.random_spec(rng))),
-                            save=True)
-        images.append(image)
-    now = timezone.now()
-    # Emotions differ in how hard they are (noise grows with the taxonomy index), like real data
-    # where some emotions reach alpha 0.6 and others stay near 0; the last rater is noisier.
-    hardness = [e % 8 for e in range(len(EMOTIONS))]
-    for k, image in enumerate(images):
-        truth = [0 if rng.random() < 0.7 else rng.randint(1, 7) for _ in EMOTIONS]
-        for rater in rng.sample(raters, per_image):
-            noise = [h + (2 if rater is raters[-1] else 0) for h in hardness]
-            values = [min(7, max(0, t + rng.randint(-n, n))) if t or rng.random() < 0.05 * (1 + n) else 0
-                      for t, n in zip(truth, noise, strict=True)]
-            r = Rating.objects.create(project=project, image=image, rater=rater, values=values, scale_max=7,
-                                      taxonomy_version=project.taxonomy_version, seconds_spent=20 + rng.random() * 60)
-            Rating.objects.filter(pk=r.pk).update(created_at=now - timedelta(days=k % 10, hours=rng.randint(0, 5)))
-        if k % 3 == 0:
-            ModelScore.objects.create(project=project, image=image, model_name="empathic-insight-face-small",
-                                      scores=[min(7.0, t + rng.random()) for t in truth],
-                                      taxonomy_version=project.taxonomy_version)
-    first = agreement_snapshot_create(project, n_boot=0, seed=1)
-    second = agreement_snapshot_create(project, n_boot=30, seed=0)
-    AgreementSnapshot.objects.filter(pk=first.pk).update(created_at=now - timedelta(days=3))
-    second.refresh_from_db()
-    return {"project": project, "raters": raters, "lead": lead, "images": images, "snapshot": second}
-
-
 def page_urls(slug: str, image_id: int) -> list[str]:
     """Every GET route of the dashboards (pages, CSV, fragments)."""
     return [reverse("annotation:dashboard", args=[slug]),
@@ -483,9 +434,6 @@ def cache_watermark(project_id: int) -> int:
 
 def test_agreement_page_shows_how_the_model_agrees_with_the_experts(client, seeded):
     import numpy as np
-
-    from annotation.models import ModelScore
-    from annotation.services.agreement_snapshot import agreement_snapshot_create
 
     project = seeded["project"]
     client.force_login(seeded["lead"])

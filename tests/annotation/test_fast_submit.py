@@ -1,5 +1,5 @@
 """The rate page's submit: one autocommitted statement in the common case, the careful way for
-everything else (annotation.services.rating_submit). The contracts shared by both ways are tested
+everything else (annotation.rating.submit). The contracts shared by both ways are tested
 for both in test_rating_submit.py and test_queue.py; these are the cases at the fast path's edges."""
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from annotation.models import Assignment, AssignmentStatus, Rating, RetestRating
-from annotation.services.queue import assignment_claim
-from annotation.services.rating_submit import AssignmentConflict, AssignmentNotFound, rating_submit
-from tests.annotation.test_rating_submit import setup
+from annotation.rating import AssignmentConflict, AssignmentNotFound, assignment_claim, rating_submit
 from tests.factories import make_project
+from tests.support.seed import rating_setup
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_common_case_is_one_statement_and_stores_what_the_careful_way_stores():
-    project, images, rater = setup(n_images=2)
+    project, images, rater = rating_setup(n_images=2)
     a = assignment_claim(project=project, rater=rater)
     when = a.claimed_at + timedelta(seconds=42.1234)
     with CaptureQueriesContext(connection) as ctx:
@@ -41,7 +40,7 @@ def test_the_common_case_is_one_statement_and_stores_what_the_careful_way_stores
 
 @pytest.mark.django_db
 def test_a_replay_with_bad_values_is_still_answered_as_a_replay():
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     a = assignment_claim(project=project, rater=rater)
     first = rating_submit(assignment=a.pk, project=project, rater=rater, values=[1] * 40)
     again = rating_submit(assignment=a.pk, project=project, rater=rater, values=[99] * 40)
@@ -50,7 +49,7 @@ def test_a_replay_with_bad_values_is_still_answered_as_a_replay():
 
 @pytest.mark.django_db
 def test_an_image_rated_by_import_meanwhile_is_refused_by_name():
-    project, images, rater = setup(n_images=1)
+    project, images, rater = rating_setup(n_images=1)
     a = assignment_claim(project=project, rater=rater)
     Rating.objects.create(project=project, image=images[0], rater=rater, values=[0] * 40, scale_max=7,
                           taxonomy_version="x", source="import")
@@ -62,7 +61,7 @@ def test_an_image_rated_by_import_meanwhile_is_refused_by_name():
 
 @pytest.mark.django_db
 def test_an_assignment_of_another_project_is_not_found():
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     a = assignment_claim(project=project, rater=rater)
     with pytest.raises(AssignmentNotFound):
         rating_submit(assignment=a.pk, project=make_project(), rater=rater, values=[0] * 40)
@@ -71,7 +70,7 @@ def test_an_assignment_of_another_project_is_not_found():
 
 @pytest.mark.django_db
 def test_a_retest_repeat_is_stored_apart_from_the_ratings():
-    project, images, rater = setup(n_images=1)
+    project, images, rater = rating_setup(n_images=1)
     a = assignment_claim(project=project, rater=rater)
     original = rating_submit(assignment=a.pk, project=project, rater=rater, values=[1] * 40)
     repeat = Assignment.objects.create(project=project, image=images[0], rater=rater, status="open",

@@ -22,9 +22,16 @@ from annotation.models import (
     Rating,
     RetestRating,
 )
-from annotation.services import queue
-from annotation.services.queue import assignment_claim, assignment_claim_next, binary_items_ensure
-from annotation.services.rating_submit import assignment_flag, assignment_skip, rating_submit
+from annotation.rating import (
+    assignment_claim,
+    assignment_claim_next,
+    assignment_flag,
+    assignment_skip,
+    binary_items_ensure,
+    rating_submit,
+)
+from annotation.rating import claim as queue
+from annotation.rating import sql as rating_sql
 from tests.factories import add_member, image_bytes, make_image, make_project, make_user, submit_as
 
 ZEROS = [0] * 40
@@ -213,7 +220,7 @@ def test_concurrent_claims_by_one_rater_share_one_lease(fast, monkeypatch):
 
 @pytest.mark.django_db
 def test_the_one_statement_claims_room_function_answers_as_the_lease_statement():
-    """emorate_image_has_room() (migration 0018, the one-statement claim) and _INTENSITY_ROOM_SQL
+    """emorate_image_has_room() (migration 0018, the one-statement claim) and sql.INTENSITY_ROOM
     (the careful claim, the SQLite demo) count the same: ratings, a lead's extra target, other
     raters' open unexpired leases; not expired, finished or test-retest leases, nor the rater's own."""
     project = make_project(target_ratings=3)
@@ -232,7 +239,8 @@ def test_the_one_statement_claims_room_function_answers_as_the_lease_statement()
         with connection.cursor() as cur:
             cur.execute("SELECT emorate_image_has_room(%s, %s, %s, %s)", [image.pk, when, rater.pk, target])
             fn = cur.fetchone()[0]
-            cur.execute(f"SELECT {queue._INTENSITY_ROOM_SQL}", [image.pk, image.pk, when, rater.pk, target])
+            cur.execute(f"SELECT {rating_sql.INTENSITY_ROOM}",
+                        {"image": image.pk, "now": when, "rater": rater.pk, "target": target})
             sql = cur.fetchone()[0]
         return fn, sql
 
@@ -363,11 +371,11 @@ def test_claim_plan_probes_per_image_even_when_statistics_saw_no_open_lease():
         assert assignment_claim(project=project, rater=r) is not None
     rater, now = raters[60], timezone.now()
     assert queue._candidates(project, rater, now, [], limit=2, lock=False)  # prepared on this connection
-    sql = queue._INTENSITY_SQL.format(columns=prepared.select_list(Image, "i"), exclude="", lock="", limit=2)
-    name = prepared._statement(sql)[0]
+    sql = rating_sql.candidates(binary=False, columns=prepared.select_list(Image, "i"), limit=2)
+    run = prepared._statement(sql)[2]
     with connection.cursor() as cur:
-        cur.execute(f"EXPLAIN EXECUTE {name}(%s, %s, %s, %s, %s, %s, %s)",
-                    [project.pk, rater.pk, rater.pk, now, project.target_ratings, project.pk, rater.pk])
+        cur.execute(f"EXPLAIN {run}", {"project": project.pk, "rater": rater.pk, "now": now,
+                                       "target": project.target_ratings})
         plan = "\n".join(row[0] for row in cur.fetchall())
     assert "assignment_one_open_per_rater" not in plan, plan
     assert "annotation_assignment_image_id" in plan, plan

@@ -15,7 +15,7 @@ from accounts.models import Role
 from annotation import exporters, selectors
 from annotation import rater_quality as rq
 from annotation.models import Assignment, AssignmentStatus, AuditEvent, Image, Membership, Rating
-from annotation.services.queue import assignment_claim
+from annotation.rating import assignment_claim
 from annotation.services.raters import (
     RaterActionError,
     rater_exclude,

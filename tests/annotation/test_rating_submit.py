@@ -7,38 +7,24 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.core.files.base import ContentFile
 from django.urls import reverse
 from django.utils import timezone
 
 from annotation import taxonomy
 from annotation.models import Assignment, AssignmentStatus, ImageFlag, Rating, RatingRevision
-from annotation.services.queue import assignment_claim
-from annotation.services.rating_submit import (
+from annotation.rating import (
     AssignmentConflict,
     ForeignAssignment,
     InvalidValues,
+    assignment_claim,
     rating_revise,
     rating_submit,
 )
-from tests.factories import add_member, image_bytes, make_image, make_project, make_user, submit_as
+from tests.factories import add_member, make_user, submit_as
+from tests.support.seed import rating_setup
 
 pytestmark = pytest.mark.django_db
 NAMES = taxonomy.EMOTIONS
-
-
-def image_with_file(project, priority: float = 0.0, **extra):
-    image = make_image(project, priority=priority, **extra)
-    image.file.save(f"{image.sha256}.jpg", ContentFile(image_bytes()), save=True)
-    return image
-
-
-def setup(mode: str = "intensity", n_images: int = 3, **kw):
-    project = make_project(mode=mode, **kw)
-    images = [image_with_file(project, priority=n_images - i) for i in range(n_images)]
-    rater = make_user()
-    add_member(project, rater)
-    return project, images, rater
 
 
 def as_mapping(values: list[int]) -> dict[str, int]:
@@ -57,7 +43,7 @@ def submit(request):
 
 
 def test_submit_stores_the_vector_in_taxonomy_order_with_times(submit):
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     a = assignment_claim(project=project, rater=rater)
     values = [i % 8 for i in range(40)]
     rating = submit(assignment=a, rater=rater, values=as_mapping(values), active_seconds="12.5",
@@ -69,7 +55,7 @@ def test_submit_stores_the_vector_in_taxonomy_order_with_times(submit):
 
 
 def test_active_time_is_capped_by_the_lease_time(submit):
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     a = assignment_claim(project=project, rater=rater)
     rating = submit(assignment=a, rater=rater, values=[0] * 40, active_seconds=999,
                            now=a.claimed_at + timedelta(seconds=30))
@@ -85,7 +71,7 @@ def test_active_time_is_capped_by_the_lease_time(submit):
     ([0] * 39, "expected 40 values"),
 ])
 def test_bad_values_are_refused_naming_the_problem_and_store_nothing(values, message, submit):
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     a = assignment_claim(project=project, rater=rater)
     with pytest.raises(InvalidValues) as info:
         submit(assignment=a, rater=rater, values=values)
@@ -97,7 +83,7 @@ def test_bad_values_are_refused_naming_the_problem_and_store_nothing(values, mes
 
 
 def test_foreign_assignment_is_refused(submit):
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     a = assignment_claim(project=project, rater=rater)
     with pytest.raises(ForeignAssignment, match="belongs to another rater"):
         submit(assignment=a, rater=make_user(), values=[0] * 40)
@@ -105,7 +91,7 @@ def test_foreign_assignment_is_refused(submit):
 
 
 def test_second_submit_returns_the_stored_rating(submit):
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     a = assignment_claim(project=project, rater=rater)
     first = submit(assignment=a, rater=rater, values=[1] * 40, client_token="t1")
     again = submit(assignment=a, rater=rater, values=[5] * 40, client_token="t2")
@@ -114,7 +100,7 @@ def test_second_submit_returns_the_stored_rating(submit):
 
 
 def test_expired_lease_is_honoured_while_the_image_still_needs_ratings(submit):
-    project, images, rater = setup(n_images=1, target_ratings=2, lease_minutes=30)
+    project, images, rater = rating_setup(n_images=1, target_ratings=2, lease_minutes=30)
     a = assignment_claim(project=project, rater=rater)
     late = a.expires_at + timedelta(minutes=5)
     rating = submit(assignment=a, rater=rater, values=[0] * 40, now=late)
@@ -122,7 +108,7 @@ def test_expired_lease_is_honoured_while_the_image_still_needs_ratings(submit):
 
 
 def test_expired_lease_is_refused_once_others_took_the_last_slot(submit):
-    project, _, rater = setup(n_images=1, target_ratings=1, lease_minutes=30)
+    project, _, rater = rating_setup(n_images=1, target_ratings=1, lease_minutes=30)
     a = assignment_claim(project=project, rater=rater)
     late = a.expires_at + timedelta(minutes=1)
     other = make_user()
@@ -135,7 +121,7 @@ def test_expired_lease_is_refused_once_others_took_the_last_slot(submit):
 
 
 def test_skipped_assignment_takes_no_rating(submit):
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     a = assignment_claim(project=project, rater=rater)
     a.status = AssignmentStatus.SKIPPED
     a.save()
@@ -144,7 +130,7 @@ def test_skipped_assignment_takes_no_rating(submit):
 
 
 def test_revise_keeps_the_old_values_as_a_revision():
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     a = assignment_claim(project=project, rater=rater)
     rating = rating_submit(assignment=a, rater=rater, values=[0] * 40)
     rating_revise(rating=rating, rater=rater, values=[2] + [0] * 39, reason="second look")
@@ -158,7 +144,7 @@ def test_revise_keeps_the_old_values_as_a_revision():
 
 
 def test_binary_revision_reopens_a_closed_item():
-    project, images, rater = setup(mode="binary", n_images=1, target_ratings=3)
+    project, images, rater = rating_setup(mode="binary", n_images=1, target_ratings=3)
     images[0].extra = {"emotion": "Elation"}
     images[0].save()
     a = assignment_claim(project=project, rater=rater)
@@ -185,7 +171,7 @@ def post_values(values: list[int], **extra) -> dict[str, object]:
 
 
 def test_rate_page_access(client):
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     assert client.get(rate_url(project)).status_code == 302  # anonymous -> login
     assert client.get(rate_url(project))["Location"].startswith("/accounts/login/")
     outsider = make_user()
@@ -200,7 +186,7 @@ def test_rate_page_access(client):
 
 
 def test_rate_page_shows_every_emotion_by_name_and_no_other_raters_data(client):
-    project, images, rater = setup(target_ratings=4)
+    project, images, rater = rating_setup(target_ratings=4)
     other = make_user(email="other-rater@example.org")
     b = assignment_claim(project=project, rater=other)
     rating_submit(assignment=b, rater=other, values=[6] * 40)
@@ -215,7 +201,7 @@ def test_rate_page_shows_every_emotion_by_name_and_no_other_raters_data(client):
 
 
 def test_rate_page_get_query_count(client, django_assert_num_queries):
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     client.force_login(rater)
     client.get(rate_url(project))  # claims; warms the coverage cache
     # user, project + membership, the open lease, own count (session and coverage are cached)
@@ -227,7 +213,7 @@ def test_rate_page_get_query_count(client, django_assert_num_queries):
 def test_htmx_submit_swaps_in_the_next_image_with_pinned_query_count(client, django_assert_num_queries):
     """As in production: autocommit outside the view's own transactions (pytest-django's default
     wraps every test in a transaction, which turns each transaction into a savepoint)."""
-    project, images, rater = setup()
+    project, images, rater = rating_setup()
     client.force_login(rater)
     client.get(rate_url(project))
     a = Assignment.objects.get(rater=rater, status="open")
@@ -252,7 +238,7 @@ def test_htmx_submit_swaps_in_the_next_image_with_pinned_query_count(client, dja
 
 
 def test_submit_without_htmx_redirects_back(client):
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     client.force_login(rater)
     client.get(rate_url(project))
     a = Assignment.objects.get(rater=rater)
@@ -268,7 +254,7 @@ def test_submit_without_htmx_redirects_back(client):
 @pytest.mark.parametrize("encoding", ["form", "json"])
 def test_bad_submit_is_4xx_with_a_clear_message(client, mutate, status, text, encoding):
     """Both ways the fields arrive: urlencoded (a form without JavaScript) and JSON (the page's htmx)."""
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     client.force_login(rater)
     client.get(rate_url(project))
     a = Assignment.objects.get(rater=rater)
@@ -290,7 +276,7 @@ def test_bad_submit_is_4xx_with_a_clear_message(client, mutate, status, text, en
     ('\udcff', "the request body is not valid JSON"),
 ])
 def test_a_json_submit_that_is_not_a_json_object_is_refused_and_stores_nothing(client, body, text):
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     client.force_login(rater)
     client.get(rate_url(project))
     a = Assignment.objects.get(rater=rater)
@@ -305,7 +291,7 @@ def test_a_json_submit_that_is_not_a_json_object_is_refused_and_stores_nothing(c
 
 
 def test_foreign_and_expired_assignments_over_http(client):
-    project, _, rater = setup(n_images=1, target_ratings=1)
+    project, _, rater = rating_setup(n_images=1, target_ratings=1)
     other = make_user()
     add_member(project, other)
     a = assignment_claim(project=project, rater=other)
@@ -323,7 +309,7 @@ def test_foreign_and_expired_assignments_over_http(client):
 
 
 def test_skip_and_flag_over_http(client):
-    project, images, rater = setup()
+    project, images, rater = rating_setup()
     client.force_login(rater)
     client.get(rate_url(project))
     a = Assignment.objects.get(rater=rater, status="open")
@@ -344,7 +330,7 @@ def test_skip_and_flag_over_http(client):
 
 
 def test_history_and_revise_pages(client):
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     client.force_login(rater)
     a = assignment_claim(project=project, rater=rater)
     rating = rating_submit(assignment=a, rater=rater, values=[4] + [0] * 39)
@@ -366,7 +352,7 @@ def test_history_and_revise_pages(client):
 
 
 def test_binary_page_and_submit(client):
-    project, images, rater = setup(mode="binary", n_images=2, target_ratings=3)
+    project, images, rater = rating_setup(mode="binary", n_images=2, target_ratings=3)
     client.force_login(rater)
     html = client.get(rate_url(project)).content.decode()
     assert ">Yes</button>" in html and ">No</button>" in html
@@ -386,7 +372,7 @@ def test_a_json_submit_needs_the_csrf_token_in_its_header():
     token in the X-CSRFToken header (base.html's hx-headers); without it the submit is refused."""
     from django.test import Client
 
-    project, _, rater = setup()
+    project, _, rater = rating_setup()
     client = Client(enforce_csrf_checks=True)
     client.force_login(rater)
     assert client.get(rate_url(project)).status_code == 200  # sets the CSRF cookie

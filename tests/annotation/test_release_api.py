@@ -6,8 +6,8 @@ import pytest
 from accounts.models import Role
 from annotation.models import Release
 from annotation.services.releases import release_build, release_create
-from tests.annotation.test_releases import populate
 from tests.factories import add_member, make_project, make_user
+from tests.support.seed import populate
 
 pytestmark = pytest.mark.django_db
 

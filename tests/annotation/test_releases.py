@@ -25,30 +25,9 @@ from annotation.services.releases import (
 )
 from annotation.taxonomy import EMOTIONS, emotion_slug
 from tests.factories import image_bytes, make_project, make_user
+from tests.support.seed import populate
 
 pytestmark = pytest.mark.django_db
-ETHNICITIES = ["A", "B", "C", "D"]
-GENDERS = ["man", "woman", "non-binary person"]
-
-
-def populate(project, n_images: int, raters, rng, start: int = 0, per_image: int = 3) -> list[Image]:
-    images = []
-    for i in range(start, start + n_images):
-        images.append(Image.objects.create(
-            project=project, name=f"face_{i:05d}.jpg", sha256=hashlib.sha256(f"img{i}".encode()).hexdigest(),
-            ethnicity=ETHNICITIES[i % 4], gender=GENDERS[i % 3],
-            age=20 + 10 * (i % 7), prompt=f"prompt {i % 50}"))
-    ratings = []
-    for image in images:
-        truth = rng.integers(0, 8, size=40) * (rng.random(40) < 0.25)
-        for rater in rng.choice(raters, size=per_image, replace=False):
-            vals = np.clip(truth + rng.integers(-1, 2, size=40) * (truth > 0), 0, 7)
-            ratings.append(Rating(project=project, image=image, rater=rater, values=[int(v) for v in vals],
-                                  scale_max=7, taxonomy_version="emonet-face-1", source="import"))
-    Rating.objects.bulk_create(ratings)
-    return images
-
-
 @pytest.fixture
 def project_with_ratings():
     project = make_project(slug="hq")

@@ -14,9 +14,8 @@ from django.utils import timezone
 from annotation import rater_quality as rq
 from annotation import selectors, taxonomy
 from annotation.models import Assignment, Image, Rating, RetestRating
+from annotation.rating import assignment_claim, rating_submit, retest_due
 from annotation.services.agreement_snapshot import agreement_compute
-from annotation.services.queue import assignment_claim, retest_due
-from annotation.services.rating_submit import rating_submit
 from annotation.services.releases import release_build, release_create
 from tests.factories import PASSWORD, add_member, image_bytes, make_image, make_project, make_user
 

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, settings
 
 from accounts.api_tokens import api_token_create
 from accounts.models import Role
-from tests.annotation.test_releases import populate
 from tests.factories import add_member, make_project, make_user
+from tests.support.seed import populate
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 

@@ -9,8 +9,8 @@ from accounts.models import Role
 from annotation import taxonomy
 from annotation.models import CalibrationRating
 from annotation.services import calibration as cal
-from tests.browser.test_rate_page import face_images
 from tests.factories import PASSWORD, add_member, make_project, make_user
+from tests.support.seed import face_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 N = taxonomy.N_EMOTIONS

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import random
 
 import pytest
-from django.core.files.base import ContentFile
 from playwright.sync_api import Page, expect
 
-from annotation import demo_faces, taxonomy
+from annotation import taxonomy
 from annotation.models import Rating
-from tests.factories import PASSWORD, add_member, make_image, make_project, make_user
+from tests.factories import PASSWORD, add_member, make_project, make_user
+from tests.support.seed import face_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 NAMES = taxonomy.EMOTIONS
 SCREENSHOTS = os.environ.get("EMORATE_SCREENSHOTS")  # a folder: save screenshots of the page there
-
-
-def face_images(project, n: int, **extra) -> list:
-    rng = random.Random(project.pk)
-    images = []
-    for i in range(n):
-        image = make_image(project, priority=n - i, **extra)
-        image.file.save(f"{image.sha256}.jpg", ContentFile(demo_faces.face_jpeg_bytes(demo_faces.random_spec(rng))),
-                        save=True)
-        images.append(image)
-    return images
 
 
 def login(page: Page, live_server, project) -> None:
@@ -146,8 +134,7 @@ def test_refused_submit_shows_why_and_keeps_the_values(page: Page, live_server):
     from datetime import timedelta
 
     from annotation.models import Assignment
-    from annotation.services.queue import assignment_claim
-    from annotation.services.rating_submit import rating_submit
+    from annotation.rating import assignment_claim, rating_submit
 
     a = Assignment.objects.get(status="open")
     Assignment.objects.filter(pk=a.pk).update(expires_at=a.claimed_at - timedelta(seconds=1))

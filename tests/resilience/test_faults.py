@@ -23,9 +23,9 @@ from annotation.services.image_import import image_import_one
 from annotation.services.releases import release_create, release_dir, release_file_response
 from annotation.taxonomy import EMOTIONS
 from annotation.views_rate import EMOTION_FIELD_PREFIX
-from tests.annotation.test_releases import populate
 from tests.factories import add_member, image_bytes, make_project, make_user
-from tests.resilience.conftest import ROOT, Worker, free_port, wait_for
+from tests.support.processes import ROOT, Worker, free_port, wait_for
+from tests.support.seed import populate
 
 
 def test_database_unavailable_gives_a_clear_page_not_a_stack_trace():

@@ -18,7 +18,7 @@ from django.db.models import Count
 from annotation.models import Image, ModelScore
 from annotation.services.image_import import image_import_one
 from tests.factories import image_bytes, make_project
-from tests.resilience.conftest import RedisServer, Worker, wait_for
+from tests.support.processes import RedisServer, Worker, wait_for
 
 N_IMAGES = 400
 

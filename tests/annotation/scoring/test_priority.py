@@ -7,9 +7,9 @@ import pytest
 from django.core.files.base import ContentFile
 
 from annotation.models import AgreementSnapshot, Image, Rating, SnapshotStatus
+from annotation.rating import assignment_claim
 from annotation.scoring import priority as prio
 from annotation.scoring.services import model_scores_push, priority_recompute
-from annotation.services.queue import assignment_claim
 from annotation.taxonomy import EMOTIONS, N_EMOTIONS
 from tests.factories import add_member, image_bytes, make_image, make_project, make_user
 

@@ -1,0 +1,75 @@
+"""The rate page's stage: everything one request of the page needs, in one call.
+
+`project_for_rater` reads the project and the requesting user's membership in one prepared
+statement; `rate_stage` claims (or returns the open) assignment of a rater who is not paused and
+reads their progress, counted in passing by a new lease. Preconditions: the caller checked that
+the user may rate the project (`may_rate`) and holds no lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from accounts.models import Role
+from annotation import taxonomy
+from annotation.models import Assignment, Project
+from core import prepared
+
+from . import sql
+from .claim import Progress, assignment_claim_next, rater_progress
+
+
+def project_for_rater(*, user: Any, slug: str) -> Project | None:
+    """The project with `is_member`, `rater_paused` and `rater_admitted` of `user` set (one query);
+    None for an unknown slug."""
+    found = prepared.fetch_models(Project, sql.project_for_rater(), {"user": user.pk, "slug": slug},
+                                  extra=("is_member", "rater_paused", "rater_admitted"))
+    return found[0] if found else None
+
+
+def may_rate(user: Any, project: Project) -> bool:
+    """An active rater who is a member (project from project_for_rater)."""
+    return bool(user.is_active and user.role == Role.RATER and getattr(project, "is_member", False))
+
+
+def rater_paused(project: Project) -> bool:
+    """Whether a lead paused the requesting rater (annotation.services.raters)."""
+    return bool(getattr(project, "rater_paused", False))
+
+
+def needs_calibration(project: Project) -> bool:
+    """Whether the requesting rater must rate the calibration set and be admitted first
+    (annotation.services.calibration)."""
+    return bool(project.require_calibration and not getattr(project, "rater_admitted", False))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What the stage shows: the rater's progress, whether they are paused, and the assignment (with
+    its image, or binary item and the emotion asked about) and the next image's URL (a prefetch
+    hint), when there is one."""
+
+    project: Project
+    progress: Progress
+    paused: bool
+    assignment: Assignment | None = None
+    next_image_url: str | None = None
+    emotion: taxonomy.Emotion | None = None
+
+
+def rate_stage(*, project: Project, rater: Any, just_finished: bool = False) -> Stage:
+    """Claim (or return the open) assignment unless the rater is paused, and their progress.
+    `just_finished`: the rater has just finished their assignment (see assignment_claim_next)."""
+    paused = rater_paused(project)
+    claim = None if paused else assignment_claim_next(project=project, rater=rater, just_finished=just_finished)
+    progress = rater_progress(project=project, rater=rater, mine=claim.rater_count if claim is not None else None)
+    if claim is None:
+        return Stage(project=project, progress=progress, paused=paused)
+    a = claim.assignment
+    emotion = None
+    if project.is_binary:
+        assert a.item is not None
+        emotion = taxonomy.load().emotions[a.item.emotion]
+    return Stage(project=project, progress=progress, paused=paused, assignment=a,
+                 next_image_url=claim.next_image_url, emotion=emotion)

@@ -1,0 +1,4 @@
+SELECT a."id", a."project_id", a."image_id", a."item_id", a."rater_id", a."status", a."claimed_at", a."expires_at", a."finished_at", a."rating_id", a."client_token", a."reason", a."note", a."is_retest", i."id", i."project_id", i."name", i."file", i."sha256", i."width", i."height", i."format", i."ethnicity", i."age", i."gender", i."prompt", i."source", i."extra", i."priority", i."flagged", i."created_at", i."n_ratings", i."queue_full", i."extra_target", i."adjudication", i."adjudicated_at", b."id", b."project_id", b."image_id", b."emotion", b."contrastive", b."n_yes", b."n_no", b."closed", b."created_at" FROM annotation_assignment a JOIN annotation_image i ON i.id = a.image_id
+LEFT JOIN annotation_binaryitem b ON b.id = a.item_id
+WHERE a.project_id = %(project)s AND a.rater_id = %(rater)s AND a.status = 'open'
+ORDER BY a.id LIMIT 1
