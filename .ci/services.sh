@@ -54,7 +54,7 @@ start_s3() {
   # Not waited for here: the filer needs a few seconds; tests retry creating their bucket until it answers.
   "$weed" server -dir="$SVC_DIR/weed" -s3 -s3.port="$S3_PORT" -master.port="$(free_weed_port)" \
       -volume.port="$(free_weed_port)" -filer.port="$(free_weed_port)" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-      -master.volumeSizeLimitMB=64 -volume.max=100 >"$SVC_DIR/weed.log" 2>&1 &
+      -s3.port.iceberg=0 -s3.port.lance=0 -master.volumeSizeLimitMB=64 -volume.max=100 >"$SVC_DIR/weed.log" 2>&1 &
   echo $! >"$SVC_DIR/weed.pid"
   export AWS_S3_ENDPOINT_URL="http://127.0.0.1:${S3_PORT}" AWS_ACCESS_KEY_ID=emorate AWS_SECRET_ACCESS_KEY=emorate-test
   export AWS_S3_REGION_NAME=us-east-1
@@ -62,7 +62,10 @@ start_s3() {
 }
 
 stop_services() {
-  if [ -f "$SVC_DIR/weed.pid" ]; then kill "$(cat "$SVC_DIR/weed.pid")" 2>/dev/null || true; fi
+  if [ -f "$SVC_DIR/weed.pid" ]; then
+    kill "$(cat "$SVC_DIR/weed.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$(cat "$SVC_DIR/weed.pid")" 2>/dev/null || break; sleep 0.1; done
+  fi
   if [ -f "$PGDATA/postmaster.pid" ]; then
     as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
   fi

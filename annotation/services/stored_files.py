@@ -167,8 +167,11 @@ def folder_verify(prefix: str) -> list[str]:
     return problems
 
 
-def iter_stored(prefixes: tuple[str, ...] = ("images", "served", "releases")) -> Iterator[str]:
+TOP_FOLDERS = ("images", "served", "releases")
+
+
+def iter_stored(prefixes: tuple[str, ...] = TOP_FOLDERS, storage: Storage | None = None) -> Iterator[str]:
     """Every stored name under the platform's top-level folders (backups, media_migrate)."""
     for prefix in prefixes:
-        for rel in folder_files(prefix):
+        for rel in folder_files(prefix, storage):
             yield f"{prefix}/{rel}"
