@@ -105,12 +105,15 @@ def test_raters_get_nothing_through_the_api():
 
 
 def test_schema_and_docs_pages(client):
+    assert client.get("/api/schema/").status_code == 401  # signed-in users only (#16 finding 10)
+    client.force_login(make_user(Role.RATER))
     schema = client.get("/api/schema/")
     assert schema.status_code == 200 and b"/api/v1/projects/{slug}/agreement/" in schema.content
     assert client.get("/api/docs/").status_code == 200
 
 
 def test_docs_page_needs_no_cdn(client):
+    client.force_login(make_user(Role.RATER))
     html = client.get("/api/docs/").content.decode()
     assert "cdn.jsdelivr" not in html and "/static/drf_spectacular_sidecar/" in html
 

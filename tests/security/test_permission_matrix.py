@@ -68,8 +68,8 @@ ROUTES: dict[str, Route] = {
     "accounts:sso-start": Route("GET", frozenset(PUBLIC)),  # 404 until OIDC_RP_CLIENT_ID is set
     "accounts:sso-callback": Route("GET", frozenset(PUBLIC)),
     "accounts:sso-refused": Route("GET", frozenset(PUBLIC)),
-    "api-schema": Route("GET", frozenset(PUBLIC)),
-    "api-docs": Route("GET", frozenset(PUBLIC)),
+    "api-schema": Route("GET", frozenset(SIGNED_IN)),
+    "api-docs": Route("GET", frozenset(SIGNED_IN)),
     "media": Route("GET", frozenset(MEMBERS), ("path",)),
     "api:project-list": Route("GET", frozenset(SIGNED_IN), api=True),
     "api:image-list": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
