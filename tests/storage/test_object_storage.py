@@ -18,7 +18,13 @@ from accounts.models import Role
 from annotation.models import ModelScore
 from annotation.services import stored_files
 from annotation.services.image_import import image_import_one
-from annotation.services.releases import ReleaseError, release_build, release_create, release_dir, release_publish
+from annotation.services.releases import (
+    ReleaseError,
+    release_build,
+    release_create,
+    release_dir,
+    release_publish,
+)
 from tests.factories import add_member, make_project, make_user
 from tests.support.s3 import bucket_keys, make_bucket, s3_client, s3_storages
 from tests.support.seed import populate
