@@ -5,7 +5,9 @@ ARG EXTRAS=""
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DJANGO_SETTINGS_MODULE=config.settings.production STATIC_ROOT=/app/staticfiles
 WORKDIR /app
-RUN apt-get update && apt-get install -y --no-install-recommends libpq5 && rm -rf /var/lib/apt/lists/*
+# postgresql-client: pg_dump/pg_restore for `manage.py backup` and `restore` (same major version as the server)
+RUN apt-get update && apt-get install -y --no-install-recommends libpq5 postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY config ./config
 COPY core ./core

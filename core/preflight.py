@@ -19,6 +19,21 @@ def _where(url: str) -> str:
     return f"{parts.hostname}:{parts.port or ''}{parts.path}" if parts.hostname else "(no host)"
 
 
+def _bucket_status() -> str:
+    """The S3 error code of a HEAD on the configured bucket ("" when it answers or cannot be asked)."""
+    from django.core.files.storage import default_storage
+
+    try:
+        from botocore.exceptions import ClientError
+
+        default_storage.connection.meta.client.head_bucket(Bucket=default_storage.bucket_name)  # type: ignore[attr-defined]
+    except ClientError as exc:
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    except Exception:
+        return ""
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.preflight", description=__doc__.splitlines()[0])
     parser.add_argument("--wait", type=float, default=0.0, help="seconds to keep retrying the database and Redis")
@@ -65,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             bucket = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
             endpoint = os.environ.get(variable, "") or "AWS S3"
-            if "NoSuchBucket" in reason or "does not exist" in reason:
+            code = _bucket_status()
+            if code in {"404", "NoSuchBucket", "NotFound"}:
                 variable, where = "AWS_STORAGE_BUCKET_NAME", f"no bucket {bucket!r} at {endpoint}"
+            elif code in {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+                variable = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+                where = f"access to bucket {bucket!r} at {endpoint} refused"
             else:
                 where = f"cannot use bucket {bucket!r} at {endpoint}"
         print(f"emorate: {variable}: {where}: {reason}", file=sys.stderr)

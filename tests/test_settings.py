@@ -64,6 +64,10 @@ def start_web(**changes: str) -> subprocess.CompletedProcess:
     ({"DATABASE_URL": "postgres://app:app@127.0.0.1:1/app"}, "DATABASE_URL: cannot reach PostgreSQL at 127.0.0.1:1/app"),
     ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "REDIS_URL: cannot reach Redis at 127.0.0.1:1/0"),
     ({"EMORATE_LOG_FORMAT": "xml"}, "EMORATE_LOG_FORMAT must be json or text"),
+    ({"EMORATE_STORAGE": "ftp"}, "EMORATE_STORAGE must be local or s3, got 'ftp'"),
+    ({"EMORATE_STORAGE": "s3", "AWS_STORAGE_BUCKET_NAME": ""}, "EMORATE_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME"),
+    ({"EMORATE_STORAGE": "s3", "AWS_STORAGE_BUCKET_NAME": "media", "AWS_S3_ENDPOINT_URL": "http://127.0.0.1:1"},
+     "AWS_S3_ENDPOINT_URL: cannot use bucket 'media' at http://127.0.0.1:1"),
 ])
 def test_bad_configuration_stops_the_web_service_naming_the_variable(changes, message):
     done = start_web(**changes)
@@ -80,3 +84,13 @@ def test_served_processes_default_to_production_and_manage_py_to_local():
     done = subprocess.run([sys.executable, "-c", "import config.wsgi"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode != 0 and "DJANGO_SECRET_KEY is not set" in done.stderr  # production, not the demo
+
+
+def test_a_missing_bucket_stops_the_web_service_naming_the_variable():
+    from tests.support.s3 import make_bucket, s3_endpoint
+
+    make_bucket()  # the S3 server answers; the bucket below does not exist on it
+    done = start_web(EMORATE_STORAGE="s3", AWS_STORAGE_BUCKET_NAME="no-such-bucket-here",
+                     AWS_S3_ENDPOINT_URL=s3_endpoint())
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "AWS_STORAGE_BUCKET_NAME: no bucket 'no-such-bucket-here'" in done.stderr
