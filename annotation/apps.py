@@ -11,8 +11,8 @@ class AnnotationConfig(AppConfig):
         from core.metrics import SUBMIT_VIEWS, register_collector
 
         from . import receivers  # noqa: F401  connects signal receivers
+        from .db.sqlite import create_triggers, drop_triggers
         from .metrics import collect_platform_figures
-        from .sqlite_demo import create_triggers, drop_triggers
 
         register_collector(collect_platform_figures)
         SUBMIT_VIEWS.add("annotation:rate-submit")

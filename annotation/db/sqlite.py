@@ -1,7 +1,8 @@
 """The queue counters' triggers on the SQLite demo database.
 
-PostgreSQL gets its triggers from migrations 0007, 0010 and 0017. On SQLite, adding a column rebuilds
-the table, which fails while a trigger on another table names it; so on SQLite every migrate
+PostgreSQL gets its triggers from migrations 0007, 0010 and 0017 (as they stand now:
+annotation/db/postgres.py). On SQLite, adding a column rebuilds the table, which fails while a
+trigger on another table names it; so on SQLite every migrate
 first drops these triggers (pre_migrate) and, once the schema is final, creates them again and
 recounts (post_migrate). The demo's data is small, so the recount is instant.
 """

@@ -13,7 +13,7 @@ every image that was done (at 1,000,000 images a claim walked all full images fi
   a file: the claim's candidates, in serving order.
 
 PostgreSQL: one statement-level trigger per INSERT statement (a transition table; a bulk import
-updates each image once). SQLite (the demo): row-level triggers with the same effect, made by annotation/sqlite_demo.py.
+updates each image once). SQLite (the demo): row-level triggers with the same effect, made by annotation/db/sqlite.py.
 """
 
 from django.db import migrations, models
@@ -60,7 +60,7 @@ def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
         schema_editor.execute(sql, params=None)
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(POSTGRES_FORWARD, params=None)
-    # SQLite (the demo): annotation/sqlite_demo.py creates the triggers after every migrate.
+    # SQLite (the demo): annotation/db/sqlite.py creates the triggers after every migrate.
 
 
 def backward(apps, schema_editor):  # type: ignore[no-untyped-def]

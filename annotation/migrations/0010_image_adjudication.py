@@ -3,7 +3,7 @@ more ratings"), which the queue counters of migration 0007 now honour.
 
 `queue_full` = n_ratings >= project.target_ratings + image.extra_target. The two trigger functions
 of 0007 are replaced with that comparison, and a third trigger recomputes queue_full when
-extra_target changes (PostgreSQL: BEFORE UPDATE on the row; the SQLite demo: annotation/sqlite_demo.py).
+extra_target changes (PostgreSQL: BEFORE UPDATE on the row; the SQLite demo: annotation/db/sqlite.py).
 """
 
 from django.db import migrations, models
@@ -58,7 +58,7 @@ END $$;
 """
 
 
-# SQLite (the demo): annotation/sqlite_demo.py creates the triggers after every migrate.
+# SQLite (the demo): annotation/db/sqlite.py creates the triggers after every migrate.
 
 
 class Migration(migrations.Migration):

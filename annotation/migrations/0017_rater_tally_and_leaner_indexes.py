@@ -5,7 +5,7 @@
   per rating the rater ever gave. PostgreSQL: statement-level AFTER INSERT triggers on
   annotation_rating and annotation_retestrating upsert each statement's counts, in (project,
   rater) order so that concurrent bulk imports lock tallies in one order. Backfilled here. SQLite
-  (the demo): row-level triggers from annotation/sqlite_demo.py.
+  (the demo): row-level triggers from annotation/db/sqlite.py.
 - Indexes that another index already covers are dropped: rating(project) by rating_project_image,
   assignment(rater) by assignment_rater_image, membership(project) by membership_unique; the
   item index of assignments holds only leases that have an item (binary mode), not a NULL entry
@@ -111,7 +111,7 @@ class Migration(migrations.Migration):
             model_name='ratertally',
             constraint=models.UniqueConstraint(fields=('project', 'rater'), name='rater_tally_unique'),
         ),
-        # SQLite (the demo): annotation/sqlite_demo.py creates the triggers and recounts after every migrate.
+        # SQLite (the demo): annotation/db/sqlite.py creates the triggers and recounts after every migrate.
         migrations.RunSQL(BACKFILL, migrations.RunSQL.noop),
         postgres_sql(POSTGRES_FORWARD, POSTGRES_BACKWARD),
     ]

@@ -63,7 +63,7 @@ class RaterTally(models.Model):
     and on annotation_retestrating adds each statement's new rows, whatever wrote them (the rate
     page, import_ratings, the demo, raw SQL), as an upsert in (project, rater) order. Ratings are
     never deleted and never change project or rater, so inserts are all it needs to follow
-    (migration 0017; the SQLite demo: annotation/sqlite_demo.py). Counting the rater's ratings on
+    (migration 0017; the SQLite demo: annotation/db/sqlite.py). Counting the rater's ratings on
     every claim instead read one heap row per rating they ever gave: slower with every image rated.
 
     A table of its own rather than a Membership column: only rating inserts lock these rows, so a
