@@ -48,7 +48,8 @@ class Topology:
     """Start with start(), stop with stop() (also on failure: stop() is safe at any point)."""
 
     def __init__(self, *, https_port: int | None = None, workers: int = 2, worker_concurrency: int = 1,
-                 metrics_token: str | None = None, extra_env: dict[str, str] | None = None) -> None:
+                 metrics_token: str | None = None, extra_env: dict[str, str] | None = None, web_nodes: int = 1,
+                 ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="emorate-topology-"))
         self.dir.chmod(0o755)  # the postgres user must reach its data folder inside
         self.pg_port, self.redis_port, self.web_port = free_port(), free_port(), free_port()
@@ -91,6 +92,20 @@ class Topology:
             **(extra_env or {}),
         }
         self.cert = self.dir / "cert.pem"
+        # More web nodes (each behind its own Caddy, with its own empty media folder): what several
+        # machines sharing only PostgreSQL, Redis and the bucket look like (EMORATE_STORAGE=s3).
+        self.node_urls = [self.url]
+        self.node_env: dict[str, dict[str, str]] = {}
+        for i in range(1, web_nodes):
+            https, web = free_port(), free_port()
+            self.node_urls.append(f"https://localhost:{https}")
+            own = {"GUNICORN_BIND": f"127.0.0.1:{web}", "EMORATE_UPSTREAM": f"127.0.0.1:{web}",
+                   "CADDY_HTTPS_PORT": str(https), "CADDY_HTTP_PORT": str(free_port()),
+                   "CADDY_ADMIN": f"127.0.0.1:{free_port()}", "MEDIA_ROOT": str(self.dir / f"media-{i}"),
+                   "XDG_DATA_HOME": str(self.dir / f"caddy-data-{i}"), "XDG_CONFIG_HOME": str(self.dir / f"caddy-config-{i}")}
+            self.node_env[f"web-{i}"] = self.node_env[f"caddy-{i}"] = own
+        if web_nodes > 1:  # the worker on a machine of its own too
+            self.node_env["worker"] = {"MEDIA_ROOT": str(self.dir / "media-worker")}
 
     # -- certificate -------------------------------------------------------------------------
     def make_certificate(self) -> None:
@@ -160,8 +175,13 @@ class Topology:
 
     def spawn(self, name: str, command: list[str]) -> None:
         log = open(self.dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        env = {**self.env, **self.node_env.get(name, {})}
+        self.procs[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
+
+    def media_roots(self) -> list[Path]:
+        """Every process's own media folder (one machine's disk each, in a multi-node run)."""
+        return [Path(self.env["MEDIA_ROOT"])] + sorted({Path(e["MEDIA_ROOT"]) for e in self.node_env.values()})
 
     def log(self, name: str) -> str:
         path = self.dir / f"{name}.log"
@@ -176,12 +196,17 @@ class Topology:
         for name, script in SERVICE_SCRIPTS.items():
             self.spawn(name, ["sh", script])
         self.spawn("caddy", CADDY_COMMAND)
-        self.wait(lambda: self.get("/readyz")[0] == 200, 90, "web behind caddy (/readyz)")
+        for i in range(1, len(self.node_urls)):
+            self.spawn(f"web-{i}", ["sh", SERVICE_SCRIPTS["web"]])
+            self.spawn(f"caddy-{i}", CADDY_COMMAND)
+        for url in self.node_urls:
+            self.wait(lambda url=url: self.get("/readyz", base=url)[0] == 200, 90, f"web behind caddy at {url} (/readyz)")
         return self
 
-    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def get(self, path: str, headers: dict[str, str] | None = None, base: str | None = None,
+            ) -> tuple[int, dict[str, str], bytes]:
         """A GET through Caddy over HTTPS, verifying the certificate against this run's own."""
-        request = urllib.request.Request(self.url + path, headers=headers or {})
+        request = urllib.request.Request((base or self.url) + path, headers=headers or {})
         try:
             with urllib.request.urlopen(request, context=self.ssl_context(), timeout=10) as response:
                 return response.status, dict(response.headers), response.read()
@@ -211,7 +236,8 @@ class Topology:
             return False
 
     def stop(self) -> None:
-        for name in ("caddy", "beat", "worker", "web", "redis"):
+        extra = [n for n in self.procs if n.startswith(("caddy-", "web-"))]
+        for name in ("caddy", *extra, "beat", "worker", "web", "redis"):
             proc = self.procs.pop(name, None)
             if proc is None or proc.poll() is not None:
                 continue

@@ -182,7 +182,7 @@ EMORATE_S3_OPTIONS: dict[str, object] | None = {
     "max_memory_size": 8 * 1024 * 1024,  # larger downloads spill to a temporary file
 } if _bucket else None
 _local_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
-_s3_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": EMORATE_S3_OPTIONS}
+_s3_storage = {"BACKEND": "core.storage.PrivateS3Storage", "OPTIONS": EMORATE_S3_OPTIONS}
 STORAGES = {
     "default": _s3_storage if EMORATE_STORAGE == "s3" else _local_storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

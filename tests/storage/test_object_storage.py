@@ -83,6 +83,8 @@ def test_import_stores_original_and_served_copy_in_the_bucket_and_serves_the_sto
     client.force_login(stranger)
     assert client.get(f"/media/{image.file.name}").status_code == 403
     assert local_files(local_media) == []
+    # Links to files name the checked view, never the private bucket.
+    assert image.file.url == f"/media/{image.file.name}"
 
 
 def test_a_served_copy_missing_from_older_imports_is_made_once_on_first_request(client, bucket):
