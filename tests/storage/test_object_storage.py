@@ -193,3 +193,17 @@ def test_media_migrate_copies_verifies_and_is_idempotent(local_media):
         call_command("media_migrate", "--to", "local", stdout=out, stderr=io.StringIO())
         assert f"copied {len(on_disk)}, skipped 0 (already there), could not copy 0" in out.getvalue()
         assert local_files(local_media) == on_disk
+
+
+def test_the_gpu_queue_task_scores_images_from_the_bucket(celery_worker_real, bucket, local_media, tiny_model_dir,
+                                                          settings):
+    from annotation.scoring.tasks import score_images_task
+
+    project = make_project(slug="gpu-s3")
+    for i in range(3):
+        image_import_one(project=project, name=f"{i}.jpg", data=jpeg_with_exif(30 + i), meta=None)
+    settings.EMORATE_SCORING_MODEL_DIR = str(tiny_model_dir)
+    result = score_images_task.apply_async((project.pk,), queue="gpu").get(timeout=120)
+    assert result["stored"] == 3 and result["failed"] == 0
+    assert ModelScore.objects.filter(project=project).count() == 3
+    assert local_files(local_media) == []
