@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from annotation.imagefiles import ImageRejected, check_image
 from annotation.manifests import ImageMeta, ManifestError, read_metadata
@@ -103,25 +105,88 @@ def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMet
 
 
 def images_import(*, project: Project, path: Path, metadata: Path | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> ImportSummary:
-    """Import a folder or a manifest. One bad file never stops the good ones."""
+                  progress: Callable[[int, int], None] | None = None, workers: int = 1) -> ImportSummary:
+    """Import a folder or a manifest. One bad file never stops the good ones.
+
+    With workers > 1, that many threads read, decode and store images side by side (each with its
+    own database connection, closed when it is done): uploads to object storage wait on the network,
+    not the CPU. Each image is still imported atomically; the summary lists names in source order.
+    Precondition for workers > 1: the project row is committed (other connections must see it).
+    """
     sources = _sources(path, metadata)
-    summary = ImportSummary()
-    new_ids: list[int] = []
-    for i, src in enumerate(sources, start=1):
+    if connection.in_atomic_block:  # other connections cannot see this transaction's rows: one at a time
+        workers = 1
+    outcomes: list[tuple[str, str, int | None]] = [("", "", None)] * len(sources)  # (kind, reason, image id)
+
+    def one(i: int) -> None:
+        src = sources[i]
         try:
             try:
                 data = src.path.read_bytes()
             except OSError as exc:
                 raise ImageRejected(f"cannot read file: {exc.strerror or exc}") from None
-            new_ids.append(image_import_one(project=project, name=src.name, data=data, meta=src.meta).pk)
-            summary.imported.append(src.name)
+            outcomes[i] = ("imported", "", image_import_one(project=project, name=src.name, data=data,
+                                                              meta=src.meta).pk)
         except ImageRejected as exc:
-            summary.rejected.append((src.name, str(exc)))
+            outcomes[i] = ("rejected", str(exc), None)
         except DuplicateImage as exc:
-            summary.duplicates.append((src.name, str(exc)))
-        if progress is not None:
-            progress(i, len(sources))
+            outcomes[i] = ("duplicate", str(exc), None)
+
+    if workers <= 1 or len(sources) < 2:
+        for i in range(len(sources)):
+            one(i)
+            if progress is not None:
+                progress(i + 1, len(sources))
+    else:
+        _in_threads(one, len(sources), min(workers, len(sources)), progress)
+    summary = ImportSummary()
+    new_ids: list[int] = []
+    for src, (kind, reason, image_id) in zip(sources, outcomes, strict=True):
+        if kind == "imported" and image_id is not None:
+            summary.imported.append(src.name)
+            new_ids.append(image_id)
+        elif kind == "duplicate":
+            summary.duplicates.append((src.name, reason))
+        else:
+            summary.rejected.append((src.name, reason or "not imported"))
     # Pre-score the new images on the GPU worker (nothing happens when no model is configured).
     scoring_enqueue_for_images(project, new_ids)
     return summary
+
+
+def _in_threads(work: Callable[[int], None], n: int, workers: int,
+                progress: Callable[[int, int], None] | None) -> None:
+    """Run work(0..n-1) on `workers` threads; progress is reported from the calling thread."""
+    todo: queue.Queue[int] = queue.Queue()
+    for i in range(n):
+        todo.put(i)
+    done: queue.Queue[BaseException | None] = queue.Queue()
+
+    def run() -> None:
+        try:
+            while True:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    work(i)
+                    done.put(None)
+                except BaseException as exc:  # reported to the caller below, never lost in a thread
+                    done.put(exc)
+        finally:
+            connection.close()  # this thread's own database connection
+
+    threads = [threading.Thread(target=run, name=f"import-{k}", daemon=True) for k in range(workers)]
+    for t in threads:
+        t.start()
+    failure: BaseException | None = None
+    for finished in range(1, n + 1):
+        exc = done.get()
+        failure = failure or exc
+        if progress is not None:
+            progress(finished, n)
+    for t in threads:
+        t.join()
+    if failure is not None:
+        raise failure

@@ -178,7 +178,9 @@ EMORATE_S3_OPTIONS: dict[str, object] | None = {
     "addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE") or ("path" if _endpoint else None),
     "signature_version": "s3v4",
     "default_acl": None,  # private objects: every file is served through a permission check
-    "file_overwrite": True,  # names are content hashes or release paths
+    # A name already taken gets a suffix, as on disk: two uploads of the same image racing each other
+    # never share (and so never delete) one object.
+    "file_overwrite": False,
     "max_memory_size": 8 * 1024 * 1024,  # larger downloads spill to a temporary file
 } if _bucket else None
 _local_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}

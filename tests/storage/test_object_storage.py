@@ -207,3 +207,26 @@ def test_the_gpu_queue_task_scores_images_from_the_bucket(celery_worker_real, bu
     assert result["stored"] == 3 and result["failed"] == 0
     assert ModelScore.objects.filter(project=project).count() == 3
     assert local_files(local_media) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_images_in_parallel_into_the_bucket(bucket, local_media, tmp_path):
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"face-{i:02d}.jpg").write_bytes(jpeg_with_exif(40 + i))
+    (folder / "same-as-00.jpg").write_bytes(jpeg_with_exif(40))  # a duplicate racing its twin
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    make_project(slug="par")
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_images", str(folder), "--project", "par", "--workers", "6", stdout=out, stderr=err)
+    assert "imported 12, duplicate 1, rejected 1" in out.getvalue()
+    assert "rejected broken.jpg" in err.getvalue()
+    from annotation.models import Image
+
+    images = list(Image.objects.filter(project__slug="par"))
+    keys = set(bucket_keys(bucket))
+    assert len(images) == 12 and all(im.file.name in keys and stored_files.served_name(im.file.name) in keys
+                                     for im in images)
+    assert len([k for k in keys if k.startswith("images/")]) == 12  # the loser of the race left nothing behind
+    assert local_files(local_media) == []

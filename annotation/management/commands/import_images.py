@@ -17,12 +17,15 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True)
         parser.add_argument("--metadata", type=Path, default=None, help="Metadata per image (.csv or .jsonl)")
         parser.add_argument("--progress", action="store_true", help="Show a progress bar even when not on a terminal")
+        parser.add_argument("--workers", type=int, default=8,
+                            help="images read, checked and stored side by side (default 8; 1 = one at a time)")
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         project = get_project(opts["project"])
         bar = ProgressBar("importing", enabled=True if opts["progress"] else None)
         try:
-            summary = images_import(project=project, path=opts["path"], metadata=opts["metadata"], progress=bar)
+            summary = images_import(project=project, path=opts["path"], metadata=opts["metadata"], progress=bar,
+                                    workers=max(1, opts["workers"]))
         except ManifestError as exc:
             raise CommandError(str(exc)) from None
         for name, reason in summary.rejected:
