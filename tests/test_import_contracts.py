@@ -97,7 +97,7 @@ def violations(rule) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def _pure(name: str, target: str) -> str | None:
-    if name not in PURE:
+    if not under(name, *PURE):  # the pure modules and, for a package, every module in it
         return None
     if under(target, *DJANGO):
         return "a pure module imports nothing from Django"

@@ -196,7 +196,7 @@ def test_moment_and_count_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     m[rng.random(m.shape) < 0.5] = NAN
     units, raters, values = to_long(m)
     fast = ag.alpha(units, values, level="interval", domain=range(8))
-    monkeypatch.setattr(ag, "_packing_dtype", lambda bits: None)  # force the count path
+    monkeypatch.setattr(ag.units, "_packing_dtype", lambda bits: None)  # force the count path
     slow = ag.alpha(units, values, level="interval", domain=range(8))
     assert fast.alpha is not None and slow.alpha is not None
     assert abs(fast.alpha - slow.alpha) < 1e-12

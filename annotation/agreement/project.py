@@ -1,0 +1,87 @@
+"""Everything a project snapshot needs, sharing the work (part of annotation.agreement; contracts in its docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy.typing as npt
+
+from .bootstrap import _check_boot_args
+from .constants import Level
+from .kappa import _pairwise_from, _rater_agreement_from
+from .prepare import _as_1d, _check_duplicates
+from .report import _report_rows
+from .results import EmotionAgreement, PairKappa, RaterAgreement, StratumAlpha
+from .strata import _strata_results, _unit_labels
+from .units import _alpha_from_stats, _prepare, _unit_stats
+
+
+@dataclass(frozen=True)
+class SnapshotStats:
+    """The results of ``snapshot_stats``; each field equals the corresponding single call."""
+
+    report: list[EmotionAgreement]
+    kappas: list[PairKappa]
+    raters: list[RaterAgreement]
+    strata: dict[str, list[StratumAlpha]] = field(hash=False)
+
+
+def snapshot_stats(
+    units: npt.ArrayLike,
+    raters: npt.ArrayLike,
+    values2d: npt.ArrayLike,
+    strata: Mapping[str, npt.ArrayLike] | None = None,
+    *,
+    level: Level = "interval",
+    domain: Sequence[float] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    min_units: int = 30,
+    min_nonzero: int = 30,
+    min_nonzero_share: float = 0.05,
+) -> SnapshotStats:
+    """``agreement_report``, ``pairwise_kappas``, ``rater_agreement`` and ``alpha_by_stratum`` (one
+    per key of ``strata``) in one call, with identical results, sharing validation, encoding,
+    per-unit statistics and one set of bootstrap draws.
+
+    Equivalent to::
+
+        report = agreement_report(units, raters, values2d, level=level, domain=domain,
+                                  n_boot=n_boot, seed=seed, confidence=confidence,
+                                  min_nonzero=min_nonzero, min_nonzero_share=min_nonzero_share)
+        kappas = pairwise_kappas(units, raters, values2d, domain=D)
+        raters_ = rater_agreement(units, raters, values2d, domain=D, level=level, kappas=kappas)
+        strata_ = {key: alpha_by_stratum(units, values2d, labels, level=level, domain=domain,
+                                         min_units=min_units, n_boot=n_boot, seed=seed,
+                                         confidence=confidence, raters=raters)
+                   for key, labels in strata.items()}
+
+    where D is ``domain`` or, when ``None``, the distinct observed values.
+    """
+    _check_boot_args(n_boot, confidence)
+    u = _as_1d("units", units)
+    r = _as_1d("raters", raters)
+    if r.size != u.size:
+        raise ValueError(f"raters has {r.size} entries but units has {u.size}")
+    p = _prepare(u, values2d, level=level, domain=domain, raters=None)
+    rater_idx, rater_ids = _check_duplicates(p.unit_idx, p.unit_ids, r)
+    keys = {name: _unit_labels(name, u, p.unit_idx, p.n_units, lab) for name, lab in (strata or {}).items()}
+    st = _unit_stats(p)
+    point = _alpha_from_stats(p, st)
+    main, per_key = _strata_results(
+        p,
+        st,
+        list(keys.values()),
+        n_boot=n_boot,
+        seed=seed,
+        confidence=confidence,
+        min_units=min_units,
+        want_main=True,
+    )
+    assert main is not None
+    report = _report_rows(p, point, main, n_boot, confidence, min_nonzero, min_nonzero_share)
+    kappas = _pairwise_from(p.unit_idx, rater_idx, rater_ids, p.get_codes())
+    rater_rows = _rater_agreement_from(p, st, rater_idx, rater_ids, kappas)
+    return SnapshotStats(report, kappas, rater_rows, dict(zip(keys, per_key, strict=True)))

@@ -1,0 +1,123 @@
+"""Demographic strata (part of annotation.agreement; contracts in its docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from .bootstrap import _boot_plan, _check_boot_args, _make_strata, _percentile_ci, _run_bootstrap
+from .constants import BoolArray, FloatArray, IntArray, Level
+from .prepare import _as_1d, _as_values2d, _factorize
+from .results import AlphaResult, StratumAlpha
+from .units import (
+    _alpha_from_stats,
+    _moment_results,
+    _packed_int_sums,
+    _prepare,
+    _Prepared,
+    _unit_stats,
+    _UnitStats,
+)
+
+
+def _unit_labels(
+    name: str, u: npt.NDArray[np.generic], unit_idx: IntArray, n_units: int, strata: npt.ArrayLike
+) -> tuple[IntArray, npt.NDArray[np.generic]]:
+    """Per-unit stratum codes of a row-aligned label array that must be constant within a unit."""
+    s = _as_1d(name, strata)
+    if s.size != u.size:
+        raise ValueError(f"{name} has {s.size} entries but units has {u.size}")
+    s_idx, s_ids = _factorize(s)
+    first = np.full(n_units, -1, dtype=np.intp)
+    first[unit_idx[::-1]] = s_idx[::-1]
+    bad = np.flatnonzero(first[unit_idx] != s_idx)
+    if bad.size:
+        raise ValueError(
+            f"{name} must be constant within a unit; unit {u[bad[0]].item()!r} has several labels"
+        )
+    return first, s_ids
+
+
+def _subset_alpha(p: _Prepared, st: _UnitStats, keep: BoolArray) -> list[AlphaResult]:
+    """Alpha of the units in ``keep``: the same numbers as preparing that subset on its own."""
+    if st.kind == "moments":
+        return _moment_results(p.level, _packed_int_sums(st, keep), p.dom.step**2)
+    assert st.m is not None and st.counts is not None
+    return _alpha_from_stats(p, _UnitStats("counts", m=st.m[keep], counts=[c[keep] for c in st.counts]))
+
+
+def _strata_results(
+    p: _Prepared,
+    st: _UnitStats,
+    keys: Sequence[tuple[IntArray, npt.NDArray[np.generic]]],
+    *,
+    n_boot: int,
+    seed: int,
+    confidence: float,
+    min_units: int,
+    want_main: bool,
+) -> tuple[FloatArray | None, list[list[StratumAlpha]]]:
+    parts = [_make_strata(labels, int(ids.size)) for labels, ids in keys]
+    main, reps = _run_bootstrap(p, _boot_plan(p, st), n_boot, seed, parts, want_main=want_main)
+    out: list[list[StratumAlpha]] = []
+    for (labels, ids), key_reps in zip(keys, reps, strict=True):
+        rows: list[StratumAlpha] = []
+        for k, label in enumerate(ids.tolist()):
+            point = _subset_alpha(p, st, labels == k)
+            cis = _percentile_ci(key_reps[k], point, confidence)
+            for e, res in enumerate(point):
+                reliable = res.alpha is not None and res.n_units >= min_units
+                note = None
+                if res.alpha is None:
+                    note = res.reason
+                elif not reliable:
+                    note = f"only {res.n_units} pairable images (fewer than {min_units}): not reliable"
+                rows.append(StratumAlpha(e, label, res, cis[e][0], cis[e][1], reliable, note))
+        out.append(rows)
+    return main, out
+
+
+def alpha_by_stratum(
+    units: npt.ArrayLike,
+    values2d: npt.ArrayLike,
+    strata: npt.ArrayLike,
+    *,
+    level: Level = "interval",
+    domain: Sequence[float] | None = None,
+    min_units: int = 30,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    raters: npt.ArrayLike | None = None,
+) -> list[StratumAlpha]:
+    """Alpha and bootstrap interval per emotion within each stratum of a categorical unit key.
+
+    ``strata`` is row-aligned (the label of each row's unit, e.g. its ethnicity) and must be
+    constant within a unit. A stratum's result is ``reliable`` only when alpha is defined and it
+    has at least ``min_units`` pairable units for that emotion. Ordered by stratum, then emotion.
+    The interval resamples units within the stratum (its size fixed); the resamples of all
+    strata are cut from one set of draws (see ``docs/agreement.md``, "Strata").
+    """
+    _check_boot_args(n_boot, confidence)
+    u = _as_1d("units", units)
+    x = _as_values2d(values2d, u.size)
+    unit_idx, unit_ids = _factorize(u)
+    labels = _unit_labels("strata", u, unit_idx, int(unit_ids.size), strata)
+    if raters is not None:
+        r = _as_1d("raters", raters)
+        if r.size != u.size:
+            raise ValueError(f"raters has {r.size} entries but units has {u.size}")
+    p = _prepare(u, x, level=level, domain=domain, raters=raters)
+    _, res = _strata_results(
+        p,
+        _unit_stats(p),
+        [labels],
+        n_boot=n_boot,
+        seed=seed,
+        confidence=confidence,
+        min_units=min_units,
+        want_main=False,
+    )
+    return res[0]
