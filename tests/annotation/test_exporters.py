@@ -333,8 +333,8 @@ def _tricky_table(n: int = 300):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(("chunk", "vocab"), [(16 << 20, 1 << 14), (300, 1 << 14), (1, 4), (5000, 40)])
 def test_csv_and_jsonl_equal_the_row_by_row_reference(monkeypatch: pytest.MonkeyPatch, chunk: int, vocab: int):
-    monkeypatch.setattr(exporters, "TEXT_CHUNK_BYTES", chunk)  # rows joined in many small chunks
-    monkeypatch.setattr(exporters, "TOKEN_VOCAB", vocab)  # runs of coded columns split early
+    monkeypatch.setattr(exporters.text, "TEXT_CHUNK_BYTES", chunk)  # rows joined in many small chunks
+    monkeypatch.setattr(exporters.text, "TOKEN_VOCAB", vocab)  # runs of coded columns split early
     table = _tricky_table()
     assert exporters._csv_bytes(table) == _ref_csv(table)
     assert exporters._jsonl_bytes(table) == _ref_jsonl(table)

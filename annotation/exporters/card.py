@@ -1,0 +1,178 @@
+"""Release files: the dataset card (part of annotation.exporters; contracts in its docstring). PURE."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from annotation.consolidation import BinaryConsolidated
+from annotation.taxonomy import EMOTIONS, TAXONOMY_VERSION, emotion_slug
+
+from .records import CardInfo, Labels
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return name
+    return "10M<n<100M"
+
+
+def _q(text: str) -> str:
+    """A YAML scalar: JSON's double-quoted strings are valid YAML."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{float(x):.{digits}f}"
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+PROHIBITED_USES = (
+    "Emotion recognition in the workplace or in education (hiring, performance or attention "
+    "monitoring, grading, proctoring).",
+    "Surveillance, biometric identification or tracking of people, and inferring emotions of "
+    "people who have not consented to it.",
+    "Decisions about people: access to employment, credit, insurance, housing, education, "
+    "healthcare, public services, migration or law enforcement, or any automated decision with "
+    "legal or similarly significant effect.",
+    "Presenting model outputs trained on these labels as what a person actually feels: the "
+    "labels describe how experts perceive expressions on synthetic faces.",
+)
+
+
+def render_card(
+    *,
+    card: CardInfo,
+    labels: Labels,
+    split_counts: Mapping[str, int],
+    n_raw: int,
+    n_raters: int,
+    agreement: Mapping[str, Any],
+    balance: Mapping[str, Any],
+    emotions: Sequence[str] = EMOTIONS,
+    scale_max: int | None = None,
+) -> str:
+    """The dataset card (README.md) with the YAML header the Hugging Face hub reads.
+
+    ``agreement`` is a plain summary dict (keys optional except "emotions")::
+
+        {"level": "interval", "confidence": 0.95, "n_boot": 1000, "mean_alpha": 0.19,
+         "emotions": {"<emotion name>": {"alpha": 0.31, "ci_low": 0.25, "ci_high": 0.37,
+                                         "n_units": 2400, "reason": None}, ...}}
+    """
+    binary = isinstance(labels, BinaryConsolidated)
+    splits = [s for s in split_counts if split_counts[s] > 0]
+    total = sum(split_counts.values())
+    y = ["---", f"license: {card.license}", f"pretty_name: {_q(card.pretty_name)}", "task_categories:",
+         "- image-classification", "tags:"]
+    y += [f"- {t}" for t in ("emotion", "facial-expression", "emonet-face", "expert-annotation", "benchmark",
+                             "synthetic-faces")]
+    y += ["size_categories:", f"- {_q(_size_category(total))}", "configs:", "- config_name: default",
+          "  default: true", "  data_files:"]
+    for s in splits:
+        y += [f"  - split: {s}", f"    path: {_q(f'data/{s}-*.parquet')}"]
+    if n_raw:
+        y += ["- config_name: raw_ratings", "  data_files:", "  - split: ratings",
+              f"    path: {_q('raw/ratings.parquet')}"]
+    y.append("---")
+
+    out: list[str] = ["\n".join(y), "", f"# {card.pretty_name}", ""]
+    if card.description:
+        out += [card.description, ""]
+    mode = "binary (yes/no per image and emotion)" if binary else f"intensity (0..{scale_max if scale_max else '?'})"
+    out += ["## Summary", "", "| | |", "|---|---|", f"| Version | {_md(card.version)} |",
+            f"| Released | {_md(card.released)} |", f"| Taxonomy | {TAXONOMY_VERSION} ({len(emotions)} emotions) |",
+            f"| Mode | {mode} |"]
+    out += [f"| Images ({s}) | {split_counts[s]} |" for s in splits]
+    out += [f"| Raw ratings | {n_raw} |", f"| Rater pool (experts with at least one rating) | {n_raters} |"]
+    out += [f"| Left out ({reason.replace('_', ' ')}) | {n} |" for reason, n in labels.left_out.items()]
+    if card.homepage:
+        out.append(f"| Homepage | {_md(card.homepage)} |")
+    if card.contact:
+        out.append(f"| Contact | {_md(card.contact)} |")
+    out.append("")
+
+    out += ["## How to load", "", "```python",
+            'import datasets; ds = datasets.load_dataset("parquet", data_dir="PATH/TO/THIS/FOLDER")',
+            "```", "", "```python",
+            f'import pandas; df = pandas.read_parquet("PATH/TO/THIS/FOLDER/data/{splits[0] if splits else "train"}'
+            '-00000-of-00001.parquet")', "```", ""]
+    if n_raw:
+        out += ['Raw ratings: `pandas.read_parquet("PATH/TO/THIS/FOLDER/raw/ratings.parquet")` or '
+                '`datasets.load_dataset("PATH/TO/THIS/FOLDER", "raw_ratings")`.', ""]
+    out += ["## Files and columns", "",
+            "- `data/<split>-00000-of-00001.parquet`, `csv/<split>.csv`, `jsonl/<split>.jsonl`: one row per image.",
+            "- `raw/ratings.parquet`: one row per rating, raters as pseudonyms (`rater_` + 10 hex digits of a "
+            "keyed hash; never names or e-mail addresses).",
+            "- `release.json`: frozen release configuration, counts, agreement and balance tables.",
+            "- `manifest.json`: sha256 and size of every file.", "",
+            "Per-image columns: `file_name`, `sha256`, `ethnicity`, `gender`, `age`, `prompt`, `split`, then "]
+    if binary:
+        out[-1] += ("per emotion `<slug>__label` (1 yes, 0 no, empty = not asked or undecided), `<slug>__yes` and "
+                    "`<slug>__no` (raw vote counts).")
+    else:
+        out[-1] += ("`n_ratings`, `disputed`, and per emotion `<slug>__consensus`, `<slug>__spread` "
+                    "(max - min of the ratings) and `<slug>__disputed`. Every rating covers all emotions "
+                    "(untouched = 0), so `n_ratings` is also the number of ratings per emotion.")
+    out += ["", "Emotion slugs: " + ", ".join(f"`{emotion_slug(e)}`" for e in emotions) + ".", ""]
+
+    out += ["## Consolidation", "", labels.describe() if isinstance(labels, BinaryConsolidated)
+            else labels.rule.describe(), ""]
+
+    out += ["## Inter-annotator agreement", ""]
+    level = agreement.get("level", "interval")
+    conf = agreement.get("confidence", 0.95)
+    n_boot = agreement.get("n_boot")
+    out.append(f"Krippendorff's alpha ({level}) per emotion with {_fmt(float(conf) * 100, 0)}% bootstrap "
+               f"intervals" + (f" ({n_boot} resamples over images)." if n_boot else ".")
+               + (f" Mean alpha over emotions: {_fmt(agreement.get('mean_alpha'))}."
+                  if agreement.get("mean_alpha") is not None else ""))
+    out += ["", "| Emotion | alpha | interval | images |", "|---|---:|---|---:|"]
+    per: Mapping[str, Mapping[str, Any]] = agreement.get("emotions", {})
+    for e in emotions:
+        a = per.get(e, {})
+        ci = f"[{_fmt(a.get('ci_low'))}, {_fmt(a.get('ci_high'))}]" if a.get("ci_low") is not None else "n/a"
+        n_units = a.get("n_units")
+        out.append(f"| {_md(e)} | {_fmt(a.get('alpha'))} | {ci} | {n_units if n_units is not None else 'n/a'} |")
+    out.append("")
+
+    out += ["## Demographic balance per split", "",
+            "Counts and shares (of the split) per value; splits are stratified by ethnicity x gender x age bucket.",
+            ""]
+    bsplits = list(balance.get("splits", {}))
+    for key, rows in balance.get("keys", {}).items():
+        out += [f"### {key}", "", "| value | all | " + " | ".join(bsplits) + " |",
+                "|---|---:|" + "---:|" * len(bsplits)]
+        for row in rows:
+            cells = [f"{row['all']['n']} ({float(row['all']['share']):.1%})"]
+            cells += [f"{row['by_split'][s]['n']} ({float(row['by_split'][s]['share']):.1%})" for s in bsplits]
+            out.append(f"| {_md(row['value'])} | " + " | ".join(cells) + " |")
+        out.append("")
+
+    out += ["## License", "",
+            f"The data of this release is licensed {card.license.upper()} "
+            "(https://creativecommons.org/licenses/by/4.0/). The emotion taxonomy is the EmoNet-Face "
+            "taxonomy (CC BY 4.0) by its authors; please credit them and this release.", "",
+            "## Intended uses", "",
+            "- Benchmarking and training models of *perceived* facial emotion expression, measured against "
+            "the consensus of psychology experts, and studying expert agreement.",
+            "- Research on annotation methods, inter-rater reliability and dataset bias.", "",
+            "## Prohibited uses", "",
+            "The following uses are not permitted:", ""]
+    out += [f"- {p}" for p in PROHIBITED_USES]
+    out += ["", "## Limitations", "",
+            "The faces are AI-generated; demographic labels come from the generation prompts, not from "
+            "self-identification. Experts often disagree (low alpha for several emotions): use the spread, "
+            "the disputed flags and the raw ratings, not only the consensus.", ""]
+    if card.citation:
+        out += ["## Citation", "", "```", card.citation, "```", ""]
+    return "\n".join(out)

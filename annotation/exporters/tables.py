@@ -1,0 +1,158 @@
+"""Release files: the per-image and raw-rating tables (part of annotation.exporters; contracts in its docstring). PURE."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
+
+from annotation.consolidation import BinaryConsolidated, BinaryVotes
+from annotation.taxonomy import EMOTIONS
+
+from .helpers import _images_by_id, _slugs, pseudonym
+from .records import FLOAT_DECIMALS, ImageRow, Labels, Raw
+
+
+def image_table(
+    images: Iterable[ImageRow],
+    labels: Labels,
+    assignment: Mapping[str, str],
+    *,
+    emotions: Sequence[str] = EMOTIONS,
+) -> Any:
+    """One pyarrow Table row per labelled image, sorted by sha256, columns as ``image_columns``.
+
+    Every labelled image needs an ImageRow and a split in ``assignment`` (sha256 -> split);
+    ValueError names the first one missing.
+    """
+    by_id = _images_by_id(images)
+    n_e = len(emotions)
+    arrays_shape = labels.label.shape if isinstance(labels, BinaryConsolidated) else labels.consensus.shape
+    if arrays_shape[1] != n_e:
+        raise ValueError(f"labels have {arrays_shape[1]} emotions, the taxonomy {n_e}")
+    found = [by_id.get(image_id) for image_id in labels.image_ids.tolist()]
+    ims = [im for im in found if im is not None]
+    if len(ims) != len(found):
+        raise ValueError(f"labelled image {labels.image_ids[found.index(None)]} has no ImageRow")
+    shas = [im.sha256 for im in ims]
+    splits = [assignment.get(h) for h in shas]
+    if None in splits:
+        im = ims[splits.index(None)]
+        raise ValueError(f"image {im.file_name} ({im.sha256}) has no split")
+    sha = pa.array(shas, pa.string())
+    # sha256 values are unique, so this is the order of Python's sorted() (UTF-8 byte order = code point order)
+    order = pc.sort_indices(sha)
+    idx = order.to_numpy().astype(np.int64)
+
+    def base(values: list[Any], type_: Any) -> Any:
+        return pc.take(pa.array(values, type_), order)
+
+    cols: dict[str, Any] = {
+        "file_name": base([im.file_name for im in ims], pa.string()),
+        "sha256": pc.take(sha, order),
+        "ethnicity": base([im.ethnicity for im in ims], pa.string()),
+        "gender": base([im.gender for im in ims], pa.string()),
+        "age": base([im.age for im in ims], pa.int16()),
+        "prompt": base([im.prompt for im in ims], pa.string()),
+        "split": base(splits, pa.string()),
+    }
+    slugs = _slugs(emotions)
+    if isinstance(labels, BinaryConsolidated):
+        # emotion-major copies, so every column below is one contiguous slice
+        label = np.ascontiguousarray(labels.label.T[:, idx])
+        yes = np.ascontiguousarray(labels.n_yes.T[:, idx]).astype(np.int16)
+        no = np.ascontiguousarray(labels.n_no.T[:, idx]).astype(np.int16)
+        for e, s in enumerate(slugs):
+            col = label[e]
+            cols[f"{s}__label"] = pa.array(col.astype(np.int8), pa.int8(), mask=col < 0)
+            cols[f"{s}__yes"] = pa.array(yes[e], pa.int16())
+            cols[f"{s}__no"] = pa.array(no[e], pa.int16())
+    else:
+        cons = np.round(np.ascontiguousarray(labels.consensus.T[:, idx]), FLOAT_DECIMALS)
+        spread = np.ascontiguousarray(labels.spread.T[:, idx]).astype(np.int16)
+        dis_e = np.ascontiguousarray(labels.disputed_emotions.T[:, idx])
+        cols["n_ratings"] = pa.array(labels.n_ratings[idx].astype(np.int16), pa.int16())
+        cols["disputed"] = pa.array(labels.disputed[idx], pa.bool_())
+        for e, s in enumerate(slugs):
+            cols[f"{s}__consensus"] = pa.array(cons[e], pa.float64())
+            cols[f"{s}__spread"] = pa.array(spread[e], pa.int16())
+            cols[f"{s}__disputed"] = pa.array(dis_e[e], pa.bool_())
+    return pa.table(cols)
+
+
+def raw_ratings_table(
+    raw: Raw,
+    images: Iterable[ImageRow],
+    assignment: Mapping[str, str],
+    *,
+    pseudonym_key: bytes,
+    emotions: Sequence[str] = EMOTIONS,
+) -> Any:
+    """The raw ratings of the released images (those in ``assignment``), pseudonymous raters only.
+
+    Intensity (RatingRows): sha256, file_name, split, rater, one int16 column per emotion slug.
+    Binary (BinaryVotes): sha256, file_name, split, rater, emotion (taxonomy name), vote (0/1).
+    Sorted by sha256, rater (binary: then emotion). Ratings of other images are dropped.
+    ValueError if two raters' pseudonyms collide (choose another key).
+    """
+    if not pseudonym_key:
+        raise ValueError("pseudonym_key must not be empty")
+    by_id = _images_by_id(images)
+    released = [im for im in by_id.values() if im.sha256 in assignment]
+    rel_ids = np.fromiter((im.image_id for im in released), dtype=np.int64, count=len(released))
+    by_rel_id = np.argsort(rel_ids, kind="stable")
+    rel_ids = rel_ids[by_rel_id]
+    rel_sha = pa.array([im.sha256 for im in released], pa.string())
+    sha_rank = np.empty(len(released), dtype=np.int64)
+    sha_rank[pc.sort_indices(rel_sha).to_numpy()] = np.arange(len(released))
+    ids = np.asarray(raw.image_ids, dtype=np.int64)
+    raters = np.asarray(raw.rater_ids, dtype=np.int64)
+    pos = np.searchsorted(rel_ids, ids)
+    if rel_ids.size:
+        keep = (pos < rel_ids.size) & (rel_ids[np.minimum(pos, rel_ids.size - 1)] == ids)
+    else:
+        keep = np.zeros(ids.shape, dtype=bool)
+    rows = np.flatnonzero(keep)
+    img = by_rel_id[pos[rows]]  # index into released
+    uniq_raters = np.unique(raters[rows])
+    name_list = [pseudonym(int(r), pseudonym_key) for r in uniq_raters.tolist()]
+    if len(set(name_list)) != len(name_list):
+        raise ValueError("two raters got the same pseudonym; use another pseudonym_key")
+    names = pa.array(name_list, pa.string())
+    name_rank = np.empty(len(name_list), dtype=np.int64)
+    name_rank[pc.sort_indices(names).to_numpy()] = np.arange(len(name_list))
+    rater = np.searchsorted(uniq_raters, raters[rows])
+    # one int64 key (sha256 rank, rater name rank[, emotion]), sorted stably like sorted() on tuples
+    key = sha_rank[img] * max(len(name_list), 1) + name_rank[rater]
+    if isinstance(raw, BinaryVotes):
+        emo = np.asarray(raw.emotions, dtype=np.int64)[rows]
+        if emo.size:
+            lo, width = int(emo.min()), int(emo.max()) - int(emo.min()) + 1
+            if (int(key.max()) + 1) * width < 2**62:
+                key = key * width + (emo - lo)
+            else:
+                rank = np.empty(key.size, dtype=np.int64)
+                rank[np.lexsort([emo, key])] = np.arange(key.size)
+                key = rank
+    o = np.argsort(key, kind="stable")
+    sel, img, rater = rows[o], img[o], rater[o]
+    cols: dict[str, Any] = {
+        "sha256": pc.take(rel_sha, img),
+        "file_name": pc.take(pa.array([im.file_name for im in released], pa.string()), img),
+        "split": pc.take(pa.array([assignment[im.sha256] for im in released], pa.string()), img),
+        "rater": pc.take(names, rater),
+    }
+    if isinstance(raw, BinaryVotes):
+        cols["emotion"] = pc.take(pa.array(list(emotions), pa.string()), emo[o])
+        cols["vote"] = pa.array(np.asarray(raw.votes)[sel].astype(np.int8), pa.int8())
+    else:
+        vals = np.asarray(raw.values)
+        if vals.shape[1] != len(emotions):
+            raise ValueError(f"raw ratings have {vals.shape[1]} emotions, the taxonomy {len(emotions)}")
+        vals_t = np.ascontiguousarray(vals[sel].T).astype(np.int16)
+        for e, s in enumerate(_slugs(emotions)):
+            cols[s] = pa.array(vals_t[e], pa.int16())
+    return pa.table(cols)
