@@ -31,6 +31,7 @@ from annotation.models import (
     RetestRating,
     SnapshotStatus,
 )
+from annotation.payloads import SnapshotPayload
 from annotation.selectors_dashboard import RECOMPUTE_QUEUED_SECONDS, recompute_queued_key
 from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
@@ -290,8 +291,9 @@ def _binary_payload(project: Project, *, n_boot: int, seed: int, names: tuple[st
 
 
 def agreement_compute(project: Project, *, level: str = "interval", n_boot: int = 1000, seed: int = 0,
-                      progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """The full agreement report of a project as a JSON-ready dict (definitions: docs/agreement.md).
+                      progress: Callable[[int], None] | None = None) -> SnapshotPayload:
+    """The full agreement report of a project as a JSON-ready dict, shaped as
+    annotation.payloads.SnapshotPayload (definitions: docs/agreement.md).
 
     Flagged images are left out. Raises AgreementError for an unknown level or bad bootstrap count.
     """

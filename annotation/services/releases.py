@@ -36,6 +36,7 @@ from annotation import exporters, jobs, selectors, taxonomy
 from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate_binary, consolidate_intensity
 from annotation.models import Image, Project, Rating, Release, ReleaseImage, ReleaseStatus
 from annotation.models.release import SEMVER, semver_key
+from annotation.payloads import ReleaseConfig, ReleaseInputs
 from annotation.services import stored_files
 from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
@@ -94,13 +95,13 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
     # Raters a lead excluded (annotation.services.raters): their ids are frozen into the inputs (used
     # by the build, never written out); the files name them by their release pseudonym, with the reason.
     excluded = raters_excluded(project)
-    inputs = {
+    inputs: ReleaseInputs = {
         "max_rating_id": Rating.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0,
         "as_of": frozen_at.isoformat(),
         "ratings": Rating.objects.filter(project=project).count(),
         "excluded_rater_ids": [x.rater_id for x in excluded],
     }
-    config = {
+    config: ReleaseConfig = {
         "project": project.slug, "mode": project.mode, "scale_max": project.scale_max,
         "k": project.target_ratings if project.is_binary else None,
         "consolidation": rule.as_dict(), "split": split_config.as_dict(),

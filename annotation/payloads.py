@@ -1,0 +1,119 @@
+"""PURE: the shapes of the JSON the platform stores and passes around, in one module.
+
+- `SnapshotPayload`: AgreementSnapshot.payload, written by
+  annotation.services.agreement_snapshot.agreement_compute and read by the dashboards, the API and
+  the queue priority. Definitions of every figure: docs/agreement.md.
+- `ReleaseConfig`, `ReleaseInputs`: Release.config / Release.inputs, frozen by release_create.
+- `ReleaseSummary`: Release.summary, written when a build ends.
+
+Version 1 of each shape (SNAPSHOT_PAYLOAD_VERSION, RELEASE_CONFIG_VERSION, RELEASE_SUMMARY_VERSION)
+is what every stored row has today; a change that renames or drops a key raises the version and
+says how older rows are read. tests/annotation/test_payloads.py checks real payloads, configs and
+summaries against these declarations, key by key.
+"""
+
+# No `from __future__ import annotations`: TypedDict must see NotRequired[...] as an object (Python 3.11
+# reads __required_keys__ from evaluated annotations only).
+from typing import Any, NotRequired, TypedDict
+
+SNAPSHOT_PAYLOAD_VERSION = 1
+RELEASE_CONFIG_VERSION = 1
+RELEASE_SUMMARY_VERSION = 1
+
+
+class SnapshotEmotion(TypedDict):
+    """One emotion's agreement (intensity and binary mode)."""
+
+    emotion: str
+    index: int
+    alpha: float | None
+    ci: list[float | None] | None  # [low, high]; None without a bootstrap or an alpha
+    reason: str | None  # why alpha is undefined
+    n_images: int
+    n_ratings: int
+    nonzero_share: float | None
+    warnings: list[str]
+    vote_patterns: NotRequired[dict[str, int]]  # binary mode
+    n_images_with_2_or_more_votes: NotRequired[int]  # binary mode
+
+
+class SnapshotKappa(TypedDict):
+    raters: list[Any]
+    pairs: list[dict[str, Any]]
+    per_emotion_mean: dict[str, Any]
+
+
+class SnapshotPayload(TypedDict):
+    """AgreementSnapshot.payload. Intensity projects carry raters, kappa, strata and models too."""
+
+    project: str
+    mode: str
+    level: str
+    n_boot: int
+    seed: int
+    confidence: float
+    scale: list[int]  # [0, scale_max]
+    taxonomy_version: str
+    flagged_images_excluded: int
+    definitions: str
+    n_images: int
+    n_ratings: int
+    n_raters: int
+    emotions: list[SnapshotEmotion]
+    mean_alpha: float | None
+    raters: NotRequired[list[dict[str, Any]]]
+    kappa: NotRequired[SnapshotKappa]
+    strata: NotRequired[dict[str, Any]]
+    models: NotRequired[list[dict[str, Any]]]
+
+
+class ReleaseAgreementConfig(TypedDict):
+    level: str
+    n_boot: int
+    seed: int
+    confidence: float
+
+
+class ExcludedRater(TypedDict):
+    rater: str  # the release pseudonym
+    reason: str
+
+
+class ReleaseConfig(TypedDict):
+    """Release.config: everything a build needs besides the frozen inputs."""
+
+    project: str
+    mode: str
+    scale_max: int
+    k: int | None  # binary mode: votes needed
+    consolidation: dict[str, Any]  # annotation.consolidation.ConsolidationRule.as_dict()
+    split: dict[str, Any]  # annotation.splits.SplitConfig.as_dict()
+    agreement: ReleaseAgreementConfig
+    include_images: bool
+    taxonomy_version: str
+    code_version: str
+    description: str
+    excluded_raters: list[ExcludedRater]
+
+
+class ReleaseInputs(TypedDict):
+    """Release.inputs: which ratings a build reads (never written out)."""
+
+    max_rating_id: int
+    as_of: str
+    ratings: int
+    excluded_rater_ids: list[int]
+
+
+class ReleaseSummary(TypedDict):
+    """Release.summary, once built."""
+
+    images: int
+    splits: dict[str, int]
+    left_out: dict[str, Any]
+    raw_ratings: int
+    n_raters: int
+    balance_violations: list[str]
+    diff: dict[str, Any] | None  # against the previous release, details capped
+    excluded_raters: list[ExcludedRater]
+    mean_alpha: float | None
