@@ -43,7 +43,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 def image_response(name: str) -> HttpResponse:
     """The served copy of a stored image (EXIF, XMP and text metadata removed, pixels untouched),
-    streamed from the media storage after the caller's permission check (docs/decisions/0005).
+    streamed from the media storage after the caller's permission check (docs/decisions/0007-object-storage.md).
 
     Stored files are named by their content hash, so a copy can be cached for good.
     """

@@ -4,7 +4,7 @@ Media files are never public: every image and release file is served by the app 
 permission check (annotation.views.media_file, the release views). So url() names that view
 (MEDIA_URL + name), exactly as the filesystem backend does, and every page, fragment and API field
 that links a file links through the check; the bucket itself stays private and may live on an
-internal network only (docs/decisions/0005-object-storage.md).
+internal network only (docs/decisions/0007-object-storage.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Every file the platform keeps goes through Django's storage API: the local disk in the demo,
-S3-compatible object storage in a deployment (EMORATE_STORAGE, docs/decisions/0005-object-storage.md).
+S3-compatible object storage in a deployment (EMORATE_STORAGE, docs/decisions/0007-object-storage.md).
 Nothing outside the filesystem backend builds a path from MEDIA_ROOT.
 
 - Originals: `images/<project>/<aa>/<sha256>.<ext>` (Image.file), as uploaded.
