@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 
@@ -44,6 +45,8 @@ def celery_worker_real(transactional_db):  # type: ignore[no-untyped-def]
     from config.celery import app
 
     app.conf.task_always_eager = False
+    root_level = logging.getLogger().level  # the test worker sets the root logger to ERROR: put it back after
     with start_worker(app, pool="solo", perform_ping_check=True, shutdown_timeout=10,
                       queues=["default", "agreement", "releases", "gpu"]) as worker:
         yield worker
+    logging.getLogger().setLevel(root_level)
