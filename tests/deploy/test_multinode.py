@@ -21,8 +21,7 @@ from playwright.sync_api import Browser, BrowserType, expect
 
 from annotation import demo_faces
 from deploy.topology import Topology
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.deploy.test_topology import FETCH_JS, PASSWORD, UPLOAD_JS, db_rows, login
+from tests.deploy.test_topology import FETCH_JS, PASSWORD, UPLOAD_JS, Watch, db_rows, launch_trusting, login
 from tests.support.s3 import bucket_keys, s3_endpoint, s3_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
@@ -51,8 +50,7 @@ def nodes(bucket: str) -> Iterator[Topology]:
 
 @pytest.fixture(scope="module")
 def browser(browser_type: BrowserType, nodes: Topology) -> Iterator[Browser]:
-    pin = f"--ignore-certificate-errors-spki-list={nodes.spki_sha256()}"
-    launched = browser_type.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, pin])
+    launched = launch_trusting(browser_type, nodes)
     yield launched
     launched.close()
 
@@ -71,8 +69,6 @@ def local_files(roots: list[Path]) -> list[str]:
 
 def test_upload_on_one_node_rate_on_another_release_from_the_bucket(nodes: Topology, browser: Browser,
                                                                       bucket: str) -> None:
-    from tests.deploy.test_topology import Watch
-
     node_a, node_b = nodes.node_urls
     assert node_a != node_b
     # The lead uploads three images on node A.

@@ -64,10 +64,15 @@ def topology() -> Iterator[Topology]:
         topo.stop()
 
 
+def launch_trusting(browser_type: BrowserType, topology: Topology) -> Browser:
+    """Chromium that trusts this run's certificate, by its public key, and no other."""
+    pin = f"--ignore-certificate-errors-spki-list={topology.spki_sha256()}"
+    return browser_type.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, pin])
+
+
 @pytest.fixture(scope="module")
 def https_browser(browser_type: BrowserType, topology: Topology) -> Iterator[Browser]:
-    pin = f"--ignore-certificate-errors-spki-list={topology.spki_sha256()}"
-    browser = browser_type.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, pin])
+    browser = launch_trusting(browser_type, topology)
     yield browser
     browser.close()
 
