@@ -21,8 +21,8 @@ from playwright.sync_api import Browser, BrowserType, expect
 
 from annotation import demo_faces
 from deploy.topology import Topology
-from tests.deploy.test_topology import FETCH_JS, PASSWORD, UPLOAD_JS, Watch, db_rows, launch_trusting, login
 from tests.support.s3 import bucket_keys, s3_endpoint, s3_env
+from tests.support.topology import FETCH_JS, PASSWORD, UPLOAD_JS, Watch, db_rows, launch_trusting, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 

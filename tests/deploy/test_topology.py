@@ -16,34 +16,16 @@ import re
 import time
 from collections.abc import Iterator
 
-import psycopg2
 import pytest
-from playwright.sync_api import Browser, BrowserContext, BrowserType, Page, expect
+from playwright.sync_api import Browser, BrowserType, expect
 
 from annotation import demo_faces
 from deploy.topology import Topology
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.support.topology import FETCH_JS, PASSWORD, UPLOAD_JS, Watch, db_rows, launch_trusting, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
-PASSWORD = "a-long-enough-password-1"
 RATERS = ("rater1@lab.example", "rater2@lab.example")
 YEAR = 365 * 24 * 3600
-# In the page, so the requests go through Chromium (which trusts this run's certificate) with the
-# session cookie, and fetch() sends the Origin that Django's CSRF check over HTTPS compares.
-UPLOAD_JS = """async ([b64, name, csrf]) => {
-  const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-  const form = new FormData();
-  form.append("file", new Blob([bytes], {type: "image/jpeg"}), name);
-  const r = await fetch("/api/v1/projects/hq/images/", {method: "POST", body: form, headers: {"X-CSRFToken": csrf}});
-  return [r.status, await r.text()];
-}"""
-FETCH_JS = """async (url) => {
-  const r = await fetch(url);
-  const body = await r.arrayBuffer();
-  const digest = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", body)))
-    .map(b => b.toString(16).padStart(2, "0")).join("");
-  return [r.status, new TextDecoder().decode(body), digest];
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -64,50 +46,11 @@ def topology() -> Iterator[Topology]:
         topo.stop()
 
 
-def launch_trusting(browser_type: BrowserType, topology: Topology) -> Browser:
-    """Chromium that trusts this run's certificate, by its public key, and no other."""
-    pin = f"--ignore-certificate-errors-spki-list={topology.spki_sha256()}"
-    return browser_type.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, pin])
-
-
 @pytest.fixture(scope="module")
 def https_browser(browser_type: BrowserType, topology: Topology) -> Iterator[Browser]:
     browser = launch_trusting(browser_type, topology)
     yield browser
     browser.close()
-
-
-class Watch:
-    """Everything a page loaded, and what the console said."""
-
-    def __init__(self) -> None:
-        self.requests: list[str] = []
-        self.static: dict[str, tuple[int, str]] = {}
-        self.documents: list[dict[str, str]] = []
-        self.console: list[str] = []
-
-    def attach(self, page: Page) -> None:
-        page.on("request", lambda r: self.requests.append(r.url))
-        page.on("console", lambda m: self.console.append(m.text))
-        page.on("response", self._response)
-
-    def _response(self, response) -> None:  # type: ignore[no-untyped-def]
-        if "/static/" in response.url:
-            self.static[response.url] = (response.status, response.headers.get("cache-control", ""))
-        if response.request.resource_type == "document":
-            self.documents.append(response.headers)
-
-
-def login(browser: Browser, topology: Topology, email: str, watch: Watch) -> tuple[BrowserContext, Page]:
-    context = browser.new_context(base_url=topology.url)
-    page = context.new_page()
-    watch.attach(page)
-    page.goto("/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Password").press("Enter")
-    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
-    return context, page
 
 
 def rate_two_images(browser: Browser, topology: Topology, email: str, watch: Watch) -> None:
@@ -136,12 +79,6 @@ def metric(text: str, name: str, labels: str) -> float:
     match = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, flags=re.M)
     assert match, f"{name}{{{labels}}} not in /metrics"
     return float(match.group(1))
-
-
-def db_rows(topology: Topology, sql: str) -> list[tuple]:
-    with psycopg2.connect(topology.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetchall()
 
 
 def test_lead_raters_agreement_and_release_over_https(topology: Topology, https_browser: Browser) -> None:
