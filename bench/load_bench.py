@@ -434,7 +434,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     from accounts.models import Role, User
     from annotation import taxonomy
     from annotation.models import AgreementSnapshot, Assignment, Rating, SnapshotStatus
-    from annotation.views_rate import EMOTION_FIELD_PREFIX
+    from annotation.views.rate import EMOTION_FIELD_PREFIX
 
     print(f"load_bench on {platform.platform()}, {os.cpu_count()} CPUs; {args.raters} raters + 1 lead, "
           f"{args.minutes:g} min, gunicorn {args.workers} workers x {args.threads} threads, 1 Celery worker "

@@ -58,7 +58,7 @@ from annotation.rating import (  # noqa: E402
     RatingError,
     values_parse,
 )
-from annotation.views_rate import EMOTION_FIELD_PREFIX, _groups  # noqa: E402
+from annotation.views.rate import EMOTION_FIELD_PREFIX, _groups  # noqa: E402
 
 
 def _count(qs: Any) -> Any:

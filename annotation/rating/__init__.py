@@ -1,6 +1,6 @@
 """The rate flow, in one home: what a rater's request goes through, in one direction.
 
-    views_rate -> rating.stage (what the page shows; claims)   -> rating.claim  -> rating.sql -> models
+    views.rate -> rating.stage (what the page shows; claims)   -> rating.claim  -> rating.sql -> models
                -> rating.submit (submit, skip, flag, revise)   -> rating.values (PURE) / rating.sql -> models
 
 - values.py  PURE: parse and validate submitted values; the refusals (RatingError and its kinds)

@@ -1,4 +1,4 @@
-"""Onboarding with a calibration set (annotation.services.calibration, views_rate.calibration_page)."""
+"""Onboarding with a calibration set (annotation.services.calibration, views.rate.calibration_page)."""
 
 from __future__ import annotations
 

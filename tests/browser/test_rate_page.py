@@ -58,7 +58,7 @@ def test_intensity_rating_with_the_keyboard_only(page: Page, live_server):
         page.screenshot(path=os.path.join(SCREENSHOTS, "rate-intensity.png"), full_page=True)
     with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/submit/")) as sent:
         page.keyboard.press("Control+Enter")
-    # htmx sends the form as one JSON object (rate.js, views_rate._fields)
+    # htmx sends the form as one JSON object (rate.js, views.rate._fields)
     assert sent.value.headers["content-type"] == "application/json"
     body = json.loads(sent.value.post_data or "")
     assert body["client_token"] and float(body["active_seconds"]) > 0 and sum(k.startswith("emo:") for k in body) == 40

@@ -22,7 +22,7 @@ from annotation.models import AgreementSnapshot, Rating, Release, ReleaseImage
 from annotation.services.image_import import image_import_one
 from annotation.services.releases import release_create, release_dir, release_file_response
 from annotation.taxonomy import EMOTIONS
-from annotation.views_rate import EMOTION_FIELD_PREFIX
+from annotation.views.rate import EMOTION_FIELD_PREFIX
 from tests.factories import add_member, image_bytes, make_project, make_user
 from tests.support.processes import ROOT, Worker, free_port, wait_for
 from tests.support.seed import populate

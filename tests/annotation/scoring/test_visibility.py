@@ -36,7 +36,7 @@ def test_rate_page_of_a_scored_image_shows_no_score(client):
 def test_no_rater_view_imports_model_scores():
     import inspect
 
-    from annotation import views_rate
+    from annotation.views import rate as views_rate
 
     source = inspect.getsource(views_rate)
     assert "ModelScore" not in source and "scoring" not in source

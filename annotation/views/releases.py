@@ -9,10 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from . import selectors
-from .models import Project, Release, ReleaseStatus
-from .models.release import semver_key
-from .services import releases
+from .. import selectors
+from ..models import Project, Release, ReleaseStatus
+from ..models.release import semver_key
+from ..services import releases
 
 
 def _managed(request: HttpRequest, slug: str) -> Project:

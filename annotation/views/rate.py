@@ -31,11 +31,11 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from . import rating as flow
-from . import taxonomy
-from .models import FlagReason, Project, Rating, SkipReason
-from .rating import RatingError, assignment_flag, assignment_skip, rating_revise, rating_submit
-from .services import calibration
+from .. import rating as flow
+from .. import taxonomy
+from ..models import FlagReason, Project, Rating, SkipReason
+from ..rating import RatingError, assignment_flag, assignment_skip, rating_revise, rating_submit
+from ..services import calibration
 
 EMOTION_FIELD_PREFIX = "emo:"
 

@@ -9,12 +9,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from . import selectors
-from .forms import ProjectSettingsForm
-from .models import Project
-from .scoring.selectors import scoring_status
-from .services import stored_files
-from .services.projects import project_settings_update
+from .. import selectors
+from ..forms import ProjectSettingsForm
+from ..models import Project
+from ..scoring.selectors import scoring_status
+from ..services import stored_files
+from ..services.projects import project_settings_update
 
 # images/<project id>/<first two hex digits>/<sha256>.<ext>, as annotation.models.image names them
 _IMAGE_PATH = re.compile(r"^images/(?P<project>\d+)/[0-9a-f]{2}/[0-9a-f]{64}\.(?:jpg|png|webp)$")

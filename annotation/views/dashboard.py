@@ -27,14 +27,14 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from . import charts, selectors
-from . import rater_quality as rq
-from . import selectors_dashboard as sd
-from .models import FlagReason, Image, Project
-from .services import adjudication, calibration, raters
-from .services.agreement_snapshot import agreement_recompute_request
-from .taxonomy import EMOTIONS
-from .views import image_response
+from .. import charts, selectors
+from .. import rater_quality as rq
+from .. import selectors_dashboard as sd
+from ..models import FlagReason, Image, Project
+from ..services import adjudication, calibration, raters
+from ..services.agreement_snapshot import agreement_recompute_request
+from ..taxonomy import EMOTIONS
+from .pages import image_response
 
 DOCS_AGREEMENT = Path(settings.BASE_DIR) / "docs" / "agreement.md"
 
