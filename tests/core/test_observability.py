@@ -63,6 +63,21 @@ def test_readyz_is_503_naming_storage_when_media_is_not_writable(client, tmp_pat
     assert response.status_code == 503 and response.json()["failing"] == ["storage"]
 
 
+@pytest.mark.django_db
+def test_readyz_is_503_naming_the_database_while_a_migration_is_not_applied(client, monkeypatch):
+    from django.db import connection
+
+    import core.health
+
+    monkeypatch.setattr(core.health, "_migrated", False)
+    with connection.cursor() as cursor:  # inside the test's transaction: rolled back afterwards
+        cursor.execute("DELETE FROM django_migrations WHERE id = (SELECT max(id) FROM django_migrations "
+                       "WHERE app = 'annotation')")
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["failing"] == ["database"]
+    assert "1 migration(s) not applied" in response.json()["checks"]["database"]
+
+
 def metrics_text(client, token: str = "s3cret-token") -> str:  # type: ignore[no-untyped-def]
     response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 200, response.status_code
