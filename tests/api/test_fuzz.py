@@ -19,6 +19,7 @@ from accounts.models import Role
 from tests.factories import add_member, make_project, make_user
 from tests.support.seed import populate
 
+
 def _schema() -> schemathesis.openapi.OpenApiSchema:
     """The schema the API serves (it needs a signed-in user at /api/schema/, so it is generated here)."""
     from drf_spectacular.generators import SchemaGenerator
