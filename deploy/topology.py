@@ -79,6 +79,7 @@ class Topology:
             "GUNICORN_WORKERS": str(workers),
             "EMORATE_WORKER_CONCURRENCY": str(worker_concurrency),
             "EMORATE_BEAT_SCHEDULE_FILE": str(self.dir / "celerybeat-schedule"),
+            "EMORATE_TRUSTED_PROXIES": "127.0.0.1",  # Caddy, as the compose file trusts its Caddy
             # Caddy: deploy/Caddyfile with this run's ports and certificate, state in this folder.
             "EMORATE_DOMAIN": "localhost",
             "EMORATE_UPSTREAM": f"127.0.0.1:{self.web_port}",
