@@ -55,11 +55,16 @@ def served_copy_store(original: str, data: bytes | None = None) -> str:
     originals are named by their content hash, so an existing copy is the right one."""
     name = served_name(original)
     storage = media_storage()
+    if data is not None:
+        # At import the copy is new, or an identical leftover of an interrupted import: one request
+        # to store it, not three (on S3 each existence check is a round trip).
+        saved = storage.save(name, ContentFile(strip_metadata(data)))
+        if saved != name:
+            storage.delete(saved)
+        return name
     if not storage.exists(name):
-        if data is None:
-            with storage.open(original, "rb") as fh:
-                data = bytes(fh.read())
-        _put(name, ContentFile(strip_metadata(data)))
+        with storage.open(original, "rb") as fh:
+            _put(name, ContentFile(strip_metadata(bytes(fh.read()))))
     return name
 
 
