@@ -22,8 +22,8 @@ import pytest
 from django.test import override_settings
 
 from annotation import taxonomy
+from annotation.rating.claim import assignment_claim
 from annotation.services.image_import import image_import_one
-from annotation.services.queue import assignment_claim
 from core.errortracking import _scrub
 from core.observability import ContextFilter, EmorateJsonFormatter, bind_celery_task
 from tests.factories import add_member, image_bytes, make_project, make_user
@@ -151,12 +151,15 @@ def json_log():  # type: ignore[no-untyped-def]
     handler.setFormatter(EmorateJsonFormatter())
     handler.addFilter(ContextFilter())
     logger = logging.getLogger("emorate")
-    old_level = logging.getLogger("emorate.request").level
+    # Levels as production sets them, whatever earlier tests (or an in-process worker) left behind.
+    old_levels = (logger.level, logging.getLogger("emorate.request").level)
     logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     logging.getLogger("emorate.request").setLevel(logging.INFO)
     yield stream
     logger.removeHandler(handler)
-    logging.getLogger("emorate.request").setLevel(old_level)
+    logger.setLevel(old_levels[0])
+    logging.getLogger("emorate.request").setLevel(old_levels[1])
 
 
 @pytest.mark.django_db

@@ -17,10 +17,10 @@ from accounts.api_tokens import api_token_create
 from accounts.models import Role
 from accounts.services import invitation_create
 from annotation.models import Assignment, Image, Rating
+from annotation.rating.claim import assignment_claim
+from annotation.rating.submit import rating_submit
 from annotation.services.agreement_snapshot import agreement_snapshot_create
 from annotation.services.image_import import image_import_one
-from annotation.services.queue import assignment_claim
-from annotation.services.rating_submit import rating_submit
 from annotation.services.releases import release_build, release_create
 from tests.factories import add_member, image_bytes, make_project, make_user
 
