@@ -182,6 +182,9 @@ EMORATE_S3_OPTIONS: dict[str, object] | None = {
     # never share (and so never delete) one object.
     "file_overwrite": False,
     "max_memory_size": 8 * 1024 * 1024,  # larger downloads spill to a temporary file
+    # One upload per call on the caller's thread: boto3's transfer threads per upload cost more than
+    # they give for files of this size (parallel imports run their own workers).
+    "use_threads": False,
 } if _bucket else None
 _local_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 _s3_storage = {"BACKEND": "core.storage.PrivateS3Storage", "OPTIONS": EMORATE_S3_OPTIONS}

@@ -60,6 +60,7 @@ def s3_storages(bucket: str) -> dict[str, Any]:
 
     options = {"bucket_name": bucket, "endpoint_url": s3_endpoint(), "access_key": os.environ.get("AWS_ACCESS_KEY_ID"),
                "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY"), "region_name": "us-east-1",
-               "addressing_style": "path", "signature_version": "s3v4", "default_acl": None, "file_overwrite": False}
+               "addressing_style": "path", "signature_version": "s3v4", "default_acl": None, "file_overwrite": False,
+               "use_threads": False}
     s3 = {"BACKEND": "core.storage.PrivateS3Storage", "OPTIONS": options}
     return {**settings.STORAGES, "default": s3, "s3": s3}
