@@ -133,10 +133,12 @@ def active_seconds_parse(active_seconds: Any, spent: float) -> float | None:
     for anything but a non-negative number."""
     if active_seconds in (None, ""):
         return None
+    shown = repr(active_seconds)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."  # a 400-digit number is not echoed back
     try:
         value = float(active_seconds)
-    except (TypeError, ValueError):
-        raise InvalidValues(f"active_seconds {active_seconds!r} is not a number") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float's range (#16)
+        raise InvalidValues(f"active_seconds {shown} is not a number in range") from None
     if not math.isfinite(value) or value < 0:
-        raise InvalidValues(f"active_seconds {active_seconds!r} must be a non-negative number")
+        raise InvalidValues(f"active_seconds {shown} must be a non-negative number")
     return round(min(value, spent), 3)  # never more than the lease lasted

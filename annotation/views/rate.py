@@ -148,6 +148,8 @@ def _fields(request: HttpRequest) -> Mapping[str, Any]:
         data = json.loads(request.body)
     except ValueError as exc:
         raise RatingError(f"the request body is not valid JSON ({exc})") from None
+    except RecursionError:  # a body of 100k nested arrays (#16): a refusal, never a 500
+        raise RatingError("the request body is nested too deeply; send one flat JSON object") from None
     if not isinstance(data, dict):
         raise RatingError("the request body must be a JSON object of field names and values")
     return data
