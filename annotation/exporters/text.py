@@ -15,6 +15,8 @@ import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
+from annotation.csvsafe import FORMULA_START_RE, PLAIN_NUMBER_RE, csv_text_safe
+
 from .records import PARQUET_OPTIONS
 
 #
@@ -33,15 +35,16 @@ _CSV_QUOTE_RE = re.compile(_CSV_QUOTE)
 
 
 def _csv_text(v: Any) -> str:
-    """One CSV field: "" for null, true/false, Python's shortest float repr, str otherwise; quoted
-    (with "" for ") when it holds a comma, quote, CR or LF."""
+    """One CSV field: "" for null, true/false, Python's shortest float repr, str otherwise, text
+    that a spreadsheet would run as a formula prefixed with ' (annotation.csvsafe); quoted (with ""
+    for ") when it holds a comma, quote, CR or LF."""
     if v is None:
         return ""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
         return repr(v)
-    s = str(v)
+    s = csv_text_safe(v) if isinstance(v, str) else str(v)
     return '"' + s.replace('"', '""') + '"' if _CSV_QUOTE_RE.search(s) else s
 
 
@@ -87,6 +90,10 @@ class _Run:
 
 def _csv_cells(col: Any) -> Any:
     """A many-valued string column as CSV fields (same rules as _csv_text)."""
+    formula = pc.and_(pc.match_substring_regex(col, FORMULA_START_RE),
+                      pc.invert(pc.match_substring_regex(col, PLAIN_NUMBER_RE)))
+    if pc.any(formula).as_py():
+        col = pc.if_else(formula, pc.binary_join_element_wise("'", col, ""), col)
     need = pc.match_substring_regex(col, _CSV_QUOTE)
     cells = pc.if_else(need, pc.binary_join_element_wise('"', pc.replace_substring(col, '"', '""'), '"', ""), col)
     return pc.fill_null(cells, "") if cells.null_count else cells

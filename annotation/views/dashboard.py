@@ -29,6 +29,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from .. import charts, selectors
 from .. import rater_quality as rq
+from ..csvsafe import csv_cell_safe
 from .. import selectors_dashboard as sd
 from ..models import FlagReason, Image, Project
 from ..services import adjudication, calibration, raters
@@ -62,9 +63,9 @@ def _svg(s: str) -> SafeString:
 def _csv_response(project: Project, table: Table) -> HttpResponse:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(table.header)
-    for row in table.rows:
-        writer.writerow(["" if v is None else v for v in row])
+    writer.writerow([csv_cell_safe(h) for h in table.header])
+    for row in table.rows:  # text that a spreadsheet would run as a formula gets a ' (annotation.csvsafe)
+        writer.writerow(["" if v is None else csv_cell_safe(v) for v in row])
     response = HttpResponse(buf.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{project.slug}-{table.name}.csv"'
     return response
