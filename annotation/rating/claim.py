@@ -14,8 +14,8 @@ Contracts (the rules themselves are described in annotation/models/assignment.py
   function); the careful way (a transaction: lock, then a separate lease statement) takes every
   other case and every claim that statement could not settle.
 - Order: Image.priority descending, then id (the indexed `image_queue_order`). Flagged images,
-  placeholders without a file, images the rater rated, skipped or flagged are never served; a
-  rater paused in the project (Membership.paused_at) is served nothing.
+  placeholders without a file, images the rater rated, skipped or flagged, and images whose
+  calibration reference the rater was shown are never served; a rater paused in the project (Membership.paused_at) is served nothing.
 - Every function here is safe to call again (idempotent reads, or guarded by constraints).
 """
 
@@ -34,7 +34,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from annotation import taxonomy
-from annotation.models import Assignment, AssignmentStatus, BinaryItem, Image, Project, Rating
+from annotation.models import Assignment, AssignmentStatus, BinaryItem, CalibrationRating, Image, Project, Rating
 from core import prepared
 from core.cache import ProcessMemo
 
@@ -197,9 +197,11 @@ def _retest_lease(project: Project, rater: Any, now: Any) -> Assignment | None:
         return None
     repeated = Assignment.objects.filter(rater=rater, image=OuterRef("image_id"), is_retest=True).exclude(
         status=AssignmentStatus.EXPIRED)
+    # never an image whose reference the rater was shown in calibration (as in sql.candidates)
+    shown = CalibrationRating.objects.filter(project=project, rater=rater, item__image=OuterRef("image_id"))
     old = list(Rating.objects.filter(project=project, rater=rater, emotion__isnull=True, image__flagged=False,
                                      created_at__lte=now - timedelta(hours=project.retest_min_hours))
-               .exclude(image__file="").exclude(Exists(repeated)).order_by("id")
+               .exclude(image__file="").exclude(Exists(repeated)).exclude(Exists(shown)).order_by("id")
                .values_list("image_id", flat=True)[:_RETEST_POOL])
     if not old:
         return None

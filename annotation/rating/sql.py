@@ -62,6 +62,15 @@ def room(*, taken: str, leases: str, capacity: str) -> str:
 _NOT_PAUSED = ("AND NOT EXISTS (SELECT 1 FROM annotation_membership m WHERE m.project_id = %(project)s "
                "AND m.user_id = %(rater)s AND m.paused_at IS NOT NULL)")
 
+# Finding 3 of #16: a rater is never served for the benchmark an image whose reference values they
+# were shown in calibration (a CalibrationRating of theirs for a calibration item of the image;
+# annotation.services.calibration). Not correlated with the row: the database reads the rater's
+# few calibration images once per query (index calibration_project_rater) and then probes a hashed
+# set per row walked, so the claim costs the same with or without a calibration set.
+_NOT_SHOWN_IN_CALIBRATION = ("AND i.id NOT IN (SELECT ci.image_id FROM annotation_calibrationrating cr "
+                             "JOIN annotation_calibrationitem ci ON ci.id = cr.item_id "
+                             "WHERE cr.project_id = %(project)s AND cr.rater_id = %(rater)s)")
+
 # The rater's own count (rater_progress), kept by the database (RaterTally): test-retest repeats
 # count too, so a repeat is not given away by a count that does not move.
 RATER_COUNT = ("COALESCE((SELECT n_rated FROM annotation_ratertally WHERE project_id = %(project)s "
@@ -85,6 +94,7 @@ WHERE i.project_id = %(project)s AND NOT i.queue_full AND NOT i.flagged AND i.fi
   AND """ + room(taken="i.n_ratings", leases=open_leases(column="image_id", key="i.id", not_rater=False),
                  capacity="%(target)s + i.extra_target") + """
   """ + _NOT_PAUSED + """
+  """ + _NOT_SHOWN_IN_CALIBRATION + """
   {exclude}
 ORDER BY i.priority DESC, i.id
 LIMIT {limit:d} {lock}

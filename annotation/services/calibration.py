@@ -9,7 +9,11 @@ Contracts:
   rate every calibration item once (`calibration_submit`, idempotent per item) and then see how
   their values compare with the reference, for the calibration set only.
 - Calibration ratings live in `CalibrationRating`, never in `annotation_rating`: agreement,
-  consolidation, the queue and releases never see them.
+  consolidation and releases never see them.
+- A rater who rated a calibration item (and so is shown its reference) is never served that image
+  for the benchmark, nor as a test-retest repeat (#16): the claim leaves out every image of the
+  rater's CalibrationRatings (annotation.rating.sql, _NOT_SHOWN_IN_CALIBRATION). Other raters
+  still get it.
 - `rater_admit` (a lead) lets the rater rate for the benchmark; audited, idempotent.
 - `calibration_items_from_release`: n images of a published release, its consensus as reference
   (`manage.py calibration_from_release --project SLUG --release X.Y.Z --n 10`).

@@ -7,6 +7,7 @@ WHERE i.project_id = %(project)s AND NOT i.queue_full AND NOT i.flagged AND i.fi
                   WHERE a.image_id = i.id AND a.rater_id = %(rater)s AND a.status IN ('submitted', 'skipped', 'flagged'))
   AND i.n_ratings + (SELECT count(*) FROM annotation_assignment a WHERE a.image_id = i.id AND a.status NOT IN ('submitted', 'skipped', 'flagged', 'expired') AND a.expires_at > %(now)s AND NOT a.is_retest) < %(target)s + i.extra_target
   AND NOT EXISTS (SELECT 1 FROM annotation_membership m WHERE m.project_id = %(project)s AND m.user_id = %(rater)s AND m.paused_at IS NOT NULL)
+  AND i.id NOT IN (SELECT ci.image_id FROM annotation_calibrationrating cr JOIN annotation_calibrationitem ci ON ci.id = cr.item_id WHERE cr.project_id = %(project)s AND cr.rater_id = %(rater)s)
   
 ORDER BY i.priority DESC, i.id
 LIMIT 2 FOR UPDATE OF i SKIP LOCKED
