@@ -15,7 +15,8 @@ Contracts (the rules themselves are described in annotation/models/assignment.py
   other case and every claim that statement could not settle.
 - Order: Image.priority descending, then id (the indexed `image_queue_order`). Flagged images,
   placeholders without a file, images the rater rated, skipped or flagged, and images whose
-  calibration reference the rater was shown are never served; a rater paused in the project (Membership.paused_at) is served nothing.
+  calibration reference the rater was shown are never served; a rater paused in the project
+  (Membership.paused_at) is served nothing.
 - Every function here is safe to call again (idempotent reads, or guarded by constraints).
 """
 
