@@ -35,7 +35,15 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from annotation import taxonomy
-from annotation.models import Assignment, AssignmentStatus, BinaryItem, CalibrationRating, Image, Project, Rating
+from annotation.models import (
+    Assignment,
+    AssignmentStatus,
+    BinaryItem,
+    CalibrationRating,
+    Image,
+    Project,
+    Rating,
+)
 from core import prepared
 from core.cache import ProcessMemo
 

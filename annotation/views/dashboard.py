@@ -29,8 +29,8 @@ from django_htmx.http import HttpResponseStopPolling
 
 from .. import charts, selectors
 from .. import rater_quality as rq
-from ..csvsafe import csv_cell_safe
 from .. import selectors_dashboard as sd
+from ..csvsafe import csv_cell_safe
 from ..models import FlagReason, Image, Project
 from ..services import adjudication, calibration, raters
 from ..services.agreement_snapshot import agreement_recompute_request
