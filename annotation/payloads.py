@@ -33,6 +33,15 @@ class SnapshotEmotion(TypedDict):
     n_ratings: int
     nonzero_share: float | None
     warnings: list[str]
+    # intensity mode (issue #17; docs/agreement.md): interval with rater sampling, undefined resamples,
+    # zero inflation (alpha on presence, alpha on co-present intensities, Gwet's AC2)
+    ci_raters: NotRequired[list[float | None] | None]
+    ci_raters_reason: NotRequired[str | None]
+    n_boot_undefined: NotRequired[int]
+    presence_alpha: NotRequired[float | None]
+    intensity_alpha: NotRequired[float | None]
+    intensity_images: NotRequired[int]
+    ac2: NotRequired[float | None]
     vote_patterns: NotRequired[dict[str, int]]  # binary mode
     n_images_with_2_or_more_votes: NotRequired[int]  # binary mode
 
@@ -61,6 +70,8 @@ class SnapshotPayload(TypedDict):
     n_raters: int
     emotions: list[SnapshotEmotion]
     mean_alpha: float | None
+    mean_alpha_ci: NotRequired[dict[str, Any] | None]  # {"estimate", "n_emotions", "ci", "ci_raters", "reason"}
+    label_reliability: NotRequired[dict[str, Any] | None]  # {"ratings_per_image": k, "reliability": r}
     raters: NotRequired[list[dict[str, Any]]]
     kappa: NotRequired[SnapshotKappa]
     strata: NotRequired[dict[str, Any]]

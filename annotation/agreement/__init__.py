@@ -26,9 +26,12 @@ The package, along its seams (each module imports only the ones listed before it
 - units.py: Per-unit statistics (the core)
 - coefficient.py: Krippendorff's alpha
 - bootstrap.py: Bootstrap over units
-- report.py: Zero inflation and the whole report
-- kappa.py: Pairwise quadratic-weighted Cohen's kappa
+- kappa.py: Pairwise quadratic-weighted Cohen's kappa and alpha without each rater
+- twoway.py: Intervals that include rater sampling (image bootstrap + rater jackknife), mean alpha
+- zero_inflation.py: Presence alpha, intensity alpha, Gwet's AC2
+- alttest.py: The alternative annotator test (Calderon, Reichart & Dror 2025)
 - raters.py: the "could be an annotator" test and Spearman against the expert median
+- report.py: Zero inflation and the whole report
 - strata.py: Demographic strata
 - project.py: Everything a project snapshot needs, sharing the work
 - binary.py: Binary mode
@@ -115,6 +118,7 @@ from .results import (  # noqa: F401
     StratumAlpha,
 )
 from .strata import _strata_results, _subset_alpha, _unit_labels, alpha_by_stratum  # noqa: F401
+from .twoway import Interval, MeanAlpha, jackknife_se, mean_alpha_interval, spearman_brown, two_way_intervals  # noqa: F401
 from .units import (  # noqa: F401
     _alpha_from_stats,
     _count_stats,
@@ -133,8 +137,18 @@ from .units import (  # noqa: F401
     _unit_stats,
     _UnitStats,
 )
+from .zero_inflation import ZeroInflation, gwet_ac2, zero_inflation  # noqa: F401
 
 __all__ = [
+    "Interval",
+    "MeanAlpha",
+    "ZeroInflation",
+    "gwet_ac2",
+    "jackknife_se",
+    "mean_alpha_interval",
+    "spearman_brown",
+    "two_way_intervals",
+    "zero_inflation",
     "SnapshotStats",
     "AlphaResult",
     "AnnotatorTest",

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .coefficient import alpha_all
-from .constants import I64Array, Id, IntArray, Level
+from .constants import FloatArray, I64Array, Id, IntArray, Level
 from .prepare import _as_1d, _as_values2d, _check_duplicates, _encode, _factorize, _make_domain
 from .results import AlphaResult, PairKappa, RaterAgreement
 from .units import (
@@ -287,23 +287,35 @@ def _loo_by_histogram(
     return d, dq
 
 
+def _loo_alphas(p: _Prepared, st: _UnitStats, rater_idx: IntArray, n_r: int) -> list[list[AlphaResult]]:
+    """Alpha of every emotion without each rater in turn (rater index -> list over emotions)."""
+    if st.kind == "moments":
+        return _loo_moment_results(p, st, rater_idx, n_r)
+    domain = p.dom.values.tolist()
+    without = []
+    for ri in range(n_r):
+        keep = rater_idx != ri
+        without.append(alpha_all(p.unit_idx[keep], None, p.x[keep], level=p.level, domain=domain))
+    return without
+
+
+def loo_matrix(without: Sequence[Sequence[AlphaResult]]) -> FloatArray:
+    """(raters, emotions) alphas from ``_loo_alphas``; NaN where undefined."""
+    return np.array([[np.nan if a.alpha is None else a.alpha for a in row] for row in without],
+                    dtype=np.float64).reshape(len(without), -1)
+
+
 def _rater_agreement_from(
     p: _Prepared,
     st: _UnitStats,
     rater_idx: IntArray,
     rater_ids: npt.NDArray[np.generic],
     kappas: Sequence[PairKappa],
+    without: list[list[AlphaResult]] | None = None,
 ) -> list[RaterAgreement]:
     with_all = _alpha_from_stats(p, st)
-    n_r = int(rater_ids.size)
-    if st.kind == "moments":
-        without = _loo_moment_results(p, st, rater_idx, n_r)
-    else:
-        domain = p.dom.values.tolist()
-        without = []
-        for ri in range(n_r):
-            keep = rater_idx != ri
-            without.append(alpha_all(p.unit_idx[keep], None, p.x[keep], level=p.level, domain=domain))
+    if without is None:
+        without = _loo_alphas(p, st, rater_idx, int(rater_ids.size))
     per: dict[tuple[Id, int], list[float]] = defaultdict(list)
     for pk in kappas:
         if pk.kappa is not None:

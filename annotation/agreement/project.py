@@ -9,12 +9,14 @@ import numpy.typing as npt
 
 from .bootstrap import _check_boot_args
 from .constants import Level
-from .kappa import _pairwise_from, _rater_agreement_from
+from .kappa import _loo_alphas, _pairwise_from, _rater_agreement_from, loo_matrix
 from .prepare import _as_1d, _check_duplicates
-from .report import _report_rows
+from .report import _report_rows, report_mean_alpha
 from .results import EmotionAgreement, PairKappa, RaterAgreement, StratumAlpha
-from .strata import _strata_results, _unit_labels
+from .strata import MAX_CI_WIDTH, _strata_results, _unit_labels
+from .twoway import MeanAlpha
 from .units import _alpha_from_stats, _prepare, _unit_stats
+from .zero_inflation import ratings_per_unit
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,10 @@ class SnapshotStats:
     kappas: list[PairKappa]
     raters: list[RaterAgreement]
     strata: dict[str, list[StratumAlpha]] = field(hash=False)
+    # The mean alpha over the defined emotions with its intervals, and the mean number of ratings
+    # per pairable image and emotion (the k of the consolidated label's Spearman-Brown reliability).
+    mean_alpha: MeanAlpha | None = field(default=None, compare=False)
+    ratings_per_image: float | None = field(default=None, compare=False)
 
 
 def snapshot_stats(
@@ -39,6 +45,7 @@ def snapshot_stats(
     seed: int = 0,
     confidence: float = 0.95,
     min_units: int = 30,
+    max_ci_width: float = MAX_CI_WIDTH,
     min_nonzero: int = 30,
     min_nonzero_share: float = 0.05,
 ) -> SnapshotStats:
@@ -54,7 +61,8 @@ def snapshot_stats(
         kappas = pairwise_kappas(units, raters, values2d, domain=D)
         raters_ = rater_agreement(units, raters, values2d, domain=D, level=level, kappas=kappas)
         strata_ = {key: alpha_by_stratum(units, values2d, labels, level=level, domain=domain,
-                                         min_units=min_units, n_boot=n_boot, seed=seed,
+                                         min_units=min_units, max_ci_width=max_ci_width,
+                                         n_boot=n_boot, seed=seed,
                                          confidence=confidence, raters=raters)
                    for key, labels in strata.items()}
 
@@ -78,10 +86,20 @@ def snapshot_stats(
         seed=seed,
         confidence=confidence,
         min_units=min_units,
+        max_ci_width=max_ci_width,
         want_main=True,
     )
     assert main is not None
-    report = _report_rows(p, point, main, n_boot, confidence, min_nonzero, min_nonzero_share)
+    without = _loo_alphas(p, st, rater_idx, int(rater_ids.size))
+    loo = loo_matrix(without)
+    report = _report_rows(p, point, main, n_boot, confidence, min_nonzero, min_nonzero_share, loo)
     kappas = _pairwise_from(p.unit_idx, rater_idx, rater_ids, p.get_codes())
-    rater_rows = _rater_agreement_from(p, st, rater_idx, rater_ids, kappas)
-    return SnapshotStats(report, kappas, rater_rows, dict(zip(keys, per_key, strict=True)))
+    rater_rows = _rater_agreement_from(p, st, rater_idx, rater_ids, kappas, without)
+    return SnapshotStats(
+        report,
+        kappas,
+        rater_rows,
+        dict(zip(keys, per_key, strict=True)),
+        mean_alpha=report_mean_alpha(point, main, loo, confidence),
+        ratings_per_image=ratings_per_unit(p),
+    )

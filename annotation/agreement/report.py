@@ -7,10 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .bootstrap import _bootstrap, _check_boot_args, _percentile_ci
+from .bootstrap import _bootstrap, _check_boot_args
 from .constants import FloatArray, Level
+from .kappa import _loo_alphas, loo_matrix
+from .prepare import _as_1d, _check_duplicates
 from .results import AlphaResult, EmotionAgreement, NonzeroShare
+from .twoway import MeanAlpha, mean_alpha_interval, two_way_intervals
 from .units import _alpha_from_stats, _prepare, _Prepared, _unit_stats
+from .zero_inflation import zero_inflation
 
 
 def nonzero_shares(
@@ -54,13 +58,21 @@ def agreement_report(
     min_nonzero: int = 30,
     min_nonzero_share: float = 0.05,
 ) -> list[EmotionAgreement]:
-    """Alpha, bootstrap interval and zero-inflation check for every emotion in one call."""
+    """Alpha, bootstrap intervals and zero-inflation figures for every emotion in one call.
+
+    With ``raters`` the rows also carry the interval that includes rater sampling
+    (``ci_raters_*``, see annotation.agreement.twoway); without, its reason says why it is absent.
+    """
     _check_boot_args(n_boot, confidence)
     p = _prepare(units, values2d, level=level, domain=domain, raters=raters)
     st = _unit_stats(p)
     point = _alpha_from_stats(p, st)
     reps = _bootstrap(p, st, n_boot, seed)
-    return _report_rows(p, point, reps, n_boot, confidence, min_nonzero, min_nonzero_share)
+    loo = None
+    if raters is not None:
+        rater_idx, rater_ids = _check_duplicates(p.unit_idx, p.unit_ids, _as_1d("raters", raters))
+        loo = loo_matrix(_loo_alphas(p, st, rater_idx, int(rater_ids.size)))
+    return _report_rows(p, point, reps, n_boot, confidence, min_nonzero, min_nonzero_share, loo)
 
 
 def _report_rows(
@@ -71,11 +83,30 @@ def _report_rows(
     confidence: float,
     min_nonzero: int,
     min_nonzero_share: float,
+    loo: FloatArray | None = None,
 ) -> list[EmotionAgreement]:
-    cis = _percentile_ci(reps, point, confidence)
+    image, both = two_way_intervals([a.alpha for a in point], reps, loo, confidence)
     nz = nonzero_shares(p.x, min_nonzero=min_nonzero, min_share=min_nonzero_share)
+    zi = zero_inflation(p)
     out: list[EmotionAgreement] = []
     for j, res in enumerate(point):
-        warnings = tuple(w for w in (res.reason, nz[j].warning) if w)
-        out.append(EmotionAgreement(j, res, cis[j][0], cis[j][1], confidence, n_boot, nz[j], warnings))
+        ci, ci2 = image[j], both[j]
+        withheld = ci.reason if res.alpha is not None and ci.reason else None
+        warnings = tuple(w for w in (res.reason, nz[j].warning, withheld) if w)
+        out.append(
+            EmotionAgreement(
+                j, res, ci.low, ci.high, confidence, n_boot, nz[j], warnings,
+                ci_raters_low=ci2.low, ci_raters_high=ci2.high,
+                ci_raters_reason=ci2.reason if res.alpha is not None else None,
+                n_boot_undefined=ci.n_undefined, ci_reason=withheld,
+                presence_alpha=zi[j].presence, intensity_alpha=zi[j].intensity, ac2=zi[j].ac2,
+            )
+        )
     return out
+
+
+def report_mean_alpha(
+    point: list[AlphaResult], reps: FloatArray, loo: FloatArray | None, confidence: float
+) -> MeanAlpha:
+    """The mean alpha over the defined emotions with its image-only and two-way intervals."""
+    return mean_alpha_interval([a.alpha for a in point], reps, loo, confidence)

@@ -49,6 +49,20 @@ class EmotionAgreement:
     n_boot: int
     nonzero: NonzeroShare
     warnings: tuple[str, ...]
+    # Interval including rater sampling (image bootstrap + delete-one-rater jackknife); None with
+    # ci_raters_reason when it cannot be given (see annotation.agreement.twoway).
+    ci_raters_low: float | None = None
+    ci_raters_high: float | None = None
+    ci_raters_reason: str | None = None
+    # Resamples in which alpha was undefined (left out of the percentiles) and, when the interval
+    # was withheld because most were, the reason.
+    n_boot_undefined: int = 0
+    ci_reason: str | None = None
+    # Zero inflation (annotation.agreement.zero_inflation): alpha on present vs absent, alpha on
+    # the intensities where two or more raters marked the emotion present, Gwet's AC2.
+    presence_alpha: AlphaResult | None = None
+    intensity_alpha: AlphaResult | None = None
+    ac2: float | None = None
 
 
 @dataclass(frozen=True)

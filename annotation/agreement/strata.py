@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .bootstrap import _boot_plan, _check_boot_args, _make_strata, _percentile_ci, _run_bootstrap
+from .bootstrap import _boot_plan, _check_boot_args, _make_strata, _run_bootstrap
 from .constants import BoolArray, FloatArray, IntArray, Level
 from .prepare import _as_1d, _as_values2d, _factorize
 from .results import AlphaResult, StratumAlpha
+from .twoway import two_way_intervals
 from .units import (
     _alpha_from_stats,
     _moment_results,
@@ -20,6 +21,11 @@ from .units import (
     _unit_stats,
     _UnitStats,
 )
+
+# A stratum's alpha is marked reliable when its 95% interval is at most this wide (about what 180
+# images x 4 ratings give at alpha ~0.3; the review's simulations found 30 images far too few).
+MAX_CI_WIDTH = 0.2
+MIN_BOOT_FOR_WIDTH = 100
 
 
 def _unit_labels(
@@ -58,6 +64,7 @@ def _strata_results(
     confidence: float,
     min_units: int,
     want_main: bool,
+    max_ci_width: float = 0.2,
 ) -> tuple[FloatArray | None, list[list[StratumAlpha]]]:
     parts = [_make_strata(labels, int(ids.size)) for labels, ids in keys]
     main, reps = _run_bootstrap(p, _boot_plan(p, st), n_boot, seed, parts, want_main=want_main)
@@ -66,15 +73,24 @@ def _strata_results(
         rows: list[StratumAlpha] = []
         for k, label in enumerate(ids.tolist()):
             point = _subset_alpha(p, st, labels == k)
-            cis = _percentile_ci(key_reps[k], point, confidence)
+            cis, _ = two_way_intervals([a.alpha for a in point], key_reps[k], None, confidence)
             for e, res in enumerate(point):
-                reliable = res.alpha is not None and res.n_units >= min_units
+                ci = cis[e]
                 note = None
                 if res.alpha is None:
                     note = res.reason
-                elif not reliable:
+                elif ci.reason:
+                    note = ci.reason
+                elif res.n_units < min_units:
                     note = f"only {res.n_units} pairable images (fewer than {min_units}): not reliable"
-                rows.append(StratumAlpha(e, label, res, cis[e][0], cis[e][1], reliable, note))
+                elif n_boot < MIN_BOOT_FOR_WIDTH:
+                    note = f"only {n_boot} resamples: too few to judge the interval's width"
+                else:
+                    assert ci.low is not None and ci.high is not None
+                    if ci.high - ci.low > max_ci_width:
+                        note = (f"interval {ci.high - ci.low:.2f} wide (more than {max_ci_width:.2f}): "
+                                f"not reliable")
+                rows.append(StratumAlpha(e, label, res, ci.low, ci.high, note is None, note))
         out.append(rows)
     return main, out
 
@@ -87,6 +103,7 @@ def alpha_by_stratum(
     level: Level = "interval",
     domain: Sequence[float] | None = None,
     min_units: int = 30,
+    max_ci_width: float = 0.2,
     n_boot: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
@@ -95,8 +112,10 @@ def alpha_by_stratum(
     """Alpha and bootstrap interval per emotion within each stratum of a categorical unit key.
 
     ``strata`` is row-aligned (the label of each row's unit, e.g. its ethnicity) and must be
-    constant within a unit. A stratum's result is ``reliable`` only when alpha is defined and it
-    has at least ``min_units`` pairable units for that emotion. Ordered by stratum, then emotion.
+    constant within a unit. A stratum's result is ``reliable`` only when alpha is defined, its
+    interval is given (most resamples defined) and no wider than ``max_ci_width``, it has at least
+    ``min_units`` pairable units for that emotion, and at least MIN_BOOT_FOR_WIDTH resamples were
+    drawn (fewer cannot tell a width). Ordered by stratum, then emotion.
     The interval resamples units within the stratum (its size fixed); the resamples of all
     strata are cut from one set of draws (see ``docs/agreement.md``, "Strata").
     """
@@ -118,6 +137,7 @@ def alpha_by_stratum(
         seed=seed,
         confidence=confidence,
         min_units=min_units,
+        max_ci_width=max_ci_width,
         want_main=False,
     )
     return res[0]

@@ -71,18 +71,47 @@ def _labels(rater_ids: set[int]) -> dict[int, str]:
 def _emotion_rows(report: list[ag.EmotionAgreement], names: tuple[str, ...], with_ci: bool) -> list[dict[str, Any]]:
     out = []
     for e in report:
+        given = e.alpha.alpha is not None and with_ci
         out.append({
             "emotion": names[e.emotion],
             "index": e.emotion,
             "alpha": _num(e.alpha.alpha),
-            "ci": [_num(e.ci_low), _num(e.ci_high)] if e.alpha.alpha is not None and with_ci else None,
+            "ci": [_num(e.ci_low), _num(e.ci_high)] if given and e.ci_low is not None else None,
+            "ci_raters": ([_num(e.ci_raters_low), _num(e.ci_raters_high)]
+                          if given and e.ci_raters_low is not None else None),
+            "ci_raters_reason": e.ci_raters_reason if given else None,
+            "n_boot_undefined": e.n_boot_undefined if with_ci else 0,
             "reason": e.alpha.reason,
             "n_images": e.alpha.n_units,
             "n_ratings": e.nonzero.n_ratings,
             "nonzero_share": _num(e.nonzero.nonzero_share),
-            "warnings": list(e.warnings),
+            "presence_alpha": _num(e.presence_alpha.alpha) if e.presence_alpha else None,
+            "intensity_alpha": _num(e.intensity_alpha.alpha) if e.intensity_alpha else None,
+            "intensity_images": e.intensity_alpha.n_units if e.intensity_alpha else 0,
+            "ac2": _num(e.ac2),
+            "warnings": [w for w in e.warnings if with_ci or w != e.ci_reason],
         })
     return out
+
+
+def _mean_alpha_ci(stats: ag.SnapshotStats, with_ci: bool) -> dict[str, Any] | None:
+    """The mean alpha's intervals: "ci" over images (these experts), "ci_raters" with rater sampling."""
+    m = stats.mean_alpha
+    if m is None or m.estimate is None or not with_ci:
+        return None
+    return {"estimate": _num(m.estimate), "n_emotions": m.n_emotions,
+            "ci": [_num(m.image.low), _num(m.image.high)] if m.image.low is not None else None,
+            "ci_raters": [_num(m.two_way.low), _num(m.two_way.high)] if m.two_way.low is not None else None,
+            "reason": m.two_way.reason or m.image.reason}
+
+
+def _label_reliability(stats: ag.SnapshotStats) -> dict[str, Any] | None:
+    """Spearman-Brown reliability of the consolidated label from the mean alpha (one rating's
+    reliability) and the mean number of ratings per image (docs/agreement.md)."""
+    m, k = stats.mean_alpha, stats.ratings_per_image
+    if m is None or m.estimate is None or k is None:
+        return None
+    return {"ratings_per_image": _num(k, 3), "reliability": _num(ag.spearman_brown(m.estimate, k))}
 
 
 def _strata_labels(project: Project, units: np.ndarray) -> dict[str, np.ndarray]:
@@ -323,7 +352,7 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
                     for i, n in enumerate(names)]
         step(100)
         return {**head, "n_images": 0, "n_ratings": 0, "n_raters": 0, "emotions": emotions, "mean_alpha": None,
-                "raters": [], "kappa": {"raters": [], "pairs": [], "per_emotion_mean": {}}, "strata": {},
+                "mean_alpha_ci": None, "label_reliability": None, "raters": [], "kappa": {"raters": [], "pairs": [], "per_emotion_mean": {}}, "strata": {},
                 "models": []}
     # One pass shares the bootstrap draws between the report and every stratum (docs/agreement.md).
     # n_boot=0 asks for no intervals: compute with one resample and leave the intervals out.
@@ -334,7 +363,9 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
     emotions = _emotion_rows(stats.report, names, with_ci=n_boot > 0)
     payload: dict[str, Any] = {**head, "n_images": int(len(np.unique(units))), "n_ratings": int(len(units)),
                                "n_raters": int(len(np.unique(raters))), "emotions": emotions,
-                               "mean_alpha": _mean_alpha(emotions)}
+                               "mean_alpha": _mean_alpha(emotions),
+                               "mean_alpha_ci": _mean_alpha_ci(stats, n_boot > 0),
+                               "label_reliability": _label_reliability(stats)}
     payload["raters"], payload["kappa"] = _raters(project, raters, stats.kappas, stats.raters, names)
     _rater_quality(project, payload["raters"], names, (units, raters, values))
     payload["strata"] = _strata_rows(stats.strata, with_ci=n_boot > 0, names=names)
