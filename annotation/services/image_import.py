@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 
-from annotation.imagefiles import ImageRejected, check_image
+from annotation.imagefiles import ImageRejected, check_image, strip_metadata
 from annotation.manifests import ImageMeta, ManifestError, read_metadata
 from annotation.models import Image, Project
+from annotation.models.image import image_upload_to
 from annotation.scoring.services import scoring_enqueue_for_images
 from annotation.services import stored_files
+from annotation.services.locks import content_lock
 
 
 class DuplicateImage(ValueError):
@@ -66,15 +67,24 @@ def _sources(path: Path, metadata: Path | None) -> list[Source]:
 def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMeta | None) -> Image:
     """Validate and store one image. Raises ImageRejected (bad file) or DuplicateImage.
 
-    Atomic: the row and the stored file exist together or not at all. A placeholder created by
-    import_ratings with the same name gets the file and metadata.
+    Atomic: the row and the stored files (the original and its served, stripped copy) exist
+    together or not at all. A placeholder created by import_ratings with the same name gets the
+    file and metadata.
+
+    Stored names come from the content hash, and the whole import of one content into one project
+    holds a transaction-scoped lock on that hash: so the two files are written with one request
+    each and no existence check, and a failed import may delete them, as no other import can be
+    writing or have committed the same names (a committed one makes this a duplicate).
     """
     checked = check_image(data, max_bytes=settings.EMORATE_IMAGE_MAX_BYTES,
                           max_pixels=settings.EMORATE_IMAGE_MAX_PIXELS)
-    existing = Image.objects.filter(project=project, sha256=checked.sha256).exclude(file="").first()
-    if existing is not None:
-        raise DuplicateImage(f"same content as {existing.name}")
+    # The copy raters are served (and releases ship) is made once, here, never per request.
+    stripped = strip_metadata(data)
     with transaction.atomic():
+        content_lock(f"image:{project.pk}:{checked.sha256}")
+        existing = Image.objects.filter(project=project, sha256=checked.sha256).exclude(file="").first()
+        if existing is not None:
+            raise DuplicateImage(f"same content as {existing.name}")
         image = Image.objects.select_for_update().filter(project=project, name=name).first()
         if image is not None and image.file:
             raise DuplicateImage(f"an image named {name} already exists")
@@ -86,22 +96,26 @@ def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMet
             for attr in ("ethnicity", "age", "gender", "prompt", "source"):
                 setattr(image, attr, getattr(meta, attr))
             image.extra = {**image.extra, **meta.extra}
-        image.file.save(f"upload.{checked.extension}", ContentFile(data), save=False)
-        stored = image.file.name
+        stored = image_upload_to(image, f"upload.{checked.extension}")
         try:
-            # The copy raters are served (metadata stripped) is made once, here, not per request.
-            stored_files.served_copy_store(stored, data)
+            stored_files.store_exact(stored, data)
+            stored_files.served_copy_store(stored, stripped)
+            image.file.name = stored  # no dimension read from storage: they are known
+            image.width, image.height = checked.width, checked.height
             with transaction.atomic():
                 image.save()
-        except IntegrityError:
-            image.file.storage.delete(stored)
-            stored_files.served_copy_delete(stored)
-            raise DuplicateImage(f"same content as another image in {project.slug}") from None
+        except IntegrityError:  # another image of this project took the name meanwhile
+            _discard(stored)
+            raise DuplicateImage(f"an image named {name} already exists in {project.slug}") from None
         except Exception:
-            image.file.storage.delete(stored)
-            stored_files.served_copy_delete(stored)
+            _discard(stored)
             raise
     return image
+
+
+def _discard(stored: str) -> None:
+    stored_files.media_storage().delete(stored)
+    stored_files.served_copy_delete(stored)
 
 
 def images_import(*, project: Project, path: Path, metadata: Path | None = None,

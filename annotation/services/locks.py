@@ -37,3 +37,13 @@ def job_lock(name: str) -> Iterator[bool]:
         if got:
             with connection.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def content_lock(name: str) -> None:
+    """Hold the lock for `name` until the current transaction ends (PostgreSQL transaction-level
+    advisory lock; waits for another holder). On other databases (the demo, one writer at a time)
+    nothing. Call inside transaction.atomic()."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [_key(name)])

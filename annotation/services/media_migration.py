@@ -52,3 +52,45 @@ def media_copy(source: Storage, target: Storage, *, progress: Callable[[int, int
         if progress is not None:
             progress(i, len(names))
     return report
+
+
+@dataclass
+class ServedReport:
+    made: list[str] = field(default_factory=list)
+    present: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return (f"made {len(self.made)}, already there {self.present}, could not make {len(self.failed)}, "
+                f"outdated copies deleted {len(self.pruned)}")
+
+
+def served_copies_refresh(*, prune: bool = False, progress: Callable[[int, int], None] | None = None,
+                          ) -> ServedReport:
+    """Make the served copy (current stripping rules) of every stored image that lacks one, so no
+    rater request has to; with prune, delete the copies older rules made. Idempotent."""
+    from annotation.imagefiles import ImageRejected
+    from annotation.models import Image
+    from annotation.services import stored_files
+
+    storage = stored_files.media_storage()
+    names = list(Image.objects.exclude(file="").order_by("pk").values_list("file", flat=True))
+    report = ServedReport()
+    for i, name in enumerate(names, start=1):
+        try:
+            if storage.exists(stored_files.served_name(name)):
+                report.present += 1
+            else:
+                stored_files.served_copy_store(name)
+                report.made.append(name)
+        except (OSError, ImageRejected) as exc:
+            report.failed.append((name, str(exc) or type(exc).__name__))
+        if progress is not None:
+            progress(i, len(names))
+    if prune:
+        for name in stored_files.served_copies_outdated():
+            storage.delete(name)
+            report.pruned.append(name)
+    return report

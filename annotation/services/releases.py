@@ -297,8 +297,8 @@ def _build(release: Release, step: Progress) -> None:
                                 pseudonym_key=bytes.fromhex(release.pseudonym_key), scale_max=project.scale_max)
         if config.get("include_images"):
             step(80, "copying images")
-            _add_files(staging, {f"images/{image_info[i][1]}{Path(image_info[i][6]).suffix}": image_info[i][6]
-                                 for i in kept_ids})
+            _add_images(staging, {f"images/{image_info[i][1]}{Path(image_info[i][6]).suffix}":
+                                  (image_info[i][6], image_info[i][1]) for i in kept_ids})
         step(88, "comparing with the previous release")
         diff = _diff_with_previous(release, staging)
         if diff is not None:
@@ -337,22 +337,33 @@ def _card_description(description: str, excluded: list[dict[str, str]]) -> str:
     return f"{description}\n\n{note}" if description else note
 
 
-def _add_files(folder: Path, files: dict[str, bytes | str]) -> None:
-    """Add files (bytes, or the name of a stored file to copy) to a staged release folder and to
-    its manifest."""
+def _add_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Add files to a staged release folder and to its manifest."""
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    for rel, content in sorted(files.items()):
+    for rel, data in sorted(files.items()):
         target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            with stored_files.file_open(content) as src, target.open("wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-            data = target.read_bytes()
-        else:
-            data = content
-            target.write_bytes(data)
+        target.write_bytes(data)
         manifest["files"].append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+    manifest["files"].sort(key=lambda f: f["path"])
+    manifest_path.write_text(json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+
+
+def _add_images(folder: Path, images: dict[str, tuple[str, str]]) -> None:
+    """Add image files to a staged release folder: the served copy of each (metadata stripped by
+    the allow-list, as raters saw it), never the uploaded original. The manifest records both
+    hashes: `sha256` of the shipped file and `original_sha256`, the image's identity in the tables."""
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for rel, (stored, original_sha) in sorted(images.items()):
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with stored_files.served_copy_open(stored) as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        data = target.read_bytes()
+        manifest["files"].append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                                  "original_sha256": original_sha})
     manifest["files"].sort(key=lambda f: f["path"])
     manifest_path.write_text(json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
 

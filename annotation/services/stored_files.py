@@ -3,9 +3,12 @@ S3-compatible object storage in a deployment (EMORATE_STORAGE, docs/decisions/00
 Nothing outside the filesystem backend builds a path from MEDIA_ROOT.
 
 - Originals: `images/<project>/<aa>/<sha256>.<ext>` (Image.file), as uploaded.
-- Served copies: `served/<original name>`, the original with its metadata stripped, made once
-  (at import, or on first request for images imported before served copies existed) and served
-  to raters and leads from then on, never re-stripped per request.
+- Served copies: `served/v2/<original name>`, the original with everything but the allow-listed
+  parts removed (annotation.imagefiles.strip_metadata), made once (at import, or on first request
+  for images imported before) and served to raters and leads, and shipped in releases, from then
+  on; never re-stripped per request. The `v2` is the stripping rules' version: copies made by the
+  older drop-list (`served/images/...`) are never served again, and `media_served --prune` deletes
+  them.
 - Release folders: `releases/<project>/<version>/...`, written from a local staging folder once the
   build is complete (the database row, not the files, is the commit point of a build).
 """
@@ -33,6 +36,20 @@ def media_storage() -> Storage:
     return default_storage
 
 
+def store_exact(name: str, data: bytes) -> None:
+    """Store bytes under exactly `name`, in one request on S3, replacing what was there.
+
+    Only for names the caller owns: content-addressed names written under the content lock of
+    image_import (an object already there is an identical leftover of an interrupted import).
+    """
+    storage = media_storage()
+    put_exact = getattr(storage, "put_exact", None)
+    if put_exact is not None:
+        put_exact(name, data)
+    else:
+        _put(name, ContentFile(data), storage)
+
+
 def _put(name: str, content: File, storage: Storage | None = None) -> None:
     """Store `content` under exactly `name`, replacing what was there (the filesystem backend would
     otherwise pick another name)."""
@@ -46,26 +63,32 @@ def _put(name: str, content: File, storage: Storage | None = None) -> None:
 
 # --- served copies ------------------------------------------------------------------------------
 
+SERVED_PREFIX = "served/v2"
+
+
 def served_name(original: str) -> str:
-    return f"served/{original}"
+    return f"{SERVED_PREFIX}/{original}"
 
 
-def served_copy_store(original: str, data: bytes | None = None) -> str:
-    """Make and store the stripped copy of a stored original (its bytes may be given). Idempotent:
-    originals are named by their content hash, so an existing copy is the right one."""
+def served_copy_store(original: str, stripped: bytes | None = None) -> str:
+    """Store the stripped copy of a stored original: `stripped` when the caller made it (import,
+    under the content lock), else made here from the stored original. Idempotent: originals are
+    named by their content hash, so an existing copy is the right one."""
     name = served_name(original)
-    storage = media_storage()
-    if data is not None:
-        # At import the copy is new, or an identical leftover of an interrupted import: one request
-        # to store it, not three (on S3 each existence check is a round trip).
-        saved = storage.save(name, ContentFile(strip_metadata(data)))
-        if saved != name:
-            storage.delete(saved)
+    if stripped is not None:
+        store_exact(name, stripped)
         return name
+    storage = media_storage()
     if not storage.exists(name):
         with storage.open(original, "rb") as fh:
             _put(name, ContentFile(strip_metadata(bytes(fh.read()))))
     return name
+
+
+def served_copies_outdated(storage: Storage | None = None) -> list[str]:
+    """Served copies made by older stripping rules (anything under served/ but outside SERVED_PREFIX)."""
+    return [f"served/{rel}" for rel in folder_files("served", storage)
+            if not f"served/{rel}".startswith(SERVED_PREFIX + "/")]
 
 
 def served_copy_open(original: str) -> IO[bytes]:

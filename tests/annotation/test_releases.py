@@ -15,6 +15,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
+from annotation.exporters import verify_manifest
+from annotation.imagefiles import strip_metadata
 from annotation.models import Image, Rating, Release, ReleaseImage
 from annotation.services.releases import (
     ReleaseError,
@@ -163,11 +165,16 @@ def test_release_command_with_out_folder(project_with_ratings, tmp_path):
 
 
 def test_images_can_be_included(settings, tmp_path):
+    """Releases ship the stripped copies raters saw (security review L9), with both hashes."""
     project = make_project(slug="small")
     raters = [make_user() for _ in range(3)]
     from annotation.services.image_import import image_import_one
+    originals = {}
     for i in range(6):
-        image = image_import_one(project=project, name=f"{i}.jpg", data=image_bytes(), meta=None)
+        data = image_bytes()
+        data = data[:2] + b"\xff\xe3\x00\x0fsecret prompt" + data[2:]  # an APP3 segment with generator text
+        originals[hashlib.sha256(data).hexdigest()] = data
+        image = image_import_one(project=project, name=f"{i}.jpg", data=data, meta=None)
         for r in raters:
             Rating.objects.create(project=project, image=image, rater=r, values=[i % 8] * 40, scale_max=7,
                                   taxonomy_version="emonet-face-1")
@@ -176,8 +183,13 @@ def test_images_can_be_included(settings, tmp_path):
     images = [f for f in manifest["files"] if f["path"].startswith("images/")]
     assert len(images) == 6
     for f in images:
-        assert hashlib.sha256((release_dir(release) / f["path"]).read_bytes()).hexdigest() == f["sha256"] == \
-            f["path"].split("/")[1].split(".")[0]
+        shipped = (release_dir(release) / f["path"]).read_bytes()
+        assert hashlib.sha256(shipped).hexdigest() == f["sha256"]
+        assert f["original_sha256"] == f["path"].split("/")[1].split(".")[0] and f["original_sha256"] in originals
+        assert b"secret" not in shipped and b"secret" in originals[f["original_sha256"]]
+        assert f["sha256"] != f["original_sha256"]
+        assert shipped == strip_metadata(originals[f["original_sha256"]])
+    assert verify_manifest(release_dir(release)) == []
 
 
 @pytest.mark.django_db(transaction=True)

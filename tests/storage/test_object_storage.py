@@ -230,3 +230,36 @@ def test_import_images_in_parallel_into_the_bucket(bucket, local_media, tmp_path
                                      for im in images)
     assert len([k for k in keys if k.startswith("images/")]) == 12  # the loser of the race left nothing behind
     assert local_files(local_media) == []
+
+
+def test_an_import_is_two_uploads_and_nothing_else(bucket):
+    """One PutObject for the original and one for the served copy: no existence checks, no reads
+    (the import holds the content lock, so the names are its own)."""
+    storage = stored_files.media_storage()
+    calls: list[str] = []
+    storage.connection.meta.client.meta.events.register(
+        "before-call.s3", lambda model, **kw: calls.append(model.name))
+    project = make_project(slug="twoputs")
+    image = image_import_one(project=project, name="c.jpg", data=jpeg_with_exif(5), meta=None)
+    assert calls == ["PutObject", "PutObject"]
+    assert (image.width, image.height) == (48, 40)
+    assert bucket_keys(bucket) == sorted([image.file.name, stored_files.served_name(image.file.name)])
+
+
+def test_media_served_makes_missing_copies_and_prunes_outdated_ones(bucket):
+    project = make_project(slug="refresh")
+    images = [image_import_one(project=project, name=f"{i}.jpg", data=jpeg_with_exif(60 + i), meta=None)
+              for i in range(3)]
+    stored_files.served_copy_delete(images[0].file.name)
+    outdated = f"served/{images[1].file.name}"  # where the older drop-list rules kept their copies
+    s3_client().put_object(Bucket=bucket, Key=outdated, Body=b"an old copy with SecretCam in it")
+    out = io.StringIO()
+    call_command("media_served", "--prune", stdout=out, stderr=io.StringIO())
+    assert "made 1, already there 2, could not make 0, outdated copies deleted 1" in out.getvalue()
+    keys = bucket_keys(bucket)
+    assert outdated not in keys and all(stored_files.served_name(im.file.name) in keys for im in images)
+    copy = s3_client().get_object(Bucket=bucket, Key=stored_files.served_name(images[0].file.name))["Body"].read()
+    assert b"SecretCam" not in copy
+    out = io.StringIO()
+    call_command("media_served", stdout=out, stderr=io.StringIO())  # idempotent
+    assert "made 0, already there 3" in out.getvalue()
