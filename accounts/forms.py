@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -25,7 +26,7 @@ class EmailLoginForm(forms.Form):
 
     def __init__(self, request: HttpRequest | None = None, *args: object, **kwargs: object) -> None:
         self.request = request
-        self.user_cache = None
+        self.user_cache: User | None = None
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def clean(self) -> dict[str, object]:
@@ -47,7 +48,8 @@ class EmailLoginForm(forms.Form):
         self.user_cache = user
         return cleaned
 
-    def get_user(self):  # type: ignore[no-untyped-def]
+    def get_user(self) -> User | None:
+        """The signed-in user once the form is valid."""
         return self.user_cache
 
 
@@ -62,7 +64,7 @@ class ApiTokenForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["days"].max_value = settings.EMORATE_API_TOKEN_MAX_DAYS
+        cast(forms.IntegerField, self.fields["days"]).max_value = settings.EMORATE_API_TOKEN_MAX_DAYS
         self.fields["days"].validators.append(MaxValueValidator(settings.EMORATE_API_TOKEN_MAX_DAYS))
         self.fields["days"].initial = settings.EMORATE_API_TOKEN_DAYS
 
@@ -76,11 +78,13 @@ class InvitationForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.inviter = inviter
         if inviter.role != Role.ADMIN:  # leads invite raters; only admins make leads and admins
-            self.fields["role"].choices = [(Role.RATER.value, Role.RATER.label)]
+            cast(forms.ChoiceField, self.fields["role"]).choices = [(Role.RATER.value, Role.RATER.label)]
 
     def clean_projects(self) -> list[str]:
         slugs = sorted({s.strip() for s in str(self.cleaned_data.get("projects") or "").split(",") if s.strip()})
-        answers = [r for _, r in invitation_projects_check.send(sender=InvitationForm, inviter=self.inviter, slugs=slugs)]
+        # Each receiver answers with the slugs it allows (django-stubs types a response as str | None).
+        answers: list[Any] = [r for _, r in invitation_projects_check.send(sender=InvitationForm, inviter=self.inviter,
+                                                                           slugs=slugs)]
         if answers:
             allowed = set().union(*answers)
         else:
@@ -97,7 +101,7 @@ class EmailPasswordResetForm(PasswordResetForm):
     """Django's reset form, matching accounts by the canonical email and sending through the task
     queue (the page answers alike, and as fast, whether the address has an account or not)."""
 
-    def get_users(self, email: str):  # type: ignore[no-untyped-def,override]
+    def get_users(self, email: str) -> Iterator[User]:
         glass = {canonical_email(e) for e in settings.EMORATE_BREAK_GLASS_ADMINS}
         return (u for u in User.objects.filter(email=canonical_email(email), is_active=True)
                 if u.has_usable_password() and (settings.EMORATE_PASSWORD_LOGIN or u.email in glass))

@@ -49,7 +49,7 @@ def claim_grants(claims: dict[str, Any]) -> tuple[str | None, list[str]]:
     if isinstance(groups, str):
         groups = [groups]
     mapping = role_map()
-    order = [Role.RATER, Role.LEAD, Role.ADMIN]
+    order: list[str] = [Role.RATER, Role.LEAD, Role.ADMIN]
     roles = [mapping[g] for g in groups if g in mapping]
     role = max(roles, key=order.index) if roles else None
     prefix = settings.OIDC_PROJECT_GROUP_PREFIX
@@ -105,7 +105,8 @@ class EmorateOIDCBackend(OIDCAuthenticationBackend):
 def sso_start(request: HttpRequest) -> HttpResponse:
     if not sso_enabled():
         raise Http404("single sign-on is not configured")
-    return OIDCAuthenticationRequestView.as_view()(request)
+    response: HttpResponse = OIDCAuthenticationRequestView.as_view()(request)
+    return response
 
 
 class _Callback(OIDCAuthenticationCallbackView):
@@ -124,7 +125,7 @@ def sso_callback(request: HttpRequest) -> HttpResponse:
         return render(request, "accounts/sso_refused.html", {"reason": "throttled", "minutes": exc.minutes,
                                                               "contact": settings.EMORATE_SSO_CONTACT}, status=429)
     request.session.pop(REFUSED_KEY, None)
-    response = _Callback.as_view()(request)
+    response: HttpResponse = _Callback.as_view()(request)
     user = request.user
     if not user.is_authenticated:
         return response

@@ -34,7 +34,7 @@ def may_enrol(user: User) -> bool:
 
 
 def enrolled(user: User) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return bool(TOTPDevice.objects.filter(user=user, confirmed=True).exists())
 
 
 def must_enrol(user: User) -> bool:

@@ -34,6 +34,7 @@ class EmailLoginView(LoginView):
 
     def form_valid(self, form: EmailLoginForm) -> HttpResponse:  # type: ignore[override]
         user = form.get_user()
+        assert user is not None  # a valid form has its user (authenticate() set its `backend`)
         return twofactor.sign_in(self.request, user, backend=user.backend, next_url=self.get_redirect_url())
 
 

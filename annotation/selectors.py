@@ -78,7 +78,7 @@ def rating_rows(project: Project, *, emotion: int | None = None, max_rating_id: 
     if connection.vendor != "postgresql" or as_of is not None:
         return _rating_rows_orm(ratings, k, as_of)
     emotion_clause = "r.emotion = %s" if emotion is not None else "r.emotion IS NULL"
-    params: list[object] = [project.pk] + ([emotion] if emotion is not None else [])
+    params: list[object] = [project.pk, *([emotion] if emotion is not None else [])]
     if max_rating_id is not None:
         emotion_clause += " AND r.id <= %s"
         params.append(max_rating_id)
@@ -136,7 +136,8 @@ def median_seconds_per_rater(project: Project) -> dict[int, float]:
     per: dict[int, list[float]] = {}
     for rater_id, s in Rating.objects.filter(project=project, seconds_spent__isnull=False).values_list(
             "rater_id", "seconds_spent"):
-        per.setdefault(rater_id, []).append(s)
+        if s is not None:  # never: filtered above
+            per.setdefault(rater_id, []).append(s)
     return {r: float(np.median(v)) for r, v in per.items()}
 
 

@@ -86,7 +86,7 @@ def render() -> bytes:
         from prometheus_client import multiprocess
 
         requests = CollectorRegistry()
-        multiprocess.MultiProcessCollector(requests)
+        multiprocess.MultiProcessCollector(requests)  # type: ignore[no-untyped-call]
     else:
         requests = REGISTRY
     figures = CollectorRegistry()

@@ -13,6 +13,7 @@ DB_KEPT_FIELDS = frozenset({"n_ratings", "queue_full"})
 def image_upload_to(instance: Image, filename: str) -> str:
     # The stored name comes from the content hash, never from the uploaded file name (no traversal).
     ext = filename.rsplit(".", 1)[-1].lower()
+    assert instance.sha256, "the importer sets the hash before the file"
     return f"images/{instance.project_id}/{instance.sha256[:2]}/{instance.sha256}.{ext}"
 
 

@@ -95,7 +95,7 @@ class ScoreRunSummary:
 
 
 def _reader(name: str) -> Callable[[], bytes]:
-    storage = Image._meta.get_field("file").storage  # type: ignore[union-attr]
+    storage = Image.file.field.storage
 
     def read() -> bytes:
         with storage.open(name, "rb") as fh:

@@ -281,6 +281,7 @@ def _build(release: Release, step: Progress) -> None:
                                        seed=int(agreement_cfg["seed"]))
 
     step(65, "writing files")
+        assert values is not None  # intensity: every rater's values
     card = exporters.CardInfo(
         pretty_name=f"{project.name} {release.version}", version=release.version,
         released=release.created_at.date().isoformat(),

@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-deployment-0123456789")
 os.environ.setdefault("EMORATE_CACHE_PREFIX", f"emorate-test-{os.getpid()}")
@@ -19,5 +20,5 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or not REDI
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; real hashers in production
 # A worker process started by a fault test is handed the test's MEDIA_ROOT through the environment.
-MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or tempfile.mkdtemp(prefix="emorate-test-media-")
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or tempfile.mkdtemp(prefix="emorate-test-media-"))
 DATABASES["default"]["CONN_MAX_AGE"] = 0
