@@ -39,6 +39,8 @@ The package, along its seams (each module imports only the ones listed before it
 
 from __future__ import annotations
 
+from .alttest import EPSILON_EXPERTS, AltTestExpert, AltTestResult, alt_test  # noqa: F401
+from .alttest import MIN_IMAGES as ALT_TEST_MIN_IMAGES  # noqa: F401
 from .binary import binary_agreement  # noqa: F401
 from .bootstrap import (  # noqa: F401
     _EXTENSION_TAG,
@@ -140,6 +142,11 @@ from .units import (  # noqa: F401
 from .zero_inflation import ZeroInflation, gwet_ac2, zero_inflation  # noqa: F401
 
 __all__ = [
+    "ALT_TEST_MIN_IMAGES",
+    "EPSILON_EXPERTS",
+    "AltTestExpert",
+    "AltTestResult",
+    "alt_test",
     "Interval",
     "MeanAlpha",
     "ZeroInflation",

@@ -90,3 +90,65 @@ def model_vs_humans(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Arr
             spearman_rho=rho.rho if rho else None, spearman_p=rho.p_value if rho else None,
             spearman_reason=rho.reason if rho else "no expert ratings"))
     return out
+
+
+@dataclass(frozen=True)
+class ModelEvaluation:
+    """A model against the experts as a whole (docs/agreement.md, "Models"):
+
+    - ``alt_test`` (pooled over emotions) and ``alt_test_per_emotion``: the alternative annotator
+      test (annotation.agreement.alttest), the model's scores rounded to the project scale, as it
+      enters the kappa table;
+    - ``spearman_mean``: mean over emotions of Spearman rho between the raw score and the expert
+      median, on the ``evaluated_images`` (a model score and at least two expert ratings);
+    - ``spearman_ceiling``: mean over the same emotions of the rho a perfect model could reach,
+      sqrt(Spearman-Brown reliability of the median of k ratings), with the emotion's alpha on
+      those images as one rating's reliability (negative alpha counts as 0).
+    """
+
+    evaluated_images: int
+    ratings_per_image: float | None
+    alt_test: ag.AltTestResult
+    alt_test_per_emotion: list[ag.AltTestResult]
+    spearman_mean: float | None
+    spearman_ceiling: float | None
+    spearman_emotions: int
+
+
+def model_evaluation(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike,
+                     model_units: npt.ArrayLike, model_scores: npt.ArrayLike, *, scale_max: int,
+                     model_scale_max: float = 7.0, epsilon: float = ag.EPSILON_EXPERTS,
+                     min_images: int = ag.ALT_TEST_MIN_IMAGES) -> ModelEvaluation:
+    """See ``ModelEvaluation``. Only images with a model score and two or more expert ratings count."""
+    u = np.asarray(units, dtype=np.int64)
+    r = np.asarray(raters, dtype=np.int64)
+    x = np.asarray(values, dtype=np.float64).reshape(u.size, -1)
+    n_e = x.shape[1]
+    mu = np.asarray(model_units, dtype=np.int64)
+    ms = np.asarray(model_scores, dtype=np.float64).reshape(mu.size, n_e)
+    ids, counts = np.unique(u, return_counts=True)
+    keep_img = ids[counts >= 2]
+    in_model = np.isin(keep_img, mu)
+    evaluated = keep_img[in_model]
+    rows = np.isin(u, evaluated)
+    ue, re_, xe = u[rows], r[rows], x[rows]
+    scored = np.isin(mu, evaluated)
+    mu_e, ms_e = mu[scored], ms[scored]
+    rounded = to_scale(ms_e, scale_max=scale_max, model_scale_max=model_scale_max).astype(np.float64)
+    pooled, per = ag.alt_test(ue, re_, xe, mu_e, rounded, epsilon=epsilon, min_images=min_images)
+    rhos = ag.spearman_vs_median(ue, xe, mu_e, ms_e) if ue.size else []
+    k = float(ue.size / evaluated.size) if evaluated.size else None
+    alphas = ag.alpha_all(ue, None, xe, domain=ag.scale_domain(scale_max)) if ue.size else []
+    used_rho: list[float] = []
+    ceilings: list[float] = []
+    for e, rho in enumerate(rhos):
+        a = alphas[e].alpha
+        if rho.rho is None or a is None or k is None:
+            continue
+        rel = ag.spearman_brown(max(a, 0.0), k)
+        used_rho.append(rho.rho)
+        ceilings.append(float(np.sqrt(rel)) if rel is not None else 0.0)
+    return ModelEvaluation(
+        evaluated_images=int(evaluated.size), ratings_per_image=k, alt_test=pooled, alt_test_per_emotion=per,
+        spearman_mean=float(np.mean(used_rho)) if used_rho else None,
+        spearman_ceiling=float(np.mean(ceilings)) if ceilings else None, spearman_emotions=len(used_rho))

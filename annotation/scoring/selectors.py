@@ -20,7 +20,7 @@ from annotation import pgcopy, selectors, taxonomy
 from annotation.models import Image, ModelScore, Project
 
 from .contracts import DEFAULT_MODEL_NAME, MODEL_SCALE_MAX
-from .model_agreement import model_vs_humans
+from .model_agreement import model_evaluation, model_vs_humans
 
 _FLOAT4_OID = 700
 
@@ -173,3 +173,35 @@ def model_agreement(project: Project, model_name: str = DEFAULT_MODEL_NAME, mode
 
 def _round(x: float | None, digits: int = 6) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), digits)
+
+
+def _alt_test_entry(res: Any, names: tuple[str, ...], *, experts: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "winning_rate": _round(res.winning_rate), "advantage_probability": _round(res.advantage_probability),
+        "epsilon": res.epsilon, "q": res.q, "passed": res.passed, "n_experts": res.n_experts, "reason": res.reason}
+    if res.emotion is not None:
+        out = {"emotion": names[res.emotion], "index": res.emotion, **out}
+    if experts:
+        out["experts"] = [{"rater": x.rater, "n_images": x.n_images, "rho_model": _round(x.rho_candidate),
+                           "rho_expert": _round(x.rho_expert), "p_value": _round(x.p_value), "won": x.rejected}
+                          for x in res.experts]
+    return out
+
+
+def model_summary(project: Project, model_name: str, model_version: str,
+                  rows: pgcopy.RatingRows | None = None) -> dict[str, Any] | None:
+    """The model against the experts as a whole (annotation.scoring.model_agreement.model_evaluation):
+    the alt-test pooled and per emotion, mean Spearman rho with its noise ceiling, and on how many
+    images. None without scores of that version."""
+    matrix = model_score_matrix(project, model_name, model_version)
+    if matrix.image_ids.size == 0:
+        return None
+    rows = rows if rows is not None else selectors.rating_rows(project)
+    ev = model_evaluation(rows.image_ids, rows.rater_ids, rows.values, matrix.image_ids, matrix.scores,
+                          scale_max=project.scale_max, model_scale_max=MODEL_SCALE_MAX)
+    names = taxonomy.EMOTIONS
+    alt = _alt_test_entry(ev.alt_test, names, experts=True)
+    alt["per_emotion"] = [_alt_test_entry(a, names, experts=False) for a in ev.alt_test_per_emotion]
+    return {"alt_test": alt, "spearman_mean": _round(ev.spearman_mean),
+            "spearman_ceiling": _round(ev.spearman_ceiling), "spearman_emotions": ev.spearman_emotions,
+            "evaluated_images": ev.evaluated_images, "ratings_per_image": _round(ev.ratings_per_image, 3)}

@@ -278,7 +278,7 @@ def _drift(project: Project, units: np.ndarray, raters: np.ndarray, values: np.n
 def _models(project: Project, rows: selectors.pgcopy.RatingRows) -> list[dict[str, Any]]:
     """Per model (its latest version): agreement with the experts per emotion, entered as one more
     rater (weighted kappa, the "could be an annotator" test, Spearman rho vs the expert median)."""
-    from annotation.scoring.selectors import latest_model, model_agreement
+    from annotation.scoring.selectors import latest_model, model_agreement, model_summary
 
     out = []
     for model_name in ModelScore.objects.filter(project=project).values_list("model_name", flat=True).distinct():
@@ -287,10 +287,12 @@ def _models(project: Project, rows: selectors.pgcopy.RatingRows) -> list[dict[st
             continue
         emotions = model_agreement(project, latest[0], latest[1], rows=rows)
         if emotions:
+            summary = model_summary(project, latest[0], latest[1], rows=rows) or {}
             out.append({"model": latest[0], "model_version": latest[1],
                         "n_images": max(e["n_images"] for e in emotions), "emotions": emotions,
                         "spearman": [{"emotion": e["emotion"], "rho": e["spearman"]["rho"], "n": e["n_images"],
-                                      "reason": e["spearman"]["reason"]} for e in emotions]})
+                                      "reason": e["spearman"]["reason"]} for e in emotions],
+                        **summary})
     return out
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from annotation.models import Rating
 from annotation.scoring.model_agreement import model_vs_humans, to_scale
-from annotation.scoring.selectors import model_agreement
+from annotation.scoring.selectors import model_agreement, model_summary
 from annotation.scoring.services import model_scores_push
 from annotation.taxonomy import EMOTIONS, N_EMOTIONS
 from tests.factories import add_member, make_image, make_project, make_user
@@ -69,3 +69,10 @@ def test_model_agreement_selector_reads_ratings_and_the_latest_model_version():
     assert np.mean([r["spearman"]["rho"] for r in rows]) > 0.7
     assert rows[0]["annotator_test"]["verdict"] in {"could be an annotator", "differs from the annotators"}
     assert model_agreement(project, "no-such-model") == []
+    # the model against the experts as a whole (#17): 3 experts x 20 images are too few for the
+    # alt-test's 30 images per expert, so it gives no verdict and says why
+    summary = model_summary(project, "empathic-insight-face", "new")
+    assert summary is not None and summary["evaluated_images"] == 20
+    assert summary["alt_test"]["passed"] is None and "at least 3 experts" in summary["alt_test"]["reason"]
+    assert len(summary["alt_test"]["per_emotion"]) == N_EMOTIONS
+    assert summary["spearman_mean"] > 0.7 and 0 < summary["spearman_ceiling"] <= 1
