@@ -26,7 +26,7 @@ import contextlib
 import random
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
@@ -34,6 +34,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from accounts.models import User
 from annotation import taxonomy
 from annotation.models import (
     Assignment,
@@ -73,7 +74,7 @@ class Claim:
     rater_count: int | None = None
 
 
-def assignment_current(*, project: Project, rater: Any) -> Assignment | None:
+def assignment_current(*, project: Project, rater: User) -> Assignment | None:
     """The rater's open assignment in the project, expired or not (no lock), with its image and
     binary item. A prepared statement: this runs on every rate page request."""
     found = prepared.fetch_models(Assignment, sql.current(), {"project": project.pk, "rater": rater.pk},
@@ -81,7 +82,7 @@ def assignment_current(*, project: Project, rater: Any) -> Assignment | None:
     return found[0] if found else None
 
 
-def _candidates(project: Project, rater: Any, now: Any, exclude: list[int], *, limit: int, lock: bool
+def _candidates(project: Project, rater: User, now: datetime, exclude: list[int], *, limit: int, lock: bool
                 ) -> list[Any]:
     """Free queue rows (Image, or BinaryItem in binary mode) for the rater, best first; with `lock`,
     locked FOR UPDATE SKIP LOCKED where the database can."""
@@ -97,7 +98,7 @@ def _candidates(project: Project, rater: Any, now: Any, exclude: list[int], *, l
     return prepared.fetch_models(model, text, params)
 
 
-def _lease_if_room(project: Project, rater: Any, now: Any, image: Image, item: BinaryItem | None
+def _lease_if_room(project: Project, rater: User, now: datetime, image: Image, item: BinaryItem | None
                    ) -> tuple[Assignment, int] | None:
     """Under the queue row's lock: insert the rater's lease if the row still has room (re-counted in
     the INSERT itself, a fresh statement), else None. One round trip; also returns the rater's own
@@ -147,13 +148,13 @@ def binary_items_ensure(*, project: Project, batch: int = _BINARY_BATCH) -> int:
     return len(items)
 
 
-def assignment_claim(*, project: Project, rater: Any, now: Any | None = None) -> Assignment | None:
+def assignment_claim(*, project: Project, rater: User, now: datetime | None = None) -> Assignment | None:
     """The rater's lease on the next image; None when nothing is left for them. See module docstring."""
     claim = assignment_claim_next(project=project, rater=rater, now=now)
     return claim.assignment if claim else None
 
 
-def assignment_claim_next(*, project: Project, rater: Any, now: Any | None = None, just_finished: bool = False
+def assignment_claim_next(*, project: Project, rater: User, now: datetime | None = None, just_finished: bool = False
                           ) -> Claim | None:
     """Like assignment_claim, with the next candidate's image URL as a prefetch hint.
 
@@ -194,7 +195,7 @@ def retest_due(*, project_id: int, rater_id: int, n_claims: int, share: float) -
     return random.Random(f"retest:{project_id}:{rater_id}:{n_claims}").random() < share
 
 
-def _retest_lease(project: Project, rater: Any, now: Any) -> Assignment | None:
+def _retest_lease(project: Project, rater: User, now: datetime) -> Assignment | None:
     """With probability Project.retest_share, a lease on an image the rater rated at least
     retest_min_hours ago and has not been served again (intensity projects only; binary questions
     are not repeated). None when no repeat is due or none is possible. The lease takes no capacity
@@ -224,7 +225,7 @@ def _retest_lease(project: Project, rater: Any, now: Any) -> Assignment | None:
         return None  # another tab of the rater claimed meanwhile: the normal claim returns theirs
 
 
-def _claim_fast(project: Project, rater: Any, now: Any) -> Claim | None:
+def _claim_fast(project: Project, rater: User, now: datetime) -> Claim | None:
     """The one-statement claim (see sql.fast_claim); None when it leased nothing (nothing stored)."""
     expires = now + timedelta(minutes=project.lease_minutes)
     params = {"project": project.pk, "rater": rater.pk, "now": connection.ops.adapt_datetimefield_value(now),
@@ -241,7 +242,7 @@ def _claim_fast(project: Project, rater: Any, now: Any) -> Claim | None:
     return Claim(assignment, nxt.file.url if nxt is not None else None, rater_count=int(image.rater_count))
 
 
-def _busy(project: Project, rater: Any, now: Any, exclude: list[int], attempt: int) -> bool:
+def _busy(project: Project, rater: User, now: datetime, exclude: list[int], attempt: int) -> bool:
     """Nothing was free, but are there candidates other claimers hold locked right now? Then they
     will be done within milliseconds (a claim transaction is short): wait a little and retry,
     rather than telling the rater there is nothing left."""
@@ -251,7 +252,7 @@ def _busy(project: Project, rater: Any, now: Any, exclude: list[int], attempt: i
     return True
 
 
-def _claim_locked(project: Project, rater: Any, now: Any) -> Claim | None:
+def _claim_locked(project: Project, rater: User, now: datetime) -> Claim | None:
     if _FAST_CLAIM and connection.vendor == "postgresql" and not project.is_binary:
         try:
             # in a caller's transaction, a savepoint: a refused insert must not end the caller's
@@ -302,7 +303,7 @@ class Progress:
     coverage_percent: int
 
 
-def rater_progress(*, project: Project, rater: Any, mine: int | None = None) -> Progress:
+def rater_progress(*, project: Project, rater: User, mine: int | None = None) -> Progress:
     """The rater's own count (one query, unless a claim counted it already: `mine`) and the
     project's coverage (project_coverage)."""
     if mine is None:

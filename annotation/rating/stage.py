@@ -9,9 +9,8 @@ the user may rate the project (`may_rate`) and holds no lock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from accounts.models import Role
+from accounts.models import Role, User
 from annotation import taxonomy
 from annotation.models import Assignment, Project
 from core import prepared
@@ -20,7 +19,7 @@ from . import sql
 from .claim import Progress, assignment_claim_next, rater_progress
 
 
-def project_for_rater(*, user: Any, slug: str) -> Project | None:
+def project_for_rater(*, user: User, slug: str) -> Project | None:
     """The project with `is_member`, `rater_paused` and `rater_admitted` of `user` set (one query);
     None for an unknown slug."""
     found = prepared.fetch_models(Project, sql.project_for_rater(), {"user": user.pk, "slug": slug},
@@ -28,7 +27,7 @@ def project_for_rater(*, user: Any, slug: str) -> Project | None:
     return found[0] if found else None
 
 
-def may_rate(user: Any, project: Project) -> bool:
+def may_rate(user: User, project: Project) -> bool:
     """An active rater who is a member (project from project_for_rater)."""
     return bool(user.is_active and user.role == Role.RATER and getattr(project, "is_member", False))
 
@@ -58,7 +57,7 @@ class Stage:
     emotion: taxonomy.Emotion | None = None
 
 
-def rate_stage(*, project: Project, rater: Any, just_finished: bool = False) -> Stage:
+def rate_stage(*, project: Project, rater: User, just_finished: bool = False) -> Stage:
     """Claim (or return the open) assignment unless the rater is paused, and their progress.
     `just_finished`: the rater has just finished their assignment (see assignment_claim_next)."""
     paused = rater_paused(project)

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from annotation import taxonomy
 from annotation.models import (
     Assignment,
@@ -61,7 +63,7 @@ from .values import (
 )
 
 
-def _lock(assignment: Assignment | int, rater: Any, project: Project | None) -> Assignment:
+def _lock(assignment: Assignment | int, rater: User, project: Project | None) -> Assignment:
     """Lock the assignment and its queue row; 404 unknown (or in another project), 403 another
     rater's assignment."""
     assignment_id = assignment if isinstance(assignment, int) else assignment.pk
@@ -87,7 +89,7 @@ def _lock(assignment: Assignment | int, rater: Any, project: Project | None) -> 
     return locked
 
 
-def _still_needed(a: Assignment, now: Any) -> bool:
+def _still_needed(a: Assignment, now: datetime) -> bool:
     """Under the locks: may this expired lease still be honoured?"""
     others_open = (Assignment.objects.filter(status=AssignmentStatus.OPEN, expires_at__gt=now, is_retest=False)
                    .exclude(pk=a.pk))
@@ -109,8 +111,8 @@ def _tally(item: BinaryItem, target: int) -> None:
     item.save(update_fields=["n_yes", "n_no", "closed"])
 
 
-def _retest_submit(a: Assignment, rater: Any, values: RawValues, client_token: str, active_seconds: Any,
-                   now: Any) -> RetestRating:
+def _retest_submit(a: Assignment, rater: User, values: RawValues, client_token: str, active_seconds: Any,
+                   now: datetime) -> RetestRating:
     """Under the assignment lock: store a test-retest repeat apart from the ratings. A repeat takes no
     capacity, so an expired lease is still honoured while it was not replaced."""
     if a.status == AssignmentStatus.SUBMITTED:
@@ -158,8 +160,8 @@ def _store_rating(rating: Rating, a: Assignment) -> None:
     a.rating = rating
 
 
-def _submit_fast(assignment_id: int, project: Project, rater: Any, raw: RawValues, client_token: str,
-                 active_seconds: Any, now: Any) -> Rating | None:
+def _submit_fast(assignment_id: int, project: Project, rater: User, raw: RawValues, client_token: str,
+                 active_seconds: Any, now: datetime) -> Rating | None:
     """The stored rating, or None when the common case does not apply (nothing written then; the
     caller goes the careful way, which also answers every refusal with its message)."""
     try:
@@ -191,8 +193,8 @@ def _submit_fast(assignment_id: int, project: Project, rater: Any, raw: RawValue
     return rating
 
 
-def rating_submit(*, assignment: Assignment | int, rater: Any, values: RawValues, client_token: str = "",
-                  active_seconds: Any = None, project: Project | None = None, now: Any | None = None
+def rating_submit(*, assignment: Assignment | int, rater: User, values: RawValues, client_token: str = "",
+                  active_seconds: Any = None, project: Project | None = None, now: datetime | None = None
                   ) -> Rating | RetestRating:
     """Store the rating for an assignment (an instance or its id) and finish it. Idempotent; see the
     module docstring. With `project`, an assignment of another project is refused (404).
@@ -248,7 +250,7 @@ def rating_submit(*, assignment: Assignment | int, rater: Any, values: RawValues
                                  "to change it") from None
 
 
-def _finish(assignment: Assignment | int, rater: Any, status: str, reason: str, note: str, now: Any,
+def _finish(assignment: Assignment | int, rater: User, status: str, reason: str, note: str, now: datetime,
             project: Project | None) -> tuple[Assignment, bool]:
     a = _lock(assignment, rater, project)
     if a.status == status:
@@ -260,8 +262,8 @@ def _finish(assignment: Assignment | int, rater: Any, status: str, reason: str, 
     return a, True
 
 
-def assignment_skip(*, assignment: Assignment | int, rater: Any, reason: str, note: str = "",
-                    project: Project | None = None, now: Any | None = None) -> Assignment:
+def assignment_skip(*, assignment: Assignment | int, rater: User, reason: str, note: str = "",
+                    project: Project | None = None, now: datetime | None = None) -> Assignment:
     """Give the image back without rating it; this rater is not served it again. Idempotent."""
     if reason not in SkipReason.values:
         raise InvalidValues(f"skip reason {reason!r} is not one of: {', '.join(SkipReason.values)}")
@@ -271,8 +273,8 @@ def assignment_skip(*, assignment: Assignment | int, rater: Any, reason: str, no
         return a
 
 
-def assignment_flag(*, assignment: Assignment | int, rater: Any, reason: str, note: str = "",
-                    project: Project | None = None, now: Any | None = None) -> ImageFlag:
+def assignment_flag(*, assignment: Assignment | int, rater: User, reason: str, note: str = "",
+                    project: Project | None = None, now: datetime | None = None) -> ImageFlag:
     """Report the image as unusable: it leaves the queue (Image.flagged) until a lead looks at it.
     Records who and why (ImageFlag). Idempotent."""
     if reason not in FlagReason.values:
@@ -286,7 +288,7 @@ def assignment_flag(*, assignment: Assignment | int, rater: Any, reason: str, no
         return ImageFlag.objects.create(project=a.project, image_id=a.image_id, rater=rater, reason=reason, note=note[:500])
 
 
-def rating_revise(*, rating: Rating, rater: Any, values: RawValues, reason: str = "") -> Rating:
+def rating_revise(*, rating: Rating, rater: User, values: RawValues, reason: str = "") -> Rating:
     """Change one's own rating; the old values are kept as a RatingRevision. A no-op when the values
     are unchanged. Locks the rating row (and the binary item, whose tally is recomputed)."""
     with transaction.atomic():

@@ -19,15 +19,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from .. import charts, selectors
+from .. import charts
 from .. import rater_quality as rq
 from .. import selectors_dashboard as sd
 from ..csvsafe import csv_cell_safe
@@ -35,6 +34,7 @@ from ..models import FlagReason, Image, Project
 from ..services import adjudication, calibration, raters
 from ..services.agreement_snapshot import agreement_recompute_request
 from ..taxonomy import EMOTIONS
+from .access import require_lead, signed_in
 from .pages import image_response
 
 DOCS_AGREEMENT = Path(settings.BASE_DIR) / "docs" / "agreement.md"
@@ -46,13 +46,6 @@ class Table:
     title: str
     header: Sequence[str]
     rows: Sequence[Sequence[Any]]
-
-
-def _managed(request: HttpRequest, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not selectors.can_manage(request.user, project):
-        raise PermissionDenied("Only the project's leads and admins can open its dashboards.")
-    return project
 
 
 def _svg(s: str) -> SafeString:
@@ -112,7 +105,7 @@ def present_overview(o: sd.Overview) -> tuple[list[Table], dict[str, SafeString]
 @login_required
 @require_GET
 def dashboard_overview(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     data = sd.overview(project)
     tables, svgs = present_overview(data)
     return _page(request, project, "annotation/dashboard/overview.html", "overview", tables,
@@ -165,7 +158,7 @@ def present_agreement(a: sd.AgreementPage) -> tuple[list[Table], dict[str, SafeS
 @login_required
 @require_GET
 def dashboard_agreement(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     data = sd.agreement_page(project)
     tables, svgs = present_agreement(data)
     return _page(request, project, "annotation/dashboard/agreement.html", "agreement", tables,
@@ -177,8 +170,8 @@ def dashboard_agreement(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def dashboard_recompute(request: HttpRequest, slug: str) -> HttpResponse:
     """Queue a fresh agreement snapshot (sent when the transaction commits)."""
-    project = _managed(request, slug)
-    agreement_recompute_request(project, actor=request.user)
+    project = require_lead(request, slug)
+    agreement_recompute_request(project, actor=signed_in(request))
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "annotation/dashboard/partials/jobs.html",
                       {"project": project, "jobs": sd.jobs_running(project)})
@@ -189,7 +182,7 @@ def dashboard_recompute(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def dashboard_jobs(request: HttpRequest, slug: str) -> HttpResponse:
     """The polled 'running jobs' fragment; polling stops (286) once nothing runs."""
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     jobs = sd.jobs_running(project)
     if request.GET.get("format") == "csv":
         rows: list[tuple[str, str, int, str]] = []
@@ -208,7 +201,7 @@ def dashboard_jobs(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def dashboard_definitions(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     text = DOCS_AGREEMENT.read_text(encoding="utf-8") if DOCS_AGREEMENT.exists() else "docs/agreement.md is missing."
     return render(request, "annotation/dashboard/definitions.html", {"project": project, "tab": "agreement",
                                                                       "text": text})
@@ -334,7 +327,7 @@ def present_raters(r: sd.RatersPage) -> tuple[list[Table], dict[str, SafeString]
 @login_required
 @require_GET
 def dashboard_raters(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     return _raters_response(request, project)
 
 
@@ -388,9 +381,9 @@ _RATER_ACTIONS = {
 @require_POST
 def dashboard_rater_action(request: HttpRequest, slug: str, user_id: int, action: str) -> HttpResponse:
     """Pause / resume a rater, exclude / re-include their ratings in new releases (leads only)."""
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     try:
-        _RATER_ACTIONS[action](project, user_id, request.user, request.POST.get("reason", ""))
+        _RATER_ACTIONS[action](project, user_id, signed_in(request), request.POST.get("reason", ""))
     except (raters.RaterActionError, calibration.CalibrationError) as exc:
         return _raters_response(request, project, error=str(exc))
     return redirect("annotation:dashboard-raters", slug=project.slug)
@@ -449,7 +442,7 @@ def present_demographics(d: sd.DemographicsPage) -> tuple[list[Table], dict[str,
 @login_required
 @require_GET
 def dashboard_demographics(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     data = sd.demographics_page(project)
     tables, svgs = present_demographics(data)
     return _page(request, project, "annotation/dashboard/demographics.html", "demographics", tables,
@@ -486,7 +479,7 @@ def _spread_table(items: Sequence[sd.DisputedImage]) -> Table:
 @login_required
 @require_GET
 def dashboard_disputed(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     try:
         page = int(request.GET.get("page", "1"))
     except ValueError:
@@ -500,12 +493,12 @@ def dashboard_disputed(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def dashboard_disputed_detail(request: HttpRequest, slug: str, image_id: int) -> HttpResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     error = ""
     if request.method == "POST":
         image = get_object_or_404(Image, project=project, pk=image_id)
         try:
-            adjudication.image_adjudicate(image=image, actor=request.user, decision=request.POST.get("decision", ""),
+            adjudication.image_adjudicate(image=image, actor=signed_in(request), decision=request.POST.get("decision", ""),
                                           reason=request.POST.get("reason", ""),
                                           extra=int(request.POST.get("extra") or 1),
                                           note=request.POST.get("note", ""))
@@ -537,10 +530,10 @@ def dashboard_disputed_detail(request: HttpRequest, slug: str, image_id: int) ->
 @require_POST
 def dashboard_calibration_item(request: HttpRequest, slug: str, image_id: int) -> HttpResponse:
     """Make the image a calibration item with the median of its expert ratings as reference (leads only)."""
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     image = get_object_or_404(Image, project=project, pk=image_id)
     try:
-        calibration.calibration_item_from_ratings(project=project, image=image, actor=request.user)
+        calibration.calibration_item_from_ratings(project=project, image=image, actor=signed_in(request))
     except ValueError as exc:  # CalibrationError, InvalidValues
         return HttpResponse(f"Not a calibration item: {exc}", status=400, content_type="text/plain")
     return redirect(reverse("annotation:dashboard-disputed-detail", args=[project.slug, image_id]))
@@ -548,13 +541,14 @@ def dashboard_calibration_item(request: HttpRequest, slug: str, image_id: int) -
 
 @login_required
 @require_GET
-def dashboard_image_file(request: HttpRequest, slug: str, image_id: int) -> HttpResponse:
+def dashboard_image_file(request: HttpRequest, slug: str, image_id: int) -> FileResponse:
     """The image for leads (thumbnails on the dashboard), metadata stripped like every served copy."""
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     image = get_object_or_404(Image, project=project, pk=image_id)
-    if not image.file:
+    name = image.file.name
+    if not name:
         raise Http404("This image has no file yet.")
-    return image_response(image.file.name)
+    return image_response(name)
 
 
 # --- releases ---------------------------------------------------------------------------------
@@ -563,7 +557,7 @@ def dashboard_image_file(request: HttpRequest, slug: str, image_id: int) -> Http
 @login_required
 @require_GET
 def dashboard_releases(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug)
     items = sd.releases_sorted(project)
     table = Table("releases", "Releases", ["version", "status", "progress", "images", "mean_alpha", "added",
                                            "removed", "labels_changed", "previous_version", "created_at"],

@@ -5,9 +5,8 @@ from pathlib import PurePosixPath
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 
 from .. import selectors
 from ..forms import ProjectSettingsForm
@@ -16,6 +15,7 @@ from ..models import Project
 from ..scoring.selectors import scoring_status
 from ..services import stored_files
 from ..services.projects import project_settings_update
+from .access import require_lead, require_member, signed_in
 
 # images/<project id>/<first two hex digits>/<sha256>.<ext>, as annotation.models.image names them
 _IMAGE_PATH = re.compile(r"^images/(?P<project>\d+)/[0-9a-f]{2}/[0-9a-f]{64}\.(?:jpg|png|webp)$")
@@ -29,9 +29,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    project = get_object_or_404(Project, slug=slug)
-    if not (selectors.can_rate(request.user, project) or selectors.can_manage(request.user, project)):
-        raise PermissionDenied("You are not a member of this project.")
+    project = require_member(request, slug=slug)
     can_manage = selectors.can_manage(request.user, project)
     return render(request, "annotation/project_detail.html", {
         "project": project,
@@ -42,7 +40,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
-def image_response(name: str) -> HttpResponse:
+def image_response(name: str) -> FileResponse:
     """The served copy of a stored image (EXIF, XMP and text metadata removed, pixels untouched),
     streamed from the media storage after the caller's permission check (docs/decisions/0007-object-storage.md).
 
@@ -60,7 +58,7 @@ def image_response(name: str) -> HttpResponse:
 
 
 @login_required
-def media_file(request: HttpRequest, path: str) -> HttpResponse:
+def media_file(request: HttpRequest, path: str) -> FileResponse:
     """Serve an uploaded image to the members of its project (and admins); never a directory listing.
 
     Release folders are served through the release pages and API only.
@@ -68,23 +66,19 @@ def media_file(request: HttpRequest, path: str) -> HttpResponse:
     match = _IMAGE_PATH.match(path)
     if match is None:
         raise Http404("no such file")
-    project = get_object_or_404(Project, pk=int(match["project"]))
-    if not (selectors.is_member(request.user, project) or selectors.can_manage(request.user, project)):
-        raise PermissionDenied("You are not a member of this project.")
+    require_member(request, pk=int(match["project"]), files=True)
     return image_response(path)
 
 
 @login_required
 def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     """Leads change the project's guidelines, targets, calibration, retest and alert settings."""
-    project = get_object_or_404(Project, slug=slug)
-    if not selectors.can_manage(request.user, project):
-        raise PermissionDenied("Only the project's leads and admins can change its settings.")
+    project = require_lead(request, slug, refusal="Only the project's leads and admins can change its settings.")
     form = ProjectSettingsForm(request.POST or None, instance=Project.objects.get(pk=project.pk))
     if request.method == "POST":
         if form.is_valid():
             project_settings_update(project=project, changes={f: form.cleaned_data[f] for f in form.changed_data},
-                                    actor=request.user)
+                                    actor=signed_in(request))
             messages.success(request, "Settings saved.")
             return redirect("annotation:project-settings", slug=project.slug)
         return render(request, "annotation/project_settings.html", {"project": project, "form": form}, status=400)

@@ -20,8 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -36,18 +35,9 @@ from .. import taxonomy
 from ..models import FlagReason, Project, Rating, SkipReason
 from ..rating import RatingError, assignment_flag, assignment_skip, rating_revise, rating_submit
 from ..services import calibration
+from .access import require_rater, signed_in
 
 EMOTION_FIELD_PREFIX = "emo:"
-
-
-def _project_for_rater(request: HttpRequest, slug: str) -> Project:
-    """The project, if the user may rate it (one query); 404 unknown project, 403 non-members."""
-    project = flow.project_for_rater(user=request.user, slug=slug)
-    if project is None:
-        raise Http404("No project matches the given query.")
-    if not flow.may_rate(request.user, project):
-        raise PermissionDenied("Only raters who are members of this project can rate it.")
-    return project
 
 
 def _to_calibration(request: HttpRequest, project: Project) -> HttpResponse:
@@ -115,7 +105,7 @@ def _stage(request: HttpRequest, ctx: dict[str, Any]) -> HttpResponse:
 
 def _next_stage(request: HttpRequest, project: Project, *, message: str) -> HttpResponse:
     """The stage after the rater finished their assignment (so they hold no open lease)."""
-    ctx = _stage_context(flow.rate_stage(project=project, rater=request.user, just_finished=True))
+    ctx = _stage_context(flow.rate_stage(project=project, rater=signed_in(request), just_finished=True))
     ctx["message"] = message
     return _stage(request, ctx)
 
@@ -130,10 +120,10 @@ def _refused(request: HttpRequest, project: Project, exc: RatingError) -> HttpRe
 @require_GET
 def rate_page(request: HttpRequest, slug: str) -> HttpResponse:
     """Claims (or returns the open) assignment and shows the whole page."""
-    project = _project_for_rater(request, slug)
+    project = require_rater(request, slug)
     if flow.needs_calibration(project):
         return _to_calibration(request, project)
-    ctx = _stage_context(flow.rate_stage(project=project, rater=request.user))
+    ctx = _stage_context(flow.rate_stage(project=project, rater=signed_in(request)))
     return render(request, "annotation/rate.html", ctx)
 
 
@@ -159,7 +149,7 @@ def _fields(request: HttpRequest) -> Mapping[str, Any]:
 @require_POST
 def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     """Store the rating (idempotent per assignment), answer with the next stage."""
-    project = _project_for_rater(request, slug)
+    project = require_rater(request, slug)
     if flow.needs_calibration(project):
         return _to_calibration(request, project)
     try:
@@ -168,7 +158,7 @@ def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResp
             values: Any = [fields.get("answer", "")]
         else:
             values = {k[len(EMOTION_FIELD_PREFIX):]: v for k, v in fields.items() if k.startswith(EMOTION_FIELD_PREFIX)}
-        rating_submit(assignment=assignment_id, project=project, rater=request.user, values=values,
+        rating_submit(assignment=assignment_id, project=project, rater=signed_in(request), values=values,
                       client_token=str(fields.get("client_token", "")),
                       active_seconds=fields.get("active_seconds"))
     except RatingError as exc:
@@ -180,11 +170,11 @@ def rate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResp
 
 def _leave(request: HttpRequest, slug: str, assignment_id: int, action: Any, message: str) -> HttpResponse:
     """Skip or flag: the image leaves this rater's queue (with a reason), the next one comes in."""
-    project = _project_for_rater(request, slug)
+    project = require_rater(request, slug)
     if flow.needs_calibration(project):
         return _to_calibration(request, project)
     try:
-        action(assignment=assignment_id, project=project, rater=request.user, reason=request.POST.get("reason", ""),
+        action(assignment=assignment_id, project=project, rater=signed_in(request), reason=request.POST.get("reason", ""),
                note=request.POST.get("note", ""))
     except RatingError as exc:
         return _refused(request, project, exc)
@@ -209,10 +199,10 @@ def rate_flag(request: HttpRequest, slug: str, assignment_id: int) -> HttpRespon
 @require_GET
 def rate_history(request: HttpRequest, slug: str) -> HttpResponse:
     """The rater's own last 10 ratings in this project, each with a link to revise it."""
-    project = _project_for_rater(request, slug)
+    project = require_rater(request, slug)
     names = taxonomy.EMOTIONS
     rows = []
-    for r in (Rating.objects.filter(project=project, rater=request.user).select_related("image")
+    for r in (Rating.objects.filter(project=project, rater=signed_in(request)).select_related("image")
               .order_by("-created_at", "-id")[:10]):
         if r.emotion is not None:
             summary = f"{names[r.emotion]}: {'Yes' if r.values[0] else 'No'}"
@@ -228,9 +218,9 @@ def rate_history(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def rate_revise(request: HttpRequest, slug: str, rating_id: int) -> HttpResponse:
     """Show and change one of the rater's own ratings; the old values go to RatingRevision."""
-    project = _project_for_rater(request, slug)
+    project = require_rater(request, slug)
     rating = get_object_or_404(Rating.objects.select_related("image"), pk=rating_id, project=project,
-                               rater=request.user)
+                               rater=signed_in(request))
     error = ""
     if request.method == "POST":
         if project.is_binary:
@@ -239,7 +229,7 @@ def rate_revise(request: HttpRequest, slug: str, rating_id: int) -> HttpResponse
             values = {k[len(EMOTION_FIELD_PREFIX):]: v for k, v in request.POST.items()
                       if k.startswith(EMOTION_FIELD_PREFIX)}
         try:
-            rating_revise(rating=rating, rater=request.user, values=values, reason=request.POST.get("reason", ""))
+            rating_revise(rating=rating, rater=signed_in(request), values=values, reason=request.POST.get("reason", ""))
         except RatingError as exc:
             error = str(exc)
             status = exc.status
@@ -263,7 +253,7 @@ def rate_revise(request: HttpRequest, slug: str, rating_id: int) -> HttpResponse
 def calibration_page(request: HttpRequest, slug: str) -> HttpResponse:
     """Onboarding: the next calibration image with the usual sliders; once all are rated, the
     rater's own values vs the reference (calibration set only) until a lead admits them."""
-    project = _project_for_rater(request, slug)
+    project = require_rater(request, slug)
     if not project.require_calibration:
         return redirect("annotation:rate", slug=project.slug)
     error, status = "", 200
@@ -277,7 +267,7 @@ def calibration_page(request: HttpRequest, slug: str) -> HttpResponse:
             seconds = None
         try:
             item_id = int(request.POST.get("item", ""))
-            calibration.calibration_submit(project=project, rater=request.user, item=item_id, values=values,
+            calibration.calibration_submit(project=project, rater=signed_in(request), item=item_id, values=values,
                                            seconds=seconds if seconds is not None and math.isfinite(seconds) else None)
         except ValueError as exc:  # CalibrationError, InvalidValues (a RatingError) and a bad item id
             error, status = str(exc), 400

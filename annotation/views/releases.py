@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from .. import selectors
-from ..models import Project, Release, ReleaseStatus
+from ..models import Release, ReleaseStatus
 from ..models.release import semver_key
 from ..services import releases
+from .access import require_lead, signed_in
 
-
-def _managed(request: HttpRequest, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    if not selectors.can_manage(request.user, project):
-        raise PermissionDenied("Only the project's leads and admins can manage releases.")
-    return project
+REFUSAL = "Only the project's leads and admins can manage releases."
 
 
 @login_required
 def release_list(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug, refusal=REFUSAL)
     items = sorted(project.releases.all(), key=lambda r: semver_key(r.version), reverse=True)
     return render(request, "annotation/releases.html", {"project": project, "releases": items, "error": None,
                                                         "form": {}})
@@ -33,12 +27,12 @@ def release_list(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def release_create(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug, refusal=REFUSAL)
     form = request.POST
     try:
         n_boot = int(form.get("n_boot") or 1000)
         release = releases.release_create(
-            project=project, version=form.get("version", "").strip(), created_by=request.user,
+            project=project, version=form.get("version", "").strip(), created_by=signed_in(request),
             consolidation={"method": form.get("method", "median"), "min_ratings": int(form.get("min_ratings") or 2)},
             split={"seed": int(form.get("seed") or 0), "group_key": form.get("group_key") or None},
             include_images=bool(form.get("include_images")), n_boot=n_boot, description=form.get("description", ""))
@@ -53,7 +47,7 @@ def release_create(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def release_row(request: HttpRequest, slug: str, version: str) -> HttpResponse:
     """The htmx-polled row of one release; polling stops once the build has finished."""
-    project = _managed(request, slug)
+    project = require_lead(request, slug, refusal=REFUSAL)
     release = get_object_or_404(Release, project=project, version=version)
     response = render(request, "annotation/partials/release_row.html", {"project": project, "r": release})
     if release.status not in (ReleaseStatus.DRAFT, ReleaseStatus.BUILDING) and request.headers.get("HX-Request"):
@@ -64,10 +58,10 @@ def release_row(request: HttpRequest, slug: str, version: str) -> HttpResponse:
 @login_required
 @require_POST
 def release_publish(request: HttpRequest, slug: str, version: str) -> HttpResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug, refusal=REFUSAL)
     release = get_object_or_404(Release, project=project, version=version)
     try:
-        releases.release_publish(release, actor=request.user)
+        releases.release_publish(release, actor=signed_in(request))
     except releases.ReleaseError as exc:
         return HttpResponse(str(exc), status=409)
     return redirect("annotation:release-list", slug=project.slug)
@@ -75,6 +69,6 @@ def release_publish(request: HttpRequest, slug: str, version: str) -> HttpRespon
 
 @login_required
 def release_file(request: HttpRequest, slug: str, version: str, path: str) -> FileResponse:
-    project = _managed(request, slug)
+    project = require_lead(request, slug, refusal=REFUSAL)
     release = get_object_or_404(Release, project=project, version=version)
     return releases.release_file_response(release, path)
