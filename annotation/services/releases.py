@@ -275,13 +275,13 @@ def _build(release: Release, step: Progress) -> None:
         agreement: dict[str, Any] = {"level": "nominal", "confidence": 0.95, "n_boot": 0, "emotions": {},
                                      "mean_alpha": None, "note": "binary releases report k-of-k labels and raw votes"}
     else:
+        assert values is not None  # intensity: every rater's values
         kept = np.isin(units, labels.image_ids)
         agreement = _agreement_summary(units[kept], raters[kept], values[kept], level=agreement_cfg["level"],
                                        scale_max=project.scale_max, n_boot=int(agreement_cfg["n_boot"]),
                                        seed=int(agreement_cfg["seed"]))
 
     step(65, "writing files")
-        assert values is not None  # intensity: every rater's values
     card = exporters.CardInfo(
         pretty_name=f"{project.name} {release.version}", version=release.version,
         released=release.created_at.date().isoformat(),
