@@ -18,14 +18,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import selectors, taxonomy
+from . import selectors, selectors_dashboard, taxonomy
 from .imagefiles import ImageRejected
 from .manifests import ImageMeta
-from .models import Image, Project, Rating, Release
+from .models import Image, ImageFlag, Project, Rating, Release
 from .models.release import semver_key
 from .scoring.contracts import ScoreValidationError
 from .scoring.services import model_scores_push, scoring_enqueue_for_images
-from .services import releases
+from .services import adjudication, releases
 from .services.image_import import DuplicateImage, image_import_one
 
 
@@ -168,6 +168,51 @@ class ReleaseDetailView(APIView):
     def get(self, request: Request, slug: str, version: str) -> Response:
         release = _release(request, slug, version)
         return Response(ReleaseSerializer(release, context={"request": request}).data)
+
+
+class FlagSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    image = serializers.IntegerField(source="image_id")
+    image_name = serializers.CharField(source="image.name")
+    rater = serializers.EmailField(source="rater.email")
+
+    class Meta:
+        model = ImageFlag
+        fields = ["id", "image", "image_name", "rater", "reason", "note", "created_at", "resolved_at", "resolution"]
+
+
+class FlagDecisionSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    decision = serializers.ChoiceField(choices=adjudication.FLAG_DECISIONS,
+                                       help_text="confirm: the image leaves the queue, agreement and new "
+                                                 "releases; dismiss: the image stays")
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class FlagListView(APIView):
+    """Raters' flags waiting for a lead's decision, oldest first (leads and admins)."""
+
+    @extend_schema(responses={200: FlagSerializer(many=True)})
+    def get(self, request: Request, slug: str) -> Response:
+        project = managed_project(request, slug)
+        return Response(FlagSerializer(selectors_dashboard.flags_open(project), many=True).data)
+
+
+class FlagDecisionView(APIView):
+    """Confirm or dismiss one rater's flag (leads and admins; a read-write token)."""
+
+    @extend_schema(request=FlagDecisionSerializer, responses={200: FlagSerializer})
+    def post(self, request: Request, slug: str, flag_id: int) -> Response:
+        project = managed_project(request, slug)
+        params = FlagDecisionSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            flag = adjudication.flag_decide(project=project, flag_id=flag_id, actor=request.user,
+                                            decision=params.validated_data["decision"],
+                                            note=params.validated_data["note"])
+        except ImageFlag.DoesNotExist:
+            raise NotFound(f"project {slug} has no flag {flag_id}") from None
+        except adjudication.AdjudicationError as exc:
+            raise ValidationError({"decision": str(exc)}) from None
+        return Response(FlagSerializer(ImageFlag.objects.select_related("image", "rater").get(pk=flag.pk)).data)
 
 
 class ReleaseFileView(APIView):

@@ -10,6 +10,8 @@ urlpatterns = [
     path("projects/<slug:slug>/ratings/", api.RatingExportView.as_view(), name="rating-export"),
     path("projects/<slug:slug>/model-scores/", api.ModelScoreView.as_view(), name="model-scores"),
     path("projects/<slug:slug>/agreement/", api.AgreementLatestView.as_view(), name="agreement-latest"),
+    path("projects/<slug:slug>/flags/", api.FlagListView.as_view(), name="flag-list"),
+    path("projects/<slug:slug>/flags/<int:flag_id>/", api.FlagDecisionView.as_view(), name="flag-decide"),
     path("projects/<slug:slug>/releases/", api.ReleaseListCreateView.as_view(), name="release-list"),
     path("projects/<slug:slug>/releases/<str:version>/", api.ReleaseDetailView.as_view(), name="release-detail"),
     path("projects/<slug:slug>/releases/<str:version>/files/<path:path>", api.ReleaseFileView.as_view(),

@@ -114,6 +114,7 @@ class ReleaseInputs(TypedDict):
     as_of: str
     ratings: int
     excluded_rater_ids: list[int]
+    flagged_image_ids: NotRequired[list[int]]  # images left out, frozen at creation (#16); absent before
 
 
 class ReleaseSummary(TypedDict):

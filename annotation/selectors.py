@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +54,8 @@ def can_manage(user: Any, project: Project) -> bool:
 
 
 def rating_rows(project: Project, *, emotion: int | None = None, max_rating_id: int | None = None,
-                as_of: datetime | None = None, exclude_raters: Sequence[int] = ()) -> pgcopy.RatingRows:
+                as_of: datetime | None = None, exclude_raters: Sequence[int] = (),
+                flagged_image_ids: Collection[int] | None = None) -> pgcopy.RatingRows:
     """Every expert rating of a project as arrays, for the agreement engine and releases.
 
     Intensity projects: one row per (image, rater) with all emotions (emotion=None).
@@ -66,10 +67,14 @@ def rating_rows(project: Project, *, emotion: int | None = None, max_rating_id: 
     Releases freeze their inputs: `max_rating_id` leaves out later ratings, and `as_of` gives the
     values a rating had at that time (from its RatingRevision history when revised since).
     `exclude_raters` (release builds only) leaves those raters' ratings out, in the query itself.
+    `flagged_image_ids` (release builds only): the flagged images frozen with the release's inputs,
+    left out instead of the images flagged now.
     """
     excluded = sorted({int(r) for r in exclude_raters})
     k = 1 if emotion is not None else N_EMOTIONS
-    ratings = Rating.objects.filter(project=project, image__flagged=False)
+    frozen = sorted({int(i) for i in flagged_image_ids}) if flagged_image_ids is not None else None
+    ratings = Rating.objects.filter(project=project)
+    ratings = ratings.filter(image__flagged=False) if frozen is None else ratings.exclude(image_id__in=frozen)
     ratings = ratings.filter(emotion=emotion) if emotion is not None else ratings.filter(emotion__isnull=True)
     if max_rating_id is not None:
         ratings = ratings.filter(pk__lte=max_rating_id)
@@ -85,10 +90,15 @@ def rating_rows(project: Project, *, emotion: int | None = None, max_rating_id: 
     if excluded:
         emotion_clause += " AND NOT (r.rater_id = ANY(%s))"
         params.append(excluded)
+    if frozen is None:
+        emotion_clause += " AND NOT i.flagged"
+    elif frozen:
+        emotion_clause += " AND NOT (r.image_id = ANY(%s))"
+        params.append(frozen)
     sql = (
         'SELECT r.image_id::int4, r.rater_id::int4, r."values" FROM annotation_rating r '
         "JOIN annotation_image i ON i.id = r.image_id "
-        f"WHERE r.project_id = %s AND {emotion_clause} AND NOT i.flagged ORDER BY r.image_id, r.rater_id"
+        f"WHERE r.project_id = %s AND {emotion_clause} ORDER BY r.image_id, r.rater_id"
     )
     buf = io.BytesIO()
     with connection.cursor() as cur:

@@ -191,8 +191,8 @@ def overview(project: Project) -> Overview:
     per_day: dict[date, int] = {}
     for (_rater, day), n in throughput(project).items():
         per_day[day] = per_day.get(day, 0) + n
-    # Flagged images with a rater's flag no lead has resolved yet (the flags table is small).
-    flagged_waiting = (ImageFlag.objects.filter(project=project, resolved_at__isnull=True, image__flagged=True)
+    # Images with a rater's flag no lead has decided yet (index image_flag_open).
+    flagged_waiting = (ImageFlag.objects.filter(project=project, resolved_at__isnull=True)
                        .values("image_id").distinct().count())
     latest = (AgreementSnapshot.objects.filter(project=project, status=SnapshotStatus.DONE)
               .order_by("-created_at", "-id").values_list("created_at", "payload__mean_alpha").first())
@@ -431,6 +431,12 @@ def disputed_page(project: Project, page: int = 1) -> DisputedPage:
                   [(page - 1) * GALLERY_PAGE: page * GALLERY_PAGE + 1])
     has_next = len(images) > GALLERY_PAGE
     return DisputedPage(images=_with_ratings(images[:GALLERY_PAGE]), page=page, has_next=has_next)
+
+
+def flags_open(project: Project, limit: int = 100) -> list[ImageFlag]:
+    """Raters' flags waiting for a lead's decision, oldest first, with image and rater (1 query)."""
+    return list(ImageFlag.objects.filter(project=project, resolved_at__isnull=True)
+                .select_related("image", "rater").order_by("created_at", "id")[:limit])
 
 
 @dataclass(frozen=True)

@@ -50,5 +50,9 @@ urlpatterns = [
          dashboard.dashboard_calibration_item, name="dashboard-calibration-item"),
     path("projects/<slug:slug>/dashboard/disputed/<int:image_id>/image/", dashboard.dashboard_image_file,
          name="dashboard-image"),
+    path("projects/<slug:slug>/dashboard/flags/<int:flag_id>/confirm/", dashboard.dashboard_flag_action,
+         {"action": "confirm"}, name="dashboard-flag-confirm"),
+    path("projects/<slug:slug>/dashboard/flags/<int:flag_id>/dismiss/", dashboard.dashboard_flag_action,
+         {"action": "dismiss"}, name="dashboard-flag-dismiss"),
     path("projects/<slug:slug>/dashboard/releases/", dashboard.dashboard_releases, name="dashboard-releases"),
 ]

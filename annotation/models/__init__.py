@@ -4,6 +4,7 @@ from .assignment import (
     AssignmentStatus,
     BinaryItem,
     FlagReason,
+    FlagResolution,
     ImageFlag,
     RetestRating,
     SkipReason,
@@ -16,7 +17,7 @@ from .rating import ModelScore, RaterTally, Rating, RatingRevision, RatingSource
 from .release import Release, ReleaseImage, ReleaseStatus
 
 __all__ = [
-    "AgreementSnapshot", "Assignment", "AuditEvent", "AssignmentStatus", "CalibrationItem", "CalibrationRating", "BinaryItem", "FlagReason", "Image", "ImageFlag",
+    "AgreementSnapshot", "Assignment", "AuditEvent", "AssignmentStatus", "CalibrationItem", "CalibrationRating", "BinaryItem", "FlagReason", "FlagResolution", "Image", "ImageFlag",
     "Membership", "Mode", "ModelScore", "Project", "RaterTally", "Rating", "RatingRevision", "RatingSource", "Release", "ReleaseImage", "ReleaseStatus", "RetestRating",
     "SkipReason",
     "SnapshotStatus",

@@ -119,9 +119,20 @@ class Assignment(models.Model):
         return f"assignment {self.pk}: image {self.image_id} to {self.rater_id} ({self.status})"
 
 
+class FlagResolution(models.TextChoices):
+    CONFIRMED = "confirmed", "Confirmed by a lead: the image is left out"
+    DISMISSED = "dismissed", "Dismissed by a lead: the image stays"
+
+
 class ImageFlag(models.Model):
-    """A rater's report that an image is unusable. The image leaves the queue (Image.flagged) until
-    a lead resolves the flag."""
+    """A rater's report that an image is unusable (#16 finding 5: one rater cannot remove an image).
+
+    While open (`resolved_at` empty) it takes the image out of that rater's queue only (their
+    assignment is finished as "flagged") and puts it in the lead's review; agreement, releases and
+    the other raters' queues still have the image. A lead resolves it (annotation.services.
+    adjudication): *confirmed* sets Image.flagged (the image leaves the queue, agreement and new
+    releases; a release freezes the set left out in its inputs), *dismissed* leaves the image as it is.
+    """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="image_flags")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="flags")
@@ -132,10 +143,21 @@ class ImageFlag(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
+    resolution = models.CharField(max_length=10, choices=FlagResolution.choices, blank=True, default="",
+                                  db_default="", help_text="The lead's decision; empty while the flag is open")
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [models.CheckConstraint(condition=models.Q(reason__in=FlagReason.values), name="image_flag_reason_valid")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(reason__in=FlagReason.values), name="image_flag_reason_valid"),
+            # open = no resolution; resolved = a lead's decision
+            models.CheckConstraint(
+                condition=(models.Q(resolved_at__isnull=True, resolution="")
+                           | models.Q(resolved_at__isnull=False, resolution__in=FlagResolution.values)),
+                name="image_flag_resolution_valid"),
+        ]
+        indexes = [models.Index(fields=["project"], condition=models.Q(resolved_at__isnull=True),
+                                name="image_flag_open")]
 
     def __str__(self) -> str:
         return f"flag on image {self.image_id}: {self.reason}"

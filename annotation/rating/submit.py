@@ -38,7 +38,6 @@ from annotation.models import (
     AssignmentStatus,
     BinaryItem,
     FlagReason,
-    Image,
     ImageFlag,
     Project,
     Rating,
@@ -275,8 +274,10 @@ def assignment_skip(*, assignment: Assignment | int, rater: User, reason: str, n
 
 def assignment_flag(*, assignment: Assignment | int, rater: User, reason: str, note: str = "",
                     project: Project | None = None, now: datetime | None = None) -> ImageFlag:
-    """Report the image as unusable: it leaves the queue (Image.flagged) until a lead looks at it.
-    Records who and why (ImageFlag). Idempotent."""
+    """Report the image as unusable: it leaves this rater's queue (the assignment is finished as
+    flagged) and waits in the lead's review as an open ImageFlag (who and why). Nothing else changes
+    until a lead confirms it (annotation.services.adjudication): one rater's word never takes an
+    image out of agreement, releases or the other raters' queues (#16). Idempotent."""
     if reason not in FlagReason.values:
         raise InvalidValues(f"flag reason {reason!r} is not one of: {', '.join(FlagReason.values)}")
     with transaction.atomic():
@@ -284,7 +285,6 @@ def assignment_flag(*, assignment: Assignment | int, rater: User, reason: str, n
                                project)
         if not fresh:
             return ImageFlag.objects.filter(image_id=a.image_id, rater=rater).first() or ImageFlag(image=a.image)
-        Image.objects.filter(pk=a.image_id).update(flagged=True)
         return ImageFlag.objects.create(project=a.project, image_id=a.image_id, rater=rater, reason=reason, note=note[:500])
 
 

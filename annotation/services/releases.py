@@ -100,6 +100,9 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
         "as_of": frozen_at.isoformat(),
         "ratings": Rating.objects.filter(project=project).count(),
         "excluded_rater_ids": [x.rater_id for x in excluded],
+        # Images a lead flagged (confirmed flags, #16): the set left out is frozen with the inputs,
+        # so a flag decided after this moment never changes the release or a rebuild of it.
+        "flagged_image_ids": sorted(Image.objects.filter(project=project, flagged=True).values_list("pk", flat=True)),
     }
     config: ReleaseConfig = {
         "project": project.slug, "mode": project.mode, "scale_max": project.scale_max,
@@ -233,7 +236,10 @@ def _build(release: Release, step: Progress) -> None:
     as_of = datetime.fromisoformat(inputs["as_of"])
     excluded_ids = [int(r) for r in inputs.get("excluded_rater_ids", [])]
     step(5, "reading ratings")
-    flagged = set(Image.objects.filter(project=project, flagged=True).values_list("pk", flat=True))
+    # frozen at creation (releases created before #16 have no such input: the flags as they are now)
+    frozen_flagged = inputs.get("flagged_image_ids")
+    flagged = (set(frozen_flagged) if frozen_flagged is not None
+               else set(Image.objects.filter(project=project, flagged=True).values_list("pk", flat=True)))
     rule = ConsolidationRule(**config["consolidation"])
     split_config = SplitConfig(**_split_kwargs(config["split"]))
     agreement_cfg = config["agreement"]
@@ -246,7 +252,7 @@ def _build(release: Release, step: Progress) -> None:
         # Only ratings revised after the release was created need their history.
         revised = Rating.objects.filter(project=project, pk__lte=max_id, updated_at__gt=as_of).exists()
         rows = selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
-                                     exclude_raters=excluded_ids)
+                                     exclude_raters=excluded_ids, flagged_image_ids=flagged)
         raw = rows
         step(20, "consolidating")
         labels = consolidate_intensity(rows.image_ids, rows.values, rule=rule, scale_max=project.scale_max,

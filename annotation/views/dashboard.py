@@ -30,7 +30,7 @@ from .. import charts
 from .. import rater_quality as rq
 from .. import selectors_dashboard as sd
 from ..csvsafe import csv_cell_safe
-from ..models import FlagReason, Image, Project
+from ..models import FlagReason, Image, ImageFlag, Project
 from ..services import adjudication, calibration, raters
 from ..services.agreement_snapshot import agreement_recompute_request
 from ..taxonomy import EMOTIONS
@@ -488,7 +488,26 @@ def dashboard_disputed(request: HttpRequest, slug: str) -> HttpResponse:
     cards = [(it, spread_svg(it, project.scale_max, top=5, compact=True)) for it in data.images]
     template = ("annotation/dashboard/partials/gallery.html" if request.htmx  # type: ignore[attr-defined]
                 and request.GET.get("format") != "csv" else "annotation/dashboard/disputed.html")
-    return _page(request, project, template, "disputed", [_spread_table(data.images)], {"d": data, "cards": cards})
+    full = template == "annotation/dashboard/disputed.html" and request.GET.get("format") != "csv"
+    return _page(request, project, template, "disputed", [_spread_table(data.images)],
+                 {"d": data, "cards": cards, "flags": sd.flags_open(project) if full else []})
+
+
+@login_required
+@require_POST
+def dashboard_flag_action(request: HttpRequest, slug: str, flag_id: int, action: str) -> HttpResponse:
+    """A lead confirms (the image leaves the data) or dismisses (it stays) a rater's flag."""
+    project = require_lead(request, slug)
+    try:
+        flag = adjudication.flag_decide(project=project, flag_id=flag_id, decision=action, actor=signed_in(request),
+                                        note=request.POST.get("note", ""))
+    except ImageFlag.DoesNotExist:
+        raise Http404("No such flag in this project.") from None
+    except adjudication.AdjudicationError as exc:
+        return HttpResponse(f"Not decided: {exc}", status=409, content_type="text/plain")
+    if request.POST.get("next") == "list":
+        return redirect(reverse("annotation:dashboard-disputed", args=[project.slug]))
+    return redirect(reverse("annotation:dashboard-disputed-detail", args=[project.slug, flag.image_id]))
 
 
 @login_required

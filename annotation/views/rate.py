@@ -192,7 +192,7 @@ def rate_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpRespon
 @login_required
 @require_POST
 def rate_flag(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
-    return _leave(request, slug, assignment_id, assignment_flag, "Flagged for a lead; the image left the queue.")
+    return _leave(request, slug, assignment_id, assignment_flag, "Flagged for a lead; you won't be shown this image again.")
 
 
 @login_required

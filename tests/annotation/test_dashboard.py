@@ -193,7 +193,7 @@ PAGES_QUERIES = {
     "dashboard-agreement": 2 + 2 + 2,  # latest snapshot, trend + running jobs
     "dashboard-raters": 2 + 4,  # latest snapshot, snapshot history, throughput tail, raters' pause/exclusion state
     "dashboard-demographics": 2 + 2,  # latest snapshot + one GROUPING SETS pass over the images
-    "dashboard-disputed": 2 + 3,  # one page of images (+1 row), their ratings, their model scores
+    "dashboard-disputed": 2 + 4,  # one page of images (+1 row), their ratings, their model scores, open flags
     "dashboard-releases": 2 + 1,
 }
 

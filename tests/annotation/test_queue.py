@@ -93,12 +93,16 @@ def test_never_served_again_after_rating_skipping_or_flagging():
     assignment_flag(assignment=c, rater=rater, reason="artifact", note="two noses")
     assert [a.image_id, b.image_id, c.image_id] == [im.pk for im in images]
     assert assignment_claim(project=project, rater=rater) is None
-    # the skipped image still goes to others; the flagged one to nobody
+    # the skipped image still goes to others, and so does the flagged one until a lead confirms the
+    # flag (#16: one rater's flag takes the image out of their own queue only)
     other = assignment_claim(project=project, rater=make_user())
     assert other.image_id == images[0].pk
     rating_submit(assignment=other, rater=other.rater, values=ZEROS)
-    assert assignment_claim(project=project, rater=other.rater).image_id == images[1].pk
-    assert Image.objects.get(pk=images[2].pk).flagged
+    nxt = assignment_claim(project=project, rater=other.rater)
+    assert nxt.image_id == images[1].pk
+    assignment_skip(assignment=nxt, rater=other.rater, reason="cannot_judge")
+    assert assignment_claim(project=project, rater=other.rater).image_id == images[2].pk
+    assert not Image.objects.get(pk=images[2].pk).flagged
 
 
 @pytest.mark.django_db

@@ -326,7 +326,8 @@ def test_skip_and_flag_over_http(client):
     flag = ImageFlag.objects.get()
     assert (flag.image_id, flag.rater_id, flag.reason, flag.note) == (b.image_id, rater.pk, "not_one_face", "two people")
     b.image.refresh_from_db()
-    assert b.image.flagged
+    assert not b.image.flagged and flag.resolved_at is None  # waits for a lead (#16)
+    assert "won&#x27;t be shown this image again" in resp.content.decode()
 
 
 def test_history_and_revise_pages(client):

@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from accounts.api_tokens import api_token_create
 from accounts.models import Role
 from accounts.services import invitation_create
-from annotation.models import Assignment, Image, Rating
+from annotation.models import Assignment, Image, ImageFlag, Rating
 from annotation.rating.claim import assignment_claim
 from annotation.rating.submit import rating_submit
 from annotation.services.agreement_snapshot import agreement_snapshot_create
@@ -77,6 +77,8 @@ ROUTES: dict[str, Route] = {
     "api:rating-export": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
     "api:model-scores": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
     "api:agreement-latest": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
+    "api:flag-list": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
+    "api:flag-decide": Route("POST", frozenset(MANAGERS), ("slug", "flag_id"), api=True),
     "api:release-list": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
     "api:release-detail": Route("GET", frozenset(MANAGERS), ("slug", "version"), api=True),
     "api:release-file": Route("GET", frozenset(MANAGERS), ("slug", "version", "file"), api=True),
@@ -112,6 +114,8 @@ ROUTES: dict[str, Route] = {
     "annotation:dashboard-calibration-item": Route("POST", frozenset(MANAGERS), ("slug", "image_id")),
     "annotation:dashboard-image": Route("GET", frozenset(MANAGERS), ("slug", "image_id")),
     "annotation:dashboard-releases": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:dashboard-flag-confirm": Route("POST", frozenset(MANAGERS), ("slug", "flag_id")),
+    "annotation:dashboard-flag-dismiss": Route("POST", frozenset(MANAGERS), ("slug", "flag_id")),
 }
 
 
@@ -155,11 +159,12 @@ def world(tmp_path):  # type: ignore[no-untyped-def]
     rated = rating_submit(assignment=done, rater=users["rater"], values=[1] * 40)
     open_assignment = assignment_claim(project=project, rater=users["rater"])
     assert open_assignment is not None
+    flag = ImageFlag.objects.create(project=project, image=images[3], rater=experts[0], reason="artifact")
     agreement_snapshot_create(project, n_boot=10)
     release_build(release_create(project=project, version="1.0.0", n_boot=0))
     values = {
         "slug": "p", "version": "1.0.0", "file": "README.md", "assignment_id": open_assignment.pk,
-        "rating_id": rated.pk, "image_id": images[0].pk, "path": images[0].file.name, "user_id": experts[0].pk,
+        "rating_id": rated.pk, "image_id": images[0].pk, "path": images[0].file.name, "user_id": experts[0].pk, "flag_id": flag.pk,
         "token_id": api_token_create(user=users["lead"])[0].pk, "uidb64": "MQ",
         "token": invitation_create(email="new@example.org", role=Role.RATER, projects=["p"], created_by=None).token,
     }
