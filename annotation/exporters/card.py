@@ -68,10 +68,30 @@ def render_card(
         {"level": "interval", "confidence": 0.95, "n_boot": 1000, "mean_alpha": 0.19,
          "emotions": {"<emotion name>": {"alpha": 0.31, "ci_low": 0.25, "ci_high": 0.37,
                                          "n_units": 2400, "reason": None}, ...}}
+
+    The card is its sections in order, each written by one function below.
     """
     binary = isinstance(labels, BinaryConsolidated)
     splits = [s for s in split_counts if split_counts[s] > 0]
-    total = sum(split_counts.values())
+    out: list[str] = ["\n".join(_yaml_header(card, splits, sum(split_counts.values()), n_raw)), "",
+                      f"# {card.pretty_name}", ""]
+    if card.description:
+        out += [card.description, ""]
+    out += _summary(card, labels, split_counts, splits, n_raw, n_raters, len(emotions),
+                    "binary (yes/no per image and emotion)" if binary
+                    else f"intensity (0..{scale_max if scale_max else '?'})")
+    out += _how_to_load(splits, n_raw)
+    out += _files_and_columns(binary, emotions)
+    out += ["## Consolidation", "", labels.describe() if isinstance(labels, BinaryConsolidated)
+            else labels.rule.describe(), ""]
+    out += _agreement_section(agreement, emotions)
+    out += _balance_section(balance)
+    out += _license_and_uses(card)
+    return "\n".join(out)
+
+
+def _yaml_header(card: CardInfo, splits: Sequence[str], total: int, n_raw: int) -> list[str]:
+    """The YAML front matter: licence, tags, size and the parquet configs the hub loads."""
     y = ["---", f"license: {card.license}", f"pretty_name: {_q(card.pretty_name)}", "task_categories:",
          "- image-classification", "tags:"]
     y += [f"- {t}" for t in ("emotion", "facial-expression", "emonet-face", "expert-annotation", "benchmark",
@@ -84,14 +104,14 @@ def render_card(
         y += ["- config_name: raw_ratings", "  data_files:", "  - split: ratings",
               f"    path: {_q('raw/ratings.parquet')}"]
     y.append("---")
+    return y
 
-    out: list[str] = ["\n".join(y), "", f"# {card.pretty_name}", ""]
-    if card.description:
-        out += [card.description, ""]
-    mode = "binary (yes/no per image and emotion)" if binary else f"intensity (0..{scale_max if scale_max else '?'})"
-    out += ["## Summary", "", "| | |", "|---|---|", f"| Version | {_md(card.version)} |",
-            f"| Released | {_md(card.released)} |", f"| Taxonomy | {TAXONOMY_VERSION} ({len(emotions)} emotions) |",
-            f"| Mode | {mode} |"]
+
+def _summary(card: CardInfo, labels: Labels, split_counts: Mapping[str, int], splits: Sequence[str], n_raw: int,
+             n_raters: int, n_emotions: int, mode: str) -> list[str]:
+    out = ["## Summary", "", "| | |", "|---|---|", f"| Version | {_md(card.version)} |",
+           f"| Released | {_md(card.released)} |", f"| Taxonomy | {TAXONOMY_VERSION} ({n_emotions} emotions) |",
+           f"| Mode | {mode} |"]
     out += [f"| Images ({s}) | {split_counts[s]} |" for s in splits]
     out += [f"| Raw ratings | {n_raw} |", f"| Rater pool (experts with at least one rating) | {n_raters} |"]
     out += [f"| Left out ({reason.replace('_', ' ')}) | {n} |" for reason, n in labels.left_out.items()]
@@ -100,22 +120,29 @@ def render_card(
     if card.contact:
         out.append(f"| Contact | {_md(card.contact)} |")
     out.append("")
+    return out
 
-    out += ["## How to load", "", "```python",
-            'import datasets; ds = datasets.load_dataset("parquet", data_dir="PATH/TO/THIS/FOLDER")',
-            "```", "", "```python",
-            f'import pandas; df = pandas.read_parquet("PATH/TO/THIS/FOLDER/data/{splits[0] if splits else "train"}'
-            '-00000-of-00001.parquet")', "```", ""]
+
+def _how_to_load(splits: Sequence[str], n_raw: int) -> list[str]:
+    out = ["## How to load", "", "```python",
+           'import datasets; ds = datasets.load_dataset("parquet", data_dir="PATH/TO/THIS/FOLDER")',
+           "```", "", "```python",
+           f'import pandas; df = pandas.read_parquet("PATH/TO/THIS/FOLDER/data/{splits[0] if splits else "train"}'
+           '-00000-of-00001.parquet")', "```", ""]
     if n_raw:
         out += ['Raw ratings: `pandas.read_parquet("PATH/TO/THIS/FOLDER/raw/ratings.parquet")` or '
                 '`datasets.load_dataset("PATH/TO/THIS/FOLDER", "raw_ratings")`.', ""]
-    out += ["## Files and columns", "",
-            "- `data/<split>-00000-of-00001.parquet`, `csv/<split>.csv`, `jsonl/<split>.jsonl`: one row per image.",
-            "- `raw/ratings.parquet`: one row per rating, raters as pseudonyms (`rater_` + 10 hex digits of a "
-            "keyed hash; never names or e-mail addresses).",
-            "- `release.json`: frozen release configuration, counts, agreement and balance tables.",
-            "- `manifest.json`: sha256 and size of every file.", "",
-            "Per-image columns: `file_name`, `sha256`, `ethnicity`, `gender`, `age`, `prompt`, `split`, then "]
+    return out
+
+
+def _files_and_columns(binary: bool, emotions: Sequence[str]) -> list[str]:
+    out = ["## Files and columns", "",
+           "- `data/<split>-00000-of-00001.parquet`, `csv/<split>.csv`, `jsonl/<split>.jsonl`: one row per image.",
+           "- `raw/ratings.parquet`: one row per rating, raters as pseudonyms (`rater_` + 10 hex digits of a "
+           "keyed hash; never names or e-mail addresses).",
+           "- `release.json`: frozen release configuration, counts, agreement and balance tables.",
+           "- `manifest.json`: sha256 and size of every file.", "",
+           "Per-image columns: `file_name`, `sha256`, `ethnicity`, `gender`, `age`, `prompt`, `split`, then "]
     if binary:
         out[-1] += ("per emotion `<slug>__label` (1 yes, 0 no, empty = not asked or undecided), `<slug>__yes` and "
                     "`<slug>__no` (raw vote counts).")
@@ -124,11 +151,12 @@ def render_card(
                     "(max - min of the ratings) and `<slug>__disputed`. Every rating covers all emotions "
                     "(untouched = 0), so `n_ratings` is also the number of ratings per emotion.")
     out += ["", "Emotion slugs: " + ", ".join(f"`{emotion_slug(e)}`" for e in emotions) + ".", ""]
+    return out
 
-    out += ["## Consolidation", "", labels.describe() if isinstance(labels, BinaryConsolidated)
-            else labels.rule.describe(), ""]
 
-    out += ["## Inter-annotator agreement", ""]
+def _agreement_section(agreement: Mapping[str, Any], emotions: Sequence[str]) -> list[str]:
+    """Krippendorff's alpha per emotion with its interval, from the release's agreement summary."""
+    out = ["## Inter-annotator agreement", ""]
     level = agreement.get("level", "interval")
     conf = agreement.get("confidence", 0.95)
     n_boot = agreement.get("n_boot")
@@ -144,10 +172,14 @@ def render_card(
         n_units = a.get("n_units")
         out.append(f"| {_md(e)} | {_fmt(a.get('alpha'))} | {ci} | {n_units if n_units is not None else 'n/a'} |")
     out.append("")
+    return out
 
-    out += ["## Demographic balance per split", "",
-            "Counts and shares (of the split) per value; splits are stratified by ethnicity x gender x age bucket.",
-            ""]
+
+def _balance_section(balance: Mapping[str, Any]) -> list[str]:
+    """Counts and shares per demographic value and split (annotation.splits.balance_table's tables)."""
+    out = ["## Demographic balance per split", "",
+           "Counts and shares (of the split) per value; splits are stratified by ethnicity x gender x age bucket.",
+           ""]
     bsplits = list(balance.get("splits", {}))
     for key, rows in balance.get("keys", {}).items():
         out += [f"### {key}", "", "| value | all | " + " | ".join(bsplits) + " |",
@@ -157,17 +189,21 @@ def render_card(
             cells += [f"{row['by_split'][s]['n']} ({float(row['by_split'][s]['share']):.1%})" for s in bsplits]
             out.append(f"| {_md(row['value'])} | " + " | ".join(cells) + " |")
         out.append("")
+    return out
 
-    out += ["## License", "",
-            f"The data of this release is licensed {card.license.upper()} "
-            "(https://creativecommons.org/licenses/by/4.0/). The emotion taxonomy is the EmoNet-Face "
-            "taxonomy (CC BY 4.0) by its authors; please credit them and this release.", "",
-            "## Intended uses", "",
-            "- Benchmarking and training models of *perceived* facial emotion expression, measured against "
-            "the consensus of psychology experts, and studying expert agreement.",
-            "- Research on annotation methods, inter-rater reliability and dataset bias.", "",
-            "## Prohibited uses", "",
-            "The following uses are not permitted:", ""]
+
+def _license_and_uses(card: CardInfo) -> list[str]:
+    """Licence, intended and prohibited uses, limitations, citation: the same for every release."""
+    out = ["## License", "",
+           f"The data of this release is licensed {card.license.upper()} "
+           "(https://creativecommons.org/licenses/by/4.0/). The emotion taxonomy is the EmoNet-Face "
+           "taxonomy (CC BY 4.0) by its authors; please credit them and this release.", "",
+           "## Intended uses", "",
+           "- Benchmarking and training models of *perceived* facial emotion expression, measured against "
+           "the consensus of psychology experts, and studying expert agreement.",
+           "- Research on annotation methods, inter-rater reliability and dataset bias.", "",
+           "## Prohibited uses", "",
+           "The following uses are not permitted:", ""]
     out += [f"- {p}" for p in PROHIBITED_USES]
     out += ["", "## Limitations", "",
             "The faces are AI-generated; demographic labels come from the generation prompts, not from "
@@ -175,4 +211,4 @@ def render_card(
             "the disputed flags and the raw ratings, not only the consensus.", ""]
     if card.citation:
         out += ["## Citation", "", "```", card.citation, "```", ""]
-    return "\n".join(out)
+    return out
