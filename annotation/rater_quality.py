@@ -233,3 +233,137 @@ def rater_alerts(*, mean_kappa: float | None, retest_alpha: float | None, usual_
 def median_or_none(xs: Sequence[float]) -> float | None:
     """The median of the finite values, or None when there are none."""
     return _median(xs)
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """How far a rater is from the others compared with how far the others are from each other.
+
+    Per image with at least three raters, over the emotions somebody marked present there: the
+    rater's mean |own value - mean of the others| minus the same figure of each other rater,
+    averaged. ``estimate`` is the mean of that difference over the rater's images, in scale steps;
+    0 = as close to the panel as its members are to each other, > 0 further. ``low``/``high`` is
+    its 95% t-interval over images (``None`` with fewer than ``MIN_CONSISTENCY_IMAGES``).
+    """
+
+    rater: int
+    n_images: int
+    estimate: float | None
+    low: float | None
+    high: float | None
+
+
+MIN_CONSISTENCY_IMAGES = 10
+
+
+def consistency(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike,
+                *, confidence: float = 0.95) -> list[Consistency]:
+    """``Consistency`` of every rater (ascending id) from a long table (NaN = missing).
+
+    Under exchangeable raters the difference has mean 0 exactly (each rater's distance to the
+    others is compared with the others' distances on the same images), so an interval away from 0
+    says this rater differs; one that contains 0 says only that no difference was detected.
+    """
+    from scipy import stats  # type: ignore[import-untyped,unused-ignore]
+
+    u = np.asarray(units)
+    r = np.asarray(raters)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or len(u) != len(v) or len(r) != len(v):
+        raise ValueError("units, raters and values must have the same number of rows (values 2-D)")
+    rater_ids = np.unique(r)
+    if len(v) == 0:
+        return [Consistency(int(x), 0, None, None, None) for x in rater_ids]
+    _, unit_idx = np.unique(u, return_inverse=True)
+    n_units = int(unit_idx.max()) + 1
+    absdiff = np.abs(diff_from_others(u, v))
+    present = np.zeros((n_units, v.shape[1]), dtype=bool)
+    np.logical_or.at(present, unit_idx, np.nan_to_num(v) > 0)
+    cells = present[unit_idx] & ~np.isnan(absdiff)
+    n_cells = cells.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dev = np.where(n_cells > 0, np.where(cells, absdiff, 0.0).sum(axis=1) / n_cells, np.nan)
+    rows_per_unit = np.bincount(unit_idx, minlength=n_units)
+    ok = ~np.isnan(dev) & (rows_per_unit[unit_idx] >= 3)
+    dsum = np.bincount(unit_idx[ok], weights=dev[ok], minlength=n_units)
+    dcnt = np.bincount(unit_idx[ok], minlength=n_units).astype(np.float64)
+    others = dcnt[unit_idx] - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.where(ok & (others > 0), dev - (dsum[unit_idx] - np.where(ok, dev, 0.0)) / others, np.nan)
+    out = []
+    z = 1.0 - (1.0 - confidence) / 2.0
+    for rid in rater_ids:
+        x = d[(r == rid) & ~np.isnan(d)]
+        n = int(x.size)
+        if n < MIN_CONSISTENCY_IMAGES:
+            out.append(Consistency(int(rid), n, float(x.mean()) if n else None, None, None))
+            continue
+        mean = float(x.mean())
+        half = float(stats.t.ppf(z, n - 1) * x.std(ddof=1) / np.sqrt(n))
+        out.append(Consistency(int(rid), n, mean, mean - half, mean + half))
+    return out
+
+
+@dataclass(frozen=True)
+class IntensityShift:
+    """A rater's intensity shift on present emotions, adjusted for which images they rated.
+
+    From the additive model value = cell effect (image x emotion) + rater effect + noise, fitted
+    by least squares on the non-zero ratings of cells that two or more raters marked present.
+    ``shift`` is the rater's effect minus the mean effect of the other raters: +1.0 = one step
+    above the others when they too see the emotion. ``None`` without such cells.
+    """
+
+    rater: int
+    shift: float | None
+    n_cells: int
+
+
+def intensity_shift(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike,
+                    *, iterations: int = 200, tol: float = 1e-9) -> list[IntensityShift]:
+    """``IntensityShift`` of every rater (ascending id), by alternating least squares (backfitting)
+    on the cells in play; converges because each step is an exact least-squares update."""
+    u = np.asarray(units)
+    r = np.asarray(raters)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or len(u) != len(v) or len(r) != len(v):
+        raise ValueError("units, raters and values must have the same number of rows (values 2-D)")
+    rater_ids, r_idx = np.unique(r, return_inverse=True)
+    n_r = int(rater_ids.size)
+    if len(v) == 0:
+        return [IntensityShift(int(x), None, 0) for x in rater_ids]
+    _, unit_idx = np.unique(u, return_inverse=True)
+    n_units = int(unit_idx.max()) + 1
+    k = v.shape[1]
+    pos = np.nan_to_num(v) > 0
+    cell = unit_idx[:, None] * k + np.arange(k)[None, :]
+    n_pos = np.bincount(cell[pos], minlength=n_units * k)
+    keep = pos & (n_pos[cell] >= 2)
+    rows, cols = np.nonzero(keep)
+    c_idx = cell[rows, cols]
+    y = v[rows, cols]
+    who = r_idx[rows]
+    n_cells = np.bincount(who, minlength=n_r)
+    if y.size == 0:
+        return [IntensityShift(int(x), None, 0) for x in rater_ids]
+    c_n = np.bincount(c_idx, minlength=n_units * k).astype(np.float64)
+    r_n = n_cells.astype(np.float64)
+    b = np.zeros(n_r)
+    for _ in range(iterations):
+        mu = np.bincount(c_idx, weights=y - b[who], minlength=n_units * k) / np.maximum(c_n, 1)
+        new = np.bincount(who, weights=y - mu[c_idx], minlength=n_r) / np.maximum(r_n, 1)
+        new = new - new[r_n > 0].mean()
+        done = float(np.abs(new - b).max()) < tol
+        b = new
+        if done:
+            break
+    fitted = r_n > 0
+    n_fit = int(fitted.sum())
+    out = []
+    for i, rid in enumerate(rater_ids):
+        if not fitted[i] or n_fit < 2:
+            out.append(IntensityShift(int(rid), None, int(n_cells[i])))
+            continue
+        others = (b[fitted].sum() - b[i]) / (n_fit - 1)
+        out.append(IntensityShift(int(rid), float(b[i] - others), int(n_cells[i])))
+    return out

@@ -143,7 +143,8 @@ def model_score_matrix(project: Project, model_name: str, model_version: str) ->
 def model_agreement(project: Project, model_name: str = DEFAULT_MODEL_NAME, model_version: str | None = None,
                     rows: pgcopy.RatingRows | None = None) -> list[dict[str, Any]]:
     """Per emotion, how the model agrees with the experts: mean weighted kappa model-expert and
-    expert-expert, the "could be an annotator" test and Spearman rho vs the expert median
+    expert-expert and Spearman rho vs the expert median (the verdict is the alt-test of
+    `model_summary`; the Mann-Whitney "could be an annotator" test is no longer reported)
     (annotation.scoring.model_agreement). Uses the model's most recent version unless given.
 
     Computes from all ratings (a second or so for large projects): call it from a worker (the
@@ -164,8 +165,6 @@ def model_agreement(project: Project, model_name: str = DEFAULT_MODEL_NAME, mode
     names = taxonomy.EMOTIONS
     return [{"emotion": names[a.emotion], "index": a.emotion, "model": model_name, "model_version": model_version,
              "n_images": a.n_images, "model_kappa": _round(a.model_kappa), "human_kappa": _round(a.human_kappa),
-             "annotator_test": {"p_value": _round(a.annotator_p), "could_be_annotator": a.could_be_annotator,
-                                "verdict": a.verdict},
              "spearman": {"rho": _round(a.spearman_rho), "p_value": _round(a.spearman_p),
                           "reason": a.spearman_reason}}
             for a in result]

@@ -11,7 +11,7 @@ import time
 import warnings
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from django.core.cache import cache
@@ -31,7 +31,8 @@ from annotation.models import (
     RetestRating,
     SnapshotStatus,
 )
-from annotation.payloads import SnapshotPayload
+from annotation.payloads import SnapshotEmotion, SnapshotKappa, SnapshotPayload
+from annotation.pgcopy import RatingRows
 from annotation.selectors_dashboard import RECOMPUTE_QUEUED_SECONDS, recompute_queued_key
 from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
@@ -68,8 +69,9 @@ def _labels(rater_ids: set[int]) -> dict[int, str]:
     return {u.pk: (u.display_name or u.email) for u in User.objects.filter(pk__in=rater_ids)}
 
 
-def _emotion_rows(report: list[ag.EmotionAgreement], names: tuple[str, ...], with_ci: bool) -> list[dict[str, Any]]:
-    out = []
+def _emotion_rows(report: list[ag.EmotionAgreement], names: tuple[str, ...],
+                  with_ci: bool) -> list[SnapshotEmotion]:
+    out: list[SnapshotEmotion] = []
     for e in report:
         given = e.alpha.alpha is not None and with_ci
         out.append({
@@ -146,7 +148,7 @@ def _strata_rows(strata: dict[str, list[ag.StratumAlpha]], *, with_ci: bool,
 
 
 def _raters(project: Project, raters: np.ndarray, kappas: list[ag.PairKappa], loo: list[ag.RaterAgreement],
-            names: tuple[str, ...]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            names: tuple[str, ...]) -> tuple[list[dict[str, Any]], SnapshotKappa]:
     rater_ids = sorted({int(r) for r in raters.tolist()})
     labels = _labels(set(rater_ids))
     median_seconds = selectors.median_seconds_per_rater(project)
@@ -161,15 +163,12 @@ def _raters(project: Project, raters: np.ndarray, kappas: list[ag.PairKappa], lo
 
     rows = []
     for rid in rater_ids:
-        test = ag.candidate_test(kappas, rid, humans=rater_ids)
         rows.append({
             "rater": rid, "label": labels.get(rid, str(rid)), "n_ratings": int(counts.get(rid, 0)),
             "median_seconds": _num(median_seconds.get(rid), 1),
             "mean_kappa": mean([r.mean_kappa for r in by_rater.get(rid, [])]),
             "alpha_with": mean([r.alpha_with for r in by_rater.get(rid, [])]),
             "alpha_without": mean([r.alpha_without for r in by_rater.get(rid, [])]),
-            "annotator_test": {"p_value": _num(test.p_value), "could_be_annotator": test.could_be_annotator,
-                               "verdict": test.verdict},
         })
     # Pairwise kappa averaged over emotions (the heatmap) and per emotion.
     pair_sum: dict[tuple[int, int], list[float]] = {}
@@ -180,7 +179,7 @@ def _raters(project: Project, raters: np.ndarray, kappas: list[ag.PairKappa], lo
         a, b = sorted((int(k.rater_a), int(k.rater_b)))
         pair_sum.setdefault((a, b), []).append(k.kappa)
         per_emotion.setdefault(k.emotion, []).append(k.kappa)
-    kappa = {
+    kappa: SnapshotKappa = {
         "raters": rater_ids,
         "pairs": [{"a": a, "b": b, "kappa": _num(sum(v) / len(v)), "n_emotions": len(v)}
                   for (a, b), v in sorted(pair_sum.items())],
@@ -211,9 +210,23 @@ def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[st
       the same summed over the emotions.
     - row["retest"]: test-retest figures, None without repeats. Repeats of flagged images are left
       out, like ratings.
+    - row["consistency"]: how far the rater is from the others compared with how far they are from
+      each other, with a 95% interval (rq.consistency); replaces the Mann-Whitney "annotator_test".
+    - row["intensity_shift"]: the rater's intensity shift on present emotions, adjusted for which
+      images they rated (rq.intensity_shift, an additive rater + image model).
     """
     units, raters, values = data
-    severities = {s.rater: s for s in rq.severity(units, raters, values.astype(np.float64))}
+    fvalues = values.astype(np.float64)
+    severities = {s.rater: s for s in rq.severity(units, raters, fvalues)}
+    consistent = {c.rater: c for c in rq.consistency(units, raters, fvalues)}
+    shifts = {s.rater: s for s in rq.intensity_shift(units, raters, fvalues)}
+    for row in rows:
+        c = consistent.get(int(row["rater"]))
+        row["consistency"] = None if c is None else {
+            "estimate": _num(c.estimate, 4), "low": _num(c.low, 4), "high": _num(c.high, 4), "n_images": c.n_images}
+        sh = shifts.get(int(row["rater"]))
+        row["intensity_shift"] = None if sh is None or sh.shift is None else {
+            "estimate": _num(sh.shift, 4), "n_cells": sh.n_cells}
     use = rq.scale_use(raters, values, scale_max=project.scale_max)
     for row in rows:
         rid = int(row["rater"])
@@ -275,7 +288,7 @@ def _drift(project: Project, units: np.ndarray, raters: np.ndarray, values: np.n
     return out
 
 
-def _models(project: Project, rows: selectors.pgcopy.RatingRows) -> list[dict[str, Any]]:
+def _models(project: Project, rows: RatingRows) -> list[dict[str, Any]]:
     """Per model (its latest version): agreement with the experts per emotion, entered as one more
     rater (weighted kappa, the "could be an annotator" test, Spearman rho vs the expert median)."""
     from annotation.scoring.selectors import latest_model, model_agreement, model_summary
@@ -296,7 +309,14 @@ def _models(project: Project, rows: selectors.pgcopy.RatingRows) -> list[dict[st
     return out
 
 
-def _binary_payload(project: Project, *, n_boot: int, seed: int, names: tuple[str, ...]) -> dict[str, Any]:
+class _BinaryBody(TypedDict):
+    emotions: list[SnapshotEmotion]
+    n_ratings: int
+    n_images: int
+    n_raters: int
+
+
+def _binary_payload(project: Project, *, n_boot: int, seed: int, names: tuple[str, ...]) -> _BinaryBody:
     votes = list(Rating.objects.filter(project=project, emotion__isnull=False, image__flagged=False)
                  .values_list("image_id", "rater_id", "emotion", "values"))
     units = np.array([v[0] for v in votes], dtype=np.int64)
@@ -304,7 +324,7 @@ def _binary_payload(project: Project, *, n_boot: int, seed: int, names: tuple[st
     emotions = np.array([v[2] for v in votes], dtype=np.int64)
     yes = np.array([v[3][0] for v in votes], dtype=np.int64)
     table = ag.binary_agreement(units, raters, emotions, yes, n_emotions=len(names), conditional_design=True)
-    rows = []
+    rows: list[SnapshotEmotion] = []
     for b in table:
         mask = emotions == b.emotion
         ci: list[float | None] | None = None
@@ -334,40 +354,37 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
         raise AgreementError(f"bootstrap resamples {n_boot} out of range (allowed: 0..100000)")
     names = taxonomy.EMOTIONS
     step = progress or (lambda pct: None)
-    head: dict[str, Any] = {"project": project.slug, "mode": project.mode, "level": level, "n_boot": n_boot,
-                            "seed": seed, "confidence": 0.95, "scale": [0, project.scale_max],
-                            "taxonomy_version": project.taxonomy_version,
-                            "flagged_images_excluded": Image.objects.filter(project=project, flagged=True).count(),
-                            "definitions": "docs/agreement.md"}
     if project.is_binary:
         body = _binary_payload(project, n_boot=n_boot, seed=seed, names=names)
-        body["level"] = "nominal"  # yes/no votes are nominal whatever was asked
         step(100)
-        return {**head, **body, "mean_alpha": _mean_alpha(body["emotions"])}
+        # yes/no votes are nominal whatever was asked
+        return _payload(project, level="nominal", n_boot=n_boot, seed=seed, **body)
 
     rows = selectors.rating_rows(project)
     step(10)
     units, raters, values = rows.image_ids, rows.rater_ids, rows.values
     if len(units) == 0:
-        emotions = [{"emotion": n, "index": i, "alpha": None, "ci": None, "reason": ag.REASON_NO_PAIRABLE,
-                     "n_images": 0, "n_ratings": 0, "nonzero_share": None, "warnings": []}
-                    for i, n in enumerate(names)]
+        none: list[SnapshotEmotion] = [{"emotion": n, "index": i, "alpha": None, "ci": None,
+                                        "reason": ag.REASON_NO_PAIRABLE, "n_images": 0, "n_ratings": 0,
+                                        "nonzero_share": None, "warnings": []} for i, n in enumerate(names)]
         step(100)
-        return {**head, "n_images": 0, "n_ratings": 0, "n_raters": 0, "emotions": emotions, "mean_alpha": None,
-                "mean_alpha_ci": None, "label_reliability": None, "raters": [], "kappa": {"raters": [], "pairs": [], "per_emotion_mean": {}}, "strata": {},
-                "models": []}
+        payload = _payload(project, level=level, n_boot=n_boot, seed=seed, emotions=none, n_ratings=0, n_images=0,
+                           n_raters=0)
+        payload.update({"mean_alpha_ci": None, "label_reliability": None, "raters": [],
+                        "kappa": {"raters": [], "pairs": [], "per_emotion_mean": {}}, "strata": {}, "models": []})
+        return payload
     # One pass shares the bootstrap draws between the report and every stratum (docs/agreement.md).
     # n_boot=0 asks for no intervals: compute with one resample and leave the intervals out.
     stats = ag.snapshot_stats(units, raters, values, _strata_labels(project, units),
                               level=level, domain=ag.scale_domain(project.scale_max),  # type: ignore[arg-type]
                               n_boot=max(n_boot, 1), seed=seed)
     step(80)
-    emotions = _emotion_rows(stats.report, names, with_ci=n_boot > 0)
-    payload: dict[str, Any] = {**head, "n_images": int(len(np.unique(units))), "n_ratings": int(len(units)),
-                               "n_raters": int(len(np.unique(raters))), "emotions": emotions,
-                               "mean_alpha": _mean_alpha(emotions),
-                               "mean_alpha_ci": _mean_alpha_ci(stats, n_boot > 0),
-                               "label_reliability": _label_reliability(stats)}
+    payload = _payload(project, level=level, n_boot=n_boot, seed=seed,
+                       emotions=_emotion_rows(stats.report, names, with_ci=n_boot > 0),
+                       n_images=int(len(np.unique(units))), n_ratings=int(len(units)),
+                       n_raters=int(len(np.unique(raters))))
+    payload["mean_alpha_ci"] = _mean_alpha_ci(stats, n_boot > 0)
+    payload["label_reliability"] = _label_reliability(stats)
     payload["raters"], payload["kappa"] = _raters(project, raters, stats.kappas, stats.raters, names)
     _rater_quality(project, payload["raters"], names, (units, raters, values))
     payload["strata"] = _strata_rows(stats.strata, with_ci=n_boot > 0, names=names)
@@ -377,7 +394,17 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
     return payload
 
 
-def _mean_alpha(emotions: list[dict[str, Any]]) -> float | None:
+def _payload(project: Project, *, level: str, n_boot: int, seed: int, emotions: list[SnapshotEmotion],
+             n_images: int, n_ratings: int, n_raters: int) -> SnapshotPayload:
+    """The keys every snapshot payload has (SnapshotPayload's required ones)."""
+    return {"project": project.slug, "mode": project.mode, "level": level, "n_boot": n_boot, "seed": seed,
+            "confidence": 0.95, "scale": [0, project.scale_max], "taxonomy_version": project.taxonomy_version,
+            "flagged_images_excluded": Image.objects.filter(project=project, flagged=True).count(),
+            "definitions": "docs/agreement.md", "n_images": n_images, "n_ratings": n_ratings, "n_raters": n_raters,
+            "emotions": emotions, "mean_alpha": _mean_alpha(emotions)}
+
+
+def _mean_alpha(emotions: list[SnapshotEmotion]) -> float | None:
     defined = [e["alpha"] for e in emotions if e["alpha"] is not None]
     return _num(sum(defined) / len(defined)) if defined else None
 

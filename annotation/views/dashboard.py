@@ -126,11 +126,10 @@ def present_agreement(a: sd.AgreementPage) -> tuple[list[Table], dict[str, SafeS
               [(t.snapshot_id, t.created_at.isoformat(), t.level, t.mean_alpha) for t in a.trend]),
         Table("warnings", "Warnings from the agreement engine", ["emotion", "warning"], a.warnings),
         Table("model", "The model against the experts (latest model version)",
-              ["model", "model_version", "emotion", "n_images", "model_kappa", "human_kappa", "p_value", "verdict",
-               "spearman_rho"],
+              ["model", "model_version", "emotion", "n_images", "model_kappa", "human_kappa",
+               "alt_test_winning_rate", "alt_test_passed", "spearman_rho"],
               [(m["model"], m.get("model_version", ""), e["emotion"], e["n_images"], e.get("model_kappa"),
-                e.get("human_kappa"), (e.get("annotator_test") or {}).get("p_value"),
-                (e.get("annotator_test") or {}).get("verdict", ""), (e.get("spearman") or {}).get("rho"))
+                e.get("human_kappa"), *_alt_cells(m, e["index"]), (e.get("spearman") or {}).get("rho"))
                for m in a.payload.get("models", []) for e in m.get("emotions", [])]),
     ]
     rows = [charts.IntervalRow(label=e["emotion"], value=e["alpha"], low=(e["ci"] or [None, None])[0],
@@ -163,7 +162,15 @@ def dashboard_agreement(request: HttpRequest, slug: str) -> HttpResponse:
     tables, svgs = present_agreement(data)
     return _page(request, project, "annotation/dashboard/agreement.html", "agreement", tables,
                  {"a": data, "charts": svgs, "jobs": sd.jobs_running(project),
-                  "model_rows": tables[3].rows, "model_configured": bool(settings.EMORATE_SCORING_MODEL_DIR)})
+                  "model_rows": tables[3].rows, "model_configured": bool(settings.EMORATE_SCORING_MODEL_DIR),
+                  "model_summaries": [m for m in data.payload.get("models", []) if m.get("alt_test")]})
+
+
+def _alt_cells(model: dict[str, Any], index: int) -> tuple[Any, Any]:
+    """The alt-test winning rate and decision of one emotion (snapshots before #17 have none)."""
+    per = (model.get("alt_test") or {}).get("per_emotion") or []
+    row = next((p for p in per if p.get("index") == index), None)
+    return (None, None) if row is None else (row.get("winning_rate"), row.get("passed"))
 
 
 @login_required
@@ -211,13 +218,26 @@ def dashboard_definitions(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def severity_text(mean: float | None) -> str:
-    """How a lead reads a severity estimate: "+1.02: rates about 1.0 step higher than the others"."""
+    """How a lead reads an intensity shift: "+1.02: rates about 1.0 step higher than the others when
+    both see an emotion". No verdict: the figure is an estimate (docs/agreement.md)."""
     if mean is None:
         return "–"
-    if abs(mean) < 0.25:
-        return f"{mean:+.2f}: in line with the others"
     return f"{mean:+.2f}: rates about {abs(mean):.1f} step{'s' if abs(mean) >= 1.5 else ''} " \
-           f"{'higher' if mean > 0 else 'lower'} than the others"
+           f"{'higher' if mean >= 0 else 'lower'} than the others when both see an emotion"
+
+
+def consistency_text(c: dict[str, Any] | None) -> str:
+    """"+0.05 [-0.02, 0.12]" and, only when the interval excludes 0, which side it is on."""
+    if not c or c.get("estimate") is None:
+        return "–"
+    if c.get("low") is None:
+        return f"{c['estimate']:+.2f} (too few shared images for an interval)"
+    text = f"{c['estimate']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]"
+    if c["low"] > 0:
+        return text + ": further from the others than they are from each other"
+    if c["high"] < 0:
+        return text + ": closer to the others than they are to each other"
+    return text
 
 
 def scale_use_text(counts: Sequence[int]) -> str:
@@ -241,7 +261,9 @@ def rater_rows(r: sd.RatersPage, project: Project) -> list[dict[str, Any]]:
         alerts = rq.rater_alerts(mean_kappa=x.get("mean_kappa"), retest_alpha=(x.get("retest") or {}).get("mean_alpha"),
                                  usual_seconds=drift.get("usual_seconds"), recent_seconds=drift.get("recent_seconds"),
                                  thresholds=thresholds)
-        out.append({**x, "severity_mean": sev.get("mean"), "severity_text": severity_text(sev.get("mean")),
+        shift = (x.get("intensity_shift") or {}).get("estimate")
+        out.append({**x, "severity_mean": sev.get("mean"), "severity_text": severity_text(shift),
+                    "consistency_text": consistency_text(x.get("consistency")),
                     "scale_use_text": scale_use_text(x.get("scale_use_overall") or []), "alerts": alerts,
                     "drift": drift})
     return out
@@ -256,16 +278,22 @@ def _retest_cells(row: dict[str, Any]) -> tuple[Any, Any, Any]:
     return retest["n_pairs"], retest["mean_alpha"], retest["mean_abs_change"]
 
 
+def _consistency_cells(row: dict[str, Any]) -> tuple[Any, Any, Any]:
+    c = row.get("consistency") or {}
+    return c.get("estimate"), c.get("low"), c.get("high")
+
+
 def present_raters(r: sd.RatersPage) -> tuple[list[Table], dict[str, SafeString]]:
     labels = r.labels
     tables = [
         Table("raters", "Raters", ["rater", "label", "n_ratings", "median_seconds", "mean_kappa", "alpha_with",
-                                   "alpha_without", "p_value", "could_be_annotator", "verdict", "retest_pairs",
-                                   "retest_alpha", "retest_mean_abs_change", "severity", "severity_n_images"],
+                                   "alpha_without", "consistency", "consistency_low", "consistency_high",
+                                   "retest_pairs", "retest_alpha", "retest_mean_abs_change", "severity",
+                                   "severity_n_images", "intensity_shift"],
               [(x["rater"], x["label"], x["n_ratings"], x["median_seconds"], x["mean_kappa"], x["alpha_with"],
-                x["alpha_without"], x["annotator_test"]["p_value"], x["annotator_test"]["could_be_annotator"],
-                x["annotator_test"]["verdict"], *_retest_cells(x), (x.get("severity") or {}).get("mean"),
-                (x.get("severity") or {}).get("n_images")) for x in r.raters]),
+                x["alpha_without"], *_consistency_cells(x), *_retest_cells(x),
+                (x.get("severity") or {}).get("mean"), (x.get("severity") or {}).get("n_images"),
+                (x.get("intensity_shift") or {}).get("estimate")) for x in r.raters]),
         Table("severity", "Severity per rater and emotion (own value minus the others' mean)",
               ["rater", "emotion", "severity"],
               [(x["rater"], e, v) for x in r.raters if x.get("severity")

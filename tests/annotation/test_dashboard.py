@@ -389,7 +389,7 @@ def test_raters_and_demographics_pages_draw_the_snapshot(client, seeded):
     for (a, b), kappa in pairs.items():
         assert float(shown[(labels[a], labels[b])]) == kappa == float(shown[(labels[b], labels[a])])
     for r in snapshot.payload["raters"]:
-        assert r["label"] in html and r["annotator_test"]["verdict"] in html
+        assert r["label"] in html and "annotator_test" not in r and r["consistency"] is not None
     assert len(charts["chart-drift"].findall(f".//{SVG}g[@class='series']")) == len(snapshot.payload["raters"])
     html = client.get(reverse("annotation:dashboard-demographics", args=[project.slug])).content.decode()
     charts = _charts(html)
@@ -450,6 +450,9 @@ def test_agreement_page_shows_how_the_model_agrees_with_the_experts(client, seed
     assert model["model_version"] == "v1" and len(model["emotions"]) == 40
     html = client.get(reverse("annotation:dashboard-agreement", args=[project.slug])).content.decode()
     assert "The model against the experts" in html and "kappa model–experts" in html
+    # the alt-test replaces the Mann-Whitney verdict (#17): random scores are no expert
+    assert model["alt_test"]["passed"] in (False, None) and "alternative annotator test" in html
+    assert "could be an annotator" not in html and model["evaluated_images"] > 0
     rows = list(csv.reader(io.StringIO(client.get(reverse("annotation:dashboard-agreement", args=[project.slug])
                                                   + "?format=csv&table=model").content.decode())))
     assert len(rows) == 41 and rows[1][0] == "tiny-test-model"

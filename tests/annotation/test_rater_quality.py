@@ -254,10 +254,14 @@ def test_the_snapshot_and_the_raters_page_show_a_lenient_rater(client):
     assert lenient["severity"]["n_images"] == 60 and len(lenient["severity"]["per_emotion"]) == 40
     assert sum(lenient["scale_use_overall"]) == 60 * 40 and len(lenient["scale_use_overall"]) == 8
     assert rows[raters[0].pk]["retest"] is None
+    # #17: the intensity shift on present emotions, adjusted for who rated which images
+    assert lenient["intensity_shift"]["estimate"] == pytest.approx(1.0, abs=0.2)
+    assert "annotator_test" not in lenient and lenient["consistency"]["n_images"] == 60
     client.force_login(lead)
     url = reverse("annotation:dashboard-raters", args=[project.slug])
     html = client.get(url).content.decode()
-    assert "rates about 1.0 step higher than the others" in html
+    shift = lenient["intensity_shift"]["estimate"]
+    assert f"{shift:+.2f}: rates about {shift:.1f} step higher than the others when both see an emotion" in html
     for table in ("raters", "severity", "scale_use", "retest"):
         response = client.get(url + f"?format=csv&table={table}")
         assert response.status_code == 200 and response["Content-Type"].startswith("text/csv"), table
