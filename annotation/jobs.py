@@ -80,7 +80,7 @@ def send(job: Job, *args: Any, countdown: float | None = None, **kwargs: Any) ->
     task.apply_async(args, kwargs or None, **options)
 
 
-def enqueue(job: Job, *args: Any, countdown: float | None = None, on_error: Callable[[], None] | None = None,
+def enqueue(job: Job, *args: Any, countdown: float | None = None, on_error: Callable[[], object] | None = None,
             **kwargs: Any) -> None:
     """Send `job(*args, **kwargs)` once the current transaction commits (at once outside one).
     A failure to send is logged by Django (robust on_commit) after `on_error` ran."""
