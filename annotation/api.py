@@ -26,7 +26,7 @@ from .models.release import semver_key
 from .scoring.contracts import ScoreValidationError
 from .scoring.services import model_scores_push, scoring_enqueue_for_images
 from .services import adjudication, releases
-from .services.image_import import DuplicateImage, image_import_one
+from .services.image_import import DuplicateImage, image_import_one, upload_read
 
 
 class ProjectSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -283,8 +283,9 @@ class ImageListCreateView(generics.ListAPIView):  # type: ignore[type-arg]
         meta = ImageMeta(ethnicity=data["ethnicity"], age=data["age"], gender=data["gender"], prompt=data["prompt"],
                          source=data["source"])
         try:
+            content, sha256 = upload_read(upload)
             image = image_import_one(project=project, name=data.get("name") or Path(upload.name).name,
-                                     data=upload.read(), meta=meta)
+                                     data=content, meta=meta, sha256=sha256)
         except (ImageRejected, DuplicateImage) as exc:
             raise ValidationError({"file": [f"{upload.name}: {exc}"]}) from None
         scoring_enqueue_for_images(project, [image.pk])
@@ -340,7 +341,9 @@ class ImageBulkImportView(APIView):
         for upload in files:
             name = Path(upload.name).name
             try:
-                new_ids.append(image_import_one(project=project, name=name, data=upload.read(), meta=None).pk)
+                content, sha256 = upload_read(upload)
+                new_ids.append(image_import_one(project=project, name=name, data=content, meta=None,
+                                                sha256=sha256).pk)
                 out["imported"].append(name)
             except ImageRejected as exc:
                 out["rejected"].append({"name": name, "reason": str(exc)})

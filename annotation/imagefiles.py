@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -31,8 +32,9 @@ class CheckedImage:
     size_bytes: int
 
 
-def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage:
-    """Validate encoded image bytes. Raises ImageRejected naming the problem."""
+def check_image(data: bytes, *, max_bytes: int, max_pixels: int, sha256: str | None = None) -> CheckedImage:
+    """Validate encoded image bytes. Raises ImageRejected naming the problem. `sha256`: the bytes'
+    hash when the caller computed it while reading them."""
     if len(data) == 0:
         raise ImageRejected("empty file")
     if len(data) > max_bytes:
@@ -69,7 +71,7 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage
         # Pillow reports truncated/corrupt data as OSError ("image file is truncated ...").
         raise ImageRejected(f"corrupt or truncated image: {exc}") from None
     return CheckedImage(
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256 or hashlib.sha256(data).hexdigest(),
         format=fmt,
         extension=ALLOWED_FORMATS[fmt],
         width=width,
@@ -96,6 +98,19 @@ _EXIF_ORIENTATION = 0x0112
 _PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"cICP"}
 # WebP: the image data, alpha, colour profile and animation; EXIF, XMP and unknown chunks dropped.
 _WEBP_KEEP = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ICCP", b"ANIM", b"ANMF"}
+
+
+def read_capped(chunks: Iterable[bytes], *, max_bytes: int) -> tuple[bytes, str]:
+    """Read a file chunk by chunk, hashing as it goes, and refuse it as soon as it passes
+    `max_bytes` (never more than one chunk over the limit in memory). Returns (bytes, sha256)."""
+    digest, parts, total = hashlib.sha256(), [], 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > max_bytes:
+            raise ImageRejected(f"file is larger than the limit of {max_bytes:,} bytes")
+        digest.update(chunk)
+        parts.append(chunk)
+    return b"".join(parts), digest.hexdigest()
 
 
 def strip_metadata(data: bytes) -> bytes:

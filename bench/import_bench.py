@@ -1,7 +1,8 @@
 """import_images of 1024x1024 JPEG faces into an S3 bucket (a real SeaweedFS on loopback).
 
 Ours: `import_images --workers 8` into the bucket (decode, metadata-stripped served copy, two
-uploads and the row per image). Reference, same run: today's path before object storage, one image
+uploads and the row per image). Also the ceiling: the same two uploads per image alone, from 8
+threads, with no decoding or database work (SeaweedFS and boto3 share the cores with everything). Reference, same run: today's path before object storage, one image
 at a time onto the local disk (the ~220 images/s figure of issue #21). Also shown: the bucket one at
 a time, and the local disk with 8 workers. Goal: at least 200 images/s into the bucket on 2 cores.
 Run: make bench-import_bench   [N_IMAGES=2000]   (the faces are made once, under bench/out/)
@@ -88,6 +89,26 @@ def timed_import(folder: Path, slug: str, workers: int) -> float:
     return len(summary.imported) / seconds
 
 
+def uploads_only(folder: Path, bucket: str, workers: int) -> float:
+    """The ceiling on this machine: the two PutObject requests of each image (original and served
+    copy) from `workers` threads, with no decoding, stripping or database work at all."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from annotation.services import stored_files
+
+    files = sorted(folder.glob("*.jpg"))
+    datas = [p.read_bytes() for p in files]
+
+    def put(i: int) -> None:
+        stored_files.store_exact(f"ceiling/{i}.jpg", datas[i])
+        stored_files.store_exact(f"ceiling/served/{i}.jpg", datas[i])
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(put, range(len(datas))))
+    return len(datas) / (time.perf_counter() - t0)
+
+
 def main() -> None:
     n = int(os.environ.get("N_IMAGES", "2000"))
     folder = faces(n)
@@ -113,6 +134,8 @@ def main() -> None:
             runs["bucket, one at a time"] = timed_import(folder, "s3-1", 1)
         with override_settings(MEDIA_ROOT=str(work / "unused"), STORAGES=s3_storages(bucket)):
             runs["bucket, 8 workers (ours)"] = timed_import(folder, "s3-8", 8)
+        with override_settings(MEDIA_ROOT=str(work / "unused"), STORAGES=s3_storages(bucket)):
+            runs["bucket, the 2 uploads alone (ceiling)"] = uploads_only(folder, bucket, 8)
     finally:
         weed.terminate()
         try:
@@ -125,7 +148,9 @@ def main() -> None:
     for label, rate in runs.items():
         print(f"  {label:40s} {rate:7.1f} images/s")
     ours, reference = runs["bucket, 8 workers (ours)"], runs["local disk, one at a time (reference)"]
+    ceiling = runs["bucket, the 2 uploads alone (ceiling)"]
     print(f"ours {ours:.1f} images/s vs reference {reference:.1f} images/s: ratio {ours / reference:.2f}; "
+          f"of the upload-only ceiling {ceiling:.1f}/s: {ours / ceiling:.2f}; "
           f"goal >= 200 images/s into the bucket: {'met' if ours >= 200 else 'not met'}")
 
 

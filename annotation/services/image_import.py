@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
 
-from annotation.imagefiles import ImageRejected, check_image, strip_metadata
+from annotation.imagefiles import ImageRejected, check_image, read_capped, strip_metadata
 from annotation.manifests import ImageMeta, ManifestError, read_metadata
 from annotation.models import Image, Project
 from annotation.models.image import image_upload_to
@@ -64,7 +65,30 @@ def _sources(path: Path, metadata: Path | None) -> list[Source]:
     raise ManifestError(f"{path}: no such folder or manifest")
 
 
-def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMeta | None) -> Image:
+def upload_read(upload: UploadedFile) -> tuple[bytes, str]:
+    """An uploaded file's bytes and sha256, refused by its size before it is read into memory, and
+    read in chunks, hashed as they come, never past the limit (security review L6)."""
+    limit = settings.EMORATE_IMAGE_MAX_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise ImageRejected(f"file is {upload.size:,} bytes; the limit is {limit:,} bytes")
+    return read_capped(upload.chunks(), max_bytes=limit)
+
+
+def file_read(path: Path) -> tuple[bytes, str]:
+    """A local file's bytes and sha256 (import_images), with the same limit, checked first."""
+    limit = settings.EMORATE_IMAGE_MAX_BYTES
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise ImageRejected(f"file is {size:,} bytes; the limit is {limit:,} bytes")
+        with path.open("rb") as fh:
+            return read_capped(iter(lambda: fh.read(1 << 20), b""), max_bytes=limit)
+    except OSError as exc:
+        raise ImageRejected(f"cannot read file: {exc.strerror or exc}") from None
+
+
+def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMeta | None,
+                     sha256: str | None = None) -> Image:
     """Validate and store one image. Raises ImageRejected (bad file) or DuplicateImage.
 
     Atomic: the row and the stored files (the original and its served, stripped copy) exist
@@ -77,7 +101,7 @@ def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMet
     writing or have committed the same names (a committed one makes this a duplicate).
     """
     checked = check_image(data, max_bytes=settings.EMORATE_IMAGE_MAX_BYTES,
-                          max_pixels=settings.EMORATE_IMAGE_MAX_PIXELS)
+                          max_pixels=settings.EMORATE_IMAGE_MAX_PIXELS, sha256=sha256)
     # The copy raters are served (and releases ship) is made once, here, never per request.
     stripped = strip_metadata(data)
     with transaction.atomic():
@@ -135,12 +159,9 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
     def one(i: int) -> None:
         src = sources[i]
         try:
-            try:
-                data = src.path.read_bytes()
-            except OSError as exc:
-                raise ImageRejected(f"cannot read file: {exc.strerror or exc}") from None
+            data, sha256 = file_read(src.path)
             outcomes[i] = ("imported", "", image_import_one(project=project, name=src.name, data=data,
-                                                              meta=src.meta).pk)
+                                                              meta=src.meta, sha256=sha256).pk)
         except ImageRejected as exc:
             outcomes[i] = ("rejected", str(exc), None)
         except DuplicateImage as exc:

@@ -73,6 +73,8 @@ MIDDLEWARE = [
     "core.health.ProbeMiddleware",
     # Request id, access log line and request metrics for everything else (core/observability.py).
     "core.observability.RequestObservabilityMiddleware",
+    # Bodies over EMORATE_MAX_REQUEST_BYTES are refused before anything reads them (core/limits.py).
+    "core.limits.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -203,6 +205,8 @@ EMORATE_SCORING_MODEL_DIR = os.environ.get("EMORATE_SCORING_MODEL_DIR", "").stri
 # Upload limits (import_images and uploads): real decode with Pillow, these formats only.
 EMORATE_IMAGE_MAX_BYTES = env_int("EMORATE_IMAGE_MAX_BYTES", 20 * 1024 * 1024)
 EMORATE_IMAGE_MAX_PIXELS = env_int("EMORATE_IMAGE_MAX_PIXELS", 40_000_000)
+# The largest request body (a bulk upload of several images); Caddy's EMORATE_MAX_UPLOAD matches it.
+EMORATE_MAX_REQUEST_BYTES = env_int("EMORATE_MAX_REQUEST_BYTES", 110 * 1000 * 1000)
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
