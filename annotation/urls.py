@@ -12,6 +12,7 @@ urlpatterns = [
     path("projects/<slug:slug>/rate/<int:assignment_id>/skip/", rate.rate_skip, name="rate-skip"),
     path("projects/<slug:slug>/rate/<int:assignment_id>/flag/", rate.rate_flag, name="rate-flag"),
     path("projects/<slug:slug>/rate/mine/", rate.rate_history, name="rate-history"),
+    path("projects/<slug:slug>/rate/images/<str:image_token>/", rate.rate_image, name="rate-image"),
     path("projects/<slug:slug>/rate/ratings/<int:rating_id>/", rate.rate_revise, name="rate-revise"),
     path("projects/<slug:slug>/calibration/", rate.calibration_page, name="calibration"),
     path("projects/<slug:slug>/releases/", releases.release_list, name="release-list"),

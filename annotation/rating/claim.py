@@ -49,6 +49,7 @@ from core import prepared
 from core.cache import ProcessMemo
 
 from . import sql
+from .images import NEW, rate_image_url
 
 # Statuses after which a rater is never served the same image (intensity) / question (binary) again.
 _DONE_FOR_RATER = [AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED, AssignmentStatus.FLAGGED]
@@ -176,7 +177,8 @@ def assignment_claim_next(*, project: Project, rater: User, now: datetime | None
             status=AssignmentStatus.EXPIRED, finished_at=now)
     retest = _retest_lease(project, rater, now)
     if retest is not None:
-        return Claim(retest)
+        # a prefetch hint as new work has one (#16: a repeat must look like new work)
+        return Claim(retest, _next_hint(project, rater, now))
     for _round in range(2):
         claim = _claim_locked(project, rater, now)
         if claim is not None or not project.is_binary:
@@ -225,6 +227,18 @@ def _retest_lease(project: Project, rater: User, now: datetime) -> Assignment | 
         return None  # another tab of the rater claimed meanwhile: the normal claim returns theirs
 
 
+def _image_url(project: Project, rater: User, image_id: int) -> str:
+    """The rater's opaque URL of an image served as new work (annotation.rating.images)."""
+    return rate_image_url(project_id=project.pk, slug=project.slug, rater_id=rater.pk, image_id=image_id,
+                          serving=NEW)
+
+
+def _next_hint(project: Project, rater: User, now: datetime) -> str | None:
+    """The prefetch hint of a test-retest lease: the first free candidate, as a new lease shows it."""
+    rows = _candidates(project, rater, now, [], limit=1, lock=False)
+    return _image_url(project, rater, rows[0].pk) if rows and rows[0].file else None
+
+
 def _claim_fast(project: Project, rater: User, now: datetime) -> Claim | None:
     """The one-statement claim (see sql.fast_claim); None when it leased nothing (nothing stored)."""
     expires = now + timedelta(minutes=project.lease_minutes)
@@ -239,7 +253,8 @@ def _claim_fast(project: Project, rater: User, now: datetime) -> Claim | None:
                             status=AssignmentStatus.OPEN, claimed_at=now, expires_at=expires)
     assignment._state.adding, assignment._state.db = False, connection.alias
     nxt = next((r for r in rows if r.pk != image.pk and r.file), None)
-    return Claim(assignment, nxt.file.url if nxt is not None else None, rater_count=int(image.rater_count))
+    return Claim(assignment, _image_url(project, rater, nxt.pk) if nxt is not None else None,
+                 rater_count=int(image.rater_count))
 
 
 def _busy(project: Project, rater: User, now: datetime, exclude: list[int], attempt: int) -> bool:
@@ -289,7 +304,7 @@ def _claim_locked(project: Project, rater: User, now: datetime) -> Claim | None:
             # A second claim by the same rater raced us (assignment_one_open_per_rater): use theirs.
             current = assignment_current(project=project, rater=rater)
             return Claim(current) if current else None
-        url = nxt.file.url if nxt is not None and nxt.file and nxt.pk != image.pk else None
+        url = _image_url(project, rater, nxt.pk) if nxt is not None and nxt.file and nxt.pk != image.pk else None
         return Claim(leased[0], url, rater_count=leased[1])
     return None
 

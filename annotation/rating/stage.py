@@ -17,6 +17,7 @@ from core import prepared
 
 from . import sql
 from .claim import Progress, assignment_claim_next, rater_progress
+from .images import NEW, RETEST, rate_image_url
 
 
 def project_for_rater(*, user: User, slug: str) -> Project | None:
@@ -55,6 +56,9 @@ class Stage:
     assignment: Assignment | None = None
     next_image_url: str | None = None
     emotion: taxonomy.Emotion | None = None
+    # the assignment's image, named for this rater alone (annotation.rating.images): a test-retest
+    # repeat gets a URL of its own, never the one of the rater's first rating of the image
+    image_url: str | None = None
 
 
 def rate_stage(*, project: Project, rater: User, just_finished: bool = False) -> Stage:
@@ -70,5 +74,7 @@ def rate_stage(*, project: Project, rater: User, just_finished: bool = False) ->
     if project.is_binary:
         assert a.item is not None
         emotion = taxonomy.load().emotions[a.item.emotion]
+    image_url = rate_image_url(project_id=project.pk, slug=project.slug, rater_id=rater.pk, image_id=a.image_id,
+                               serving=RETEST if a.is_retest else NEW)
     return Stage(project=project, progress=progress, paused=paused, assignment=a,
-                 next_image_url=claim.next_image_url, emotion=emotion)
+                 next_image_url=claim.next_image_url, emotion=emotion, image_url=image_url)

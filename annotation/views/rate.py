@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -32,10 +32,12 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from .. import rating as flow
 from .. import taxonomy
-from ..models import FlagReason, Project, Rating, SkipReason
+from ..models import FlagReason, Image, Project, Rating, SkipReason
 from ..rating import RatingError, assignment_flag, assignment_skip, rating_revise, rating_submit
+from ..rating.images import CALIBRATION, HISTORY, rate_image_open, rate_image_url
 from ..services import calibration
 from .access import require_rater, signed_in
+from .pages import image_response
 
 EMOTION_FIELD_PREFIX = "emo:"
 
@@ -69,7 +71,7 @@ def _stage_context(stage: flow.Stage) -> dict[str, Any]:
     a = stage.assignment
     if a is None:
         return ctx
-    ctx.update(assignment=a, image_url=a.image.file.url, next_image_url=stage.next_image_url,
+    ctx.update(assignment=a, image_url=stage.image_url, next_image_url=stage.next_image_url,
                skip_options_html=_options_html(SkipReason), flag_options_html=_options_html(FlagReason))
     if stage.emotion is not None:
         ctx.update(emotion=stage.emotion, descriptors=", ".join(stage.emotion.descriptors))
@@ -195,6 +197,30 @@ def rate_flag(request: HttpRequest, slug: str, assignment_id: int) -> HttpRespon
     return _leave(request, slug, assignment_id, assignment_flag, "Flagged for a lead; you won't be shown this image again.")
 
 
+def _image_url(request: HttpRequest, project: Project, image: Image, serving: int) -> str:
+    """The rater's own opaque URL of an image ("" without a file); see annotation.rating.images."""
+    if not image.file:
+        return ""
+    return rate_image_url(project_id=project.pk, slug=project.slug, rater_id=signed_in(request).pk,
+                          image_id=image.pk, serving=serving)
+
+
+@login_required
+@require_GET
+def rate_image(request: HttpRequest, slug: str, image_token: str) -> HttpResponse:
+    """An image of the rate flow, by one of the rater's opaque tokens (annotation.rating.images):
+    only the rater it was made for, while they may rate the project, opens it; anything else is a
+    404 (a token says nothing about the image). Served like every stored image (image_response)."""
+    project = require_rater(request, slug)
+    opened = rate_image_open(project_id=project.pk, rater_id=signed_in(request).pk, token=image_token)
+    if opened is None:
+        raise Http404("No such image.")
+    name = Image.objects.filter(project=project, pk=opened[0]).exclude(file="").values_list("file", flat=True).first()
+    if name is None:
+        raise Http404("No such image.")
+    return image_response(name)
+
+
 @login_required
 @require_GET
 def rate_history(request: HttpRequest, slug: str) -> HttpResponse:
@@ -209,7 +235,7 @@ def rate_history(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             nz = [f"{names[i]} {v}" for i, v in enumerate(r.values) if v]
             summary = ", ".join(nz) if nz else "all 0"
-        rows.append({"rating": r, "summary": summary,
+        rows.append({"rating": r, "summary": summary, "image_url": _image_url(request, project, r.image, HISTORY),
                      "url": reverse("annotation:rate-revise", args=[project.slug, r.pk])})
     return render(request, "annotation/rate_history.html", {"project": project, "rows": rows})
 
@@ -239,7 +265,7 @@ def rate_revise(request: HttpRequest, slug: str, rating_id: int) -> HttpResponse
         status = 200
     ctx: dict[str, Any] = {"project": project, "rating": rating, "anchors": project.scale_anchors,
                            "scale": range(project.scale_max + 1), "field_prefix": EMOTION_FIELD_PREFIX,
-                           "error": error, "image_url": rating.image.file.url if rating.image.file else ""}
+                           "error": error, "image_url": _image_url(request, project, rating.image, HISTORY)}
     if project.is_binary:
         emotion = taxonomy.load().emotions[rating.emotion or 0]
         ctx.update(emotion=emotion, descriptors=", ".join(emotion.descriptors))
@@ -281,7 +307,7 @@ def calibration_page(request: HttpRequest, slug: str) -> HttpResponse:
                            "n_done": len(comparison.items), "n_items": comparison.n_items}
     if item is not None:
         ctx.update(sliders_html=_sliders_html(project.scale_max, tuple(project.scale_anchors.items())),
-                   image_url=item.image.file.url if item.image.file else "")
+                   image_url=_image_url(request, project, item.image, CALIBRATION))
     else:
         names = taxonomy.EMOTIONS
         ctx.update(comparison=comparison,

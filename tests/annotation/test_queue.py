@@ -32,6 +32,7 @@ from annotation.rating import (
 )
 from annotation.rating import claim as queue
 from annotation.rating import sql as rating_sql
+from annotation.rating.images import NEW, rate_image_url
 from tests.factories import add_member, image_bytes, make_image, make_project, make_user, submit_as
 
 ZEROS = [0] * 40
@@ -109,9 +110,12 @@ def test_never_served_again_after_rating_skipping_or_flagging():
 def test_prefetch_hint_names_the_next_claimable_image():
     project = make_project(target_ratings=1)
     first, second = image_with_file(project, priority=2), image_with_file(project, priority=1)
-    claim = assignment_claim_next(project=project, rater=make_user())
+    rater = make_user()
+    claim = assignment_claim_next(project=project, rater=rater)
     assert claim.assignment.image_id == first.pk
-    assert claim.next_image_url == second.file.url
+    # named by the rater's opaque URL of the image as new work (#16), never its stored file's
+    assert claim.next_image_url == rate_image_url(project_id=project.pk, slug=project.slug, rater_id=rater.pk,
+                                                  image_id=second.pk, serving=NEW)
 
 
 @pytest.mark.django_db

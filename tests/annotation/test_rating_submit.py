@@ -20,6 +20,7 @@ from annotation.rating import (
     rating_revise,
     rating_submit,
 )
+from annotation.rating.images import NEW, rate_image_url
 from tests.factories import add_member, make_user, submit_as
 from tests.support.seed import rating_setup
 
@@ -229,7 +230,8 @@ def test_htmx_submit_swaps_in_the_next_image_with_pinned_query_count(client, dja
     assert html.lstrip().startswith("<section id=\"rate-stage\"") and "<html" not in html
     nxt = Assignment.objects.get(rater=rater, status="open")
     assert nxt.image_id == images[1].pk and f'data-assignment="{nxt.pk}"' in html
-    assert images[2].file.url in html  # prefetch hint for the image after
+    assert rate_image_url(project_id=project.pk, slug=project.slug, rater_id=rater.pk, image_id=images[2].pk,
+                          serving=NEW) in html  # prefetch hint for the image after (the rater's opaque URL)
     assert "You have rated <strong>1</strong>" in html
     # a replay of the same POST returns the stored result (200), nothing new is stored
     again = client.post(submit_url(project, a), post_values([5] * 40), HTTP_HX_REQUEST="true")

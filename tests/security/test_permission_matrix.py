@@ -18,6 +18,7 @@ from accounts.models import Role
 from accounts.services import invitation_create
 from annotation.models import Assignment, Image, ImageFlag, Rating
 from annotation.rating.claim import assignment_claim
+from annotation.rating.images import NEW, rate_image_url
 from annotation.rating.submit import rating_submit
 from annotation.services.agreement_snapshot import agreement_snapshot_create
 from annotation.services.image_import import image_import_one
@@ -34,7 +35,7 @@ MEMBERS = {"rater", "lead", "admin"}
 RATER = {"rater"}
 MANAGERS = {"lead", "admin"}
 TOKEN_HOLDERS = {"lead_other", "lead", "admin"}  # by role, whatever the project
-OWN = {"assignment_id", "rating_id"}  # objects that belong to the world's rater alone
+OWN = {"assignment_id", "rating_id", "image_token"}  # objects that belong to the world's rater alone
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ ROUTES: dict[str, Route] = {
     "annotation:rate-skip": Route("POST", frozenset(RATER), ("slug", "assignment_id")),
     "annotation:rate-flag": Route("POST", frozenset(RATER), ("slug", "assignment_id")),
     "annotation:rate-history": Route("GET", frozenset(RATER), ("slug",)),
+    # the rate flow's opaque image URLs (#16): the token's own rater only (another member: 404)
+    "annotation:rate-image": Route("GET", frozenset(RATER), ("slug", "image_token")),
     "annotation:rate-revise": Route("GET", frozenset(RATER), ("slug", "rating_id")),
     "annotation:calibration": Route("GET", frozenset(RATER), ("slug",)),
     "annotation:release-list": Route("GET", frozenset(MANAGERS), ("slug",)),
@@ -165,6 +168,8 @@ def world(tmp_path):  # type: ignore[no-untyped-def]
     values = {
         "slug": "p", "version": "1.0.0", "file": "README.md", "assignment_id": open_assignment.pk,
         "rating_id": rated.pk, "image_id": images[0].pk, "path": images[0].file.name, "user_id": experts[0].pk, "flag_id": flag.pk,
+        "image_token": rate_image_url(project_id=project.pk, slug="p", rater_id=users["rater"].pk,
+                                      image_id=images[0].pk, serving=NEW).rstrip("/").rsplit("/", 1)[1],
         "token_id": api_token_create(user=users["lead"])[0].pk, "uidb64": "MQ",
         "token": invitation_create(email="new@example.org", role=Role.RATER, projects=["p"], created_by=None).token,
     }

@@ -6,6 +6,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
+from annotation.rating.images import NEW, rate_image_url
 from annotation.scoring.services import model_scores_push
 from annotation.taxonomy import N_EMOTIONS
 from tests.factories import add_member, image_bytes, make_image, make_project, make_user
@@ -26,7 +27,9 @@ def test_rate_page_of_a_scored_image_shows_no_score(client):
     response = client.get(reverse("annotation:rate", args=[project.slug]))
     assert response.status_code == 200
     html = response.content.decode()
-    assert image.file.url in html  # the scored image is the one on the page
+    # the scored image is the one on the page (by the rater's opaque URL, #16)
+    assert rate_image_url(project_id=project.pk, slug=project.slug, rater_id=rater.pk, image_id=image.pk,
+                          serving=NEW) in html
     for value in SCORES:
         assert str(value) not in html and f"{value:.2f}" not in html
     lowered = html.lower()
