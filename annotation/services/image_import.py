@@ -65,7 +65,7 @@ def _sources(path: Path, metadata: Path | None) -> list[Source]:
     raise ManifestError(f"{path}: no such folder or manifest")
 
 
-def upload_read(upload: UploadedFile) -> tuple[bytes, str]:
+def upload_read(upload: UploadedFile[bytes]) -> tuple[bytes, str]:
     """An uploaded file's bytes and sha256, refused by its size before it is read into memory, and
     read in chunks, hashed as they come, never past the limit (security review L6)."""
     limit = settings.EMORATE_IMAGE_MAX_BYTES

@@ -50,7 +50,7 @@ def store_exact(name: str, data: bytes) -> None:
         _put(name, ContentFile(data), storage)
 
 
-def _put(name: str, content: File, storage: Storage | None = None) -> None:
+def _put(name: str, content: File[bytes], storage: Storage | None = None) -> None:
     """Store `content` under exactly `name`, replacing what was there (the filesystem backend would
     otherwise pick another name)."""
     storage = storage or media_storage()
@@ -100,7 +100,7 @@ def served_copy_open(original: str) -> IO[bytes]:
         if not storage.exists(original):
             raise FileNotFoundError(original)
         served_copy_store(original)
-    return storage.open(name, "rb")  # type: ignore[no-any-return]
+    return storage.open(name, "rb")
 
 
 def served_copy_delete(original: str) -> None:
@@ -155,7 +155,7 @@ def folder_fetch(prefix: str, local: Path) -> list[str]:
 
 
 def file_open(name: str) -> IO[bytes]:
-    return media_storage().open(name, "rb")  # type: ignore[no-any-return]
+    return media_storage().open(name, "rb")
 
 
 def file_exists(name: str) -> bool:
