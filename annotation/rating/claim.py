@@ -23,6 +23,7 @@ Contracts (the rules themselves are described in annotation/models/assignment.py
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from core import prepared
 from core.cache import ProcessMemo
 
 from . import sql
-from .images import NEW, rate_image_url
+from .images import NEW, RETEST, rate_image_url
 
 # Statuses after which a rater is never served the same image (intensity) / question (binary) again.
 _DONE_FOR_RATER = [AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED, AssignmentStatus.FLAGGED]
@@ -175,14 +176,14 @@ def assignment_claim_next(*, project: Project, rater: User, now: datetime | None
         # The lease ran out without a submit: give it up; the same image may well come back below.
         Assignment.objects.filter(pk=current.pk, status=AssignmentStatus.OPEN).update(
             status=AssignmentStatus.EXPIRED, finished_at=now)
-    retest = _retest_lease(project, rater, now)
+    retest, n_claims = _retest_lease(project, rater, now)
     if retest is not None:
         # a prefetch hint as new work has one (#16: a repeat must look like new work)
-        return Claim(retest, _next_hint(project, rater, now))
+        return _with_repeat_hint(project, rater, now, Claim(retest, _next_hint(project, rater, now)), n_claims)
     for _round in range(2):
         claim = _claim_locked(project, rater, now)
         if claim is not None or not project.is_binary:
-            return claim
+            return _with_repeat_hint(project, rater, now, claim, n_claims)
         if binary_items_ensure(project=project) == 0:
             return None
     return None
@@ -197,14 +198,9 @@ def retest_due(*, project_id: int, rater_id: int, n_claims: int, share: float) -
     return random.Random(f"retest:{project_id}:{rater_id}:{n_claims}").random() < share
 
 
-def _retest_lease(project: Project, rater: User, now: datetime) -> Assignment | None:
-    """With probability Project.retest_share, a lease on an image the rater rated at least
-    retest_min_hours ago and has not been served again (intensity projects only; binary questions
-    are not repeated). None when no repeat is due or none is possible. The lease takes no capacity
-    of the image and looks like any other on the page; see rating_submit for where it is stored."""
-    if project.is_binary or project.retest_share <= 0:
-        return None
-    n_claims = Assignment.objects.filter(project=project, rater=rater).count()
+def _retest_pick(project: Project, rater: User, now: datetime, n_claims: int) -> int | None:
+    """The image of a test-retest repeat when the rater's `n_claims`-th claim is due one (seeded by
+    project, rater and claim count), else None."""
     if not retest_due(project_id=project.pk, rater_id=rater.pk, n_claims=n_claims, share=project.retest_share):
         return None
     repeated = Assignment.objects.filter(rater=rater, image=OuterRef("image_id"), is_retest=True).exclude(
@@ -217,14 +213,43 @@ def _retest_lease(project: Project, rater: User, now: datetime) -> Assignment | 
                .values_list("image_id", flat=True)[:_RETEST_POOL])
     if not old:
         return None
-    image_id = random.Random(f"retest-pick:{project.pk}:{rater.pk}:{n_claims}").choice(old)
+    return random.Random(f"retest-pick:{project.pk}:{rater.pk}:{n_claims}").choice(old)
+
+
+def _retest_lease(project: Project, rater: User, now: datetime) -> tuple[Assignment | None, int | None]:
+    """With probability Project.retest_share, a lease on an image the rater rated at least
+    retest_min_hours ago and has not been served again (intensity projects only; binary questions
+    are not repeated); None when no repeat is due or none is possible. Also the rater's count of
+    claims before this one (None outside retest projects). The lease takes no capacity of the image
+    and looks like any other on the page; see rating_submit for where it is stored."""
+    if project.is_binary or project.retest_share <= 0:
+        return None, None
+    n_claims = Assignment.objects.filter(project=project, rater=rater).count()
+    image_id = _retest_pick(project, rater, now, n_claims)
+    if image_id is None:
+        return None, n_claims
     try:
         with transaction.atomic():
             return Assignment.objects.create(project=project, image_id=image_id, rater=rater,
                                              status=AssignmentStatus.OPEN, claimed_at=now, is_retest=True,
-                                             expires_at=now + timedelta(minutes=project.lease_minutes))
+                                             expires_at=now + timedelta(minutes=project.lease_minutes)), n_claims
     except IntegrityError:
-        return None  # another tab of the rater claimed meanwhile: the normal claim returns theirs
+        return None, n_claims  # another tab of the rater claimed meanwhile: the normal claim returns theirs
+
+
+def _with_repeat_hint(project: Project, rater: User, now: datetime, claim: Claim | None,
+                      n_claims: int | None) -> Claim | None:
+    """When the rater's next claim will be a test-retest repeat, the prefetch hint names the repeat
+    (as it will be served), as a hint names the next new image: the page before a repeat must not
+    give it away by a hint that does not come true (#16). Retest projects only."""
+    if claim is None or n_claims is None:
+        return claim
+    image_id = _retest_pick(project, rater, now, n_claims + 1)
+    if image_id is None:
+        return claim
+    url = rate_image_url(project_id=project.pk, slug=project.slug, rater_id=rater.pk, image_id=image_id,
+                         serving=RETEST)
+    return dataclasses.replace(claim, next_image_url=url)
 
 
 def _image_url(project: Project, rater: User, image_id: int) -> str:

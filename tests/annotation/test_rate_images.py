@@ -105,3 +105,38 @@ def test_an_image_url_opens_for_its_own_rater_only(client):
     client.force_login(rater)
     forged = url.rstrip("/").rsplit("/", 1)[0] + "/" + "A" * 22 + "/"
     assert client.get(forged).status_code == 404
+
+
+def test_the_stage_before_a_repeat_prefetches_the_repeat(client):
+    """The hint of the stage before names what comes next, a repeat included: a hint that does not
+    come true would give the repeat away."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.models import Rating
+
+    project = make_project(slug="pre11", target_ratings=3, retest_share=0.5, retest_min_hours=1)
+    rater = make_user()
+    add_member(project, rater)
+    for i in range(10):  # rated by the rater five hours ago: eligible for repeats
+        Rating.objects.create(project=project, image=image_with_file(project, priority=-1.0 - i), rater=rater,
+                              scale_max=7, taxonomy_version="emonet-face-1", values=[1] * 40)
+    Rating.objects.filter(project=project).update(created_at=timezone.now() - timedelta(hours=5))
+    for i in range(20):
+        image_with_file(project, priority=100.0 - i)  # new work
+    client.force_login(rater)
+    html = client.get(reverse("annotation:rate", args=[project.slug])).content.decode()
+    previous_hint, n_repeats, n_new_hits = None, 0, 0
+    for _ in range(16):
+        a = Assignment.objects.get(rater=rater, status="open")
+        url, hint = _stage_urls(html)
+        if previous_hint is not None:
+            if a.is_retest:
+                assert previous_hint == url, "the stage before a repeat names it"
+                n_repeats += 1
+            n_new_hits += (not a.is_retest and previous_hint == url)
+        previous_hint = hint
+        html = client.post(reverse("annotation:rate-submit", args=[project.slug, a.pk]),
+                           {f"emo:{n}": "2" for n in taxonomy.EMOTIONS}, HTTP_HX_REQUEST="true").content.decode()
+    assert n_repeats >= 2 and n_new_hits >= 2
