@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -207,7 +207,7 @@ def _image_url(request: HttpRequest, project: Project, image: Image, serving: in
 
 @login_required
 @require_GET
-def rate_image(request: HttpRequest, slug: str, image_token: str) -> HttpResponse:
+def rate_image(request: HttpRequest, slug: str, image_token: str) -> FileResponse:
     """An image of the rate flow, by one of the rater's opaque tokens (annotation.rating.images):
     only the rater it was made for, while they may rate the project, opens it; anything else is a
     404 (a token says nothing about the image). Served like every stored image (image_response)."""
