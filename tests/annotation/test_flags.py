@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from accounts.models import Role
 from annotation import selectors
-from annotation.models import AuditEvent, Image, Rating
+from annotation.models import AuditEvent, Image, ImageFlag, Rating
 from annotation.rating import assignment_claim, assignment_flag, rating_submit
 from annotation.services import adjudication
 from annotation.services.releases import release_build, release_create
@@ -143,3 +143,22 @@ def test_the_lead_confirms_and_dismisses_from_the_review_page_and_the_api(client
     assert client.post(reverse("api:flag-decide", args=[elsewhere.slug, second.pk]), {"decision": "dismiss"},
                        content_type="application/json").status_code in (403, 404)
     assert Rating.objects.filter(project=project).count() == len(images) * 3  # no rating ever removed
+
+
+def test_the_migration_brings_back_images_that_only_raters_flagged():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("annotation.migrations.0019_image_flag_resolution")
+    project = make_project(slug="mig")
+    rater = make_user()
+    add_member(project, rater)
+    by_rater, by_lead, by_admin = (image_with_file(project) for _ in range(3))
+    for image in (by_rater, by_lead):
+        ImageFlag.objects.create(project=project, image=image, rater=rater, reason="artifact")
+    Image.objects.filter(pk__in=[by_rater.pk, by_lead.pk, by_admin.pk]).update(flagged=True)
+    Image.objects.filter(pk=by_lead.pk).update(adjudication="flagged")
+    migration.forward(apps, None)
+    flagged = dict(Image.objects.filter(project=project).values_list("pk", "flagged"))
+    assert flagged == {by_rater.pk: False, by_lead.pk: True, by_admin.pk: True}
