@@ -32,7 +32,9 @@ emotion + vote (binary). Ratings of images left out of the release are not inclu
 Determinism: rows sorted by sha256 (raw: sha256, rater[, emotion]); floats rounded to
 FLOAT_DECIMALS and written with Python's shortest repr in CSV and JSON; CSV: header row, "\\n"
 line ends, "" for null, true/false, fields holding a comma, quote, CR or LF quoted with "" for "
-(RFC 4180; Python's csv module writes the same except that it leaves CR unquoted); JSONL: one
+(RFC 4180; Python's csv module writes the same except that it leaves CR unquoted), a text cell
+a spreadsheet would run as a formula (= + - @ tab CR first) prefixed with ' (annotation.csvsafe;
+Parquet and JSONL keep the raw text); JSONL: one
 object per row as ``json.dumps(row, ensure_ascii=False)`` writes it (keys in the column order
 above); the JSON files use sort_keys; Parquet is written with explicit
 compression (zstd, level 3), row group size, format version and no pandas or time metadata,
