@@ -11,9 +11,11 @@ class ProjectSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Project
         fields = ["name", "guidelines", "target_ratings", "lease_minutes", "require_calibration", "retest_share",
-                  "retest_min_hours", "alert_min_kappa", "alert_min_retest_alpha", "alert_speed_ratio"]
+                  "retest_min_hours", "alert_min_kappa", "alert_min_retest_alpha", "alert_speed_ratio",
+                  "rater_reminders"]
         widgets = {"guidelines": forms.Textarea(attrs={"rows": 6})}
         labels = {"target_ratings": "Ratings wanted per image", "lease_minutes": "Lease (minutes)",
                   "require_calibration": "New raters rate the calibration set first",
+                  "rater_reminders": "Weekly reminder to raters with images waiting",
                   "retest_share": "Share of claims that repeat a rater's own earlier image (0-0.5)",
                   "retest_min_hours": "Repeat only ratings older than (hours)"}

@@ -44,6 +44,10 @@ class Project(models.Model):
     # rate for the benchmark only once a lead admitted them (Membership.admitted_at).
     require_calibration = models.BooleanField(default=False,
                                               help_text="New raters rate the calibration set and wait for admission")
+    # With the weekly lead digest (annotation.services.digest): one reminder per week to each rater
+    # who still has images to rate here and has not turned the digest email off.
+    rater_reminders = models.BooleanField(default=False, db_default=False,
+                                          help_text="Email raters who have images waiting a weekly reminder")
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership",
                                      through_fields=("project", "user"), related_name="projects")
