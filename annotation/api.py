@@ -53,6 +53,8 @@ def managed_project(request: Request, slug: str) -> Project:
 
 
 class EmotionAgreementSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """annotation.payloads.SnapshotEmotion, key for key (tests/annotation/test_payloads.py)."""
+
     emotion = serializers.CharField()
     index = serializers.IntegerField()
     alpha = serializers.FloatField(allow_null=True)
@@ -62,19 +64,38 @@ class EmotionAgreementSerializer(serializers.Serializer):  # type: ignore[type-a
     n_ratings = serializers.IntegerField()
     nonzero_share = serializers.FloatField(allow_null=True)
     warnings = serializers.ListField(child=serializers.CharField())
+    ci_raters = serializers.ListField(child=serializers.FloatField(allow_null=True), allow_null=True, required=False,
+                                      help_text="interval with rater sampling (intensity)")
+    ci_raters_reason = serializers.CharField(allow_null=True, required=False)
+    n_boot_undefined = serializers.IntegerField(required=False, help_text="resamples without a defined alpha")
+    presence_alpha = serializers.FloatField(allow_null=True, required=False)
+    intensity_alpha = serializers.FloatField(allow_null=True, required=False)
+    intensity_images = serializers.IntegerField(required=False)
+    ac2 = serializers.FloatField(allow_null=True, required=False, help_text="Gwet's AC2")
+    vote_patterns = serializers.DictField(child=serializers.IntegerField(), required=False, help_text="binary mode")
+    n_images_with_2_or_more_votes = serializers.IntegerField(required=False, help_text="binary mode")
 
 
 class AgreementSnapshotSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """Documentation of the snapshot payload; the stored JSON is returned as it is."""
+    """Documentation of the snapshot payload (annotation.payloads.SnapshotPayload, key for key, and
+    the snapshot's own fields); the stored JSON is returned as it is. Definitions: docs/agreement.md."""
 
     project = serializers.CharField()
+    mode = serializers.CharField()
     level = serializers.CharField()
     n_boot = serializers.IntegerField()
     seed = serializers.IntegerField()
+    confidence = serializers.FloatField()
+    scale = serializers.ListField(child=serializers.IntegerField(), help_text="[0, scale_max]")
+    taxonomy_version = serializers.CharField()
+    flagged_images_excluded = serializers.IntegerField()
+    definitions = serializers.CharField()
     n_images = serializers.IntegerField()
     n_ratings = serializers.IntegerField()
     n_raters = serializers.IntegerField()
     mean_alpha = serializers.FloatField(allow_null=True)
+    mean_alpha_ci = serializers.DictField(allow_null=True, required=False)
+    label_reliability = serializers.DictField(allow_null=True, required=False)
     emotions = EmotionAgreementSerializer(many=True)
     raters = serializers.ListField(child=serializers.DictField(), required=False)
     kappa = serializers.DictField(required=False)
@@ -83,6 +104,7 @@ class AgreementSnapshotSerializer(serializers.Serializer):  # type: ignore[type-
     snapshot_id = serializers.IntegerField()
     status = serializers.CharField()
     computed_at = serializers.DateTimeField(allow_null=True)
+    seconds = serializers.FloatField(allow_null=True)
 
 
 class AgreementLatestView(APIView):
@@ -244,7 +266,8 @@ class ImageUploadSerializer(serializers.Serializer):  # type: ignore[type-arg]
     age = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=150, default=None)
     gender = serializers.CharField(required=False, allow_blank=True, default="")
     prompt = serializers.CharField(required=False, allow_blank=True, default="")
-    source = serializers.CharField(required=False, allow_blank=True, default="")
+    # a field named like Field.source: the serializer's metaclass moves declared fields off the class
+    source = serializers.CharField(required=False, allow_blank=True, default="")  # type: ignore[assignment]
 
 
 class ImageListCreateView(generics.ListAPIView):  # type: ignore[type-arg]
@@ -360,7 +383,7 @@ class RatingExportSerializer(serializers.Serializer):  # type: ignore[type-arg]
     rater = serializers.IntegerField(source="rater_id")
     emotion = serializers.SerializerMethodField()
     values = serializers.ListField(child=serializers.IntegerField())
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # (as in ImageUploadSerializer)
     seconds_spent = serializers.FloatField(allow_null=True)
     taxonomy_version = serializers.CharField()
     created_at = serializers.DateTimeField()

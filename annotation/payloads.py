@@ -14,7 +14,8 @@ summaries against these declarations, key by key.
 
 # No `from __future__ import annotations`: TypedDict must see NotRequired[...] as an object (Python 3.11
 # reads __required_keys__ from evaluated annotations only).
-from typing import Any, NotRequired, TypedDict
+from collections.abc import Mapping
+from typing import Any, NotRequired, TypedDict, cast
 
 SNAPSHOT_PAYLOAD_VERSION = 1
 RELEASE_CONFIG_VERSION = 1
@@ -129,3 +130,28 @@ class ReleaseSummary(TypedDict):
     diff: dict[str, Any] | None  # against the previous release, details capped
     excluded_raters: list[ExcludedRater]
     mean_alpha: float | None
+
+
+# --- reading what is stored -------------------------------------------------------------------
+# A JSONField reads back as Any: these name the shape of what a row holds. Every stored row is
+# version 1 (above); a later version is read here, into the shape its readers expect.
+
+
+def snapshot_payload(stored: Mapping[str, Any] | None) -> SnapshotPayload | None:
+    """AgreementSnapshot.payload as declared; None while a snapshot has none (queued, running, failed)."""
+    return cast(SnapshotPayload, stored) if stored else None
+
+
+def release_config(stored: Mapping[str, Any]) -> ReleaseConfig:
+    """Release.config as declared (frozen at creation, so every release has one)."""
+    return cast(ReleaseConfig, stored)
+
+
+def release_inputs(stored: Mapping[str, Any]) -> ReleaseInputs:
+    """Release.inputs as declared (frozen at creation)."""
+    return cast(ReleaseInputs, stored)
+
+
+def release_summary(stored: Mapping[str, Any] | None) -> ReleaseSummary | None:
+    """Release.summary as declared; None before a build has finished."""
+    return cast(ReleaseSummary, stored) if stored else None

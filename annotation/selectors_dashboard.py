@@ -36,6 +36,7 @@ from .models import (
     SnapshotStatus,
 )
 from .models.release import semver_key
+from .payloads import SnapshotEmotion, SnapshotKappa, SnapshotPayload, snapshot_payload
 from .scoring.selectors import scoring_progress
 from .selectors import agreement_latest
 from .taxonomy import EMOTIONS
@@ -225,12 +226,21 @@ class TrendPoint:
 @dataclass(frozen=True)
 class AgreementPage:
     snapshot: AgreementSnapshot | None
-    payload: dict[str, Any]
+    payload: SnapshotPayload | None  # None: no finished snapshot yet
     trend: list[TrendPoint]  # oldest first
 
     @property
-    def emotions(self) -> list[dict[str, Any]]:
-        return list(self.payload.get("emotions", []))
+    def emotions(self) -> list[SnapshotEmotion]:
+        return list(self.payload["emotions"]) if self.payload else []
+
+    @property
+    def level(self) -> str:
+        return self.payload["level"] if self.payload else "interval"
+
+    @property
+    def models(self) -> list[dict[str, Any]]:
+        """Per model, its agreement with the experts (intensity snapshots; [] before any model scores)."""
+        return list(self.payload.get("models", [])) if self.payload else []
 
     @property
     def warnings(self) -> list[tuple[str, str]]:
@@ -244,7 +254,8 @@ def agreement_page(project: Project) -> AgreementPage:
             .order_by("-created_at", "-id").values_list("pk", "created_at", "payload__mean_alpha", "level")
             [:TREND_SNAPSHOTS])
     trend = [TrendPoint(pk, at, float(m) if m is not None else None, level) for pk, at, m, level in rows][::-1]
-    return AgreementPage(snapshot=snapshot, payload=snapshot.payload if snapshot else {}, trend=trend)
+    return AgreementPage(snapshot=snapshot, payload=snapshot_payload(snapshot.payload) if snapshot else None,
+                         trend=trend)
 
 
 # --- raters -----------------------------------------------------------------------------------
@@ -253,8 +264,8 @@ def agreement_page(project: Project) -> AgreementPage:
 @dataclass(frozen=True)
 class RatersPage:
     snapshot: AgreementSnapshot | None
-    raters: list[dict[str, Any]]
-    kappa: dict[str, Any]
+    raters: list[dict[str, Any]]  # SnapshotPayload["raters"]
+    kappa: SnapshotKappa
     weeks: list[date]
     per_week: dict[int, dict[date, int]]  # rater -> week -> ratings
     labels: dict[int, str]
@@ -285,8 +296,8 @@ def rater_statuses(project: Project) -> list[RaterStatus]:
 def raters_page(project: Project) -> RatersPage:
     """Per-rater figures of the latest snapshot, ratings per week, leave-one-out trend (3 queries warm)."""
     snapshot = agreement_latest(project)
-    payload = snapshot.payload if snapshot else {}
-    raters = list(payload.get("raters", []))
+    payload = snapshot_payload(snapshot.payload) if snapshot else None
+    raters = list(payload.get("raters", [])) if payload else []
     labels = {int(r["rater"]): str(r["label"]) for r in raters}
     today = timezone.localdate()
     first_week = today - timedelta(days=today.weekday()) - timedelta(weeks=WEEKS - 1)
@@ -300,7 +311,8 @@ def raters_page(project: Project) -> RatersPage:
                .order_by("-created_at", "-id").values_list("created_at", "payload__raters")[:TREND_SNAPSHOTS])
     trend = [(at, {int(r["rater"]): r.get("alpha_without") for r in (rs or [])}) for at, rs in history][::-1]
     return RatersPage(snapshot=snapshot, raters=raters,
-                      kappa=dict(payload.get("kappa", {"raters": [], "pairs": []})),
+                      kappa=(payload.get("kappa") if payload else None) or {"raters": [], "pairs": [],
+                                                                             "per_emotion_mean": {}},
                       weeks=[first_week + timedelta(weeks=i) for i in range(WEEKS)], per_week=per_week,
                       labels=labels, alpha_without_trend=trend, members=rater_statuses(project))
 
@@ -326,7 +338,8 @@ class DemographicsPage:
 def demographics_page(project: Project) -> DemographicsPage:
     """Per-stratum agreement (snapshot) and coverage (one pass over the images on PostgreSQL)."""
     snapshot = agreement_latest(project)
-    strata = dict((snapshot.payload if snapshot else {}).get("strata", {}))
+    payload = snapshot_payload(snapshot.payload) if snapshot else None
+    strata = dict(payload.get("strata", {})) if payload else {}
     coverage: dict[str, list[StratumCoverage]] = {key: [] for key in STRATA}
     for key, value, n, r, done in _strata_counts(project):
         coverage[key].append(StratumCoverage("unknown" if value in (None, "") else str(value), n, int(r or 0), done))

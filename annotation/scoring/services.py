@@ -20,6 +20,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from annotation import jobs, selectors, taxonomy
 from annotation.models import Image, ModelScore, Project
+from annotation.payloads import snapshot_payload
 
 from . import priority as prio
 from .contracts import (
@@ -302,7 +303,8 @@ def priority_schedule(project: Project) -> None:
 
 def _reliability(project: Project) -> np.ndarray | None:
     snapshot = selectors.agreement_latest(project)
-    emotions = (snapshot.payload or {}).get("emotions") if snapshot is not None else None
+    payload = snapshot_payload(snapshot.payload) if snapshot is not None else None
+    emotions = payload.get("emotions") if payload is not None else None
     if not emotions:
         return None
     alpha = np.full(taxonomy.N_EMOTIONS, np.nan)

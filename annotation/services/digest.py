@@ -18,6 +18,7 @@ from accounts.models import EmailSent, Role, User
 from annotation import rater_quality as rq
 from annotation.models import AgreementSnapshot, Image, Project, Rating, Release
 from annotation.models.agreement import SnapshotStatus
+from annotation.payloads import snapshot_payload
 
 
 def digest_period(now: datetime) -> str:
@@ -44,7 +45,8 @@ class Digest:
 
 
 def _alpha(snapshot: AgreementSnapshot | None) -> float | None:
-    value = (snapshot.payload or {}).get("mean_alpha") if snapshot is not None else None
+    payload = snapshot_payload(snapshot.payload) if snapshot is not None else None
+    value = payload.get("mean_alpha") if payload is not None else None
     return float(value) if isinstance(value, int | float) else None
 
 

@@ -36,7 +36,14 @@ from annotation import exporters, jobs, selectors, taxonomy
 from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate_binary, consolidate_intensity
 from annotation.models import Image, Project, Rating, Release, ReleaseImage, ReleaseStatus
 from annotation.models.release import SEMVER, semver_key
-from annotation.payloads import ReleaseConfig, ReleaseInputs
+from annotation.payloads import (
+    ExcludedRater,
+    ReleaseConfig,
+    ReleaseInputs,
+    ReleaseSummary,
+    release_config,
+    release_inputs,
+)
 from annotation.services import stored_files
 from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
@@ -230,8 +237,8 @@ def _build_locked(release: Release, report: Progress) -> Release:
 
 
 def _build(release: Release, step: Progress) -> None:
-    project, config = release.project, release.config
-    inputs = release.inputs
+    project, config = release.project, release_config(release.config)
+    inputs = release_inputs(release.inputs)
     max_id = int(inputs["max_rating_id"])
     as_of = datetime.fromisoformat(inputs["as_of"])
     excluded_ids = [int(r) for r in inputs.get("excluded_rater_ids", [])]
@@ -321,20 +328,19 @@ def _build(release: Release, step: Progress) -> None:
         stored_files.folder_store(staging, release.files_dir)
         with transaction.atomic():
             _insert_release_images(release, [(im.image_id, im.sha256, assignment[im.sha256]) for im in images])
+            summary: ReleaseSummary = {
+                "images": len(images), "splits": split_counts, "left_out": labels.left_out,
+                "raw_ratings": int(len(units)), "n_raters": int(len(np.unique(raters))) if len(raters) else 0,
+                "balance_violations": violations, "diff": diff, "excluded_raters": config.get("excluded_raters", []),
+                "mean_alpha": agreement.get("mean_alpha")}
             Release.objects.filter(pk=release.pk).update(
                 status=ReleaseStatus.BUILT, progress=100, stage="built", manifest=manifest, manifest_sha256=manifest_sha,
-                built_at=timezone.now(),
-                summary={"images": len(images), "splits": split_counts, "left_out": labels.left_out,
-                         "raw_ratings": int(len(units)), "n_raters": int(len(np.unique(raters))) if len(raters) else 0,
-                         "balance_violations": violations, "diff": diff,
-                         "excluded_raters": config.get("excluded_raters", []),
-                         "mean_alpha": agreement.get("mean_alpha")},
-            )
+                built_at=timezone.now(), summary=summary)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _card_description(description: str, excluded: list[dict[str, str]]) -> str:
+def _card_description(description: str, excluded: list[ExcludedRater]) -> str:
     """The card's free text, plus which raters' ratings were left out and why (from the frozen config)."""
     if not excluded:
         return description

@@ -31,6 +31,7 @@ from .. import rater_quality as rq
 from .. import selectors_dashboard as sd
 from ..csvsafe import csv_cell_safe
 from ..models import FlagReason, Image, ImageFlag, Project
+from ..payloads import ReleaseSummary, release_summary
 from ..services import adjudication, calibration, raters
 from ..services.agreement_snapshot import agreement_recompute_request
 from ..taxonomy import EMOTIONS
@@ -130,13 +131,13 @@ def present_agreement(a: sd.AgreementPage) -> tuple[list[Table], dict[str, SafeS
                "alt_test_winning_rate", "alt_test_passed", "spearman_rho"],
               [(m["model"], m.get("model_version", ""), e["emotion"], e["n_images"], e.get("model_kappa"),
                 e.get("human_kappa"), *_alt_cells(m, e["index"]), (e.get("spearman") or {}).get("rho"))
-               for m in a.payload.get("models", []) for e in m.get("emotions", [])]),
+               for m in a.models for e in m.get("emotions", [])]),
     ]
     rows = [charts.IntervalRow(label=e["emotion"], value=e["alpha"], low=(e["ci"] or [None, None])[0],
                                high=(e["ci"] or [None, None])[1], share=e["nonzero_share"], key=str(e["index"]),
                                note=e["reason"] or "")
             for e in emotions]
-    level = a.payload.get("level", "interval")
+    level = a.level
     alpha = charts.interval_chart(
         rows, title=f"Krippendorff's alpha ({level}) per emotion, with 95% intervals", x_label="alpha",
         y_label="emotion (sorted)", chart_id="chart-alpha")
@@ -163,7 +164,7 @@ def dashboard_agreement(request: HttpRequest, slug: str) -> HttpResponse:
     return _page(request, project, "annotation/dashboard/agreement.html", "agreement", tables,
                  {"a": data, "charts": svgs, "jobs": sd.jobs_running(project),
                   "model_rows": tables[3].rows, "model_configured": bool(settings.EMORATE_SCORING_MODEL_DIR),
-                  "model_summaries": [m for m in data.payload.get("models", []) if m.get("alt_test")]})
+                  "model_summaries": [m for m in data.models if m.get("alt_test")]})
 
 
 def _alt_cells(model: dict[str, Any], index: int) -> tuple[Any, Any]:
@@ -601,6 +602,17 @@ def dashboard_image_file(request: HttpRequest, slug: str, image_id: int) -> File
 # --- releases ---------------------------------------------------------------------------------
 
 
+def _summary_cells(s: ReleaseSummary | None) -> tuple[Any, ...]:
+    """Images, mean alpha, and the diff against the previous release (added, removed, labels
+    changed, previous version); empty before a build has finished."""
+    if s is None:
+        return (None,) * 6
+    diff = s.get("diff") or {}
+    counts = diff.get("summary", {})
+    return (s.get("images"), s.get("mean_alpha"), counts.get("added"), counts.get("removed"),
+            counts.get("labels_changed"), diff.get("previous_version"))
+
+
 @login_required
 @require_GET
 def dashboard_releases(request: HttpRequest, slug: str) -> HttpResponse:
@@ -608,11 +620,7 @@ def dashboard_releases(request: HttpRequest, slug: str) -> HttpResponse:
     items = sd.releases_sorted(project)
     table = Table("releases", "Releases", ["version", "status", "progress", "images", "mean_alpha", "added",
                                            "removed", "labels_changed", "previous_version", "created_at"],
-                  [(r.version, r.status, r.progress, r.summary.get("images"), r.summary.get("mean_alpha"),
-                    (r.summary.get("diff") or {}).get("summary", {}).get("added"),
-                    (r.summary.get("diff") or {}).get("summary", {}).get("removed"),
-                    (r.summary.get("diff") or {}).get("summary", {}).get("labels_changed"),
-                    (r.summary.get("diff") or {}).get("previous_version"), r.created_at.isoformat())
-                   for r in items])
+                  [(r.version, r.status, r.progress, *_summary_cells(release_summary(r.summary)),
+                    r.created_at.isoformat()) for r in items])
     return _page(request, project, "annotation/dashboard/releases.html", "releases", [table], {"releases": items})
 

@@ -77,3 +77,15 @@ def test_the_checker_finds_missing_and_undeclared_keys():
     assert conforms({"rater": "r", "why": 1}, payloads.ExcludedRater) == ["reason: missing", "why: not declared"]
     assert conforms({"level": "x", "n_boot": 1, "seed": 0, "confidence": 0.95, "agreement": {}},
                     payloads.ReleaseAgreementConfig) == ["agreement: not declared"]
+
+
+def test_the_api_documents_every_snapshot_key():
+    """The OpenAPI description of GET .../agreement/latest/ (annotation.api) names every declared key."""
+    from annotation.api import AgreementSnapshotSerializer, EmotionAgreementSerializer
+
+    def keys(shape: Any) -> set[str]:
+        return set(shape.__required_keys__ | shape.__optional_keys__)
+
+    own = {"snapshot_id", "status", "computed_at", "seconds"}
+    assert set(AgreementSnapshotSerializer().fields) == keys(payloads.SnapshotPayload) | own
+    assert set(EmotionAgreementSerializer().fields) == keys(payloads.SnapshotEmotion)
