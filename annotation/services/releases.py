@@ -477,3 +477,16 @@ def release_file_response(release: Release, path: str) -> FileResponse:
         raise Http404(f"file {path!r} of release {release.version} is missing from storage")
     return FileResponse(stored_files.file_open(name), as_attachment=True, filename=f"{release.project.slug}-{release.version}-"
                         f"{path.replace('/', '_')}")
+
+
+def release_config_conflicts(release: Release, requested: dict[str, Any]) -> list[str]:
+    """The requested options (command-line names; None = not given) that differ from the frozen
+    configuration of an existing release, each as "--option X (1.0.0 has Y)"."""
+    config = release.config
+    frozen = {
+        "method": config["consolidation"]["method"], "min_ratings": config["consolidation"]["min_ratings"],
+        "seed": config["split"]["seed"], "group_key": config["split"].get("group_key"),
+        "include_images": bool(config.get("include_images")), "bootstrap": config["agreement"]["n_boot"],
+    }
+    return [f"--{name.replace('_', '-')} {value} ({release.version} has {frozen[name]})"
+            for name, value in requested.items() if value is not None and name in frozen and value != frozen[name]]

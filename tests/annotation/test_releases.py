@@ -164,6 +164,26 @@ def test_release_command_with_out_folder(project_with_ratings, tmp_path):
         call_command("release", "--project", "hq", "--version", "latest", stdout=io.StringIO())
 
 
+def test_release_command_refuses_other_options_for_an_existing_version(project_with_ratings):
+    """A version's configuration is frozen: asking for it again with other options names each
+    difference instead of silently handing back the old release (#20)."""
+    call_command("release", "--project", "hq", "--version", "1.0.0", "--method", "mean", "--bootstrap", "0",
+                 stdout=io.StringIO(), stderr=io.StringIO())
+    with pytest.raises(CommandError) as refused:
+        call_command("release", "--project", "hq", "--version", "1.0.0", "--method", "median", "--seed", "3",
+                     "--min-ratings", "2", "--include-images", stdout=io.StringIO(), stderr=io.StringIO())
+    message = str(refused.value)
+    assert "--method median (1.0.0 has mean)" in message and "--seed 3 (1.0.0 has 0)" in message
+    assert "--include-images True (1.0.0 has False)" in message and "min-ratings" not in message  # 2 = frozen 2
+    assert Release.objects.get(version="1.0.0").status == "built"
+    # The same options, or none, build/publish the existing version.
+    out = io.StringIO()
+    call_command("release", "--project", "hq", "--version", "1.0.0", "--method", "mean", "--publish",
+                 stdout=out, stderr=io.StringIO())
+    assert "release 1.0.0: published" in out.getvalue()
+    assert Release.objects.get(version="1.0.0").config["consolidation"]["method"] == "mean"
+
+
 def test_images_can_be_included(settings, tmp_path):
     """Releases ship the stripped copies raters saw (security review L9), with both hashes."""
     project = make_project(slug="small")

@@ -9,6 +9,7 @@ from annotation.services import stored_files
 from annotation.services.releases import (
     ReleaseError,
     release_advance,
+    release_config_conflicts,
     release_create,
 )
 
@@ -27,25 +28,43 @@ class Command(BaseCommand):
         parser.add_argument("--version", required=True, dest="release_version", help="Semantic version, e.g. 1.0.0")
         parser.add_argument("--publish", action="store_true", help="Publish after building (irreversible)")
         parser.add_argument("--out", type=Path, default=None, help="Copy the release files into this folder")
-        parser.add_argument("--method", choices=["median", "mean", "trimmed_mean"], default="median")
-        parser.add_argument("--min-ratings", type=int, default=2)
-        parser.add_argument("--seed", type=int, default=0, help="Split seed")
+        # Options default to None: for an existing version, only the options given are compared with
+        # its frozen configuration (a differing one is refused, never silently ignored).
+        parser.add_argument("--method", choices=["median", "mean", "trimmed_mean"], default=None,
+                            help="Consolidation (default median)")
+        parser.add_argument("--min-ratings", type=int, default=None, help="Ratings an image needs (default 2)")
+        parser.add_argument("--seed", type=int, default=None, help="Split seed (default 0)")
         parser.add_argument("--group-key", default=None, help="Keep images sharing this attribute in one split")
-        parser.add_argument("--include-images", action="store_true", help="Put the image files into the release")
-        parser.add_argument("--bootstrap", type=int, default=1000, help="Resamples for the agreement intervals")
+        parser.add_argument("--include-images", action="store_true", default=None,
+                            help="Put the (metadata-stripped) image files into the release")
+        parser.add_argument("--bootstrap", type=int, default=None, help="Resamples for the agreement intervals (default 1000)")
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         project = get_project(opts["project"])
         version = opts["release_version"]
         release = Release.objects.filter(project=project, version=version).first()
+        requested = {name: opts[name] for name in ("method", "min_ratings", "seed", "group_key", "include_images",
+                                                   "bootstrap")}
         try:
             if release is None:
+                split: dict[str, object] = {"seed": 0 if opts["seed"] is None else opts["seed"]}
+                if opts["group_key"] is not None:
+                    split["group_key"] = opts["group_key"]
                 release = release_create(
-                    project=project, version=version, include_images=opts["include_images"], n_boot=opts["bootstrap"],
-                    consolidation={"method": opts["method"], "min_ratings": opts["min_ratings"]},
-                    split={"seed": opts["seed"], "group_key": opts["group_key"]},
+                    project=project, version=version, include_images=bool(opts["include_images"]),
+                    n_boot=1000 if opts["bootstrap"] is None else opts["bootstrap"],
+                    consolidation={"method": opts["method"] or "median",
+                                   "min_ratings": 2 if opts["min_ratings"] is None else opts["min_ratings"]},
+                    split=split,
                 )
                 self.stdout.write(f"created release {version} of {project.slug} (configuration frozen)")
+            else:
+                conflicts = release_config_conflicts(release, requested)
+                if conflicts:
+                    raise CommandError(
+                        f"release {version} of {project.slug} already exists with another configuration: "
+                        f"{'; '.join(conflicts)}. A version's configuration is frozen: cut a new version "
+                        "for these options, or leave them out to build or publish this one.")
             bar = ProgressBar(f"building {version}", enabled=None, min_total=0)
             done = release_advance(release, publish=opts["publish"], progress=lambda pct, stage: bar(pct, 100))
             assert not isinstance(done, str)  # "busy" only with busy_ok
