@@ -319,10 +319,13 @@ class IntensityShift:
     n_cells: int
 
 
-def intensity_shift(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike,
-                    *, iterations: int = 200, tol: float = 1e-9) -> list[IntensityShift]:
-    """``IntensityShift`` of every rater (ascending id), by alternating least squares (backfitting)
-    on the cells in play; converges because each step is an exact least-squares update."""
+def intensity_shift(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike) -> list[IntensityShift]:
+    """``IntensityShift`` of every rater (ascending id): the exact least-squares fit of the additive
+    model on the cells in play. Eliminating the cell effects leaves the raters x raters normal
+    equations ``(diag(n_r) - N' diag(1/n_c) N) b = sum_r (y - cell mean)`` (N: cells x raters
+    counts), solved with the effects summing to 0."""
+    import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
+
     u = np.asarray(units)
     r = np.asarray(raters)
     v = np.asarray(values, dtype=np.float64)
@@ -340,24 +343,24 @@ def intensity_shift(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Arr
     n_pos = np.bincount(cell[pos], minlength=n_units * k)
     keep = pos & (n_pos[cell] >= 2)
     rows, cols = np.nonzero(keep)
-    c_idx = cell[rows, cols]
     y = v[rows, cols]
     who = r_idx[rows]
     n_cells = np.bincount(who, minlength=n_r)
     if y.size == 0:
         return [IntensityShift(int(x), None, 0) for x in rater_ids]
-    c_n = np.bincount(c_idx, minlength=n_units * k).astype(np.float64)
+    c_idx, c_code = np.unique(cell[rows, cols], return_inverse=True)
+    n_c = np.bincount(c_code).astype(np.float64)
+    cell_mean = np.bincount(c_code, weights=y) / n_c
     r_n = n_cells.astype(np.float64)
-    b = np.zeros(n_r)
-    for _ in range(iterations):
-        mu = np.bincount(c_idx, weights=y - b[who], minlength=n_units * k) / np.maximum(c_n, 1)
-        new = np.bincount(who, weights=y - mu[c_idx], minlength=n_r) / np.maximum(r_n, 1)
-        new = new - new[r_n > 0].mean()
-        done = float(np.abs(new - b).max()) < tol
-        b = new
-        if done:
-            break
+    incidence = sp.csr_matrix((np.ones(y.size), (c_code, who)), shape=(c_idx.size, n_r))
+    m = (incidence.T @ sp.diags(1.0 / n_c) @ incidence).toarray()
+    a = np.diag(r_n) - m
+    rhs = np.bincount(who, weights=y - cell_mean[c_code], minlength=n_r)
     fitted = r_n > 0
+    # the effects are identified up to a constant (per connected group of raters): fix their sum at 0
+    a_ext = np.vstack([a[np.ix_(fitted, fitted)], np.ones((1, int(fitted.sum())))])
+    b = np.zeros(n_r)
+    b[fitted] = np.linalg.lstsq(a_ext, np.append(rhs[fitted], 0.0), rcond=None)[0]
     n_fit = int(fitted.sum())
     out = []
     for i, rid in enumerate(rater_ids):

@@ -14,6 +14,9 @@ Contracts:
   for the benchmark, nor as a test-retest repeat (#16): the claim leaves out every image of the
   rater's CalibrationRatings (annotation.rating.sql, _NOT_SHOWN_IN_CALIBRATION). Other raters
   still get it.
+- `calibration_assessment` scores presence and intensity separately (annotation.calibration_scoring),
+  so that leaving every slider at 0 cannot clear the bar; the mean |difference| over all emotions is
+  still shown but is not a quality score (an all-zero rater does best on it).
 - `rater_admit` (a lead) lets the rater rate for the benchmark; audited, idempotent.
 - `calibration_items_from_release`: n images of a published release, its consensus as reference
   (`manage.py calibration_from_release --project SLUG --release X.Y.Z --n 10`).
@@ -29,7 +32,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotation import taxonomy
+from annotation import calibration_scoring, taxonomy
 from annotation.models import CalibrationItem, CalibrationRating, Image, Membership, Project, Rating
 from annotation.rating.values import RawValues, values_parse
 from annotation.services.audit import audit_record
@@ -162,6 +165,49 @@ def calibration_summaries(project: Project) -> dict[int, tuple[int, float | None
     return {r: (n, (s / k) if k else None) for r, (n, s, k) in out.items()}
 
 
+def _expert_scores(project: Project) -> list[calibration_scoring.CalibrationScore]:
+    """Each expert's score against the median of the *other* experts on the calibration images they
+    rated for the benchmark (images with three or more ratings): what a panel member achieves
+    against a reference as uncertain as the calibration one."""
+    image_ids = list(CalibrationItem.objects.filter(project=project).values_list("image_id", flat=True))
+    by_image: dict[int, list[tuple[int, list[int]]]] = {}
+    for image_id, rater_id, values in (Rating.objects.filter(project=project, image_id__in=image_ids,
+                                                             emotion__isnull=True)
+                                       .values_list("image_id", "rater_id", "values")):
+        by_image.setdefault(image_id, []).append((rater_id, list(values)))
+    mine: dict[int, tuple[list[list[int]], list[list[int]]]] = {}
+    for ratings in by_image.values():
+        if len(ratings) < 3:
+            continue
+        for k, (rater_id, values) in enumerate(ratings):
+            others = [v for j, (_, v) in enumerate(ratings) if j != k]
+            acc = mine.setdefault(rater_id, ([], []))
+            acc[0].append(values)
+            acc[1].append(median_reference(others))
+    return [calibration_scoring.calibration_score(v, ref) for v, ref in mine.values()]
+
+
+def calibration_assessment(project: Project) -> dict[int, dict[str, Any]]:
+    """Per rater with calibration ratings: presence and intensity scores against the reference and
+    whether they clear the admission bar (annotation.calibration_scoring), which leaving every
+    slider at 0 cannot. The bar adapts to how well the experts themselves match the reference."""
+    per: dict[int, tuple[list[list[int]], list[list[int]]]] = {}
+    for rater_id, values, ref in (CalibrationRating.objects.filter(project=project).order_by("rater_id", "item_id")
+                                  .values_list("rater_id", "values", "item__reference")):
+        acc = per.setdefault(rater_id, ([], []))
+        acc[0].append(list(values))
+        acc[1].append(list(ref))
+    experts = _expert_scores(project) if per else []
+    out: dict[int, dict[str, Any]] = {}
+    for rater_id, (values, refs) in per.items():
+        score = calibration_scoring.calibration_score(values, refs)
+        verdict = calibration_scoring.calibration_verdict(score, experts)
+        out[rater_id] = {"items": score.n_items, "presence_agreement": score.presence_agreement,
+                         "sensitivity": score.sensitivity, "specificity": score.specificity,
+                         "intensity_diff": score.intensity_diff, "passed": verdict.passed, "reason": verdict.reason}
+    return out
+
+
 def rater_admit(*, project: Project, rater: Any, actor: Any) -> Membership:
     """Admit a rater to rate for the benchmark (after calibration). Audited; idempotent."""
     with transaction.atomic():
@@ -174,8 +220,11 @@ def rater_admit(*, project: Project, rater: Any, actor: Any) -> Membership:
         m.admitted_by = actor if getattr(actor, "is_authenticated", False) else None
         m.save(update_fields=["admitted_at", "admitted_by"])
         summary = calibration_summaries(project).get(m.user_id, (0, None))
+        assessed = calibration_assessment(project).get(m.user_id) or {}
         audit_record(actor=actor, action="rater.admitted", project=project, obj=m, rater=m.user_id,
-                     calibration_items=summary[0], calibration_mean_abs_diff=summary[1])
+                     calibration_items=summary[0], calibration_mean_abs_diff=summary[1],
+                     calibration_presence_agreement=assessed.get("presence_agreement"),
+                     calibration_passed=assessed.get("passed"))
         return m
 
 

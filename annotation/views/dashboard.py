@@ -379,9 +379,10 @@ def _raters_response(request: HttpRequest, project: Project, error: str = "") ->
     n_calibration_items = 0
     if project.require_calibration:  # raters who still need calibration, with their figures, for "Admit"
         summaries = calibration.calibration_summaries(project)
+        assessed = calibration.calibration_assessment(project)
         admitted = set(project.memberships.filter(admitted_at__isnull=False).values_list("user_id", flat=True))
         pending = [{"rater": m.rater, "label": m.label, "n_rated": summaries.get(m.rater, (0, None))[0],
-                    "mean_abs_diff": summaries.get(m.rater, (0, None))[1]}
+                    "mean_abs_diff": summaries.get(m.rater, (0, None))[1], **assessed.get(m.rater, {})}
                    for m in data.members if m.rater not in admitted]
         n_calibration_items = project.calibration_items.count()
     response = _page(request, project, "annotation/dashboard/raters.html", "raters", tables,
