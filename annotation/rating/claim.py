@@ -189,6 +189,13 @@ def assignment_claim_next(*, project: Project, rater: User, now: datetime | None
     return None
 
 
+def rater_has_work(*, project: Project, rater: User, now: datetime | None = None) -> bool:
+    """Whether a claim now would serve the rater something (the same candidates, unlocked, nothing
+    stored); False for a paused rater. For the weekly reminder (annotation.services.digest). Binary
+    projects: only questions already created count (they are created lazily by claims)."""
+    return bool(_candidates(project, rater, now or timezone.now(), [], limit=1, lock=False))
+
+
 def retest_due(*, project_id: int, rater_id: int, n_claims: int, share: float) -> bool:
     """Whether the rater's next claim (their `n_claims`-th assignment in the project, counting from 0)
     is a test-retest repeat. Seeded by project, rater and claim count, so a given sequence of claims

@@ -19,6 +19,7 @@ from annotation import rater_quality as rq
 from annotation.models import AgreementSnapshot, Image, Project, Rating, Release
 from annotation.models.agreement import SnapshotStatus
 from annotation.payloads import snapshot_payload
+from annotation.rating.claim import rater_has_work
 
 
 def digest_period(now: datetime) -> str:
@@ -38,6 +39,7 @@ class Digest:
     alpha_before: float | None = None
     alerts: list[str] = field(default_factory=list)
     releases: list[str] = field(default_factory=list)
+    reminded: int | None = None  # raters reminded this period; None: reminders are off
 
     @property
     def coverage_percent(self) -> int:
@@ -75,21 +77,56 @@ def digest_build(project: Project, *, now: datetime, since: datetime) -> Digest:
     return digest
 
 
+def _reminder_key(project: Project, rater: User, period: str) -> str:
+    return f"reminder:{project.pk}:{rater.pk}:{period}"
+
+
+def rater_reminders_send(project: Project, *, now: datetime, period: str) -> list[str]:
+    """With Project.rater_reminders on: queue this period's reminder for every active, unpaused
+    rater of the project who has images waiting (annotation.rating.claim.rater_has_work) and has not
+    turned the digest email off; once per project, rater and period (EmailSent). The email names
+    the rater's own count only, never anything about other raters. Returns the keys queued."""
+    if not project.rater_reminders:
+        return []
+    raters = (User.objects.filter(memberships__project=project, memberships__paused_at__isnull=True,
+                                  role=Role.RATER, is_active=True, email_digest=True).order_by("pk"))
+    queued: list[str] = []
+    for rater in raters:
+        key = _reminder_key(project, rater, period)
+        if EmailSent.objects.filter(key=key).exists() or not rater_has_work(project=project, rater=rater, now=now):
+            continue
+        mine = Rating.objects.filter(project=project, rater=rater).count()
+        subject, body = email_render("rater_reminder", {
+            "project": project, "rater": rater, "mine": mine,
+            "rate": site_url(f"/projects/{project.slug}/rate/")})
+        email_send_later(to=rater.email, subject=subject, body=body, key=key)
+        queued.append(key)
+    return queued
+
+
 def lead_digests_send(*, now: datetime | None = None) -> int:
     """Queue this period's digest for every lead of every project (once per project, lead and
-    period); returns how many were queued."""
+    period), and the raters' reminders of projects that want them (rater_reminders_send, first, so
+    the digest can say how many went out); returns how many emails were queued."""
     now = now or timezone.now()
     period = digest_period(now)
     since = now - timedelta(days=7)
     sent = 0
     for project in Project.objects.order_by("pk"):
+        reminded = rater_reminders_send(project, now=now, period=period)
+        sent += len(reminded)
         leads = User.objects.filter(memberships__project=project, role=Role.LEAD, is_active=True, email_digest=True)
         digest: Digest | None = None
         for lead in leads:
             key = f"digest:{project.pk}:{lead.pk}:{period}"
             if EmailSent.objects.filter(key=key).exists():
                 continue
-            digest = digest or digest_build(project, now=now, since=since)
+            if digest is None:
+                digest = digest_build(project, now=now, since=since)
+                if project.rater_reminders:  # this period's: this run's (sent or still queued) and earlier runs'
+                    digest.reminded = len(set(reminded) | set(EmailSent.objects.filter(
+                        key__startswith=f"reminder:{project.pk}:", key__endswith=f":{period}")
+                        .values_list("key", flat=True)))
             subject, body = email_render("lead_digest", {
                 "d": digest, "lead": lead, "dashboard": site_url(f"/projects/{project.slug}/dashboard/")})
             email_send_later(to=lead.email, subject=subject, body=body, key=key)
