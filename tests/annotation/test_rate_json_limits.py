@@ -43,3 +43,16 @@ def test_a_huge_active_seconds_is_refused_with_400(client, digits):
     text = resp.content.decode()
     assert "active_seconds" in text and "0" * 100 not in text  # named, without echoing 400 digits
     assert not Rating.objects.exists() and Assignment.objects.get(pk=a.pk).status == "open"
+
+
+def test_the_api_refuses_deeply_nested_json_with_400(client):
+    from accounts.models import Role
+    from tests.factories import add_member, make_project, make_user
+
+    project = make_project(slug="api7")
+    lead = make_user(Role.LEAD)
+    add_member(project, lead)
+    client.force_login(lead)
+    resp = client.post(reverse("api:release-list", args=[project.slug]), "[" * 200_000 + "]" * 200_000,
+                       content_type="application/json")
+    assert resp.status_code == 400 and "nested too deeply" in resp.json()["detail"]
