@@ -247,7 +247,7 @@ def _build(release: Release, step: Progress) -> None:
     frozen_flagged = inputs.get("flagged_image_ids")
     flagged = (set(frozen_flagged) if frozen_flagged is not None
                else set(Image.objects.filter(project=project, flagged=True).values_list("pk", flat=True)))
-    rule = ConsolidationRule(**config["consolidation"])
+    rule = ConsolidationRule.from_config(config["consolidation"])
     split_config = SplitConfig(**_split_kwargs(config["split"]))
     agreement_cfg = config["agreement"]
     if project.is_binary:

@@ -63,18 +63,18 @@ def test_matches_numpy_on_random_data_with_unsorted_rows_and_mixed_counts():
 
 def test_disputed_rule_spread_and_presence_split():
     ids, vals = rows(
-        [[0, 1], [3, 1], [1, 2]],  # spread 3 on emotion 0 -> disputed by default
+        [[0, 1], [3, 1], [1, 2]],  # spread 3 on emotion 0 -> disputed by spread >= 3
         [[0, 1], [2, 0], [1, 0]],  # spreads 2, 1 -> not disputed by spread
     )
-    out = consolidate_intensity(ids, vals)
+    out = consolidate_intensity(ids, vals, rule=ConsolidationRule(disputed_spread=3, disputed_noise_p=None))
     assert out.disputed_emotions.tolist() == [[True, False], [False, False]]
     assert out.disputed.tolist() == [True, False]
-    presence = consolidate_intensity(ids, vals, rule=ConsolidationRule(disputed_spread=None, presence_split_min=1))
+    presence = consolidate_intensity(ids, vals, rule=ConsolidationRule(presence_split_min=1, disputed_noise_p=None))
     # image 10: emotion 0 has a 0 and two non-zeros; image 11: both emotions split zero / non-zero
     assert presence.disputed_emotions.tolist() == [[True, False], [True, True]]
-    two = consolidate_intensity(ids, vals, rule=ConsolidationRule(disputed_spread=None, presence_split_min=2))
+    two = consolidate_intensity(ids, vals, rule=ConsolidationRule(presence_split_min=2, disputed_noise_p=None))
     assert two.disputed_emotions.tolist() == [[False, False], [False, False]]
-    need_two = consolidate_intensity(ids, vals, rule=ConsolidationRule(disputed_spread=None, presence_split_min=1,
+    need_two = consolidate_intensity(ids, vals, rule=ConsolidationRule(presence_split_min=1, disputed_noise_p=None,
                                                                          disputed_min_emotions=2))
     assert need_two.disputed.tolist() == [False, True]
 
@@ -90,7 +90,8 @@ def test_left_out_counts_below_min_flagged_and_disputed():
     assert out.image_ids.tolist() == [10, 13]
     assert out.left_out == {"flagged": 1, "no_ratings": 0, "below_min_ratings": 1, "disputed": 0}
     assert out.left_out_ids["below_min_ratings"].tolist() == [11]
-    dropped = consolidate_intensity(ids, vals, flagged_image_ids={12}, rule=ConsolidationRule(drop_disputed=True),
+    spread_rule = ConsolidationRule(drop_disputed=True, disputed_spread=3, disputed_noise_p=None)
+    dropped = consolidate_intensity(ids, vals, flagged_image_ids={12}, rule=spread_rule,
                                     all_image_ids=[10, 11, 12, 13, 14, 15])
     assert dropped.image_ids.tolist() == [10]
     assert dropped.left_out == {"flagged": 1, "no_ratings": 2, "below_min_ratings": 1, "disputed": 1}
@@ -149,3 +150,37 @@ def test_binary_k_of_k():
     assert consolidate_binary(votes((1, 0, [1, 1])), k=2, n_emotions=8).label[0, 0] == 1
     with pytest.raises(ValueError, match="votes must be 0"):
         consolidate_binary(votes((1, 0, [2])), n_emotions=8)
+
+
+def _emonet_like(rng: np.random.Generator, n: int, amb_share: float, per: int = 4, n_em: int = 40):
+    """About 8 of 40 emotions present per rating; a share of images is truly ambiguous (the experts'
+    noise on them is twice as large); raters differ a little in severity."""
+    amb = rng.random(n) < amb_share
+    z = rng.normal(-1.5, 2.0, (n, n_em))
+    sd = np.where(amb, 2.5, 1.2)
+    x = z[:, None, :] + sd[:, None, None] * rng.standard_normal((n, per, n_em)) + rng.normal(0, 0.3, (1, per, 1))
+    v = np.where(x < 0.5, 0, np.clip(np.rint(x), 1, 7)).astype(np.int16)
+    return np.repeat(np.arange(n), per), v.reshape(n * per, n_em), amb
+
+
+def test_the_default_disputed_rule_flags_a_minority_and_mostly_the_ambiguous_images():
+    rng = np.random.default_rng(11)
+    ids, vals, amb = _emonet_like(rng, 1500, 0.2)
+    assert 6 <= (vals > 0).sum(axis=1).mean() <= 10  # EmoNet-like: about 8 of 40 present
+    out = consolidate_intensity(ids, vals)
+    assert out.disputed.mean() < 0.3  # a minority
+    assert out.disputed[amb].mean() > 0.5 > 0.05 > out.disputed[~amb].mean()  # the ambiguous ones
+    old = consolidate_intensity(ids, vals, rule=ConsolidationRule(disputed_spread=3, disputed_noise_p=None))
+    assert old.disputed.mean() > 0.9  # the old default: nearly every image
+    # with no ambiguous image at all it flags about its nominal share
+    ids, vals, _ = _emonet_like(rng, 1500, 0.0)
+    assert consolidate_intensity(ids, vals).disputed.mean() < 0.05
+
+
+def test_old_release_configs_keep_their_rule():
+    old = ConsolidationRule.from_config({"method": "median", "trim": 0.2, "min_ratings": 2, "disputed_spread": 3,
+                                         "presence_split_min": None, "disputed_min_emotions": 1,
+                                         "drop_disputed": False})
+    assert old.disputed_noise_p is None and old.disputed_spread == 3
+    new = ConsolidationRule()
+    assert ConsolidationRule.from_config(new.as_dict()) == new
