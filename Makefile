@@ -12,7 +12,7 @@ DEMO_ENV := DJANGO_DEBUG=1 DATABASE_URL= REDIS_URL=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install system-deps test lint types check demo demo-setup prod-local bench clean
+.PHONY: install demo-install system-deps test lint types check demo demo-setup prod-local bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,19 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: $(STAMP)
+
+# The demo needs the app alone: no torch, transformers, Playwright or test tools. A virtualenv that
+# already has everything (after `make test`) serves the demo as it is.
+BASE_STAMP := $(VENV)/.installed-base
+$(BASE_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(PY) -c "import django, rest_framework, celery, psycopg2, PIL, numpy, krippendorff"
+	touch $@
+
+demo-install:
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then echo "using the full virtualenv"; \
+	else $(MAKE) --no-print-directory $(BASE_STAMP); fi
 
 system-deps:
 	bash .ci/system-deps.sh
@@ -42,7 +55,7 @@ types: install
 
 check: lint types test
 
-demo-setup: install
+demo-setup: demo-install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput -v0
 	$(DEMO_ENV) $(PY) manage.py seed_demo
 

@@ -17,6 +17,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# What `make demo` does not install: the scoring extra and the dev extra (pyproject.toml).
+DEV_ONLY = {"torch", "transformers", "safetensors", "pytest", "playwright", "hypothesis", "schemathesis", "pandas",
+            "datasets", "aiosmtpd", "pyotp", "mypy", "ruff"}
 
 
 def free_port() -> int:
@@ -29,6 +32,21 @@ def test_demo_serves_a_page_a_new_rater_can_log_into_and_rate_on(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY"}}
     env.update(DJANGO_SETTINGS_MODULE="config.settings.base", DJANGO_DEBUG="1", MEDIA_ROOT=str(tmp_path / "media"),
                DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+    # `make demo` installs the app alone (#20): the demo must run with none of the scoring or test
+    # packages importable, so they are blocked in every process below.
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        f"BLOCKED = {sorted(DEV_ONLY)!r}\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:\n"
+        "            raise ImportError(f'{name} is not installed for the demo')\n"
+        "sys.meta_path.insert(0, Block())\n")
+    env["PYTHONPATH"] = str(blocker)
+    check = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)
+    assert "torch is not installed for the demo" in check.stderr  # the block is in force
 
     def manage(*args: str, stdin: str | None = None) -> str:
         done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, input=stdin,
