@@ -37,6 +37,7 @@ from annotation.models import (
     Assignment,
     AssignmentStatus,
     BinaryItem,
+    CalibrationRating,
     FlagReason,
     ImageFlag,
     Project,
@@ -300,6 +301,11 @@ def rating_revise(*, rating: Rating, rater: User, values: RawValues, reason: str
         vector = values_parse(project=r.project, raw=values, emotion=r.emotion)
         if vector == r.values:
             return r
+        # Shown this image's reference values in calibration since (#16): a change now would be
+        # anchored on other experts' ratings, so the rating stays as it was given.
+        if CalibrationRating.objects.filter(rater_id=rater.pk, item__image_id=r.image_id).exists():
+            raise AssignmentConflict("you have seen this image's reference values in calibration since you "
+                                     "rated it; this rating can no longer be changed")
         RatingRevision.objects.create(rating=r, values=r.values, changed_by=rater, reason=reason[:200])
         audit_record(actor=rater, action="rating.revised", project=r.project, obj=r, old=r.values, new=vector,
                      reason=reason[:200])

@@ -89,3 +89,24 @@ def test_no_test_retest_repeat_of_an_image_shown_in_calibration():
     served = _served(project, rater)
     assert sorted(served) == sorted(o.pk for o in others)  # every other image once, no repeat of `top`
     assert not Assignment.objects.filter(rater=rater, is_retest=True).exists()
+
+
+def test_a_rating_is_not_revised_after_its_reference_was_shown(client):
+    """Calibration switched on after the rater rated an image that then became a calibration item:
+    once they have seen its reference, their benchmark rating of it stays as it was given."""
+    project, lead, top, others, item = _setup()
+    project.require_calibration = False
+    project.save()
+    rater = make_user()
+    add_member(project, rater)
+    a = assignment_claim(project=project, rater=rater)
+    assert a.image_id == top.pk
+    rating = submit_as(False, assignment=a, rater=rater, values=[0] * N)
+    url = reverse("annotation:rate-revise", args=[project.slug, rating.pk])
+    client.force_login(rater)
+    ok = client.post(url, {f"emo:{n}": "1" for n in taxonomy.EMOTIONS})
+    assert ok.status_code == 302 and Rating.objects.get(pk=rating.pk).values == [1] * N  # before: allowed
+    cal.calibration_submit(project=project, rater=rater, item=item, values=[1] * N)
+    refused = client.post(url, {f"emo:{n}": "3" for n in taxonomy.EMOTIONS})
+    assert refused.status_code == 409 and "reference values" in refused.content.decode()
+    assert Rating.objects.get(pk=rating.pk).values == [1] * N
