@@ -15,10 +15,11 @@ from .image import Image
 from .project import Membership, Mode, Project
 from .rating import ModelScore, RaterTally, Rating, RatingRevision, RatingSource
 from .release import Release, ReleaseImage, ReleaseStatus
+from .webhook import DeliveryStatus, Webhook, WebhookDelivery
 
 __all__ = [
     "AgreementSnapshot", "Assignment", "AuditEvent", "AssignmentStatus", "CalibrationItem", "CalibrationRating", "BinaryItem", "FlagReason", "FlagResolution", "Image", "ImageFlag",
     "Membership", "Mode", "ModelScore", "Project", "RaterTally", "Rating", "RatingRevision", "RatingSource", "Release", "ReleaseImage", "ReleaseStatus", "RetestRating",
     "SkipReason",
-    "SnapshotStatus",
+    "SnapshotStatus", "DeliveryStatus", "Webhook", "WebhookDelivery",
 ]
