@@ -67,14 +67,16 @@ def diff_from_others(units: npt.ArrayLike, values: npt.ArrayLike) -> FloatArray:
     k = v.shape[1]
     if len(v) == 0:
         return np.zeros((0, k))
+    import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
+
     _, unit_idx = np.unique(u, return_inverse=True)
     present = ~np.isnan(v)
     filled = np.where(present, v, 0.0)
     n_units = int(unit_idx.max()) + 1
-    sums = np.zeros((n_units, k))
-    counts = np.zeros((n_units, k))
-    np.add.at(sums, unit_idx, filled)
-    np.add.at(counts, unit_idx, present.astype(np.float64))
+    # per-unit sums as one sparse product (units x rows indicator) instead of np.add.at
+    ind = sp.csr_matrix((np.ones(len(v)), (unit_idx, np.arange(len(v)))), shape=(n_units, len(v)))
+    sums = np.asarray(ind @ filled)
+    counts = np.asarray(ind @ present.astype(np.float64))
     others_n = counts[unit_idx] - present
     with np.errstate(invalid="ignore", divide="ignore"):
         others_mean = (sums[unit_idx] - filled) / others_n

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
 
 from .constants import IntArray
 from .results import AlphaResult
@@ -67,32 +68,35 @@ def gwet_ac2(unit_idx: IntArray, n_units: int, codes: np.ndarray, n_categories: 
     if c.ndim == 1:
         c = c[:, None]
     q = int(n_categories)
-    n_e = c.shape[1]
-    out: list[float | None] = []
+    n_rows, n_e = c.shape
     if q < 2:
         return [None] * n_e
     k = np.arange(q, dtype=np.float64)
-    w = 1.0 - (k[:, None] - k[None, :]) ** 2 / (q - 1) ** 2
-    t_w = float(w.sum())
+    t_w = float((1.0 - (k[:, None] - k[None, :]) ** 2 / (q - 1) ** 2).sum())
+    has = c >= 0
+    cf = np.where(has, c, 0).astype(np.float64)
+    # per (unit, emotion): ratings m, sum S1 and sum of squares S2 of the codes, as sparse products
+    ind = sp.csr_matrix((np.ones(n_rows), (unit_idx, np.arange(n_rows))), shape=(n_units, n_rows))
+    m = np.asarray(ind @ has.astype(np.float64))
+    s1 = np.asarray(ind @ cf)
+    s2 = np.asarray(ind @ (cf * cf))
+    pair = m >= 2
+    rated = (m >= 1).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(pair, 1.0 - 2.0 * (m * s2 - s1 * s1) / ((q - 1) ** 2 * m * (m - 1.0)), 0.0)
+        pa = term.sum(axis=0) / pair.sum(axis=0)
+        # pi_k: mean over rated units of r_ik / r_i, from one weighted bincount over (emotion, code)
+        w = np.where(has, 1.0 / m[unit_idx], 0.0)
+    idx = (np.arange(n_e)[None, :] * q + np.where(has, c, 0)).ravel()
+    pi = np.bincount(idx, weights=w.ravel(), minlength=n_e * q).reshape(n_e, q)
+    pi = pi / np.maximum(rated, 1)[:, None]
+    pe = t_w / (q * (q - 1)) * (pi * (1.0 - pi)).sum(axis=1)
+    out: list[float | None] = []
     for e in range(n_e):
-        ce = c[:, e].astype(np.int64)
-        has = ce >= 0
-        ui = unit_idx[has]
-        v = ce[has].astype(np.float64)
-        m = np.bincount(ui, minlength=n_units).astype(np.float64)
-        s1 = np.bincount(ui, weights=v, minlength=n_units)
-        s2 = np.bincount(ui, weights=v * v, minlength=n_units)
-        pair = m >= 2
-        if not bool(pair.any()):
+        if not bool(pair[:, e].any()) or pe[e] >= 1.0:
             out.append(None)
-            continue
-        qu = 2.0 * (m[pair] * s2[pair] - s1[pair] ** 2)
-        mm = m[pair] * (m[pair] - 1.0)
-        pa = float(np.mean(1.0 - qu / ((q - 1) ** 2 * mm)))
-        rated = m >= 1
-        pi = np.bincount(ce[has], weights=1.0 / m[ui], minlength=q) / float(rated.sum())
-        pe = t_w / (q * (q - 1)) * float(np.sum(pi * (1.0 - pi)))
-        out.append(None if pe >= 1.0 else (pa - pe) / (1.0 - pe))
+        else:
+            out.append(float((pa[e] - pe[e]) / (1.0 - pe[e])))
     return out
 
 

@@ -75,6 +75,38 @@ def test_import_then_agreement_json_matches_the_oracle(tmp_path):
     assert run_json("--project", "hq", "--bootstrap", "200", "--seed", "3")["emotions"] == report["emotions"]
 
 
+def test_agreement_json_carries_the_issue_17_figures(tmp_path):
+    make_project(slug="hq")
+    text, matrix = ratings_csv(np.random.default_rng(5))
+    (tmp_path / "r.csv").write_text(text)
+    call_command("import_ratings", str(tmp_path / "r.csv"), "--project", "hq", "--format", "long",
+                 stdout=io.StringIO())
+    report = run_json("--project", "hq", "--bootstrap", "200", "--seed", "1")
+    raters = sorted({r for r, _ in matrix})
+    images = sorted({i for _, i in matrix})
+    for e in report["emotions"]:
+        assert {"ci_raters", "n_boot_undefined", "presence_alpha", "intensity_alpha", "ac2"} <= set(e)
+        data = np.full((len(raters), len(images)), np.nan)
+        for (r, i), vals in matrix.items():
+            data[raters.index(r), images.index(i)] = vals[e["index"]]
+        pres = np.where(np.isnan(data), np.nan, (data > 0).astype(float))
+        if e["presence_alpha"] is not None:
+            want = krippendorff.alpha(reliability_data=pres, level_of_measurement="nominal", value_domain=[0, 1])
+            assert e["presence_alpha"] == pytest.approx(want, abs=1e-6)
+        if e["ci"] is not None and e["ci_raters"] is not None:
+            assert e["ci_raters"][0] <= e["ci"][0] <= e["ci"][1] <= e["ci_raters"][1]
+    mean = report["mean_alpha_ci"]
+    assert mean["estimate"] == pytest.approx(report["mean_alpha"], abs=1e-6)
+    assert mean["ci_raters"][0] <= mean["ci"][0] <= report["mean_alpha"] <= mean["ci"][1] <= mean["ci_raters"][1]
+    label = report["label_reliability"]
+    k, a = label["ratings_per_image"], report["mean_alpha"]
+    assert k == pytest.approx(3.0) and label["reliability"] == pytest.approx(k * a / (1 + (k - 1) * a), abs=1e-5)
+    assert all("consistency" in r and "annotator_test" not in r for r in report["raters"])
+    text_out = io.StringIO()
+    call_command("agreement", "--project", "hq", "--bootstrap", "50", stdout=text_out)
+    assert "reliability of the consolidated label" in text_out.getvalue()
+
+
 def test_flagged_images_are_left_out(tmp_path):
     project = make_project(slug="hq")
     text, _ = ratings_csv(np.random.default_rng(2), n_images=10)

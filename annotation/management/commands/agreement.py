@@ -52,3 +52,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{e['emotion']:<46} {_fmt(e['alpha'])}  [{_fmt(ci[0])},{_fmt(ci[1])}]  "
                               f"{e['n_images']:>6} {share:>7}  {note}")
         self.stdout.write(f"mean alpha over defined emotions: {_fmt(report['mean_alpha'])}")
+        mean_ci = report.get("mean_alpha_ci") or {}
+        if mean_ci.get("ci_raters"):
+            lo, hi = mean_ci["ci_raters"]
+            self.stdout.write(f"  95% interval for experts like these (images and raters resampled): [{_fmt(lo)},{_fmt(hi)}]")
+        label = report.get("label_reliability") or {}
+        if label.get("reliability") is not None:
+            self.stdout.write(f"reliability of the consolidated label ({label['ratings_per_image']:.2f} ratings per "
+                              f"image, Spearman-Brown): {_fmt(label['reliability'])}")
