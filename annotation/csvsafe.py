@@ -17,6 +17,7 @@ Parquet and JSON Lines keep the raw values: only CSV is opened by spreadsheets.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 # Characters that start a formula (OWASP "CSV Injection"), plus the full-width = + - @.
@@ -36,6 +37,9 @@ def csv_text_safe(text: str) -> str:
 
 
 def csv_cell_safe(value: Any) -> Any:
-    """A cell value for csv.writer: text through csv_text_safe, anything else (numbers, booleans,
-    None) unchanged."""
-    return csv_text_safe(value) if isinstance(value, str) else value
+    """A cell value for csv.writer: numbers (int, float, Decimal, bool) and None unchanged; anything
+    else is written as its text, so it goes through csv_text_safe as text (a dict, a lazy string
+    or a date whose text could start a formula is no exception)."""
+    if value is None or isinstance(value, int | float | Decimal):
+        return value
+    return csv_text_safe(value if isinstance(value, str) else str(value))

@@ -34,6 +34,18 @@ def test_numbers_and_harmless_text_are_left_alone(value):
     assert csv_cell_safe(value) == value
 
 
+def test_other_values_are_written_as_text_and_neutralised_like_text():
+    class Shown:
+        def __str__(self) -> str:
+            return "=1+1"
+
+    assert csv_cell_safe(Shown()) == "'=1+1"
+    assert csv_cell_safe({"note": "=x"}) == "{'note': '=x'}"  # starts with a brace: harmless
+    from decimal import Decimal
+
+    assert csv_cell_safe(Decimal("-1.5")) == Decimal("-1.5")
+
+
 def test_release_csv_neutralises_text_cells_and_parquet_jsonl_keep_them(tmp_path):
     n = len(FORMULAS) * 4
     table = pa.table({
