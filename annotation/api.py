@@ -21,11 +21,12 @@ from rest_framework.views import APIView
 from . import selectors, selectors_dashboard, taxonomy
 from .imagefiles import ImageRejected
 from .manifests import ImageMeta
-from .models import Image, ImageFlag, Project, Rating, Release
+from .models import Image, ImageFlag, Project, Rating, Release, Webhook
 from .models.release import semver_key
 from .scoring.contracts import ScoreValidationError
 from .scoring.services import model_scores_push, scoring_enqueue_for_images
 from .services import adjudication, releases
+from .services import webhooks as webhook_service
 from .services.image_import import DuplicateImage, image_import_one, upload_read
 
 
@@ -459,3 +460,38 @@ class ModelScoreView(APIView):
         except ScoreValidationError as exc:
             raise ValidationError({"scores": list(exc.errors)}) from None
         return Response({"stored": result.stored, "already_present": result.already_present}, status=201)
+
+
+class WebhookSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    """A registered webhook; the secret is write-only (never shown again)."""
+
+    events = serializers.ListField(child=serializers.ChoiceField(choices=list(webhook_service.EVENTS)),
+                                   allow_empty=False)
+    secret = serializers.CharField(write_only=True, min_length=16, max_length=200)
+
+    class Meta:
+        model = Webhook
+        fields = ["id", "url", "events", "secret", "active", "created_at"]
+        read_only_fields = ["id", "active", "created_at"]
+
+
+class WebhookListCreateView(APIView):
+    """A project's webhooks (leads and admins); POST registers one: `url`, `events`, `secret`."""
+
+    @extend_schema(responses={200: WebhookSerializer(many=True)})
+    def get(self, request: Request, slug: str) -> Response:
+        project = managed_project(request, slug)
+        return Response(WebhookSerializer(Webhook.objects.filter(project=project), many=True).data)
+
+    @extend_schema(request=WebhookSerializer, responses={201: WebhookSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        project = managed_project(request, slug)
+        params = WebhookSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        try:
+            webhook = webhook_service.webhook_create(project=project, url=data["url"], events=data["events"],
+                                                     secret=data["secret"], actor=request.user)
+        except webhook_service.WebhookError as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from None
+        return Response(WebhookSerializer(webhook).data, status=201)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("projects/<slug:slug>/model-scores/", api.ModelScoreView.as_view(), name="model-scores"),
     path("projects/<slug:slug>/agreement/", api.AgreementLatestView.as_view(), name="agreement-latest"),
     path("projects/<slug:slug>/flags/", api.FlagListView.as_view(), name="flag-list"),
+    path("projects/<slug:slug>/webhooks/", api.WebhookListCreateView.as_view(), name="webhook-list"),
     path("projects/<slug:slug>/flags/<int:flag_id>/", api.FlagDecisionView.as_view(), name="flag-decide"),
     path("projects/<slug:slug>/releases/", api.ReleaseListCreateView.as_view(), name="release-list"),
     path("projects/<slug:slug>/releases/<str:version>/", api.ReleaseDetailView.as_view(), name="release-detail"),

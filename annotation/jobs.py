@@ -52,7 +52,13 @@ SCORE_IMAGES = Job("annotation.scoring.tasks.score_images_task", Queue.GPU, "ann
 # Named outside the scoring.tasks pattern: it needs no GPU and must not wait behind a scoring run.
 PRIORITY_RECOMPUTE = Job("annotation.scoring.priority_recompute_task", Queue.DEFAULT, "annotation.scoring.tasks")
 
-JOBS: tuple[Job, ...] = (AGREEMENT_SNAPSHOT, AGREEMENT_REFRESH_ALL, RELEASE_BUILD, SCORE_IMAGES, PRIORITY_RECOMPUTE)
+# Webhooks (annotation.services.webhooks): one delivery attempt (retried by the task), and the sweep
+# that finds images which reached their target (beat).
+WEBHOOK_DELIVER = Job("annotation.tasks.webhook_deliver_task", Queue.DEFAULT)
+WEBHOOK_SWEEP = Job("annotation.tasks.webhooks_sweep_task", Queue.DEFAULT)
+
+JOBS: tuple[Job, ...] = (AGREEMENT_SNAPSHOT, AGREEMENT_REFRESH_ALL, RELEASE_BUILD, SCORE_IMAGES, PRIORITY_RECOMPUTE,
+                         WEBHOOK_DELIVER, WEBHOOK_SWEEP)
 
 
 def task_routes() -> dict[str, dict[str, str]]:

@@ -13,6 +13,12 @@ from annotation.services.agreement_snapshot import (
     agreement_snapshot_started,
 )
 from annotation.services.releases import release_advance
+from annotation.services.webhooks import (
+    DeliveryFailed,
+    retry_countdown,
+    webhook_deliver,
+    webhooks_target_sweep,
+)
 
 
 @shared_task(bind=True, name=jobs.AGREEMENT_SNAPSHOT.name, acks_late=True,
@@ -38,3 +44,20 @@ def release_build_task(self, release_id: int, publish: bool = False) -> str:  # 
     it). Restartable: see annotation.services.releases.release_advance."""
     done = release_advance(Release.objects.get(pk=release_id), publish=publish, rebuild=True, busy_ok=True)
     return done if isinstance(done, str) else done.status
+
+
+@shared_task(bind=True, name=jobs.WEBHOOK_DELIVER.name, acks_late=True, max_retries=None,
+             soft_time_limit=60, time_limit=90)
+def webhook_deliver_task(self, delivery_id: int) -> str:  # type: ignore[no-untyped-def]
+    """One delivery attempt; a failed one is tried again after an exponential backoff until the
+    service marks it failed (EMORATE_WEBHOOK_MAX_ATTEMPTS). Returns the delivery's status."""
+    try:
+        return str(webhook_deliver(delivery_id).status)
+    except DeliveryFailed as exc:
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries + 1)) from None
+
+
+@shared_task(name=jobs.WEBHOOK_SWEEP.name, acks_late=True)
+def webhooks_sweep_task() -> int:
+    """Periodic: image.target_reached deliveries for images that reached their target."""
+    return webhooks_target_sweep()

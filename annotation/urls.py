@@ -1,12 +1,14 @@
 from django.urls import path
 
-from .views import dashboard, pages, rate, releases
+from .views import dashboard, pages, rate, releases, webhooks
 
 app_name = "annotation"
 urlpatterns = [
     path("", pages.home, name="home"),
     path("projects/<slug:slug>/", pages.project_detail, name="project-detail"),
     path("projects/<slug:slug>/settings/", pages.project_settings, name="project-settings"),
+    path("projects/<slug:slug>/webhooks/", webhooks.webhook_list, name="webhooks"),
+    path("projects/<slug:slug>/webhooks/<int:webhook_id>/delete/", webhooks.webhook_remove, name="webhook-delete"),
     path("projects/<slug:slug>/rate/", rate.rate_page, name="rate"),
     path("projects/<slug:slug>/rate/<int:assignment_id>/submit/", rate.rate_submit, name="rate-submit"),
     path("projects/<slug:slug>/rate/<int:assignment_id>/skip/", rate.rate_skip, name="rate-skip"),

@@ -41,9 +41,9 @@ def address_refusal(address: str) -> str | None:
         return f"{address!r} is not an IP address"
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    for kind, hit in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
-                      ("private", ip.is_private), ("multicast", ip.is_multicast), ("reserved", ip.is_reserved),
-                      ("unspecified", ip.is_unspecified)):
+    for kind, hit in (("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback),
+                      ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
+                      ("reserved", ip.is_reserved), ("private", ip.is_private)):
         if hit:
             return f"{ip} is a {kind} address"
     return None

@@ -53,3 +53,6 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["webhook", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.webhook_id}: {self.status}"

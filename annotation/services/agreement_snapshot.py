@@ -36,6 +36,7 @@ from annotation.pgcopy import RatingRows
 from annotation.selectors_dashboard import RECOMPUTE_QUEUED_SECONDS, recompute_queued_key
 from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
+from annotation.services.webhooks import webhooks_snapshot_done
 from core.cache import ProcessMemo
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
@@ -467,6 +468,7 @@ def _compute_into(snapshot: AgreementSnapshot, project: Project, *, level: str, 
     from annotation.scoring.services import priority_schedule
 
     priority_schedule(project)
+    webhooks_snapshot_done(project, snapshot.pk, dict(payload))
     return snapshot
 
 

@@ -48,6 +48,7 @@ from annotation.services import stored_files
 from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
 from annotation.services.raters import raters_excluded
+from annotation.services.webhooks import webhooks_emit
 from annotation.splits import SplitConfig, SplitItem, assign_splits, balance_table, check_balance
 
 Progress = Callable[[int, str], None]
@@ -432,6 +433,9 @@ def release_publish(release: Release, *, actor: Any = None) -> Release:
         Release.objects.filter(pk=locked.pk).update(status=ReleaseStatus.PUBLISHED, published_at=timezone.now())
         audit_record(actor=actor, action="release.published", project=locked.project, obj=locked,
                      version=locked.version, manifest_sha256=locked.manifest_sha256)
+        webhooks_emit(locked.project, "release.published", {
+            "version": locked.version, "manifest_sha256": locked.manifest_sha256,
+            "images": (locked.summary or {}).get("images"), "splits": (locked.summary or {}).get("splits")})
     release.refresh_from_db()
     return release
 

@@ -356,6 +356,14 @@ CELERY_BEAT_SCHEDULE["invitation-reminders"] = {"task": "accounts.tasks.invitati
                                                 "schedule": 60 * 60.0}
 CELERY_BEAT_SCHEDULE["lead-digest"] = {"task": "annotation.digest.lead_digests_task", "schedule": 60 * 60.0}
 
+# Webhooks (annotation/services/webhooks.py): internal targets (loopback, private, link-local) are
+# refused unless allowed; tries, backoff base and timeout of each delivery.
+EMORATE_WEBHOOK_ALLOW_PRIVATE = env_bool("EMORATE_WEBHOOK_ALLOW_PRIVATE", False)
+EMORATE_WEBHOOK_MAX_ATTEMPTS = env_int("EMORATE_WEBHOOK_MAX_ATTEMPTS", 6)
+EMORATE_WEBHOOK_RETRY_SECONDS = float(os.environ.get("EMORATE_WEBHOOK_RETRY_SECONDS", "30") or 30)
+EMORATE_WEBHOOK_TIMEOUT = env_int("EMORATE_WEBHOOK_TIMEOUT", 10)
+CELERY_BEAT_SCHEDULE["webhooks-target-sweep"] = {"task": "annotation.tasks.webhooks_sweep_task", "schedule": 5 * 60.0}
+
 # Single sign-on (OpenID Connect, accounts/oidc.py): on when OIDC_RP_CLIENT_ID is set. The provider's
 # endpoints are listed in its /.well-known/openid-configuration.
 OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "").strip() or "single sign-on"

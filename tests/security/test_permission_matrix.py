@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from accounts.api_tokens import api_token_create
 from accounts.models import Role
 from accounts.services import invitation_create
-from annotation.models import Assignment, Image, ImageFlag, Rating
+from annotation.models import Assignment, Image, ImageFlag, Rating, Webhook
 from annotation.rating.claim import assignment_claim
 from annotation.rating.images import NEW, rate_image_url
 from annotation.rating.submit import rating_submit
@@ -80,12 +80,15 @@ ROUTES: dict[str, Route] = {
     "api:agreement-latest": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
     "api:flag-list": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
     "api:flag-decide": Route("POST", frozenset(MANAGERS), ("slug", "flag_id"), api=True),
+    "api:webhook-list": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
     "api:release-list": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
     "api:release-detail": Route("GET", frozenset(MANAGERS), ("slug", "version"), api=True),
     "api:release-file": Route("GET", frozenset(MANAGERS), ("slug", "version", "file"), api=True),
     "annotation:home": Route("GET", frozenset(SIGNED_IN)),
     "annotation:project-detail": Route("GET", frozenset(MEMBERS), ("slug",)),
     "annotation:project-settings": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:webhooks": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:webhook-delete": Route("POST", frozenset(MANAGERS), ("slug", "webhook_id")),
     "annotation:rate": Route("GET", frozenset(RATER), ("slug",)),
     "annotation:rate-submit": Route("POST", frozenset(RATER), ("slug", "assignment_id")),
     "annotation:rate-skip": Route("POST", frozenset(RATER), ("slug", "assignment_id")),
@@ -171,6 +174,8 @@ def world(tmp_path):  # type: ignore[no-untyped-def]
         "image_token": rate_image_url(project_id=project.pk, slug="p", rater_id=users["rater"].pk,
                                       image_id=images[0].pk, serving=NEW).rstrip("/").rsplit("/", 1)[1],
         "token_id": api_token_create(user=users["lead"])[0].pk, "uidb64": "MQ",
+        "webhook_id": Webhook.objects.create(project=project, url="https://hooks.example.org/emorate",
+                                             events=["release.published"], secret="s" * 20).pk,
         "token": invitation_create(email="new@example.org", role=Role.RATER, projects=["p"], created_by=None).token,
     }
     return users, values
