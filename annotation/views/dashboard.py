@@ -120,9 +120,12 @@ def present_agreement(a: sd.AgreementPage) -> tuple[list[Table], dict[str, SafeS
     emotions = a.emotions
     tables = [
         Table("alpha", "Agreement per emotion",
-              ["emotion", "alpha", "ci_low", "ci_high", "nonzero_share", "n_images", "n_ratings", "reason"],
+              ["emotion", "alpha", "ci_low", "ci_high", "nonzero_share", "n_images", "n_ratings", "reason",
+               "ci_raters_low", "ci_raters_high", "n_boot_undefined", "presence_alpha", "intensity_alpha", "ac2"],
               [(e["emotion"], e["alpha"], *(e["ci"] or [None, None]), e["nonzero_share"], e["n_images"],
-                e["n_ratings"], e["reason"] or "") for e in emotions]),
+                e["n_ratings"], e["reason"] or "", *(e.get("ci_raters") or [None, None]),
+                e.get("n_boot_undefined"), e.get("presence_alpha"), e.get("intensity_alpha"), e.get("ac2"))
+               for e in emotions]),
         Table("trend", "Mean alpha per snapshot", ["snapshot", "created_at", "level", "mean_alpha"],
               [(t.snapshot_id, t.created_at.isoformat(), t.level, t.mean_alpha) for t in a.trend]),
         Table("warnings", "Warnings from the agreement engine", ["emotion", "warning"], a.warnings),

@@ -148,6 +148,11 @@ def test_csv_of_the_alpha_chart_equals_the_snapshot(client, seeded):
     assert [r["emotion"] for r in rows] == [e["emotion"] for e in snapshot.payload["emotions"]]
     for r, e in zip(rows, snapshot.payload["emotions"], strict=True):
         assert (float(r["alpha"]) if r["alpha"] else None) == e["alpha"]
+        for key in ("presence_alpha", "intensity_alpha", "ac2"):  # #17
+            assert (float(r[key]) if r[key] else None) == e[key]
+        assert (float(r["ci_raters_low"]) if r["ci_raters_low"] else None) == (e["ci_raters"] or [None])[0]
+    html = client.get(reverse("annotation:dashboard-agreement", args=[project.slug])).content.decode()
+    assert "reliability of the consolidated label" in html
 
 
 @pytest.mark.parametrize(("name", "tables"), [
