@@ -147,6 +147,35 @@
     return el && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" || (el.tagName === "INPUT" && el.type !== "range"));
   }
 
+  // Type-to-find (as in a file list): letters typed within a second of each other make a prefix;
+  // the focus moves to the first emotion whose name (or one of its names, "Astonishment/Surprise")
+  // starts with it, else the first whose descriptors have a word group starting with it.
+  var find = { text: "", at: 0 };
+  function names(slider) {
+    return slider.getAttribute("aria-label").toLowerCase().split(/\s*(?:\/|&| and )\s*/);
+  }
+  function descriptors(slider) {
+    var d = document.getElementById(slider.getAttribute("aria-describedby"));
+    return d ? d.textContent.toLowerCase().split(/\s*,\s*/) : [];
+  }
+  function typeToFind(ch) {
+    var now = Date.now();
+    find.text = (now - find.at > 1000 ? "" : find.text) + ch.toLowerCase();
+    find.at = now;
+    var all = sliders(), text = find.text, i;
+    var starts = function (w) { return w.indexOf(text) === 0; };
+    var hit = -1;
+    for (i = 0; i < all.length && hit < 0; i++) { if (names(all[i]).some(starts)) hit = i; }
+    for (i = 0; i < all.length && hit < 0; i++) { if (descriptors(all[i]).some(starts)) hit = i; }
+    var status = state.form.querySelector(".find-status");
+    if (hit >= 0) {
+      focusSlider(hit);
+      if (status) status.textContent = "“" + text + "”: " + all[hit].getAttribute("aria-label");
+    } else if (status) {
+      status.textContent = "“" + text + "”: no emotion starts with this";
+    }
+  }
+
   function submitForm() {
     if (!state || !state.form) return;
     var btn = state.form.querySelector("button[type=submit]");
@@ -175,9 +204,13 @@
         return;
       }
     }
-    if (e.key === "s" && state.stage.querySelector("#skip-reason")) { e.preventDefault(); state.stage.querySelector("#skip-reason").focus(); return; }
-    if (e.key === "f" && state.stage.querySelector("#flag-reason")) { e.preventDefault(); state.stage.querySelector("#flag-reason").focus(); return; }
+    // Skip and flag: Shift+S / Shift+F (letters alone find emotions); plain s / f on yes/no pages.
+    var skipKey = e.key === "S" || (mode === "binary" && e.key === "s");
+    var flagKey = e.key === "F" || (mode === "binary" && e.key === "f");
+    if (skipKey && state.stage.querySelector("#skip-reason")) { e.preventDefault(); state.stage.querySelector("#skip-reason").focus(); return; }
+    if (flagKey && state.stage.querySelector("#flag-reason")) { e.preventDefault(); state.stage.querySelector("#flag-reason").focus(); return; }
     if (mode === "binary") return;
+    if (/^[a-z]$/.test(e.key)) { e.preventDefault(); typeToFind(e.key); return; }
     var all = sliders();
     var cur = all.indexOf(document.activeElement);
     var max = parseInt(state.stage.getAttribute("data-scale-max"), 10) || 7;
@@ -190,8 +223,8 @@
       show(all[cur]); summarize(); saveDraft();
       return;
     }
-    if (e.key === "ArrowDown" || e.key === "j") { e.preventDefault(); focusSlider(cur + 1); return; }
-    if (e.key === "ArrowUp" || e.key === "k") { e.preventDefault(); focusSlider(cur < 0 ? 0 : cur - 1); return; }
+    if (e.key === "ArrowDown") { e.preventDefault(); focusSlider(cur + 1); return; }
+    if (e.key === "ArrowUp") { e.preventDefault(); focusSlider(cur < 0 ? 0 : cur - 1); return; }
     if (e.key === "]" || e.key === "PageDown") { e.preventDefault(); groupStart(1); return; }
     if (e.key === "[" || e.key === "PageUp") { e.preventDefault(); groupStart(-1); return; }
     if ((e.key === "Backspace" || e.key === "Delete") && cur >= 0) {

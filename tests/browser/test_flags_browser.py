@@ -33,7 +33,7 @@ def test_a_flag_waits_for_the_lead_who_confirms_or_dismisses_it(page: Page, live
 
     login(page, live_server, rater.email, f"/projects/{project.slug}/rate/")
     expect(page.locator("#rate-stage img")).to_be_visible()
-    page.keyboard.press("f")  # focuses the flag reason
+    page.keyboard.press("Shift+F")  # focuses the flag reason (letters alone find emotions)
     expect(page.locator("#flag-reason")).to_be_focused()
     page.locator("#flag-reason").select_option("artifact")
     page.get_by_role("button", name="Flag image").click()

@@ -145,3 +145,41 @@ def test_refused_submit_shows_why_and_keeps_the_values(page: Page, live_server):
     first_name = taxonomy.load().groups[0].emotions[0]
     expect(page.get_by_role("slider", name=first_name, exact=True)).to_have_value("3")
     assert Rating.objects.count() == 1
+
+
+def test_type_to_find_and_descriptors_in_full(page: Page, live_server):
+    """Letters find an emotion by the start of its name (or of a descriptor); digits still set the
+    value; Shift+S / Shift+F reach skip and flag; every descriptor is shown whole (#20)."""
+    project = make_project(slug="find", target_ratings=2)
+    face_images(project, 2)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    login(page, live_server, project)
+    page.keyboard.type("sh")  # Shame, not Sadness or Sexual Lust
+    expect(page.get_by_role("slider", name="Shame", exact=True)).to_be_focused()
+    page.keyboard.press("4")
+    expect(page.get_by_role("slider", name="Shame", exact=True)).to_have_value("4")
+    page.wait_for_timeout(1100)  # a pause starts a new search
+    page.keyboard.type("sur")  # the second name of "Astonishment/Surprise"
+    expect(page.get_by_role("slider", name="Astonishment/Surprise", exact=True)).to_be_focused()
+    page.wait_for_timeout(1100)
+    page.keyboard.type("j")  # Jealousy & Envy: the last emotion, one key away
+    expect(page.get_by_role("slider", name="Jealousy & Envy", exact=True)).to_be_focused()
+    page.wait_for_timeout(1100)
+    page.keyboard.type("mirth")  # a descriptor of Amusement
+    expect(page.get_by_role("slider", name="Amusement", exact=True)).to_be_focused()
+    expect(page.locator(".find-status")).to_contain_text("Amusement")
+    page.keyboard.press("Shift+S")
+    expect(page.locator("#skip-reason")).to_be_focused()
+    page.locator("#skip-reason").blur()
+    page.keyboard.press("Shift+F")
+    expect(page.locator("#flag-reason")).to_be_focused()
+    # Descriptors whole: none is cut off (its box is as wide as its text needs), all text present.
+    cut = page.evaluate("""() => Array.from(document.querySelectorAll('.emo-desc'))
+        .filter(d => d.scrollWidth > d.clientWidth + 1 || getComputedStyle(d).textOverflow === 'ellipsis').length""")
+    assert cut == 0
+    amusement = page.locator("#emo-d-0")
+    expect(amusement).to_have_text(", ".join(taxonomy.load().emotions[0].descriptors))
+    # The help overlay lists type-to-find.
+    page.locator("#flag-reason").blur()
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_contain_text("Find an emotion by typing")
