@@ -11,11 +11,13 @@ beat a genuine expert in every simulated 10-image set). Scored here instead, sep
   presence agreement 0.
 - **intensity**: mean |rater - reference| on the cells both mark present.
 
-Admission bar (``calibration_verdict``): presence agreement at least ``min_presence`` and, when
-there are co-present cells, intensity difference at most ``max_intensity_diff``. When the experts'
-own scores against the leave-one-out reference are known (``expert_scores``, "how well does a
-panel member do against the others?"), the bar is the ``quantile`` of theirs instead, never
-stricter than the defaults: the reference's own uncertainty sets what can be asked of a newcomer.
+Admission bar (``calibration_verdict``): the reference is itself uncertain, so the bar comes from
+the experts: each expert's score against the median of the *other* experts on the calibration
+images (``expert_scores``, "how well does a panel member match such a reference?"). A newcomer
+passes when both scores lie within the one-sided 95% t prediction bound for one more expert
+(presence agreement never required below ``PRESENCE_FLOOR``). Without three such experts a fixed
+bar is used (``MIN_PRESENCE_AGREEMENT``, ``MAX_INTENSITY_DIFF``) and the reason says so. Either
+way a rater who marks nothing has presence agreement 0 and cannot pass.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-MIN_PRESENCE_AGREEMENT = 0.5
-MAX_INTENSITY_DIFF = 1.5
+MIN_PRESENCE_AGREEMENT = 0.3
+MAX_INTENSITY_DIFF = 2.0
+PRESENCE_FLOOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -70,26 +73,39 @@ class CalibrationVerdict:
     reason: str
 
 
+def _prediction_bound(xs: Sequence[float], *, lower: bool, level: float = 0.95) -> float:
+    """One-sided t prediction bound for one more value from the population of ``xs``:
+    mean -/+ t(level, n-1) * sd * sqrt(1 + 1/n)."""
+    from scipy import stats  # type: ignore[import-untyped,unused-ignore]
+
+    x = np.asarray(xs, dtype=np.float64)
+    n = x.size
+    half = float(stats.t.ppf(level, n - 1) * x.std(ddof=1) * np.sqrt(1.0 + 1.0 / n))
+    return float(x.mean() - half) if lower else float(x.mean() + half)
+
+
 def calibration_verdict(score: CalibrationScore, expert_scores: Sequence[CalibrationScore] = (), *,
                         min_presence: float = MIN_PRESENCE_AGREEMENT,
-                        max_intensity_diff: float = MAX_INTENSITY_DIFF,
-                        quantile: float = 0.1) -> CalibrationVerdict:
+                        max_intensity_diff: float = MAX_INTENSITY_DIFF) -> CalibrationVerdict:
     """Whether a calibration score clears the admission bar (see the module docstring)."""
     pres = [s.presence_agreement for s in expert_scores if s.presence_agreement is not None]
     diffs = [s.intensity_diff for s in expert_scores if s.intensity_diff is not None]
+    source = "fixed bar: fewer than 3 experts rated the calibration images"
     if len(pres) >= 3:
-        min_presence = min(min_presence, float(np.quantile(pres, quantile)))
+        min_presence = max(PRESENCE_FLOOR, _prediction_bound(pres, lower=True))
+        source = f"bar from {len(pres)} experts against the others"
     if len(diffs) >= 3:
-        max_intensity_diff = max(max_intensity_diff, float(np.quantile(diffs, 1 - quantile)))
+        max_intensity_diff = _prediction_bound(diffs, lower=False)
     if score.n_items == 0 or score.presence_agreement is None:
         return CalibrationVerdict(None, min_presence, max_intensity_diff, "nothing marked present on either side")
     if score.presence_agreement < min_presence:
         return CalibrationVerdict(False, min_presence, max_intensity_diff,
-                                  f"presence agreement {score.presence_agreement:.2f} below {min_presence:.2f}")
+                                  f"presence agreement {score.presence_agreement:.2f} below {min_presence:.2f} ({source})")
     if score.intensity_diff is not None and score.intensity_diff > max_intensity_diff:
         return CalibrationVerdict(False, min_presence, max_intensity_diff,
-                                  f"intensity difference {score.intensity_diff:.2f} above {max_intensity_diff:.2f}")
+                                  f"intensity difference {score.intensity_diff:.2f} above {max_intensity_diff:.2f} "
+                                  f"({source})")
+    shown = 0.0 if score.intensity_diff is None else score.intensity_diff
     return CalibrationVerdict(True, min_presence, max_intensity_diff,
                               f"presence agreement {score.presence_agreement:.2f} (at least {min_presence:.2f}), "
-                              f"intensity difference {score.intensity_diff if score.intensity_diff is not None else 0:.2f} "
-                              f"(at most {max_intensity_diff:.2f})")
+                              f"intensity difference {shown:.2f} (at most {max_intensity_diff:.2f}); {source}")
