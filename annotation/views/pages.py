@@ -13,6 +13,7 @@ from ..forms import ProjectSettingsForm
 from ..imagefiles import ImageRejected
 from ..models import Project
 from ..scoring.selectors import scoring_status
+from ..selectors_home import home_cards
 from ..services import stored_files
 from ..services.projects import project_settings_update
 from .access import require_lead, require_member, signed_in
@@ -23,8 +24,7 @@ _IMAGE_PATH = re.compile(r"^images/(?P<project>\d+)/[0-9a-f]{2}/[0-9a-f]{64}\.(?
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    projects = selectors.project_list_for(request.user)
-    return render(request, "annotation/home.html", {"projects": projects})
+    return render(request, "annotation/home.html", {"cards": home_cards(signed_in(request))})
 
 
 @login_required
@@ -41,7 +41,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def image_response(name: str) -> FileResponse:
-    """The served copy of a stored image (EXIF, XMP and text metadata removed, pixels untouched),
+    """The served copy of a stored image (only allow-listed parts kept, pixels untouched),
     streamed from the media storage after the caller's permission check (docs/decisions/0007-object-storage.md).
 
     Stored files are named by their content hash, so a copy can be cached for good.
