@@ -205,6 +205,19 @@ def test_ac2_by_hand_on_a_tiny_table() -> None:
     assert ag.gwet_ac2(np.array([0, 0, 1, 1]), 2, np.array([[0], [0], [1], [1]]), 2)[0] == pytest.approx(1.0)
 
 
+def test_ac2_on_the_handbook_example_matches_gwets_reference_implementation() -> None:
+    # The 4 raters x 12 units example (categories 1..5, missing ratings) of Gwet's Handbook of
+    # Inter-Rater Reliability, shipped as irrCAC.datasets.raw_4raters; irrCAC 0.4.4 (the Python port
+    # of Gwet's R package) gives AC2 with quadratic weights 0.9140007236 (pa 0.9753787879,
+    # pe 0.7137044271), checked once outside the test suite (irrCAC is not a dependency).
+    table = [[1, 1, None, 1], [2, 2, 3, 2], [3, 3, 3, 3], [3, 3, 3, 3], [2, 2, 2, 2], [1, 2, 3, 4],
+             [4, 4, 4, 4], [1, 1, 2, 1], [2, 2, 2, 2], [None, 5, 5, 5], [None, None, 1, 1], [None, None, 3, None]]
+    units = [i for i, row in enumerate(table) for x in row if x is not None]
+    codes = [x - 1 for row in table for x in row if x is not None]
+    got = ag.gwet_ac2(np.array(units), 12, np.array(codes)[:, None], 5)[0]
+    assert got == pytest.approx(0.9140007236, abs=1e-10)
+
+
 def test_ac2_stays_stable_where_alpha_collapses_with_prevalence() -> None:
     # Gwet's point: at very low prevalence alpha swings while AC2 stays near the raw agreement.
     rng = np.random.default_rng(9)
