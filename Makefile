@@ -39,12 +39,17 @@ demo-install:
 system-deps:
 	bash .ci/system-deps.sh
 
-test: system-deps install tests/oidc/node_modules
+test: system-deps install tests/oidc/node_modules tests/a11y/node_modules
 	bash .ci/test.sh $(PYTEST_ARGS)
 
 # The single sign-on tests run npm's oidc-provider (pinned in tests/oidc/package-lock.json).
 tests/oidc/node_modules: tests/oidc/package-lock.json
 	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The accessibility tests inject npm's axe-core into every page (pinned in tests/a11y/package-lock.json).
+tests/a11y/node_modules: tests/a11y/package-lock.json
+	cd tests/a11y && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 lint: install

@@ -8,61 +8,22 @@ The pages are found by following the links and htmx attributes of what each role
 from __future__ import annotations
 
 import re
-from collections import deque
-from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
 from django.test import Client
 
 from accounts.models import User
-from annotation.services.agreement_snapshot import agreement_snapshot_create
-from annotation.services.demo import DEMO_SLUG, demo_seed
-from annotation.services.releases import release_build, release_create
+from tests.support.crawl import crawl
+from tests.support.seed import demo_world
 
 pytestmark = pytest.mark.django_db
 
 TEMPLATE_SYNTAX = re.compile(r"\{#|#\}|\{%|%\}|\{\{|\}\}")
-LINKS = re.compile(r'(?:href|hx-get|src|action)="([^"#][^"]*)"')
-SKIP = ("/accounts/logout", "/admin/", "/static/", "/media/", "/api/", "/accounts/sso/")
-MAX_PAGES = 250
 
 
-def crawl(client: Client) -> dict[str, str]:
-    """Every same-site page reachable by GET from "/", path -> HTML (text responses only)."""
-    seen: dict[str, str] = {}
-    todo = deque(["/"])
-    while todo and len(seen) < MAX_PAGES:
-        path = todo.popleft()
-        if path in seen:
-            continue
-        response = client.get(path)
-        if response.status_code in (301, 302):
-            seen[path] = ""
-            todo.append(urldefrag(urljoin(path, response["Location"]))[0])
-            continue
-        if response.status_code != 200 or "text/html" not in response.get("Content-Type", ""):
-            seen[path] = ""
-            continue
-        html = response.content.decode()
-        seen[path] = html
-        for link in LINKS.findall(html):
-            link = urldefrag(urljoin(path, link.replace("&amp;", "&")))[0]
-            parts = urlsplit(link)
-            if parts.netloc or not parts.path.startswith("/") or parts.path.startswith(SKIP):
-                continue
-            if link not in seen:
-                todo.append(link)
-    return seen
-
-
-@pytest.fixture
-def demo_world():
-    result = demo_seed(n_images=24, seed=3)
-    from annotation.models import Project
-    project = Project.objects.get(slug=DEMO_SLUG)
-    agreement_snapshot_create(project, n_boot=20)
-    release_build(release_create(project=project, version="1.0.0", n_boot=0))
-    return result
+@pytest.fixture(name="demo_world")
+def demo_world_fixture():
+    return demo_world()
 
 
 @pytest.mark.parametrize("role", ["anonymous", "rater", "lead", "admin"])

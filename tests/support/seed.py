@@ -112,3 +112,18 @@ def face_images(project, n: int, **extra) -> list:
                         save=True)
         images.append(image)
     return images
+
+
+def demo_world(n_images: int = 24, seed: int = 3):
+    """The demo's projects and people (annotation.services.demo), with an agreement snapshot and a
+    built release: every page has something to show. Returns the DemoResult (logins)."""
+    from annotation.models import Project
+    from annotation.services.agreement_snapshot import agreement_snapshot_create
+    from annotation.services.demo import DEMO_SLUG, demo_seed
+    from annotation.services.releases import release_build, release_create
+
+    result = demo_seed(n_images=n_images, seed=seed)
+    project = Project.objects.get(slug=DEMO_SLUG)
+    agreement_snapshot_create(project, n_boot=20)
+    release_build(release_create(project=project, version="1.0.0", n_boot=0))
+    return result
