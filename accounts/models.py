@@ -224,3 +224,58 @@ class Invitation(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.accepted_at is None and self.expires_at > timezone.now()
+
+
+class Discipline(models.TextChoices):
+    CLINICAL = "clinical_psychology", "Clinical psychology"
+    AFFECTIVE = "affective_science", "Affective science / emotion research"
+    SOCIAL = "social_psychology", "Social or personality psychology"
+    DEVELOPMENTAL = "developmental_psychology", "Developmental psychology"
+    NEURO = "neuroscience", "Cognitive or affective neuroscience"
+    PSYCHIATRY = "psychiatry", "Psychiatry"
+    OTHER = "other", "Other"
+
+
+class RaterProfile(models.Model):
+    """A rater's professional background, given by the rater with consent, editable by them only.
+
+    Used only in aggregate: the release card describes the rater pool (groups of fewer than
+    EMORATE_PROFILE_MIN_GROUP raters are folded into "other or not given") and the agreement
+    snapshot can break agreement down by one field, never per person. Without consent nothing of
+    it is used anywhere, and withdrawing consent removes it from what is computed next.
+    """
+
+    user = models.OneToOneField("accounts.User", on_delete=models.CASCADE, related_name="rater_profile")
+    consented = models.BooleanField(default=False)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    discipline = models.CharField(max_length=40, choices=Discipline.choices, blank=True)
+    years_experience = models.PositiveSmallIntegerField(null=True, blank=True)
+    native_language = models.CharField(max_length=60, blank=True)
+    training_country = models.CharField(max_length=60, blank=True)
+    notes = models.TextField(blank=True, max_length=2000, help_text="Private: never shown to anyone else")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user_id}"
+
+    def field_value(self, field: str) -> str:
+        """The group a consented profile falls into for `field` ("" when not given)."""
+        if not self.consented:
+            return ""
+        if field == "years_experience":
+            return experience_band(self.years_experience)
+        if field == "discipline":
+            return self.get_discipline_display() if self.discipline else ""
+        return str(getattr(self, field) or "").strip()
+
+
+PROFILE_FIELDS = ("discipline", "years_experience", "native_language", "training_country")
+
+
+def experience_band(years: int | None) -> str:
+    if years is None:
+        return ""
+    for upper, label in ((2, "under 3 years"), (9, "3-9 years"), (19, "10-19 years")):
+        if years <= upper:
+            return label
+    return "20 years or more"

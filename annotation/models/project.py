@@ -48,6 +48,13 @@ class Project(models.Model):
     # who still has images to rate here and has not turned the digest email off.
     rater_reminders = models.BooleanField(default=False, db_default=False,
                                           help_text="Email raters who have images waiting a weekly reminder")
+    # The agreement snapshot breaks agreement down by this field of the raters' consented
+    # background profiles (accounts.RaterProfile), like a demographic stratum; "" = not at all.
+    agreement_by_profile = models.CharField(
+        max_length=20, blank=True, default="", db_default="",
+        choices=[("", "No breakdown"), ("discipline", "Discipline"), ("years_experience", "Years of experience"),
+                 ("native_language", "Native language"), ("training_country", "Country of training")],
+        help_text="Break agreement down by this field of raters' consented profiles (groups of 3+ raters)")
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership",
                                      through_fields=("project", "user"), related_name="projects")
