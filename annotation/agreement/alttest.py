@@ -186,9 +186,13 @@ def alt_test(
         per_rater(wc[row_ok].astype(np.float64), ri), per_rater(wh[row_ok].astype(np.float64), ri),
         epsilon=epsilon, q=q, min_images=min_images,
     )
+    # Per emotion, an image where the held-out expert, the remaining experts and the candidate all
+    # say 0 is a tie that tells nothing about who aligns better; under zero inflation such ties are
+    # most images and would pull every difference towards 0, so they are left out.
+    informative = valid & ((s1_o != 0) | (xv != 0) | (cc != 0))
     per_emotion: list[AltTestResult] = []
     for e in range(n_e):
-        v = valid[:, e]
+        v = informative[:, e]
         sel = rater_idx[v]
         fc, fh = sq_c[v, e], sq_h[v, e]
         w_c = (fc <= fh).astype(np.float64)
