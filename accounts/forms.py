@@ -110,3 +110,27 @@ class EmailPasswordResetForm(PasswordResetForm):
                   from_email: str | None, to_email: str, html_email_template_name: str | None = None) -> None:
         subject = " ".join(render_to_string(subject_template_name, context).split())
         emails.email_send_later(to=to_email, subject=subject, body=render_to_string(email_template_name, context))
+
+
+class RaterProfileForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The rater's own background form (accounts.models.RaterProfile)."""
+
+    consented = forms.BooleanField(
+        required=False,
+        label="I agree that my answers are used, in aggregate only, to describe the rater pool in release cards "
+              "and to compare agreement between groups of raters (never shown per person).")
+
+    class Meta:
+        from .models import RaterProfile
+
+        model = RaterProfile
+        fields = ["consented", "discipline", "years_experience", "native_language", "training_country", "notes"]
+        labels = {"years_experience": "Years of professional experience with emotion or clinical assessment",
+                  "training_country": "Country where you trained", "notes": "Anything else (private)"}
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_years_experience(self) -> int | None:
+        years = self.cleaned_data.get("years_experience")
+        if years is not None and years > 70:
+            raise forms.ValidationError("Please give your years of experience (0 to 70).")
+        return years

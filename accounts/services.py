@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -13,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import emails
-from .models import Invitation, Role, User, canonical_email
+from .models import Invitation, RaterProfile, Role, User, canonical_email
 from .signals import invitation_accepted
 
 
@@ -101,3 +102,23 @@ def invitation_accept(*, token: str, password: str, display_name: str = "") -> U
     invitation.save(update_fields=["accepted_at"])
     invitation_accepted.send(sender=Invitation, user=user, invitation=invitation)
     return user
+
+
+def rater_profile_save(*, user: User, data: dict[str, Any]) -> RaterProfile:
+    """Save the user's background profile. Consent is recorded with its time; withdrawing it
+    clears every answer (nothing of it is kept or used afterwards)."""
+    profile, _ = RaterProfile.objects.get_or_create(user=user)
+    consented = bool(data.get("consented"))
+    if not consented:
+        for name in ("discipline", "native_language", "training_country", "notes"):
+            setattr(profile, name, "")
+        profile.years_experience = None
+        profile.consented, profile.consented_at = False, None
+    else:
+        for name in ("discipline", "years_experience", "native_language", "training_country", "notes"):
+            setattr(profile, name, data.get(name) if name == "years_experience" else (data.get(name) or "").strip())
+        if not profile.consented:
+            profile.consented_at = timezone.now()
+        profile.consented = True
+    profile.save()
+    return profile

@@ -18,6 +18,7 @@ urlpatterns = [
     path("sso/refused/", oidc.sso_refused, name="sso-refused"),
     path("invitations/", views.invitations, name="invitations"),
     path("preferences/", views.preferences, name="preferences"),
+    path("profile/", views.rater_profile, name="profile"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password-reset"),
     path("password-reset/done/", PasswordResetDoneView.as_view(), name="password-reset-done"),
     path("reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),

@@ -15,8 +15,16 @@ from django.views.decorators.http import require_POST
 
 from . import oidc, services, throttle, twofactor
 from .api_tokens import TokenError, api_token_create, api_token_revoke
-from .forms import AcceptInvitationForm, ApiTokenForm, EmailLoginForm, EmailPasswordResetForm, InvitationForm
-from .models import ApiToken, Invitation, Role, User
+from .forms import (
+    AcceptInvitationForm,
+    ApiTokenForm,
+    EmailLoginForm,
+    EmailPasswordResetForm,
+    InvitationForm,
+    RaterProfileForm,
+)
+from .models import ApiToken, Invitation, RaterProfile, Role, User
+from .services import rater_profile_save
 
 
 class EmailLoginView(LoginView):
@@ -170,6 +178,21 @@ def preferences(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Saved.")
         return redirect("accounts:preferences")
     return render(request, "accounts/preferences.html", {"digest": user.email_digest})
+
+
+@login_required
+def rater_profile(request: HttpRequest) -> HttpResponse:
+    """The signed-in person's own background profile (optional; used in aggregate only)."""
+    user = request.user
+    assert isinstance(user, User)
+    instance = RaterProfile.objects.filter(user=user).first() or RaterProfile(user=user)
+    form = RaterProfileForm(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        profile = rater_profile_save(user=user, data=form.cleaned_data)
+        messages.success(request, "Saved. Thank you." if profile.consented
+                         else "Saved: without your consent nothing of your background is kept or used.")
+        return redirect("accounts:profile")
+    return render(request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200)
 
 
 def _enrolling_user(request: HttpRequest) -> tuple[User, bool]:

@@ -116,6 +116,8 @@ class ReleaseInputs(TypedDict):
     ratings: int
     excluded_rater_ids: list[int]
     flagged_image_ids: NotRequired[list[int]]  # images left out, frozen at creation (#16); absent before
+    # the raters' consented backgrounds in aggregate, frozen at creation for the card (#20); absent before
+    rater_pool: NotRequired[dict[str, Any]]
 
 
 class ReleaseSummary(TypedDict):

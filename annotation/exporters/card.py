@@ -86,6 +86,7 @@ def render_card(
             else labels.rule.describe(), ""]
     out += _agreement_section(agreement, emotions)
     out += _balance_section(balance)
+    out += _rater_pool_section(card.rater_pool)
     out += _license_and_uses(card)
     return "\n".join(out)
 
@@ -188,6 +189,22 @@ def _balance_section(balance: Mapping[str, Any]) -> list[str]:
             cells = [f"{row['all']['n']} ({float(row['all']['share']):.1%})"]
             cells += [f"{row['by_split'][s]['n']} ({float(row['by_split'][s]['share']):.1%})" for s in bsplits]
             out.append(f"| {_md(row['value'])} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
+
+
+def _rater_pool_section(pool: Mapping[str, Any] | None) -> list[str]:
+    """Who the raters are, in aggregate, from the backgrounds they chose to give (never per person)."""
+    if not pool:
+        return []
+    out = ["## The raters", "",
+           f"{pool['n_raters']} raters gave the ratings this release was built from; "
+           f"{pool['n_described']} of them described their background (optional, with consent). "
+           f"Counts per answer; answers given by fewer than {pool['min_group']} raters are counted under "
+           "\"other or not given\".", ""]
+    for field, rows in pool.get("fields", []):
+        out += [f"### {_md(field)}", "", "| answer | raters |", "|---|---:|"]
+        out += [f"| {_md(value)} | {int(n)} |" for value, n in rows]
         out.append("")
     return out
 

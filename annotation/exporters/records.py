@@ -49,6 +49,9 @@ class CardInfo:
     citation: str = ""
     contact: str = ""
     homepage: str = ""
+    # {"n_raters": N, "n_described": M, "min_group": 3, "fields": [["Discipline", [["Clinical psychology", 5], ...]], ...]}:
+    # the raters' consented backgrounds in aggregate (annotation.services.releases); None: no section
+    rater_pool: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from accounts.models import RaterProfile
 from annotation import agreement as ag
 from annotation import jobs, selectors, taxonomy
 from annotation import rater_quality as rq
@@ -130,6 +131,38 @@ def _strata_labels(project: Project, units: np.ndarray) -> dict[str, np.ndarray]
         per_image = np.array(["unknown" if r[k] in (None, "") else str(r[k]) for r in rows], dtype=object)
         out[key] = per_image[position]
     return out
+
+
+PROFILE_GROUP_MIN = 3  # raters: a smaller group would describe one or two people
+PROFILE_OTHER = "other or not given"
+
+
+def _profile_strata(project: Project, units: np.ndarray, raters: np.ndarray, values: np.ndarray, *,
+                    level: str, n_boot: int, seed: int) -> dict[str, list[ag.StratumAlpha]]:
+    """Agreement within each group of raters by the project's profile field
+    (Project.agreement_by_profile): per group, alpha and interval on that group's ratings alone,
+    with the demographic strata's reliability rule. The group is the rater's consented answer;
+    groups of fewer than PROFILE_GROUP_MIN raters, and raters who gave nothing, form
+    "other or not given"."""
+    field = project.agreement_by_profile
+    if not field or len(raters) == 0:
+        return {}
+    ids = np.unique(raters)
+    given = {int(p.user_id): p.field_value(field)
+             for p in RaterProfile.objects.filter(user_id__in=ids.tolist(), consented=True)}
+    label = {int(r): given.get(int(r)) or PROFILE_OTHER for r in ids}
+    sizes: dict[str, int] = {}
+    for value in label.values():
+        sizes[value] = sizes.get(value, 0) + 1
+    label = {r: (v if sizes[v] >= PROFILE_GROUP_MIN else PROFILE_OTHER) for r, v in label.items()}
+    per_row = np.array([label[int(r)] for r in ids], dtype=object)[np.searchsorted(ids, raters)]
+    results: list[ag.StratumAlpha] = []
+    for group in sorted(set(label.values())):
+        rows = per_row == group
+        results += ag.alpha_by_stratum(units[rows], values[rows], per_row[rows], raters=raters[rows],
+                                       level=level, domain=ag.scale_domain(project.scale_max),  # type: ignore[arg-type]
+                                       n_boot=max(n_boot, 1), seed=seed)
+    return {f"rater_{field}": results}
 
 
 def _strata_rows(strata: dict[str, list[ag.StratumAlpha]], *, with_ci: bool,
@@ -389,6 +422,8 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
     payload["raters"], payload["kappa"] = _raters(project, raters, stats.kappas, stats.raters, names)
     _rater_quality(project, payload["raters"], names, (units, raters, values))
     payload["strata"] = _strata_rows(stats.strata, with_ci=n_boot > 0, names=names)
+    payload["strata"].update(_strata_rows(_profile_strata(project, units, raters, values, level=level, n_boot=n_boot,
+                                                          seed=seed), with_ci=n_boot > 0, names=names))
     step(90)
     payload["models"] = _models(project, rows)
     step(100)

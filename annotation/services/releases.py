@@ -31,6 +31,7 @@ from django.db.models import Max
 from django.http import FileResponse, Http404
 from django.utils import timezone
 
+from accounts.models import PROFILE_FIELDS, RaterProfile
 from annotation import agreement as ag
 from annotation import exporters, jobs, selectors, taxonomy
 from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate_binary, consolidate_intensity
@@ -112,6 +113,9 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
         # so a flag decided after this moment never changes the release or a rebuild of it.
         "flagged_image_ids": sorted(Image.objects.filter(project=project, flagged=True).values_list("pk", flat=True)),
     }
+    max_id = inputs["max_rating_id"]
+    rater_ids = set(Rating.objects.filter(project=project, pk__lte=max_id).values_list("rater_id", flat=True))
+    inputs["rater_pool"] = rater_pool(sorted(rater_ids - set(inputs["excluded_rater_ids"])))
     config: ReleaseConfig = {
         "project": project.slug, "mode": project.mode, "scale_max": project.scale_max,
         "k": project.target_ratings if project.is_binary else None,
@@ -301,6 +305,7 @@ def _build(release: Release, step: Progress) -> None:
         released=release.created_at.date().isoformat(),
         description=_card_description(config.get("description") or project.guidelines[:500],
                                       config.get("excluded_raters", [])),
+        rater_pool=inputs.get("rater_pool"),
     )
     # Built in a local scratch folder, then stored (S3 or the media folder) as a whole; the row
     # turning "built" below is the commit point, so an interrupted build is simply built again.
@@ -339,6 +344,37 @@ def _build(release: Release, step: Progress) -> None:
                 built_at=timezone.now(), summary=summary)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+POOL_GROUP_MIN = 3  # raters: an answer given by fewer would describe one or two people
+POOL_OTHER = "other or not given"
+
+
+def rater_pool(rater_ids: list[int]) -> dict[str, Any]:
+    """The raters' consented backgrounds in aggregate, for the release card: per profile field, the
+    number of raters per answer, answers of fewer than POOL_GROUP_MIN raters (and no answer) counted
+    as "other or not given"."""
+    profiles = {p.user_id: p for p in RaterProfile.objects.filter(user_id__in=rater_ids, consented=True)}
+    labels = {"discipline": "Discipline", "years_experience": "Years of experience",
+              "native_language": "Native language", "training_country": "Country of training"}
+    # a list, not a mapping: PostgreSQL's jsonb does not keep key order, and a rebuilt card must be
+    # byte-identical to the first
+    fields: list[list[Any]] = []
+    for field in PROFILE_FIELDS:
+        counts: dict[str, int] = {}
+        for rater in rater_ids:
+            profile = profiles.get(rater)
+            value = (profile.field_value(field) if profile else "") or POOL_OTHER
+            counts[value] = counts.get(value, 0) + 1
+        folded: dict[str, int] = {}
+        for value, n in counts.items():
+            key = value if n >= POOL_GROUP_MIN else POOL_OTHER
+            folded[key] = folded.get(key, 0) + n
+        rows = sorted(((v, n) for v, n in folded.items() if v != POOL_OTHER), key=lambda vn: (-vn[1], vn[0]))
+        if POOL_OTHER in folded:
+            rows.append((POOL_OTHER, folded[POOL_OTHER]))
+        fields.append([labels[field], [[v, n] for v, n in rows]])
+    return {"n_raters": len(rater_ids), "n_described": len(profiles), "min_group": POOL_GROUP_MIN, "fields": fields}
 
 
 def _card_description(description: str, excluded: list[ExcludedRater]) -> str:

@@ -425,18 +425,25 @@ def dashboard_rater_action(request: HttpRequest, slug: str, user_id: int, action
 # --- demographics -----------------------------------------------------------------------------
 
 
+def _stratum_key_label(key: str) -> str:
+    """ "rater_discipline" -> "raters' discipline"; image keys as they are."""
+    return ("raters' " + key.removeprefix("rater_").replace("_", " ")) if key.startswith("rater_") else key
+
+
 def present_demographics(d: sd.DemographicsPage) -> tuple[list[Table], dict[str, list[tuple[str, SafeString]]]]:
+    # the image strata, then the raters' background groups when the project asks for them
+    keys = [*sd.STRATA, *sorted(k for k in d.strata if k.startswith("rater_"))]
     tables = [
         Table("strata_alpha", "Alpha per stratum and emotion",
               ["key", "stratum", "emotion", "alpha", "ci_low", "ci_high", "reliable", "n_images", "note"],
               [(key, s["stratum"], e["emotion"], e["alpha"], *(e["ci"] or [None, None]), e["reliable"], s["n_images"],
-                e["note"] or "") for key in sd.STRATA for s in d.strata.get(key, []) for e in s["emotions"]]),
+                e["note"] or "") for key in keys for s in d.strata.get(key, []) for e in s["emotions"]]),
         Table("strata_coverage", "Coverage per stratum", ["key", "stratum", "images", "ratings", "images_complete"],
               [(key, c.stratum, c.n_images, c.n_ratings, c.n_complete) for key in sd.STRATA
                for c in d.coverage.get(key, [])]),
     ]
     out: list[tuple[str, SafeString]] = []
-    for key in sd.STRATA:
+    for key in keys:
         strata = d.strata.get(key, [])
         if not strata:
             continue
@@ -459,8 +466,8 @@ def present_demographics(d: sd.DemographicsPage) -> tuple[list[Table], dict[str,
             cells.append(row)
         out.append((key, _svg(charts.heatmap(
             row_labels, [n.split(" ")[0].rstrip("&,") if len(n) > 14 else n for n in EMOTIONS], cells,
-            title=f"Alpha per emotion by {key} (faded, dashed = thin stratum)", x_label="emotion",
-            y_label=key, cell_w=20, show_values=False, chart_id=f"chart-strata-{key}",
+            title=f"Alpha per emotion by {_stratum_key_label(key)} (faded, dashed = thin stratum)", x_label="emotion",
+            y_label=_stratum_key_label(key), cell_w=20, show_values=False, chart_id=f"chart-strata-{key}",
             legend="blue = agreement above 0 (darker = higher), orange = below 0; row label: stratum (images)"))))
     coverage_bars = [charts.Bar(f"{key[:3]}:{c.stratum}", c.n_images,
                                 f"{key} {c.stratum}: {c.n_images:,} images, {c.n_ratings:,} ratings, "

@@ -58,6 +58,7 @@ ROUTES: dict[str, Route] = {
     "accounts:api-token-revoke": Route("POST", frozenset(TOKEN_HOLDERS), ("token_id",)),
     "accounts:invitations": Route("GET", frozenset(TOKEN_HOLDERS)),  # leads and admins invite
     "accounts:preferences": Route("GET", frozenset(SIGNED_IN)),
+    "accounts:profile": Route("GET", frozenset(SIGNED_IN)),  # one's own background form
     "accounts:password-reset": Route("GET", frozenset(PUBLIC)),
     "accounts:password-reset-done": Route("GET", frozenset(PUBLIC)),
     "accounts:password-reset-confirm": Route("GET", frozenset(PUBLIC), ("uidb64", "token")),
