@@ -58,6 +58,12 @@ def claim_grants(claims: dict[str, Any]) -> tuple[str | None, list[str]]:
 
 
 class EmorateOIDCBackend(OIDCAuthenticationBackend):
+    def get_user(self, user_id: Any) -> Any:
+        """The session's user, if still active: mozilla-django-oidc's own get_user returns deactivated
+        users too, so a session begun with single sign-on outlived the deactivation (images, pages)."""
+        user = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
+
     def verify_claims(self, claims: dict[str, Any]) -> bool:
         if not claims.get("email") or claims.get("email_verified") is not True:
             self._refuse("unverified", claims)
