@@ -118,8 +118,10 @@ class ModelEvaluation:
 def model_evaluation(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike,
                      model_units: npt.ArrayLike, model_scores: npt.ArrayLike, *, scale_max: int,
                      model_scale_max: float = 7.0, epsilon: float = ag.EPSILON_EXPERTS,
-                     min_images: int = ag.ALT_TEST_MIN_IMAGES) -> ModelEvaluation:
-    """See ``ModelEvaluation``. Only images with a model score and two or more expert ratings count."""
+                     min_images: int = ag.ALT_TEST_MIN_IMAGES,
+                     images: npt.ArrayLike | None = None) -> ModelEvaluation:
+    """See ``ModelEvaluation``. Only images with a model score and two or more expert ratings count,
+    and, when ``images`` is given (the model-independent evaluation sample), only those."""
     u = np.asarray(units, dtype=np.int64)
     r = np.asarray(raters, dtype=np.int64)
     x = np.asarray(values, dtype=np.float64).reshape(u.size, -1)
@@ -128,6 +130,8 @@ def model_evaluation(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Ar
     ms = np.asarray(model_scores, dtype=np.float64).reshape(mu.size, n_e)
     ids, counts = np.unique(u, return_counts=True)
     keep_img = ids[counts >= 2]
+    if images is not None:
+        keep_img = keep_img[np.isin(keep_img, np.asarray(images, dtype=np.int64))]
     in_model = np.isin(keep_img, mu)
     evaluated = keep_img[in_model]
     rows = np.isin(u, evaluated)

@@ -32,6 +32,13 @@ c = the image's number of expert ratings, r_e = reliability weight of emotion e)
 
 Weights are a project setting (Project.priority_weights, JSON); missing keys take
 DEFAULT_WEIGHTS. Any finite number is allowed (a negative weight inverts a term).
+
+Model-independent evaluation sample (issue #17): the model terms G and U send ratings to images
+where the model disagrees with the experts, which flatters that model when it is evaluated on the
+same ratings (the statistics review measured +0.06 Spearman). A fixed share of the images,
+``model_independent_share`` (default 0.2; chosen by a hash of the image id, ``model_independent``),
+never gets G or U: their ratings are allocated by human data only, and the model-vs-expert figures
+are computed on them (annotation.scoring.selectors.model_summary says so).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ DEFAULT_WEIGHTS: Final[Mapping[str, float]] = {
     "quota": 0.25,
     "jitter": 0.001,
     "reliability_floor": 0.1,
+    "model_independent_share": 0.2,
 }
 TERMS: Final = ("disagreement", "model_gap", "model_signal", "missing", "quota", "jitter")
 MODEL_IN_PLAY: Final = 0.5  # model score (project scale) from which an emotion counts as in play
@@ -69,6 +77,16 @@ class PriorityWeights:
     quota: float
     jitter: float
     reliability_floor: float
+    model_independent_share: float = 0.0
+
+
+def model_independent(image_ids: npt.ArrayLike, share: float) -> npt.NDArray[np.bool_]:
+    """Whether each image belongs to the model-independent evaluation sample: a fixed pseudo-random
+    number per id (a 64-bit multiplicative hash, independent of ``jitter``) below ``share``."""
+    ids = np.asarray(image_ids, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        h = (ids * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)
+    return h.astype(np.float64) / 2.0**53 < share
 
 
 def resolve_weights(overrides: Mapping[str, object] | None = None) -> PriorityWeights:
@@ -81,8 +99,9 @@ def resolve_weights(overrides: Mapping[str, object] | None = None) -> PriorityWe
         if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
             raise ValueError(f"priority weight {key!r} must be a finite number, got {value!r}")
         merged[key] = float(value)
-    if not 0.0 <= merged["reliability_floor"] <= 1.0:
-        raise ValueError(f"reliability_floor must lie in 0..1, got {merged['reliability_floor']}")
+    for key in ("reliability_floor", "model_independent_share"):
+        if not 0.0 <= merged[key] <= 1.0:
+            raise ValueError(f"{key} must lie in 0..1, got {merged[key]}")
     return PriorityWeights(**merged)
 
 
@@ -260,6 +279,9 @@ def compute_priorities(inputs: PriorityInputs, weights: PriorityWeights | None =
             k = min(TOP_K_SIGNAL, n_e)
             top = -np.sort(-dev, axis=1)[:, :k]
             model_signal[unrated] = np.clip(top.mean(axis=1), 0.0, 1.0)
+        held_out = model_independent(ids, w.model_independent_share)
+        model_gap[held_out] = 0.0
+        model_signal[held_out] = 0.0
 
     missing = np.clip(big_t - counts, 0, big_t).astype(np.float64) / big_t
     quota = _quota(counts, big_t, inputs.strata, n)

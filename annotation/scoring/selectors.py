@@ -19,6 +19,7 @@ from django.db import connection
 from annotation import pgcopy, selectors, taxonomy
 from annotation.models import Image, ModelScore, Project
 
+from . import priority as prio
 from .contracts import DEFAULT_MODEL_NAME, MODEL_SCALE_MAX
 from .model_agreement import model_evaluation, model_vs_humans
 
@@ -196,11 +197,22 @@ def model_summary(project: Project, model_name: str, model_version: str,
     if matrix.image_ids.size == 0:
         return None
     rows = rows if rows is not None else selectors.rating_rows(project)
+    share = prio.resolve_weights(project.priority_weights or {}).model_independent_share
+    held_out = matrix.image_ids[prio.model_independent(matrix.image_ids, share)] if share > 0 else None
     ev = model_evaluation(rows.image_ids, rows.rater_ids, rows.values, matrix.image_ids, matrix.scores,
-                          scale_max=project.scale_max, model_scale_max=MODEL_SCALE_MAX)
+                          scale_max=project.scale_max, model_scale_max=MODEL_SCALE_MAX, images=held_out)
+    sample = ({"kind": "model-independent", "share": share,
+               "note": "images whose queue priority never used the model's scores (a fixed share chosen by "
+                       "image id), so the model cannot have steered which of them the experts rated"}
+              if held_out is not None else
+              {"kind": "all", "share": 0.0,
+               "note": "all rated images: the queue's model terms may have sent extra ratings where the model "
+                       "disagreed with the experts, which can flatter the model (set "
+                       "priority_weights.model_independent_share)"})
     names = taxonomy.EMOTIONS
     alt = _alt_test_entry(ev.alt_test, names, experts=True)
     alt["per_emotion"] = [_alt_test_entry(a, names, experts=False) for a in ev.alt_test_per_emotion]
     return {"alt_test": alt, "spearman_mean": _round(ev.spearman_mean),
             "spearman_ceiling": _round(ev.spearman_ceiling), "spearman_emotions": ev.spearman_emotions,
-            "evaluated_images": ev.evaluated_images, "ratings_per_image": _round(ev.ratings_per_image, 3)}
+            "evaluated_images": ev.evaluated_images, "ratings_per_image": _round(ev.ratings_per_image, 3),
+            "evaluation_sample": sample}

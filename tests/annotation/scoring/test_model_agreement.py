@@ -7,6 +7,7 @@ import pytest
 
 from annotation.models import Rating
 from annotation.scoring.model_agreement import model_vs_humans, to_scale
+from annotation.scoring.priority import model_independent
 from annotation.scoring.selectors import model_agreement, model_summary
 from annotation.scoring.services import model_scores_push
 from annotation.taxonomy import EMOTIONS, N_EMOTIONS
@@ -72,7 +73,13 @@ def test_model_agreement_selector_reads_ratings_and_the_latest_model_version():
     # the model against the experts as a whole (#17): 3 experts x 20 images are too few for the
     # alt-test's 30 images per expert, so it gives no verdict and says why
     summary = model_summary(project, "empathic-insight-face", "new")
-    assert summary is not None and summary["evaluated_images"] == 20
+    held = [im.pk for im in images if model_independent([im.pk], 0.2)[0]]
+    assert summary is not None and summary["evaluated_images"] == len(held)  # the held-out sample only
+    assert summary["evaluation_sample"]["kind"] == "model-independent"
     assert summary["alt_test"]["passed"] is None and "at least 3 experts" in summary["alt_test"]["reason"]
     assert len(summary["alt_test"]["per_emotion"]) == N_EMOTIONS
-    assert summary["spearman_mean"] > 0.7 and 0 < summary["spearman_ceiling"] <= 1
+    project.priority_weights = {"model_independent_share": 0}
+    project.save(update_fields=["priority_weights"])
+    every = model_summary(project, "empathic-insight-face", "new")
+    assert every is not None and every["evaluated_images"] == 20 and every["evaluation_sample"]["kind"] == "all"
+    assert every["spearman_mean"] > 0.7 and 0 < every["spearman_ceiling"] <= 1
