@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from tests.support.seed import demo_world, face_images
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 AXE = Path(__file__).resolve().parents[1] / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 SERIOUS = ("serious", "critical")
+SCREENSHOTS = os.environ.get("EMORATE_SCREENSHOTS")  # a folder: save the home pages there
 
 
 def sign_in(page: Page, base: str, email: str, password: str) -> None:
@@ -71,6 +73,9 @@ def test_every_page_passes_axe(browser: Browser, live_server, role):
         problems = {}
         for path in pages:
             page.goto(f"{live_server.url}{path}")
+            if SCREENSHOTS and path == "/" and role in ("rater", "lead"):
+                page.set_viewport_size({"width": 1280, "height": 800})
+                page.screenshot(path=os.path.join(SCREENSHOTS, f"home-{role}.png"), full_page=True)
             found = audit(page)
             if found:
                 problems[path] = found
