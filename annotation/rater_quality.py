@@ -276,6 +276,32 @@ def consistency(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLi
     rater_ids = np.unique(r)
     if len(v) == 0:
         return [Consistency(int(x), 0, None, None, None) for x in rater_ids]
+    d = relative_deviation(u, v)
+    out = []
+    z = 1.0 - (1.0 - confidence) / 2.0
+    for rid in rater_ids:
+        x = d[(r == rid) & ~np.isnan(d)]
+        n = int(x.size)
+        if n < MIN_CONSISTENCY_IMAGES:
+            out.append(Consistency(int(rid), n, float(x.mean()) if n else None, None, None))
+            continue
+        mean = float(x.mean())
+        half = float(stats.t.ppf(z, n - 1) * x.std(ddof=1) / np.sqrt(n))
+        out.append(Consistency(int(rid), n, mean, mean - half, mean + half))
+    return out
+
+
+def relative_deviation(units: npt.ArrayLike, values: npt.ArrayLike) -> FloatArray:
+    """Per rating: its deviation from the other raters of the image minus the co-raters' own
+    deviations on that image (see ``Consistency``). It compares raters on the *same* images, so it
+    does not change when the queue serves harder or easier images; NaN for images with fewer than
+    three ratings or no emotion marked present."""
+    u = np.asarray(units)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or len(u) != len(v):
+        raise ValueError("units and values must have the same number of rows (values 2-D)")
+    if len(v) == 0:
+        return np.zeros(0)
     _, unit_idx = np.unique(u, return_inverse=True)
     n_units = int(unit_idx.max()) + 1
     absdiff = np.abs(diff_from_others(u, v))
@@ -291,18 +317,8 @@ def consistency(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLi
     dcnt = np.bincount(unit_idx[ok], minlength=n_units).astype(np.float64)
     others = dcnt[unit_idx] - 1
     with np.errstate(invalid="ignore", divide="ignore"):
-        d = np.where(ok & (others > 0), dev - (dsum[unit_idx] - np.where(ok, dev, 0.0)) / others, np.nan)
-    out = []
-    z = 1.0 - (1.0 - confidence) / 2.0
-    for rid in rater_ids:
-        x = d[(r == rid) & ~np.isnan(d)]
-        n = int(x.size)
-        if n < MIN_CONSISTENCY_IMAGES:
-            out.append(Consistency(int(rid), n, float(x.mean()) if n else None, None, None))
-            continue
-        mean = float(x.mean())
-        half = float(stats.t.ppf(z, n - 1) * x.std(ddof=1) / np.sqrt(n))
-        out.append(Consistency(int(rid), n, mean, mean - half, mean + half))
+        out: FloatArray = np.where(ok & (others > 0), dev - (dsum[unit_idx] - np.where(ok, dev, 0.0)) / others,
+                                   np.nan)
     return out
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypedDict
@@ -290,11 +289,11 @@ DRIFT_WEEKS = 12
 def _drift(project: Project, units: np.ndarray, raters: np.ndarray, values: np.ndarray) -> dict[int, Any]:
     """Per rater: speed and closeness to the others over time (per week) and early vs late within a
     sitting (a gap over 30 minutes starts a new one); see annotation.rater_quality.fatigue.
-    Deviation of a rating = mean over emotions of |own value - the other raters' mean|."""
-    diff = np.abs(rq.diff_from_others(units, values.astype(np.float64)))
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # rows without co-raters: all NaN
-        deviation = np.nanmean(diff, axis=1) if len(diff) else np.zeros(0)
+    Deviation of a rating = its relative deviation (rq.relative_deviation): how much further it is
+    from the other raters of the image than they are from each other, over the emotions somebody
+    marked present. It compares raters on the same images, so the queue serving hard images first
+    does not show up as drift (#17); images with fewer than three ratings give none."""
+    deviation = rq.relative_deviation(units, values.astype(np.float64))
     by_key = {(int(u), int(r)): float(d) for u, r, d in zip(units.tolist(), raters.tolist(), deviation.tolist(),
                                                              strict=True)}
     per_rater: dict[int, list[tuple[Any, float, float]]] = {}

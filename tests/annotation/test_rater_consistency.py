@@ -86,3 +86,22 @@ def test_intensity_shift_is_not_confounded_by_who_rated_with_whom() -> None:
     old = {s.rater: s.severity for s in rq.severity(units, raters, v)}
     old_neutral = float(np.mean([old[r] for r in range(4, 8)]))
     assert old[0] is not None and old[0] < old_neutral - 0.05  # the raw mean blames rater 0 for its panel
+
+
+def test_relative_deviation_does_not_mistake_the_queue_for_drift() -> None:
+    # The queue serves the hardest images first: the experts' noise falls over time for everyone.
+    # The raw deviation from the others falls with it (looks like a rater improving); the relative
+    # deviation compares raters on the same images and stays flat.
+    rng = np.random.default_rng(6)
+    n, per, n_em = 600, 4, 40
+    units = np.repeat(np.arange(n), per)
+    raters = rng.random((n, 8)).argsort(axis=1)[:, :per].reshape(-1)
+    difficulty = np.linspace(2.5, 0.8, n)[units]  # image i is served at time i
+    z = rng.normal(-1.5, 2.0, (n, n_em))[units]
+    y = z + difficulty[:, None] * rng.standard_normal((units.size, n_em))
+    v = np.where(y < 0.5, 0.0, np.clip(np.rint(y), 1, 7))
+    raw = np.nanmean(np.abs(rq.diff_from_others(units, v)), axis=1)
+    rel = rq.relative_deviation(units, v)
+    early, late = units < n // 2, units >= n // 2
+    assert raw[early].mean() - raw[late].mean() > 0.3
+    assert abs(np.nanmean(rel[early]) - np.nanmean(rel[late])) < 0.05
