@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 from collections.abc import Callable
@@ -155,9 +156,15 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
     if connection.in_atomic_block:  # other connections cannot see this transaction's rows: one at a time
         workers = 1
     outcomes: list[tuple[str, str, int | None]] = [("", "", None)] * len(sources)  # (kind, reason, image id)
+    # Files already in the project are known by their hash alone: no decoding, one query per chunk
+    # (re-running an import on a folder costs a read and a hash per file).
+    for i, reason in _known_contents(project, sources).items():
+        outcomes[i] = ("duplicate", reason, None)
 
     def one(i: int) -> None:
         src = sources[i]
+        if outcomes[i][0] == "duplicate":
+            return
         try:
             data, sha256 = file_read(src.path)
             outcomes[i] = ("imported", "", image_import_one(project=project, name=src.name, data=data,
@@ -187,6 +194,32 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
     # Pre-score the new images on the GPU worker (nothing happens when no model is configured).
     scoring_enqueue_for_images(project, new_ids)
     return summary
+
+
+KNOWN_CHUNK = 1000
+
+
+def _known_contents(project: Project, sources: list[Source]) -> dict[int, str]:
+    """{source index: "same content as NAME"} for the files whose content the project already
+    holds. Unreadable or oversized files are left to the import itself to report."""
+    hashes: list[tuple[int, str]] = []
+    limit = settings.EMORATE_IMAGE_MAX_BYTES
+    for i, src in enumerate(sources):
+        try:
+            if src.path.stat().st_size > limit:
+                continue
+            with src.path.open("rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256")
+        except OSError:
+            continue
+        hashes.append((i, digest.hexdigest()))
+    known: dict[int, str] = {}
+    for start in range(0, len(hashes), KNOWN_CHUNK):
+        chunk = hashes[start:start + KNOWN_CHUNK]
+        found = dict(Image.objects.filter(project=project, sha256__in=[sha for _, sha in chunk]).exclude(file="")
+                     .values_list("sha256", "name"))
+        known.update({i: f"same content as {found[sha]}" for i, sha in chunk if sha in found})
+    return known
 
 
 def _in_threads(work: Callable[[int], None], n: int, workers: int,

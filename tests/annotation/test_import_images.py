@@ -135,3 +135,25 @@ def test_placeholder_from_ratings_gets_its_file(tmp_path):
     assert run_import(tmp_path, "--project", "faces")[2] is None
     image = Image.objects.get(project=project)
     assert image.name == "a.jpg" and image.file and image.sha256
+
+
+def test_a_rerun_knows_imported_files_by_their_hash_before_decoding(tmp_path):
+    """Known contents are found by one hash lookup per chunk (no decode); new ones still import."""
+    from annotation.services.image_import import images_import
+
+    project = make_project(slug="rerun")
+    first = tmp_path / "first"
+    first.mkdir()
+    datas = [image_bytes() for _ in range(3)]
+    for i, data in enumerate(datas):
+        (first / f"{i}.jpg").write_bytes(data)
+    assert len(images_import(project=project, path=first).imported) == 3
+    again = tmp_path / "again"
+    again.mkdir()
+    for i, data in enumerate(datas):
+        (again / f"renamed-{i}.jpg").write_bytes(data)
+    (again / "new.jpg").write_bytes(image_bytes())
+    summary = images_import(project=project, path=again)
+    assert summary.imported == ["new.jpg"]
+    assert summary.duplicates == [(f"renamed-{i}.jpg", f"same content as {i}.jpg") for i in range(3)]
+    assert Image.objects.filter(project=project).count() == 4
