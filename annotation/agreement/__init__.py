@@ -107,7 +107,7 @@ from .prepare import (  # noqa: F401
 )
 from .project import SnapshotStats, snapshot_stats  # noqa: F401
 from .raters import _defined, _unit_medians, annotator_test, candidate_test, spearman_vs_median  # noqa: F401
-from .report import _report_rows, agreement_report, nonzero_shares  # noqa: F401
+from .report import _report_rows, agreement_report, agreement_report_with_mean, nonzero_shares  # noqa: F401
 from .results import (  # noqa: F401
     AlphaResult,
     AnnotatorTest,
@@ -168,6 +168,7 @@ __all__ = [
     "SpearmanResult",
     "StratumAlpha",
     "agreement_report",
+    "agreement_report_with_mean",
     "alpha",
     "alpha_all",
     "alpha_by_stratum",

@@ -110,3 +110,29 @@ def report_mean_alpha(
 ) -> MeanAlpha:
     """The mean alpha over the defined emotions with its image-only and two-way intervals."""
     return mean_alpha_interval([a.alpha for a in point], reps, loo, confidence)
+
+
+def agreement_report_with_mean(
+    units: npt.ArrayLike,
+    raters: npt.ArrayLike,
+    values2d: npt.ArrayLike,
+    *,
+    level: Level = "interval",
+    domain: Sequence[float] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[list[EmotionAgreement], MeanAlpha, float | None]:
+    """``agreement_report`` (with raters) plus the mean alpha with its intervals and the mean number
+    of ratings per pairable image and emotion (the k of the label's Spearman-Brown reliability)."""
+    from .zero_inflation import ratings_per_unit
+
+    _check_boot_args(n_boot, confidence)
+    p = _prepare(units, values2d, level=level, domain=domain, raters=raters)
+    st = _unit_stats(p)
+    point = _alpha_from_stats(p, st)
+    reps = _bootstrap(p, st, n_boot, seed)
+    rater_idx, rater_ids = _check_duplicates(p.unit_idx, p.unit_ids, _as_1d("raters", raters))
+    loo = loo_matrix(_loo_alphas(p, st, rater_idx, int(rater_ids.size)))
+    rows = _report_rows(p, point, reps, n_boot, confidence, 30, 0.05, loo)
+    return rows, report_mean_alpha(point, reps, loo, confidence), ratings_per_unit(p)

@@ -165,6 +165,7 @@ def _agreement_section(agreement: Mapping[str, Any], emotions: Sequence[str]) ->
                f"intervals" + (f" ({n_boot} resamples over images)." if n_boot else ".")
                + (f" Mean alpha over emotions: {_fmt(agreement.get('mean_alpha'))}."
                   if agreement.get("mean_alpha") is not None else ""))
+    out += _agreement_context(agreement)
     out += ["", "| Emotion | alpha | interval | images |", "|---|---:|---|---:|"]
     per: Mapping[str, Mapping[str, Any]] = agreement.get("emotions", {})
     for e in emotions:
@@ -174,6 +175,24 @@ def _agreement_section(agreement: Mapping[str, Any], emotions: Sequence[str]) ->
         out.append(f"| {_md(e)} | {_fmt(a.get('alpha'))} | {ci} | {n_units if n_units is not None else 'n/a'} |")
     out.append("")
     return out
+
+
+def _agreement_context(agreement: Mapping[str, Any]) -> list[str]:
+    """The mean alpha for experts like these, beside the figure on all ratings, and the label's
+    reliability (docs/agreement.md); nothing for summaries written before these existed."""
+    out: list[str] = []
+    ci = agreement.get("mean_alpha_ci_raters")
+    if ci:
+        out.append(f"Its {_fmt(float(agreement.get('confidence', 0.95)) * 100, 0)}% interval for experts like "
+                   f"these (images and raters resampled): [{_fmt(ci[0])}, {_fmt(ci[1])}].")
+    if agreement.get("mean_alpha_all_ratings") is not None:
+        out.append(f"On all ratings, before this release's selection (excluded raters, dropped disputed images): "
+                   f"{_fmt(agreement['mean_alpha_all_ratings'])}.")
+    label = agreement.get("label_reliability")
+    if label:
+        out.append(f"Reliability of the consolidated label ({_fmt(label['ratings_per_image'], 1)} ratings per image, "
+                   f"Spearman-Brown): {_fmt(label['reliability'])}.")
+    return ["", " ".join(out)] if out else []
 
 
 def _balance_section(balance: Mapping[str, Any]) -> list[str]:

@@ -165,8 +165,16 @@ def _agreement_summary(units: np.ndarray, raters: np.ndarray, values: np.ndarray
     if len(units) == 0:
         summary["mean_alpha"] = None
         return summary
-    report = ag.agreement_report(units, raters, values, level=level,  # type: ignore[arg-type]
-                                 domain=ag.scale_domain(scale_max), n_boot=max(n_boot, 1), seed=seed)
+    report, mean, k = ag.agreement_report_with_mean(units, raters, values, level=level,  # type: ignore[arg-type]
+                                                    domain=ag.scale_domain(scale_max), n_boot=max(n_boot, 1),
+                                                    seed=seed)
+    # #17: the mean's interval for experts like these, and the consolidated label's reliability
+    lo, hi = mean.two_way.low, mean.two_way.high
+    summary["mean_alpha_ci_raters"] = [round(lo, 6), round(hi, 6)] if n_boot and lo is not None and hi is not None \
+        else None
+    rel = ag.spearman_brown(mean.estimate, k) if k is not None else None
+    summary["label_reliability"] = None if rel is None or k is None else {
+        "ratings_per_image": round(k, 3), "reliability": round(rel, 6)}
     alphas = []
     for e in report:
         a = e.alpha.alpha
@@ -298,6 +306,16 @@ def _build(release: Release, step: Progress) -> None:
         agreement = _agreement_summary(units[kept], raters[kept], values[kept], level=agreement_cfg["level"],
                                        scale_max=project.scale_max, n_boot=int(agreement_cfg["n_boot"]),
                                        seed=int(agreement_cfg["seed"]))
+        # #17: alpha is computed after the release's selection (excluded raters, dropped disputed
+        # images); the same figure on every rating of the frozen inputs goes beside it.
+        every = selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
+                                      flagged_image_ids=flagged) if excluded_ids or labels.left_out.get("disputed") \
+            else None
+        all_alphas = [a.alpha for a in ag.alpha_all(
+            every.image_ids if every is not None else units, None, every.values if every is not None else values,
+            level=agreement_cfg["level"], domain=ag.scale_domain(project.scale_max))  # type: ignore[arg-type]
+            if a.alpha is not None]
+        agreement["mean_alpha_all_ratings"] = round(sum(all_alphas) / len(all_alphas), 6) if all_alphas else None
 
     step(65, "writing files")
     card = exporters.CardInfo(
