@@ -52,7 +52,8 @@ def webhook_deliver_task(self, delivery_id: int) -> str:  # type: ignore[no-unty
     """One delivery attempt; a failed one is tried again after an exponential backoff until the
     service marks it failed (EMORATE_WEBHOOK_MAX_ATTEMPTS). Returns the delivery's status."""
     try:
-        return str(webhook_deliver(delivery_id).status)
+        delivery = webhook_deliver(delivery_id)
+        return str(delivery.status) if delivery is not None else "gone"
     except DeliveryFailed as exc:
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries + 1)) from None
 

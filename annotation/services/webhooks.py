@@ -122,11 +122,11 @@ def webhooks_emit(project: Project, event: str, data: dict[str, Any]) -> int:
     return sum(_emit_one(webhook, project, event, data) for webhook in hooks)
 
 
-def webhook_deliver(delivery_id: int) -> WebhookDelivery:
+def webhook_deliver(delivery_id: int) -> WebhookDelivery | None:
     """One delivery attempt. Raises DeliveryFailed when it should be tried again; a refused target
-    ends the delivery as failed at once."""
-    delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
-    if delivery.status != DeliveryStatus.PENDING:
+    ends the delivery as failed at once. None when the webhook (and its deliveries) was removed."""
+    delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != DeliveryStatus.PENDING:
         return delivery
     webhook = delivery.webhook
     refusal = target_refusal(webhook.url)

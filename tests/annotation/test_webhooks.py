@@ -290,3 +290,13 @@ def test_the_lead_registers_webhooks_on_the_page_and_through_the_api(loopback_al
     assert sorted(w["url"] for w in listed) == ["http://127.0.0.1:9/b", "http://127.0.0.1:9/hook"]
     client.post(f"/projects/page/webhooks/{webhook.pk}/delete/")
     assert not Webhook.objects.filter(pk=webhook.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_delivery_queued_before_its_webhook_was_removed_is_dropped(loopback_allowed, receiver):
+    project = make_project(slug="removed")
+    webhook = webhook_create(project=project, url=receiver.url, events=["release.published"], secret=SECRET)
+    webhooks_emit(project, "release.published", {"version": "1.0.0"})
+    pk = WebhookDelivery.objects.get(webhook=webhook).pk
+    webhook.delete()
+    assert webhook_deliver(pk) is None and receiver.received == []
