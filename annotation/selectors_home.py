@@ -109,32 +109,38 @@ def _calibration_done(project: Project, user: User) -> bool:
 
 
 def _lead_card(project: Project) -> LeadCard:
+    """Three queries: the images' stored rating counts (as the overview dashboard counts them), the
+    latest snapshot's few fields (never its whole payload), the open flags."""
     card = LeadCard()
-    counts = Image.objects.filter(project=project).annotate(n=Count("ratings")).aggregate(
-        images=Count("id"), complete=Count("id", filter=Q(n__gte=project.target_ratings)))
+    counts = Image.objects.filter(project=project, flagged=False).aggregate(
+        images=Count("id"), complete=Count("id", filter=Q(n_ratings__gte=project.target_ratings)),
+        ratings=Sum("n_ratings"))
     card.images, card.complete = int(counts["images"] or 0), int(counts["complete"] or 0)
-    card.ratings = Rating.objects.filter(project=project).count()
+    card.ratings = int(counts["ratings"] or 0)
     latest = (AgreementSnapshot.objects.filter(project=project, status=SnapshotStatus.DONE)
-              .order_by("-created_at").first())
+              .order_by("-created_at", "-id")
+              .values_list("created_at", "finished_at", "payload__mean_alpha", "payload__mean_alpha_ci",
+                           "payload__raters").first())
     if latest is not None:
-        payload: dict[str, Any] = dict(latest.payload or {})
-        card.mean_alpha = payload.get("mean_alpha")
-        ci = (payload.get("mean_alpha_ci") or {})
+        created_at, finished_at, mean_alpha, mean_ci, raters = latest
+        card.mean_alpha = float(mean_alpha) if mean_alpha is not None else None
+        ci: dict[str, Any] = dict(mean_ci or {})
         interval = ci.get("ci_raters") or ci.get("ci")
         card.mean_alpha_ci = list(interval) if interval else None
         card.ci_with_raters = bool(ci.get("ci_raters"))
-        card.snapshot_at = latest.finished_at or latest.created_at
+        card.snapshot_at = finished_at or created_at
         thresholds = rq.AlertThresholds(min_kappa=project.alert_min_kappa,
                                         min_retest_alpha=project.alert_min_retest_alpha,
                                         speed_ratio=project.alert_speed_ratio)
-        for rater in payload.get("raters") or []:
+        for rater in raters or []:
             for reason in rq.rater_alerts(mean_kappa=rater.get("mean_kappa"),
                                           retest_alpha=(rater.get("retest") or {}).get("mean_alpha"),
                                           usual_seconds=(rater.get("drift") or {}).get("usual_seconds"),
                                           recent_seconds=(rater.get("drift") or {}).get("recent_seconds"),
                                           thresholds=thresholds):
                 card.alerts.append(f"{rater.get('label', 'a rater')}: {reason}")
-    card.flags_waiting = ImageFlag.objects.filter(project=project, resolved_at__isnull=True).count()
+    card.flags_waiting = (ImageFlag.objects.filter(project=project, resolved_at__isnull=True)
+                          .values("image_id").distinct().count())
     return card
 
 

@@ -67,7 +67,7 @@ def test_a_rater_in_calibration_is_sent_to_it_then_told_to_wait(client):
     assert "Start rating" in card(client.get("/").content.decode(), "home-c")
 
 
-def test_a_lead_sees_coverage_agreement_what_waits_and_links(client):
+def test_a_lead_sees_coverage_agreement_what_waits_and_links(client, django_assert_max_num_queries):
     project = make_project(slug="home-l", target_ratings=3, alert_min_kappa=0.99)
     lead = make_user(Role.LEAD)
     raters = [make_user() for _ in range(3)]
@@ -88,4 +88,7 @@ def test_a_lead_sees_coverage_agreement_what_waits_and_links(client):
     assert "mean kappa" in html  # a rater alert (the threshold 0.99 flags everyone)
     for link in ("/projects/home-l/dashboard/", "/projects/home-l/releases/", "/projects/home-l/settings/"):
         assert link in html
+    # A few queries per project, whatever its size (stored counts, a snapshot's fields, never its payload).
+    with django_assert_max_num_queries(10):
+        client.get("/")
     assert Rating.objects.filter(project=project).count() == 65
