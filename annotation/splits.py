@@ -361,12 +361,17 @@ def check_balance(
     floor: float = 0.05,
     z: float = 2.0,
     fractions: Sequence[tuple[str, float]] | None = None,
+    min_stratum: int = 20,
+    min_expected: float = 5.0,
 ) -> list[str]:
     """Violations (empty list = balanced) of a ``balance_table``.
 
     Rule: for every key, value and non-empty split of n items, |share of the value in the split -
-    its overall share| <= max(floor, z / sqrt(n)) (``balance_tolerance``). With ``fractions``,
-    also each split's share of all items must be within max(0.01, 1 / sqrt(N)) of its fraction.
+    its overall share| <= max(floor, z / sqrt(n)) (``balance_tolerance``). A value with at least
+    ``min_stratum`` items that is missing from a split entirely is a violation whenever the split
+    should hold at least ``min_expected`` of them (its overall share x n): the share tolerance alone
+    let a group of 2% of the images be absent from validation and test. With ``fractions``, also
+    each split's share of all items must be within max(0.01, 1 / sqrt(N)) of its fraction.
     """
     problems: list[str] = []
     splits: Mapping[str, Mapping[str, Any]] = table["splits"]
@@ -377,6 +382,10 @@ def check_balance(
                 if n_split == 0:
                     continue
                 tol = balance_tolerance(n_split, floor=floor, z=z)
+                expected = float(row["all"]["share"]) * n_split
+                if int(c["n"]) == 0 and int(row["all"]["n"]) >= min_stratum and expected >= min_expected:
+                    problems.append(f"{key}={row['value']}: none of its {row['all']['n']} images in {split} "
+                                    f"(about {expected:.0f} expected)")
                 diff = float(c["share"]) - float(row["all"]["share"])
                 if abs(diff) > tol:
                     problems.append(f"{key}={row['value']}: share {c['share']:.3f} in {split} vs "
