@@ -14,6 +14,7 @@ from django.db.models import Count, QuerySet
 from accounts.models import Role
 
 from . import pgcopy
+from . import rater_quality as rq
 from .models import (
     AgreementSnapshot,
     Image,
@@ -185,3 +186,21 @@ def rating_export(project: Project, *, rater: int | None = None, image: str | No
 
 def model_score_list(project: Project) -> QuerySet[ModelScore]:
     return ModelScore.objects.filter(project=project).select_related("image").order_by("id")
+
+
+def snapshot_rater_alerts(project: Project, raters: Sequence[dict[str, Any]] | None) -> list[tuple[str, list[str]]]:
+    """(rater label, reasons) for each row of a stored snapshot's "raters" that the project's alert
+    thresholds flag (annotation.rater_quality.rater_alerts): the home page, the digest and the
+    rater.alert webhook say the same."""
+    thresholds = rq.AlertThresholds(min_kappa=project.alert_min_kappa, min_retest_alpha=project.alert_min_retest_alpha,
+                                    speed_ratio=project.alert_speed_ratio)
+    out = []
+    for rater in raters or []:
+        reasons = rq.rater_alerts(mean_kappa=rater.get("mean_kappa"),
+                                  retest_alpha=(rater.get("retest") or {}).get("mean_alpha"),
+                                  usual_seconds=(rater.get("drift") or {}).get("usual_seconds"),
+                                  recent_seconds=(rater.get("drift") or {}).get("recent_seconds"),
+                                  thresholds=thresholds)
+        if reasons:
+            out.append((str(rater.get("label", "a rater")), list(reasons)))
+    return out

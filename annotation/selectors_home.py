@@ -17,7 +17,6 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
-from annotation import rater_quality as rq
 from annotation import selectors
 from annotation.models import (
     AgreementSnapshot,
@@ -129,16 +128,8 @@ def _lead_card(project: Project) -> LeadCard:
         card.mean_alpha_ci = list(interval) if interval else None
         card.ci_with_raters = bool(ci.get("ci_raters"))
         card.snapshot_at = finished_at or created_at
-        thresholds = rq.AlertThresholds(min_kappa=project.alert_min_kappa,
-                                        min_retest_alpha=project.alert_min_retest_alpha,
-                                        speed_ratio=project.alert_speed_ratio)
-        for rater in raters or []:
-            for reason in rq.rater_alerts(mean_kappa=rater.get("mean_kappa"),
-                                          retest_alpha=(rater.get("retest") or {}).get("mean_alpha"),
-                                          usual_seconds=(rater.get("drift") or {}).get("usual_seconds"),
-                                          recent_seconds=(rater.get("drift") or {}).get("recent_seconds"),
-                                          thresholds=thresholds):
-                card.alerts.append(f"{rater.get('label', 'a rater')}: {reason}")
+        card.alerts = [f"{label}: {reason}" for label, reasons in selectors.snapshot_rater_alerts(project, raters)
+                       for reason in reasons]
     card.flags_waiting = (ImageFlag.objects.filter(project=project, resolved_at__isnull=True)
                           .values("image_id").distinct().count())
     return card

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.emails import email_render, email_send_later, site_url
 from accounts.models import EmailSent, Role, User
-from annotation import rater_quality as rq
+from annotation import selectors
 from annotation.models import AgreementSnapshot, Image, Project, Rating, Release
 from annotation.models.agreement import SnapshotStatus
 from annotation.payloads import snapshot_payload
@@ -63,15 +63,9 @@ def digest_build(project: Project, *, now: datetime, since: datetime) -> Digest:
     latest = done.filter(created_at__lt=now).order_by("-created_at").first()
     digest.alpha_now = _alpha(latest)
     digest.alpha_before = _alpha(done.filter(created_at__lt=since).order_by("-created_at").first())
-    thresholds = rq.AlertThresholds(min_kappa=project.alert_min_kappa, min_retest_alpha=project.alert_min_retest_alpha,
-                                    speed_ratio=project.alert_speed_ratio)
-    for rater in ((latest.payload or {}).get("raters") or []) if latest else []:
-        for reason in rq.rater_alerts(mean_kappa=rater.get("mean_kappa"),
-                                      retest_alpha=(rater.get("retest") or {}).get("mean_alpha"),
-                                      usual_seconds=(rater.get("drift") or {}).get("usual_seconds"),
-                                      recent_seconds=(rater.get("drift") or {}).get("recent_seconds"),
-                                      thresholds=thresholds):
-            digest.alerts.append(f"{rater.get('label', 'a rater')}: {reason}")
+    raters = ((latest.payload or {}).get("raters") or []) if latest else []
+    digest.alerts += [f"{label}: {reason}" for label, reasons in selectors.snapshot_rater_alerts(project, raters)
+                      for reason in reasons]
     digest.releases = list(Release.objects.filter(project=project, built_at__gte=since, built_at__lt=now)
                            .order_by("built_at").values_list("version", flat=True))
     return digest

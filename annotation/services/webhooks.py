@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from annotation import jobs
+from annotation import jobs, selectors
 from annotation.models import DeliveryStatus, Image, Project, Rating, Webhook, WebhookDelivery
 from annotation.services.audit import audit_record
 from annotation.webhook_signing import (
@@ -234,21 +234,10 @@ def webhooks_snapshot_done(project: Project, snapshot_id: int, payload: dict[str
     """agreement.snapshot_done, and rater.alert when the snapshot raised rater alerts."""
     if not Webhook.objects.filter(project=project, active=True).exists():
         return
-    from annotation import rater_quality as rq
-
     webhooks_emit(project, "agreement.snapshot_done", {
         "snapshot": snapshot_id, "mean_alpha": payload.get("mean_alpha"), "n_images": payload.get("n_images"),
         "n_ratings": payload.get("n_ratings"), "n_raters": payload.get("n_raters")})
-    thresholds = rq.AlertThresholds(min_kappa=project.alert_min_kappa, min_retest_alpha=project.alert_min_retest_alpha,
-                                    speed_ratio=project.alert_speed_ratio)
-    alerts = []
-    for rater in payload.get("raters") or []:
-        reasons = rq.rater_alerts(mean_kappa=rater.get("mean_kappa"),
-                                  retest_alpha=(rater.get("retest") or {}).get("mean_alpha"),
-                                  usual_seconds=(rater.get("drift") or {}).get("usual_seconds"),
-                                  recent_seconds=(rater.get("drift") or {}).get("recent_seconds"),
-                                  thresholds=thresholds)
-        if reasons:
-            alerts.append({"rater": rater.get("label", "a rater"), "reasons": list(reasons)})
+    alerts = [{"rater": label, "reasons": reasons}
+              for label, reasons in selectors.snapshot_rater_alerts(project, payload.get("raters"))]
     if alerts:
         webhooks_emit(project, "rater.alert", {"snapshot": snapshot_id, "alerts": alerts})
