@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
 from .constants import FloatArray, Id
 from .prepare import _as_1d, _as_values2d, _factorize
@@ -70,6 +69,7 @@ class AltTestResult:
 
 def _one_sided_p(n: npt.NDArray[np.float64], s1: FloatArray, s2: FloatArray, epsilon: float) -> FloatArray:
     """p of H0: mean(d) >= epsilon vs H1: mean(d) < epsilon from n, sum d, sum d^2 (paired t-test)."""
+    from scipy import stats  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = s1 / n
         var = np.maximum(s2 - n * mean * mean, 0.0) / (n - 1.0)
@@ -93,6 +93,7 @@ def _decide(
     q: float,
     min_images: int,
 ) -> AltTestResult:
+    from scipy import stats  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
     tested = np.flatnonzero(n >= min_images)
     if tested.size < MIN_EXPERTS:
         return AltTestResult(emotion, epsilon, q, int(tested.size), None, None, None,

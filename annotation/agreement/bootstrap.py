@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
 
 from .constants import _BOOT_CHUNK_ENTRIES, FloatArray, I64Array, IntArray, Level
 from .prepare import _factorize
@@ -360,6 +359,7 @@ def _stratum_sums(
     """Turn the main resamples' per-stratum sums (nb, K, cols) into within-stratum resample sums:
     take away each stratum's draws beyond n_j (its last ones in the row) and add extension draws
     where the row has fewer than n_j (see ``_run_bootstrap``)."""
+    import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
     nb, n_str, n_cols = s_str.shape
     sizes = key.sizes
     diff = np.rint(s_str[:, :, -1]).astype(np.int64) - sizes

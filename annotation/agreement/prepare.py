@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
 
 from .constants import _ROW_CHUNK_VALUES, FloatArray, IntArray
 
@@ -159,6 +162,7 @@ def _encode(x: FloatArray, dom: _Domain) -> npt.NDArray[np.int16]:
 
 def _unit_matrix(unit_idx: IntArray, n_units: int, dtype: npt.DTypeLike) -> sp.csc_matrix:
     """Sparse (n_units x n_rows) 0/1 matrix; ``M @ X`` sums the rows of X per unit."""
+    import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
     n = unit_idx.size
     rows = sp.csr_matrix(
         (np.ones(n, dtype=dtype), unit_idx, np.arange(n + 1, dtype=np.intp)), shape=(n, n_units)

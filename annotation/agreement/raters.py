@@ -7,7 +7,6 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
 from .constants import FloatArray, Id, IntArray
 from .prepare import _as_1d, _as_values2d, _factorize
@@ -30,6 +29,7 @@ def annotator_test(
     "differs from the annotators". ``None``/NaN kappas are ignored; with no defined kappa on
     either side the test is undefined.
     """
+    from scipy import stats  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
     cand = _defined(candidate_kappas)
     hum = _defined(human_kappas)
     med_c = float(np.median(cand)) if cand else None
@@ -109,6 +109,7 @@ def spearman_vs_median(
     Uses the images that have both a model score and at least one expert rating (NaN = missing
     on either side). Undefined with fewer than 3 such images or when either side is constant.
     """
+    from scipy import stats  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
     u = _as_1d("units", units)
     x = _as_values2d(values2d, u.size)
     mu = _as_1d("model_units", model_units)

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
 from .constants import FloatArray
 
@@ -94,6 +93,7 @@ def two_way_intervals(
       the delete-one-rater jackknife standard error and ``z`` the normal quantile: the image and
       rater variances add, and the bootstrap's asymmetry is kept. The upper end stays <= 1.
     """
+    from scipy import stats  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
     r = np.asarray(reps, dtype=np.float64)
     if r.ndim == 1:
         r = r[:, None]

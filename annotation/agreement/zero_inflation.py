@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
 
 from .constants import IntArray
 from .results import AlphaResult
@@ -64,6 +63,7 @@ def gwet_ac2(unit_idx: IntArray, n_units: int, codes: np.ndarray, n_categories: 
     ``sum_kl r_ik r_il (k-l)^2 = 2 (r_i S2 - S1^2)`` from the sums S1, S2 of the codes, so no
     per-category table per unit is built.
     """
+    import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
     c = np.asarray(codes)
     if c.ndim == 1:
         c = c[:, None]

@@ -2,14 +2,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.services.agreement_snapshot import (
-    LEVELS,
-    AgreementError,
-    agreement_compute,
-    agreement_snapshot_create,
-)
-
 from ._base import get_project
+
+LEVELS = ("nominal", "ordinal", "interval", "ratio")  # annotation.agreement.constants.LEVELS (a test holds them equal)
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -28,6 +23,13 @@ class Command(BaseCommand):
         parser.add_argument("--save", action="store_true", help="Also store it as the project's latest snapshot")
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        # Imported here, not at the top: `agreement --help` starts without the statistics stack (#21).
+        from annotation.services.agreement_snapshot import (
+            AgreementError,
+            agreement_compute,
+            agreement_snapshot_create,
+        )
+
         project = get_project(opts["project"])
         try:
             if opts["save"]:
