@@ -20,21 +20,26 @@ ENV = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "DATABAS
 RUNS = 5
 
 
-def timed(args: list[str]) -> float:
-    times = []
-    for _ in range(RUNS):
-        t0 = time.perf_counter()
-        subprocess.run(args, cwd=ROOT, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def timed(commands: dict[str, list[str]]) -> dict[str, float]:
+    """Median seconds per command, the commands taking turns (one warm-up round first), so that
+    neither the file cache nor the machine's load favours one of them."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for round_ in range(RUNS + 1):
+        for name, args in commands.items():
+            t0 = time.perf_counter()
+            subprocess.run(args, cwd=ROOT, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if round_:
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
     py = sys.executable
-    floor = timed([py, "-c", "import django; django.setup()"])
-    check = timed([py, "manage.py", "check"])
-    ours = timed([py, "manage.py", "agreement", "--help"])
-    print(f"start-up, median of {RUNS} whole processes, {os.cpu_count()} cores:")
+    t = timed({"floor": [py, "-c", "import django; django.setup()"], "check": [py, "manage.py", "check"],
+               "ours": [py, "manage.py", "agreement", "--help"]})
+    floor, check, ours = t["floor"], t["check"], t["ours"]
+    print(f"start-up, median of {RUNS} whole processes each (taking turns, after a warm-up round), "
+          f"{os.cpu_count()} cores:")
     print(f"  django.setup() alone (floor)        {floor:6.2f} s")
     print(f"  manage.py check                      {check:6.2f} s")
     print(f"  manage.py agreement --help (ours)    {ours:6.2f} s")
