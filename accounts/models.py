@@ -240,9 +240,10 @@ class RaterProfile(models.Model):
     """A rater's professional background, given by the rater with consent, editable by them only.
 
     Used only in aggregate: the release card describes the rater pool (groups of fewer than
-    EMORATE_PROFILE_MIN_GROUP raters are folded into "other or not given") and the agreement
+    PROFILE_MIN_GROUP raters are folded into "other or not given") and the agreement
     snapshot can break agreement down by one field, never per person. Without consent nothing of
     it is used anywhere, and withdrawing consent removes it from what is computed next.
+    Groups: profile_groups below.
     """
 
     user = models.OneToOneField("accounts.User", on_delete=models.CASCADE, related_name="rater_profile")
@@ -270,6 +271,21 @@ class RaterProfile(models.Model):
 
 
 PROFILE_FIELDS = ("discipline", "years_experience", "native_language", "training_country")
+PROFILE_MIN_GROUP = 3  # raters: a smaller group would describe one or two people
+PROFILE_OTHER = "other or not given"
+
+
+def profile_groups(rater_ids: list[int], field: str) -> dict[int, str]:
+    """Each rater's group by one field of their consented profile: their answer, or PROFILE_OTHER
+    when they gave none (or no consent) or fewer than PROFILE_MIN_GROUP raters gave the same one.
+    The one grouping behind the release card's rater pool and the snapshot's breakdown."""
+    given = {p.user_id: p.field_value(field)
+             for p in RaterProfile.objects.filter(user_id__in=rater_ids, consented=True)}
+    label = {r: given.get(r) or PROFILE_OTHER for r in rater_ids}
+    sizes: dict[str, int] = {}
+    for value in label.values():
+        sizes[value] = sizes.get(value, 0) + 1
+    return {r: (v if sizes[v] >= PROFILE_MIN_GROUP else PROFILE_OTHER) for r, v in label.items()}
 
 
 def experience_band(years: int | None) -> str:

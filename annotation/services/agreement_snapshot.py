@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from accounts.models import RaterProfile
+from accounts.models import profile_groups
 from annotation import agreement as ag
 from annotation import jobs, selectors, taxonomy
 from annotation import rater_quality as rq
@@ -132,28 +132,16 @@ def _strata_labels(project: Project, units: np.ndarray) -> dict[str, np.ndarray]
     return out
 
 
-PROFILE_GROUP_MIN = 3  # raters: a smaller group would describe one or two people
-PROFILE_OTHER = "other or not given"
-
-
 def _profile_strata(project: Project, units: np.ndarray, raters: np.ndarray, values: np.ndarray, *,
                     level: str, n_boot: int, seed: int) -> dict[str, list[ag.StratumAlpha]]:
     """Agreement within each group of raters by the project's profile field
-    (Project.agreement_by_profile): per group, alpha and interval on that group's ratings alone,
-    with the demographic strata's reliability rule. The group is the rater's consented answer;
-    groups of fewer than PROFILE_GROUP_MIN raters, and raters who gave nothing, form
-    "other or not given"."""
+    (Project.agreement_by_profile; groups: accounts.models.profile_groups): per group, alpha and
+    interval on that group's ratings alone, with the demographic strata's reliability rule."""
     field = project.agreement_by_profile
     if not field or len(raters) == 0:
         return {}
     ids = np.unique(raters)
-    given = {int(p.user_id): p.field_value(field)
-             for p in RaterProfile.objects.filter(user_id__in=ids.tolist(), consented=True)}
-    label = {int(r): given.get(int(r)) or PROFILE_OTHER for r in ids}
-    sizes: dict[str, int] = {}
-    for value in label.values():
-        sizes[value] = sizes.get(value, 0) + 1
-    label = {r: (v if sizes[v] >= PROFILE_GROUP_MIN else PROFILE_OTHER) for r, v in label.items()}
+    label = profile_groups([int(r) for r in ids], field)
     per_row = np.array([label[int(r)] for r in ids], dtype=object)[np.searchsorted(ids, raters)]
     results: list[ag.StratumAlpha] = []
     for group in sorted(set(label.values())):

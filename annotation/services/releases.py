@@ -31,7 +31,7 @@ from django.db.models import Max
 from django.http import FileResponse, Http404
 from django.utils import timezone
 
-from accounts.models import PROFILE_FIELDS, RaterProfile
+from accounts.models import PROFILE_FIELDS, PROFILE_MIN_GROUP, PROFILE_OTHER, RaterProfile, profile_groups
 from annotation import agreement as ag
 from annotation import exporters, jobs, selectors, taxonomy
 from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate_binary, consolidate_intensity
@@ -364,35 +364,24 @@ def _build(release: Release, step: Progress) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-POOL_GROUP_MIN = 3  # raters: an answer given by fewer would describe one or two people
-POOL_OTHER = "other or not given"
-
-
 def rater_pool(rater_ids: list[int]) -> dict[str, Any]:
     """The raters' consented backgrounds in aggregate, for the release card: per profile field, the
-    number of raters per answer, answers of fewer than POOL_GROUP_MIN raters (and no answer) counted
-    as "other or not given"."""
-    profiles = {p.user_id: p for p in RaterProfile.objects.filter(user_id__in=rater_ids, consented=True)}
+    number of raters per answer (accounts.models.profile_groups: small groups and no answer count
+    as "other or not given"), largest first, "other" last. A list, not a mapping: PostgreSQL's jsonb
+    does not keep key order, and a rebuilt card must be byte-identical to the first."""
     labels = {"discipline": "Discipline", "years_experience": "Years of experience",
               "native_language": "Native language", "training_country": "Country of training"}
-    # a list, not a mapping: PostgreSQL's jsonb does not keep key order, and a rebuilt card must be
-    # byte-identical to the first
     fields: list[list[Any]] = []
     for field in PROFILE_FIELDS:
         counts: dict[str, int] = {}
-        for rater in rater_ids:
-            profile = profiles.get(rater)
-            value = (profile.field_value(field) if profile else "") or POOL_OTHER
-            counts[value] = counts.get(value, 0) + 1
-        folded: dict[str, int] = {}
-        for value, n in counts.items():
-            key = value if n >= POOL_GROUP_MIN else POOL_OTHER
-            folded[key] = folded.get(key, 0) + n
-        rows = sorted(((v, n) for v, n in folded.items() if v != POOL_OTHER), key=lambda vn: (-vn[1], vn[0]))
-        if POOL_OTHER in folded:
-            rows.append((POOL_OTHER, folded[POOL_OTHER]))
+        for group in profile_groups(rater_ids, field).values():
+            counts[group] = counts.get(group, 0) + 1
+        rows = sorted(((v, n) for v, n in counts.items() if v != PROFILE_OTHER), key=lambda vn: (-vn[1], vn[0]))
+        if PROFILE_OTHER in counts:
+            rows.append((PROFILE_OTHER, counts[PROFILE_OTHER]))
         fields.append([labels[field], [[v, n] for v, n in rows]])
-    return {"n_raters": len(rater_ids), "n_described": len(profiles), "min_group": POOL_GROUP_MIN, "fields": fields}
+    described = RaterProfile.objects.filter(user_id__in=rater_ids, consented=True).count()
+    return {"n_raters": len(rater_ids), "n_described": described, "min_group": PROFILE_MIN_GROUP, "fields": fields}
 
 
 def _card_description(description: str, excluded: list[ExcludedRater]) -> str:

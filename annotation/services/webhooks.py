@@ -24,6 +24,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -222,10 +223,10 @@ def webhooks_target_sweep() -> int:
 
 
 def _emit_one(webhook: Webhook, project: Project, event: str, data: dict[str, Any]) -> int:
-    delivery = WebhookDelivery.objects.create(webhook=webhook, event=event, payload={
-        "event": event, "project": project.slug, "data": data, "created_at": timezone.now().isoformat()})
-    delivery.payload["delivery"] = str(delivery.uuid)
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(payload=delivery.payload)
+    delivery_id = uuid.uuid4()
+    delivery = WebhookDelivery.objects.create(webhook=webhook, event=event, uuid=delivery_id, payload={
+        "event": event, "project": project.slug, "data": data, "created_at": timezone.now().isoformat(),
+        "delivery": str(delivery_id)})
     jobs.enqueue(jobs.WEBHOOK_DELIVER, delivery.pk)
     return 1
 
