@@ -1,5 +1,6 @@
 from .agreement import AgreementSnapshot, SnapshotStatus
 from .assignment import (
+    AllocationReason,
     Assignment,
     AssignmentStatus,
     BinaryItem,
@@ -18,7 +19,7 @@ from .release import Release, ReleaseImage, ReleaseStatus
 from .webhook import DeliveryStatus, Webhook, WebhookDelivery
 
 __all__ = [
-    "AgreementSnapshot", "Assignment", "AuditEvent", "AssignmentStatus", "CalibrationItem", "CalibrationRating", "BinaryItem", "FlagReason", "FlagResolution", "Image", "ImageFlag",
+    "AgreementSnapshot", "AllocationReason", "Assignment", "AuditEvent", "AssignmentStatus", "CalibrationItem", "CalibrationRating", "BinaryItem", "FlagReason", "FlagResolution", "Image", "ImageFlag",
     "Membership", "Mode", "ModelScore", "Project", "RaterTally", "Rating", "RatingRevision", "RatingSource", "Release", "ReleaseImage", "ReleaseStatus", "RetestRating",
     "SkipReason",
     "SnapshotStatus", "DeliveryStatus", "Webhook", "WebhookDelivery",

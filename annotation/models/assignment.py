@@ -37,6 +37,21 @@ class AssignmentStatus(models.TextChoices):
     EXPIRED = "expired", "Expired (lease ran out; replaced)"
 
 
+class AllocationReason(models.TextChoices):
+    """Why an assignment was made (issue #17, allocation provenance). A normal claim copies the
+    image's dominant priority term at claim time (Image.priority_reason, written by the priority
+    recompute); a lead's request for more ratings and the test-retest draw are recorded as such.
+    Calibration ratings are not assignments: their provenance is their own table (CalibrationRating)."""
+
+    COVERAGE = "coverage", "Base coverage (ratings missing towards the target)"
+    DISAGREEMENT = "disagreement", "Human disagreement (the experts' ratings spread)"
+    MODEL_GAP = "model_gap", "Model gap (the model disagrees with the experts, or finds an unrated face expressive)"
+    QUOTA = "quota", "Stratum quota (a demographic stratum is under-covered)"
+    SENT_BACK = "sent_back", "Sent back by a lead for more ratings"
+    RETEST = "retest", "Test-retest repeat"
+    UNKNOWN = "", "Made before provenance was recorded"
+
+
 class SkipReason(models.TextChoices):
     CANNOT_JUDGE = "cannot_judge", "I can't judge this face"
     NOT_LOADING = "not_loading", "The image doesn't load"
@@ -92,6 +107,9 @@ class Assignment(models.Model):
     rating = models.OneToOneField(Rating, null=True, blank=True, on_delete=models.PROTECT, related_name="assignment")
     client_token = models.CharField(max_length=64, blank=True, help_text="Token of the submit that finished it")
     reason = models.CharField(max_length=20, blank=True, help_text="Skip or flag reason")
+    # Why the lease was made (AllocationReason), fixed at claim time; see annotation.rating.sql.
+    allocation_reason = models.CharField(max_length=12, blank=True, default="", db_default="",
+                                         choices=AllocationReason.choices)
     note = models.CharField(max_length=500, blank=True)
     # A test-retest repeat of an image the rater rated before (Project.retest_share). Its submit stores a
     # RetestRating, never a Rating; it takes no capacity of the image. Never shown to the rater.
@@ -102,6 +120,8 @@ class Assignment(models.Model):
             models.UniqueConstraint(fields=["project", "rater"], condition=models.Q(status="open"),
                                     name="assignment_one_open_per_rater"),
             models.CheckConstraint(condition=models.Q(status__in=AssignmentStatus.values), name="assignment_status_valid"),
+            models.CheckConstraint(condition=models.Q(allocation_reason__in=AllocationReason.values),
+                                   name="assignment_allocation_reason_valid"),
             models.CheckConstraint(condition=~models.Q(status="submitted") | models.Q(rating__isnull=False)
                                    | models.Q(is_retest=True),
                                    name="assignment_submitted_has_rating"),

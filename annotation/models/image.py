@@ -40,6 +40,9 @@ class Image(models.Model):
     extra = models.JSONField(default=dict, blank=True)
     # Higher = served first. Filled by the scoring/priority step; a seeded shuffle until then.
     priority = models.FloatField(default=0.0)
+    # The priority's dominant term (annotation.scoring.priority.dominant_reasons: coverage,
+    # disagreement, model_gap or quota), copied into Assignment.allocation_reason by the claim.
+    priority_reason = models.CharField(max_length=12, default="coverage", db_default="coverage")
     flagged = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     # Kept by database triggers (migration 0007), whatever stores the rating (the page, an import,

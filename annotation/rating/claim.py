@@ -38,6 +38,7 @@ from django.utils import timezone
 from accounts.models import User
 from annotation import taxonomy
 from annotation.models import (
+    AllocationReason,
     Assignment,
     AssignmentStatus,
     BinaryItem,
@@ -239,6 +240,7 @@ def _retest_lease(project: Project, rater: User, now: datetime) -> tuple[Assignm
         with transaction.atomic():
             return Assignment.objects.create(project=project, image_id=image_id, rater=rater,
                                              status=AssignmentStatus.OPEN, claimed_at=now, is_retest=True,
+                                             allocation_reason=AllocationReason.RETEST,
                                              expires_at=now + timedelta(minutes=project.lease_minutes)), n_claims
     except IntegrityError:
         return None, n_claims  # another tab of the rater claimed meanwhile: the normal claim returns theirs

@@ -128,6 +128,15 @@ def candidates(*, binary: bool, columns: str, limit: int, lock: str = "", n_excl
         columns=columns, exclude=exclude, lock=lock, limit=int(limit))
 
 
+def allocation_reason(image: str, *, cast: str = "") -> str:
+    """Why a new lease on `image` (a table alias) is made (Assignment.allocation_reason, #17): the
+    image's dominant priority term (Image.priority_reason, written by the priority recompute), or
+    "sent_back" once the base target is reached and only a lead's request for more ratings
+    (extra_target) leaves room. Parameter: target (the project's target_ratings), with `cast`."""
+    return (f"CASE WHEN {image}.extra_target > 0 AND {image}.n_ratings >= %(target)s{cast} THEN 'sent_back' "
+            f"ELSE {image}.priority_reason END")
+
+
 # The lease, inserted only if the locked row still has room: one statement started after the lock
 # was taken, so its snapshot sees every rating and lease committed before (a claim that committed
 # just before we got the lock is counted). Leases of the rater themselves do not count. Returns the
@@ -143,9 +152,10 @@ BINARY_ROOM = room(taken="(SELECT CASE WHEN closed THEN %(target)s ELSE n_yes + 
                    capacity="%(target)s")
 _LEASE = """
 INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, status, claimed_at, expires_at,
-                                   client_token, reason, note, is_retest)
+                                   client_token, reason, note, is_retest, allocation_reason)
 SELECT %(project)s{bigint}, %(image)s{bigint}, %(item)s{bigint}, %(rater)s{bigint}, 'open', %(now)s{timestamptz},
-       %(expires)s{timestamptz}, '', '', '', FALSE
+       %(expires)s{timestamptz}, '', '', '', FALSE,
+       (SELECT """ + allocation_reason("annotation_image") + """ FROM annotation_image WHERE id = %(image)s)
 WHERE {room}
 RETURNING id, """ + RATER_COUNT
 
@@ -188,14 +198,15 @@ LOCK_BATCH = 2
 _FAST_CLAIM = """
 WITH c AS ({candidates}),
 pick AS (
-  SELECT c.id FROM c WHERE emorate_image_has_room(c.id, %(now)s::timestamptz, %(rater)s::bigint, %(target)s::integer)
+  SELECT c.id, {why} AS why FROM c
+  WHERE emorate_image_has_room(c.id, %(now)s::timestamptz, %(rater)s::bigint, %(target)s::integer)
   ORDER BY c.priority DESC, c.id LIMIT 1
 ),
 lease AS (
   INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, status, claimed_at, expires_at,
-                                     client_token, reason, note, is_retest)
+                                     client_token, reason, note, is_retest, allocation_reason)
   SELECT %(project)s::bigint, pick.id, NULL, %(rater)s::bigint, 'open', %(now)s::timestamptz, %(expires)s::timestamptz,
-         '', '', '', FALSE
+         '', '', '', FALSE, pick.why
   FROM pick
   RETURNING id, image_id
 )
@@ -210,7 +221,7 @@ def fast_claim() -> str:
     return _FAST_CLAIM.format(
         candidates=candidates(binary=False, columns=prepared.select_list(Image, "i"), limit=LOCK_BATCH,
                               lock="FOR UPDATE OF i SKIP LOCKED"),
-        columns=prepared.select_list(Image, "c"), count=RATER_COUNT)
+        columns=prepared.select_list(Image, "c"), count=RATER_COUNT, why=allocation_reason("c", cast="::integer"))
 
 
 # The careful submit's lock (the view's path, the project known): the assignment row and its image

@@ -33,6 +33,12 @@ c = the image's number of expert ratings, r_e = reliability weight of emotion e)
 Weights are a project setting (Project.priority_weights, JSON); missing keys take
 DEFAULT_WEIGHTS. Any finite number is allowed (a negative weight inverts a term).
 
+Allocation provenance (issue #17): ``dominant_reasons`` names, per image, the term that contributes
+most to its priority (weight x term): "disagreement" (D), "model_gap" (G + U), "quota" (Q) or
+"coverage" (M, and any image whose terms are all 0; jitter only breaks ties and never counts). The
+recompute stores it as Image.priority_reason and every claim copies it into
+Assignment.allocation_reason, so each rating says why it was collected.
+
 Model-independent evaluation sample (issue #17): the model terms G and U send ratings to images
 where the model disagrees with the experts, which flatters that model when it is evaluated on the
 same ratings (the statistics review measured +0.06 Spearman). A fixed share of the images,
@@ -142,6 +148,22 @@ class PriorityTerms:
     jitter: FloatArray
     priority: FloatArray
     n_ratings: IntArray
+
+
+REASONS: Final = ("coverage", "disagreement", "model_gap", "quota")
+
+
+def dominant_reasons(terms: PriorityTerms, weights: PriorityWeights | None = None) -> npt.NDArray[np.str_]:
+    """Per image, the priority term that contributes most (REASONS; module docstring). Ties go to
+    the earlier reason in REASONS; an image with no positive contribution is "coverage"."""
+    w = weights or resolve_weights()
+    parts = np.stack([w.missing * terms.missing, w.disagreement * terms.disagreement,
+                      w.model_gap * terms.model_gap + w.model_signal * terms.model_signal,
+                      w.quota * terms.quota])
+    best = np.argmax(parts, axis=0)
+    best[parts.max(axis=0) <= 0] = 0
+    names: npt.NDArray[np.str_] = np.asarray(REASONS)[best]
+    return names
 
 
 def reliability_weights(alpha: FloatArray | None, n_emotions: int, floor: float) -> FloatArray:

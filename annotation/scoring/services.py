@@ -325,23 +325,25 @@ class PriorityRecomputeSummary:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
 
 
-def _write_priorities(ids: np.ndarray, values: np.ndarray) -> None:
-    """UPDATE ... FROM unnest(ids, values) in chunks of PRIORITY_CHUNK rows, each its own short
-    transaction: the rating queue's claim locks image rows FOR UPDATE SKIP LOCKED, so holding
+def _write_priorities(ids: np.ndarray, values: np.ndarray, reasons: np.ndarray) -> None:
+    """UPDATE ... FROM unnest(ids, values, reasons) in chunks of PRIORITY_CHUNK rows, each its own
+    short transaction: the rating queue's claim locks image rows FOR UPDATE SKIP LOCKED, so holding
     thousands of row locks for long would make claims skip (or wait for) those images."""
     order = np.argsort(ids)  # one lock order for every writer: no deadlocks
-    ids, values = ids[order], values[order]
-    sql = ("UPDATE annotation_image AS i SET priority = v.p FROM unnest(%s::bigint[], %s::float8[]) AS v(id, p) "
-           "WHERE i.id = v.id AND i.priority IS DISTINCT FROM v.p")
+    ids, values, reasons = ids[order], values[order], reasons[order]
+    sql = ("UPDATE annotation_image AS i SET priority = v.p, priority_reason = v.r "
+           "FROM unnest(%s::bigint[], %s::float8[], %s::varchar[]) AS v(id, p, r) "
+           "WHERE i.id = v.id AND (i.priority IS DISTINCT FROM v.p OR i.priority_reason IS DISTINCT FROM v.r)")
     for start in range(0, ids.size, PRIORITY_CHUNK):
         chunk_ids = ids[start:start + PRIORITY_CHUNK].tolist()
         chunk_vals = values[start:start + PRIORITY_CHUNK].tolist()
+        chunk_why = reasons[start:start + PRIORITY_CHUNK].tolist()
         with transaction.atomic(), connection.cursor() as cur:
             if connection.vendor == "postgresql":
-                cur.execute(sql, [chunk_ids, chunk_vals])
+                cur.execute(sql, [chunk_ids, chunk_vals, chunk_why])
             else:  # the SQLite demo
-                cur.executemany("UPDATE annotation_image SET priority = %s WHERE id = %s",
-                                list(zip(chunk_vals, chunk_ids, strict=True)))
+                cur.executemany("UPDATE annotation_image SET priority = %s, priority_reason = %s WHERE id = %s",
+                                list(zip(chunk_vals, chunk_why, chunk_ids, strict=True)))
 
 
 def priority_recompute(project: Project, *, model: tuple[str, str] | None = None) -> PriorityRecomputeSummary:
@@ -362,12 +364,13 @@ def priority_recompute(project: Project, *, model: tuple[str, str] | None = None
 
     weights = prio.resolve_weights(project.priority_weights or {})
     rows = list(Image.objects.filter(project=project, flagged=False).order_by("id")
-                .values_list("id", "priority", *STRATA_KEYS))
+                .values_list("id", "priority", "priority_reason", *STRATA_KEYS))
     if not rows:
         return PriorityRecomputeSummary(0, 0, time.perf_counter() - started, None)
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     old = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
-    strata = {key: np.array(["" if r[2 + k] in (None, "") else str(r[2 + k]) for r in rows])
+    old_reason = np.array([r[2] for r in rows])
+    strata = {key: np.array(["" if r[3 + k] in (None, "") else str(r[3 + k]) for r in rows])
               for k, key in enumerate(STRATA_KEYS)}
     lap("images")
     ratings = selectors.rating_rows(project) if not project.is_binary else None
@@ -386,8 +389,9 @@ def priority_recompute(project: Project, *, model: tuple[str, str] | None = None
         model_scale_max=MODEL_SCALE_MAX, strata=strata)
     terms = prio.compute_priorities(inputs, weights)
     lap("compute")
-    changed = np.abs(terms.priority - old) > 1e-12
-    _write_priorities(ids[changed], terms.priority[changed])
+    reasons = prio.dominant_reasons(terms, weights)
+    changed = (np.abs(terms.priority - old) > 1e-12) | (reasons != old_reason)
+    _write_priorities(ids[changed], terms.priority[changed], reasons[changed])
     lap("write")
     log.info("priority recompute %s: %d images, %d changed, %s", project.slug, len(rows), int(changed.sum()), timings)
     return PriorityRecomputeSummary(len(rows), int(changed.sum()), time.perf_counter() - started, model, terms,

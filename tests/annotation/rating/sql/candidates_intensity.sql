@@ -1,4 +1,4 @@
-SELECT i."id", i."project_id", i."name", i."file", i."sha256", i."width", i."height", i."format", i."ethnicity", i."age", i."gender", i."prompt", i."source", i."extra", i."priority", i."flagged", i."created_at", i."n_ratings", i."queue_full", i."extra_target", i."adjudication", i."adjudicated_at" FROM annotation_image i
+SELECT i."id", i."project_id", i."name", i."file", i."sha256", i."width", i."height", i."format", i."ethnicity", i."age", i."gender", i."prompt", i."source", i."extra", i."priority", i."priority_reason", i."flagged", i."created_at", i."n_ratings", i."queue_full", i."extra_target", i."adjudication", i."adjudicated_at" FROM annotation_image i
 WHERE i.project_id = %(project)s AND NOT i.queue_full AND NOT i.flagged AND i.file <> ''
   AND NOT EXISTS (SELECT 1 FROM annotation_rating r WHERE r.image_id = i.id AND r.rater_id = %(rater)s
                   AND r.emotion IS NULL)

@@ -1,5 +1,5 @@
 WITH c AS (
-SELECT i."id", i."project_id", i."name", i."file", i."sha256", i."width", i."height", i."format", i."ethnicity", i."age", i."gender", i."prompt", i."source", i."extra", i."priority", i."flagged", i."created_at", i."n_ratings", i."queue_full", i."extra_target", i."adjudication", i."adjudicated_at" FROM annotation_image i
+SELECT i."id", i."project_id", i."name", i."file", i."sha256", i."width", i."height", i."format", i."ethnicity", i."age", i."gender", i."prompt", i."source", i."extra", i."priority", i."priority_reason", i."flagged", i."created_at", i."n_ratings", i."queue_full", i."extra_target", i."adjudication", i."adjudicated_at" FROM annotation_image i
 WHERE i.project_id = %(project)s AND NOT i.queue_full AND NOT i.flagged AND i.file <> ''
   AND NOT EXISTS (SELECT 1 FROM annotation_rating r WHERE r.image_id = i.id AND r.rater_id = %(rater)s
                   AND r.emotion IS NULL)
@@ -13,15 +13,16 @@ ORDER BY i.priority DESC, i.id
 LIMIT 2 FOR UPDATE OF i SKIP LOCKED
 ),
 pick AS (
-  SELECT c.id FROM c WHERE emorate_image_has_room(c.id, %(now)s::timestamptz, %(rater)s::bigint, %(target)s::integer)
+  SELECT c.id, CASE WHEN c.extra_target > 0 AND c.n_ratings >= %(target)s::integer THEN 'sent_back' ELSE c.priority_reason END AS why FROM c
+  WHERE emorate_image_has_room(c.id, %(now)s::timestamptz, %(rater)s::bigint, %(target)s::integer)
   ORDER BY c.priority DESC, c.id LIMIT 1
 ),
 lease AS (
   INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, status, claimed_at, expires_at,
-                                     client_token, reason, note, is_retest)
+                                     client_token, reason, note, is_retest, allocation_reason)
   SELECT %(project)s::bigint, pick.id, NULL, %(rater)s::bigint, 'open', %(now)s::timestamptz, %(expires)s::timestamptz,
-         '', '', '', FALSE
+         '', '', '', FALSE, pick.why
   FROM pick
   RETURNING id, image_id
 )
-SELECT c."id", c."project_id", c."name", c."file", c."sha256", c."width", c."height", c."format", c."ethnicity", c."age", c."gender", c."prompt", c."source", c."extra", c."priority", c."flagged", c."created_at", c."n_ratings", c."queue_full", c."extra_target", c."adjudication", c."adjudicated_at", lease.id, COALESCE((SELECT n_rated FROM annotation_ratertally WHERE project_id = %(project)s AND rater_id = %(rater)s), 0) FROM c LEFT JOIN lease ON lease.image_id = c.id ORDER BY c.priority DESC, c.id
+SELECT c."id", c."project_id", c."name", c."file", c."sha256", c."width", c."height", c."format", c."ethnicity", c."age", c."gender", c."prompt", c."source", c."extra", c."priority", c."priority_reason", c."flagged", c."created_at", c."n_ratings", c."queue_full", c."extra_target", c."adjudication", c."adjudicated_at", lease.id, COALESCE((SELECT n_rated FROM annotation_ratertally WHERE project_id = %(project)s AND rater_id = %(rater)s), 0) FROM c LEFT JOIN lease ON lease.image_id = c.id ORDER BY c.priority DESC, c.id
