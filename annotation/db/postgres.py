@@ -104,6 +104,23 @@ BEGIN
          < p_target;
 END $$;
 """,
+    # A batch's images follow their image (#22): BatchImage.priority is the image's priority, and
+    # BatchImage.open says whether the image still has room in that batch (annotation/models/batch.py)
+    # [0024].
+    "emorate_batch_image_sync": """
+CREATE OR REPLACE FUNCTION emorate_batch_image_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE annotation_batchimage bi
+       SET priority = NEW.priority,
+           open = NOT NEW.flagged AND NEW.file <> '' AND NEW.n_ratings < b.target_ratings + NEW.extra_target
+      FROM annotation_batch b
+     WHERE bi.image_id = NEW.id AND b.id = bi.batch_id
+       AND (bi.priority IS DISTINCT FROM NEW.priority
+            OR bi.open IS DISTINCT FROM (NOT NEW.flagged AND NEW.file <> ''
+                                         AND NEW.n_ratings < b.target_ratings + NEW.extra_target));
+    RETURN NULL;
+END $$;
+""",
 }
 
 # Triggers by name: (table, function, the CREATE TRIGGER statement).
@@ -146,6 +163,12 @@ CREATE TRIGGER rating_tallies_rater AFTER INSERT ON annotation_rating
     "retest_tallies_rater": ("annotation_retestrating", "emorate_rater_tally", """
 CREATE TRIGGER retest_tallies_rater AFTER INSERT ON annotation_retestrating
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION emorate_rater_tally();"""),
+    "image_syncs_batches": ("annotation_image", "emorate_batch_image_sync", """
+CREATE TRIGGER image_syncs_batches AFTER UPDATE OF n_ratings, extra_target, priority, flagged, file ON annotation_image
+    FOR EACH ROW WHEN (OLD.n_ratings IS DISTINCT FROM NEW.n_ratings OR OLD.extra_target IS DISTINCT FROM NEW.extra_target
+                       OR OLD.priority IS DISTINCT FROM NEW.priority OR OLD.flagged IS DISTINCT FROM NEW.flagged
+                       OR OLD.file IS DISTINCT FROM NEW.file)
+    EXECUTE FUNCTION emorate_batch_image_sync();"""),
 }
 
 

@@ -12,7 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 NAMES = ("rating_counts_image", "project_target_requeues", "image_extra_target_requeues", "rating_tallies_rater",
-         "retest_tallies_rater")
+         "retest_tallies_rater", "image_syncs_batches")
+
+# A batch's images follow their image (#22; annotation/models/batch.py).
+_BATCH_OPEN = ("(NEW.flagged = 0 AND NEW.file <> '' AND NEW.n_ratings < (SELECT b.target_ratings FROM annotation_batch b "
+               "WHERE b.id = annotation_batchimage.batch_id) + NEW.extra_target)")
 
 # annotation_ratertally (RaterTally): one more rating or repeat for the rater in the project.
 _TALLY = """CREATE TRIGGER {name} AFTER INSERT ON {table}
@@ -43,6 +47,12 @@ CREATE = [
     END""",
     _TALLY.format(name="rating_tallies_rater", table="annotation_rating"),
     _TALLY.format(name="retest_tallies_rater", table="annotation_retestrating"),
+    """CREATE TRIGGER image_syncs_batches AFTER UPDATE OF n_ratings, extra_target, priority, flagged, file
+    ON annotation_image
+    BEGIN
+        UPDATE annotation_batchimage SET priority = NEW.priority, open = """ + _BATCH_OPEN + """
+        WHERE image_id = NEW.id;
+    END""",
 ]
 
 RECOUNT = [
@@ -54,6 +64,10 @@ RECOUNT = [
     "INSERT INTO annotation_ratertally (project_id, rater_id, n_rated) SELECT project_id, rater_id, count(*) FROM "
     "(SELECT project_id, rater_id FROM annotation_rating UNION ALL SELECT project_id, rater_id FROM "
     "annotation_retestrating) GROUP BY project_id, rater_id",
+    "UPDATE annotation_batchimage SET priority = (SELECT i.priority FROM annotation_image i WHERE i.id = "
+    "annotation_batchimage.image_id), open = (SELECT i.flagged = 0 AND i.file <> '' AND i.n_ratings < b.target_ratings "
+    "+ i.extra_target FROM annotation_image i, annotation_batch b WHERE i.id = annotation_batchimage.image_id "
+    "AND b.id = annotation_batchimage.batch_id)",
 ]
 
 
@@ -77,7 +91,7 @@ def create_triggers(sender: Any, using: str = "default", **kwargs: Any) -> None:
 
     connection = connections[using]
     if connection.vendor != "sqlite" or not {"annotation_image", "annotation_rating", "annotation_retestrating",
-                                             "annotation_ratertally"} <= _tables(connection):
+                                             "annotation_ratertally", "annotation_batchimage"} <= _tables(connection):
         return
     columns = {c.name for c in connection.introspection.get_table_description(connection.cursor(),
                                                                               "annotation_image")}

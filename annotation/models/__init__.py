@@ -11,6 +11,7 @@ from .assignment import (
     SkipReason,
 )
 from .audit import AuditEvent
+from .batch import Batch, BatchImage, BatchSource, BatchState
 from .calibration import CalibrationItem, CalibrationRating
 from .image import Image
 from .project import Membership, Mode, Project
@@ -19,7 +20,7 @@ from .release import Release, ReleaseImage, ReleaseStatus
 from .webhook import DeliveryStatus, Webhook, WebhookDelivery
 
 __all__ = [
-    "AgreementSnapshot", "AllocationReason", "Assignment", "AuditEvent", "AssignmentStatus", "CalibrationItem", "CalibrationRating", "BinaryItem", "FlagReason", "FlagResolution", "Image", "ImageFlag",
+    "AgreementSnapshot", "AllocationReason", "Assignment", "AuditEvent", "Batch", "BatchImage", "BatchSource", "BatchState", "AssignmentStatus", "CalibrationItem", "CalibrationRating", "BinaryItem", "FlagReason", "FlagResolution", "Image", "ImageFlag",
     "Membership", "Mode", "ModelScore", "Project", "RaterTally", "Rating", "RatingRevision", "RatingSource", "Release", "ReleaseImage", "ReleaseStatus", "RetestRating",
     "SkipReason",
     "SnapshotStatus", "DeliveryStatus", "Webhook", "WebhookDelivery",

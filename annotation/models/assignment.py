@@ -114,6 +114,10 @@ class Assignment(models.Model):
     # A test-retest repeat of an image the rater rated before (Project.retest_share). Its submit stores a
     # RetestRating, never a Rating; it takes no capacity of the image. Never shown to the rater.
     is_retest = models.BooleanField(default=False)
+    # The batch (round, #22) the lease was served from; None outside rounds and for repeats. Pausing or
+    # closing the batch returns its open leases; the rater's progress in a round counts these.
+    batch = models.ForeignKey("annotation.Batch", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="assignments", db_index=False)
 
     class Meta:
         constraints = [
@@ -133,6 +137,9 @@ class Assignment(models.Model):
             # index, never a partial index on status = 'open': see open_lease in annotation.rating.sql.
             models.Index(fields=["item"], condition=models.Q(item__isnull=False), name="assignment_item"),
             models.Index(fields=["rater", "image"], name="assignment_rater_image"),
+            # a round's leases (returned on pause/close) and a rater's count in it (the rate page)
+            models.Index(fields=["batch", "rater", "status"], condition=models.Q(batch__isnull=False),
+                         name="assignment_batch_rater"),
         ]
 
     def __str__(self) -> str:
