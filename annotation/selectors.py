@@ -54,6 +54,30 @@ def can_manage(user: Any, project: Project) -> bool:
     return bool(user.role == Role.LEAD and is_member(user, project))
 
 
+# How a rating without a lease, or with one made before provenance was recorded, is named in
+# releases' raw tables (allocation_reasons).
+IMPORTED, UNRECORDED = "imported", "unrecorded"
+
+
+def allocation_reasons(project: Project, image_ids: np.ndarray, rater_ids: np.ndarray,
+                       emotions: np.ndarray | None = None, *, max_rating_id: int | None = None) -> list[str]:
+    """Why each rating was collected (Assignment.allocation_reason, #17), aligned with the rows
+    (image, rater[, emotion]) given (a release's raw ratings). A rating stored without a lease
+    (import_ratings) is IMPORTED; one leased before provenance was recorded is UNRECORDED."""
+    ratings = Rating.objects.filter(project=project)
+    if max_rating_id is not None:
+        ratings = ratings.filter(pk__lte=max_rating_id)
+    ratings = ratings.filter(emotion__isnull=emotions is None)
+    why = {(i, r, e): (w if w is not None and w != "" else (IMPORTED if w is None else UNRECORDED))
+           for i, r, e, w in ratings.values_list("image_id", "rater_id", "emotion", "assignment__allocation_reason")
+           .iterator(chunk_size=20000)}
+    if emotions is None:
+        keys = zip(image_ids.tolist(), rater_ids.tolist(), [None] * len(image_ids), strict=True)
+    else:
+        keys = zip(image_ids.tolist(), rater_ids.tolist(), emotions.tolist(), strict=True)
+    return [why.get(k, IMPORTED) for k in keys]
+
+
 def rating_rows(project: Project, *, emotion: int | None = None, max_rating_id: int | None = None,
                 as_of: datetime | None = None, exclude_raters: Sequence[int] = (),
                 flagged_image_ids: Collection[int] | None = None) -> pgcopy.RatingRows:

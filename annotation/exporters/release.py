@@ -127,6 +127,7 @@ def write_release(
     pseudonym_key: bytes,
     emotions: Sequence[str] = EMOTIONS,
     scale_max: int | None = None,
+    allocation: Sequence[str] | None = None,
 ) -> Manifest:
     """Write a complete release folder (layout in the module docstring) and return its manifest.
 
@@ -134,7 +135,8 @@ def write_release(
     place at the end, so a failure leaves nothing half-written. ``config`` is the frozen release
     configuration (consolidation rule, split config, ...) and goes into release.json unchanged
     except for float rounding; it must not contain secrets (pseudonym_key is never written).
-    ``scale_max`` defaults to labels.scale_max (intensity) or 1 (binary).
+    ``scale_max`` defaults to labels.scale_max (intensity) or 1 (binary). ``allocation``: why each
+    raw rating was collected, aligned with ``raw`` (raw/ratings.parquet's allocation_reason).
     Precondition: every labelled image has an ImageRow and a split (ValueError otherwise).
     """
     out_dir = Path(out_dir)
@@ -147,7 +149,7 @@ def write_release(
     released = set(table.column("sha256").to_pylist())
     released_assignment = {s: sp for s, sp in assignment.items() if s in released}
     raw_table = raw_ratings_table(raw, images, released_assignment, pseudonym_key=pseudonym_key,
-                                  emotions=emotions)
+                                  emotions=emotions, allocation=allocation)
     splits = _split_names(released_assignment)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +171,7 @@ def write_release(
         sink.file("README.md", [render_card(
             card=card, labels=labels, split_counts=split_counts, n_raw=raw_table.num_rows, n_raters=n_raters,
             agreement=agreement, balance=balance, emotions=emotions, scale_max=scale_max,
+            split_config=config.get("split"), test_split_note=str(config.get("test_split_note") or ""),
         ).encode("utf-8")])
         meta = {
             "format": RELEASE_FORMAT,

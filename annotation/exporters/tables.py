@@ -90,11 +90,15 @@ def raw_ratings_table(
     *,
     pseudonym_key: bytes,
     emotions: Sequence[str] = EMOTIONS,
+    allocation: Sequence[str] | None = None,
 ) -> Any:
     """The raw ratings of the released images (those in ``assignment``), pseudonymous raters only.
 
     Intensity (RatingRows): sha256, file_name, split, rater, one int16 column per emotion slug.
     Binary (BinaryVotes): sha256, file_name, split, rater, emotion (taxonomy name), vote (0/1).
+    With ``allocation`` (one reason per raw row, #17): an ``allocation_reason`` column after rater,
+    why the queue collected the rating (coverage, disagreement, model_gap, quota, sent_back, retest,
+    imported, unrecorded).
     Sorted by sha256, rater (binary: then emotion). Ratings of other images are dropped.
     ValueError if two raters' pseudonyms collide (choose another key).
     """
@@ -145,6 +149,10 @@ def raw_ratings_table(
         "split": pc.take(pa.array([assignment[im.sha256] for im in released], pa.string()), img),
         "rater": pc.take(names, rater),
     }
+    if allocation is not None:
+        if len(allocation) != ids.size:
+            raise ValueError(f"allocation has {len(allocation)} reasons for {ids.size} raw ratings")
+        cols["allocation_reason"] = pc.take(pa.array(allocation, pa.string()), pa.array(sel))
     if isinstance(raw, BinaryVotes):
         cols["emotion"] = pc.take(pa.array(list(emotions), pa.string()), emo[o])
         cols["vote"] = pa.array(np.asarray(raw.votes)[sel].astype(np.int8), pa.int8())

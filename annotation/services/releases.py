@@ -332,7 +332,10 @@ def _build(release: Release, step: Progress) -> None:
     try:
         exporters.write_release(staging, images=images, labels=labels, raw=raw, assignment=assignment, balance=balance,
                                 agreement=agreement, card=card, config=config,
-                                pseudonym_key=bytes.fromhex(release.pseudonym_key), scale_max=project.scale_max)
+                                pseudonym_key=bytes.fromhex(release.pseudonym_key), scale_max=project.scale_max,
+                                allocation=selectors.allocation_reasons(
+                                    project, raw.image_ids, raw.rater_ids,
+                                    raw.emotions if project.is_binary else None, max_rating_id=max_id))
         if config.get("include_images"):
             step(80, "copying images")
             _add_images(staging, {f"images/{image_info[i][1]}{Path(image_info[i][6]).suffix}":

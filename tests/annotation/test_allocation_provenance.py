@@ -98,3 +98,32 @@ def test_a_lead_sending_an_image_back_is_recorded_as_sent_back(fast, monkeypatch
     b = assignment_claim(project=project, rater=late)
     assert b is not None and b.image_id == image.pk
     assert Assignment.objects.get(pk=b.pk).allocation_reason == "sent_back"
+
+
+@pytest.mark.django_db
+def test_a_releases_raw_ratings_say_why_each_rating_was_collected() -> None:
+    import pyarrow.parquet as pq
+
+    from annotation.services.releases import release_build, release_create, release_dir
+
+    project = make_project(slug="why", target_ratings=2)
+    raters = [make_user() for _ in range(3)]
+    add_member(project, *raters)
+    images = [_image(project) for _ in range(12)]
+    for rater in raters[:2]:
+        while (a := assignment_claim(project=project, rater=rater)) is not None:
+            rating_submit(assignment=a, rater=rater, values=[3] * N_EMOTIONS)
+    # one rating stored without a lease (as import_ratings does) and one lease from before provenance
+    Rating.objects.create(project=project, image=images[0], rater=raters[2], values=[1] * N_EMOTIONS, scale_max=7,
+                          taxonomy_version=project.taxonomy_version)
+    Assignment.objects.filter(project=project, image=images[1]).update(allocation_reason="")
+    release = release_build(release_create(project=project, version="1.0.0", n_boot=0))
+    assert release.status == "built", release.error
+    raw = pq.read_table(release_dir(release) / "raw" / "ratings.parquet").to_pandas()
+    assert list(raw.columns[:5]) == ["sha256", "file_name", "split", "rater", "allocation_reason"]
+    assert len(raw) == 25
+    by_image = raw.groupby("sha256")["allocation_reason"].apply(sorted).to_dict()
+    assert by_image[images[0].sha256] == ["coverage", "coverage", "imported"]
+    assert by_image[images[1].sha256] == ["unrecorded", "unrecorded"]
+    assert all(v == ["coverage", "coverage"] for k, v in by_image.items()
+               if k not in (images[0].sha256, images[1].sha256))
