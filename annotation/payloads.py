@@ -106,6 +106,8 @@ class ReleaseConfig(TypedDict):
     code_version: str
     description: str
     excluded_raters: list[ExcludedRater]
+    # how the test split was drawn (model-independent sample or not, and why), for the card (#17); absent before
+    test_split_note: NotRequired[str]
 
 
 class ReleaseInputs(TypedDict):

@@ -23,19 +23,36 @@ Algorithm (``assign_splits``), for items = images with their sha256 and demograp
    leading values (so each single key's values, not only the joint strata, come out balanced:
    implicit stratification, as in systematic sampling), and the split totals land within one
    item of f_j * N (when no split is overfilled by sticky items).
-5. Fill. The free units are visited in the order of a keyed hash, sha256(f"{seed}:{unit key}")
-   (the unit key is the group value, or the image's sha256), and each goes to the split j whose
-   remaining deficits d_sj = target_sj - assigned_sj it reduces best, in the chi-square sense:
-   the split minimising sum_s ((d_sj - m_s)^2 - d_sj^2) / f_j, where m_s counts the unit's items
-   in stratum s (ties to the earlier split); deficits start at the targets of step 4. For single
-   images this picks a split with a positive deficit, so the targets are met exactly; a group
-   never goes to a small split whose deficit it would overshoot badly. If sticky items already
-   exceed a split's share in a stratum, that stratum's new items go to the other splits in
-   proportion to their fractions.
+5. Fill. The free units are visited largest first (a prompt with twelve faces before a single
+   face), ties in the order of a keyed hash, sha256(f"{seed}:{unit key}") (the unit key is the
+   group value, or the image's sha256), and each goes to the split j that reduces its remaining
+   deficits best, in the chi-square sense: the split minimising sum_t w_t sum_c ((d_cj - m_c)^2 -
+   d_cj^2) / f_j, where m_c counts the unit's items in cell c of table t and d_cj that cell's
+   remaining deficit in split j (ties to the earlier split). The tables t are
+   - the joint strata, with the integer targets of step 4 (weight 1);
+   - with ``balance_groups`` (group-aware balancing; on whenever a unit holds more than one
+     image): each stratum key's values on their own and the split totals, each with the real
+     targets f_j * n - items fixed in j (weight 1 each). A whole group rarely fits a small
+     split's few places in its joint stratum; without these the groups drift to the largest
+     split and the fractions go off target;
+   - with ``presence`` (emotion presence, a multilabel stratification in the spirit of Sechidis,
+     Tsoumakas and Vlahavas's iterative stratification): one cell per emotion, counting the images
+     whose consolidated label marks it present, targets f_j * n_e - fixed; weight 1 / (mean number
+     of present emotions per image), so that presence weighs as much as one stratum key.
+   Largest first, the big groups land while every deficit is still large and the single images
+   at the end fill what is left; for single images without presence this reproduces the integer
+   targets of step 4 exactly. If sticky items already exceed a split's share in a stratum, that
+   stratum's new items go to the other splits in proportion to their fractions.
+6. Test from the model-independent sample (``test_from_model_independent``): only units whose
+   images all belong to the sample (``SplitItem.model_independent``) may go to "test". They are
+   filled first, against targets where "test" keeps its full share of each cell (up to the
+   eligible items there) and the other splits share the rest; then the other units fill the
+   other splits against what is left. The test split's allocation thus never used the model; if
+   the sample is too small the test split comes out short and ``check_balance`` says so.
 
 Same items + same config + same previous -> same assignment; another seed changes which items
-go where (per-stratum counts move by about one item at most, through the stream's start). Balance is reported by ``balance_table`` and checked by
-``check_balance`` (tolerance stated there).
+go where. Balance is reported by ``balance_table`` (with ``presence_key`` also per emotion present)
+and checked by ``check_balance`` (tolerance and the missing-stratum rule stated there).
 """
 
 from __future__ import annotations
@@ -51,6 +68,9 @@ from typing import Any
 __all__ = [
     "BALANCE_KEYS",
     "DEFAULT_FRACTIONS",
+    "MIN_STRATUM",
+    "MISSING",
+    "PRESENCE_KEY",
     "UNKNOWN",
     "SplitConfig",
     "SplitItem",
@@ -63,6 +83,12 @@ __all__ = [
 DEFAULT_FRACTIONS: tuple[tuple[str, float], ...] = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 BALANCE_KEYS: tuple[str, ...] = ("ethnicity", "gender", "age")
 UNKNOWN = "unknown"
+PRESENCE_KEY = "emotion present"  # balance_table's key for the per-emotion presence rows
+TEST_SPLIT = "test"
+MISSING = "missing: "  # check_balance's prefix for a stratum missing from a split (fails a release)
+# A stratum value (or an emotion present) with at least this many images must appear in every split
+# expected to hold 5 or more of them (check_balance); releases freeze it in SplitConfig.min_stratum.
+MIN_STRATUM = 20
 # Hugging Face split names: word characters (they become file names data/<split>-00000-of-00001.parquet).
 _SPLIT_NAME = re.compile(r"^\w+$", re.ASCII)
 
@@ -77,6 +103,8 @@ class SplitItem:
     age: int | None = None
     prompt: str = ""
     extra: tuple[tuple[str, str], ...] = ()
+    present: tuple[str, ...] = ()  # emotions the consolidated label marks present
+    model_independent: bool = False  # in the model-independent evaluation sample (scoring.priority)
 
     def value(self, key: str, age_bucket_width: int = 10) -> str:
         """The item's value for a stratum or group key; "" becomes UNKNOWN, ages become buckets."""
@@ -102,6 +130,12 @@ class SplitConfig:
     strata: attributes whose joint values form the strata (see ``SplitItem.value``).
     group_key: attribute whose equal non-empty values keep items in one split (e.g. "prompt").
     age_bucket_width: years per age bucket in strata and balance tables.
+    presence: also stratify by the emotions each image's label marks present (step 5).
+    balance_groups: group-aware balancing (step 5); None = on whenever a unit holds several images.
+    test_from_model_independent: draw the "test" split from the model-independent sample (step 6).
+    min_stratum: N of the missing-stratum rule of ``check_balance``.
+    model_independent_share: the sample's share when the release was created (the service computes
+        ``SplitItem.model_independent`` from it; kept here so the frozen config says which sample).
     """
 
     seed: int = 0
@@ -109,6 +143,11 @@ class SplitConfig:
     strata: tuple[str, ...] = BALANCE_KEYS
     group_key: str | None = None
     age_bucket_width: int = 10
+    presence: bool = False
+    balance_groups: bool | None = None
+    test_from_model_independent: bool = False
+    min_stratum: int = MIN_STRATUM
+    model_independent_share: float | None = None  # frozen record of the sample's share (not used here)
 
     def __post_init__(self) -> None:
         names = [n for n, _ in self.fractions]
@@ -126,6 +165,11 @@ class SplitConfig:
             raise ValueError(f"fractions must sum to 1, they sum to {total:g}")
         if self.age_bucket_width < 1:
             raise ValueError(f"age_bucket_width must be at least 1, not {self.age_bucket_width}")
+        if self.min_stratum < 1:
+            raise ValueError(f"min_stratum must be at least 1, not {self.min_stratum}")
+        if self.test_from_model_independent and TEST_SPLIT not in names:
+            raise ValueError(f"test_from_model_independent needs a split named {TEST_SPLIT!r} (splits: "
+                             f"{', '.join(names)})")
 
     @property
     def split_names(self) -> tuple[str, ...]:
@@ -133,7 +177,10 @@ class SplitConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "fractions": [[n, s] for n, s in self.fractions], "strata": list(self.strata),
-                "group_key": self.group_key, "age_bucket_width": self.age_bucket_width}
+                "group_key": self.group_key, "age_bucket_width": self.age_bucket_width, "presence": self.presence,
+                "balance_groups": self.balance_groups,
+                "test_from_model_independent": self.test_from_model_independent, "min_stratum": self.min_stratum,
+                "model_independent_share": self.model_independent_share}
 
 
 def _keyed(seed: int, text: str) -> str:
@@ -276,21 +323,108 @@ def assign_splits(
     overall = [max(0.0, f * len(by_sha) - fixed_totals[j]) for j, f in enumerate(fracs)]
     _rake(quotas, free_sizes, overall)
     targets = _stream_targets(quotas, free_sizes)
-    deficit: dict[tuple[str, ...], list[int]] = dict(zip(order, targets, strict=True))
 
-    free.sort()
-    for _, members in free:
-        per_stratum = Counter(stratum[s] for s in members)
-        cost = [0.0] * len(names)
-        for st, m in per_stratum.items():
-            d = deficit[st]
-            for j in range(len(names)):
-                cost[j] += (m * m - 2 * m * d[j]) / fracs[j]
-        best = min(range(len(names)), key=lambda j: (cost[j], j))
+    # The tables whose cells' deficits the fill reduces (module docstring, step 5): table -> cell ->
+    # remaining deficit per split, and each item's cells.
+    k = len(names)
+    free.sort(key=lambda unit: (-len(unit[1]), unit[0]))
+    grouped = config.balance_groups if config.balance_groups is not None else any(len(m) > 1 for _, m in free)
+    tables: list[tuple[float, dict[Any, list[float]]]] = [
+        (1.0, {st: [float(t) for t in row] for st, row in zip(order, targets, strict=True)})]
+    cells: dict[str, list[tuple[int, Any]]] = {sha: [(0, stratum[sha])] for sha in by_sha}
+
+    def add_table(weight: float, cell_of: Mapping[str, Sequence[Any]]) -> None:
+        sizes: Counter[Any] = Counter()
+        fixed_in: dict[Any, list[int]] = defaultdict(lambda: [0] * k)
+        for sha, cs in cell_of.items():
+            for c in cs:
+                sizes[c] += 1
+                if sha in out:
+                    fixed_in[c][index[out[sha]]] += 1
+        t = len(tables)
+        tables.append((weight, {c: [f * n - fixed_in[c][j] for j, f in enumerate(fracs)] for c, n in sizes.items()}))
+        for sha, cs in cell_of.items():
+            cells[sha] += [(t, c) for c in cs]
+
+    if grouped:
+        for key in config.strata:
+            add_table(1.0, {sha: (by_sha[sha].value(key, width),) for sha in by_sha})
+        add_table(1.0, {sha: ("all",) for sha in by_sha})
+    if config.presence:
+        n_present = sum(len(set(it.present)) for it in by_sha.values())
+        if n_present:
+            add_table(len(by_sha) / n_present, {sha: tuple(sorted(set(it.present))) for sha, it in by_sha.items()})
+
+    allowed = [True] * k
+    if config.test_from_model_independent:
+        test = index[TEST_SPLIT]
+        eligible = [u for u in free if all(by_sha[s].model_independent for s in u[1])]
+        others = [u for u in free if not all(by_sha[s].model_independent for s in u[1])]
+        phase1 = _eligible_targets(tables, cells, eligible, test, fracs)
+        assigned = _fill(eligible, cells, [(w, t1) for (w, _), t1 in zip(tables, phase1, strict=True)], fracs,
+                         allowed, out, names)
+        for sha, j in assigned:  # what phase 1 placed no longer counts as a deficit
+            for t, c in cells[sha]:
+                tables[t][1][c][j] -= 1
+        allowed[test] = False
+        _fill(others, cells, tables, fracs, allowed, out, names)
+    else:
+        _fill(free, cells, tables, fracs, allowed, out, names)
+    return dict(sorted(out.items()))
+
+
+def _eligible_targets(tables: Sequence[tuple[float, Mapping[Any, Sequence[float]]]],
+                      cells: Mapping[str, Sequence[tuple[int, Any]]], eligible: Sequence[tuple[str, list[str]]],
+                      test: int, fracs: Sequence[float]) -> list[dict[Any, list[float]]]:
+    """Targets for the units eligible for the test split (module docstring, step 6): per cell, the
+    test split gets its whole deficit, up to the eligible items in the cell; the other splits share
+    the eligible items left over in proportion to their own deficits."""
+    count: list[Counter[Any]] = [Counter() for _ in tables]
+    for _, members in eligible:
+        for sha in members:
+            for t, c in cells[sha]:
+                count[t][c] += 1
+    out: list[dict[Any, list[float]]] = []
+    for t, (_, cellmap) in enumerate(tables):
+        part: dict[Any, list[float]] = {}
+        for c, d in cellmap.items():
+            e = float(count[t][c])
+            to_test = max(0.0, min(d[test], e))
+            rest = [max(0.0, x) if j != test else 0.0 for j, x in enumerate(d)]
+            if sum(rest) <= 0:
+                rest = [f if j != test else 0.0 for j, f in enumerate(fracs)]
+            total = sum(rest)
+            part[c] = [to_test if j == test else (e - to_test) * rest[j] / total if total else 0.0
+                       for j in range(len(d))]
+        out.append(part)
+    return out
+
+
+def _fill(units: Sequence[tuple[str, list[str]]], cells: Mapping[str, Sequence[tuple[int, Any]]],
+          tables: Sequence[tuple[float, dict[Any, list[float]]]], fracs: Sequence[float], allowed: Sequence[bool],
+          out: dict[str, str], names: Sequence[str]) -> list[tuple[str, int]]:
+    """Assign each unit, in the given order, to the allowed split that reduces the weighted
+    chi-square of the remaining deficits most (module docstring, step 5); updates the deficits and
+    ``out``; returns (sha256, split index) of every item assigned."""
+    done: list[tuple[str, int]] = []
+    splits = [j for j in range(len(names)) if allowed[j]]
+    for _, members in units:
+        counts: Counter[tuple[int, Any]] = Counter(tc for s in members for tc in cells[s])
+        best, best_cost = splits[0], math.inf
+        for j in splits:
+            cost = 0.0
+            for (t, c), m in counts.items():
+                weight, cellmap = tables[t]
+                cost += weight * (m * m - 2 * m * cellmap[c][j])
+            cost /= fracs[j]
+            if cost < best_cost - 1e-9:
+                best, best_cost = j, cost
+        for (t, c), m in counts.items():
+            tables[t][1][c][best] -= m
         for s in members:
             out[s] = names[best]
-            deficit[stratum[s]][best] -= 1
-    return dict(sorted(out.items()))
+            done.append((s, best))
+    return done
 
 
 def _ordered_splits(assignment: Mapping[str, str], splits: Sequence[str] | None) -> list[str]:
@@ -308,8 +442,12 @@ def balance_table(
     *,
     splits: Sequence[str] | None = None,
     age_bucket_width: int = 10,
+    presence: bool = False,
 ) -> dict[str, Any]:
     """Counts and shares per stratum value per split, for the items that have a split.
+
+    With ``presence``, also the key ``PRESENCE_KEY``: one row per emotion some item marks present,
+    its count and share the images (of all, of the split) whose label marks it present.
 
     Returns (shares rounded to 6 decimals, values sorted, splits in ``splits`` order or
     train/validation/test then alphabetical)::
@@ -341,6 +479,16 @@ def balance_table(
              "by_split": {n: cell(per[n][v], split_n[n]) for n in names}}
             for v in sorted(overall)
         ]
+    if presence:
+        seen: Counter[str] = Counter()
+        in_split: dict[str, Counter[str]] = {n: Counter() for n in names}
+        for it in chosen:
+            for e in set(it.present):
+                seen[e] += 1
+                in_split.setdefault(assignment[it.sha256], Counter())[e] += 1
+        tables[PRESENCE_KEY] = [{"value": e, "all": cell(seen[e], total),
+                                 "by_split": {n: cell(in_split[n][e], split_n[n]) for n in names}}
+                                for e in sorted(seen)]
     return {"total": total, "splits": {n: cell(split_n[n], total) for n in names}, "keys": tables}
 
 
@@ -361,16 +509,18 @@ def check_balance(
     floor: float = 0.05,
     z: float = 2.0,
     fractions: Sequence[tuple[str, float]] | None = None,
-    min_stratum: int = 20,
+    min_stratum: int = MIN_STRATUM,
     min_expected: float = 5.0,
 ) -> list[str]:
     """Violations (empty list = balanced) of a ``balance_table``.
 
     Rule: for every key, value and non-empty split of n items, |share of the value in the split -
     its overall share| <= max(floor, z / sqrt(n)) (``balance_tolerance``). A value with at least
-    ``min_stratum`` items that is missing from a split entirely is a violation whenever the split
+    ``min_stratum`` items (N, default ``MIN_STRATUM`` = 20; an emotion present counts as a value of
+    the ``PRESENCE_KEY`` rows) that is missing from a split entirely is a violation whenever the split
     should hold at least ``min_expected`` of them (its overall share x n): the share tolerance alone
-    let a group of 2% of the images be absent from validation and test. With ``fractions``, also
+    let a group of 2% of the images be absent from validation and test. Messages about a missing
+    value start with ``MISSING``. With ``fractions``, also
     each split's share of all items must be within max(0.01, 1 / sqrt(N)) of its fraction.
     """
     problems: list[str] = []
@@ -384,7 +534,7 @@ def check_balance(
                 tol = balance_tolerance(n_split, floor=floor, z=z)
                 expected = float(row["all"]["share"]) * n_split
                 if int(c["n"]) == 0 and int(row["all"]["n"]) >= min_stratum and expected >= min_expected:
-                    problems.append(f"{key}={row['value']}: none of its {row['all']['n']} images in {split} "
+                    problems.append(f"{MISSING}{key}={row['value']}: none of its {row['all']['n']} images in {split} "
                                     f"(about {expected:.0f} expected)")
                 diff = float(c["share"]) - float(row["all"]["share"])
                 if abs(diff) > tol:

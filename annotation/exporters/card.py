@@ -60,8 +60,14 @@ def render_card(
     balance: Mapping[str, Any],
     emotions: Sequence[str] = EMOTIONS,
     scale_max: int | None = None,
+    split_config: Mapping[str, Any] | None = None,
+    test_split_note: str = "",
 ) -> str:
     """The dataset card (README.md) with the YAML header the Hugging Face hub reads.
+
+    ``split_config`` (annotation.splits.SplitConfig.as_dict(), frozen in the release) and
+    ``test_split_note`` (how the test split was drawn) describe the splits; without them the card
+    says only that splits are stratified by the balance keys.
 
     ``agreement`` is a plain summary dict (keys optional except "emotions")::
 
@@ -85,7 +91,7 @@ def render_card(
     out += ["## Consolidation", "", labels.describe() if isinstance(labels, BinaryConsolidated)
             else labels.rule.describe(), ""]
     out += _agreement_section(agreement, emotions)
-    out += _balance_section(balance)
+    out += _balance_section(balance, split_config, test_split_note)
     out += _rater_pool_section(card.rater_pool)
     out += _license_and_uses(card)
     return "\n".join(out)
@@ -166,13 +172,22 @@ def _agreement_section(agreement: Mapping[str, Any], emotions: Sequence[str]) ->
                + (f" Mean alpha over emotions: {_fmt(agreement.get('mean_alpha'))}."
                   if agreement.get("mean_alpha") is not None else ""))
     out += _agreement_context(agreement)
-    out += ["", "| Emotion | alpha | interval | images |", "|---|---:|---|---:|"]
     per: Mapping[str, Mapping[str, Any]] = agreement.get("emotions", {})
+    side = any("alpha_all_ratings" in per.get(e, {}) for e in emotions)
+    if side:  # #17: alpha on the released selection beside alpha on every rating of the frozen inputs
+        out += ["", "| Emotion | alpha (released selection) | interval | alpha (all ratings) | images |",
+                "|---|---:|---|---:|---:|"]
+    else:
+        out += ["", "| Emotion | alpha | interval | images |", "|---|---:|---|---:|"]
     for e in emotions:
         a = per.get(e, {})
         ci = f"[{_fmt(a.get('ci_low'))}, {_fmt(a.get('ci_high'))}]" if a.get("ci_low") is not None else "n/a"
         n_units = a.get("n_units")
-        out.append(f"| {_md(e)} | {_fmt(a.get('alpha'))} | {ci} | {n_units if n_units is not None else 'n/a'} |")
+        images = n_units if n_units is not None else "n/a"
+        if side:
+            out.append(f"| {_md(e)} | {_fmt(a.get('alpha'))} | {ci} | {_fmt(a.get('alpha_all_ratings'))} | {images} |")
+        else:
+            out.append(f"| {_md(e)} | {_fmt(a.get('alpha'))} | {ci} | {images} |")
     out.append("")
     return out
 
@@ -195,11 +210,30 @@ def _agreement_context(agreement: Mapping[str, Any]) -> list[str]:
     return ["", " ".join(out)] if out else []
 
 
-def _balance_section(balance: Mapping[str, Any]) -> list[str]:
-    """Counts and shares per demographic value and split (annotation.splits.balance_table's tables)."""
-    out = ["## Demographic balance per split", "",
-           "Counts and shares (of the split) per value; splits are stratified by ethnicity x gender x age bucket.",
-           ""]
+def _balance_section(balance: Mapping[str, Any], split_config: Mapping[str, Any] | None = None,
+                     test_split_note: str = "") -> list[str]:
+    """How the splits were drawn, then counts and shares per demographic value (and per emotion
+    present) and split (annotation.splits.balance_table's tables)."""
+    cfg = split_config or {}
+    strata = " x ".join("age bucket" if k == "age" else str(k) for k in cfg.get("strata", ["ethnicity", "gender", "age"]))
+    how = [f"Splits are stratified by {_md(strata)}"]
+    if cfg.get("presence"):
+        how[0] += " and by which emotions each image's label marks present (consensus above 0; binary: label 1)"
+    how[0] += "."
+    if cfg.get("group_key"):
+        how.append(f"Images sharing a `{_md(cfg['group_key'])}` are always in the same split, so near-duplicate "
+                   "faces never straddle train and test.")
+    elif split_config is not None:
+        how.append("Images are split one by one (no grouping).")
+    if cfg.get("min_stratum"):
+        how.append(f"A value with {int(cfg['min_stratum'])} or more images that is missing from a split expected to "
+                   "hold 5 or more of them fails the release.")
+    if test_split_note:
+        how.append(test_split_note)
+    out = ["## Splits", "", " ".join(how), "", "## Demographic balance per split", "",
+           "Counts and shares (of the split) per value"
+           + (" and, under \"emotion present\", per emotion the images whose label marks it present." if
+              "emotion present" in balance.get("keys", {}) else "."), ""]
     bsplits = list(balance.get("splits", {}))
     for key, rows in balance.get("keys", {}).items():
         out += [f"### {key}", "", "| value | all | " + " | ".join(bsplits) + " |",

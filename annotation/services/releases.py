@@ -35,7 +35,7 @@ from accounts.models import PROFILE_FIELDS, PROFILE_MIN_GROUP, PROFILE_OTHER, Ra
 from annotation import agreement as ag
 from annotation import exporters, jobs, selectors, taxonomy
 from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate_binary, consolidate_intensity
-from annotation.models import Image, Project, Rating, Release, ReleaseImage, ReleaseStatus
+from annotation.models import Image, ModelScore, Project, Rating, Release, ReleaseImage, ReleaseStatus
 from annotation.models.release import SEMVER, semver_key
 from annotation.payloads import (
     ExcludedRater,
@@ -45,12 +45,21 @@ from annotation.payloads import (
     release_config,
     release_inputs,
 )
+from annotation.scoring import priority as prio
 from annotation.services import stored_files
 from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
 from annotation.services.raters import raters_excluded
 from annotation.services.webhooks import webhooks_emit
-from annotation.splits import SplitConfig, SplitItem, assign_splits, balance_table, check_balance
+from annotation.splits import (
+    MISSING,
+    TEST_SPLIT,
+    SplitConfig,
+    SplitItem,
+    assign_splits,
+    balance_table,
+    check_balance,
+)
 
 Progress = Callable[[int, str], None]
 
@@ -91,9 +100,11 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
     if existing and semver_key(version) <= max(semver_key(v) for v in existing):
         latest = max(existing, key=semver_key)
         raise ReleaseError(f"version {version} is not above the latest release {latest}")
+    max_id_now = Rating.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0
     try:
         rule = ConsolidationRule(**(consolidation or {}))
-        split_config = SplitConfig(**_split_kwargs(split or {}))
+        split_kwargs, test_note = _split_defaults(project, split or {}, max_id_now)
+        split_config = SplitConfig(**_split_kwargs(split_kwargs))
     except (TypeError, ValueError) as exc:
         raise ReleaseError(f"invalid release setting: {exc}") from None
     if not 0 <= n_boot <= 100_000:
@@ -105,7 +116,7 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
     # by the build, never written out); the files name them by their release pseudonym, with the reason.
     excluded = raters_excluded(project)
     inputs: ReleaseInputs = {
-        "max_rating_id": Rating.objects.filter(project=project).aggregate(m=Max("id"))["m"] or 0,
+        "max_rating_id": max_id_now,
         "as_of": frozen_at.isoformat(),
         "ratings": Rating.objects.filter(project=project).count(),
         "excluded_rater_ids": [x.rater_id for x in excluded],
@@ -119,7 +130,7 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
     config: ReleaseConfig = {
         "project": project.slug, "mode": project.mode, "scale_max": project.scale_max,
         "k": project.target_ratings if project.is_binary else None,
-        "consolidation": rule.as_dict(), "split": split_config.as_dict(),
+        "consolidation": rule.as_dict(), "split": split_config.as_dict(), "test_split_note": test_note,
         "agreement": {"level": "nominal" if project.is_binary else "interval", "n_boot": n_boot,
                       "seed": split_config.seed, "confidence": 0.95},
         "include_images": include_images, "taxonomy_version": project.taxonomy_version,
@@ -131,6 +142,68 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
                                      created_by=created_by, pseudonym_key=pseudonym_key)
     audit_record(actor=created_by, action="release.created", project=project, obj=release, version=version)
     return release
+
+
+# The test split is drawn from the model-independent sample by default only when the sample's eligible
+# images (whole groups inside it) number at least this many times the test split's size, so that the
+# test split can still be stratified within it.
+MODEL_INDEPENDENT_MARGIN = 1.5
+
+
+def _split_defaults(project: Project, split: dict[str, Any], max_rating_id: int) -> tuple[dict[str, Any], str]:
+    """The release's split settings with #17's defaults filled in, and the card's sentence on how
+    the test split was drawn (docs/agreement.md, "Release splits"):
+
+    - group_key "prompt" when any rated image has a prompt (near-duplicate faces of one prompt
+      never straddle train and test); give group_key None (the command: --group-key none) to turn it off;
+    - presence (stratify by the emotions the label marks present) on;
+    - test_from_model_independent on when the project has model scores and the model-independent
+      sample (priority_weights.model_independent_share, frozen here) holds at least
+      MODEL_INDEPENDENT_MARGIN x the test split's images in whole groups; given explicitly, it is
+      kept (True with no sample is refused).
+    """
+    out = dict(split)
+    rated = (Image.objects.filter(project=project, ratings__id__lte=max_rating_id, flagged=False)
+             .values_list("pk", "prompt").distinct())
+    rows = list(rated)
+    if "group_key" not in out:
+        out["group_key"] = "prompt" if any(p.strip() for _, p in rows) else None
+    out.setdefault("presence", True)
+    share = prio.resolve_weights(project.priority_weights or {}).model_independent_share
+    fractions = dict(_split_kwargs(out).get("fractions", SplitConfig().fractions))
+    test_share = float(fractions.get(TEST_SPLIT, 0.0))
+    in_sample = dict(zip([pk for pk, _ in rows], prio.model_independent([pk for pk, _ in rows], share).tolist(),
+                         strict=True)) if rows and share > 0 else {}
+    groups: dict[str, list[bool]] = {}
+    for pk, prompt in rows:
+        key = prompt.strip() if out.get("group_key") == "prompt" and prompt.strip() else f"#{pk}"
+        groups.setdefault(key, []).append(bool(in_sample.get(pk, False)))
+    eligible = sum(len(g) for g in groups.values() if all(g))
+    needed = test_share * len(rows)
+    has_scores = ModelScore.objects.filter(project=project).exists()
+    if "test_from_model_independent" not in out:
+        out["test_from_model_independent"] = bool(
+            has_scores and test_share > 0 and share > 0 and needed > 0 and eligible >= MODEL_INDEPENDENT_MARGIN * needed)
+    elif out["test_from_model_independent"] and share <= 0:
+        raise ValueError("test_from_model_independent needs a model-independent sample "
+                         "(priority_weights.model_independent_share is 0)")
+    out["model_independent_share"] = share if out["test_from_model_independent"] else None
+    if out["test_from_model_independent"]:
+        note = (f"The test split is drawn only from the model-independent evaluation sample (a fixed "
+                f"{share:.0%} of the images, chosen by a hash of the image id, where the queue never used a "
+                "model's scores to decide who rates what), so models can be evaluated on it without the "
+                "queue having favoured them.")
+    elif not has_scores:
+        note = "No model scored this project's images, so no rating was allocated by a model's scores."
+    elif "test_from_model_independent" in split:
+        note = ("The test split was not restricted to the model-independent evaluation sample (a release "
+                "option): its ratings may have been allocated partly by a model's scores; evaluate models on "
+                "the model-independent sample instead.")
+    else:
+        note = (f"The test split is not restricted to the model-independent evaluation sample: it holds "
+                f"{eligible} eligible images, fewer than {MODEL_INDEPENDENT_MARGIN:g} x the {needed:.0f} the "
+                "test split needs; its ratings may have been allocated partly by a model's scores.")
+    return out, note
 
 
 def _split_kwargs(raw: dict[str, Any]) -> dict[str, Any]:
@@ -290,11 +363,16 @@ def _build(release: Release, step: Progress) -> None:
                                  ethnicity=image_info[i][2], gender=image_info[i][3], age=image_info[i][4],
                                  prompt=image_info[i][5]) for i in kept_ids]
     step(35, "assigning splits")
-    items = [SplitItem(sha256=im.sha256, ethnicity=im.ethnicity, gender=im.gender, age=im.age, prompt=im.prompt)
-             for im in images]
+    items = _split_items(images, labels, split_config)
     assignment = assign_splits(items, split_config, previous=_previous_splits(release))
-    balance = balance_table(items, assignment, split_config.strata, age_bucket_width=split_config.age_bucket_width)
-    violations = check_balance(balance, fractions=split_config.fractions)
+    balance = balance_table(items, assignment, split_config.strata, age_bucket_width=split_config.age_bucket_width,
+                            presence=split_config.presence)
+    violations = check_balance(balance, fractions=split_config.fractions, min_stratum=split_config.min_stratum)
+    missing = [v[len(MISSING):] for v in violations if v.startswith(MISSING)]
+    if missing:
+        raise ReleaseError(f"the splits leave out {len(missing)} stratum value(s) of {split_config.min_stratum} or more "
+                           f"images: {'; '.join(missing[:5])}. Cut a new version with another seed, fractions or "
+                           "min_stratum, or without grouping")
 
     step(50, "computing agreement")
     if project.is_binary:
@@ -311,10 +389,14 @@ def _build(release: Release, step: Progress) -> None:
         every = selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
                                       flagged_image_ids=flagged) if excluded_ids or labels.left_out.get("disputed") \
             else None
-        all_alphas = [a.alpha for a in ag.alpha_all(
+        per_all = ag.alpha_all(
             every.image_ids if every is not None else units, None, every.values if every is not None else values,
             level=agreement_cfg["level"], domain=ag.scale_domain(project.scale_max))  # type: ignore[arg-type]
-            if a.alpha is not None]
+        all_alphas = [a.alpha for a in per_all if a.alpha is not None]
+        for e, a in enumerate(per_all):  # per emotion too, for the card's side-by-side table
+            row = agreement["emotions"].get(taxonomy.EMOTIONS[e])
+            if row is not None:
+                row["alpha_all_ratings"] = None if a.alpha is None else round(a.alpha, 6)
         agreement["mean_alpha_all_ratings"] = round(sum(all_alphas) / len(all_alphas), 6) if all_alphas else None
 
     step(65, "writing files")
@@ -365,6 +447,23 @@ def _build(release: Release, step: Progress) -> None:
                 built_at=timezone.now(), summary=summary)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _split_items(images: list[exporters.ImageRow], labels: Any, config: SplitConfig) -> list[SplitItem]:
+    """The splitter's view of the released images: demographics and prompt, the emotions the
+    consolidated label marks present (intensity: consensus > 0; binary: label 1), and membership
+    of the model-independent sample at the share frozen in the config."""
+    ids = [im.image_id for im in images]
+    row = {int(i): n for n, i in enumerate(labels.image_ids.tolist())}
+    marks = labels.consensus > 0 if hasattr(labels, "consensus") else labels.label == 1
+    names = taxonomy.EMOTIONS
+    share = config.model_independent_share or 0.0
+    sample = prio.model_independent(ids, share).tolist() if config.test_from_model_independent and ids \
+        else [False] * len(ids)
+    return [SplitItem(sha256=im.sha256, ethnicity=im.ethnicity, gender=im.gender, age=im.age, prompt=im.prompt,
+                      present=tuple(names[e] for e in np.flatnonzero(marks[row[im.image_id]]).tolist())
+                      if config.presence else (), model_independent=bool(inside))
+            for im, inside in zip(images, sample, strict=True)]
 
 
 def rater_pool(rater_ids: list[int]) -> dict[str, Any]:
@@ -535,7 +634,8 @@ def release_config_conflicts(release: Release, requested: dict[str, Any]) -> lis
     config = release.config
     frozen = {
         "method": config["consolidation"]["method"], "min_ratings": config["consolidation"]["min_ratings"],
-        "seed": config["split"]["seed"], "group_key": config["split"].get("group_key"),
+        "seed": config["split"]["seed"], "group_key": config["split"].get("group_key") or "none",
+        "test_from_model_independent": bool(config["split"].get("test_from_model_independent")),
         "include_images": bool(config.get("include_images")), "bootstrap": config["agreement"]["n_boot"],
     }
     return [f"--{name.replace('_', '-')} {value} ({release.version} has {frozen[name]})"

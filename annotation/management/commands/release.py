@@ -34,7 +34,12 @@ class Command(BaseCommand):
                             help="Consolidation (default median)")
         parser.add_argument("--min-ratings", type=int, default=None, help="Ratings an image needs (default 2)")
         parser.add_argument("--seed", type=int, default=None, help="Split seed (default 0)")
-        parser.add_argument("--group-key", default=None, help="Keep images sharing this attribute in one split")
+        parser.add_argument("--group-key", default=None,
+                            help="Keep images sharing this attribute in one split (default: prompt where images "
+                                 "have one; 'none' splits image by image)")
+        parser.add_argument("--test-from-model-independent", choices=["yes", "no"], default=None,
+                            help="Draw the test split from the model-independent evaluation sample (default: yes "
+                                 "when the project has model scores and the sample is big enough)")
         parser.add_argument("--include-images", action="store_true", default=None,
                             help="Put the (metadata-stripped) image files into the release")
         parser.add_argument("--bootstrap", type=int, default=None, help="Resamples for the agreement intervals (default 1000)")
@@ -45,11 +50,15 @@ class Command(BaseCommand):
         release = Release.objects.filter(project=project, version=version).first()
         requested = {name: opts[name] for name in ("method", "min_ratings", "seed", "group_key", "include_images",
                                                    "bootstrap")}
+        tfmi = opts["test_from_model_independent"]
+        requested["test_from_model_independent"] = None if tfmi is None else tfmi == "yes"
         try:
             if release is None:
                 split: dict[str, object] = {"seed": 0 if opts["seed"] is None else opts["seed"]}
                 if opts["group_key"] is not None:
-                    split["group_key"] = opts["group_key"]
+                    split["group_key"] = None if opts["group_key"] == "none" else opts["group_key"]
+                if tfmi is not None:
+                    split["test_from_model_independent"] = tfmi == "yes"
                 release = release_create(
                     project=project, version=version, include_images=bool(opts["include_images"]),
                     n_boot=1000 if opts["bootstrap"] is None else opts["bootstrap"],
