@@ -47,7 +47,8 @@ Algorithm (``assign_splits``), for items = images with their sha256 and demograp
    images all belong to the sample (``SplitItem.model_independent``) may go to "test". They are
    filled first, against targets where "test" keeps its full share of each cell (up to the
    eligible items there) and the other splits share the rest; then the other units fill the
-   other splits against what is left. The test split's allocation thus never used the model; if
+   other splits against what is left. In each phase the chi-square weighs a split by its share of
+   that phase's targets, not by its overall fraction. The test split's allocation thus never used the model; if
    the sample is too small the test split comes out short and ``check_balance`` says so.
 
 Same items + same config + same previous -> same assignment; another seed changes which items
@@ -361,16 +362,24 @@ def assign_splits(
         eligible = [u for u in free if all(by_sha[s].model_independent for s in u[1])]
         others = [u for u in free if not all(by_sha[s].model_independent for s in u[1])]
         phase1 = _eligible_targets(tables, cells, eligible, test, fracs)
-        assigned = _fill(eligible, cells, [(w, t1) for (w, _), t1 in zip(tables, phase1, strict=True)], fracs,
-                         allowed, out, names)
+        assigned = _fill(eligible, cells, [(w, t1) for (w, _), t1 in zip(tables, phase1, strict=True)],
+                         _shares(phase1[0], k), allowed, out, names)
         for sha, j in assigned:  # what phase 1 placed no longer counts as a deficit
             for t, c in cells[sha]:
                 tables[t][1][c][j] -= 1
         allowed[test] = False
-        _fill(others, cells, tables, fracs, allowed, out, names)
+        _fill(others, cells, tables, _shares(tables[0][1], k), allowed, out, names)
     else:
         _fill(free, cells, tables, fracs, allowed, out, names)
     return dict(sorted(out.items()))
+
+
+def _shares(cellmap: Mapping[Any, Sequence[float]], k: int) -> list[float]:
+    """Each split's share of the positive deficits left in a table: the fractions a phase of the
+    fill works towards (the chi-square weighs a split's deviations by its expected share)."""
+    totals = [sum(max(0.0, d[j]) for d in cellmap.values()) for j in range(k)]
+    grand = sum(totals)
+    return [max(t / grand, 1e-6) if grand > 0 else 1.0 / k for t in totals]
 
 
 def _eligible_targets(tables: Sequence[tuple[float, Mapping[Any, Sequence[float]]]],
