@@ -31,7 +31,7 @@ Algorithm (``assign_splits``), for items = images with their sha256 and demograp
    remaining deficit in split j (ties to the earlier split). The tables t are
    - the joint strata, with the integer targets of step 4 (weight 1);
    - with ``balance_groups`` (group-aware balancing; on whenever a unit holds more than one
-     image): each stratum key's values on their own and the split totals, each with the real
+     image, or the test split comes from the model-independent sample): each stratum key's values on their own and the split totals, each with the real
      targets f_j * n - items fixed in j (weight 1 each). A whole group rarely fits a small
      split's few places in its joint stratum; without these the groups drift to the largest
      split and the fractions go off target;
@@ -329,7 +329,10 @@ def assign_splits(
     # remaining deficit per split, and each item's cells.
     k = len(names)
     free.sort(key=lambda unit: (-len(unit[1]), unit[0]))
-    grouped = config.balance_groups if config.balance_groups is not None else any(len(m) > 1 for _, m in free)
+    # The marginal and total tables also let the test split drawn from the sample make up, in other
+    # strata, for joint strata where the sample holds none of the images its targets ask for.
+    grouped = config.balance_groups if config.balance_groups is not None else (
+        any(len(m) > 1 for _, m in free) or config.test_from_model_independent)
     tables: list[tuple[float, dict[Any, list[float]]]] = [
         (1.0, {st: [float(t) for t in row] for st, row in zip(order, targets, strict=True)})]
     cells: dict[str, list[tuple[int, Any]]] = {sha: [(0, stratum[sha])] for sha in by_sha}
