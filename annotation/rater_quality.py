@@ -146,16 +146,16 @@ def mean_or_none(xs: Sequence[float | None]) -> float | None:
 SITTING_GAP_SECONDS = 30 * 60
 
 
-def sittings(times: Sequence[float], *, gap_seconds: float = SITTING_GAP_SECONDS) -> list[int]:
+def sittings(times: Sequence[float] | npt.ArrayLike, *, gap_seconds: float = SITTING_GAP_SECONDS) -> list[int]:
     """The sitting (0, 1, ...) of each rating, from its time in seconds (ascending): a new sitting
     starts after a gap longer than `gap_seconds`."""
-    out: list[int] = []
-    current = 0
-    for i, t in enumerate(times):
-        if i and t - times[i - 1] > gap_seconds:
-            current += 1
-        out.append(current)
-    return out
+    return [int(x) for x in _sittings(np.asarray(times, dtype=np.float64), gap_seconds)]
+
+
+def _sittings(t: FloatArray, gap_seconds: float) -> npt.NDArray[np.int64]:
+    if t.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(np.diff(t) > gap_seconds)]).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -172,41 +172,49 @@ class Fatigue:
     recent_seconds: float | None  # median of the `recent` last ratings
 
 
-def _median(xs: Sequence[float]) -> float | None:
-    clean = [x for x in xs if x is not None and np.isfinite(x)]
-    return float(np.median(clean)) if clean else None
+def _finite(xs: Sequence[float | None] | npt.ArrayLike) -> FloatArray:
+    a = np.asarray([np.nan if x is None else x for x in xs] if isinstance(xs, list | tuple) else xs,
+                   dtype=np.float64)
+    return a[np.isfinite(a)]
 
 
-def _mean(xs: Sequence[float]) -> float | None:
-    clean = [x for x in xs if x is not None and np.isfinite(x)]
-    return float(np.mean(clean)) if clean else None
+def _median(xs: Sequence[float | None] | npt.ArrayLike) -> float | None:
+    clean = _finite(xs)
+    return float(np.median(clean)) if clean.size else None
 
 
-def fatigue(times: Sequence[float], seconds: Sequence[float], deviation: Sequence[float], *,
-            gap_seconds: float = SITTING_GAP_SECONDS, recent: int = 50) -> Fatigue:
+def _mean(xs: Sequence[float | None] | npt.ArrayLike) -> float | None:
+    clean = _finite(xs)
+    return float(np.mean(clean)) if clean.size else None
+
+
+def fatigue(times: Sequence[float] | npt.ArrayLike, seconds: Sequence[float] | npt.ArrayLike,
+            deviation: Sequence[float] | npt.ArrayLike, *, gap_seconds: float = SITTING_GAP_SECONDS,
+            recent: int = 50) -> Fatigue:
     """Early vs late within sittings and recent vs usual speed, for one rater's ratings in time order
-    (`times` ascending, seconds since any origin; NaN marks a missing speed or deviation)."""
-    n = len(times)
-    if not (len(seconds) == len(deviation) == n):
+    (`times` ascending, seconds since any origin; NaN marks a missing speed or deviation). Early =
+    the first half of each sitting of 4 or more ratings, late = its last half (the middle rating of
+    an odd sitting is in neither)."""
+    t = np.asarray(times, dtype=np.float64)
+    sec = np.asarray(seconds, dtype=np.float64)
+    dev = np.asarray(deviation, dtype=np.float64)
+    n = t.size
+    if not (sec.size == dev.size == n):
         raise ValueError("times, seconds and deviation must have the same length")
-    which = sittings(times, gap_seconds=gap_seconds)
-    early: list[int] = []
-    late: list[int] = []
-    start = 0
-    for i in range(1, n + 1):
-        if i == n or which[i] != which[start]:
-            size = i - start
-            if size >= 4:
-                half = size // 2
-                early += list(range(start, start + half))
-                late += list(range(i - half, i))
-            start = i
-    usual_part = list(seconds[:-recent]) if n > recent else []
+    which = _sittings(t, gap_seconds)
+    sizes = np.bincount(which) if n else np.zeros(0, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if n else sizes
+    pos = np.arange(n) - starts[which]
+    size = sizes[which]
+    half = size // 2
+    early = (size >= 4) & (pos < half)
+    late = (size >= 4) & (pos >= size - half)
+    usual_part = sec[:-recent] if n > recent else sec[:0]
     return Fatigue(
-        n_sittings=(which[-1] + 1) if which else 0,
-        early_seconds=_median([seconds[i] for i in early]), late_seconds=_median([seconds[i] for i in late]),
-        early_deviation=_mean([deviation[i] for i in early]), late_deviation=_mean([deviation[i] for i in late]),
-        usual_seconds=_median(usual_part), recent_seconds=_median(list(seconds[-recent:])) if usual_part else None,
+        n_sittings=int(which[-1]) + 1 if n else 0,
+        early_seconds=_median(sec[early]), late_seconds=_median(sec[late]),
+        early_deviation=_mean(dev[early]), late_deviation=_mean(dev[late]),
+        usual_seconds=_median(usual_part), recent_seconds=_median(sec[-recent:]) if usual_part.size else None,
     )
 
 
@@ -232,9 +240,14 @@ def rater_alerts(*, mean_kappa: float | None, retest_alpha: float | None, usual_
     return out
 
 
-def median_or_none(xs: Sequence[float]) -> float | None:
+def median_or_none(xs: Sequence[float] | npt.ArrayLike) -> float | None:
     """The median of the finite values, or None when there are none."""
     return _median(xs)
+
+
+def mean_of_finite(xs: Sequence[float] | npt.ArrayLike) -> float | None:
+    """The mean of the finite values, or None when there are none."""
+    return _mean(xs)
 
 
 @dataclass(frozen=True)

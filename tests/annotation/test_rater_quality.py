@@ -335,3 +335,45 @@ def test_the_raters_page_alerts_on_a_rater_who_speeds_up_and_on_low_agreement(cl
     assert html.count("is below 0.99") == 3  # everyone's agreement is below the (strict) threshold
     for table in ("drift", "fatigue"):
         assert client.get(url + f"?format=csv&table={table}").status_code == 200
+
+
+def test_drift_weeks_start_on_monday_and_carry_each_ratings_own_deviation():
+    """The snapshot's drift (numpy over one raw query) against a plain per-rating reference: weeks
+    keyed by their Monday (UTC), counts, median seconds and the mean of the ratings' own relative
+    deviations, matched to (image, rater)."""
+    from datetime import UTC, datetime, timedelta
+
+    from annotation.selectors import rating_rows
+    from annotation.services.agreement_snapshot import agreement_snapshot_create
+
+    project = make_project()
+    raters = [make_user() for _ in range(3)]
+    add_member(project, *raters)
+    units, rater_idx, values = simulated(n_images=30, seed=5, shift=0)
+    images = [make_image(project) for _ in range(30)]
+    sunday = datetime(2026, 11, 29, 23, 0, tzinfo=UTC)  # a Sunday, one hour before Monday
+    made = Rating.objects.bulk_create([
+        Rating(project=project, image=images[u], rater=raters[r - 100], values=[int(v) for v in vals], scale_max=7,
+               taxonomy_version="emonet-face-1", seconds_spent=None if i % 7 == 0 else float(10 + i % 5))
+        for i, (u, r, vals) in enumerate(zip(units, rater_idx, values, strict=True)) if r != 103])
+    for i, rating in enumerate(made):  # 3 minutes apart: crosses from Sunday into Monday
+        Rating.objects.filter(pk=rating.pk).update(created_at=sunday + timedelta(minutes=3 * i - 30))
+    rows = rating_rows(project)
+    dev = rq.relative_deviation(rows.image_ids, rows.values.astype(float))
+    own = {(int(u), int(r)): float(d) for u, r, d in zip(rows.image_ids, rows.rater_ids, dev, strict=True)}
+    snapshot = agreement_snapshot_create(project, n_boot=0)
+    for rater in raters:
+        mine = sorted((r for r in Rating.objects.filter(rater=rater)), key=lambda r: (r.created_at, r.pk))
+        expected: dict[str, list[Rating]] = {}
+        for r in mine:
+            day = r.created_at.astimezone(UTC).date()
+            expected.setdefault((day - timedelta(days=day.weekday())).isoformat(), []).append(r)
+        row = next(x for x in snapshot.payload["raters"] if x["rater"] == rater.pk)
+        got = {w["week"]: w for w in row["drift"]["weeks"]}
+        assert set(got) == set(expected) and len(got) == 2  # the Sunday's week and the Monday's
+        for week, items in expected.items():
+            assert got[week]["n"] == len(items)
+            secs = [r.seconds_spent for r in items if r.seconds_spent is not None]
+            assert got[week]["median_seconds"] == pytest.approx(float(np.median(secs)), abs=0.05)
+            devs = [own[(r.image_id, rater.pk)] for r in items if np.isfinite(own[(r.image_id, rater.pk)])]
+            assert got[week]["mean_deviation"] == pytest.approx(float(np.mean(devs)), abs=1e-4)
