@@ -13,6 +13,10 @@ Contracts (the rules themselves are described in annotation/models/assignment.py
   does all of it in one autocommitted statement (sql.fast_claim, the re-count in a VOLATILE
   function); the careful way (a transaction: lock, then a separate lease statement) takes every
   other case and every claim that statement could not settle.
+- Rounds (#22, annotation/models/batch.py): once a project has a batch that is not a draft, the
+  claim serves only from the open batches the rater may rate, in batch priority order (then id),
+  and within a batch by image priority; each batch against its own target (the room rule with the
+  batch's target), and the lease records its batch. A project that never opened a batch is one queue.
 - Order: Image.priority descending, then id (the indexed `image_queue_order`). Flagged images,
   placeholders without a file, images the rater rated, skipped or flagged, and images whose
   calibration reference the rater was shown are never served; a rater paused in the project
@@ -68,6 +72,32 @@ _BINARY_BATCH = 50
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Where a claim looks: the project's queue (`batch` None) or one round, with the target the
+    room rule counts against (the project's, or the batch's)."""
+
+    target: int
+    batch: int | None = None
+
+
+def claim_scopes(project: Project, rater: User) -> list[Scope]:
+    """The queues a rater is served from, in order: the project's own, or (rounds mode) the open
+    batches they may rate, best first; [] in rounds mode with nothing open for them. One prepared
+    statement (sql.ROUNDS), none when the project was read with `in_rounds` False (the rate page's
+    annotation.rating.stage.project_for_rater); binary projects have no rounds."""
+    in_rounds = getattr(project, "in_rounds", None)
+    if project.is_binary or (in_rounds is not None and not in_rounds):
+        return [Scope(project.target_ratings)]
+    with connection.cursor() as cur:
+        prepared.execute(cur, sql.ROUNDS, {"project": project.pk, "rater": rater.pk})
+        rows = cur.fetchall()
+    if not rows:
+        return [Scope(project.target_ratings)]
+    return [Scope(int(target), int(batch)) for batch, target, _ in sorted((r for r in rows if r[0]),
+                                                                            key=lambda r: (-r[2], r[0]))]
+
+
+@dataclass(frozen=True)
 class Claim:
     """The result of a claim: the lease and, if known, the next image's URL (a prefetch hint only) and
     the rater's own count of ratings (counted in passing by a new lease; for rater_progress)."""
@@ -85,38 +115,40 @@ def assignment_current(*, project: Project, rater: User) -> Assignment | None:
     return found[0] if found else None
 
 
-def _candidates(project: Project, rater: User, now: datetime, exclude: list[int], *, limit: int, lock: bool
-                ) -> list[Any]:
-    """Free queue rows (Image, or BinaryItem in binary mode) for the rater, best first; with `lock`,
-    locked FOR UPDATE SKIP LOCKED where the database can."""
+def _candidates(project: Project, rater: User, now: datetime, exclude: list[int], *, limit: int, lock: bool,
+                scope: Scope | None = None) -> list[Any]:
+    """Free queue rows (Image, or BinaryItem in binary mode) of the scope (default: the project's
+    queue) for the rater, best first; with `lock`, locked FOR UPDATE SKIP LOCKED where the database can."""
+    scope = scope or Scope(project.target_ratings)
     table = "b" if project.is_binary else "i"
     lock_sql = ""
     if lock and connection.features.has_select_for_update_skip_locked:
         lock_sql = f"FOR UPDATE OF {table} SKIP LOCKED"
     model: Any = BinaryItem if project.is_binary else Image
     text = sql.candidates(binary=project.is_binary, columns=prepared.select_list(model, table), limit=limit,
-                          lock=lock_sql, n_exclude=len(exclude))
+                          lock=lock_sql, n_exclude=len(exclude), batch=scope.batch is not None)
     params = {"project": project.pk, "rater": rater.pk, "now": connection.ops.adapt_datetimefield_value(now),
-              "target": project.target_ratings, **{f"exclude{k}": pk for k, pk in enumerate(exclude)}}
+              "target": scope.target, "batch": scope.batch, **{f"exclude{k}": pk for k, pk in enumerate(exclude)}}
     return prepared.fetch_models(model, text, params)
 
 
-def _lease_if_room(project: Project, rater: User, now: datetime, image: Image, item: BinaryItem | None
-                   ) -> tuple[Assignment, int] | None:
+def _lease_if_room(project: Project, rater: User, now: datetime, image: Image, item: BinaryItem | None,
+                   scope: Scope) -> tuple[Assignment, int] | None:
     """Under the queue row's lock: insert the rater's lease if the row still has room (re-counted in
     the INSERT itself, a fresh statement), else None. One round trip; also returns the rater's own
     count of ratings."""
     expires = now + timedelta(minutes=project.lease_minutes)
     params = {"project": project.pk, "image": image.pk, "item": item.pk if item else None, "rater": rater.pk,
               "now": connection.ops.adapt_datetimefield_value(now),
-              "expires": connection.ops.adapt_datetimefield_value(expires), "target": project.target_ratings}
+              "expires": connection.ops.adapt_datetimefield_value(expires), "target": scope.target,
+              "batch": scope.batch}
     with connection.cursor() as cur:
         prepared.execute(cur, sql.lease(binary=item is not None, db=connection), params)
         row = cur.fetchone()
     if row is None:
         return None
     assignment = Assignment(pk=row[0], project=project, image=image, item=item, rater=rater,
-                            status=AssignmentStatus.OPEN, claimed_at=now, expires_at=expires)
+                            status=AssignmentStatus.OPEN, claimed_at=now, expires_at=expires, batch_id=scope.batch)
     assignment._state.adding, assignment._state.db = False, connection.alias
     return assignment, int(row[1])
 
@@ -194,7 +226,9 @@ def rater_has_work(*, project: Project, rater: User, now: datetime | None = None
     """Whether a claim now would serve the rater something (the same candidates, unlocked, nothing
     stored); False for a paused rater. For the weekly reminder (annotation.services.digest). Binary
     projects: only questions already created count (they are created lazily by claims)."""
-    return bool(_candidates(project, rater, now or timezone.now(), [], limit=1, lock=False))
+    now = now or timezone.now()
+    return any(_candidates(project, rater, now, [], limit=1, lock=False, scope=scope)
+               for scope in claim_scopes(project, rater))
 
 
 def retest_due(*, project_id: int, rater_id: int, n_claims: int, share: float) -> bool:
@@ -269,44 +303,58 @@ def _image_url(project: Project, rater: User, image_id: int) -> str:
 
 def _next_hint(project: Project, rater: User, now: datetime) -> str | None:
     """The prefetch hint of a test-retest lease: the first free candidate, as a new lease shows it."""
-    rows = _candidates(project, rater, now, [], limit=1, lock=False)
-    return _image_url(project, rater, rows[0].pk) if rows and rows[0].file else None
+    for scope in claim_scopes(project, rater):
+        rows = _candidates(project, rater, now, [], limit=1, lock=False, scope=scope)
+        if rows:
+            return _image_url(project, rater, rows[0].pk) if rows[0].file else None
+    return None
 
 
-def _claim_fast(project: Project, rater: User, now: datetime) -> Claim | None:
+def _claim_fast(project: Project, rater: User, now: datetime, scope: Scope) -> Claim | None:
     """The one-statement claim (see sql.fast_claim); None when it leased nothing (nothing stored)."""
     expires = now + timedelta(minutes=project.lease_minutes)
     params = {"project": project.pk, "rater": rater.pk, "now": connection.ops.adapt_datetimefield_value(now),
-              "target": project.target_ratings, "expires": connection.ops.adapt_datetimefield_value(expires)}
-    rows = prepared.fetch_models(Image, sql.fast_claim(), params, extra=("lease_id", "rater_count"))
+              "target": scope.target, "expires": connection.ops.adapt_datetimefield_value(expires), "batch": scope.batch}
+    rows = prepared.fetch_models(Image, sql.fast_claim(batch=scope.batch is not None), params,
+                                 extra=("lease_id", "rater_count"))
     leased = [r for r in rows if r.lease_id is not None]
     if not leased:
         return None
     image = leased[0]
     assignment = Assignment(pk=image.lease_id, project=project, image=image, item=None, rater=rater,
-                            status=AssignmentStatus.OPEN, claimed_at=now, expires_at=expires)
+                            status=AssignmentStatus.OPEN, claimed_at=now, expires_at=expires, batch_id=scope.batch)
     assignment._state.adding, assignment._state.db = False, connection.alias
     nxt = next((r for r in rows if r.pk != image.pk and r.file), None)
     return Claim(assignment, _image_url(project, rater, nxt.pk) if nxt is not None else None,
                  rater_count=int(image.rater_count))
 
 
-def _busy(project: Project, rater: User, now: datetime, exclude: list[int], attempt: int) -> bool:
+def _busy(project: Project, rater: User, now: datetime, exclude: list[int], attempt: int, scope: Scope) -> bool:
     """Nothing was free, but are there candidates other claimers hold locked right now? Then they
     will be done within milliseconds (a claim transaction is short): wait a little and retry,
     rather than telling the rater there is nothing left."""
-    if attempt >= _MAX_ATTEMPTS - 1 or not _candidates(project, rater, now, exclude, limit=1, lock=False):
+    if attempt >= _MAX_ATTEMPTS - 1 or not _candidates(project, rater, now, exclude, limit=1, lock=False,
+                                                        scope=scope):
         return False
     time.sleep(0.005 * (attempt + 1))
     return True
 
 
 def _claim_locked(project: Project, rater: User, now: datetime) -> Claim | None:
+    """The next lease from the rater's queues in order (claim_scopes): the first that has one."""
+    for scope in claim_scopes(project, rater):
+        claim = _claim_in(project, rater, now, scope)
+        if claim is not None:
+            return claim
+    return None
+
+
+def _claim_in(project: Project, rater: User, now: datetime, scope: Scope) -> Claim | None:
     if _FAST_CLAIM and connection.vendor == "postgresql" and not project.is_binary:
         try:
             # in a caller's transaction, a savepoint: a refused insert must not end the caller's
             with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-                claim = _claim_fast(project, rater, now)
+                claim = _claim_fast(project, rater, now, scope)
         except IntegrityError:
             # A second claim by the same rater raced us (assignment_one_open_per_rater): use theirs.
             current = assignment_current(project=project, rater=rater)
@@ -317,9 +365,9 @@ def _claim_locked(project: Project, rater: User, now: datetime) -> Claim | None:
     for attempt in range(_MAX_ATTEMPTS):
         try:
             with transaction.atomic():
-                rows = _candidates(project, rater, now, exclude, limit=sql.LOCK_BATCH, lock=True)
+                rows = _candidates(project, rater, now, exclude, limit=sql.LOCK_BATCH, lock=True, scope=scope)
                 if not rows:
-                    if _busy(project, rater, now, exclude, attempt):
+                    if _busy(project, rater, now, exclude, attempt, scope):
                         continue
                     return None
                 if project.is_binary:
@@ -330,7 +378,7 @@ def _claim_locked(project: Project, rater: User, now: datetime) -> Claim | None:
                 else:
                     first_item, image = None, rows[0]
                     nxt = rows[1] if len(rows) > 1 else None
-                leased = _lease_if_room(project, rater, now, image, first_item)
+                leased = _lease_if_room(project, rater, now, image, first_item, scope)
                 if leased is None:
                     exclude.append(rows[0].pk)
                     continue

@@ -114,18 +114,54 @@ ORDER BY i.priority DESC, b.image_id, b.contrastive, b.id
 LIMIT {limit:d} {lock}
 """
 
+# A round (#22; annotation/models/batch.py): the same candidates, walked through the batch's partial
+# index `batch_image_open` (batch, -priority, image; the images with room in the batch, kept by a
+# trigger on the image) instead of the project's, against the batch's target (parameter `target`;
+# plus batch). BatchImage.priority is the image's priority, so the order within a batch is the
+# project's order.
+_BATCH_CANDIDATES = """
+SELECT {columns} FROM annotation_batchimage bi JOIN annotation_image i ON i.id = bi.image_id
+WHERE bi.batch_id = %(batch)s AND bi.open AND NOT i.flagged AND i.file <> ''
+  AND NOT EXISTS (SELECT 1 FROM annotation_rating r WHERE r.image_id = i.id AND r.rater_id = %(rater)s
+                  AND r.emotion IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM annotation_assignment a
+                  WHERE a.image_id = i.id AND a.rater_id = %(rater)s AND a.status IN """ + _DONE + """)
+  AND """ + room(taken="i.n_ratings", leases=open_leases(column="image_id", key="i.id", not_rater=False),
+                 capacity="%(target)s + i.extra_target") + """
+  """ + _NOT_PAUSED + """
+  """ + _NOT_SHOWN_IN_CALIBRATION + """
+  {exclude}
+ORDER BY bi.priority DESC, bi.image_id
+LIMIT {limit:d} {lock}
+"""
 
-def candidates(*, binary: bool, columns: str, limit: int, lock: str = "", n_exclude: int = 0) -> str:
+# The rounds a rater is served from, best first (#22): the project's open batches the rater may rate
+# (every rater, or the raters chosen for it), and one row (id 0) when the project is in rounds mode
+# at all (a batch that is not a draft: then only open batches are served). Parameters: project, rater.
+ROUNDS = """
+SELECT b.id, b.target_ratings, b.priority FROM annotation_batch b
+WHERE b.project_id = %(project)s AND b.state = 'open'
+  AND (b.all_raters OR EXISTS (SELECT 1 FROM annotation_batch_raters br WHERE br.batch_id = b.id
+                                                                        AND br.user_id = %(rater)s))
+UNION ALL
+SELECT 0, 0, 0 WHERE EXISTS (SELECT 1 FROM annotation_batch x WHERE x.project_id = %(project)s AND x.state <> 'draft')
+"""
+
+
+def candidates(*, binary: bool, columns: str, limit: int, lock: str = "", n_exclude: int = 0,
+               batch: bool = False) -> str:
     """Free queue rows for the rater, best first. Parameters: project, rater, now, target and
     exclude0.. for `n_exclude` rows to leave out. The limit is part of the text, not a parameter: a
     prepared statement's generic plan estimates an unknown LIMIT as a tenth of the table, and at a
     million images that estimate crosses PostgreSQL's JIT threshold (measured: 24 ms of JIT
-    compilation per claim, 0.9 ms without)."""
+    compilation per claim, 0.9 ms without). With `batch` (intensity only): the candidates of one
+    round, parameter batch, and target is the batch's."""
     table = "b" if binary else "i"
     exclude = (f"AND {table}.id NOT IN (" + ", ".join(f"%(exclude{k})s" for k in range(n_exclude)) + ")"
                if n_exclude else "")
-    return (_BINARY_CANDIDATES if binary else _INTENSITY_CANDIDATES).format(
-        columns=columns, exclude=exclude, lock=lock, limit=int(limit))
+    assert not (binary and batch), "rounds serve intensity projects"
+    text = _BINARY_CANDIDATES if binary else _BATCH_CANDIDATES if batch else _INTENSITY_CANDIDATES
+    return text.format(columns=columns, exclude=exclude, lock=lock, limit=int(limit))
 
 
 def allocation_reason(image: str, *, cast: str = "") -> str:
@@ -141,7 +177,7 @@ def allocation_reason(image: str, *, cast: str = "") -> str:
 # was taken, so its snapshot sees every rating and lease committed before (a claim that committed
 # just before we got the lock is counted). Leases of the rater themselves do not count. Returns the
 # rater's own count too, saving the page a round trip. Parameters: project, image, item, rater, now,
-# expires, target.
+# expires, target, batch (the round it is served from, #22: its target; None outside rounds).
 INTENSITY_ROOM = room(taken="(SELECT n_ratings - extra_target FROM annotation_image WHERE id = %(image)s)",
                       leases=open_leases(column="image_id", key="%(image)s", not_rater=True),
                       capacity="%(target)s")
@@ -152,10 +188,11 @@ BINARY_ROOM = room(taken="(SELECT CASE WHEN closed THEN %(target)s ELSE n_yes + 
                    capacity="%(target)s")
 _LEASE = """
 INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, status, claimed_at, expires_at,
-                                   client_token, reason, note, is_retest, allocation_reason)
+                                   client_token, reason, note, is_retest, allocation_reason, batch_id)
 SELECT %(project)s{bigint}, %(image)s{bigint}, %(item)s{bigint}, %(rater)s{bigint}, 'open', %(now)s{timestamptz},
        %(expires)s{timestamptz}, '', '', '', FALSE,
-       (SELECT """ + allocation_reason("annotation_image") + """ FROM annotation_image WHERE id = %(image)s)
+       (SELECT """ + allocation_reason("annotation_image") + """ FROM annotation_image WHERE id = %(image)s),
+       %(batch)s{bigint}
 WHERE {room}
 RETURNING id, """ + RATER_COUNT
 
@@ -204,9 +241,9 @@ pick AS (
 ),
 lease AS (
   INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, status, claimed_at, expires_at,
-                                     client_token, reason, note, is_retest, allocation_reason)
+                                     client_token, reason, note, is_retest, allocation_reason, batch_id)
   SELECT %(project)s::bigint, pick.id, NULL, %(rater)s::bigint, 'open', %(now)s::timestamptz, %(expires)s::timestamptz,
-         '', '', '', FALSE, pick.why
+         '', '', '', FALSE, pick.why, {batch}
   FROM pick
   RETURNING id, image_id
 )
@@ -215,13 +252,15 @@ SELECT {columns}, lease.id, {count} FROM c LEFT JOIN lease ON lease.image_id = c
 
 
 @functools.cache
-def fast_claim() -> str:
+def fast_claim(*, batch: bool = False) -> str:
+    """The one-statement claim; with `batch`, in one round (#22: parameter batch, target the batch's)."""
     from annotation.models import Image
 
     return _FAST_CLAIM.format(
         candidates=candidates(binary=False, columns=prepared.select_list(Image, "i"), limit=LOCK_BATCH,
-                              lock="FOR UPDATE OF i SKIP LOCKED"),
-        columns=prepared.select_list(Image, "c"), count=RATER_COUNT, why=allocation_reason("c", cast="::integer"))
+                              lock="FOR UPDATE OF i SKIP LOCKED", batch=batch),
+        columns=prepared.select_list(Image, "c"), count=RATER_COUNT, why=allocation_reason("c", cast="::integer"),
+        batch="%(batch)s::bigint" if batch else "NULL")
 
 
 # The careful submit's lock (the view's path, the project known): the assignment row and its image
@@ -287,11 +326,13 @@ RETURNING r.id, r.image_id, r.seconds_spent, r.active_seconds
 
 # The rate page's project and the requesting user's membership in one round trip (the ORM spent
 # longer compiling the equivalent Exists() annotations than the database spends answering;
-# membership_unique makes the LEFT JOIN yield at most one row). Parameters: user, slug.
+# membership_unique makes the LEFT JOIN yield at most one row), and whether the project is in rounds
+# mode (#22: then the claim reads the rater's rounds, sql.ROUNDS). Parameters: user, slug.
 _PROJECT_FOR_RATER = """
 SELECT {columns}, m.id IS NOT NULL AS is_member,
        COALESCE(m.paused_at IS NOT NULL, FALSE) AS rater_paused,
-       COALESCE(m.admitted_at IS NOT NULL, FALSE) AS rater_admitted
+       COALESCE(m.admitted_at IS NOT NULL, FALSE) AS rater_admitted,
+       EXISTS (SELECT 1 FROM annotation_batch x WHERE x.project_id = p.id AND x.state <> 'draft') AS in_rounds
 FROM annotation_project p LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %(user)s
 WHERE p.slug = %(slug)s
 """
@@ -320,6 +361,10 @@ def statements(db: Any) -> dict[str, str]:
         "lease_binary.sql": lease(binary=True, db=db),
         "current.sql": current(),
         "fast_claim.sql": fast_claim(),
+        "candidates_batch.sql": candidates(binary=False, columns=prepared.select_list(Image, "i"), limit=LOCK_BATCH,
+                                           lock="FOR UPDATE OF i SKIP LOCKED", batch=True),
+        "fast_claim_batch.sql": fast_claim(batch=True),
+        "rounds.sql": ROUNDS,
         "rater_count.sql": f"SELECT {RATER_COUNT}",
         "lock.sql": lock(for_update_of=True),
         "submit.sql": SUBMIT,

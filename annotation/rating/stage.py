@@ -21,10 +21,10 @@ from .images import NEW, RETEST, rate_image_url
 
 
 def project_for_rater(*, user: User, slug: str) -> Project | None:
-    """The project with `is_member`, `rater_paused` and `rater_admitted` of `user` set (one query);
-    None for an unknown slug."""
+    """The project with `is_member`, `rater_paused` and `rater_admitted` of `user` and `in_rounds`
+    (annotation.rating.claim.claim_scopes) set (one query); None for an unknown slug."""
     found = prepared.fetch_models(Project, sql.project_for_rater(), {"user": user.pk, "slug": slug},
-                                  extra=("is_member", "rater_paused", "rater_admitted"))
+                                  extra=("is_member", "rater_paused", "rater_admitted", "in_rounds"))
     return found[0] if found else None
 
 

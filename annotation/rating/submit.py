@@ -36,6 +36,7 @@ from annotation import taxonomy
 from annotation.models import (
     Assignment,
     AssignmentStatus,
+    Batch,
     BinaryItem,
     CalibrationRating,
     FlagReason,
@@ -97,9 +98,12 @@ def _still_needed(a: Assignment, now: datetime) -> bool:
         if a.item.closed:
             return False
         return a.item.n_yes + a.item.n_no + others_open.filter(item=a.item).count() < a.project.target_ratings
-    # a.image was locked and read by _lock: its trigger-kept count is current.
+    # a.image was locked and read by _lock: its trigger-kept count is current. A round's lease (#22)
+    # counts against its batch's target.
+    target = (Batch.objects.filter(pk=a.batch_id).values_list("target_ratings", flat=True).first()
+              if a.batch_id is not None else None) or a.project.target_ratings
     return (a.image.n_ratings + others_open.filter(image_id=a.image_id).count()
-            < a.project.target_ratings + a.image.extra_target)
+            < target + a.image.extra_target)
 
 
 def _tally(item: BinaryItem, target: int) -> None:

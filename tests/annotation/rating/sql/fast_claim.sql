@@ -19,9 +19,9 @@ pick AS (
 ),
 lease AS (
   INSERT INTO annotation_assignment (project_id, image_id, item_id, rater_id, status, claimed_at, expires_at,
-                                     client_token, reason, note, is_retest, allocation_reason)
+                                     client_token, reason, note, is_retest, allocation_reason, batch_id)
   SELECT %(project)s::bigint, pick.id, NULL, %(rater)s::bigint, 'open', %(now)s::timestamptz, %(expires)s::timestamptz,
-         '', '', '', FALSE, pick.why
+         '', '', '', FALSE, pick.why, NULL
   FROM pick
   RETURNING id, image_id
 )
