@@ -96,6 +96,12 @@ def model_vs_humans(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Arr
 class ModelEvaluation:
     """A model against the experts as a whole (docs/agreement.md, "Models"):
 
+    - ``alignment``: the effect size, how much closer the model is to the remaining experts than a
+      held-out expert is, with an interval that resamples images and experts
+      (``alignment_difference``);
+    - ``split_half``: how well two disjoint expert panels agree (``split_half_agreement``), beside
+      the noise ceiling;
+
     - ``alt_test`` (pooled over emotions) and ``alt_test_per_emotion``: the alternative annotator
       test (annotation.agreement.alttest), the model's scores rounded to the project scale, as it
       enters the kappa table;
@@ -113,15 +119,18 @@ class ModelEvaluation:
     spearman_mean: float | None
     spearman_ceiling: float | None
     spearman_emotions: int
+    alignment: AlignmentDifference | None = None
+    split_half: SplitHalf | None = None
 
 
 def model_evaluation(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike,
                      model_units: npt.ArrayLike, model_scores: npt.ArrayLike, *, scale_max: int,
                      model_scale_max: float = 7.0, epsilon: float = ag.EPSILON_EXPERTS,
                      min_images: int = ag.ALT_TEST_MIN_IMAGES,
-                     images: npt.ArrayLike | None = None) -> ModelEvaluation:
+                     images: npt.ArrayLike | None = None, n_boot: int = 1000, seed: int = 0) -> ModelEvaluation:
     """See ``ModelEvaluation``. Only images with a model score and two or more expert ratings count,
-    and, when ``images`` is given (the model-independent evaluation sample), only those."""
+    and, when ``images`` is given (the model-independent evaluation sample), only those. ``n_boot``
+    image resamples (seeded) for the alignment difference's interval; 0 = no interval."""
     u = np.asarray(units, dtype=np.int64)
     r = np.asarray(raters, dtype=np.int64)
     x = np.asarray(values, dtype=np.float64).reshape(u.size, -1)
@@ -155,4 +164,164 @@ def model_evaluation(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Ar
     return ModelEvaluation(
         evaluated_images=int(evaluated.size), ratings_per_image=k, alt_test=pooled, alt_test_per_emotion=per,
         spearman_mean=float(np.mean(used_rho)) if used_rho else None,
-        spearman_ceiling=float(np.mean(ceilings)) if ceilings else None, spearman_emotions=len(used_rho))
+        spearman_ceiling=float(np.mean(ceilings)) if ceilings else None, spearman_emotions=len(used_rho),
+        alignment=alignment_difference(ue, re_, xe, mu_e, rounded, n_boot=n_boot, seed=seed),
+        split_half=split_half_agreement(ue, xe, seed=seed))
+
+
+REASON_NO_PAIRS = "no image with the model, a held-out expert and at least one other expert"
+
+
+@dataclass(frozen=True)
+class AlignmentDifference:
+    """The model's alignment with the remaining experts minus a held-out expert's, in scale points.
+
+    Per rating of image i by expert j (with at least one other expert on i and a model score):
+    d = RMSE(expert j, the others) - RMSE(model, the others), the root mean squared difference over
+    the emotions and the other experts' ratings of i. ``estimate`` is the mean of d over these
+    pairs: positive = the model is closer to the experts than one more expert is, 0 = as close,
+    negative = further (in rating points). ``low``/``high``: the 95% interval for experts like
+    these (image bootstrap widened by the delete-one-expert jackknife, as for alpha:
+    annotation.agreement.two_way_intervals); ``image_low``/``image_high``: images resampled only.
+    """
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+    image_low: float | None
+    image_high: float | None
+    n_pairs: int
+    n_experts: int
+    n_boot: int
+    n_undefined: int
+    reason: str | None
+
+
+def _alignment_sums(unit_idx: npt.NDArray[np.intp], n_u: int, x: npt.NDArray[np.float64],
+                    cand: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.float64],
+                                                                                       npt.NDArray[np.float64]]:
+    """Per image, the sum of d over its usable ratings and their number (``keep``: the rows that
+    count, as held-out expert and as the others)."""
+    has = ~np.isnan(x) & keep[:, None]
+    xv = np.where(has, x, 0.0)
+    n_e = x.shape[1]
+    m = np.zeros((n_u, n_e))
+    t1 = np.zeros((n_u, n_e))
+    t2 = np.zeros((n_u, n_e))
+    for e in range(n_e):
+        m[:, e] = np.bincount(unit_idx, weights=has[:, e], minlength=n_u)
+        t1[:, e] = np.bincount(unit_idx, weights=xv[:, e], minlength=n_u)
+        t2[:, e] = np.bincount(unit_idx, weights=xv[:, e] ** 2, minlength=n_u)
+    m_o = m[unit_idx] - has
+    s1_o = t1[unit_idx] - xv
+    s2_o = t2[unit_idx] - xv * xv
+    valid = has & ~np.isnan(cand) & (m_o >= 1)
+    cc = np.where(valid, cand, 0.0)
+    # sum over the other experts k of (a - x_k)^2 = m a^2 - 2 a S1 + S2, per cell
+    sq_c = np.where(valid, m_o * cc * cc - 2.0 * cc * s1_o + s2_o, 0.0).sum(axis=1)
+    sq_h = np.where(valid, m_o * xv * xv - 2.0 * xv * s1_o + s2_o, 0.0).sum(axis=1)
+    cells = np.where(valid, m_o, 0.0).sum(axis=1)
+    ok = cells > 0
+    d = np.zeros(unit_idx.size)
+    d[ok] = np.sqrt(np.maximum(sq_h[ok], 0.0) / cells[ok]) - np.sqrt(np.maximum(sq_c[ok], 0.0) / cells[ok])
+    sums = np.bincount(unit_idx[ok], weights=d[ok], minlength=n_u).astype(np.float64)
+    counts = np.bincount(unit_idx[ok], minlength=n_u).astype(np.float64)
+    return sums, counts
+
+
+def alignment_difference(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike,
+                         model_units: npt.ArrayLike, model_values: npt.ArrayLike, *, n_boot: int = 1000,
+                         seed: int = 0, confidence: float = 0.95) -> AlignmentDifference:
+    """See ``AlignmentDifference``. ``model_values``: one row per image, on the experts' scale
+    (the rounded scores, as in the alt-test); images without a model row are left out."""
+    u = np.asarray(units, dtype=np.int64)
+    r = np.asarray(raters, dtype=np.int64)
+    x = np.asarray(values, dtype=np.float64).reshape(u.size, -1)
+    mu = np.asarray(model_units, dtype=np.int64)
+    mv = np.asarray(model_values, dtype=np.float64).reshape(mu.size, x.shape[1])
+    unit_ids, unit_idx = np.unique(u, return_inverse=True)
+    rater_ids, rater_idx = np.unique(r, return_inverse=True)
+    n_u = int(unit_ids.size)
+    cand_u = np.full((n_u, x.shape[1]), np.nan)
+    pos = np.searchsorted(unit_ids, mu)
+    ok = pos < n_u
+    ok[ok] = unit_ids[pos[ok]] == mu[ok]
+    cand_u[pos[ok]] = mv[ok]
+    cand = cand_u[unit_idx]
+    everyone = np.ones(u.size, dtype=bool)
+    sums, counts = _alignment_sums(unit_idx, n_u, x, cand, everyone)
+    n_pairs = int(counts.sum())
+    if n_pairs == 0:
+        return AlignmentDifference(None, None, None, None, None, 0, int(rater_ids.size), n_boot, 0, REASON_NO_PAIRS)
+    point = float(sums.sum() / n_pairs)
+    if n_boot <= 0:
+        return AlignmentDifference(point, None, None, None, None, n_pairs, int(rater_ids.size), 0, 0,
+                                   "no interval: bootstrap resamples set to 0")
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot)
+    for b in range(n_boot):
+        w = np.bincount(rng.integers(0, n_u, n_u), minlength=n_u).astype(np.float64)
+        c = float(w @ counts)
+        reps[b] = float(w @ sums) / c if c > 0 else np.nan
+    loo = np.full(int(rater_ids.size), np.nan)
+    for j in range(int(rater_ids.size)):
+        s_j, c_j = _alignment_sums(unit_idx, n_u, x, cand, rater_idx != j)
+        if c_j.sum() > 0:
+            loo[j] = float(s_j.sum() / c_j.sum())
+    image, both = ag.two_way_intervals([point], reps[:, None], loo[:, None], confidence)
+    return AlignmentDifference(point, both[0].low, both[0].high, image[0].low, image[0].high, n_pairs,
+                               int(rater_ids.size), n_boot, image[0].n_undefined, both[0].reason)
+
+
+@dataclass(frozen=True)
+class SplitHalf:
+    """Agreement of two disjoint expert panels: per image with two or more ratings, its ratings in
+    a seeded random order are cut into two halves of floor(k/2) ratings (an odd one out is left
+    out); per emotion, Spearman rho between the two halves' medians over the images; ``rho`` is
+    the mean over the emotions where it is defined. ``ratings_per_half`` is the mean half size.
+    What a second panel of experts of that size reaches, to read beside the noise ceiling (which
+    is for the median of all the ratings)."""
+
+    rho: float | None
+    ratings_per_half: float | None
+    n_images: int
+    emotions: int
+
+
+def split_half_agreement(units: npt.ArrayLike, values: npt.ArrayLike, *, seed: int = 0) -> SplitHalf:
+    """See ``SplitHalf``."""
+    from scipy import stats  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
+
+    u = np.asarray(units, dtype=np.int64)
+    x = np.asarray(values, dtype=np.float64).reshape(u.size, -1)
+    if u.size == 0:
+        return SplitHalf(None, None, 0, 0)
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(u.size), u))
+    us, xs = u[order], x[order]
+    ids, start, k = np.unique(us, return_index=True, return_counts=True)
+    rank = np.arange(us.size) - np.repeat(start, k)
+    half = np.repeat(k // 2, k)
+    a_parts: list[npt.NDArray[np.float64]] = []
+    b_parts: list[npt.NDArray[np.float64]] = []
+    sizes: list[int] = []
+    for h in np.unique(k // 2):
+        if h < 1:
+            continue
+        imgs = np.flatnonzero(k // 2 == h)
+        rows_a = (np.repeat(np.isin(np.arange(ids.size), imgs), k)) & (rank < half)
+        rows_b = (np.repeat(np.isin(np.arange(ids.size), imgs), k)) & (rank >= half) & (rank < 2 * half)
+        a_parts.append(np.median(xs[rows_a].reshape(imgs.size, int(h), -1), axis=1))
+        b_parts.append(np.median(xs[rows_b].reshape(imgs.size, int(h), -1), axis=1))
+        sizes += [int(h)] * int(imgs.size)
+    if not sizes or len(sizes) < 3:
+        return SplitHalf(None, None, len(sizes), 0)
+    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
+    rhos = []
+    for e in range(a.shape[1]):
+        ae, be = a[:, e], b[:, e]
+        ok = ~np.isnan(ae) & ~np.isnan(be)
+        if ok.sum() < 3 or np.ptp(ae[ok]) == 0 or np.ptp(be[ok]) == 0:
+            continue
+        rhos.append(float(np.corrcoef(stats.rankdata(ae[ok]), stats.rankdata(be[ok]))[0, 1]))
+    return SplitHalf(float(np.mean(rhos)) if rhos else None, float(np.mean(sizes)), len(sizes), len(rhos))
