@@ -189,10 +189,12 @@ def _alt_test_entry(res: Any, names: tuple[str, ...], *, experts: bool) -> dict[
 
 
 def model_summary(project: Project, model_name: str, model_version: str,
-                  rows: pgcopy.RatingRows | None = None) -> dict[str, Any] | None:
+                  rows: pgcopy.RatingRows | None = None, *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any] | None:
     """The model against the experts as a whole (annotation.scoring.model_agreement.model_evaluation):
-    the alt-test pooled and per emotion, mean Spearman rho with its noise ceiling, and on how many
-    images. None without scores of that version."""
+    the alt-test pooled and per emotion, mean Spearman rho with its noise ceiling and the split-half
+    agreement of two expert panels, the alignment difference with its interval for experts like
+    these (``n_boot`` image resamples, seeded), and on how many images. None without scores of
+    that version."""
     matrix = model_score_matrix(project, model_name, model_version)
     if matrix.image_ids.size == 0:
         return None
@@ -200,7 +202,8 @@ def model_summary(project: Project, model_name: str, model_version: str,
     share = prio.resolve_weights(project.priority_weights or {}).model_independent_share
     held_out = matrix.image_ids[prio.model_independent(matrix.image_ids, share)] if share > 0 else None
     ev = model_evaluation(rows.image_ids, rows.rater_ids, rows.values, matrix.image_ids, matrix.scores,
-                          scale_max=project.scale_max, model_scale_max=MODEL_SCALE_MAX, images=held_out)
+                          scale_max=project.scale_max, model_scale_max=MODEL_SCALE_MAX, images=held_out,
+                          n_boot=n_boot, seed=seed)
     sample = ({"kind": "model-independent", "share": share,
                "note": "images whose queue priority never used the model's scores (a fixed share chosen by "
                        "image id), so the model cannot have steered which of them the experts rated"}
@@ -215,4 +218,18 @@ def model_summary(project: Project, model_name: str, model_version: str,
     return {"alt_test": alt, "spearman_mean": _round(ev.spearman_mean),
             "spearman_ceiling": _round(ev.spearman_ceiling), "spearman_emotions": ev.spearman_emotions,
             "evaluated_images": ev.evaluated_images, "ratings_per_image": _round(ev.ratings_per_image, 3),
-            "evaluation_sample": sample}
+            "evaluation_sample": sample, "alignment": _alignment_entry(ev.alignment),
+            "split_half": None if ev.split_half is None else {
+                "rho": _round(ev.split_half.rho), "ratings_per_half": _round(ev.split_half.ratings_per_half, 3),
+                "n_images": ev.split_half.n_images, "emotions": ev.split_half.emotions}}
+
+
+def _alignment_entry(a: Any) -> dict[str, Any] | None:
+    """annotation.scoring.model_agreement.AlignmentDifference as JSON (docs/agreement.md, "Models")."""
+    if a is None:
+        return None
+    pair = [_round(a.low), _round(a.high)] if a.low is not None and a.high is not None else None
+    images = [_round(a.image_low), _round(a.image_high)] if a.image_low is not None and a.image_high is not None \
+        else None
+    return {"estimate": _round(a.estimate), "ci_raters": pair, "ci": images, "n_pairs": a.n_pairs,
+            "n_experts": a.n_experts, "n_boot": a.n_boot, "n_boot_undefined": a.n_undefined, "reason": a.reason}

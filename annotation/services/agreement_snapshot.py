@@ -343,7 +343,7 @@ def _drift(project: Project, units: np.ndarray, raters: np.ndarray, values: np.n
     return out
 
 
-def _models(project: Project, rows: RatingRows) -> list[dict[str, Any]]:
+def _models(project: Project, rows: RatingRows, *, n_boot: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
     """Per model (its latest version): agreement with the experts per emotion, entered as one more
     rater (weighted kappa, the "could be an annotator" test, Spearman rho vs the expert median)."""
     from annotation.scoring.selectors import latest_model, model_agreement, model_summary
@@ -355,7 +355,7 @@ def _models(project: Project, rows: RatingRows) -> list[dict[str, Any]]:
             continue
         emotions = model_agreement(project, latest[0], latest[1], rows=rows)
         if emotions:
-            summary = model_summary(project, latest[0], latest[1], rows=rows) or {}
+            summary = model_summary(project, latest[0], latest[1], rows=rows, n_boot=n_boot, seed=seed) or {}
             out.append({"model": latest[0], "model_version": latest[1],
                         "n_images": max(e["n_images"] for e in emotions), "emotions": emotions,
                         "spearman": [{"emotion": e["emotion"], "rho": e["spearman"]["rho"], "n": e["n_images"],
@@ -446,7 +446,7 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
     payload["strata"].update(_strata_rows(_profile_strata(project, units, raters, values, level=level, n_boot=n_boot,
                                                           seed=seed), with_ci=n_boot > 0, names=names))
     step(90)
-    payload["models"] = _models(project, rows)
+    payload["models"] = _models(project, rows, n_boot=n_boot, seed=seed)
     step(100)
     return payload
 

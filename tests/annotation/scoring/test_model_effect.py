@@ -99,3 +99,28 @@ def test_split_half_agreement_sits_below_the_noise_ceiling():
     few = split_half_agreement(np.array([1, 1, 1, 2]), np.zeros((4, 2)))
     assert few.n_images == 1 and few.rho is None
     assert ev.alignment is not None and ev.alignment.n_boot == 50
+
+
+@pytest.mark.django_db
+def test_agreement_json_carries_the_model_figures():
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from tests.support.seed import seed_rated_project
+
+    seed_rated_project(slug="mj", n_images=60, n_raters=5, per_image=4)
+    out = io.StringIO()
+    call_command("agreement", "--project", "mj", "--bootstrap", "100", "--seed", "2", "--json", stdout=out)
+    models = json.loads(out.getvalue())["models"]
+    assert models
+    for m in models:
+        assert {"alt_test", "spearman_mean", "spearman_ceiling", "evaluated_images", "evaluation_sample",
+                "alignment", "split_half"} <= set(m)
+        assert {"winning_rate", "epsilon", "passed", "per_emotion"} <= set(m["alt_test"])
+        a = m["alignment"]
+        assert a["n_boot"] == 100 and a["n_pairs"] > 0
+        if a["ci_raters"] is not None:
+            assert a["ci_raters"][0] <= a["ci"][0] <= a["estimate"] <= a["ci"][1] <= a["ci_raters"][1]
+        assert m["split_half"]["ratings_per_half"] == 2
