@@ -124,3 +124,28 @@ def test_agreement_json_carries_the_model_figures():
         if a["ci_raters"] is not None:
             assert a["ci_raters"][0] <= a["ci"][0] <= a["estimate"] <= a["ci"][1] <= a["ci_raters"][1]
         assert m["split_half"]["ratings_per_half"] == 2
+
+
+@pytest.mark.django_db
+def test_agreement_page_says_how_the_model_compares_with_one_more_expert(client):
+    from django.urls import reverse
+
+    from annotation.models import ModelScore
+    from annotation.services.agreement_snapshot import agreement_snapshot_create
+    from tests.support.seed import seed_rated_project
+
+    seeded = seed_rated_project(slug="pg", n_images=60, n_raters=5, per_image=4)
+    project = seeded["project"]
+    project.priority_weights = {"model_independent_share": 0.0}  # evaluate on every image: enough pairs
+    project.save(update_fields=["priority_weights"])
+    ModelScore.objects.filter(project=project).delete()
+    rng = np.random.default_rng(9)
+    for image in project.images.all():  # a model that answers at random
+        ModelScore.objects.create(project=project, image=image, model_name="random", model_version="v1",
+                                  scores=[float(x) for x in rng.uniform(0, 7, 40)], taxonomy_version="emonet-face-1")
+    model = agreement_snapshot_create(project, n_boot=100, seed=1).payload["models"][0]
+    assert model["alignment"]["estimate"] < 0 and model["alignment"]["ci_raters"][1] < 0
+    client.force_login(seeded["lead"])
+    html = client.get(reverse("annotation:dashboard-agreement", args=[project.slug])).content.decode()
+    assert "Compared with one more expert" in html and "further away than an expert." in html
+    assert "two separate panels of 2.0 experts" in html and "all rated images" in html
