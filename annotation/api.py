@@ -25,7 +25,7 @@ from .models import Image, ImageFlag, Project, Rating, Release, Webhook
 from .models.release import semver_key
 from .scoring.contracts import ScoreValidationError
 from .scoring.services import model_scores_push, scoring_enqueue_for_images
-from .services import adjudication, releases
+from .services import adjudication, batches, releases
 from .services import webhooks as webhook_service
 from .services.image_import import DuplicateImage, image_import_one, upload_read
 
@@ -269,6 +269,8 @@ class ImageUploadSerializer(serializers.Serializer):  # type: ignore[type-arg]
     prompt = serializers.CharField(required=False, allow_blank=True, default="")
     # a field named like Field.source: the serializer's metaclass moves declared fields off the class
     source = serializers.CharField(required=False, allow_blank=True, default="")  # type: ignore[assignment]
+    batch = serializers.CharField(required=False, allow_blank=True, default="",
+                                  help_text="Add the image to this round (batch), made as a draft if new (#22)")
 
 
 class ImageListCreateView(generics.ListAPIView):  # type: ignore[type-arg]
@@ -306,14 +308,29 @@ class ImageListCreateView(generics.ListAPIView):  # type: ignore[type-arg]
         upload = data["file"]
         meta = ImageMeta(ethnicity=data["ethnicity"], age=data["age"], gender=data["gender"], prompt=data["prompt"],
                          source=data["source"])
+        batch, made = _import_batch(project, data["batch"], request)
         try:
             content, sha256 = upload_read(upload)
             image = image_import_one(project=project, name=data.get("name") or Path(upload.name).name,
                                      data=content, meta=meta, sha256=sha256)
         except (ImageRejected, DuplicateImage) as exc:
+            if batch is not None and made:
+                batches.batch_discard_if_empty(batch)
             raise ValidationError({"file": [f"{upload.name}: {exc}"]}) from None
+        if batch is not None:
+            batches.batch_add_images(batch=batch, image_ids=[image.pk], actor=request.user)
         scoring_enqueue_for_images(project, [image.pk])
         return Response(ImageSerializer(image).data, status=201)
+
+
+def _import_batch(project: Project, name: str, request: Request) -> tuple[Any, bool]:
+    """The round an upload adds its images to (#22), checked before anything is imported."""
+    if not name.strip():
+        return None, False
+    try:
+        return batches.batch_for_import(project=project, name=name, actor=request.user)
+    except batches.BatchError as exc:
+        raise ValidationError({"batch": [str(exc)]}) from None
 
 
 def _bool_param(params: Any, key: str) -> bool | None:
@@ -343,6 +360,8 @@ def _int_param(params: Any, key: str) -> int | None:
 class ImageBulkSerializer(serializers.Serializer):  # type: ignore[type-arg]
     files = serializers.ListField(child=serializers.FileField(), allow_empty=False,
                                   help_text="Several image files in one multipart request")
+    batch = serializers.CharField(required=False, allow_blank=True, default="",
+                                  help_text="Add the imported images to this round (batch), made as a draft if new")
 
 
 class ImageBulkImportView(APIView):
@@ -360,6 +379,7 @@ class ImageBulkImportView(APIView):
         files = request.FILES.getlist("files")
         if not files:
             raise ValidationError({"files": ["no files in the request (send them as multipart field 'files')"]})
+        batch, made = _import_batch(project, str(request.POST.get("batch", "")), request)
         out: dict[str, list[Any]] = {"imported": [], "duplicates": [], "rejected": []}
         new_ids = []
         for upload in files:
@@ -373,6 +393,10 @@ class ImageBulkImportView(APIView):
                 out["rejected"].append({"name": name, "reason": str(exc)})
             except DuplicateImage as exc:
                 out["duplicates"].append({"name": name, "reason": str(exc)})
+        if batch is not None and new_ids:
+            batches.batch_add_images(batch=batch, image_ids=new_ids, actor=request.user)
+        elif batch is not None and made:
+            batches.batch_discard_if_empty(batch)
         scoring_enqueue_for_images(project, new_ids)
         return Response(out, status=200 if out["imported"] else 400)
 

@@ -446,6 +446,12 @@ def disputed_page(project: Project, page: int = 1) -> DisputedPage:
     return DisputedPage(images=_with_ratings(images[:GALLERY_PAGE]), page=page, has_next=has_next)
 
 
+def project_raters(project: Project) -> list[Any]:
+    """The project's active raters, by email (the rounds forms: who rates a round; 1 query)."""
+    return [m.user for m in Membership.objects.filter(project=project, user__role=Role.RATER, user__is_active=True)
+            .select_related("user").order_by("user__email")]
+
+
 def flags_open(project: Project, limit: int = 100) -> list[ImageFlag]:
     """Raters' flags waiting for a lead's decision, oldest first, with image and rater (1 query)."""
     return list(ImageFlag.objects.filter(project=project, resolved_at__isnull=True)

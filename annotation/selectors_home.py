@@ -30,6 +30,7 @@ from annotation.models import (
     Rating,
     SnapshotStatus,
 )
+from annotation.selectors_batches import RoundLine, rater_rounds
 
 
 @dataclass
@@ -40,6 +41,7 @@ class RaterCard:
     open_assignment: bool = False
     paused: bool = False
     calibration: str = ""  # "", "to do", "waiting for admission", "admitted"
+    rounds: list[RoundLine] = field(default_factory=list)  # open rounds they may rate, their own counts (#22)
 
 
 @dataclass
@@ -94,6 +96,7 @@ def _rater_card(user: User, project: Project, day_start: datetime, now: datetime
                                                      expires_at__gt=now).exists()
     membership = Membership.objects.filter(project=project, user=user).first()
     card.paused = bool(membership and membership.paused_at)
+    card.rounds = rater_rounds(project=project, rater=user)
     if project.require_calibration and membership is not None:
         card.calibration = "admitted" if membership.admitted_at else (
             "waiting for admission" if _calibration_done(project, user) else "to do")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import dashboard, pages, rate, releases, webhooks
+from .views import batches, dashboard, pages, rate, releases, webhooks
 
 app_name = "annotation"
 urlpatterns = [
@@ -58,4 +58,12 @@ urlpatterns = [
     path("projects/<slug:slug>/dashboard/flags/<int:flag_id>/dismiss/", dashboard.dashboard_flag_action,
          {"action": "dismiss"}, name="dashboard-flag-dismiss"),
     path("projects/<slug:slug>/dashboard/releases/", dashboard.dashboard_releases, name="dashboard-releases"),
+    # Rounds (batches, #22): views/batches.py.
+    path("projects/<slug:slug>/batches/", batches.batch_list, name="batch-list"),
+    path("projects/<slug:slug>/batches/<int:batch_id>/", batches.batch_detail, name="batch-detail"),
+    path("projects/<slug:slug>/batches/<int:batch_id>/open/", batches.batch_state, {"state": "open"}, name="batch-open"),
+    path("projects/<slug:slug>/batches/<int:batch_id>/pause/", batches.batch_state, {"state": "paused"},
+         name="batch-pause"),
+    path("projects/<slug:slug>/batches/<int:batch_id>/close/", batches.batch_state, {"state": "closed"},
+         name="batch-close"),
 ]

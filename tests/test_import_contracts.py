@@ -23,7 +23,7 @@ PURE = {
     "annotation.ratingfiles", "annotation.pgcopy", "annotation.demo_faces", "annotation.rater_quality",
     "annotation.scoring.priority", "annotation.scoring.contracts", "annotation.scoring.modeldir",
     "annotation.scoring.model_agreement", "annotation.rating.values", "annotation.payloads",
-    "annotation.csvsafe", "annotation.rating.imagetoken", "annotation.webhook_signing",
+    "annotation.csvsafe", "annotation.rating.imagetoken", "annotation.webhook_signing", "annotation.batching",
 }
 # Re-export aliases left for code written before annotation/rating existed (decision 0005).
 MOVED = ("annotation.services.queue", "annotation.services.rating_submit")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from accounts.models import Role, User
 from annotation import taxonomy
 from annotation.models import Assignment, Project
+from annotation.selectors_batches import RoundLine, rater_round, rater_rounds
 from core import prepared
 
 from . import sql
@@ -59,6 +60,8 @@ class Stage:
     # the assignment's image, named for this rater alone (annotation.rating.images): a test-retest
     # repeat gets a URL of its own, never the one of the rater's first rating of the image
     image_url: str | None = None
+    # the round (#22) the assignment came from: its name, the rater's own count in it, its size, due date
+    round: RoundLine | None = None
 
 
 def rate_stage(*, project: Project, rater: User, just_finished: bool = False) -> Stage:
@@ -77,4 +80,17 @@ def rate_stage(*, project: Project, rater: User, just_finished: bool = False) ->
     image_url = rate_image_url(project_id=project.pk, slug=project.slug, rater_id=rater.pk, image_id=a.image_id,
                                serving=RETEST if a.is_retest else NEW)
     return Stage(project=project, progress=progress, paused=paused, assignment=a,
-                 next_image_url=claim.next_image_url, emotion=emotion, image_url=image_url)
+                 next_image_url=claim.next_image_url, emotion=emotion, image_url=image_url,
+                 round=_round(project, rater, a))
+
+
+def _round(project: Project, rater: User, a: Assignment) -> RoundLine | None:
+    """The rater's line for the assignment's round (#22). A test-retest repeat belongs to no round:
+    it shows the rater's first open round, as new work would (a repeat must look like new work, #16)."""
+    if a.batch_id is not None:
+        return rater_round(batch_id=a.batch_id, rater=rater)
+    in_rounds = getattr(project, "in_rounds", None)
+    if in_rounds is not None and not in_rounds:
+        return None
+    rounds = rater_rounds(project=project, rater=rater) if a.is_retest else []
+    return rounds[0] if rounds else None

@@ -31,6 +31,7 @@ class ImportSummary:
     imported: list[str] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    image_ids: list[int] = field(default_factory=list)  # of the imported images, in source order
 
     @property
     def counts(self) -> str:
@@ -187,6 +188,7 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
         if kind == "imported" and image_id is not None:
             summary.imported.append(src.name)
             new_ids.append(image_id)
+            summary.image_ids.append(image_id)
         elif kind == "duplicate":
             summary.duplicates.append((src.name, reason))
         else:

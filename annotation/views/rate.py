@@ -67,7 +67,7 @@ def _stage_context(stage: flow.Stage) -> dict[str, Any]:
     project = stage.project
     # A paused rater (annotation.services.raters) is told so; the claim serves them nothing anyway.
     ctx: dict[str, Any] = {"project": project, "progress": stage.progress, "field_prefix": EMOTION_FIELD_PREFIX,
-                           "paused": stage.paused}
+                           "paused": stage.paused, "round": stage.round}
     a = stage.assignment
     if a is None:
         return ctx

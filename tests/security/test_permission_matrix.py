@@ -21,6 +21,7 @@ from annotation.rating.claim import assignment_claim
 from annotation.rating.images import NEW, rate_image_url
 from annotation.rating.submit import rating_submit
 from annotation.services.agreement_snapshot import agreement_snapshot_create
+from annotation.services.batches import batch_create
 from annotation.services.image_import import image_import_one
 from annotation.services.releases import release_build, release_create
 from tests.factories import add_member, image_bytes, make_project, make_user
@@ -83,6 +84,9 @@ ROUTES: dict[str, Route] = {
     "api:flag-decide": Route("POST", frozenset(MANAGERS), ("slug", "flag_id"), api=True),
     "api:webhook-list": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
     "api:release-list": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
+    "api:batch-list": Route("GET", frozenset(MANAGERS), ("slug",), api=True),
+    "api:batch-detail": Route("GET", frozenset(MANAGERS), ("slug", "batch_id"), api=True),
+    "api:batch-state": Route("POST", frozenset(MANAGERS), ("slug", "batch_id"), api=True),
     "api:release-detail": Route("GET", frozenset(MANAGERS), ("slug", "version"), api=True),
     "api:release-file": Route("GET", frozenset(MANAGERS), ("slug", "version", "file"), api=True),
     "annotation:home": Route("GET", frozenset(SIGNED_IN)),
@@ -121,6 +125,11 @@ ROUTES: dict[str, Route] = {
     "annotation:dashboard-calibration-item": Route("POST", frozenset(MANAGERS), ("slug", "image_id")),
     "annotation:dashboard-image": Route("GET", frozenset(MANAGERS), ("slug", "image_id")),
     "annotation:dashboard-releases": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:batch-list": Route("GET", frozenset(MANAGERS), ("slug",)),
+    "annotation:batch-detail": Route("GET", frozenset(MANAGERS), ("slug", "batch_id")),
+    "annotation:batch-open": Route("POST", frozenset(MANAGERS), ("slug", "batch_id")),
+    "annotation:batch-pause": Route("POST", frozenset(MANAGERS), ("slug", "batch_id")),
+    "annotation:batch-close": Route("POST", frozenset(MANAGERS), ("slug", "batch_id")),
     "annotation:dashboard-flag-confirm": Route("POST", frozenset(MANAGERS), ("slug", "flag_id")),
     "annotation:dashboard-flag-dismiss": Route("POST", frozenset(MANAGERS), ("slug", "flag_id")),
 }
@@ -177,6 +186,7 @@ def world(tmp_path):  # type: ignore[no-untyped-def]
         "token_id": api_token_create(user=users["lead"])[0].pk, "uidb64": "MQ",
         "webhook_id": Webhook.objects.create(project=project, url="https://hooks.example.org/emorate",
                                              events=["release.published"], secret="s" * 20).pk,
+        "batch_id": batch_create(project=project, name="Round 1", image_ids=[images[3].pk]).pk,
         "token": invitation_create(email="new@example.org", role=Role.RATER, projects=["p"], created_by=None).token,
     }
     return users, values

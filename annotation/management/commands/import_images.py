@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.management.progress import ProgressBar
 from annotation.manifests import ManifestError
+from annotation.services import batches
 from annotation.services.image_import import images_import
 
 from ._base import get_project
@@ -17,11 +18,20 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True)
         parser.add_argument("--metadata", type=Path, default=None, help="Metadata per image (.csv or .jsonl)")
         parser.add_argument("--progress", action="store_true", help="Show a progress bar even when not on a terminal")
+        parser.add_argument("--batch", default=None, metavar="NAME",
+                            help="add the imported images to this round (batch), made as a draft if the project "
+                                 "has none of that name")
         parser.add_argument("--workers", type=int, default=8,
                             help="images read, checked and stored side by side (default 8; 1 = one at a time)")
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         project = get_project(opts["project"])
+        batch, made = None, False
+        if opts["batch"] is not None:
+            try:  # before importing: a refused name stores nothing
+                batch, made = batches.batch_for_import(project=project, name=opts["batch"])
+            except batches.BatchError as exc:
+                raise CommandError(str(exc)) from None
         bar = ProgressBar("importing", enabled=True if opts["progress"] else None)
         try:
             summary = images_import(project=project, path=opts["path"], metadata=opts["metadata"], progress=bar,
@@ -33,5 +43,10 @@ class Command(BaseCommand):
         for name, reason in summary.duplicates:
             self.stdout.write(f"duplicate {name}: {reason}")
         self.stdout.write(summary.counts)
+        if batch is not None and summary.image_ids:
+            added = batches.batch_add_images(batch=batch, image_ids=summary.image_ids)
+            self.stdout.write(f"added {added} image(s) to batch {batch.name!r} ({batch.state})")
+        elif batch is not None and made:
+            batches.batch_discard_if_empty(batch)
         if not summary.imported:
             raise CommandError("nothing was imported")
