@@ -76,11 +76,11 @@ class CalibrationVerdict:
 def _prediction_bound(xs: Sequence[float], *, lower: bool, level: float = 0.95) -> float:
     """One-sided t prediction bound for one more value from the population of ``xs``:
     mean -/+ t(level, n-1) * sd * sqrt(1 + 1/n)."""
-    from scipy import stats  # type: ignore[import-untyped,unused-ignore]
+    from scipy.special import stdtrit  # type: ignore[import-untyped,unused-ignore]  # not scipy.stats: ~1 s
 
     x = np.asarray(xs, dtype=np.float64)
     n = x.size
-    half = float(stats.t.ppf(level, n - 1) * x.std(ddof=1) * np.sqrt(1.0 + 1.0 / n))
+    half = float(stdtrit(n - 1, level) * x.std(ddof=1) * np.sqrt(1.0 + 1.0 / n))
     return float(x.mean() - half) if lower else float(x.mean() + half)
 
 

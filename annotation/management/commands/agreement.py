@@ -13,6 +13,9 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 class Command(BaseCommand):
     help = "Print the inter-rater agreement report of a project (definitions: docs/agreement.md)."
+    # A read-only report: Django's system checks (which import every URLconf and view) would be
+    # most of its run time on a small project (#21). `manage.py check` and deployments still run them.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--project", required=True)
