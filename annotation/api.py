@@ -148,6 +148,8 @@ class ReleaseCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
     include_images = serializers.BooleanField(default=False)
     n_boot = serializers.IntegerField(default=1000, min_value=0, max_value=100_000)
     description = serializers.CharField(required=False, allow_blank=True, default="")
+    batches = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=True,
+                                    help_text="Cut the release from these rounds' images only (#22)")
 
 
 class ReleaseListCreateView(APIView):
@@ -169,7 +171,8 @@ class ReleaseListCreateView(APIView):
             release = releases.release_create(
                 project=project, version=data["version"], created_by=request.user,
                 consolidation=data.get("consolidation"), split=data.get("split"),
-                include_images=data["include_images"], n_boot=data["n_boot"], description=data["description"])
+                include_images=data["include_images"], n_boot=data["n_boot"], description=data["description"],
+                batches=data.get("batches") or None)
         except releases.ReleaseError as exc:
             raise ValidationError({"detail": str(exc)}) from None
         releases.release_enqueue_build(release, publish=data["publish"])

@@ -108,6 +108,7 @@ class ReleaseConfig(TypedDict):
     excluded_raters: list[ExcludedRater]
     # how the test split was drawn (model-independent sample or not, and why), for the card (#17); absent before
     test_split_note: NotRequired[str]
+    batches: NotRequired[list[str]]  # the rounds it was cut from (#22); absent: the whole project
 
 
 class ReleaseInputs(TypedDict):
@@ -120,6 +121,7 @@ class ReleaseInputs(TypedDict):
     flagged_image_ids: NotRequired[list[int]]  # images left out, frozen at creation (#16); absent before
     # the raters' consented backgrounds in aggregate, frozen at creation for the card (#20); absent before
     rater_pool: NotRequired[dict[str, Any]]
+    batch_image_ids: NotRequired[list[int]]  # a release cut from rounds (#22): their images, frozen at creation
 
 
 class ReleaseSummary(TypedDict):

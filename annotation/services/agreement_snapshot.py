@@ -525,6 +525,12 @@ def _compute_into(snapshot: AgreementSnapshot, project: Project, *, level: str, 
 
     priority_schedule(project)
     webhooks_snapshot_done(project, snapshot.pk, dict(payload))
+    # Rounds (#22): agreement on each open or paused round's images, with this snapshot's level,
+    # resamples and seed; then the rounds' finished / behind alerts.
+    from annotation.services.batches import batch_agreements_compute, batch_alerts_raise
+
+    batch_agreements_compute(project, snapshot_id=snapshot.pk, level=level, n_boot=n_boot, seed=seed)
+    batch_alerts_raise(project)
     return snapshot
 
 

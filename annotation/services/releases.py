@@ -11,6 +11,7 @@ each build starts from scratch, so nothing half-written is ever published.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -84,7 +85,7 @@ def release_dir(release: Release) -> Path:
 @transaction.atomic
 def release_create(*, project: Project, version: str, created_by: Any = None, consolidation: dict[str, Any] | None = None,
                    split: dict[str, Any] | None = None, include_images: bool = False, n_boot: int = 1000,
-                   description: str = "") -> Release:
+                   description: str = "", batches: list[str] | None = None) -> Release:
     """Create a draft release with a frozen configuration and frozen inputs.
 
     Raises ReleaseError for a malformed or already used version, a version not above the project's
@@ -124,6 +125,10 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
         # so a flag decided after this moment never changes the release or a rebuild of it.
         "flagged_image_ids": sorted(Image.objects.filter(project=project, flagged=True).values_list("pk", flat=True)),
     }
+    if batches:
+        # A release cut from rounds (#22): their images, frozen now (an image added to a round later
+        # never reaches this release); the rounds' names go into the config and the card.
+        inputs["batch_image_ids"] = _batch_images(project, batches)
     max_id = inputs["max_rating_id"]
     rater_ids = set(Rating.objects.filter(project=project, pk__lte=max_id).values_list("rater_id", flat=True))
     inputs["rater_pool"] = rater_pool(sorted(rater_ids - set(inputs["excluded_rater_ids"])))
@@ -138,10 +143,35 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
         "excluded_raters": [{"rater": exporters.pseudonym(x.rater_id, bytes.fromhex(pseudonym_key)), "reason": x.reason}
                             for x in excluded],
     }
+    if batches:
+        config["batches"] = sorted(set(batches))
     release = Release.objects.create(project=project, version=version, config=config, inputs=inputs,
                                      created_by=created_by, pseudonym_key=pseudonym_key)
     audit_record(actor=created_by, action="release.created", project=project, obj=release, version=version)
     return release
+
+
+def _batch_images(project: Project, names: list[str]) -> list[int]:
+    """The images of the project's rounds of these names, each once, sorted; ReleaseError naming an
+    unknown round or rounds without images."""
+    from annotation.services.batches import BatchError, batch_get, batch_image_ids
+
+    try:
+        chosen = [batch_get(project, name) for name in sorted(set(names))]
+    except BatchError as exc:
+        raise ReleaseError(str(exc)) from None
+    ids = batch_image_ids(chosen)
+    if not ids:
+        raise ReleaseError(f"the round(s) {', '.join(b.name for b in chosen)} have no images")
+    return ids
+
+
+def _only_images(rows: Any, keep: np.ndarray | None) -> Any:
+    """`rows` (RatingRows or BinaryVotes: arrays of one length) restricted to the images in `keep`."""
+    if keep is None:
+        return rows
+    mask = np.isin(rows.image_ids, keep)
+    return dataclasses.replace(rows, **{f.name: getattr(rows, f.name)[mask] for f in dataclasses.fields(rows)})
 
 
 # The test split is drawn from the model-independent sample by default only when the sample's eligible
@@ -336,16 +366,18 @@ def _build(release: Release, step: Progress) -> None:
     rule = ConsolidationRule.from_config(config["consolidation"])
     split_config = SplitConfig(**_split_kwargs(config["split"]))
     agreement_cfg = config["agreement"]
+    chosen = inputs.get("batch_image_ids")  # a release cut from rounds (#22): only their images
+    keep = np.asarray(chosen, dtype=np.int64) if chosen is not None else None
     if project.is_binary:
-        raw: Any = _binary_votes(project, max_id, excluded_ids)
+        raw: Any = _only_images(_binary_votes(project, max_id, excluded_ids), keep)
         step(20, "consolidating (k of k)")
         labels: Any = consolidate_binary(raw, k=int(config["k"] or 3), flagged_image_ids=flagged)
         units, raters, values = raw.image_ids, raw.rater_ids, None
     else:
         # Only ratings revised after the release was created need their history.
         revised = Rating.objects.filter(project=project, pk__lte=max_id, updated_at__gt=as_of).exists()
-        rows = selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
-                                     exclude_raters=excluded_ids, flagged_image_ids=flagged)
+        rows = _only_images(selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
+                                                  exclude_raters=excluded_ids, flagged_image_ids=flagged), keep)
         raw = rows
         step(20, "consolidating")
         labels = consolidate_intensity(rows.image_ids, rows.values, rule=rule, scale_max=project.scale_max,
@@ -386,9 +418,9 @@ def _build(release: Release, step: Progress) -> None:
                                        seed=int(agreement_cfg["seed"]))
         # #17: alpha is computed after the release's selection (excluded raters, dropped disputed
         # images); the same figure on every rating of the frozen inputs goes beside it.
-        every = selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
-                                      flagged_image_ids=flagged) if excluded_ids or labels.left_out.get("disputed") \
-            else None
+        every = _only_images(selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
+                                                   flagged_image_ids=flagged), keep) \
+            if excluded_ids or labels.left_out.get("disputed") else None
         per_all = ag.alpha_all(
             every.image_ids if every is not None else units, None, every.values if every is not None else values,
             level=agreement_cfg["level"], domain=ag.scale_domain(project.scale_max))  # type: ignore[arg-type]
@@ -404,7 +436,7 @@ def _build(release: Release, step: Progress) -> None:
         pretty_name=f"{project.name} {release.version}", version=release.version,
         released=release.created_at.date().isoformat(),
         description=_card_description(config.get("description") or project.guidelines[:500],
-                                      config.get("excluded_raters", [])),
+                                      config.get("excluded_raters", []), config.get("batches"), len(chosen or [])),
         rater_pool=inputs.get("rater_pool"),
     )
     # Built in a local scratch folder, then stored (S3 or the media folder) as a whole; the row
@@ -486,8 +518,14 @@ def rater_pool(rater_ids: list[int]) -> dict[str, Any]:
     return {"n_raters": len(rater_ids), "n_described": described, "min_group": PROFILE_MIN_GROUP, "fields": fields}
 
 
-def _card_description(description: str, excluded: list[ExcludedRater]) -> str:
-    """The card's free text, plus which raters' ratings were left out and why (from the frozen config)."""
+def _card_description(description: str, excluded: list[ExcludedRater], batches: list[str] | None = None,
+                      n_batch_images: int = 0) -> str:
+    """The card's free text, plus the rounds it was cut from (#22) and which raters' ratings were
+    left out and why (from the frozen config)."""
+    if batches:
+        rounds = (f"Cut from the round{'s' if len(batches) > 1 else ''} {', '.join(batches)}: only their "
+                  f"{n_batch_images:,} images (as they were when the release was created) are in it.")
+        description = f"{description}\n\n{rounds}" if description else rounds
     if not excluded:
         return description
     lines = [f"- `{x['rater']}`: {x['reason']}" for x in excluded]
@@ -637,6 +675,7 @@ def release_config_conflicts(release: Release, requested: dict[str, Any]) -> lis
         "seed": config["split"]["seed"], "group_key": config["split"].get("group_key") or "none",
         "test_from_model_independent": bool(config["split"].get("test_from_model_independent")),
         "include_images": bool(config.get("include_images")), "bootstrap": config["agreement"]["n_boot"],
+        "batches": sorted(config.get("batches", [])) or None,
     }
     return [f"--{name.replace('_', '-')} {value} ({release.version} has {frozen[name]})"
             for name, value in requested.items() if value is not None and name in frozen and value != frozen[name]]

@@ -5,7 +5,9 @@ Events:
 - `agreement.snapshot_done`: an agreement snapshot finished (mean alpha, images, ratings);
 - `image.target_reached`: images that reached the project's target ratings since the last sweep
   (a periodic task, never the rate path; one delivery lists them all, at most 1,000 names);
-- `rater.alert`: a finished snapshot raised rater alerts (the same rules as the dashboard).
+- `rater.alert`: a finished snapshot raised rater alerts (the same rules as the dashboard);
+- `batch.completed`, `batch.behind`: a round (#22) reached its target on every image, or will miss
+  its due date at its current pace (once each per round; annotation.services.batches).
 
 Delivery (annotation.tasks.webhook_deliver_task, through annotation.jobs): one row per event and
 webhook, POSTed with the headers of annotation.webhook_signing, retried with exponential backoff
@@ -45,7 +47,8 @@ from annotation.webhook_signing import (
     signature,
 )
 
-EVENTS = ("release.published", "agreement.snapshot_done", "image.target_reached", "rater.alert")
+EVENTS = ("release.published", "agreement.snapshot_done", "image.target_reached", "rater.alert", "batch.completed",
+          "batch.behind")
 TARGET_REACHED_LIST_MAX = 1000
 
 

@@ -35,7 +35,8 @@ def release_create(request: HttpRequest, slug: str) -> HttpResponse:
             project=project, version=form.get("version", "").strip(), created_by=signed_in(request),
             consolidation={"method": form.get("method", "median"), "min_ratings": int(form.get("min_ratings") or 2)},
             split={"seed": int(form.get("seed") or 0), "group_key": form.get("group_key") or None},
-            include_images=bool(form.get("include_images")), n_boot=n_boot, description=form.get("description", ""))
+            include_images=bool(form.get("include_images")), n_boot=n_boot, description=form.get("description", ""),
+            batches=form.getlist("batches") or None)
     except (releases.ReleaseError, ValueError) as exc:
         items = sorted(project.releases.all(), key=lambda r: semver_key(r.version), reverse=True)
         return render(request, "annotation/releases.html",

@@ -43,6 +43,8 @@ class Command(BaseCommand):
         parser.add_argument("--include-images", action="store_true", default=None,
                             help="Put the (metadata-stripped) image files into the release")
         parser.add_argument("--bootstrap", type=int, default=None, help="Resamples for the agreement intervals (default 1000)")
+        parser.add_argument("--batch", action="append", default=None, dest="batches", metavar="NAME",
+                            help="cut the release from this round's images only (repeatable; default: every image)")
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         project = get_project(opts["project"])
@@ -50,6 +52,7 @@ class Command(BaseCommand):
         release = Release.objects.filter(project=project, version=version).first()
         requested = {name: opts[name] for name in ("method", "min_ratings", "seed", "group_key", "include_images",
                                                    "bootstrap")}
+        requested["batches"] = sorted(set(opts["batches"])) if opts["batches"] else None
         tfmi = opts["test_from_model_independent"]
         requested["test_from_model_independent"] = None if tfmi is None else tfmi == "yes"
         try:
@@ -64,7 +67,7 @@ class Command(BaseCommand):
                     n_boot=1000 if opts["bootstrap"] is None else opts["bootstrap"],
                     consolidation={"method": opts["method"] or "median",
                                    "min_ratings": 2 if opts["min_ratings"] is None else opts["min_ratings"]},
-                    split=split,
+                    split=split, batches=opts["batches"],
                 )
                 self.stdout.write(f"created release {version} of {project.slug} (configuration frozen)")
             else:
