@@ -197,6 +197,12 @@ class AlignmentDifference:
     reason: str | None
 
 
+def _table(values: npt.ArrayLike, n_rows: int) -> npt.NDArray[np.float64]:
+    """The values as an (n_rows, emotions) float table (a 2-D input keeps its width even when empty)."""
+    x = np.asarray(values, dtype=np.float64)
+    return x if x.ndim == 2 else x.reshape(n_rows, -1)
+
+
 def _alignment_sums(unit_idx: npt.NDArray[np.intp], n_u: int, x: npt.NDArray[np.float64],
                     cand: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.float64],
                                                                                        npt.NDArray[np.float64]]:
@@ -236,7 +242,7 @@ def alignment_difference(units: npt.ArrayLike, raters: npt.ArrayLike, values: np
     (the rounded scores, as in the alt-test); images without a model row are left out."""
     u = np.asarray(units, dtype=np.int64)
     r = np.asarray(raters, dtype=np.int64)
-    x = np.asarray(values, dtype=np.float64).reshape(u.size, -1)
+    x = _table(values, u.size)
     mu = np.asarray(model_units, dtype=np.int64)
     mv = np.asarray(model_values, dtype=np.float64).reshape(mu.size, x.shape[1])
     unit_ids, unit_idx = np.unique(u, return_inverse=True)
@@ -293,9 +299,9 @@ def split_half_agreement(units: npt.ArrayLike, values: npt.ArrayLike, *, seed: i
     from scipy import stats  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
 
     u = np.asarray(units, dtype=np.int64)
-    x = np.asarray(values, dtype=np.float64).reshape(u.size, -1)
     if u.size == 0:
         return SplitHalf(None, None, 0, 0)
+    x = _table(values, u.size)
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.random(u.size), u))
     us, xs = u[order], x[order]
