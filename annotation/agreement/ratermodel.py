@@ -54,6 +54,7 @@ class RaterModelConfig:
     min_ratings: int = 20
     discrimination_sd: float = 0.5
     variance_floor: float = 0.01
+    image_steps: int = 1
 
 
 @dataclass
@@ -101,11 +102,9 @@ class RaterModelFit:
 
 
 def _sigmoid(x: FloatArray) -> FloatArray:
-    out: FloatArray = np.empty_like(x)
-    np.negative(x, out=out)
-    np.exp(out, out=out)
-    out += 1.0
-    np.reciprocal(out, out=out)
+    from scipy.special import expit  # type: ignore[import-untyped,unused-ignore]
+
+    out: FloatArray = expit(x)
     return out
 
 
@@ -232,6 +231,33 @@ class _Chunk:
         self.n_r = np.bincount(self.rr, minlength=self.Ec * n_raters).reshape(self.Ec, n_raters)
         self.n_p = np.bincount(self.rp, minlength=self.Ec * n_raters).reshape(self.Ec, n_raters)
         self.has_p = (np.bincount(self.ip, minlength=self.Ec * n_units) > 0).reshape(self.Ec, n_units)
+        # A fixed subsample of images (the same for every emotion) on which the presence prior's
+        # mean and spread are fitted by quadrature (marginal likelihood), ratings grouped by image.
+        take = _subsample(n_units)
+        sub = np.flatnonzero(take[ui[j]])
+        key = self.ii[sub]
+        order = np.argsort(key, kind="stable")
+        sub, key = sub[order], key[order]
+        self.q_obs = sub
+        self.q_starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1].astype(np.intp)
+        self.q_emo = (key[self.q_starts] // n_units).astype(np.intp)
+        self.q_sign = 2.0 * self.z[sub] - 1.0
+        self.prior_done = False
+
+
+_SUBSAMPLE = 1000
+_GHQ_X, _GHQ_W = np.polynomial.hermite.hermgauss(12)
+_GHQ_X = _GHQ_X * math.sqrt(2.0)
+_GHQ_LOGW = np.log(_GHQ_W / math.sqrt(math.pi))
+
+
+def _subsample(n_units: int) -> npt.NDArray[np.bool_]:
+    take = np.zeros(n_units, dtype=bool)
+    if n_units <= _SUBSAMPLE:
+        take[:] = True
+    else:
+        take[np.random.default_rng(12345).choice(n_units, _SUBSAMPLE, replace=False)] = True
+    return take
 
 
 def _chunks(yt: npt.NDArray[np.int8], ui: IntArray, ri: IntArray, n_units: int, n_raters: int,
@@ -287,18 +313,20 @@ class _Fitter:
         Am = self.A[sl]
         A = Am.reshape(-1)
         S = self.S[sl].reshape(-1)
+        self._presence_prior(ch, S)
         prec_i = np.repeat(1.0 / self.s2a[sl], N)
         mean_i = np.repeat(self.mu[sl], N)
         h = prec_i
-        for _ in range(2):
+        for _ in range(self.cfg.image_steps):
             p = _sigmoid(A[ch.ii] + S[ch.rr])
             g = np.bincount(ch.ii, ch.z - p, Ec * N) - (A - mean_i) * prec_i
-            h = np.bincount(ch.ii, p * (1 - p), Ec * N) + prec_i
+            p *= 1.0 - p
+            h = np.bincount(ch.ii, p, Ec * N) + prec_i
             A += np.clip(g / h, -3.0, 3.0)
         VA = 1.0 / h
         self.VA[sl] = VA.reshape(Ec, N)
         # Rater step: the expectation over each image's normal posterior (probit approximation).
-        kap = 1.0 / np.sqrt(1.0 + (math.pi / 8.0) * VA[ch.ii])
+        kap = (1.0 / np.sqrt(1.0 + (math.pi / 8.0) * VA))[ch.ii]
         pt = _sigmoid(kap * (A[ch.ii] + S[ch.rr]))
         prec = 1.0 / self.tau2_s
         g = np.bincount(ch.rr, ch.z - pt, Ec * R) - (S - np.tile(self.theta, Ec)) * prec
@@ -311,9 +339,47 @@ class _Fitter:
         Sm -= delta[:, None]
         Am += delta[:, None]
         self.hS[sl] = hr.reshape(Ec, R)
-        mu = Am.mean(axis=1)
-        self.mu[sl] = mu
-        self.s2a[sl] = np.maximum(((Am - mu[:, None]) ** 2 + self.VA[sl]).mean(axis=1), self.cfg.variance_floor)
+
+    def _presence_prior(self, ch: _Chunk, S: FloatArray) -> None:
+        """One Newton (BHHH) step on each emotion's (mu, sa) for the marginal likelihood of the
+        subsample's presence ratings, the image latent integrated out by 12-point Gauss-Hermite.
+        (A Laplace/EM update of sa crawls, or drifts, with 3-4 binary ratings per image.)"""
+        if ch.q_obs.size == 0 or ch.prior_done:
+            return
+        sl = slice(ch.e0, ch.e1)
+        mu, sd = self.mu[sl], np.sqrt(self.s2a[sl])
+        obs = ch.q_obs
+        emo_obs = np.repeat(ch.q_emo, np.diff(np.r_[ch.q_starts, obs.size]))
+        eta = (mu[emo_obs] + S[ch.rr[obs]])[:, None] + sd[emo_obs][:, None] * _GHQ_X[None, :]
+        p = _sigmoid(eta)
+        resid = ch.z[obs][:, None] - p
+        ll = np.log(np.maximum(np.where(ch.q_sign[:, None] > 0, p, 1.0 - p), 1e-300))
+        limg = np.add.reduceat(ll, ch.q_starts, axis=0) + _GHQ_LOGW[None, :]
+        limg -= limg.max(axis=1, keepdims=True)
+        post = np.exp(limg)
+        post /= post.sum(axis=1, keepdims=True)
+        rimg = np.add.reduceat(resid, ch.q_starts, axis=0)
+        g_mu = (post * rimg).sum(axis=1)
+        g_sd = (post * rimg * _GHQ_X[None, :]).sum(axis=1)
+        Ec = ch.Ec
+        G = np.stack([np.bincount(ch.q_emo, g_mu, Ec), np.bincount(ch.q_emo, g_sd, Ec)], axis=1)
+        M = np.empty((Ec, 2, 2))
+        M[:, 0, 0] = np.bincount(ch.q_emo, g_mu * g_mu, Ec) + 1e-6
+        M[:, 1, 1] = np.bincount(ch.q_emo, g_sd * g_sd, Ec) + 1e-6
+        M[:, 0, 1] = M[:, 1, 0] = np.bincount(ch.q_emo, g_mu * g_sd, Ec)
+        step = np.linalg.solve(M, G[:, :, None])[:, :, 0]
+        step = np.clip(np.nan_to_num(step), -1.0, 1.0)
+        # Settled (the centring keeps moving mu with the raters, so only the spread is watched):
+        # the quadrature is the costliest part of a sweep, so it stops here.
+        ch.prior_done = bool(np.abs(step[:, 1]).max() < 0.1 * self.cfg.tol)
+        new_mu = mu + step[:, 0]
+        new_sd = np.maximum(sd + step[:, 1], math.sqrt(self.cfg.variance_floor))
+        # Move the image latents with the prior (same standardised position), so that the next
+        # mode step starts close.
+        Am = self.A[sl]
+        Am[:] = new_mu[:, None] + (Am - mu[:, None]) * (new_sd / sd)[:, None]
+        self.mu[sl] = new_mu
+        self.s2a[sl] = new_sd ** 2
 
     # -- intensity given presence ----------------------------------------------------------
     def _terms(self, ch: _Chunk) -> tuple[FloatArray, ...]:
@@ -428,8 +494,7 @@ class _Fitter:
         Dm -= delta[:, None]
         Cm -= delta[:, None]
         has = ch.has_p
-        num = ((Bm ** 2 + self.VB[sl]) * has).sum(axis=1)
-        self.s2b[sl] = np.maximum(num / np.maximum(has.sum(axis=1), 1), self.cfg.variance_floor)
+        self.s2b[sl] = _mackay((Bm ** 2 * has).sum(axis=1), self.VB[sl], self.s2b[sl], has, self.cfg.variance_floor)
 
     # -- pooled parameters -------------------------------------------------------------------
     def _pool(self) -> None:
@@ -443,7 +508,9 @@ class _Fitter:
             pooled = X.sum(axis=0) / (self.E + tau2 / om2)
             pooled[~act] = 0.0
             if act.sum() >= 2:
-                tau2 = max(float(((X[:, act] - pooled[act]) ** 2 + 1.0 / Hh[:, act]).mean()), floor)
+                ss = float(((X[:, act] - pooled[act]) ** 2).sum())
+                tau2 = float(_mackay(np.array([ss]), 1.0 / Hh[:, act].reshape(1, -1), np.array([tau2]),
+                                     np.ones((1, int(act.sum()) * self.E), dtype=bool), floor)[0])
                 om2 = max(float((pooled[act] ** 2).mean()), floor)
             if name == "s":
                 self.theta, self.tau2_s, self.om2_s = pooled, tau2, om2
@@ -485,23 +552,11 @@ class _Fitter:
     def run(self) -> tuple[bool, int, float]:
         prev = self._state()
         change = float("inf")
-        hist: list[FloatArray] = []
         for it in range(1, self.cfg.max_iter + 1):
             for ch in self.chunks:
                 self._presence(ch)
                 self._intensity(ch)
             self._pool()
-            # EM crawls on variances when each image carries little information; every third
-            # sweep an Aitken step extrapolates each log variance along its geometric path.
-            hist.append(self._variances())
-            if len(hist) == 3:
-                d0, d1 = hist[1] - hist[0], hist[2] - hist[1]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio = d1 / d0
-                ok = (ratio > 0) & (ratio < 0.95) & (np.abs(d1) > 1e-6)
-                jump = np.where(ok, d1 * ratio / (1 - np.where(ok, ratio, 0.0)), 0.0)
-                self._set_variances(hist[2] + np.clip(jump, -0.7, 0.7))
-                hist = []
             cur = self._state()
             change = float(np.abs(cur - prev).max())
             prev = cur
@@ -512,7 +567,8 @@ class _Fitter:
     # -- results ----------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
         E, R, N, K = self.E, self.R, self.N, self.K
-        pres_se = np.full((E, R), np.nan)
+        info_s = np.zeros((E, R))
+        info_d = np.zeros((E, R))
         int_se = np.full((E, R), np.nan)
         for ch in self.chunks:
             sl = slice(ch.e0, ch.e1)
@@ -526,13 +582,18 @@ class _Fitter:
                 pt = _sigmoid(kap * (A[ch.ii] + S[ch.rr]))
                 p = _sigmoid(A[ch.ii] + S[ch.rr])
                 info = np.bincount(ch.rr, kap * pt * (1 - pt) * (1 - p * (1 - p) * va), Ec * R)
-                pres_se[sl] = _centred_se(info.reshape(Ec, R) + 1.0 / self.tau2_s, ch.n_r)
+                info_s[sl] = info.reshape(Ec, R)
             if K >= 2 and ch.y.size:
                 lam, U, L, p2, fU, fL, dU, dL = self._terms(ch)
                 _score, w = self._eta_terms(lam, p2, fU, fL, dU, dL)
                 vb = self.VB[sl].reshape(-1)[ch.ip]
                 info = np.bincount(ch.rp, w * np.maximum(1 - w * vb, 0.0), Ec * R)
-                int_se[sl] = _centred_se(info.reshape(Ec, R) + 1.0 / self.tau2_d, ch.n_p)
+                info_d[sl] = info.reshape(Ec, R)
+        n_r = np.concatenate([ch.n_r for ch in self.chunks], axis=0)
+        n_p = np.concatenate([ch.n_p for ch in self.chunks], axis=0)
+        pres_se = _centred_se(_hier_var(info_s, self.tau2_s, self.om2_s), n_r)
+        if K >= 2:
+            int_se = _centred_se(_hier_var(info_d, self.tau2_d, self.om2_d), n_p)
         shift_steps = np.full((E, R), np.nan)
         shift_ci = np.full((E, R, 2), np.nan)
         p_present = np.empty((E, N))
@@ -578,9 +639,28 @@ class _Fitter:
         out: FloatArray = _mean_rating(self.C[e], x) @ _GH_W
         return out
 
-def _centred_se(prec: FloatArray, n: IntArray) -> FloatArray:
-    """Standard errors of effects centred to a weighted mean of 0 (weights n, per row), from precisions."""
-    var = 1.0 / prec
+def _mackay(ss: FloatArray, post_var: FloatArray, s2: FloatArray, mask: npt.NDArray[np.bool_],
+            floor: float) -> FloatArray:
+    """Variance update s2 = sum (mode - mean)^2 / sum gamma, gamma = 1 - posterior var / s2 (the
+    effective number of parameters; MacKay's evidence fixed point). With little information per
+    image EM's update crawls; this one converges in a few sweeps. Rows are emotions."""
+    gamma = ((1.0 - post_var / s2[:, None]) * mask).sum(axis=1)
+    out: FloatArray = np.maximum(ss / np.maximum(gamma, 1.0), floor)
+    return out
+
+
+def _hier_var(info: FloatArray, tau2: float, om2: float) -> FloatArray:
+    """Posterior variance of each rater x emotion effect (E, R) under effect ~ N(theta_r, tau2),
+    theta_r ~ N(0, om2), from the data's information: the effect's own variance plus the
+    uncertainty of the pooled theta_r it is shrunk towards."""
+    v = 1.0 / (info + 1.0 / tau2)
+    v_theta = 1.0 / ((1.0 / (tau2 + 1.0 / np.maximum(info, 1e-12))).sum(axis=0) + 1.0 / om2)
+    out: FloatArray = v + (v / tau2) ** 2 * v_theta[None, :]
+    return out
+
+
+def _centred_se(var: FloatArray, n: IntArray) -> FloatArray:
+    """Standard errors of effects centred to a weighted mean of 0 (weights n, per row), from variances."""
     w = n.astype(np.float64)
     w = w / np.maximum(w.sum(axis=-1, keepdims=True), 1.0)
     centred = var * (1 - 2 * w) + (w * w * var).sum(axis=-1, keepdims=True)
@@ -659,7 +739,8 @@ def dawid_skene(items: npt.ArrayLike, raters: npt.ArrayLike, votes: npt.ArrayLik
     prev = np.full(n_g, 0.5)
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for step in range(1, max_iter + 1):
+        it = step
         qv = q[ii]
         se = (np.bincount(ri, qv * vt, n_r) + 1) / (np.bincount(ri, qv, n_r) + 2)
         sp = (np.bincount(ri, (1 - qv) * (1 - vt), n_r) + 1) / (np.bincount(ri, 1 - qv, n_r) + 2)
