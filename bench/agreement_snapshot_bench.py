@@ -4,7 +4,11 @@ Ours: selectors.rating_rows (binary COPY) + agreement.alpha_all, and the whole s
 (agreement_snapshot_create: alpha + 1,000-resample intervals, kappas, leave-one-out, strata).
 Peer, same data, same run: the rows through the Django ORM + the krippendorff package, one
 emotion at a time (the usual way). Goal: the snapshot read from PostgreSQL in under 3 s.
-Run: make bench-agreement_snapshot_bench   [N_IMAGES=100000 N_BOOT=1000]
+With a model (MODEL=1, the default; #17): scores for every image are added and the snapshot is
+taken again, so its per-model figures (alt-test, Spearman and its ceiling, split-half panels, the
+alignment difference with its image bootstrap + expert jackknife) are timed beside the snapshot
+without a model from the same run.
+Run: make bench-agreement_snapshot_bench   [N_IMAGES=100000 N_BOOT=1000 MODEL=1]
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
 from _setup import django_on_postgres, seed_ratings
 
 
 def main() -> None:
     django_on_postgres()
     import krippendorff
-    import numpy as np
 
     from annotation import agreement as ag
     from annotation import selectors
@@ -62,6 +66,48 @@ def main() -> None:
     print(f"  ratio: {(t_peer_read + t_peer_alpha) / (t_read + t_alpha):.1f}x; largest |alpha difference| {worst:.1e}")
     print(f"  whole snapshot (read + alpha + {n_boot}-resample intervals + kappas + leave-one-out + strata): "
           f"{t_snapshot:.2f} s (stored {snapshot.seconds:.2f} s compute)")
+    if os.environ.get("MODEL", "1") == "1":
+        _with_model(project, rows, n_boot, t_snapshot)
+
+
+def _with_model(project, rows, n_boot: int, t_snapshot: float) -> None:  # type: ignore[no-untyped-def]
+    """#17's per-model figures: timed alone and inside a second snapshot, beside the first."""
+    from django.db import connection
+
+    from annotation.scoring import priority as prio
+    from annotation.scoring.model_agreement import alignment_difference, to_scale
+    from annotation.scoring.selectors import model_score_matrix, model_summary
+    from annotation.services.agreement_snapshot import agreement_snapshot_create
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT setseed(0.5)")
+        cur.execute(
+            "INSERT INTO annotation_modelscore (project_id, image_id, model_name, model_version, scores, "
+            "taxonomy_version, created_at) SELECT %s, i.id, 'bench-model', 'v1', "
+            "ARRAY(SELECT CASE WHEN random() < 0.75 THEN random() ELSE 1 + random() * 6 END "
+            "      FROM generate_series(1, 40) e WHERE e > 0 * i.id)::float8[], 'emonet-face-1', now() "
+            "FROM annotation_image i WHERE i.project_id = %s", [project.pk, project.pk])
+    t0 = time.perf_counter()
+    summary = model_summary(project, "bench-model", "v1", rows=rows, n_boot=n_boot, seed=0)
+    t_summary = time.perf_counter() - t0
+    assert summary is not None
+    matrix = model_score_matrix(project, "bench-model", "v1")
+    held = matrix.image_ids[prio.model_independent(matrix.image_ids, 0.2)]
+    keep = np.isin(rows.image_ids, held)
+    t0 = time.perf_counter()
+    alignment_difference(rows.image_ids[keep], rows.rater_ids[keep], rows.values[keep], matrix.image_ids,
+                         to_scale(matrix.scores, scale_max=7, model_scale_max=7.0), n_boot=n_boot, seed=0)
+    t_align = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    agreement_snapshot_create(project, n_boot=n_boot, seed=1)
+    t_model_snapshot = time.perf_counter() - t0
+    a = summary["alignment"]
+    print(f"  with a model scoring every image ({summary['evaluated_images']:,} in the model-independent sample):")
+    print(f"    model summary alone (alt-test, Spearman + ceiling, split-half, alignment): {t_summary:.2f} s, "
+          f"of which the alignment difference with {n_boot} resamples + expert jackknife {t_align:.2f} s "
+          f"(estimate {a['estimate']}, ci_raters {a['ci_raters']})")
+    print(f"    whole snapshot with the model {t_model_snapshot:.2f} s vs {t_snapshot:.2f} s without "
+          f"(ratio {t_model_snapshot / t_snapshot:.2f})")
 
 
 if __name__ == "__main__":
