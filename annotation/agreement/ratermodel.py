@@ -128,7 +128,7 @@ def _validate(values: FloatArray, scale_max: int) -> npt.NDArray[np.int8]:
     if bad.any():
         rows, cols = np.nonzero(finite)
         k = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"values2d[{rows[k]}, {cols[k]}] = {v[k]!r}: ratings must be whole numbers "
+        raise ValueError(f"values2d[{rows[k]}, {cols[k]}] = {float(v[k])!r}: ratings must be whole numbers "
                          f"in 0..{scale_max} (or NaN for missing)")
     out = np.full(values.shape, -1, dtype=np.int8)
     out[finite] = v.astype(np.int8)
@@ -164,8 +164,8 @@ def fit_rater_model(units: npt.ArrayLike, raters: npt.ArrayLike, values2d: npt.A
     if np.unique(key).size != key.size:
         srt = np.sort(key)
         dup = int(srt[np.flatnonzero(np.diff(srt) == 0)[0]])
-        raise ValueError(f"duplicate rating: image {unit_ids[dup // n_raters]!r} rated twice by "
-                         f"rater {rater_ids[dup % n_raters]!r}")
+        raise ValueError(f"duplicate rating: image {unit_ids[dup // n_raters].item()!r} rated twice by "
+                         f"rater {rater_ids[dup % n_raters].item()!r}")
     warnings: list[str] = []
     yt = np.ascontiguousarray(y_all.T)
     chunks = _chunks(yt, ui, ri, n_units, n_raters, scale_max)
@@ -537,7 +537,9 @@ class _Fitter:
         self.h_ell[:] = 0.0
 
     def _variances(self) -> FloatArray:
-        return np.log(np.concatenate([self.s2a, self.s2b, [self.tau2_s, self.om2_s, self.tau2_d, self.om2_d]]))
+        out: FloatArray = np.log(np.concatenate([self.s2a, self.s2b,
+                                                 [self.tau2_s, self.om2_s, self.tau2_d, self.om2_d]]))
+        return out
 
     def _set_variances(self, x: FloatArray) -> None:
         E = self.E
@@ -717,7 +719,7 @@ def dawid_skene(items: npt.ArrayLike, raters: npt.ArrayLike, votes: npt.ArrayLik
         raise ValueError("no votes to fit")
     if not np.all((vt == 0) | (vt == 1)):
         k = int(np.flatnonzero(~((vt == 0) | (vt == 1)))[0])
-        raise ValueError(f"votes[{k}] = {vt[k]!r}: votes must be 0 (no) or 1 (yes)")
+        raise ValueError(f"votes[{k}] = {float(vt[k])!r}: votes must be 0 (no) or 1 (yes)")
     ii, item_ids = _factorize(it_)
     ri, rater_ids = _factorize(rt)
     n_items, n_r = item_ids.size, rater_ids.size
@@ -735,8 +737,9 @@ def dawid_skene(items: npt.ArrayLike, raters: npt.ArrayLike, votes: npt.ArrayLik
     # Start from the majority vote.
     q = np.bincount(ii, vt, n_items) / np.maximum(np.bincount(ii, minlength=n_items), 1)
     q = np.clip(q, 0.05, 0.95)
-    se = sp = np.full(n_r, 0.8)
-    prev = np.full(n_g, 0.5)
+    se: FloatArray = np.full(n_r, 0.8)
+    sp: FloatArray = np.full(n_r, 0.8)
+    prev: FloatArray = np.full(n_g, 0.5)
     converged = False
     it = 0
     for step in range(1, max_iter + 1):
@@ -746,7 +749,7 @@ def dawid_skene(items: npt.ArrayLike, raters: npt.ArrayLike, votes: npt.ArrayLik
         sp = (np.bincount(ri, (1 - qv) * (1 - vt), n_r) + 1) / (np.bincount(ri, 1 - qv, n_r) + 2)
         prev = (np.bincount(gi, q, n_g) + 1) / (np.bincount(gi, minlength=n_g) + 2)
         llr = vt * np.log(se[ri] / (1 - sp[ri])) + (1 - vt) * np.log((1 - se[ri]) / sp[ri])
-        logit = np.log(prev / (1 - prev))[gi] + np.bincount(ii, llr, n_items)
+        logit: FloatArray = np.log(prev / (1 - prev))[gi] + np.bincount(ii, llr, n_items)
         q_new = _sigmoid(logit)
         diff = float(np.abs(q_new - q).max())
         q = q_new
@@ -754,8 +757,8 @@ def dawid_skene(items: npt.ArrayLike, raters: npt.ArrayLike, votes: npt.ArrayLik
             converged = True
             break
     qv = q[ii]
-    n_pos = np.bincount(ri, qv, n_r)
-    n_neg = np.bincount(ri, 1 - qv, n_r)
+    n_pos: FloatArray = np.bincount(ri, qv, n_r).astype(np.float64)
+    n_neg: FloatArray = np.bincount(ri, 1 - qv, n_r).astype(np.float64)
     return DawidSkeneFit(
         converged=converged, iterations=it, rater_ids=rater_ids, item_ids=item_ids,
         sensitivity=se, sensitivity_ci=_wilson(se, n_pos), specificity=sp,
