@@ -200,6 +200,48 @@ def test_many_raters_claiming_and_submitting_at_once_never_exceed_the_target(fas
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("fast", [False, True], ids=["careful", "fast"])
+def test_concurrent_claims_in_rounds_never_exceed_each_rounds_target(fast, monkeypatch):
+    """The same race with rounds (#22): two open rounds with their own targets (3 and 5) sharing
+    images, a round for two chosen raters only, and images in no round (never served)."""
+    from annotation.models import BatchState
+    from annotation.services.batches import batch_create, batch_set_state
+
+    monkeypatch.setattr(queue, "_FAST_CLAIM", fast)
+    project = make_project(target_ratings=2)
+    images = [image_with_file(project, priority=i % 4) for i in range(16)]
+    raters = [make_user() for _ in range(20)]
+    for r in raters:
+        add_member(project, r)
+    three = batch_create(project=project, name="Three", image_ids=[im.pk for im in images[:8]], target_ratings=3,
+                         priority=1)
+    five = batch_create(project=project, name="Five", image_ids=[im.pk for im in images[5:11]], target_ratings=5,
+                        priority=2)
+    chosen = batch_create(project=project, name="Chosen", image_ids=[images[11].pk], target_ratings=4,
+                          raters=[raters[0], raters[1]])
+    for b in (three, five, chosen):
+        batch_set_state(batch=b, state=BatchState.OPEN)
+
+    def work(i: int) -> None:
+        rater = raters[i]
+        while True:
+            a = assignment_claim(project=project, rater=rater)
+            if a is None:
+                return
+            submit_as(fast, assignment=a, rater=rater, values=[i % 8] + [0] * 39)
+
+    assert _threads(len(raters), work) == []
+    per_image = Counter(Rating.objects.values_list("image_id", flat=True))
+    expected = {im.pk: 3 for im in images[:5]} | {im.pk: 5 for im in images[5:11]} | {images[11].pk: 2}
+    assert per_image == expected  # each round's target exactly; the chosen round by its two raters only
+    assert set(Rating.objects.filter(image=images[11]).values_list("rater_id", flat=True)) == {raters[0].pk,
+                                                                                              raters[1].pk}
+    served = Counter(Assignment.objects.filter(status=AssignmentStatus.SUBMITTED).values_list("batch_id", flat=True))
+    # every rating came from a round's lease
+    assert served[chosen.pk] == 2 and sum(served.values()) == sum(expected.values()) and None not in served
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fast", [False, True], ids=["careful", "fast"])
 def test_concurrent_double_submit_of_one_assignment_stores_one_rating(fast):
     project = make_project(target_ratings=2)
     image_with_file(project)
