@@ -265,15 +265,24 @@ def alignment_difference(units: npt.ArrayLike, raters: npt.ArrayLike, values: np
                                    "no interval: bootstrap resamples set to 0")
     rng = np.random.default_rng(seed)
     reps = np.empty(n_boot)
-    for b in range(n_boot):
-        w = np.bincount(rng.integers(0, n_u, n_u), minlength=n_u).astype(np.float64)
-        c = float(w @ counts)
-        reps[b] = float(w @ sums) / c if c > 0 else np.nan
+    chunk = max(1, min(n_boot, 2_000_000 // max(n_u, 1)))  # resamples drawn at once (about 16 MB of indices)
+    for b0 in range(0, n_boot, chunk):
+        nb = min(chunk, n_boot - b0)
+        idx = rng.integers(0, n_u, (nb, n_u))
+        c = counts[idx].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            reps[b0:b0 + nb] = np.where(c > 0, sums[idx].sum(axis=1) / c, np.nan)
+    # Without expert j only the images j rated change: recompute those, keep the others' sums.
     loo = np.full(int(rater_ids.size), np.nan)
+    total_s, total_c = float(sums.sum()), float(counts.sum())
     for j in range(int(rater_ids.size)):
-        s_j, c_j = _alignment_sums(unit_idx, n_u, x, cand, rater_idx != j)
-        if c_j.sum() > 0:
-            loo[j] = float(s_j.sum() / c_j.sum())
+        imgs = np.unique(unit_idx[rater_idx == j])
+        rows = np.isin(unit_idx, imgs)
+        sub = np.searchsorted(imgs, unit_idx[rows])
+        s_j, c_j = _alignment_sums(sub, int(imgs.size), x[rows], cand[rows], rater_idx[rows] != j)
+        c = total_c - float(counts[imgs].sum()) + float(c_j.sum())
+        if c > 0:
+            loo[j] = (total_s - float(sums[imgs].sum()) + float(s_j.sum())) / c
     image, both = ag.two_way_intervals([point], reps[:, None], loo[:, None], confidence)
     return AlignmentDifference(point, both[0].low, both[0].high, image[0].low, image[0].high, n_pairs,
                                int(rater_ids.size), n_boot, image[0].n_undefined, both[0].reason)
