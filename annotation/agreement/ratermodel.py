@@ -798,8 +798,8 @@ class Simulated:
 
 
 def simulate_ratings(rng: np.random.Generator, *, n_images: int, ratings_per_image: int, n_raters: int,
-                     n_emotions: int = 40, scale_max: int = 7, presence_mean: float = -2.0,
-                     presence_sd: float = 1.3, intensity_sd: float = 1.0, rater_presence_sd: float = 0.6,
+                     n_emotions: int = 40, scale_max: int = 7, presence_mean: float = -2.15,
+                     presence_sd: float = 1.7, intensity_sd: float = 1.2, rater_presence_sd: float = 0.6,
                      rater_intensity_sd: float = 0.6, rater_emotion_sd: float = 0.25,
                      discrimination_sd: float = 0.25, cutpoints: FloatArray | None = None,
                      raters_differ: bool = True) -> Simulated:

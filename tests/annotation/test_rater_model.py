@@ -56,7 +56,7 @@ def test_the_simulation_is_emonet_like(differ):
     assert 0.15 <= share <= 0.25
     alphas = [a.alpha for a in alpha_all(sim.units, sim.raters, sim.values, domain=tuple(range(8)))]
     mean_alpha = float(np.mean([a for a in alphas if a is not None]))
-    assert 0.1 <= mean_alpha <= 0.3
+    assert 0.15 <= mean_alpha <= 0.25
 
 
 def test_fit_converges_quickly_and_reports_it(differ):
