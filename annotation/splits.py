@@ -421,18 +421,17 @@ def _fill(units: Sequence[tuple[str, list[str]]], cells: Mapping[str, Sequence[t
     done: list[tuple[str, int]] = []
     splits = [j for j in range(len(names)) if allowed[j]]
     for _, members in units:
-        counts: Counter[tuple[int, Any]] = Counter(tc for s in members for tc in cells[s])
+        counts = Counter(tc for s in members for tc in cells[s]) if len(members) > 1 else \
+            dict.fromkeys(cells[members[0]], 1)
+        # (weight, the cell's deficits per split, the unit's items in the cell)
+        refs = [(tables[t][0], tables[t][1][c], m) for (t, c), m in counts.items()]
         best, best_cost = splits[0], math.inf
         for j in splits:
-            cost = 0.0
-            for (t, c), m in counts.items():
-                weight, cellmap = tables[t]
-                cost += weight * (m * m - 2 * m * cellmap[c][j])
-            cost /= fracs[j]
+            cost = sum(w * (m * m - 2 * m * d[j]) for w, d, m in refs) / fracs[j]
             if cost < best_cost - 1e-9:
                 best, best_cost = j, cost
-        for (t, c), m in counts.items():
-            tables[t][1][c][best] -= m
+        for _, d, m in refs:
+            d[best] -= m
         for s in members:
             out[s] = names[best]
             done.append((s, best))
