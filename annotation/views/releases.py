@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,6 +26,19 @@ def release_list(request: HttpRequest, slug: str) -> HttpResponse:
                                                         "form": {}})
 
 
+def _split_options(form: Any) -> dict[str, Any]:
+    """The form's split options; "auto" (or absent) leaves a setting to the release's default
+    (docs/agreement.md, "Release splits")."""
+    split: dict[str, Any] = {"seed": int(form.get("seed") or 0)}
+    group = form.get("group_key") or "auto"
+    if group != "auto":
+        split["group_key"] = None if group == "none" else group
+    test = form.get("test_from_model_independent") or "auto"
+    if test != "auto":
+        split["test_from_model_independent"] = test == "yes"
+    return split
+
+
 @login_required
 @require_POST
 def release_create(request: HttpRequest, slug: str) -> HttpResponse:
@@ -34,7 +49,7 @@ def release_create(request: HttpRequest, slug: str) -> HttpResponse:
         release = releases.release_create(
             project=project, version=form.get("version", "").strip(), created_by=signed_in(request),
             consolidation={"method": form.get("method", "median"), "min_ratings": int(form.get("min_ratings") or 2)},
-            split={"seed": int(form.get("seed") or 0), "group_key": form.get("group_key") or None},
+            split=_split_options(form),
             include_images=bool(form.get("include_images")), n_boot=n_boot, description=form.get("description", ""),
             batches=form.getlist("batches") or None)
     except (releases.ReleaseError, ValueError) as exc:

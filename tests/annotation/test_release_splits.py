@@ -109,3 +109,25 @@ def test_a_stratum_missing_from_a_split_fails_the_release():
     ok = release_build(release_create(project=project, version="1.1.0", n_boot=0,
                                       split={"fractions": [["train", 0.5], ["test", 0.5]], "min_stratum": 31}))
     assert ok.status == "built"
+
+
+def test_release_page_leaves_the_split_defaults_on_unless_told_otherwise(client):
+    from django.urls import reverse
+
+    from accounts.models import Role
+    from annotation.models import Release
+    from tests.factories import add_member
+
+    project, _ = rated_project("page", 60)
+    lead = make_user(Role.LEAD)
+    add_member(project, lead)
+    client.force_login(lead)
+    url = reverse("annotation:release-create", args=[project.slug])
+    page = client.get(reverse("annotation:release-list", args=[project.slug])).content.decode()
+    assert "Test split from the model-independent sample" in page
+    assert client.post(url, {"version": "1.0.0", "group_key": "auto", "n_boot": 0}).status_code == 302
+    assert client.post(url, {"version": "1.1.0", "group_key": "none", "test_from_model_independent": "no",
+                             "n_boot": 0}).status_code == 302
+    first, second = (Release.objects.get(project=project, version=v).config["split"] for v in ("1.0.0", "1.1.0"))
+    assert first["group_key"] == "prompt" and first["presence"] is True
+    assert second["group_key"] is None and second["test_from_model_independent"] is False
