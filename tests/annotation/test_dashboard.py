@@ -198,7 +198,9 @@ PAGES_QUERIES = {
     "dashboard-agreement": 2 + 2 + 2,  # latest snapshot, trend + running jobs
     "dashboard-raters": 2 + 4,  # latest snapshot, snapshot history, throughput tail, raters' pause/exclusion state
     "dashboard-demographics": 2 + 2,  # latest snapshot + one GROUPING SETS pass over the images
-    "dashboard-disputed": 2 + 4,  # one page of images (+1 row), their ratings, their model scores, open flags
+    # one page of images (+1 row), their ratings, their model scores, open flags, the raters of the
+    # "send these back as a round" form (#22)
+    "dashboard-disputed": 2 + 5,
     "dashboard-releases": 2 + 1,
 }
 
