@@ -131,3 +131,25 @@ def test_release_page_leaves_the_split_defaults_on_unless_told_otherwise(client)
     first, second = (Release.objects.get(project=project, version=v).config["split"] for v in ("1.0.0", "1.1.0"))
     assert first["group_key"] == "prompt" and first["presence"] is True
     assert second["group_key"] is None and second["test_from_model_independent"] is False
+
+
+def test_a_binary_release_stratifies_by_the_yes_labels():
+    from annotation.models import Rating
+    from annotation.taxonomy import EMOTIONS
+    from tests.factories import make_image
+
+    project = make_project(slug="yn", mode="binary")
+    raters = [make_user() for _ in range(3)]
+    fear = EMOTIONS.index("Fear")
+    rng = np.random.default_rng(2)
+    for i in range(80):
+        image = make_image(project, ethnicity="AB"[i % 2], gender="woman", age=30, prompt=f"p{i // 2}")
+        yes = bool(rng.random() < 0.4)
+        for rater in raters:
+            Rating.objects.create(project=project, image=image, rater=rater, emotion=fear, values=[int(yes)],
+                                  scale_max=1, taxonomy_version=project.taxonomy_version)
+    release = release_build(release_create(project=project, version="1.0.0", n_boot=0))
+    assert release.status == "built" and release.config["split"]["group_key"] == "prompt"
+    balance = json.loads((release_dir(release) / "release.json").read_text())["balance"]
+    rows = {r["value"]: r for r in balance["keys"][PRESENCE_KEY]}
+    assert set(rows) == {"Fear"} and rows["Fear"]["all"]["n"] > 20
