@@ -144,7 +144,10 @@ class ReleaseCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
     version = serializers.CharField(help_text="Semantic version above the project's latest, e.g. 1.1.0")
     publish = serializers.BooleanField(default=False, help_text="Publish as soon as the build succeeds")
     consolidation = serializers.DictField(required=False, help_text="ConsolidationRule fields, e.g. {'method': 'mean'}")
-    split = serializers.DictField(required=False, help_text="SplitConfig fields, e.g. {'seed': 1, 'group_key': 'prompt'}")
+    split = serializers.DictField(required=False, help_text="SplitConfig fields, e.g. {'seed': 1, 'group_key': None}. Defaults: "
+                                  "group_key 'prompt' where images have one, presence true, "
+                                  "test_from_model_independent when a model scored the images and the "
+                                  "sample is big enough, min_stratum 20 (docs/agreement.md)")
     include_images = serializers.BooleanField(default=False)
     n_boot = serializers.IntegerField(default=1000, min_value=0, max_value=100_000)
     description = serializers.CharField(required=False, allow_blank=True, default="")
