@@ -47,7 +47,7 @@ _GH_X = _GH_X * math.sqrt(2.0)  # nodes for E[f(m + sqrt(v) z)], z ~ N(0, 1)
 @dataclass(frozen=True)
 class RaterModelConfig:
     """Fitting controls. ``tol``: largest change (logits) of any rater effect, cut-point or
-    discrimination, and of the log of any variance, between two sweeps for convergence."""
+    discrimination, and of any standard deviation, between two sweeps for convergence."""
 
     max_iter: int = 200
     tol: float = 2e-3
@@ -188,6 +188,11 @@ def fit_rater_model(units: npt.ArrayLike, raters: npt.ArrayLike, values2d: npt.A
         warnings.append(f"did not converge in {iters} sweeps (largest change {change:.2g}); "
                         "do not use these figures")
     out = fit.finish()
+    capped = [e for e in range(n_emo) if fit.s2b[e] >= _S2B_MAX * 0.999]
+    if capped and K >= 2:
+        warnings.append(f"{len(capped)} emotion(s) (indices {capped[:10]}) have too few images with two or more "
+                        "present ratings to separate image spread from rater noise in intensity: their "
+                        "intensity figures lean on the model's limits")
     n_ratings = np.concatenate([ch.n_r for ch in chunks], axis=0).T.copy()
     n_present = np.concatenate([ch.n_p for ch in chunks], axis=0).T.copy()
     return RaterModelFit(
@@ -247,6 +252,7 @@ class _Chunk:
         self.prior_done = False
 
 
+_S2B_MAX = 9.0
 _SUBSAMPLE = 1000
 _GHQ_X, _GHQ_W = np.polynomial.hermite.hermgauss(12)
 _GHQ_X = _GHQ_X * math.sqrt(2.0)
@@ -303,6 +309,7 @@ class _Fitter:
                 cum = np.cumsum(cnt, axis=1)[:, :-1] / cnt.sum(axis=1, keepdims=True)
                 self.C[ch.e0:ch.e1] = np.log(cum / (1 - cum))
         self.A[:] = self.mu[:, None]
+        self.C0 = self.C.copy()
         self.g_ell = np.zeros(n_raters)
         self.h_ell = np.zeros(n_raters)
 
@@ -458,9 +465,13 @@ class _Fitter:
         gc = gc.reshape(Ec, K)[:, :km1]
         hd = hd.reshape(Ec, K)[:, :km1]
         off = off.reshape(Ec, K)[:, :km1]
+        # A weak prior (sd 3 logits) around the starting cut-points keeps a category nobody used
+        # (no 7s for a rare emotion) from drifting off to infinity.
+        c_prec = 1.0 / 9.0
+        gc = gc - (self.C[sl] - self.C0[sl]) * c_prec
         H = np.zeros((Ec, km1, km1))
         idx = np.arange(km1)
-        H[:, idx, idx] = hd - 1e-6
+        H[:, idx, idx] = hd - c_prec
         if km1 > 1:
             # (c_k, c_k+1) are coupled by the ratings between them (y = k+2, counting c from 0).
             H[:, idx[:-1], idx[1:]] = off[:, :-1]
@@ -496,7 +507,11 @@ class _Fitter:
         Dm -= delta[:, None]
         Cm -= delta[:, None]
         has = ch.has_p
-        self.s2b[sl] = _mackay((Bm ** 2 * has).sum(axis=1), self.VB[sl], self.s2b[sl], has, self.cfg.variance_floor)
+        # A weak inverse-gamma(1, 0.5) prior on sb^2: negligible with data, bounded without.
+        # Capped at sd 3 logits: with few images holding two or more present ratings the data cannot
+        # tell image spread from noise and the spread would run off (reported as a warning).
+        self.s2b[sl] = np.minimum(_mackay((Bm ** 2 * has).sum(axis=1) + 1.0, self.VB[sl], self.s2b[sl], has,
+                                          self.cfg.variance_floor, extra=4.0), _S2B_MAX)
 
     # -- pooled parameters -------------------------------------------------------------------
     def _pool(self) -> None:
@@ -551,7 +566,7 @@ class _Fitter:
 
     def _state(self) -> FloatArray:
         return np.concatenate([self.S.ravel(), self.D.ravel(), self.C.ravel(), self.ell,
-                               0.5 * self._variances()])
+                               np.sqrt(np.exp(self._variances()))])
 
     def run(self) -> tuple[bool, int, float]:
         prev = self._state()
@@ -644,11 +659,11 @@ class _Fitter:
         return out
 
 def _mackay(ss: FloatArray, post_var: FloatArray, s2: FloatArray, mask: npt.NDArray[np.bool_],
-            floor: float) -> FloatArray:
+            floor: float, extra: float = 0.0) -> FloatArray:
     """Variance update s2 = sum (mode - mean)^2 / sum gamma, gamma = 1 - posterior var / s2 (the
     effective number of parameters; MacKay's evidence fixed point). With little information per
     image EM's update crawls; this one converges in a few sweeps. Rows are emotions."""
-    gamma = ((1.0 - post_var / s2[:, None]) * mask).sum(axis=1)
+    gamma = ((1.0 - post_var / s2[:, None]) * mask).sum(axis=1) + extra
     out: FloatArray = np.maximum(ss / np.maximum(gamma, 1.0), floor)
     return out
 
@@ -850,3 +865,54 @@ def simulate_ratings(rng: np.random.Generator, *, n_images: int, ratings_per_ima
     return Simulated(units=units, raters=raters, values=values, presence_shift=S, intensity_latent=D,
                      discrimination=np.exp(ell), expected_rating=_sigmoid(A + d_s[:, None]) * exp_int,
                      expected_intensity=exp_int)
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries for people
+# ---------------------------------------------------------------------------------------------
+
+
+def describe_effects(presence_ci: tuple[float, float] | None, intensity_shift: float | None,
+                     intensity_ci: tuple[float, float] | None) -> str:
+    """A rater's effects in words, judged by their 95% intervals: a difference is named only
+    when the whole interval lies on one side of 0 (no difference found is not equivalence)."""
+    parts: list[str] = []
+    if presence_ci is None or any(math.isnan(x) for x in presence_ci):
+        parts.append("too few ratings to judge presence")
+    elif presence_ci[0] > 0:
+        parts.append("marks presence more readily than the panel")
+    elif presence_ci[1] < 0:
+        parts.append("marks presence less readily than the panel")
+    else:
+        parts.append("marks presence like the panel")
+    if intensity_shift is None or intensity_ci is None or any(math.isnan(x) for x in intensity_ci):
+        parts.append("too few present ratings to judge intensity")
+    elif intensity_ci[0] > 0:
+        parts.append(f"when present, rates about {abs(intensity_shift):.1f} steps higher")
+    elif intensity_ci[1] < 0:
+        parts.append(f"when present, rates about {abs(intensity_shift):.1f} steps lower")
+    else:
+        parts.append("when present, rates intensity like the panel")
+    return "; ".join(parts)
+
+
+def group_effects(fit: RaterModelFit, rater: int, emotions: list[int]) -> dict[str, Any]:
+    """A rater's effects averaged over a group of emotions (indices). The interval is the average
+    of the emotions' half-widths, as if the emotions' errors were perfectly correlated (they are
+    partly, through the pooling), so it errs on the wide side."""
+    idx = [e for e in emotions if not math.isnan(fit.presence_shift[rater, e])]
+    if not idx:
+        return {"presence_shift": None, "presence_ci": None, "intensity_shift": None, "intensity_ci": None,
+                "words": describe_effects(None, None, None)}
+    ps = float(np.mean(fit.presence_shift[rater, idx]))
+    half = Z95 * float(np.mean(fit.presence_se[rater, idx]))
+    p_ci = (ps - half, ps + half)
+    ok = [e for e in idx if not math.isnan(fit.intensity_shift[rater, e])]
+    if ok:
+        ish = float(np.mean(fit.intensity_shift[rater, ok]))
+        i_ci: tuple[float, float] | None = (float(np.mean(fit.intensity_ci[rater, ok, 0])),
+                                            float(np.mean(fit.intensity_ci[rater, ok, 1])))
+    else:
+        ish, i_ci = float("nan"), None
+    return {"presence_shift": ps, "presence_ci": p_ci, "intensity_shift": None if not ok else ish,
+            "intensity_ci": i_ci, "words": describe_effects(p_ci, None if not ok else ish, i_ci)}
