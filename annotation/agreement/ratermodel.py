@@ -458,7 +458,8 @@ class _Fitter:
         pu, pl = fU / p, fL / p
         l2 = lam * lam
         size = Ec * K
-        gc: FloatArray = (np.bincount(ch.ybin_up, lam * pu, size) - np.bincount(ch.ybin_lo, lam * pl * ch.lo_ok, size))
+        gc = (np.bincount(ch.ybin_up, lam * pu, size)
+              - np.bincount(ch.ybin_lo, lam * pl * ch.lo_ok, size)).astype(np.float64)
         hd = (np.bincount(ch.ybin_up, l2 * (dU / p - pu * pu), size)
               + np.bincount(ch.ybin_lo, l2 * (-dL / p - pl * pl) * ch.lo_ok, size))
         off = np.bincount(ch.ybin_lo, l2 * pu * pl * ch.off_ok, size)
