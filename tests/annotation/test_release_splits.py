@@ -63,7 +63,8 @@ def test_test_split_from_the_model_independent_sample_when_a_model_scored_the_im
     split = release.config["split"]
     assert split["test_from_model_independent"] is True and split["model_independent_share"] == 0.2
     test_ids = list(ReleaseImage.objects.filter(release=release, split="test").values_list("image_id", flat=True))
-    assert len(test_ids) == 24 and model_independent(test_ids, 0.2).all()
+    # about 10% of 240 (which images are in the sample depends on their ids, so within two of 24)
+    assert abs(len(test_ids) - 24) <= 2 and model_independent(test_ids, 0.2).all()
     card = (release_dir(release) / "README.md").read_text()
     assert "The test split is drawn only from the model-independent evaluation sample" in card
     # turned off explicitly: frozen, and the card says what that means
