@@ -437,3 +437,59 @@ def test_api_make_list_show_and_change_state(client):
     state = client.post(f"{url}{body['id']}/state/", json.dumps({"state": "paused"}),
                         content_type="application/json", **auth)
     assert state.status_code == 200 and state.json()["state"] == "paused"
+
+
+def test_lead_pages_make_a_sample_round_show_it_and_refuse_bad_input(client):
+    project = make_project(slug="pages", target_ratings=2)
+    lead = make_user(Role.LEAD)
+    add_member(project, lead)
+    rater = raters(project, 1)[0]
+    for k in range(12):
+        image(project, k, gender="woman" if k % 2 else "man")
+    client.force_login(lead)
+    url = f"/projects/{project.slug}/batches/"
+    assert client.get(url).status_code == 200
+    made = client.post(url, {"name": "Pilot", "source": "sample", "size": "4", "seed": "3", "target_ratings": "3",
+                             "raters": [str(rater.pk)], "open": "1"})
+    batch = Batch.objects.get(name="Pilot")
+    assert made.status_code == 302 and made["Location"] == f"{url}{batch.pk}/"
+    assert (batch.state, batch.n_images, batch.target_ratings, batch.all_raters) == ("open", 4, 3, False)
+    page = client.get(f"{url}{batch.pk}/").content.decode()
+    assert '<span id="batch-taken">0</span> of 12' in page and "Raters' contributions" in page
+    refused = client.post(url, {"name": "Pilot", "source": "filter"})
+    assert refused.status_code == 400 and "already has a batch named" in refused.content.decode()
+    assert client.post(f"{url}{batch.pk}/pause/").status_code == 302
+    assert Batch.objects.get(pk=batch.pk).state == BatchState.PAUSED
+    client.force_login(rater)
+    assert client.get(url).status_code == 403
+
+
+def test_rater_home_shows_their_rounds(client):
+    project = make_project(slug="home-r", target_ratings=2)
+    rater = raters(project, 1)[0]
+    ims = [image(project, k) for k in range(3)]
+    batch = service.batch_create(project=project, name="Round 2", image_ids=[im.pk for im in ims],
+                                 due_on=date(2026, 3, 14))
+    service.batch_set_state(batch=batch, state=BatchState.OPEN)
+    claim_and_rate(project, rater)
+    client.force_login(rater)
+    assert "Round 2: 1 of 3 images, due 14 March" in client.get("/").content.decode()
+
+
+def test_upload_api_adds_the_image_to_a_round(client):
+    from accounts.api_tokens import api_token_create
+
+    project = make_project(slug="up")
+    lead = make_user(Role.LEAD)
+    add_member(project, lead)
+    key = api_token_create(user=lead, scope="read_write")[1]
+    upload = ContentFile(image_bytes(color=(1, 2, 3)), name="new.jpg")
+    response = client.post("/api/v1/projects/up/images/", {"file": upload, "batch": "Tuesday"},
+                           HTTP_AUTHORIZATION=f"Token {key}")
+    assert response.status_code == 201, response.content
+    batch = Batch.objects.get(project=project, name="Tuesday")
+    assert (batch.source, batch.n_images) == ("import", 1)
+    bad = ContentFile(b"not an image", name="bad.jpg")
+    refused = client.post("/api/v1/projects/up/images/", {"file": bad, "batch": "Wednesday"},
+                          HTTP_AUTHORIZATION=f"Token {key}")
+    assert refused.status_code == 400 and not Batch.objects.filter(name="Wednesday").exists()
