@@ -52,8 +52,8 @@ __all__ = [
     "consolidate_intensity",
 ]
 
-Method = Literal["median", "mean", "trimmed_mean"]
-METHODS: tuple[Method, ...] = ("median", "mean", "trimmed_mean")
+Method = Literal["median", "mean", "trimmed_mean", "model"]
+METHODS: tuple[Method, ...] = ("median", "mean", "trimmed_mean", "model")
 
 LEFT_OUT_REASONS: tuple[str, ...] = ("flagged", "no_ratings", "below_min_ratings", "disputed")
 BINARY_LEFT_OUT_REASONS: tuple[str, ...] = ("flagged", "no_decided_item")
@@ -67,7 +67,9 @@ BoolArray = npt.NDArray[np.bool_]
 class ConsolidationRule:
     """How intensity ratings become one label per image and emotion (frozen into each release).
 
-    method: "median" (default), "mean" or "trimmed_mean".
+    method: "median" (default), "mean", "trimmed_mean" or "model" (the expected rating of a
+        typical expert under the measurement model, annotation.agreement.ratermodel: P(present) x
+        expected intensity given present; needs ``soft`` labels from a converged fit).
     trim: for "trimmed_mean", the share of ratings cut from each end (0 <= trim < 0.5).
     min_ratings: images with fewer ratings are left out (reason "below_min_ratings"). Default 2:
         one rating is an opinion, not a consensus.
@@ -93,6 +95,9 @@ class ConsolidationRule:
         (default 1: any).
     drop_disputed: leave disputed images out of the release (reason "disputed") instead of
         keeping them with their flag (default: keep; the flag is a column of the release).
+    soft_labels: release the measurement model's soft labels beside the consensus (per emotion
+        ``__p_present``, ``__expected_intensity``, ``__sd``; default on). Frozen release configs
+        from before it have it off (see ``from_config``).
     """
 
     method: Method = "median"
@@ -103,10 +108,13 @@ class ConsolidationRule:
     disputed_noise_p: float | None = 0.01
     disputed_min_emotions: int = 1
     drop_disputed: bool = False
+    soft_labels: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        if self.method == "model" and not self.soft_labels:
+            raise ValueError("method 'model' releases the model's soft labels: soft_labels cannot be off")
         if not 0.0 <= self.trim < 0.5:
             raise ValueError(f"trim must be in [0, 0.5), not {self.trim}")
         if self.min_ratings < 1:
@@ -124,14 +132,14 @@ class ConsolidationRule:
     def from_config(cls, config: Mapping[str, Any]) -> ConsolidationRule:
         """The rule frozen in a release config; configs written before ``disputed_noise_p`` existed
         had only the spread / presence-split criteria, so it is off for them."""
-        return cls(**{"disputed_noise_p": None, **config})
+        return cls(**{"disputed_noise_p": None, "soft_labels": False, **config})
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "method": self.method, "trim": self.trim, "min_ratings": self.min_ratings,
             "disputed_spread": self.disputed_spread, "presence_split_min": self.presence_split_min,
             "disputed_min_emotions": self.disputed_min_emotions, "drop_disputed": self.drop_disputed,
-            "disputed_noise_p": self.disputed_noise_p,
+            "disputed_noise_p": self.disputed_noise_p, "soft_labels": self.soft_labels,
         }
 
     def describe(self) -> str:
@@ -141,6 +149,8 @@ class ConsolidationRule:
             "mean": "the mean of the experts' ratings",
             "trimmed_mean": f"the trimmed mean of the experts' ratings (floor({self.trim:g} x n) "
                             "ratings cut from each end)",
+            "model": "the expected rating of a typical expert under the measurement model (P(present) x "
+                     "expected intensity given present; rater thresholds, shifts and noise accounted for)",
         }[self.method]
         crit = []
         if self.disputed_spread is not None:
@@ -163,7 +173,9 @@ class ConsolidationRule:
                     if parts else "No disputed rule is applied.")
         return (f"Consensus per image and emotion: {method}. Spread: max - min of the ratings, in scale "
                 f"points. Images with fewer than {self.min_ratings} ratings, and images reported as "
-                f"unusable, are left out. {disputed}")
+                f"unusable, are left out. {disputed}"
+                + (" The measurement model's soft labels are released beside the consensus (see \"Soft labels\")."
+                   if self.soft_labels else ""))
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,30 @@ class Consolidated:
     left_out_ids: dict[str, IntArray]  # reason -> ascending image ids
     rule: ConsolidationRule
     scale_max: int
+    # The measurement model's soft labels of the kept images (rows as image_ids), when released.
+    p_present: FloatArray | None = None
+    expected_intensity: FloatArray | None = None
+    soft_sd: FloatArray | None = None
+
+
+@dataclass(frozen=True)
+class SoftLabels:
+    """Soft labels from a converged measurement-model fit: rows for ``image_ids`` (ascending),
+    columns for emotions (annotation.agreement.ratermodel.RaterModelFit, transposed)."""
+
+    image_ids: IntArray
+    p_present: FloatArray  # (n, E)
+    expected_intensity: FloatArray  # (n, E)
+    sd: FloatArray  # (n, E): posterior sd of p_present x expected_intensity
+
+    def rows_for(self, ids: IntArray) -> IntArray:
+        """Row of each image id; ValueError naming the first image the fit did not see."""
+        pos = np.searchsorted(self.image_ids, ids)
+        ok = (pos < self.image_ids.size) & (self.image_ids[np.minimum(pos, max(self.image_ids.size - 1, 0))] == ids)
+        if not ok.all():
+            raise ValueError(f"image {int(ids[~ok][0])} has no soft label (the model was fitted to other ratings)")
+        out: IntArray = pos.astype(np.int64)
+        return out
 
 
 @dataclass(frozen=True)
@@ -276,6 +312,7 @@ def consolidate_intensity(
     scale_max: int = 7,
     flagged_image_ids: Collection[int] = (),
     all_image_ids: npt.ArrayLike | None = None,
+    soft: SoftLabels | None = None,
 ) -> Consolidated:
     """Consolidate intensity ratings (see the module docstring for every definition).
 
@@ -285,8 +322,12 @@ def consolidate_intensity(
     all_image_ids: optionally every image considered for the release; those without any rating
     are counted under "no_ratings" (without it that reason stays 0). Ratings of images outside
     it are an error.
+    soft: the measurement model's soft labels; required by method "model" (the consensus is then
+    p_present x expected_intensity) and released beside the consensus when ``rule.soft_labels``.
     Raises ValueError naming the problem for bad shapes or values off the scale.
     """
+    if soft is None and rule.method == "model":
+        raise ValueError("method 'model' needs the measurement model's soft labels")
     ids = _ids("image_ids", image_ids)
     vals = np.asarray(values)
     if vals.ndim != 2 or vals.shape[0] != ids.shape[0]:
@@ -360,6 +401,9 @@ def consolidate_intensity(
             f = block.astype(np.float64)
             ss[sel] = ((f - f.mean(axis=0)) ** 2).sum(axis=0)
             present[sel] = hi_v > 0
+    soft_rows = soft.rows_for(kept_ids) if soft is not None else None
+    if soft is not None and soft_rows is not None and rule.method == "model":
+        consensus = soft.p_present[soft_rows] * soft.expected_intensity[soft_rows]
     disputed = disputed_e.sum(axis=1) >= rule.disputed_min_emotions
     if ss is not None and present is not None and rule.disputed_noise_p is not None and n:
         noisy_e, noisy = _noise_disputed(ss, present, kept_counts, rule.disputed_noise_p)
@@ -372,11 +416,17 @@ def consolidate_intensity(
         k = ~disputed
         kept_ids, consensus, spread, n_ratings, disputed_e, disputed = (
             kept_ids[k], consensus[k], spread[k], n_ratings[k], disputed_e[k], disputed[k])
+        soft_rows = soft_rows[k] if soft_rows is not None else None
     counts_out, ids_out = _left_out(LEFT_OUT_REASONS, reasons)
+    with_soft = soft is not None and soft_rows is not None and rule.soft_labels
     return Consolidated(
         image_ids=kept_ids, consensus=consensus, spread=spread, n_ratings=n_ratings,
         disputed_emotions=disputed_e, disputed=disputed, left_out=counts_out, left_out_ids=ids_out,
         rule=rule, scale_max=scale_max,
+        p_present=soft.p_present[soft_rows] if with_soft and soft is not None and soft_rows is not None else None,
+        expected_intensity=(soft.expected_intensity[soft_rows]
+                            if with_soft and soft is not None and soft_rows is not None else None),
+        soft_sd=soft.sd[soft_rows] if with_soft and soft is not None and soft_rows is not None else None,
     )
 
 
