@@ -425,9 +425,10 @@ def _fill(units: Sequence[tuple[str, list[str]]], cells: Mapping[str, Sequence[t
             dict.fromkeys(cells[members[0]], 1)
         # (weight, the cell's deficits per split, the unit's items in the cell)
         refs = [(tables[t][0], tables[t][1][c], m) for (t, c), m in counts.items()]
+        base = sum(w * m * m for w, _, m in refs)
         best, best_cost = splits[0], math.inf
         for j in splits:
-            cost = sum(w * (m * m - 2 * m * d[j]) for w, d, m in refs) / fracs[j]
+            cost = (base - 2.0 * sum([w * m * d[j] for w, d, m in refs])) / fracs[j]
             if cost < best_cost - 1e-9:
                 best, best_cost = j, cost
         for _, d, m in refs:
@@ -494,9 +495,10 @@ def balance_table(
         seen: Counter[str] = Counter()
         in_split: dict[str, Counter[str]] = {n: Counter() for n in names}
         for it in chosen:
-            for e in set(it.present):
-                seen[e] += 1
-                in_split.setdefault(assignment[it.sha256], Counter())[e] += 1
+            if it.present:
+                marks = set(it.present)
+                seen.update(marks)
+                in_split.setdefault(assignment[it.sha256], Counter()).update(marks)
         tables[PRESENCE_KEY] = [{"value": e, "all": cell(seen[e], total),
                                  "by_split": {n: cell(in_split[n][e], split_n[n]) for n in names}}
                                 for e in sorted(seen)]
