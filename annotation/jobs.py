@@ -56,9 +56,12 @@ PRIORITY_RECOMPUTE = Job("annotation.scoring.priority_recompute_task", Queue.DEF
 # that finds images which reached their target (beat).
 WEBHOOK_DELIVER = Job("annotation.tasks.webhook_deliver_task", Queue.DEFAULT)
 WEBHOOK_SWEEP = Job("annotation.tasks.webhooks_sweep_task", Queue.DEFAULT)
+# Rounds (annotation.services.batches): the finished / behind alerts of every open round (beat), so a
+# round that stalled is noticed although no rating (and no snapshot) comes.
+BATCH_ALERTS = Job("annotation.tasks.batch_alerts_task", Queue.DEFAULT)
 
 JOBS: tuple[Job, ...] = (AGREEMENT_SNAPSHOT, AGREEMENT_REFRESH_ALL, RELEASE_BUILD, SCORE_IMAGES, PRIORITY_RECOMPUTE,
-                         WEBHOOK_DELIVER, WEBHOOK_SWEEP)
+                         WEBHOOK_DELIVER, WEBHOOK_SWEEP, BATCH_ALERTS)
 
 
 def task_routes() -> dict[str, dict[str, str]]:

@@ -12,6 +12,7 @@ from annotation.services.agreement_snapshot import (
     agreement_snapshot_create,
     agreement_snapshot_started,
 )
+from annotation.services.batches import batch_alerts_sweep
 from annotation.services.releases import release_advance
 from annotation.services.webhooks import (
     DeliveryFailed,
@@ -56,6 +57,12 @@ def webhook_deliver_task(self, delivery_id: int) -> str:  # type: ignore[no-unty
         return str(delivery.status) if delivery is not None else "gone"
     except DeliveryFailed as exc:
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries + 1)) from None
+
+
+@shared_task(name=jobs.BATCH_ALERTS.name, acks_late=True)
+def batch_alerts_task() -> int:
+    """Periodic: the finished / behind alerts of every open round; returns how many were raised."""
+    return len(batch_alerts_sweep())
 
 
 @shared_task(name=jobs.WEBHOOK_SWEEP.name, acks_late=True)

@@ -527,11 +527,43 @@ def _compute_into(snapshot: AgreementSnapshot, project: Project, *, level: str, 
     webhooks_snapshot_done(project, snapshot.pk, dict(payload))
     # Rounds (#22): agreement on each open or paused round's images, with this snapshot's level,
     # resamples and seed; then the rounds' finished / behind alerts.
-    from annotation.services.batches import batch_agreements_compute, batch_alerts_raise
+    from annotation.services.batches import batch_alerts_raise
 
     batch_agreements_compute(project, snapshot_id=snapshot.pk, level=level, n_boot=n_boot, seed=seed)
     batch_alerts_raise(project)
     return snapshot
+
+
+def batch_agreements_compute(project: Project, *, snapshot_id: int, level: str, n_boot: int, seed: int) -> int:
+    """Agreement for the images of each open or paused batch, with the snapshot's level, resamples
+    and seed (the same intervals as the project's figures; docs/agreement.md "Rounds"); stored on
+    the batch. Returns how many batches were computed. Intensity projects only."""
+    from annotation.models import Batch, BatchImage, BatchState
+
+    live = list(Batch.objects.filter(project=project, state__in=[BatchState.OPEN, BatchState.PAUSED]))
+    if not live or project.is_binary:
+        return 0
+    rows = selectors.rating_rows(project)
+    done = 0
+    for batch in live:
+        members = np.fromiter(BatchImage.objects.filter(batch=batch).values_list("image_id", flat=True), dtype=np.int64)
+        keep = np.isin(rows.image_ids, members)
+        units, raters, values = rows.image_ids[keep], rows.rater_ids[keep], rows.values[keep]
+        result: dict[str, Any] = {"snapshot": snapshot_id, "level": level, "n_boot": n_boot, "seed": seed,
+                                  "n_images": int(len(np.unique(units))), "n_ratings": int(len(units)),
+                                  "computed_at": timezone.now().isoformat()}
+        if len(units):
+            stats = ag.snapshot_stats(units, raters, values, {}, level=level,  # type: ignore[arg-type]
+                                      domain=ag.scale_domain(project.scale_max), n_boot=max(n_boot, 1), seed=seed)
+            emotions = _emotion_rows(stats.report, taxonomy.EMOTIONS, with_ci=n_boot > 0)
+            alphas = [e["alpha"] for e in emotions if e["alpha"] is not None]
+            result.update(emotions=emotions, mean_alpha=round(sum(alphas) / len(alphas), 6) if alphas else None,
+                          mean_alpha_ci=_mean_alpha_ci(stats, n_boot > 0))
+        else:
+            result.update(emotions=[], mean_alpha=None, mean_alpha_ci=None)
+        Batch.objects.filter(pk=batch.pk).update(agreement=result)
+        done += 1
+    return done
 
 
 def agreement_schedule(project: Project) -> bool:

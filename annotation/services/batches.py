@@ -27,13 +27,12 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-import numpy as np
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounts.models import Role, User
-from annotation import selectors, selectors_batches
+from annotation import selectors_batches
 from annotation.batching import SampleError, stratified_sample
 from annotation.models import (
     Assignment,
@@ -444,41 +443,15 @@ def batch_image_ids(batches: Sequence[Batch]) -> list[int]:
     return sorted(set(BatchImage.objects.filter(batch__in=list(batches)).values_list("image_id", flat=True)))
 
 
-# --- agreement and alerts (the snapshot job) --------------------------------------------------------
+# --- alerts (the snapshot job and a periodic job; round agreement: annotation.services.agreement_snapshot) ---
 
 
-def batch_agreements_compute(project: Project, *, snapshot_id: int, level: str, n_boot: int, seed: int) -> int:
-    """Agreement for the images of each open or paused batch, with the snapshot's level, resamples
-    and seed (the same intervals as the project's figures; docs/agreement.md "Rounds"); stored on
-    the batch. Returns how many batches were computed. Intensity projects only."""
-    from annotation import agreement as ag  # scipy stays out of the URLconf's imports
-    from annotation import taxonomy
-    from annotation.services.agreement_snapshot import _emotion_rows, _mean_alpha_ci
-
-    live = list(Batch.objects.filter(project=project, state__in=[BatchState.OPEN, BatchState.PAUSED]))
-    if not live or project.is_binary:
-        return 0
-    rows = selectors.rating_rows(project)
-    done = 0
-    for batch in live:
-        members = np.fromiter(BatchImage.objects.filter(batch=batch).values_list("image_id", flat=True), dtype=np.int64)
-        keep = np.isin(rows.image_ids, members)
-        units, raters, values = rows.image_ids[keep], rows.rater_ids[keep], rows.values[keep]
-        result: dict[str, Any] = {"snapshot": snapshot_id, "level": level, "n_boot": n_boot, "seed": seed,
-                                  "n_images": int(len(np.unique(units))), "n_ratings": int(len(units)),
-                                  "computed_at": timezone.now().isoformat()}
-        if len(units):
-            stats = ag.snapshot_stats(units, raters, values, {}, level=level,  # type: ignore[arg-type]
-                                      domain=ag.scale_domain(project.scale_max), n_boot=max(n_boot, 1), seed=seed)
-            emotions = _emotion_rows(stats.report, taxonomy.EMOTIONS, with_ci=n_boot > 0)
-            alphas = [e["alpha"] for e in emotions if e["alpha"] is not None]
-            result.update(emotions=emotions, mean_alpha=round(sum(alphas) / len(alphas), 6) if alphas else None,
-                          mean_alpha_ci=_mean_alpha_ci(stats, n_boot > 0))
-        else:
-            result.update(emotions=[], mean_alpha=None, mean_alpha_ci=None)
-        Batch.objects.filter(pk=batch.pk).update(agreement=result)
-        done += 1
-    return done
+def batch_alerts_sweep(*, now: Any = None) -> list[tuple[str, str]]:
+    """batch_alerts_raise for every project with an open round (the periodic job)."""
+    raised: list[tuple[str, str]] = []
+    for project in Project.objects.filter(batches__state=BatchState.OPEN).distinct().order_by("pk"):
+        raised += batch_alerts_raise(project, now=now)
+    return raised
 
 
 def batch_alerts_raise(project: Project, *, now: Any = None) -> list[tuple[str, str]]:

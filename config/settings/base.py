@@ -363,6 +363,8 @@ EMORATE_WEBHOOK_MAX_ATTEMPTS = env_int("EMORATE_WEBHOOK_MAX_ATTEMPTS", 6)
 EMORATE_WEBHOOK_RETRY_SECONDS = float(os.environ.get("EMORATE_WEBHOOK_RETRY_SECONDS", "30") or 30)
 EMORATE_WEBHOOK_TIMEOUT = env_int("EMORATE_WEBHOOK_TIMEOUT", 10)
 CELERY_BEAT_SCHEDULE["webhooks-target-sweep"] = {"task": "annotation.tasks.webhooks_sweep_task", "schedule": 5 * 60.0}
+# Rounds (#22): a round that finished or fell behind its due date is announced within the hour.
+CELERY_BEAT_SCHEDULE["batch-alerts"] = {"task": "annotation.tasks.batch_alerts_task", "schedule": 60 * 60.0}
 
 # Single sign-on (OpenID Connect, accounts/oidc.py): on when OIDC_RP_CLIENT_ID is set. The provider's
 # endpoints are listed in its /.well-known/openid-configuration.

@@ -329,6 +329,7 @@ def test_alerts_raise_a_webhook_and_an_email_once_each(django_capture_on_commit_
         raised = service.batch_alerts_raise(project)
     assert sorted(raised) == [("Done", "batch.completed"), ("Late", "batch.behind")]
     assert service.batch_alerts_raise(project) == []  # once each
+    assert service.batch_alerts_sweep() == []  # the periodic job: nothing new either
     events = sorted(WebhookDelivery.objects.values_list("event", flat=True))
     assert events == ["batch.behind", "batch.completed"]
     assert sorted(AuditEvent.objects.filter(action__startswith="batch.").exclude(
