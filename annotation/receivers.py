@@ -1,6 +1,6 @@
 from typing import Any
 
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from accounts.audit import acting_user
@@ -9,6 +9,7 @@ from accounts.signals import invitation_accepted, invitation_projects_check
 
 from .models import Membership, Project
 from .services.audit import audit_record
+from .services.tallies import image_tally_forget
 
 
 @receiver(invitation_accepted)
@@ -40,3 +41,9 @@ def audit_role_change(sender: Any, instance: User, created: bool, **kwargs: Any)
     elif old is not None and (old[0] != instance.role or old[1] != instance.is_active):
         audit_record(actor=acting_user(), action="user.role_changed", obj=instance, email=instance.email,
                      old_role=old[0], new_role=instance.role, old_active=old[1], new_active=instance.is_active)
+
+
+@receiver(post_delete, sender=Project)
+def forget_image_tallies(sender: Any, instance: Project, **kwargs: Any) -> None:
+    """A deleted project's coverage tallies go with it (no foreign key holds them: #21)."""
+    image_tally_forget(instance.pk)

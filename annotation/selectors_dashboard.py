@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -173,18 +173,62 @@ class Overview:
     model_scores: list[tuple[str, int]]
     snapshot_at: datetime | None  # the latest finished agreement snapshot
     mean_alpha: float | None
+    tally_rows: int = 0  # ImageTally rows summed (annotation.services.tallies folds them)
+
+
+@dataclass(frozen=True)
+class TallyRow:
+    """Non-flagged images of a project with one combination of these values (ImageTally summed)."""
+
+    n_ratings: int
+    ethnicity: str
+    age: int | None
+    gender: str
+    sent_back: bool
+    images: int
+
+
+_TALLY_SQL = """
+SELECT n_ratings, ethnicity, age, gender, sent_back, sum(images), sum(count(*)) OVER ()
+FROM annotation_imagetally WHERE project_id = %s
+GROUP BY 1, 2, 3, 4, 5 HAVING sum(images) <> 0
+"""
+
+
+def image_tally(project: Project) -> tuple[list[TallyRow], int]:
+    """The project's non-flagged images counted by (n_ratings, demographics, sent back), and how
+    many tally rows were summed for it (annotation.services.tallies folds them when that grows).
+
+    PostgreSQL: the trigger-kept ImageTally rows (a few thousand rows, whatever the number of
+    images: #21). The SQLite demo: one pass over the images."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute(_TALLY_SQL, [project.pk])
+            got = cur.fetchall()
+        rows = [TallyRow(int(k), e, a, g, bool(b), int(n)) for k, e, a, g, b, n, _ in got]
+        return rows, int(got[0][6]) if got else 0
+    grouped = (Image.objects.filter(project=project, flagged=False)
+               .values_list("n_ratings", "ethnicity", "age", "gender")
+               .annotate(back=Count("id", filter=Q(adjudication="more_ratings")), n=Count("id")).order_by())
+    out: list[TallyRow] = []
+    for k, e, a, g, back, n in grouped:
+        if back:
+            out.append(TallyRow(k, e, a, g, True, back))
+        if n - back:
+            out.append(TallyRow(k, e, a, g, False, n - back))
+    return out, 0
 
 
 def overview(project: Project) -> Overview:
     """Coverage, throughput and what waits for a lead (6 queries with a warm throughput cache)."""
     now = timezone.now()
-    # One pass over the images: the coverage histogram and the images sent back for more ratings.
+    # The coverage histogram and the images sent back for more ratings, from the image tallies.
     by_count: dict[int, int] = {}
     sent_back = 0
-    for k, n, back in (Image.objects.filter(project=project, flagged=False).values_list("n_ratings")
-                       .annotate(n=Count("id"), back=Count("id", filter=Q(adjudication="more_ratings"))).order_by()):
-        by_count[k] = n
-        sent_back += back
+    tally, tally_rows = image_tally(project)
+    for row in tally:
+        by_count[row.n_ratings] = by_count.get(row.n_ratings, 0) + row.images
+        sent_back += row.images if row.sent_back else 0
     top = max([project.target_ratings, *by_count])
     coverage = [(k, by_count.get(k, 0)) for k in range(top + 1)]
     today = timezone.localdate(now)
@@ -208,7 +252,7 @@ def overview(project: Project) -> Overview:
         model_scores=list(ModelScore.objects.filter(project=project).values_list("model_name")
                           .annotate(n=Count("id")).order_by("model_name")),
         snapshot_at=latest[0] if latest else None,
-        mean_alpha=float(latest[1]) if latest and latest[1] is not None else None,
+        mean_alpha=float(latest[1]) if latest and latest[1] is not None else None, tally_rows=tally_rows,
     )
 
 
@@ -336,7 +380,7 @@ class DemographicsPage:
 
 
 def demographics_page(project: Project) -> DemographicsPage:
-    """Per-stratum agreement (snapshot) and coverage (one pass over the images on PostgreSQL)."""
+    """Per-stratum agreement (snapshot) and coverage (the image tallies)."""
     snapshot = agreement_latest(project)
     payload = snapshot_payload(snapshot.payload) if snapshot else None
     strata = dict(payload.get("strata", {})) if payload else {}
@@ -355,28 +399,17 @@ def _stratum_order(label: str) -> tuple[int, float, str]:
         return (1, 0.0, label)
 
 
-_STRATA_SQL = """
-SELECT CASE WHEN GROUPING(ethnicity) = 0 THEN 'ethnicity' WHEN GROUPING(age) = 0 THEN 'age' ELSE 'gender' END,
-       COALESCE(ethnicity, age::text, gender), count(*), sum(n_ratings), count(*) FILTER (WHERE n_ratings >= %s)
-FROM annotation_image WHERE project_id = %s AND NOT flagged
-GROUP BY GROUPING SETS ((ethnicity), (age), (gender))
-"""
-
-
 def _strata_counts(project: Project) -> list[tuple[str, Any, int, int, int]]:
-    """(key, stratum, images, ratings, complete images) per stratum of every key: one pass over the
-    images on PostgreSQL (GROUPING SETS), one query per key elsewhere."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute(_STRATA_SQL, [project.target_ratings, project.pk])
-            return [(k, v, int(n), int(r or 0), int(d)) for k, v, n, r, d in cur.fetchall()]
-    out: list[tuple[str, Any, int, int, int]] = []
-    for key in STRATA:
-        rows = (Image.objects.filter(project=project, flagged=False).values_list(key)
-                .annotate(n=Count("id"), r=Sum("n_ratings"),
-                          done=Count("id", filter=Q(n_ratings__gte=project.target_ratings))).order_by(key))
-        out += [(key, v, n, int(r or 0), d) for v, n, r, d in rows]
-    return out
+    """(key, stratum, images, ratings, complete images) per stratum of every key, from the image
+    tallies (image_tally)."""
+    acc: dict[tuple[str, Any], list[int]] = {}
+    for row in image_tally(project)[0]:
+        for key, value in (("ethnicity", row.ethnicity), ("age", row.age), ("gender", row.gender)):
+            cell = acc.setdefault((key, value), [0, 0, 0])
+            cell[0] += row.images
+            cell[1] += row.images * row.n_ratings
+            cell[2] += row.images if row.n_ratings >= project.target_ratings else 0
+    return [(key, value, n, r, done) for (key, value), (n, r, done) in acc.items() if n]
 
 
 # --- disputed images --------------------------------------------------------------------------

@@ -121,6 +121,33 @@ BEGIN
     RETURN NULL;
 END $$;
 """,
+    # The lead's coverage tallies (#21, annotation.models.ImageTally): one delta row per combination
+    # of (n_ratings, demographics, sent back) a statement changed, non-flagged images only. Rows are
+    # only ever inserted, so concurrent submits never wait on each other here [0025].
+    "emorate_image_tally": """
+CREATE OR REPLACE FUNCTION emorate_image_tally() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO annotation_imagetally (project_id, n_ratings, ethnicity, age, gender, sent_back, images)
+        SELECT project_id, n_ratings, ethnicity, age, gender, adjudication = 'more_ratings', count(*)
+          FROM new_images WHERE NOT flagged GROUP BY 1, 2, 3, 4, 5, 6;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO annotation_imagetally (project_id, n_ratings, ethnicity, age, gender, sent_back, images)
+        SELECT project_id, n_ratings, ethnicity, age, gender, adjudication = 'more_ratings', -count(*)
+          FROM old_images WHERE NOT flagged GROUP BY 1, 2, 3, 4, 5, 6;
+    ELSE
+        INSERT INTO annotation_imagetally (project_id, n_ratings, ethnicity, age, gender, sent_back, images)
+        SELECT project_id, n_ratings, ethnicity, age, gender, sent_back, sum(d)
+          FROM (SELECT project_id, n_ratings, ethnicity, age, gender, adjudication = 'more_ratings' AS sent_back, -1 AS d
+                  FROM old_images WHERE NOT flagged
+                UNION ALL
+                SELECT project_id, n_ratings, ethnicity, age, gender, adjudication = 'more_ratings', 1
+                  FROM new_images WHERE NOT flagged) c
+         GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(d) <> 0;
+    END IF;
+    RETURN NULL;
+END $$;
+""",
 }
 
 # Triggers by name: (table, function, the CREATE TRIGGER statement).
@@ -169,6 +196,15 @@ CREATE TRIGGER image_syncs_batches AFTER UPDATE OF n_ratings, extra_target, prio
                        OR OLD.priority IS DISTINCT FROM NEW.priority OR OLD.flagged IS DISTINCT FROM NEW.flagged
                        OR OLD.file IS DISTINCT FROM NEW.file)
     EXECUTE FUNCTION emorate_batch_image_sync();"""),
+    "image_tally_insert": ("annotation_image", "emorate_image_tally", """
+CREATE TRIGGER image_tally_insert AFTER INSERT ON annotation_image
+    REFERENCING NEW TABLE AS new_images FOR EACH STATEMENT EXECUTE FUNCTION emorate_image_tally();"""),
+    "image_tally_update": ("annotation_image", "emorate_image_tally", """
+CREATE TRIGGER image_tally_update AFTER UPDATE ON annotation_image
+    REFERENCING OLD TABLE AS old_images NEW TABLE AS new_images FOR EACH STATEMENT EXECUTE FUNCTION emorate_image_tally();"""),
+    "image_tally_delete": ("annotation_image", "emorate_image_tally", """
+CREATE TRIGGER image_tally_delete AFTER DELETE ON annotation_image
+    REFERENCING OLD TABLE AS old_images FOR EACH STATEMENT EXECUTE FUNCTION emorate_image_tally();"""),
 }
 
 

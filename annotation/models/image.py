@@ -87,3 +87,29 @@ class Image(models.Model):
     @property
     def is_placeholder(self) -> bool:
         return not self.file
+
+
+class ImageTally(models.Model):
+    """How many images of a project have each (n_ratings, demographics, sent back) combination:
+    the lead's coverage figures (overview, demographics) without a pass over a million images (#21).
+
+    Append-only deltas kept by statement-level triggers on annotation_image (annotation/db/
+    postgres.py: emorate_image_tally): every INSERT, UPDATE or DELETE adds, per combination it
+    changed, one row with the change in `images` (non-flagged images only). Readers sum the rows of a
+    project; annotation.services.tallies.image_tally_compact folds them into one row per
+    combination. No row is ever updated in place, so raters submitting at once never wait on each
+    other here. PostgreSQL only: the SQLite demo counts the images directly.
+    """
+
+    # No foreign key constraint: deleting a project deletes its images first, and their trigger rows
+    # must not block that (annotation.receivers removes a deleted project's rows).
+    project = models.ForeignKey(Project, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    n_ratings = models.PositiveIntegerField()
+    ethnicity = models.CharField(max_length=100, blank=True)
+    age = models.PositiveSmallIntegerField(null=True, blank=True)
+    gender = models.CharField(max_length=50, blank=True)
+    sent_back = models.BooleanField(default=False)
+    images = models.IntegerField(help_text="Change in the number of images (negative: images left)")
+
+    def __str__(self) -> str:
+        return f"project {self.project_id}: {self.images:+d} images with {self.n_ratings} ratings"

@@ -37,6 +37,7 @@ from annotation.pgcopy import RatingRows
 from annotation.selectors_dashboard import RECOMPUTE_QUEUED_SECONDS, recompute_queued_key
 from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
+from annotation.services.tallies import image_tally_compact
 from annotation.services.webhooks import webhooks_snapshot_done
 from core.cache import ProcessMemo
 
@@ -524,6 +525,7 @@ def _compute_into(snapshot: AgreementSnapshot, project: Project, *, level: str, 
     from annotation.scoring.services import priority_schedule
 
     priority_schedule(project)
+    image_tally_compact(project)  # fold the coverage tallies' deltas since the last snapshot (#21)
     webhooks_snapshot_done(project, snapshot.pk, dict(payload))
     # Rounds (#22): agreement on each open or paused round's images, with this snapshot's level,
     # resamples and seed; then the rounds' finished / behind alerts.

@@ -32,7 +32,7 @@ from .. import selectors_dashboard as sd
 from ..csvsafe import csv_cell_safe
 from ..models import FlagReason, Image, ImageFlag, Project
 from ..payloads import ReleaseSummary, release_summary
-from ..services import adjudication, calibration, raters
+from ..services import adjudication, calibration, raters, tallies
 from ..services.agreement_snapshot import agreement_recompute_request
 from ..taxonomy import EMOTIONS
 from .access import require_lead, signed_in
@@ -108,6 +108,8 @@ def present_overview(o: sd.Overview) -> tuple[list[Table], dict[str, SafeString]
 def dashboard_overview(request: HttpRequest, slug: str) -> HttpResponse:
     project = require_lead(request, slug)
     data = sd.overview(project)
+    if data.tally_rows > tallies.COMPACT_AT:  # the triggers' deltas piled up (no snapshot ran lately)
+        tallies.image_tally_compact(project)
     tables, svgs = present_overview(data)
     return _page(request, project, "annotation/dashboard/overview.html", "overview", tables,
                  {"o": data, "charts": svgs, "jobs": sd.jobs_running(project)})
