@@ -253,6 +253,7 @@ class _Chunk:
 
 
 _S2B_MAX = 9.0
+_SA_MAX = 5.0
 _SUBSAMPLE = 1000
 _GHQ_X, _GHQ_W = np.polynomial.hermite.hermgauss(12)
 _GHQ_X = _GHQ_X * math.sqrt(2.0)
@@ -350,45 +351,70 @@ class _Fitter:
         self.hS[sl] = hr.reshape(Ec, R)
 
     def _presence_prior(self, ch: _Chunk, S: FloatArray) -> None:
-        """One Newton (BHHH) step on each emotion's (mu, sa) for the marginal likelihood of the
-        subsample's presence ratings, the image latent integrated out by 12-point Gauss-Hermite.
-        (A Laplace/EM update of sa crawls, or drifts, with 3-4 binary ratings per image.)"""
+        """One Newton (BHHH) step on each emotion's (mu, log sa) for the marginal likelihood of the
+        subsample's presence ratings, the image latent integrated out by 12-point Gauss-Hermite,
+        halved until the likelihood does not fall. (A Laplace/EM update of sa crawls, or drifts,
+        with 3-4 binary ratings per image.)"""
         if ch.q_obs.size == 0 or ch.prior_done:
             return
         sl = slice(ch.e0, ch.e1)
-        mu, sd = self.mu[sl], np.sqrt(self.s2a[sl])
-        obs = ch.q_obs
-        emo_obs = np.repeat(ch.q_emo, np.diff(np.r_[ch.q_starts, obs.size]))
-        eta = (mu[emo_obs] + S[ch.rr[obs]])[:, None] + sd[emo_obs][:, None] * _GHQ_X[None, :]
-        p = _sigmoid(eta)
-        resid = ch.z[obs][:, None] - p
-        ll = np.log(np.maximum(np.where(ch.q_sign[:, None] > 0, p, 1.0 - p), 1e-300))
-        limg = np.add.reduceat(ll, ch.q_starts, axis=0) + _GHQ_LOGW[None, :]
-        limg -= limg.max(axis=1, keepdims=True)
-        post = np.exp(limg)
-        post /= post.sum(axis=1, keepdims=True)
-        rimg = np.add.reduceat(resid, ch.q_starts, axis=0)
-        g_mu = (post * rimg).sum(axis=1)
-        g_sd = (post * rimg * _GHQ_X[None, :]).sum(axis=1)
-        Ec = ch.Ec
-        G = np.stack([np.bincount(ch.q_emo, g_mu, Ec), np.bincount(ch.q_emo, g_sd, Ec)], axis=1)
-        M = np.empty((Ec, 2, 2))
-        M[:, 0, 0] = np.bincount(ch.q_emo, g_mu * g_mu, Ec) + 1e-6
-        M[:, 1, 1] = np.bincount(ch.q_emo, g_sd * g_sd, Ec) + 1e-6
-        M[:, 0, 1] = M[:, 1, 0] = np.bincount(ch.q_emo, g_mu * g_sd, Ec)
+        mu, sd = self.mu[sl].copy(), np.sqrt(self.s2a[sl])
+        emo_obs = np.repeat(ch.q_emo, np.diff(np.r_[ch.q_starts, ch.q_obs.size]))
+        r_obs = np.take(S, np.take(ch.rr, ch.q_obs))
+        loglik, G, M = self._prior_terms(ch, emo_obs, r_obs, mu, sd)
         step = np.linalg.solve(M, G[:, :, None])[:, :, 0]
-        step = np.clip(np.nan_to_num(step), -1.0, 1.0)
-        # Settled (the centring keeps moving mu with the raters, so only the spread is watched):
-        # the quadrature is the costliest part of a sweep, so it stops here.
-        ch.prior_done = bool(np.abs(step[:, 1]).max() < 0.1 * self.cfg.tol)
-        new_mu = mu + step[:, 0]
-        new_sd = np.maximum(sd + step[:, 1], math.sqrt(self.cfg.variance_floor))
+        step = np.nan_to_num(step)
+        step[:, 0] = np.clip(step[:, 0], -1.0, 1.0)
+        step[:, 1] = np.clip(step[:, 1], -0.3, 0.3)
+        lo, hi = math.log(math.sqrt(self.cfg.variance_floor)), math.log(_SA_MAX)
+        new_mu, new_sd = mu.copy(), sd.copy()
+        pending = np.ones(ch.Ec, dtype=bool)
+        for _ in range(4):
+            try_mu = np.where(pending, mu + step[:, 0], new_mu)
+            try_sd = np.where(pending, np.exp(np.clip(np.log(sd) + step[:, 1], lo, hi)), new_sd)
+            ll_new = self._prior_terms(ch, emo_obs, r_obs, try_mu, try_sd, grad=False)[0]
+            ok = pending & (ll_new >= loglik - 1e-9)
+            new_mu[ok], new_sd[ok] = try_mu[ok], try_sd[ok]
+            pending &= ~ok
+            if not pending.any():
+                break
+            step[pending] *= 0.5
+        moved = np.maximum(np.abs(new_mu - mu), np.abs(new_sd - sd))
+        # Settled: the quadrature is the costliest part of a sweep, so it stops here.
+        ch.prior_done = bool(moved.max() < 0.1 * self.cfg.tol)
         # Move the image latents with the prior (same standardised position), so that the next
         # mode step starts close.
         Am = self.A[sl]
         Am[:] = new_mu[:, None] + (Am - mu[:, None]) * (new_sd / sd)[:, None]
         self.mu[sl] = new_mu
         self.s2a[sl] = new_sd ** 2
+
+    def _prior_terms(self, ch: _Chunk, emo_obs: IntArray, r_obs: FloatArray, mu: FloatArray, sd: FloatArray,
+                     grad: bool = True) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Per emotion of the chunk: the subsample's marginal log-likelihood and (grad) its
+        gradient and BHHH curvature in (mu, log sd)."""
+        eta = (np.take(mu, emo_obs) + r_obs)[:, None] + np.take(sd, emo_obs)[:, None] * _GHQ_X[None, :]
+        p = _sigmoid(eta)
+        ll = np.log(np.maximum(np.where(ch.q_sign[:, None] > 0, p, 1.0 - p), 1e-300))
+        limg = np.add.reduceat(ll, ch.q_starts, axis=0) + _GHQ_LOGW[None, :]
+        top = limg.max(axis=1, keepdims=True)
+        post = np.exp(limg - top)
+        tot = post.sum(axis=1, keepdims=True)
+        Ec = ch.Ec
+        loglik: FloatArray = np.bincount(ch.q_emo, (np.log(tot) + top)[:, 0], Ec).astype(np.float64)
+        if not grad:
+            return loglik, np.zeros((Ec, 2)), np.zeros((Ec, 2, 2))
+        post /= tot
+        rimg = np.add.reduceat(ch.z[ch.q_obs][:, None] - p, ch.q_starts, axis=0)
+        g_mu = (post * rimg).sum(axis=1)
+        g_ls = (post * rimg * _GHQ_X[None, :]).sum(axis=1) * np.take(sd, ch.q_emo)
+        G: FloatArray = np.stack([np.bincount(ch.q_emo, g_mu, Ec), np.bincount(ch.q_emo, g_ls, Ec)],
+                                 axis=1).astype(np.float64)
+        M: FloatArray = np.empty((Ec, 2, 2))
+        M[:, 0, 0] = np.bincount(ch.q_emo, g_mu * g_mu, Ec) + 1e-6
+        M[:, 1, 1] = np.bincount(ch.q_emo, g_ls * g_ls, Ec) + 1e-6
+        M[:, 0, 1] = M[:, 1, 0] = np.bincount(ch.q_emo, g_mu * g_ls, Ec)
+        return loglik, G, M
 
     # -- intensity given presence ----------------------------------------------------------
     def _terms(self, ch: _Chunk) -> tuple[FloatArray, ...]:
@@ -401,7 +427,7 @@ class _Fitter:
         FU, GL = _sigmoid(U), _sigmoid(-L)
         FL = 1.0 - GL
         # sigmoid(U) - sigmoid(L) without cancellation when both are near 1.
-        p = np.maximum(FU * GL * -np.expm1(L - U), 1e-300)
+        p = np.maximum(FU * GL * -np.expm1(L - U), 1e-15)
         fU, fL = FU * (1 - FU), FL * GL
         dU, dL = fU * (1 - 2 * FU), fL * (1 - 2 * FL)
         return lam, U, L, p, fU, fL, dU, dL
@@ -414,7 +440,7 @@ class _Fitter:
         U = lam * (np.take(cext, ch.yidx) - eta)
         L = lam * (np.take(cext, ch.yidx - 1) - eta)
         FU, GL = _sigmoid(U), _sigmoid(-L)
-        p = np.maximum(FU * GL * -np.expm1(L - U), 1e-300)
+        p = np.maximum(FU * GL * -np.expm1(L - U), 1e-15)
         out: FloatArray = (FU * (1 - FU) * U - (1.0 - GL) * GL * L) / p
         return out
 
@@ -481,7 +507,7 @@ class _Fitter:
             step_c = -np.linalg.solve(H, gc[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
             step_c = np.zeros((Ec, km1))
-        step_c = np.clip(np.nan_to_num(step_c), -1.0, 1.0)
+        step_c = np.clip(np.nan_to_num(step_c), -0.5, 0.5)
         Cm = self.C[sl]
         for _ in range(30):
             bad = np.zeros(Ec, dtype=bool) if km1 < 2 else ~np.all(np.diff(Cm + step_c, axis=1) > 1e-3, axis=1)
@@ -526,9 +552,9 @@ class _Fitter:
             pooled = X.sum(axis=0) / (self.E + tau2 / om2)
             pooled[~act] = 0.0
             if act.sum() >= 2:
-                ss = float(((X[:, act] - pooled[act]) ** 2).sum())
-                tau2 = float(_mackay(np.array([ss]), 1.0 / Hh[:, act].reshape(1, -1), np.array([tau2]),
-                                     np.ones((1, int(act.sum()) * self.E), dtype=bool), floor)[0])
+                # EM: many ratings per rater and emotion make it converge fast here (MacKay's update
+                # is unstable near the floor, where the effects are nearly all prior).
+                tau2 = max(float(((X[:, act] - pooled[act]) ** 2 + 1.0 / Hh[:, act]).mean()), floor)
                 om2 = max(float((pooled[act] ** 2).mean()), floor)
             if name == "s":
                 self.theta, self.tau2_s, self.om2_s = pooled, tau2, om2

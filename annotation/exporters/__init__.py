@@ -22,7 +22,8 @@ Columns of the per-image tables (``image_columns``)
       ratings per emotion), disputed (image-level), and per emotion, named by the taxonomy slug
       (``annotation.taxonomy.emotion_slug``, e.g. ``jealousy_&_envy``):
       ``<slug>__consensus`` (float, rounded to FLOAT_DECIMALS), ``<slug>__spread`` (max - min),
-      ``<slug>__disputed``;
+      ``<slug>__disputed``, and with the measurement model's soft labels (#18)
+      ``<slug>__p_present``, ``<slug>__expected_intensity``, ``<slug>__sd`` (floats);
     binary mode: per emotion ``<slug>__label`` (1 / 0 / null = not asked or undecided),
       ``<slug>__yes`` and ``<slug>__no`` (the raw votes).
 Raw ratings: sha256, file_name, split, rater (``rater_`` + the first 10 hex digits of

@@ -88,6 +88,11 @@ def render_card(
                     else f"intensity (0..{scale_max if scale_max else '?'})")
     out += _how_to_load(splits, n_raw)
     out += _files_and_columns(binary, emotions)
+    if not binary and getattr(labels, "p_present", None) is not None:
+        out += _soft_labels_section(emotions)
+    elif not binary and (agreement.get("measurement_model") or {}).get("converged") is False:
+        out += ["## Soft labels", "", "Not included: the measurement model did not converge on these ratings, and a "
+                "fit that did not converge is never released (docs/agreement.md, \"Measurement model\").", ""]
     out += ["## Consolidation", "", labels.describe() if isinstance(labels, BinaryConsolidated)
             else labels.rule.describe(), ""]
     out += _agreement_section(agreement, emotions)
@@ -159,6 +164,32 @@ def _files_and_columns(binary: bool, emotions: Sequence[str]) -> list[str]:
                     "(untouched = 0), so `n_ratings` is also the number of ratings per emotion.")
     out += ["", "Emotion slugs: " + ", ".join(f"`{emotion_slug(e)}`" for e in emotions) + ".", ""]
     return out
+
+
+def _soft_labels_section(emotions: Sequence[str]) -> list[str]:
+    """What the measurement model's columns mean and how to use them (#18; docs/agreement.md)."""
+    example = emotion_slug(emotions[0]) if emotions else "amusement"
+    return ["## Soft labels", "",
+            "Beside the consensus, every image has three columns per emotion from a measurement model of "
+            "the ratings (a hurdle model: whether an expert marks the emotion present, and how strongly "
+            "when present, with each expert's own presence threshold, intensity shift and noise estimated "
+            "from all their ratings and removed). They describe a typical expert of this panel:",
+            "",
+            f"- `<slug>__p_present` (e.g. `{example}__p_present`): the probability that a typical expert "
+            "marks the emotion present on this image (0..1).",
+            f"- `<slug>__expected_intensity` (e.g. `{example}__expected_intensity`): the intensity such an "
+            "expert gives when they mark it present (1..scale maximum).",
+            f"- `<slug>__sd` (e.g. `{example}__sd`): the uncertainty of the label: the posterior standard "
+            "deviation of the expected rating `p_present x expected_intensity`, in scale steps. It shrinks "
+            "with more ratings and grows where the experts disagree.",
+            "",
+            "How to use them: `p_present x expected_intensity` is the expected rating (0..scale maximum) and "
+            "a better-calibrated training target than the median of a few ratings; `p_present` can serve as "
+            "a soft target for presence; weight evaluation examples by `1 / (sd^2 + noise)` or report "
+            "results on images with small `sd` beside all images. Soft labels come from a model: its "
+            "assumptions (docs/agreement.md, \"Measurement model\", in the emorate source) hold on "
+            "average, not for every image; the raw ratings are included to check them.",
+            ""]
 
 
 def _agreement_section(agreement: Mapping[str, Any], emotions: Sequence[str]) -> list[str]:

@@ -27,8 +27,9 @@ def _slugs(emotions: Sequence[str]) -> list[str]:
     return slugs
 
 
-def image_columns(emotions: Sequence[str] = EMOTIONS, *, binary: bool = False) -> list[str]:
-    """Column names of the per-image tables, in order (see the module docstring)."""
+def image_columns(emotions: Sequence[str] = EMOTIONS, *, binary: bool = False, soft: bool = False) -> list[str]:
+    """Column names of the per-image tables, in order (see the module docstring); ``soft``: with the
+    measurement model's soft labels (intensity mode)."""
     cols = list(BASE_COLUMNS)
     if binary:
         for s in _slugs(emotions):
@@ -37,6 +38,8 @@ def image_columns(emotions: Sequence[str] = EMOTIONS, *, binary: bool = False) -
         cols += ["n_ratings", "disputed"]
         for s in _slugs(emotions):
             cols += [f"{s}__consensus", f"{s}__spread", f"{s}__disputed"]
+            if soft:
+                cols += [f"{s}__p_present", f"{s}__expected_intensity", f"{s}__sd"]
     return cols
 
 

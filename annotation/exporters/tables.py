@@ -76,10 +76,15 @@ def image_table(
         dis_e = np.ascontiguousarray(labels.disputed_emotions.T[:, idx])
         cols["n_ratings"] = pa.array(labels.n_ratings[idx].astype(np.int16), pa.int16())
         cols["disputed"] = pa.array(labels.disputed[idx], pa.bool_())
+        soft = [None if a is None else np.round(np.ascontiguousarray(a.T[:, idx]), FLOAT_DECIMALS)
+                for a in (labels.p_present, labels.expected_intensity, labels.soft_sd)]
         for e, s in enumerate(slugs):
             cols[f"{s}__consensus"] = pa.array(cons[e], pa.float64())
             cols[f"{s}__spread"] = pa.array(spread[e], pa.int16())
             cols[f"{s}__disputed"] = pa.array(dis_e[e], pa.bool_())
+            for name, arr in zip(("p_present", "expected_intensity", "sd"), soft, strict=True):
+                if arr is not None:  # the measurement model's soft labels (#18)
+                    cols[f"{s}__{name}"] = pa.array(arr[e], pa.float64())
     return pa.table(cols)
 
 

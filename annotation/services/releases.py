@@ -35,7 +35,13 @@ from django.utils import timezone
 from accounts.models import PROFILE_FIELDS, PROFILE_MIN_GROUP, PROFILE_OTHER, RaterProfile, profile_groups
 from annotation import agreement as ag
 from annotation import exporters, jobs, selectors, taxonomy
-from annotation.consolidation import BinaryVotes, ConsolidationRule, consolidate_binary, consolidate_intensity
+from annotation.consolidation import (
+    BinaryVotes,
+    ConsolidationRule,
+    SoftLabels,
+    consolidate_binary,
+    consolidate_intensity,
+)
 from annotation.models import Image, ModelScore, Project, Rating, Release, ReleaseImage, ReleaseStatus
 from annotation.models.release import SEMVER, semver_key
 from annotation.payloads import (
@@ -302,6 +308,24 @@ def _binary_votes(project: Project, max_rating_id: int, exclude_raters: list[int
                        votes=np.array([r[3][0] for r in rows], dtype=np.int64))
 
 
+def _soft_labels(rows: Any, scale_max: int, *, required: bool) -> tuple[SoftLabels | None, dict[str, Any]]:
+    """The measurement model fitted to the release's own ratings (#18). A fit that did not converge
+    is never released: with method "model" (``required``) the build fails; otherwise the release has
+    no soft-label columns and release.json and the card say why."""
+    from annotation.agreement import ratermodel as rm
+
+    fit = rm.fit_rater_model(rows.image_ids, rows.rater_ids, rows.values.astype(np.float64), scale_max=scale_max)
+    summary = {"converged": bool(fit.converged), "iterations": fit.iterations,
+               "warnings": list(fit.warnings), "definitions": "docs/agreement.md#measurement-model"}
+    if not fit.converged:
+        if required:
+            raise ReleaseError(f"the measurement model did not converge on these ratings ({fit.iterations} sweeps), "
+                               "so method 'model' cannot be used: cut a new version with another method")
+        return None, summary
+    return SoftLabels(image_ids=fit.unit_ids.astype(np.int64), p_present=fit.p_present.T,
+                      expected_intensity=fit.expected_intensity.T, sd=fit.sd.T), summary
+
+
 def _insert_release_images(release: Release, rows: list[tuple[int, str, str]]) -> None:
     """Record the split of every released image (COPY on PostgreSQL: 100,000 rows in well under a second)."""
     ReleaseImage.objects.filter(release=release).delete()
@@ -379,9 +403,14 @@ def _build(release: Release, step: Progress) -> None:
         rows = _only_images(selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
                                                   exclude_raters=excluded_ids, flagged_image_ids=flagged), keep)
         raw = rows
+        soft = None
+        model_summary: dict[str, Any] = {}
+        if (rule.soft_labels or rule.method == "model") and len(rows.image_ids):
+            step(12, "fitting the measurement model")
+            soft, model_summary = _soft_labels(rows, project.scale_max, required=rule.method == "model")
         step(20, "consolidating")
         labels = consolidate_intensity(rows.image_ids, rows.values, rule=rule, scale_max=project.scale_max,
-                                       flagged_image_ids=flagged)
+                                       flagged_image_ids=flagged, soft=soft)
         units, raters, values = rows.image_ids, rows.rater_ids, rows.values
 
     kept_ids = labels.image_ids.tolist()
@@ -430,6 +459,8 @@ def _build(release: Release, step: Progress) -> None:
             if row is not None:
                 row["alpha_all_ratings"] = None if a.alpha is None else round(a.alpha, 6)
         agreement["mean_alpha_all_ratings"] = round(sum(all_alphas) / len(all_alphas), 6) if all_alphas else None
+        if model_summary:
+            agreement["measurement_model"] = model_summary
 
     step(65, "writing files")
     card = exporters.CardInfo(

@@ -30,8 +30,8 @@ class Command(BaseCommand):
         parser.add_argument("--out", type=Path, default=None, help="Copy the release files into this folder")
         # Options default to None: for an existing version, only the options given are compared with
         # its frozen configuration (a differing one is refused, never silently ignored).
-        parser.add_argument("--method", choices=["median", "mean", "trimmed_mean"], default=None,
-                            help="Consolidation (default median)")
+        parser.add_argument("--method", choices=["median", "mean", "trimmed_mean", "model"], default=None,
+                            help="Consolidation (default median; model: the measurement model's expected rating)")
         parser.add_argument("--min-ratings", type=int, default=None, help="Ratings an image needs (default 2)")
         parser.add_argument("--seed", type=int, default=None, help="Split seed (default 0)")
         parser.add_argument("--group-key", default=None,
