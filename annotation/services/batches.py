@@ -294,19 +294,18 @@ def _add(batch: Batch, ids: list[int]) -> int:
     """Add images (ids checked by the caller) with their queue state; already members stay. Returns
     how many were new. The batch row is locked (n_images)."""
     Batch.objects.select_for_update().filter(pk=batch.pk).first()
-    new = 0
+    before = BatchImage.objects.filter(batch=batch).count()
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
         rows = Image.objects.filter(pk__in=chunk).values_list("pk", "priority", "flagged", "file", "n_ratings",
                                                                "extra_target")
-        made = BatchImage.objects.bulk_create(
+        BatchImage.objects.bulk_create(
             [BatchImage(batch=batch, image_id=pk, priority=prio,
                         open=not flagged and bool(file) and n < batch.target_ratings + extra)
              for pk, prio, flagged, file, n, extra in rows], ignore_conflicts=True)
-        new += len(made)
     batch.n_images = BatchImage.objects.filter(batch=batch).count()
     Batch.objects.filter(pk=batch.pk).update(n_images=batch.n_images)
-    return new
+    return batch.n_images - before
 
 
 @transaction.atomic

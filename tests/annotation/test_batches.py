@@ -377,7 +377,7 @@ def test_a_release_from_two_rounds_contains_exactly_their_images():
     two = service.batch_create(project=project, name="Two", image_ids=[im.pk for im in ims[2:5]])
     release = release_create(project=project, version="1.0.0", n_boot=0, batches=["Two", "One"])
     # an image added to a round later never reaches the release
-    service.batch_add_images(batch=two, image_ids=[ims[8].pk])
+    assert service.batch_add_images(batch=two, image_ids=[ims[8].pk, ims[2].pk]) == 1  # ims[2] was in it
     release = release_build(release)
     assert release.config["batches"] == ["One", "Two"]
     assert set(ReleaseImage.objects.filter(release=release).values_list("image_id", flat=True)) == {
