@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 
@@ -10,10 +9,10 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.agreement import ratermodel as rm
 from annotation.models import Image, Rating
 from annotation.services.agreement_snapshot import agreement_snapshot_create
 from tests.factories import add_member, make_project, make_user
+from tests.support.ratermodel_seed import seed_simulated
 
 pytestmark = pytest.mark.django_db
 
@@ -22,29 +21,6 @@ def call(*args: str) -> str:
     out = io.StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
-
-
-def seed_simulated(slug: str, n_images: int = 300, k: int = 3, n_raters: int = 5, seed: int = 1):
-    """A project whose ratings come from the model with known rater effects (one rater, the last,
-    marks presence far more readily and rates one step-ish higher)."""
-    project = make_project(slug=slug, target_ratings=k)
-    raters = [make_user(email=f"{slug}-r{i}@example.org") for i in range(n_raters)]
-    add_member(project, *raters)
-    sim = rm.simulate_ratings(np.random.default_rng(seed), n_images=n_images, ratings_per_image=k,
-                              n_raters=n_raters, raters_differ=False)
-    images = Image.objects.bulk_create([
-        Image(project=project, name=f"{slug}_{i:04d}.jpg", sha256=hashlib.sha256(f"{slug}{i}".encode()).hexdigest())
-        for i in range(n_images)])
-    values = sim.values.copy()
-    odd = sim.raters == n_raters - 1
-    rng = np.random.default_rng(seed + 1)
-    values[odd] = np.where((values[odd] == 0) & (rng.random(values[odd].shape) < 0.15), 2, values[odd])
-    values[odd] = np.where(values[odd] > 0, np.minimum(values[odd] + 1, 7), 0)
-    Rating.objects.bulk_create([
-        Rating(project=project, image=images[int(u)], rater=raters[int(r)], values=[int(x) for x in v],
-               scale_max=7, taxonomy_version="emonet-face-1", source="import")
-        for u, r, v in zip(sim.units, sim.raters, values, strict=True)])
-    return project, raters
 
 
 def test_rater_model_json_has_the_documented_shape_and_finds_the_odd_rater():
