@@ -517,6 +517,26 @@ def rounds_part(args: argparse.Namespace, project: Any, reference: list[float], 
     top = next(pk for pk in served if Batch.objects.get(pk=pk).all_raters)
     assert not Assignment.objects.filter(rater__in=users).exclude(batch_id=top).exists(), \
         "claims came from another round than the best open one"
+    # the rate page over HTTP in rounds: the claim, and the rater's line for the round ("Round 2: 3 of 200")
+    more = make_raters(project.pk, 100, "roundhttp")
+    port = free_port()
+    server = start_gunicorn(port, args.workers, args.threads)
+    try:
+        lat = []
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for _, sess in more:
+            t0 = time.perf_counter()
+            conn.request("GET", f"/projects/{BIG_SLUG}/rate/", headers={"Cookie": f"sessionid={sess}", "Host": "127.0.0.1"})
+            resp = conn.getresponse()
+            body = resp.read()
+            lat.append(time.perf_counter() - t0)
+            assert resp.status == 200 and ASSIGNMENT_RE.search(body) and b'id="rate-round"' in body, resp.status
+        conn.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    print(f"  rate page GET over HTTP in rounds (claims a lease, shows the round): p50 {1000 * pct(lat, 50):.1f} ms, "
+          f"p95 {1000 * pct(lat, 95):.1f} ms")
 
 
 def main() -> int:
