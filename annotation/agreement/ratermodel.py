@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ class RaterModelConfig:
 
     max_iter: int = 200
     tol: float = 2e-3
+    threads: int = 2  # emotion chunks fitted side by side (numpy releases the GIL in its loops)
     min_ratings: int = 20
     discrimination_sd: float = 0.5
     variance_floor: float = 0.01
@@ -170,7 +172,7 @@ def fit_rater_model(units: npt.ArrayLike, raters: npt.ArrayLike, values2d: npt.A
                          f"rater {rater_ids[dup % n_raters].item()!r}")
     warnings: list[str] = []
     yt = np.ascontiguousarray(y_all.T)
-    chunks = _chunks(yt, ui, ri, n_units, n_raters, scale_max)
+    chunks = _chunks(yt, ui, ri, n_units, n_raters, scale_max, cfg.threads)
     del yt, y_all
     n_r_total = np.bincount(ri, minlength=n_raters)
     few = n_r_total < cfg.min_ratings
@@ -250,6 +252,8 @@ class _Chunk:
         self.q_emo = (key[self.q_starts] // n_units).astype(np.intp)
         self.q_sign = 2.0 * self.z[sub] - 1.0
         self.prior_done = False
+        self.g_ell: FloatArray = np.zeros(n_raters)
+        self.h_ell: FloatArray = np.zeros(n_raters)
 
 
 _S2B_MAX = 9.0
@@ -270,11 +274,12 @@ def _subsample(n_units: int) -> npt.NDArray[np.bool_]:
 
 
 def _chunks(yt: npt.NDArray[np.int8], ui: IntArray, ri: IntArray, n_units: int, n_raters: int,
-            K: int) -> list[_Chunk]:
+            K: int, threads: int = 1) -> list[_Chunk]:
     """Emotions grouped so that a chunk holds about 2^19 ratings: small projects are fitted in
-    one vectorised pass over all emotions, large ones emotion by emotion (cache-sized arrays)."""
+    a few vectorised passes over many emotions, large ones emotion by emotion (cache-sized
+    arrays); at least one chunk per thread."""
     E, n = yt.shape
-    per = max(1, min(E, (1 << 19) // max(n, 1)))
+    per = max(1, min(E, (1 << 19) // max(n, 1), -(-E // max(threads, 1))))
     return [_Chunk(yt, e0, min(E, e0 + per), ui, ri, n_units, n_raters, K) for e0 in range(0, E, per)]
 
 
@@ -526,8 +531,8 @@ class _Fitter:
         b_cav = np.take(B, ch.ip) - score / hc
         lam_eff = 1.0 / np.sqrt(1.0 / (lam * lam) + (3.0 / math.pi ** 2) / hc)
         s_l = self._ell_score(ch, lam_eff, b_cav) * (lam_eff / lam) ** 2
-        self.g_ell += np.bincount(ch.rg, s_l, R)
-        self.h_ell += np.bincount(ch.rg, s_l * s_l, R)
+        ch.g_ell = np.bincount(ch.rg, s_l, R).astype(np.float64)
+        ch.h_ell = np.bincount(ch.rg, s_l * s_l, R).astype(np.float64)
         # Centre the shifts (weighted by present ratings); the cut-points absorb the mean.
         Dm = self.D[sl]
         delta = (wts * Dm).sum(axis=1) / np.maximum(wts.sum(axis=1), 1.0)
@@ -595,19 +600,37 @@ class _Fitter:
         return np.concatenate([self.S.ravel(), self.D.ravel(), self.C.ravel(), self.ell,
                                np.sqrt(np.exp(self._variances()))])
 
+    def _sweep_chunk(self, ch: _Chunk) -> None:
+        self._presence(ch)
+        self._intensity(ch)
+
     def run(self) -> tuple[bool, int, float]:
         prev = self._state()
         change = float("inf")
-        for it in range(1, self.cfg.max_iter + 1):
-            for ch in self.chunks:
-                self._presence(ch)
-                self._intensity(ch)
-            self._pool()
-            cur = self._state()
-            change = float(np.abs(cur - prev).max())
-            prev = cur
-            if change < self.cfg.tol and it >= 3:
-                return True, it, change
+        workers = min(self.cfg.threads, len(self.chunks))
+        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        try:
+            for it in range(1, self.cfg.max_iter + 1):
+                # Chunks write disjoint rows of the state; the discrimination's score is summed after.
+                if pool is not None:
+                    list(pool.map(self._sweep_chunk, self.chunks))
+                else:
+                    for ch in self.chunks:
+                        self._sweep_chunk(ch)
+                for ch in self.chunks:
+                    self.g_ell += ch.g_ell
+                    self.h_ell += ch.h_ell
+                    ch.g_ell = np.zeros(self.R)
+                    ch.h_ell = np.zeros(self.R)
+                self._pool()
+                cur = self._state()
+                change = float(np.abs(cur - prev).max())
+                prev = cur
+                if change < self.cfg.tol and it >= 3:
+                    return True, it, change
+        finally:
+            if pool is not None:
+                pool.shutdown()
         return False, self.cfg.max_iter, change
 
     # -- results ----------------------------------------------------------------------------
