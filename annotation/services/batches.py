@@ -112,6 +112,8 @@ def _check_raters(project: Project, raters: Sequence[User | int | str] | None) -
     project. None = every rater of the project."""
     if raters is None:
         return None
+    if not isinstance(raters, (list, tuple)):
+        raise BatchError("raters: give a list of raters (emails or ids), or none for every rater", "raters")
     ids = [r.pk for r in raters if isinstance(r, User)] + [r for r in raters if isinstance(r, int)]
     emails = [r.strip().lower() for r in raters if isinstance(r, str) and r.strip()]
     members = User.objects.filter(memberships__project=project, role=Role.RATER, is_active=True)
@@ -158,7 +160,7 @@ def images_filtered(project: Project, spec: dict[str, Any]) -> list[int]:
     (true: no rating yet), fewer_than (N: fewer than N ratings), disputed (true: as the disputed
     gallery: two or more ratings, not decided), usable_after_flag (true: flagged by a rater and
     confirmed usable by a lead), limit (at most N images)."""
-    unknown = sorted(set(spec) - set(FILTER_KEYS))
+    unknown = sorted(map(str, set(spec) - set(FILTER_KEYS)))
     if unknown:
         raise BatchError(f"filter: unknown key(s) {', '.join(unknown)} (known: {', '.join(FILTER_KEYS)})", "filter")
     qs = Image.objects.filter(project=project, flagged=False).exclude(file="")
@@ -190,11 +192,16 @@ def images_sampled(project: Project, spec: dict[str, Any]) -> list[int]:
         raise BatchError(f"sample: unknown key(s) {', '.join(unknown)} (known: size, seed, strata, filter)", "sample")
     size = _int(spec.get("size"), "sample.size", 1, 10_000_000)
     seed = _int(spec.get("seed", 0), "sample.seed", 0, 2**32 - 1)
-    strata = list(spec.get("strata", STRATA))
+    strata = spec.get("strata", list(STRATA))
+    if not isinstance(strata, list):
+        raise BatchError(f"sample.strata: give a list (any of {', '.join(STRATA)})", "sample")
     bad = [s for s in strata if s not in STRATA]
     if bad:
         raise BatchError(f"sample.strata: {', '.join(map(str, bad))} unknown (allowed: {', '.join(STRATA)})", "sample")
-    pool = images_filtered(project, dict(spec.get("filter") or {}))
+    flt = spec.get("filter") or {}
+    if not isinstance(flt, dict):
+        raise BatchError("sample.filter: give an object of filter settings", "sample")
+    pool = images_filtered(project, flt)
     labels: dict[int, tuple[Any, ...]] = {}
     for start in range(0, len(pool), 50_000):
         for row in Image.objects.filter(pk__in=pool[start:start + 50_000]).values_list("pk", *strata):
@@ -209,6 +216,8 @@ def images_disputed(project: Project, spec: dict[str, Any]) -> list[int]:
     """The disputed gallery's images: the chosen `image_ids` (each must be in the gallery) or its
     first `limit` (same order as the gallery: highest priority first)."""
     if spec.get("image_ids"):
+        if not isinstance(spec["image_ids"], list):
+            raise BatchError("disputed.image_ids: give a list of image ids", "images")
         ids = _image_ids(project, [_int(i, "disputed.image_ids", 1, 2**62) for i in spec["image_ids"]])
         gallery = set(Image.objects.filter(pk__in=ids, n_ratings__gte=2, adjudication__in=["", "more_ratings"],
                                            flagged=False).values_list("pk", flat=True))

@@ -433,6 +433,16 @@ def test_api_make_list_show_and_change_state(client):
     refused = client.post(url, json.dumps({"name": "R", "spec": {"filter": {}}}), content_type="application/json",
                           **auth)
     assert refused.status_code == 400 and "already has a batch named 'R'" in refused.json()["name"][0]
+    for bad in ({"name": "X", "spec": {"sample": {"size": 1, "strata": 5}}},
+                {"name": "X", "spec": {"sample": {"size": 1, "filter": "women"}}},
+                {"name": "X", "spec": {"disputed": {"image_ids": 7}}},
+                {"name": "X", "spec": {"filter": {"age": [30]}}},
+                {"name": "X", "spec": {"images": [ims[0].name]}, "raters": 5},
+                {"name": "X", "spec": {"images": [ims[0].name]}, "target_ratings": "many"},
+                {"name": "X", "spec": ["not", "an", "object"]}, ["not", "an", "object"]):
+        answer = client.post(url, json.dumps(bad), content_type="application/json", **auth)
+        assert answer.status_code == 400 and answer.json(), (bad, answer.content)
+    assert Batch.objects.filter(project=project).count() == 1
     detail = client.get(f"{url}{body['id']}/", **auth).json()
     assert detail["coverage_percent"] == 0 and detail["contributions"] == []
     state = client.post(f"{url}{body['id']}/state/", json.dumps({"state": "paused"}),
