@@ -60,8 +60,11 @@ WEBHOOK_SWEEP = Job("annotation.tasks.webhooks_sweep_task", Queue.DEFAULT)
 # round that stalled is noticed although no rating (and no snapshot) comes.
 BATCH_ALERTS = Job("annotation.tasks.batch_alerts_task", Queue.DEFAULT)
 
+# The measurement model (annotation.services.rater_model), fitted after each agreement snapshot (#18).
+RATER_MODEL = Job("annotation.tasks.agreement_rater_model_task", Queue.AGREEMENT)
+
 JOBS: tuple[Job, ...] = (AGREEMENT_SNAPSHOT, AGREEMENT_REFRESH_ALL, RELEASE_BUILD, SCORE_IMAGES, PRIORITY_RECOMPUTE,
-                         WEBHOOK_DELIVER, WEBHOOK_SWEEP, BATCH_ALERTS)
+                         WEBHOOK_DELIVER, WEBHOOK_SWEEP, BATCH_ALERTS, RATER_MODEL)
 
 
 def task_routes() -> dict[str, dict[str, str]]:

@@ -13,6 +13,7 @@ from annotation.services.agreement_snapshot import (
     agreement_snapshot_started,
 )
 from annotation.services.batches import batch_alerts_sweep
+from annotation.services.rater_model import rater_model_attach, rater_model_schedule
 from annotation.services.releases import release_advance
 from annotation.services.webhooks import (
     DeliveryFailed,
@@ -29,7 +30,15 @@ def agreement_snapshot_task(self, project_id: int, level: str = "interval", n_bo
     """Compute (or reuse) the project's agreement snapshot; returns its id. Idempotent."""
     project = Project.objects.get(pk=project_id)
     agreement_snapshot_started(project)
-    return agreement_snapshot_create(project, level=level, n_boot=n_boot, seed=seed).pk
+    snapshot = agreement_snapshot_create(project, level=level, n_boot=n_boot, seed=seed)
+    rater_model_schedule(snapshot)  # its own job (#18): the snapshot is done without waiting for it
+    return snapshot.pk
+
+
+@shared_task(name=jobs.RATER_MODEL.name, acks_late=True, soft_time_limit=600, time_limit=660)
+def agreement_rater_model_task(snapshot_id: int) -> bool:
+    """Fit the measurement model and store it with the snapshot. Idempotent."""
+    return rater_model_attach(snapshot_id)
 
 
 @shared_task(name=jobs.AGREEMENT_REFRESH_ALL.name, acks_late=True)

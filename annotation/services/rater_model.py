@@ -12,12 +12,16 @@ import time
 from typing import Any
 
 import numpy as np
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
-from annotation import selectors, taxonomy
+from annotation import jobs, selectors, taxonomy
 from annotation.agreement import planner
 from annotation.agreement import ratermodel as rm
-from annotation.models import Project, Rating
+from annotation.models import AgreementSnapshot, Project, Rating, SnapshotStatus
+from annotation.services.agreement_snapshot import ratings_fingerprint
 
 DEFINITIONS = "docs/agreement.md#measurement-model"
 
@@ -203,3 +207,65 @@ def plan_compute(project: Project, *, target_reliability: float = 0.8, images: i
                   "label_reliability": _num(r.label_reliability),
                   "alpha_ci_width": _num(r.alpha_ci_width), "meets_target": r.meets_target} for r in rows],
     }
+
+
+# --- after each agreement snapshot (annotation.tasks.rater_model_task) ---------------------------
+
+RUNNING_TTL = 15 * 60
+
+
+def rater_model_running_key(project_id: int) -> str:
+    """The cache key of a running model fit's progress (the jobs strip reads it, no query)."""
+    return f"rater-model-running:v1:{project_id}"
+
+
+def rater_model_schedule(snapshot: AgreementSnapshot) -> None:
+    """Enqueue the model fit for a finished intensity snapshot (its own job on the agreement queue)."""
+    if snapshot.status != SnapshotStatus.DONE or snapshot.project.is_binary:
+        return
+    jobs.enqueue(jobs.RATER_MODEL, snapshot.pk)
+
+
+def rater_model_attach(snapshot_id: int) -> bool:
+    """Fit the model to the project's ratings and store its figures in the snapshot's payload
+    (``payload["rater_model"]``), so the raters page reads them with the snapshot (no query of
+    its own). Idempotent: a snapshot that already carries a fit of the same ratings is left as it
+    is. A fit that did not converge is stored as such (``converged: false``); pages then show no
+    figures. An error is stored as ``{"error": ...}``. Returns whether it stored something."""
+    snapshot = AgreementSnapshot.objects.select_related("project").filter(pk=snapshot_id).first()
+    if snapshot is None or snapshot.status != SnapshotStatus.DONE or snapshot.project.is_binary:
+        return False
+    project = snapshot.project
+    fingerprint = ratings_fingerprint(project)
+    stored = (snapshot.payload or {}).get("rater_model") or {}
+    if stored.get("fingerprint") == fingerprint:
+        return False
+    key = rater_model_running_key(project.pk)
+    cache.set(key, {"started": time.time()}, RUNNING_TTL)
+    try:
+        try:
+            result: dict[str, Any] = rater_model_compute(project)
+        except RaterModelError as exc:
+            result = {"error": str(exc)}
+        result["fingerprint"] = fingerprint
+        result["computed_at"] = timezone.now().isoformat()
+        with transaction.atomic():
+            row = AgreementSnapshot.objects.select_for_update().get(pk=snapshot.pk)
+            payload = dict(row.payload or {})
+            payload["rater_model"] = result
+            AgreementSnapshot.objects.filter(pk=row.pk).update(payload=payload)
+    finally:
+        cache.delete(key)
+    return True
+
+
+def rater_model_running(project: Project) -> bool:
+    return cache.get(rater_model_running_key(project.pk)) is not None
+
+
+def stored_rater_model(payload: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The usable model figures stored with a snapshot: None when absent, failed or not converged."""
+    model = (payload or {}).get("rater_model")
+    if not model or model.get("error") or not model.get("converged"):
+        return None
+    return dict(model)
