@@ -42,13 +42,15 @@ Assignment.allocation_reason, so each rating says why it was collected.
 Model-independent evaluation sample (issue #17): the model terms G and U send ratings to images
 where the model disagrees with the experts, which flatters that model when it is evaluated on the
 same ratings (the statistics review measured +0.06 Spearman). A fixed share of the images,
-``model_independent_share`` (default 0.2; chosen by a hash of the image id, ``model_independent``),
+``model_independent_share`` (default 0.2; chosen by a hash of the image's prompt, or of its id when it has
+none: ``model_independent``),
 never gets G or U: their ratings are allocated by human data only, and the model-vs-expert figures
 are computed on them (annotation.scoring.selectors.model_summary says so).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -86,12 +88,26 @@ class PriorityWeights:
     model_independent_share: float = 0.0
 
 
-def model_independent(image_ids: npt.ArrayLike, share: float) -> npt.NDArray[np.bool_]:
+def model_independent(image_ids: npt.ArrayLike, share: float, groups: npt.ArrayLike | None = None
+                      ) -> npt.NDArray[np.bool_]:
     """Whether each image belongs to the model-independent evaluation sample: a fixed pseudo-random
-    number per id (a 64-bit multiplicative hash, independent of ``jitter``) below ``share``."""
+    number below ``share``, from a 64-bit hash of the image's group (its prompt: ``groups``, aligned
+    with the ids, "" for none) where it has one, else of its id (a multiplicative hash,
+    independent of ``jitter``). By group, so that the faces of one prompt are in or out together:
+    a release grouped by prompt can then draw its whole test split from the sample."""
     ids = np.asarray(image_ids, dtype=np.int64).astype(np.uint64)
     with np.errstate(over="ignore"):
         h = (ids * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)
+    if groups is not None:
+        g = np.asarray(groups, dtype=str)
+        if g.shape != ids.shape:
+            raise ValueError(f"groups has shape {g.shape}, image_ids {ids.shape}")
+        names, inverse = np.unique(g, return_inverse=True)
+        by_name = np.array([int.from_bytes(hashlib.blake2b(n.strip().encode(), digest_size=8,
+                                                           person=b"emorate-mi").digest(), "big") >> 11
+                            for n in names.tolist()], dtype=np.uint64)
+        named = np.char.strip(g) != ""
+        h = np.where(named, by_name[inverse], h)
     return h.astype(np.float64) / 2.0**53 < share
 
 
@@ -133,6 +149,7 @@ class PriorityInputs:
     model_scale_max: float = 7.0
     neutral_means: FloatArray | None = None
     strata: Mapping[str, npt.NDArray[np.str_]] | None = None
+    groups: npt.NDArray[np.str_] | None = None  # prompt per image ("" = none): the model-independent sample
 
 
 @dataclass(frozen=True)
@@ -301,7 +318,7 @@ def compute_priorities(inputs: PriorityInputs, weights: PriorityWeights | None =
             k = min(TOP_K_SIGNAL, n_e)
             top = -np.sort(-dev, axis=1)[:, :k]
             model_signal[unrated] = np.clip(top.mean(axis=1), 0.0, 1.0)
-        held_out = model_independent(ids, w.model_independent_share)
+        held_out = model_independent(ids, w.model_independent_share, inputs.groups)
         model_gap[held_out] = 0.0
         model_signal[held_out] = 0.0
 

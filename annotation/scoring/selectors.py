@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from annotation import pgcopy, selectors, taxonomy
-from annotation.models import Image, ModelScore, Project
+from annotation.models import AllocationReason, Assignment, Image, ModelScore, Project
 
 from . import priority as prio
 from .contracts import DEFAULT_MODEL_NAME, MODEL_SCALE_MAX
@@ -188,6 +188,21 @@ def _alt_test_entry(res: Any, names: tuple[str, ...], *, experts: bool) -> dict[
     return out
 
 
+def _model_independent_images(project: Project, image_ids: np.ndarray, share: float) -> np.ndarray:
+    """The scored images of the model-independent sample (annotation.scoring.priority.
+    model_independent, by prompt) that no lease ever reached for the model gap
+    (Assignment.allocation_reason, #17): an image the rule placed in the sample after the model had
+    steered ratings to it is left out, so the evaluation rests on unsteered ratings only."""
+    prompts = dict(Image.objects.filter(project=project, pk__in=image_ids.tolist()).values_list("pk", "prompt"))
+    inside = prio.model_independent(image_ids, share, [prompts.get(int(i), "") or "" for i in image_ids.tolist()])
+    steered = set(Assignment.objects.filter(project=project, allocation_reason=AllocationReason.MODEL_GAP)
+                  .values_list("image_id", flat=True).distinct())
+    if steered:
+        inside &= ~np.isin(image_ids, np.fromiter(steered, dtype=np.int64, count=len(steered)))
+    out: np.ndarray = image_ids[inside]
+    return out
+
+
 def model_summary(project: Project, model_name: str, model_version: str,
                   rows: pgcopy.RatingRows | None = None, *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any] | None:
     """The model against the experts as a whole (annotation.scoring.model_agreement.model_evaluation):
@@ -200,13 +215,14 @@ def model_summary(project: Project, model_name: str, model_version: str,
         return None
     rows = rows if rows is not None else selectors.rating_rows(project)
     share = prio.resolve_weights(project.priority_weights or {}).model_independent_share
-    held_out = matrix.image_ids[prio.model_independent(matrix.image_ids, share)] if share > 0 else None
+    held_out = _model_independent_images(project, matrix.image_ids, share) if share > 0 else None
     ev = model_evaluation(rows.image_ids, rows.rater_ids, rows.values, matrix.image_ids, matrix.scores,
                           scale_max=project.scale_max, model_scale_max=MODEL_SCALE_MAX, images=held_out,
                           n_boot=n_boot, seed=seed)
     sample = ({"kind": "model-independent", "share": share,
                "note": "images whose queue priority never used the model's scores (a fixed share chosen by "
-                       "image id), so the model cannot have steered which of them the experts rated"}
+                       "prompt, or by image id where there is none, and never leased for the model gap), so "
+                       "the model cannot have steered which of them the experts rated"}
               if held_out is not None else
               {"kind": "all", "share": 0.0,
                "note": "all rated images: the queue's model terms may have sent extra ratings where the model "

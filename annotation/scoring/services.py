@@ -364,12 +364,13 @@ def priority_recompute(project: Project, *, model: tuple[str, str] | None = None
 
     weights = prio.resolve_weights(project.priority_weights or {})
     rows = list(Image.objects.filter(project=project, flagged=False).order_by("id")
-                .values_list("id", "priority", "priority_reason", *STRATA_KEYS))
+                .values_list("id", "priority", "priority_reason", *STRATA_KEYS, "prompt"))
     if not rows:
         return PriorityRecomputeSummary(0, 0, time.perf_counter() - started, None)
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     old = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
     old_reason = np.array([r[2] for r in rows])
+    prompts = np.array([r[3 + len(STRATA_KEYS)] or "" for r in rows])
     strata = {key: np.array(["" if r[3 + k] in (None, "") else str(r[3 + k]) for r in rows])
               for k, key in enumerate(STRATA_KEYS)}
     lap("images")
@@ -386,7 +387,7 @@ def priority_recompute(project: Project, *, model: tuple[str, str] | None = None
         reliability=_reliability(project),
         model_image_ids=matrix.image_ids if matrix is not None else None,
         model_scores=matrix.scores if matrix is not None else None,
-        model_scale_max=MODEL_SCALE_MAX, strata=strata)
+        model_scale_max=MODEL_SCALE_MAX, strata=strata, groups=prompts)
     terms = prio.compute_priorities(inputs, weights)
     lap("compute")
     reasons = prio.dominant_reasons(terms, weights)

@@ -208,8 +208,8 @@ def _split_defaults(project: Project, split: dict[str, Any], max_rating_id: int)
     share = prio.resolve_weights(project.priority_weights or {}).model_independent_share
     fractions = dict(_split_kwargs(out).get("fractions", SplitConfig().fractions))
     test_share = float(fractions.get(TEST_SPLIT, 0.0))
-    in_sample = dict(zip([pk for pk, _ in rows], prio.model_independent([pk for pk, _ in rows], share).tolist(),
-                         strict=True)) if rows and share > 0 else {}
+    in_sample = dict(zip([pk for pk, _ in rows], prio.model_independent(
+        [pk for pk, _ in rows], share, [p for _, p in rows]).tolist(), strict=True)) if rows and share > 0 else {}
     groups: dict[str, list[bool]] = {}
     for pk, prompt in rows:
         key = prompt.strip() if out.get("group_key") == "prompt" and prompt.strip() else f"#{pk}"
@@ -521,7 +521,8 @@ def _split_items(images: list[exporters.ImageRow], labels: Any, config: SplitCon
     marks = labels.consensus > 0 if hasattr(labels, "consensus") else labels.label == 1
     names = taxonomy.EMOTIONS
     share = config.model_independent_share or 0.0
-    sample = prio.model_independent(ids, share).tolist() if config.test_from_model_independent and ids \
+    sample = prio.model_independent(ids, share, [im.prompt for im in images]).tolist() \
+        if config.test_from_model_independent and ids \
         else [False] * len(ids)
     return [SplitItem(sha256=im.sha256, ethnicity=im.ethnicity, gender=im.gender, age=im.age, prompt=im.prompt,
                       present=tuple(names[e] for e in np.flatnonzero(marks[row[im.image_id]]).tolist())

@@ -127,3 +127,31 @@ def test_a_releases_raw_ratings_say_why_each_rating_was_collected() -> None:
     assert by_image[images[1].sha256] == ["unrecorded", "unrecorded"]
     assert all(v == ["coverage", "coverage"] for k, v in by_image.items()
                if k not in (images[0].sha256, images[1].sha256))
+
+
+@pytest.mark.django_db
+def test_the_model_evaluation_leaves_out_sample_images_the_model_once_steered() -> None:
+    """An image inside the model-independent sample that a lease reached for the model gap (the
+    sample's rule changed, or the share was raised later) is not evaluated."""
+    from annotation.scoring.selectors import model_summary
+
+    project = make_project(target_ratings=3, priority_weights={"model_independent_share": 0.5})
+    raters = [make_user() for _ in range(3)]
+    add_member(project, *raters)
+    rng = np.random.default_rng(5)
+    images = [make_image(project, prompt=f"prompt {k % 10}") for k in range(40)]
+    for im in images:
+        for r in raters:
+            Rating.objects.create(project=project, image=im, rater=r, values=rng.integers(0, 8, N_EMOTIONS).tolist(),
+                                  scale_max=7, taxonomy_version=project.taxonomy_version)
+    model_scores_push(project, "m", "1", [(im.name, [3.0] * N_EMOTIONS) for im in images])
+    inside = [im for im in images if prio.model_independent([im.pk], 0.5, [im.prompt])[0]]
+    assert 0 < len(inside) < len(images)
+    assert model_summary(project, "m", "1")["evaluated_images"] == len(inside)  # type: ignore[index]
+    from django.utils import timezone
+
+    now = timezone.now()
+    Assignment.objects.create(project=project, image=inside[0], rater=raters[0], status="expired", claimed_at=now,
+                              expires_at=now, allocation_reason="model_gap")
+    summary = model_summary(project, "m", "1")
+    assert summary is not None and summary["evaluated_images"] == len(inside) - 1

@@ -77,14 +77,33 @@ def test_test_split_from_the_model_independent_sample_when_a_model_scored_the_im
     with pytest.raises(CommandError, match="--test-from-model-independent"):
         call_command("release", "--project", "mi", "--version", "1.1.0", "--test-from-model-independent", "yes",
                      stdout=io.StringIO())
-    # with prompts of about five faces, whole prompts inside a 20% sample are too few: off, and said why
+    # with prompts of about five faces: the sample holds whole prompts (it is drawn by prompt), so the
+    # test split can come from it and still keep every prompt on one side
     grouped, g_images = rated_project("mig")
+    grouped.priority_weights = {"model_independent_share": 0.3}
+    grouped.save(update_fields=["priority_weights"])
     for image in g_images:
         ModelScore.objects.create(project=grouped, image=image, model_name="m", scores=[1.0] * 40,
                                   taxonomy_version=grouped.taxonomy_version)
-    small = release_create(project=grouped, version="1.0.0", n_boot=0)
+    whole = release_build(release_create(project=grouped, version="1.0.0", n_boot=0))
+    assert whole.config["split"]["test_from_model_independent"] is True
+    rows = list(ReleaseImage.objects.filter(release=whole).values_list("image_id", "image__prompt", "split"))
+    test_rows = [(i, p) for i, p, s in rows if s == "test"]
+    assert test_rows and model_independent([i for i, _ in test_rows], 0.3, [p for _, p in test_rows]).all()
+    sides = defaultdict(set)
+    for _, prompt, split_name in rows:
+        sides[prompt].add(split_name)
+    assert all(len(v) == 1 for v in sides.values())
+    # a sample too small for the test split: off, and said why
+    small_project, s_images = rated_project("mis")
+    small_project.priority_weights = {"model_independent_share": 0.05}
+    small_project.save(update_fields=["priority_weights"])
+    for image in s_images:
+        ModelScore.objects.create(project=small_project, image=image, model_name="m", scores=[1.0] * 40,
+                                  taxonomy_version=small_project.taxonomy_version)
+    small = release_create(project=small_project, version="1.0.0", n_boot=0)
     assert small.config["split"]["test_from_model_independent"] is False
-    assert "fewer than 1.5 x the 24 the test split needs" in small.config["test_split_note"]
+    assert "the test split needs" in small.config["test_split_note"]
 
 
 def test_group_key_none_from_the_command_and_frozen():

@@ -78,3 +78,21 @@ def test_model_guided_top_up_flatters_the_model_except_on_the_held_out_images() 
     assert np.mean(g_rest) - np.mean(b_rest) > 0.02
     # ...but on the held-out images the two allocations give the same figure
     assert abs(np.mean(g_held) - np.mean(b_held)) < 0.015
+
+
+def test_the_sample_keeps_the_faces_of_one_prompt_together() -> None:
+    rng = np.random.default_rng(3)
+    n = 6000
+    ids = np.arange(1, n + 1)
+    prompts = np.array([f"a face, prompt {k}" for k in rng.integers(0, 900, n)])
+    prompts[::7] = ""  # some images have no prompt: their id decides
+    held = prio.model_independent(ids, 0.2, prompts)
+    for p in np.unique(prompts[prompts != ""]):
+        assert len(set(held[prompts == p].tolist())) == 1  # a prompt is in or out as a whole
+    assert 0.15 < held[prompts != ""].mean() < 0.25 and 0.15 < held[prompts == ""].mean() < 0.25
+    # images without a prompt keep their id's answer; surrounding blanks do not change a prompt's
+    assert np.array_equal(held[prompts == ""], prio.model_independent(ids[prompts == ""], 0.2))
+    padded = np.char.add(np.char.add(" ", prompts), " ")
+    assert np.array_equal(prio.model_independent(ids, 0.2, padded), held)
+    with pytest.raises(ValueError, match="groups has shape"):
+        prio.model_independent(ids, 0.2, prompts[:10])
