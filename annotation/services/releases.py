@@ -226,7 +226,7 @@ def _split_defaults(project: Project, split: dict[str, Any], max_rating_id: int)
     out["model_independent_share"] = share if out["test_from_model_independent"] else None
     if out["test_from_model_independent"]:
         note = (f"The test split is drawn only from the model-independent evaluation sample (a fixed "
-                f"{share:.0%} of the images, chosen by a hash of the image id, where the queue never used a "
+                f"{share:.0%} of the images, chosen by a hash of the prompt, or of the image id where there is none, where the queue never used a "
                 "model's scores to decide who rates what), so models can be evaluated on it without the "
                 "queue having favoured them.")
     elif not has_scores:
