@@ -63,10 +63,12 @@ class Jobs:
     snapshot_queued: bool
     releases: list[Release]  # draft or building
     scoring: dict[str, int] | None = None  # {"done", "total"} of a running scoring job
+    rater_model: bool = False  # the measurement model being fitted after a snapshot (#18)
 
     @property
     def running(self) -> bool:
-        return self.snapshot is not None or self.snapshot_queued or bool(self.releases) or self.scoring is not None
+        return (self.snapshot is not None or self.snapshot_queued or bool(self.releases) or self.scoring is not None
+                or self.rater_model)
 
     @property
     def scoring_percent(self) -> int:
@@ -85,7 +87,13 @@ def jobs_running(project: Project) -> Jobs:
         queued = False
     releases = list(Release.objects.filter(project=project, status__in=[ReleaseStatus.DRAFT, ReleaseStatus.BUILDING])
                     .defer("manifest", "summary", "config", "inputs").order_by("-created_at"))
-    return Jobs(snapshot=snapshot, snapshot_queued=queued, releases=releases, scoring=scoring_progress(project))
+    return Jobs(snapshot=snapshot, snapshot_queued=queued, releases=releases, scoring=scoring_progress(project),
+                rater_model=cache.get(rater_model_running_key(project.pk)) is not None)
+
+
+def rater_model_running_key(project_id: int) -> str:
+    """The cache key set while the measurement model is being fitted (services.rater_model, #18)."""
+    return f"rater-model-running:v1:{project_id}"
 
 
 # --- throughput counters (ratings per day / per rater and week) -------------------------------

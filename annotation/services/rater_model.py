@@ -21,6 +21,7 @@ from annotation import jobs, selectors, taxonomy
 from annotation.agreement import planner
 from annotation.agreement import ratermodel as rm
 from annotation.models import AgreementSnapshot, Project, Rating, SnapshotStatus
+from annotation.selectors_dashboard import rater_model_running_key
 from annotation.services.agreement_snapshot import ratings_fingerprint
 
 DEFINITIONS = "docs/agreement.md#measurement-model"
@@ -100,8 +101,14 @@ def fit_payload(fit: rm.RaterModelFit, *, seconds: float) -> dict[str, Any]:
                 "intensity_ci": None if g["intensity_ci"] is None else _pair(*g["intensity_ci"]),
                 "words": g["words"],
             })
+        overall = rm.group_effects(fit, r, list(range(len(names))))
         raters.append({
             "rater": emails.get(int(rid), str(rid)),
+            "overall": {"presence_shift": _num(overall["presence_shift"]),
+                        "presence_ci": None if overall["presence_ci"] is None else _pair(*overall["presence_ci"]),
+                        "intensity_shift": _num(overall["intensity_shift"]),
+                        "intensity_ci": None if overall["intensity_ci"] is None else _pair(*overall["intensity_ci"]),
+                        "words": overall["words"]},
             "rater_id": int(rid),
             "n_ratings": int(fit.n_ratings[r].max()),
             "few_ratings": bool(fit.few_ratings[r]),
@@ -180,7 +187,14 @@ def plan_compute(project: Project, *, target_reliability: float = 0.8, images: i
     if snapshot is None:
         raise RaterModelError(f"project {project.slug!r} has no agreement snapshot yet "
                               f"(run `manage.py agreement --project {project.slug} --save`)")
-    payload = snapshot.payload
+    return {"snapshot_id": snapshot.pk, **plan_from_payload(snapshot.payload, target_reliability=target_reliability,
+                                                            images=images)}
+
+
+def plan_from_payload(payload: dict[str, Any], *, target_reliability: float = 0.8,
+                      images: int | None = None) -> dict[str, Any]:
+    """The planner's rows from a snapshot's payload (no query: the agreement page's panel uses it).
+    RaterModelError when the payload has nothing to plan from."""
     mean_alpha = payload.get("mean_alpha")
     reliability = payload.get("label_reliability") or {}
     k0 = reliability.get("ratings_per_image")
@@ -196,7 +210,6 @@ def plan_compute(project: Project, *, target_reliability: float = 0.8, images: i
     except ValueError as exc:
         raise RaterModelError(str(exc)) from None
     return {
-        "snapshot_id": snapshot.pk,
         "mean_alpha": _num(mean_alpha),
         "images_now": int(payload["n_images"]),
         "ratings_per_image_now": _num(float(k0), 2),
@@ -212,11 +225,6 @@ def plan_compute(project: Project, *, target_reliability: float = 0.8, images: i
 # --- after each agreement snapshot (annotation.tasks.rater_model_task) ---------------------------
 
 RUNNING_TTL = 15 * 60
-
-
-def rater_model_running_key(project_id: int) -> str:
-    """The cache key of a running model fit's progress (the jobs strip reads it, no query)."""
-    return f"rater-model-running:v1:{project_id}"
 
 
 def rater_model_schedule(snapshot: AgreementSnapshot) -> None:
@@ -245,7 +253,7 @@ def rater_model_attach(snapshot_id: int) -> bool:
     try:
         try:
             result: dict[str, Any] = rater_model_compute(project)
-        except RaterModelError as exc:
+        except ValueError as exc:  # RaterModelError, or data the model refuses (named in the message)
             result = {"error": str(exc)}
         result["fingerprint"] = fingerprint
         result["computed_at"] = timezone.now().isoformat()

@@ -34,6 +34,7 @@ from ..models import FlagReason, Image, ImageFlag, Project
 from ..payloads import ReleaseSummary, release_summary
 from ..services import adjudication, calibration, raters, tallies
 from ..services.agreement_snapshot import agreement_recompute_request
+from ..services.rater_model import RaterModelError, plan_from_payload, stored_rater_model
 from ..taxonomy import EMOTIONS
 from .access import require_lead, signed_in
 from .pages import image_response
@@ -167,9 +168,29 @@ def dashboard_agreement(request: HttpRequest, slug: str) -> HttpResponse:
     data = sd.agreement_page(project)
     tables, svgs = present_agreement(data)
     return _page(request, project, "annotation/dashboard/agreement.html", "agreement", tables,
-                 {"a": data, "charts": svgs, "jobs": sd.jobs_running(project),
+                 {"a": data, "charts": svgs, "jobs": sd.jobs_running(project), "plan": planner_panel(data),
                   "model_rows": tables[3].rows, "model_configured": bool(settings.EMORATE_SCORING_MODEL_DIR),
                   "model_summaries": [m for m in data.models if m.get("alt_test")]})
+
+
+PLAN_RATINGS = (2, 3, 4, 5, 6, 8, 10, 12, 15, 20)
+
+
+def planner_panel(a: sd.AgreementPage) -> dict[str, Any] | None:
+    """The planner (#18) from the snapshot's own figures: label reliability and alpha's interval width
+    at the current number of images and at 4x as many, for a few numbers of ratings per image."""
+    if a.payload is None or a.payload.get("mode") == "binary":
+        return None
+    try:
+        now = plan_from_payload(dict(a.payload))
+        more = plan_from_payload(dict(a.payload), images=4 * int(a.payload["n_images"]))
+    except (RaterModelError, KeyError):
+        return None
+    wider = {r["ratings_per_image"]: r["alpha_ci_width"] for r in more["rows"]}
+    rows = [{**r, "width_4x": wider.get(r["ratings_per_image"])} for r in now["rows"]
+            if r["ratings_per_image"] in PLAN_RATINGS]
+    needed_07 = plan_from_payload(dict(a.payload), target_reliability=0.7)["ratings_needed"]
+    return {**now, "rows": rows, "needed_07": needed_07, "images_4x": 4 * int(a.payload["n_images"])}
 
 
 def _alt_cells(model: dict[str, Any], index: int) -> tuple[Any, Any]:
@@ -254,6 +275,38 @@ def scale_use_text(counts: Sequence[int]) -> str:
     return " · ".join(f"{p}: {round(100 * c / total)}%" for p, c in enumerate(counts))
 
 
+def _ci_text(shift: float | None, ci: Sequence[float | None] | None, unit: str) -> str:
+    if shift is None or not ci or ci[0] is None or ci[1] is None:
+        return "–"
+    return f"{shift:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] {unit}"
+
+
+def model_section(r: sd.RatersPage) -> dict[str, Any]:
+    """The measurement model stored with the snapshot (#18), per rater and emotion group, in words
+    and figures; ``note`` says why there are none (not fitted yet, failed, did not converge)."""
+    stored = (r.snapshot.payload or {}).get("rater_model") if r.snapshot else None
+    model = stored_rater_model(r.snapshot.payload if r.snapshot else None)
+    if model is None:
+        if not stored:
+            note = "The measurement model is fitted after each agreement snapshot; none is stored with this one yet."
+        elif stored.get("error"):
+            note = f"The measurement model could not be fitted: {stored['error']}"
+        else:
+            note = "The measurement model did not converge on these ratings: its figures are not shown."
+        return {"note": note, "raters": [], "by_id": {}}
+    raters = []
+    for x in model.get("raters", []):
+        label = r.labels.get(int(x["rater_id"]), "rater")
+        groups = [{"group": g["group"], "words": g["words"],
+                   "presence": _ci_text(g["presence_shift"], g["presence_ci"], "logits"),
+                   "intensity": _ci_text(g["intensity_shift"], g["intensity_ci"], "steps")} for g in x["groups"]]
+        raters.append({"rater": x["rater_id"], "label": label, "few": x["few_ratings"],
+                       "discrimination": x.get("discrimination"), "words": (x.get("overall") or {}).get("words", ""),
+                       "groups": groups})
+    return {"note": "; ".join(model.get("warnings", [])), "raters": raters,
+            "by_id": {x["rater"]: x for x in raters}}
+
+
 def rater_rows(r: sd.RatersPage, project: Project) -> list[dict[str, Any]]:
     """The raters table of the page: the snapshot's rows with the quality figures put into words and
     the alerts against the project's thresholds (Project.alert_*)."""
@@ -261,6 +314,7 @@ def rater_rows(r: sd.RatersPage, project: Project) -> list[dict[str, Any]]:
                                     min_retest_alpha=project.alert_min_retest_alpha,
                                     speed_ratio=project.alert_speed_ratio)
     out = []
+    by_model = model_section(r)["by_id"]
     for x in r.raters:
         sev = x.get("severity") or {}
         drift = x.get("drift") or {}
@@ -268,7 +322,9 @@ def rater_rows(r: sd.RatersPage, project: Project) -> list[dict[str, Any]]:
                                  usual_seconds=drift.get("usual_seconds"), recent_seconds=drift.get("recent_seconds"),
                                  thresholds=thresholds)
         shift = (x.get("intensity_shift") or {}).get("estimate")
+        modelled = by_model.get(int(x["rater"]))
         out.append({**x, "severity_mean": sev.get("mean"), "severity_text": severity_text(shift),
+                    "model_text": modelled["words"] if modelled else "",
                     "consistency_text": consistency_text(x.get("consistency")),
                     "scale_use_text": scale_use_text(x.get("scale_use_overall") or []), "alerts": alerts,
                     "drift": drift})
@@ -380,6 +436,11 @@ def _raters_response(request: HttpRequest, project: Project, error: str = "") ->
                                                                     "early_deviation", "late_deviation",
                                                                     "usual_seconds", "recent_seconds")),
                           "; ".join(x["alerts"])) for x in rows]))
+    model = model_section(data)
+    tables.append(Table("rater_model", "Presence threshold and intensity shift per rater and emotion group "
+                        "(measurement model)", ["rater", "group", "words", "presence_shift_ci", "intensity_shift_ci"],
+                        [(m["label"], g["group"], g["words"], g["presence"], g["intensity"])
+                         for m in model["raters"] for g in m["groups"]]))
     pending: list[dict[str, Any]] = []
     n_calibration_items = 0
     if project.require_calibration:  # raters who still need calibration, with their figures, for "Admit"
@@ -392,6 +453,7 @@ def _raters_response(request: HttpRequest, project: Project, error: str = "") ->
         n_calibration_items = project.calibration_items.count()
     response = _page(request, project, "annotation/dashboard/raters.html", "raters", tables,
                      {"r": data, "rows": rows, "pending": pending, "n_calibration_items": n_calibration_items,
+                      "model": model,
                       "alerts": [(x["label"], a) for x in rows for a in x["alerts"]],
                       "charts": svgs, "error": error})
     if error:
