@@ -29,6 +29,11 @@ c = the image's number of expert ratings, r_e = reliability weight of emotion e)
   label for. Under-covered strata move up until the strata are balanced.
 - J, jitter: a fixed pseudo-random number per image id in [0, 1): breaks ties without
   favouring import order, the same on every recompute.
+- I, information gain (optional, weight 0 by default; issue #18): the measurement model's expected
+  fall in the labels' posterior variance from one more rating (annotation.agreement.ratermodel,
+  ``information_gain``), divided by its largest value over the project (0 where unknown). Never
+  applied to the model-independent sample below: those images stay allocated by coverage,
+  disagreement and quota only. It counts as "disagreement" in the allocation reason.
 
 Weights are a project setting (Project.priority_weights, JSON); missing keys take
 DEFAULT_WEIGHTS. Any finite number is allowed (a negative weight inverts a term).
@@ -70,6 +75,7 @@ DEFAULT_WEIGHTS: Final[Mapping[str, float]] = {
     "jitter": 0.001,
     "reliability_floor": 0.1,
     "model_independent_share": 0.2,
+    "information_gain": 0.0,
 }
 TERMS: Final = ("disagreement", "model_gap", "model_signal", "missing", "quota", "jitter")
 MODEL_IN_PLAY: Final = 0.5  # model score (project scale) from which an emotion counts as in play
@@ -86,6 +92,7 @@ class PriorityWeights:
     jitter: float
     reliability_floor: float
     model_independent_share: float = 0.0
+    information_gain: float = 0.0
 
 
 def model_independent(image_ids: npt.ArrayLike, share: float, groups: npt.ArrayLike | None = None
@@ -150,6 +157,7 @@ class PriorityInputs:
     neutral_means: FloatArray | None = None
     strata: Mapping[str, npt.NDArray[np.str_]] | None = None
     groups: npt.NDArray[np.str_] | None = None  # prompt per image ("" = none): the model-independent sample
+    information_gain: FloatArray | None = None  # per image (aligned with image_ids), 0..1; NaN/None = unknown
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,7 @@ class PriorityTerms:
     jitter: FloatArray
     priority: FloatArray
     n_ratings: IntArray
+    information_gain: FloatArray | None = None
 
 
 REASONS: Final = ("coverage", "disagreement", "model_gap", "quota")
@@ -174,7 +183,8 @@ def dominant_reasons(terms: PriorityTerms, weights: PriorityWeights | None = Non
     """Per image, the priority term that contributes most (REASONS; module docstring). Ties go to
     the earlier reason in REASONS; an image with no positive contribution is "coverage"."""
     w = weights or resolve_weights()
-    parts = np.stack([w.missing * terms.missing, w.disagreement * terms.disagreement,
+    gain = terms.information_gain if terms.information_gain is not None else 0.0
+    parts = np.stack([w.missing * terms.missing, w.disagreement * terms.disagreement + w.information_gain * gain,
                       w.model_gap * terms.model_gap + w.model_signal * terms.model_signal,
                       w.quota * terms.quota])
     best = np.argmax(parts, axis=0)
@@ -327,5 +337,11 @@ def compute_priorities(inputs: PriorityInputs, weights: PriorityWeights | None =
     jit = jitter(ids)
     priority = (w.disagreement * disagreement + w.model_gap * model_gap + w.model_signal * model_signal
                 + w.missing * missing + w.quota * quota + w.jitter * jit)
+    gain = None
+    if inputs.information_gain is not None:
+        gain = np.clip(np.nan_to_num(np.asarray(inputs.information_gain, dtype=np.float64).reshape(n)), 0.0, 1.0)
+        gain[model_independent(ids, w.model_independent_share, inputs.groups)] = 0.0
+        priority = priority + w.information_gain * gain
     return PriorityTerms(image_ids=ids, disagreement=disagreement, model_gap=model_gap, model_signal=model_signal,
-                         missing=missing, quota=quota, jitter=jit, priority=priority, n_ratings=counts)
+                         missing=missing, quota=quota, jitter=jit, priority=priority, n_ratings=counts,
+                         information_gain=gain)
