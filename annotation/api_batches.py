@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -40,6 +42,25 @@ def _row(p: sb.BatchProgress) -> dict[str, Any]:
         "opened_at": b.opened_at.isoformat() if b.opened_at else None,
         "closed_at": b.closed_at.isoformat() if b.closed_at else None,
     }
+
+
+_SETTINGS: dict[str, serializers.Field] = {  # type: ignore[type-arg]
+    "target_ratings": serializers.IntegerField(required=False, help_text="ratings wanted per image (1..50)"),
+    "priority": serializers.IntegerField(required=False, help_text="higher = served before other rounds"),
+    "due_on": serializers.DateField(required=False, allow_null=True),
+    "raters": serializers.ListField(child=serializers.CharField(), required=False, allow_null=True,
+                                    help_text="emails (or ids) of the raters who may rate it; absent or null: all"),
+}
+CREATE = inline_serializer("BatchCreate", {
+    "name": serializers.CharField(),
+    "spec": serializers.DictField(help_text='where the images come from: {"filter": {...}}, {"sample": {"size": N, '
+                                            '"seed": S}}, {"disputed": {"limit": N}} or {"images": [names]}'),
+    "open": serializers.BooleanField(required=False),
+    **_SETTINGS})
+CHANGE = inline_serializer("BatchChange", dict(_SETTINGS))
+STATE = inline_serializer("BatchState", {"state": serializers.ChoiceField(choices=["open", "paused", "closed"])})
+ROW = inline_serializer("BatchRow", {"id": serializers.IntegerField(), "name": serializers.CharField(),
+                                     "state": serializers.CharField(), "coverage_percent": serializers.IntegerField()})
 
 
 def _refused(exc: service.BatchError) -> ValidationError:
@@ -72,10 +93,12 @@ def _settings(data: Any, *, partial: bool) -> dict[str, Any]:
 class BatchListCreateView(APIView):
     """The project's rounds (GET) and making one (POST)."""
 
+    @extend_schema(responses={200: ROW})
     def get(self, request: Request, slug: str) -> Response:
         project = managed_project(request, slug)
         return Response([_row(p) for p in sb.batch_list(project)])
 
+    @extend_schema(request=CREATE, responses={201: ROW})
     def post(self, request: Request, slug: str) -> Response:
         project = managed_project(request, slug)
         data = _body(request)
@@ -95,6 +118,7 @@ class BatchListCreateView(APIView):
 class BatchDetailView(APIView):
     """One round: progress, pace, projection, contributions and agreement (GET); settings (PATCH)."""
 
+    @extend_schema(responses={200: ROW})
     def get(self, request: Request, slug: str, batch_id: int) -> Response:
         project = managed_project(request, slug)
         batch = _batch(project, batch_id)
@@ -105,6 +129,7 @@ class BatchDetailView(APIView):
         body["agreement"] = batch.agreement
         return Response(body)
 
+    @extend_schema(request=CHANGE, responses={200: ROW})
     def patch(self, request: Request, slug: str, batch_id: int) -> Response:
         project = managed_project(request, slug)
         batch = _batch(project, batch_id)
@@ -118,6 +143,7 @@ class BatchDetailView(APIView):
 class BatchStateView(APIView):
     """Open, pause or close a round (POST {"state": ...}); pausing or closing returns its open leases."""
 
+    @extend_schema(request=STATE, responses={200: ROW})
     def post(self, request: Request, slug: str, batch_id: int) -> Response:
         project = managed_project(request, slug)
         batch = _batch(project, batch_id)
