@@ -89,6 +89,10 @@ class RaterModelFit:
     p_present: FloatArray  # (E, N)
     expected_intensity: FloatArray  # (E, N)
     sd: FloatArray  # (E, N) posterior sd of the expected rating p_present * expected_intensity
+    # (N,) expected reduction of the labels' posterior variance (squared steps, summed over the
+    # emotions) from one more rating by a typical expert: where another rating helps most.
+    information_gain: FloatArray
+    ambiguity: FloatArray  # (N,) the image's largest label sd over the emotions (scale steps)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -668,6 +672,14 @@ class _Fitter:
         p_present = np.empty((E, N))
         exp_int = np.empty((E, N))
         sd = np.empty((E, N))
+        gain = np.zeros(N)
+        w_bar = np.zeros(E)
+        for ch in self.chunks:
+            if K >= 2 and ch.y.size:
+                lam, U, L, p2, fU, fL, dU, dL = self._terms(ch)
+                w_obs = self._eta_terms(np.ones_like(lam), p2, fU, fL, dU, dL)[1]
+                w_bar[ch.e0:ch.e1] = (np.bincount(ch.el, w_obs, ch.Ec)
+                                      / np.maximum(np.bincount(ch.el, minlength=ch.Ec), 1))
         for e in range(E):
             if K >= 2:
                 base = self._steps(e, np.zeros(1))[0]
@@ -689,6 +701,19 @@ class _Fitter:
                 i1 = i2 = np.ones(N)
             exp_int[e] = i1
             sd[e] = np.sqrt(np.maximum(m2 * i2 - (m1 * i1) ** 2, 0.0))
+            # One more rating by a typical expert (preposterior analysis). Presence: the expected
+            # fall in the variance of sigmoid(a) is Var_y(E[sigmoid(a) | y]) = p (1 - p) (E[s | y=1] -
+            # E[s | y=0])^2, with E[s | y=1] = E[s^2] / p and E[s | y=0] = (p - E[s^2]) / (1 - p),
+            # scaled by E[m^2]. Intensity (when present, probability p): the average ordinal
+            # information w_bar on b lowers its variance by v^2 h / (1 + v h), carried to the
+            # expected rating by the delta method (b's posterior is narrow enough for it).
+            pm = np.clip(m1, 1e-9, 1 - 1e-9)
+            gain += pm * (1 - pm) * (m2 / pm - (pm - m2) / (1 - pm)) ** 2 * i2
+            if K >= 2:
+                vb = self.VB[e]
+                slope = sum(_sigmoid(self.B[e] - c) * (1 - _sigmoid(self.B[e] - c)) for c in self.C[e])
+                hb = m1 * w_bar[e]
+                gain += (m1 * slope) ** 2 * vb * vb * hb / (1 + vb * hb)
         few = self.few
         S_out, D_out = self.S.T.copy(), self.D.T.copy()
         pres_se, int_se, shift_steps = pres_se.T.copy(), int_se.T.copy(), shift_steps.T.copy()
@@ -700,7 +725,8 @@ class _Fitter:
             presence_shift=S_out, presence_se=pres_se, intensity_latent=D_out, intensity_latent_se=int_se,
             intensity_shift=shift_steps, intensity_ci=shift_ci, discrimination=np.exp(self.ell),
             presence_mean=self.mu.copy(), presence_sd=np.sqrt(self.s2a), intensity_sd=np.sqrt(self.s2b),
-            cutpoints=self.C.copy(), p_present=p_present, expected_intensity=exp_int, sd=sd)
+            cutpoints=self.C.copy(), p_present=p_present, expected_intensity=exp_int, sd=sd,
+            information_gain=gain, ambiguity=sd.max(axis=0) if E else np.zeros(N))
 
     def _steps(self, e: int, d: FloatArray) -> FloatArray:
         """Mean rating given presence of a rater with latent shift d (each), over the images' spread."""

@@ -315,6 +315,14 @@ def _reliability(project: Project) -> np.ndarray | None:
     return alpha
 
 
+def _information_gain(project: Project, ids: np.ndarray) -> np.ndarray | None:
+    """The measurement model's information gain per image (#18), stored with the latest snapshot."""
+    from annotation.services.rater_model import information_gain_for
+
+    snapshot = selectors.agreement_latest(project)
+    return information_gain_for(snapshot.payload if snapshot is not None else None, ids)
+
+
 @dataclass(frozen=True)
 class PriorityRecomputeSummary:
     n_images: int
@@ -387,7 +395,8 @@ def priority_recompute(project: Project, *, model: tuple[str, str] | None = None
         reliability=_reliability(project),
         model_image_ids=matrix.image_ids if matrix is not None else None,
         model_scores=matrix.scores if matrix is not None else None,
-        model_scale_max=MODEL_SCALE_MAX, strata=strata, groups=prompts)
+        model_scale_max=MODEL_SCALE_MAX, strata=strata, groups=prompts,
+        information_gain=_information_gain(project, ids) if weights.information_gain else None)
     terms = prio.compute_priorities(inputs, weights)
     lap("compute")
     reasons = prio.dominant_reasons(terms, weights)

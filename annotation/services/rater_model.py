@@ -25,6 +25,8 @@ from annotation.selectors_dashboard import rater_model_running_key
 from annotation.services.agreement_snapshot import ratings_fingerprint
 
 DEFINITIONS = "docs/agreement.md#measurement-model"
+TOP_GAIN = 5000
+TOP_AMBIGUOUS = 200
 
 
 class RaterModelError(ValueError):
@@ -126,7 +128,22 @@ def fit_payload(fit: rm.RaterModelFit, *, seconds: float) -> dict[str, Any]:
             "mean_p_present": _num(float(fit.p_present[e].mean())),
             "mean_label_sd": _num(float(fit.sd[e].mean())),
         })
+    # The queue's optional information-gain term and the disputed page read these (#18): the
+    # images where one more rating helps most (normalised to the largest), and the most ambiguous.
+    ids = fit.unit_ids
+    top_gain = np.argsort(-fit.information_gain, kind="stable")[:TOP_GAIN]
+    peak = float(fit.information_gain.max()) if fit.information_gain.size else 0.0
+    top_amb = np.argsort(-fit.ambiguity, kind="stable")[:TOP_AMBIGUOUS]
+    worst_emotion = fit.sd.argmax(axis=0) if fit.sd.size else np.zeros(0, dtype=np.intp)
     return {
+        "information_gain": [[int(ids[i]), _num(float(fit.information_gain[i]) / peak if peak > 0 else 0.0)]
+                             for i in top_gain.tolist()],
+        "ambiguity": {
+            "quantiles": {q: _num(float(np.quantile(fit.ambiguity, float(q)))) for q in ("0.5", "0.9", "0.99")}
+            if fit.ambiguity.size else {},
+            "top": [{"image": int(ids[i]), "sd": _num(float(fit.ambiguity[i])),
+                     "emotion": names[int(worst_emotion[i])]} for i in top_amb.tolist()],
+        },
         "mode": "intensity",
         "definitions": DEFINITIONS,
         "converged": bool(fit.converged),
@@ -277,3 +294,19 @@ def stored_rater_model(payload: dict[str, Any] | None) -> dict[str, Any] | None:
     if not model or model.get("error") or not model.get("converged"):
         return None
     return dict(model)
+
+
+def information_gain_for(payload: dict[str, Any] | None, image_ids: np.ndarray) -> np.ndarray | None:
+    """The stored model's information gain (0..1, the largest = 1) aligned with ``image_ids``;
+    0 for images outside its top list, None without a usable model."""
+    model = stored_rater_model(payload)
+    if model is None or not model.get("information_gain"):
+        return None
+    pairs = np.asarray(model["information_gain"], dtype=np.float64).reshape(-1, 2)
+    out = np.zeros(len(image_ids))
+    order = np.argsort(pairs[:, 0])
+    keys, vals = pairs[order, 0].astype(np.int64), pairs[order, 1]
+    pos = np.searchsorted(keys, image_ids)
+    hit = (pos < keys.size) & (keys[np.minimum(pos, max(keys.size - 1, 0))] == image_ids)
+    out[hit] = vals[pos[hit]]
+    return out
