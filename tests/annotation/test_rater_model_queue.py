@@ -33,20 +33,20 @@ def test_gain_is_larger_where_fewer_ratings_are_in_and_ambiguity_where_experts_s
 
 
 def test_topping_up_by_information_gain_is_no_worse_than_at_random():
-    sim = rm.simulate_ratings(np.random.default_rng(2), n_images=800, ratings_per_image=3, n_raters=8)
-    pos = np.tile(np.arange(3), 800)
+    sim = rm.simulate_ratings(np.random.default_rng(2), n_images=600, ratings_per_image=3, n_raters=8)
+    pos = np.tile(np.arange(3), 600)
     base = pos < 2
     fit = rm.fit_rater_model(sim.units[base], sim.raters[base], sim.values[base], scale_max=7)
 
     def error_after(order: np.ndarray) -> float:
-        chosen = np.zeros(800, dtype=bool)
-        chosen[order[:200]] = True
+        chosen = np.zeros(600, dtype=bool)
+        chosen[order[:150]] = True
         keep = base | ((pos == 2) & chosen[sim.units])
         f = rm.fit_rater_model(sim.units[keep], sim.raters[keep], sim.values[keep], scale_max=7)
         return float(np.sqrt(((f.expected_rating - sim.expected_rating) ** 2).mean()))
 
     by_gain = error_after(np.argsort(-fit.information_gain))
-    at_random = error_after(np.random.default_rng(12).permutation(800))
+    at_random = error_after(np.random.default_rng(12).permutation(600))
     # A small effect (0-0.5% lower error in simulation, docs/agreement.md): never worse than chance.
     assert by_gain <= at_random + 1e-3
 
