@@ -272,7 +272,7 @@ MIN_CONSISTENCY_IMAGES = 10
 
 
 def consistency(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike,
-                *, confidence: float = 0.95) -> list[Consistency]:
+                *, confidence: float = 0.95, deviation: FloatArray | None = None) -> list[Consistency]:
     """``Consistency`` of every rater (ascending id) from a long table (NaN = missing).
 
     Under exchangeable raters the difference has mean 0 exactly (each rater's distance to the
@@ -290,7 +290,9 @@ def consistency(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLi
     rater_ids = np.unique(r)
     if len(v) == 0:
         return [Consistency(int(x), 0, None, None, None) for x in rater_ids]
-    d = relative_deviation(u, v)
+    d = relative_deviation(u, v) if deviation is None else np.asarray(deviation, dtype=np.float64)
+    if d.shape != (len(v),):
+        raise ValueError("deviation must hold one value per rating")
     out = []
     z = 1.0 - (1.0 - confidence) / 2.0
     for rid in rater_ids:

@@ -241,7 +241,8 @@ def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[st
     units, raters, values = data
     fvalues = values.astype(np.float64)
     severities = {s.rater: s for s in rq.severity(units, raters, fvalues)}
-    consistent = {c.rater: c for c in rq.consistency(units, raters, fvalues)}
+    deviation = rq.relative_deviation(units, fvalues)  # once, for consistency and drift
+    consistent = {c.rater: c for c in rq.consistency(units, raters, fvalues, deviation=deviation)}
     shifts = {s.rater: s for s in rq.intensity_shift(units, raters, fvalues)}
     for row in rows:
         c = consistent.get(int(row["rater"]))
@@ -260,7 +261,7 @@ def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[st
         counts = use.get(rid, [])
         row["scale_use"] = {names[e]: c for e, c in enumerate(counts)}
         row["scale_use_overall"] = [int(sum(c[p] for c in counts)) for p in range(project.scale_max + 1)]
-    drift = _drift(project, units, raters, values)
+    drift = _drift(project, units, raters, deviation)
     for row in rows:
         row["drift"] = drift.get(int(row["rater"]))
     pairs: dict[int, list[tuple[list[int], list[int]]]] = {}
@@ -304,15 +305,14 @@ def _drift_rows(project: Project) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
             np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=np.float64))
 
 
-def _drift(project: Project, units: np.ndarray, raters: np.ndarray, values: np.ndarray) -> dict[int, Any]:
+def _drift(project: Project, units: np.ndarray, raters: np.ndarray, deviation: np.ndarray) -> dict[int, Any]:
     """Per rater: speed and closeness to the others over time (per week, weeks starting on Monday,
     UTC) and early vs late within a sitting (a gap over 30 minutes starts a new one); see
-    annotation.rater_quality.fatigue. Deviation of a rating = its relative deviation
+    annotation.rater_quality.fatigue. `deviation` (one per row of units, raters) = the relative deviation
     (rq.relative_deviation): how much further it is from the other raters of the image than they are
     from each other, over the emotions somebody marked present. It compares raters on the same
     images, so the queue serving hard images first does not show up as drift (#17); images with fewer
     than three ratings give none."""
-    deviation = rq.relative_deviation(units, values.astype(np.float64))
     image_ids, rater_ids, created, spent = _drift_rows(project)
     # each rating's deviation, matched by (image, rater): one sorted int64 key per rating
     width = np.int64(max(int(raters.max(initial=0)), int(rater_ids.max(initial=0))) + 1)
