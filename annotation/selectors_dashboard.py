@@ -91,6 +91,18 @@ def jobs_running(project: Project) -> Jobs:
                 rater_model=cache.get(rater_model_running_key(project.pk)) is not None)
 
 
+def model_ambiguity(project: Project, limit: int = 20) -> list[dict[str, Any]]:
+    """The most ambiguous labels under the measurement model stored with the latest snapshot (#18):
+    ``{"image", "name", "sd", "emotion"}``, largest sd first; [] when none converged (1 query, the
+    subtree only)."""
+    row = (AgreementSnapshot.objects.filter(project=project, status=SnapshotStatus.DONE)
+           .order_by("-created_at", "-id")
+           .values_list("payload__rater_model__converged", "payload__rater_model__ambiguity__top").first())
+    if not row or row[0] is not True or not row[1]:
+        return []
+    return list(row[1])[:limit]
+
+
 def rater_model_running_key(project_id: int) -> str:
     """The cache key set while the measurement model is being fitted (services.rater_model, #18)."""
     return f"rater-model-running:v1:{project_id}"

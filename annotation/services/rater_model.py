@@ -20,7 +20,7 @@ from accounts.models import User
 from annotation import jobs, selectors, taxonomy
 from annotation.agreement import planner
 from annotation.agreement import ratermodel as rm
-from annotation.models import AgreementSnapshot, Project, Rating, SnapshotStatus
+from annotation.models import AgreementSnapshot, Image, Project, Rating, SnapshotStatus
 from annotation.selectors_dashboard import rater_model_running_key
 from annotation.services.agreement_snapshot import ratings_fingerprint
 
@@ -135,14 +135,18 @@ def fit_payload(fit: rm.RaterModelFit, *, seconds: float) -> dict[str, Any]:
     peak = float(fit.information_gain.max()) if fit.information_gain.size else 0.0
     top_amb = np.argsort(-fit.ambiguity, kind="stable")[:TOP_AMBIGUOUS]
     worst_emotion = fit.sd.argmax(axis=0) if fit.sd.size else np.zeros(0, dtype=np.intp)
+    # Names stored with the list, so the disputed page shows it without a query of its own.
+    image_names = dict(Image.objects.filter(pk__in=[int(ids[i]) for i in top_amb.tolist()])
+                       .values_list("pk", "name"))
     return {
         "information_gain": [[int(ids[i]), _num(float(fit.information_gain[i]) / peak if peak > 0 else 0.0)]
                              for i in top_gain.tolist()],
         "ambiguity": {
             "quantiles": {q: _num(float(np.quantile(fit.ambiguity, float(q)))) for q in ("0.5", "0.9", "0.99")}
             if fit.ambiguity.size else {},
-            "top": [{"image": int(ids[i]), "sd": _num(float(fit.ambiguity[i])),
-                     "emotion": names[int(worst_emotion[i])]} for i in top_amb.tolist()],
+            "top": [{"image": int(ids[i]), "name": image_names.get(int(ids[i]), ""),
+                     "sd": _num(float(fit.ambiguity[i])), "emotion": names[int(worst_emotion[i])]}
+                    for i in top_amb.tolist()],
         },
         "mode": "intensity",
         "definitions": DEFINITIONS,

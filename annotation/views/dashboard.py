@@ -595,7 +595,8 @@ def dashboard_disputed(request: HttpRequest, slug: str) -> HttpResponse:
     full = template == "annotation/dashboard/disputed.html" and request.GET.get("format") != "csv"
     return _page(request, project, template, "disputed", [_spread_table(data.images)],
                  {"d": data, "cards": cards, "flags": sd.flags_open(project) if full else [],
-                  "raters": sd.project_raters(project) if full else []})
+                  "raters": sd.project_raters(project) if full else [],
+                  "ambiguous": sd.model_ambiguity(project) if full else []})
 
 
 @login_required

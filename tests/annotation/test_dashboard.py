@@ -199,8 +199,8 @@ PAGES_QUERIES = {
     "dashboard-raters": 2 + 4,  # latest snapshot, snapshot history, throughput tail, raters' pause/exclusion state
     "dashboard-demographics": 2 + 2,  # latest snapshot + one GROUPING SETS pass over the images
     # one page of images (+1 row), their ratings, their model scores, open flags, the raters of the
-    # "send these back as a round" form (#22)
-    "dashboard-disputed": 2 + 5,
+    # "send these back as a round" form (#22), the measurement model's most ambiguous labels (#18)
+    "dashboard-disputed": 2 + 6,
     "dashboard-releases": 2 + 1,
 }
 

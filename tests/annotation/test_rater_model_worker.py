@@ -41,6 +41,9 @@ def test_attach_stores_the_fit_once_and_the_pages_show_it(client, django_capture
     assert csv.status_code == 200 and b"Positive High-Energy" in csv.content
     agreement = client.get(reverse("annotation:dashboard-agreement", args=[project.slug])).content.decode()
     assert 'id="planner"' in agreement and "Label reliability" in agreement
+    disputed = client.get(reverse("annotation:dashboard-disputed", args=[project.slug])).content.decode()
+    top = model["ambiguity"]["top"][0]
+    assert "Most ambiguous labels under the measurement model" in disputed and top["name"] in disputed
 
 
 @pytest.mark.django_db
