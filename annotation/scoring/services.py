@@ -317,7 +317,7 @@ def _reliability(project: Project) -> np.ndarray | None:
 
 def _information_gain(project: Project, ids: np.ndarray) -> np.ndarray | None:
     """The measurement model's information gain per image (#18), stored with the latest snapshot."""
-    from annotation.services.rater_model import information_gain_for
+    from annotation.agreement.ratermodel import information_gain_for
 
     snapshot = selectors.agreement_latest(project)
     return information_gain_for(snapshot.payload if snapshot is not None else None, ids)

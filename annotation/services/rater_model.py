@@ -20,6 +20,7 @@ from accounts.models import User
 from annotation import jobs, selectors, taxonomy
 from annotation.agreement import planner
 from annotation.agreement import ratermodel as rm
+from annotation.agreement.ratermodel import information_gain_for, stored_rater_model  # noqa: F401 (re-exported)
 from annotation.models import AgreementSnapshot, Image, Project, Rating, SnapshotStatus
 from annotation.selectors_dashboard import rater_model_running_key
 from annotation.services.agreement_snapshot import ratings_fingerprint
@@ -290,27 +291,3 @@ def rater_model_attach(snapshot_id: int) -> bool:
 
 def rater_model_running(project: Project) -> bool:
     return cache.get(rater_model_running_key(project.pk)) is not None
-
-
-def stored_rater_model(payload: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The usable model figures stored with a snapshot: None when absent, failed or not converged."""
-    model = (payload or {}).get("rater_model")
-    if not model or model.get("error") or not model.get("converged"):
-        return None
-    return dict(model)
-
-
-def information_gain_for(payload: dict[str, Any] | None, image_ids: np.ndarray) -> np.ndarray | None:
-    """The stored model's information gain (0..1, the largest = 1) aligned with ``image_ids``;
-    0 for images outside its top list, None without a usable model."""
-    model = stored_rater_model(payload)
-    if model is None or not model.get("information_gain"):
-        return None
-    pairs = np.asarray(model["information_gain"], dtype=np.float64).reshape(-1, 2)
-    out = np.zeros(len(image_ids))
-    order = np.argsort(pairs[:, 0])
-    keys, vals = pairs[order, 0].astype(np.int64), pairs[order, 1]
-    pos = np.searchsorted(keys, image_ids)
-    hit = (pos < keys.size) & (keys[np.minimum(pos, max(keys.size - 1, 0))] == image_ids)
-    out[hit] = vals[pos[hit]]
-    return out
