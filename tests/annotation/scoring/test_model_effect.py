@@ -108,9 +108,8 @@ def test_agreement_json_carries_the_model_figures():
 
     from django.core.management import call_command
 
-    from tests.support.seed import seed_rated_project
-
     from annotation.models import Project
+    from tests.support.seed import seed_rated_project
 
     seed_rated_project(slug="mj", n_images=60, n_raters=5, per_image=4)
     # every image evaluated: which ids fall into the model-independent sample depends on the order
