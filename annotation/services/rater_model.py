@@ -20,7 +20,8 @@ from accounts.models import User
 from annotation import jobs, selectors, taxonomy
 from annotation.agreement import planner
 from annotation.agreement import ratermodel as rm
-from annotation.agreement.ratermodel import information_gain_for, stored_rater_model  # noqa: F401 (re-exported)
+from annotation.agreement.ratermodel import information_gain_for as information_gain_for  # re-exported
+from annotation.agreement.ratermodel import stored_rater_model as stored_rater_model  # re-exported
 from annotation.models import AgreementSnapshot, Image, Project, Rating, SnapshotStatus
 from annotation.selectors_dashboard import rater_model_running_key
 from annotation.services.agreement_snapshot import ratings_fingerprint
