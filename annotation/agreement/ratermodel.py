@@ -613,6 +613,7 @@ class _Fitter:
         change = float("inf")
         workers = min(self.cfg.threads, len(self.chunks))
         pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        hist: list[FloatArray] = []
         try:
             for it in range(1, self.cfg.max_iter + 1):
                 # Chunks write disjoint rows of the state; the discrimination's score is summed after.
@@ -628,6 +629,10 @@ class _Fitter:
                     ch.h_ell = np.zeros(self.R)
                 self._pool()
                 cur = self._state()
+                n_var = 2 * self.E + 4
+                settled = float(np.abs(cur[:-n_var] - prev[:-n_var]).max()) < self.cfg.tol
+                if self._accelerate_s2b(hist, settled):
+                    cur = self._state()
                 change = float(np.abs(cur - prev).max())
                 prev = cur
                 if change < self.cfg.tol and it >= 3:
@@ -636,6 +641,34 @@ class _Fitter:
             if pool is not None:
                 pool.shutdown()
         return False, self.cfg.max_iter, change
+
+    def _accelerate_s2b(self, hist: list[FloatArray], settled: bool) -> bool:
+        """Aitken's extrapolation of log sb^2 over three sweeps in which everything else had
+        settled. Where an emotion's intensity has little image signal its update crawls
+        geometrically towards the floor (each step a few percent); along a steady geometric path
+        this jumps to the limit (at most a factor e). Returns whether it moved anything."""
+        if not settled:
+            hist.clear()
+            return False
+        hist.append(np.log(self.s2b))
+        if len(hist) < 3:
+            return False
+        d0, d1 = hist[1] - hist[0], hist[2] - hist[1]
+        hist.clear()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(np.abs(d0) > 1e-9, d1 / d0, 0.0)
+        steady = (ratio > 0.5) & (ratio < 1.0) & (np.abs(d1) > 1e-4)
+        if not steady.any():
+            return False
+        jump = np.where(steady, d1 * ratio / (1.0 - np.where(steady, ratio, 0.0)), 0.0)
+        new = np.exp(np.log(self.s2b) + np.clip(jump, -1.0, 1.0))
+        new = np.clip(new, self.cfg.variance_floor, _S2B_MAX)
+        # The image latents keep their standardised position under the new spread.
+        f = np.sqrt(new / self.s2b)
+        self.B *= f[:, None]
+        self.VB *= (f * f)[:, None]
+        self.s2b = new
+        return True
 
     # -- results ----------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
