@@ -577,7 +577,11 @@ class _Fitter:
             m = float(self.ell[act].mean()) if act.any() else 0.0
             self.ell -= m
             # Keep the latent scale: lambda * (c - b - d) is unchanged when lambda shrinks by e^m.
-            f = math.exp(m)
+            # The common scale is identified only through the priors (cut-points, sb's bound): with
+            # near-deterministic ratings it would grow every sweep, so the carry is capped at the
+            # bound on sb and at 5% a sweep (what is left is taken up by the next sweep's steps).
+            room = math.sqrt(_S2B_MAX / max(float(self.s2b.max()), 1e-12))
+            f = min(math.exp(min(max(m, -0.05), 0.05)), max(room, 1.0)) if m > 0 else math.exp(max(m, -0.05))
             self.C *= f
             self.B *= f
             self.D *= f
