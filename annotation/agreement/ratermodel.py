@@ -194,6 +194,10 @@ def fit_rater_model(units: npt.ArrayLike, raters: npt.ArrayLike, values2d: npt.A
         warnings.append(f"did not converge in {iters} sweeps (largest change {change:.2g}); "
                         "do not use these figures")
     out = fit.finish()
+    finite = all(bool(np.isfinite(out[k]).all()) for k in ("p_present", "expected_intensity", "sd", "cutpoints"))
+    if converged and not finite:
+        converged = False
+        warnings.append("numerical failure: some figures are not finite; do not use these figures")
     capped = [e for e in range(n_emo) if fit.s2b[e] >= _S2B_MAX * 0.999]
     if capped and K >= 2:
         warnings.append(f"{len(capped)} emotion(s) (indices {capped[:10]}) have too few images with two or more "
