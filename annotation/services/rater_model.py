@@ -280,6 +280,10 @@ def rater_model_attach(snapshot_id: int) -> bool:
             result = {"error": str(exc)}
         result["fingerprint"] = fingerprint
         result["computed_at"] = timezone.now().isoformat()
+        # Stored figures name raters by id only (the pages use the snapshot's labels); e-mail
+        # addresses are for the lead's command, never kept in a payload the API serves.
+        for r in result.get("raters", []):
+            r.pop("rater", None)
         with transaction.atomic():
             row = AgreementSnapshot.objects.select_for_update().get(pk=snapshot.pk)
             payload = dict(row.payload or {})
