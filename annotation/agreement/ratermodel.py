@@ -491,7 +491,11 @@ class _Fitter:
         # cut-points' step moves it (doing both overshoots and oscillates).
         wts = ch.n_p.astype(np.float64)
         step_d -= ((wts * step_d).sum(axis=1) / np.maximum(wts.sum(axis=1), 1.0))[:, None]
-        self.hD[sl] = hr.reshape(Ec, R)
+        # For the variance of the shifts (tau_d): the information once the images are integrated
+        # out (each rating's weight less the share of its image's precision it supplies itself).
+        # The conditional precision would understate each shift's uncertainty, and so tau_d.
+        self.hD[sl] = (np.bincount(ch.rp, w * np.maximum(1 - w * np.take(VB, ch.ip), 0.0), Ec * R)
+                       + prec).reshape(Ec, R)
         # Cut-points: a full Newton step on each emotion's K-1 of them (tridiagonal Hessian).
         km1 = K - 1
         pu, pl = fU / p, fL / p
