@@ -35,6 +35,9 @@ The package, along its seams (each module imports only the ones listed before it
 - strata.py: Demographic strata
 - project.py: Everything a project snapshot needs, sharing the work
 - binary.py: Binary mode
+- ratermodel.py (imported by name, not re-exported): the measurement model (rater effects, soft
+  labels, Dawid-Skene), docs/agreement.md "Measurement model" (#18)
+- planner.py (imported by name): label reliability and interval width against ratings per image
 """
 
 from __future__ import annotations
