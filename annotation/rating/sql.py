@@ -84,9 +84,9 @@ RATER_COUNT = ("COALESCE((SELECT n_rated FROM annotation_ratertally WHERE projec
 # Images whose room is taken by other raters' leases are still walked past (about 10 us each).
 # "The rater rated it" is asked of rating_one_per_rater_image (emotion IS NULL), one probe. The
 # rater's own leases count here (they hold none open when they claim).
-_INTENSITY_CANDIDATES = """
-SELECT {columns} FROM annotation_image i
-WHERE i.project_id = %(project)s AND NOT i.queue_full AND NOT i.flagged AND i.file <> ''
+# What makes image `i` free for the rater, whichever index walks the images (the project's queue or
+# a round's): not rated or passed by them, room left, the rater not paused, not shown in calibration.
+_IMAGE_FREE = """NOT i.flagged AND i.file <> ''
   AND NOT EXISTS (SELECT 1 FROM annotation_rating r WHERE r.image_id = i.id AND r.rater_id = %(rater)s
                   AND r.emotion IS NULL)
   AND NOT EXISTS (SELECT 1 FROM annotation_assignment a
@@ -94,7 +94,10 @@ WHERE i.project_id = %(project)s AND NOT i.queue_full AND NOT i.flagged AND i.fi
   AND """ + room(taken="i.n_ratings", leases=open_leases(column="image_id", key="i.id", not_rater=False),
                  capacity="%(target)s + i.extra_target") + """
   """ + _NOT_PAUSED + """
-  """ + _NOT_SHOWN_IN_CALIBRATION + """
+  """ + _NOT_SHOWN_IN_CALIBRATION
+_INTENSITY_CANDIDATES = """
+SELECT {columns} FROM annotation_image i
+WHERE i.project_id = %(project)s AND NOT i.queue_full AND """ + _IMAGE_FREE + """
   {exclude}
 ORDER BY i.priority DESC, i.id
 LIMIT {limit:d} {lock}
@@ -121,15 +124,7 @@ LIMIT {limit:d} {lock}
 # project's order.
 _BATCH_CANDIDATES = """
 SELECT {columns} FROM annotation_batchimage bi JOIN annotation_image i ON i.id = bi.image_id
-WHERE bi.batch_id = %(batch)s AND bi.open AND NOT i.flagged AND i.file <> ''
-  AND NOT EXISTS (SELECT 1 FROM annotation_rating r WHERE r.image_id = i.id AND r.rater_id = %(rater)s
-                  AND r.emotion IS NULL)
-  AND NOT EXISTS (SELECT 1 FROM annotation_assignment a
-                  WHERE a.image_id = i.id AND a.rater_id = %(rater)s AND a.status IN """ + _DONE + """)
-  AND """ + room(taken="i.n_ratings", leases=open_leases(column="image_id", key="i.id", not_rater=False),
-                 capacity="%(target)s + i.extra_target") + """
-  """ + _NOT_PAUSED + """
-  """ + _NOT_SHOWN_IN_CALIBRATION + """
+WHERE bi.batch_id = %(batch)s AND bi.open AND """ + _IMAGE_FREE + """
   {exclude}
 ORDER BY bi.priority DESC, bi.image_id
 LIMIT {limit:d} {lock}
