@@ -122,8 +122,15 @@ def _label_reliability(stats: ag.SnapshotStats) -> dict[str, Any] | None:
 def _strata_labels(project: Project, units: np.ndarray) -> dict[str, np.ndarray]:
     """One label per rating row and stratum key, looked up per image (units are sorted image ids)."""
     image_ids = np.unique(units)
-    rows = list(Image.objects.filter(project=project, pk__in=image_ids.tolist()).order_by("pk")
-                .values_list("pk", *STRATA_KEYS))
+    if connection.vendor == "postgresql":  # one array parameter, not a 100,000-item IN list to compile (#21)
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT id, {', '.join(STRATA_KEYS)} FROM annotation_image "
+                        "WHERE project_id = %s AND id = ANY(%s::bigint[]) ORDER BY id",
+                        [project.pk, image_ids.tolist()])
+            rows = cur.fetchall()
+    else:
+        rows = list(Image.objects.filter(project=project, pk__in=image_ids.tolist()).order_by("pk")
+                    .values_list("pk", *STRATA_KEYS))
     if [r[0] for r in rows] != image_ids.tolist():
         raise AgreementError("rated images changed while the snapshot was being computed; try again")
     position = np.searchsorted(image_ids, units)
