@@ -136,7 +136,9 @@ def _strata_labels(project: Project, units: np.ndarray) -> dict[str, np.ndarray]
     position = np.searchsorted(image_ids, units)
     out = {}
     for k, key in enumerate(STRATA_KEYS, start=1):
-        per_image = np.array(["unknown" if r[k] in (None, "") else str(r[k]) for r in rows], dtype=object)
+        # fixed-width strings, not objects: the engine sorts these labels (np.unique) per rating row,
+        # several times faster on a string dtype (#21)
+        per_image = np.array(["unknown" if r[k] in (None, "") else str(r[k]) for r in rows], dtype=str)
         out[key] = per_image[position]
     return out
 
