@@ -79,3 +79,28 @@ def parse_rating_rows(buf: bytes | memoryview, k: int) -> RatingRows:
         rater_ids=rows["rater"].astype(np.int64),
         values=rows["cells"]["value"].astype(np.int16).reshape(n, k),
     )
+
+
+def parse_fixed_rows(buf: bytes | memoryview, fields: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """Parse a whole binary COPY stream whose rows hold only fixed-width, never-NULL columns, e.g.
+    ``[("image", ">i4"), ("at", ">f8")]`` for ``COPY (SELECT x::int4, y::float8 ...)``. Returns one
+    array per field, in native byte order. CopyFormatError when the stream has another layout."""
+    mv = memoryview(buf)
+    if len(mv) < 21 or bytes(mv[:11]) != SIGNATURE:
+        raise CopyFormatError("not a PostgreSQL binary COPY stream")
+    start = 19 + int.from_bytes(mv[15:19], "big")
+    end = len(mv) - 2
+    if bytes(mv[end:]) != b"\xff\xff":
+        raise CopyFormatError("missing COPY trailer")
+    layout: list[tuple[str, str]] = [("nfields", ">i2")]
+    for name, kind in fields:
+        layout += [(f"len_{name}", ">i4"), (name, kind)]
+    dtype = np.dtype(layout)
+    body = mv[start:end]
+    if len(body) % dtype.itemsize:
+        raise CopyFormatError(f"rows are not all {dtype.itemsize} bytes (a NULL or another column type?)")
+    rows = np.frombuffer(body, dtype=dtype)
+    if rows.size and not ((rows["nfields"] == len(fields)).all() and all(
+            (rows[f"len_{name}"] == np.dtype(kind).itemsize).all() for name, kind in fields)):
+        raise CopyFormatError("unexpected row layout in COPY stream")
+    return {name: rows[name].astype(np.dtype(kind).newbyteorder("=")) for name, kind in fields}

@@ -63,3 +63,24 @@ def test_empty_project():
 def test_parser_refuses_a_foreign_stream():
     with pytest.raises(pgcopy.CopyFormatError, match="not a PostgreSQL binary COPY stream"):
         pgcopy.parse_rating_rows(b"image,rater\n1,2\n", 40)
+
+
+def test_fixed_row_reader_reads_what_postgresql_sends_and_refuses_other_layouts():
+    import io
+
+    from django.db import connection
+
+    buf = io.BytesIO()
+    with connection.cursor() as cur:
+        cur.copy_expert("COPY (SELECT g::int8, g * 0.5::float8 FROM generate_series(-2, 1000) g) "
+                        "TO STDOUT WITH (FORMAT binary)", buf)
+    got = pgcopy.parse_fixed_rows(buf.getbuffer(), [("n", ">i8"), ("half", ">f8")])
+    assert got["n"].tolist() == list(range(-2, 1001)) and got["n"].dtype == np.int64
+    assert np.array_equal(got["half"], np.arange(-2, 1001) * 0.5)
+    with pytest.raises(pgcopy.CopyFormatError, match="rows are not all"):
+        pgcopy.parse_fixed_rows(buf.getbuffer(), [("n", ">i4"), ("half", ">f8")])
+    nulls = io.BytesIO()
+    with connection.cursor() as cur:
+        cur.copy_expert("COPY (SELECT NULL::float8, 1::int8) TO STDOUT WITH (FORMAT binary)", nulls)
+    with pytest.raises(pgcopy.CopyFormatError):
+        pgcopy.parse_fixed_rows(nulls.getbuffer(), [("x", ">f8"), ("n", ">i8")])
