@@ -112,6 +112,51 @@ def _decide(
     return AltTestResult(emotion, epsilon, q, int(tested.size), rate, adv, rate >= 0.5, None, experts)
 
 
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """Per rating row and emotion (cell), a held-out expert against the other experts of the image.
+
+    ``valid``: the row's expert rated the cell, the candidate did, and at least one other expert
+    did; ``m_others``/``s1_others``: how many other experts rated it and the sum of their values;
+    ``sq_cand``/``sq_held``: sum over those others k of (candidate - x_k)^2 and (held-out - x_k)^2
+    (0 outside ``valid``); ``held``/``cand``: the two values (0 outside ``valid`` for ``cand``)."""
+
+    valid: npt.NDArray[np.bool_]
+    m_others: FloatArray
+    s1_others: FloatArray
+    sq_cand: FloatArray
+    sq_held: FloatArray
+    held: FloatArray
+    cand: FloatArray
+
+
+def leave_one_out_squares(unit_idx: npt.NDArray[np.intp], n_u: int, x: FloatArray, cand: FloatArray,
+                          keep: npt.NDArray[np.bool_]) -> LeaveOneOut:
+    """``LeaveOneOut`` of every row (``x``: the experts' values, NaN = missing; ``cand``: the
+    candidate's value for each row's image; ``keep``: rows that count, as held-out expert and as
+    the others), from per-image sums: O(rows x emotions), one bincount per emotion and moment."""
+    has = ~np.isnan(x) & keep[:, None]
+    xv = np.where(has, x, 0.0)
+    n_e = x.shape[1]
+    m = np.zeros((n_u, n_e))
+    t1 = np.zeros((n_u, n_e))
+    t2 = np.zeros((n_u, n_e))
+    for e in range(n_e):
+        m[:, e] = np.bincount(unit_idx, weights=has[:, e], minlength=n_u)
+        t1[:, e] = np.bincount(unit_idx, weights=xv[:, e], minlength=n_u)
+        t2[:, e] = np.bincount(unit_idx, weights=xv[:, e] ** 2, minlength=n_u)
+    # the image's sums without the row's own rating (leave one out)
+    m_o = m[unit_idx] - has
+    s1_o = t1[unit_idx] - xv
+    s2_o = t2[unit_idx] - xv * xv
+    valid = has & ~np.isnan(cand) & (m_o >= 1)
+    cc = np.where(valid, cand, 0.0)
+    # sum over the other experts k of (a - x_k)^2 = m a^2 - 2 a S1 + S2, per cell
+    return LeaveOneOut(valid=valid, m_others=m_o, s1_others=s1_o,
+                       sq_cand=np.where(valid, m_o * cc * cc - 2.0 * cc * s1_o + s2_o, 0.0),
+                       sq_held=np.where(valid, m_o * xv * xv - 2.0 * xv * s1_o + s2_o, 0.0), held=xv, cand=cc)
+
+
 def alt_test(
     units: npt.ArrayLike,
     raters: npt.ArrayLike,
@@ -151,25 +196,8 @@ def alt_test(
     ok = pos < n_u
     ok[ok] = unit_ids[pos[ok]] == cu[ok]
     cand[pos[ok]] = cv[ok]
-    c = cand[unit_idx]
-    has = ~np.isnan(x)
-    xv = np.where(has, x, 0.0)
-    # per image sums over all experts, then without the row's own rating (leave one out)
-    m = np.zeros((n_u, n_e))
-    t1 = np.zeros((n_u, n_e))
-    t2 = np.zeros((n_u, n_e))
-    for e in range(n_e):
-        m[:, e] = np.bincount(unit_idx, weights=has[:, e], minlength=n_u)
-        t1[:, e] = np.bincount(unit_idx, weights=xv[:, e], minlength=n_u)
-        t2[:, e] = np.bincount(unit_idx, weights=xv[:, e] ** 2, minlength=n_u)
-    m_o = m[unit_idx] - has
-    s1_o = t1[unit_idx] - xv
-    s2_o = t2[unit_idx] - xv * xv
-    valid = has & ~np.isnan(c) & (m_o >= 1)
-    cc = np.where(valid, c, 0.0)
-    # sum over the remaining experts k of (a - x_k)^2 = m a^2 - 2 a S1 + S2
-    sq_c = np.where(valid, m_o * cc * cc - 2.0 * cc * s1_o + s2_o, 0.0)
-    sq_h = np.where(valid, m_o * xv * xv - 2.0 * xv * s1_o + s2_o, 0.0)
+    lo = leave_one_out_squares(unit_idx, n_u, x, cand[unit_idx], np.ones(x.shape[0], dtype=bool))
+    valid, sq_c, sq_h, s1_o, xv, cc = lo.valid, lo.sq_cand, lo.sq_held, lo.s1_others, lo.held, lo.cand
     # pooled: one comparison per row (expert x image), the same remaining cells on both sides
     row_ok = valid.any(axis=1)
     pc, ph = sq_c.sum(axis=1), sq_h.sum(axis=1)

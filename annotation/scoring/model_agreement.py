@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from annotation import agreement as ag
+from annotation.agreement.alttest import leave_one_out_squares
 
 MODEL_RATER_ID = -1  # below every real user id
 
@@ -208,25 +209,9 @@ def _alignment_sums(unit_idx: npt.NDArray[np.intp], n_u: int, x: npt.NDArray[np.
                                                                                        npt.NDArray[np.float64]]:
     """Per image, the sum of d over its usable ratings and their number (``keep``: the rows that
     count, as held-out expert and as the others)."""
-    has = ~np.isnan(x) & keep[:, None]
-    xv = np.where(has, x, 0.0)
-    n_e = x.shape[1]
-    m = np.zeros((n_u, n_e))
-    t1 = np.zeros((n_u, n_e))
-    t2 = np.zeros((n_u, n_e))
-    for e in range(n_e):
-        m[:, e] = np.bincount(unit_idx, weights=has[:, e], minlength=n_u)
-        t1[:, e] = np.bincount(unit_idx, weights=xv[:, e], minlength=n_u)
-        t2[:, e] = np.bincount(unit_idx, weights=xv[:, e] ** 2, minlength=n_u)
-    m_o = m[unit_idx] - has
-    s1_o = t1[unit_idx] - xv
-    s2_o = t2[unit_idx] - xv * xv
-    valid = has & ~np.isnan(cand) & (m_o >= 1)
-    cc = np.where(valid, cand, 0.0)
-    # sum over the other experts k of (a - x_k)^2 = m a^2 - 2 a S1 + S2, per cell
-    sq_c = np.where(valid, m_o * cc * cc - 2.0 * cc * s1_o + s2_o, 0.0).sum(axis=1)
-    sq_h = np.where(valid, m_o * xv * xv - 2.0 * xv * s1_o + s2_o, 0.0).sum(axis=1)
-    cells = np.where(valid, m_o, 0.0).sum(axis=1)
+    lo = leave_one_out_squares(unit_idx, n_u, x, cand, keep)
+    sq_c, sq_h = lo.sq_cand.sum(axis=1), lo.sq_held.sum(axis=1)
+    cells = np.where(lo.valid, lo.m_others, 0.0).sum(axis=1)
     ok = cells > 0
     d = np.zeros(unit_idx.size)
     d[ok] = np.sqrt(np.maximum(sq_h[ok], 0.0) / cells[ok]) - np.sqrt(np.maximum(sq_c[ok], 0.0) / cells[ok])
