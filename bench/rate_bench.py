@@ -442,11 +442,21 @@ def big_part(args: argparse.Namespace) -> None:
           f"p95 {1000 * pct(peer_times, 95):.2f} ms; ratio of p95 peer/ours (steady state) "
           f"{pct(peer_times, 95) / pct(steady, 95):.1f}x")
     # the same over HTTP: the rate page GET (session, claim, render) for raters who hold no lease yet
-    more = make_raters(pid, 100, "bighttp")
+    lat = rate_page_latencies(args, pid, "bighttp")
+    print(f"  rate page GET over HTTP (claims a lease, full page): p50 {1000 * pct(lat, 50):.1f} ms, "
+          f"p95 {1000 * pct(lat, 95):.1f} ms")
+    if args.batches > 0:
+        rounds_part(args, project, steady, timed_claims)
+
+
+def rate_page_latencies(args: argparse.Namespace, project_id: int, prefix: str, marker: bytes = b"") -> list[float]:
+    """Seconds per rate page GET (session, claim, render) for 100 new raters who hold no lease yet,
+    against a fresh gunicorn; each page must show an assignment (and `marker`, when given)."""
+    more = make_raters(project_id, 100, prefix)
     port = free_port()
     server = start_gunicorn(port, args.workers, args.threads)
+    lat = []
     try:
-        lat = []
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         for _, sess in more:
             t0 = time.perf_counter()
@@ -454,15 +464,12 @@ def big_part(args: argparse.Namespace) -> None:
             resp = conn.getresponse()
             body = resp.read()
             lat.append(time.perf_counter() - t0)
-            assert resp.status == 200 and ASSIGNMENT_RE.search(body), resp.status
+            assert resp.status == 200 and ASSIGNMENT_RE.search(body) and marker in body, resp.status
         conn.close()
     finally:
         server.terminate()
         server.wait(10)
-    print(f"  rate page GET over HTTP (claims a lease, full page): p50 {1000 * pct(lat, 50):.1f} ms, "
-          f"p95 {1000 * pct(lat, 95):.1f} ms")
-    if args.batches > 0:
-        rounds_part(args, project, steady, timed_claims)
+    return lat
 
 
 def rounds_part(args: argparse.Namespace, project: Any, reference: list[float], timed_claims: Any) -> None:
@@ -518,23 +525,7 @@ def rounds_part(args: argparse.Namespace, project: Any, reference: list[float], 
     assert not Assignment.objects.filter(rater__in=users).exclude(batch_id=top).exists(), \
         "claims came from another round than the best open one"
     # the rate page over HTTP in rounds: the claim, and the rater's line for the round ("Round 2: 3 of 200")
-    more = make_raters(project.pk, 100, "roundhttp")
-    port = free_port()
-    server = start_gunicorn(port, args.workers, args.threads)
-    try:
-        lat = []
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for _, sess in more:
-            t0 = time.perf_counter()
-            conn.request("GET", f"/projects/{BIG_SLUG}/rate/", headers={"Cookie": f"sessionid={sess}", "Host": "127.0.0.1"})
-            resp = conn.getresponse()
-            body = resp.read()
-            lat.append(time.perf_counter() - t0)
-            assert resp.status == 200 and ASSIGNMENT_RE.search(body) and b'id="rate-round"' in body, resp.status
-        conn.close()
-    finally:
-        server.terminate()
-        server.wait(10)
+    lat = rate_page_latencies(args, project.pk, "roundhttp", marker=b'id="rate-round"')
     print(f"  rate page GET over HTTP in rounds (claims a lease, shows the round): p50 {1000 * pct(lat, 50):.1f} ms, "
           f"p95 {1000 * pct(lat, 95):.1f} ms")
 
