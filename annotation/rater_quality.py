@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from annotation import agreement as ag
+from annotation.agreement.prepare import _factorize
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -57,6 +58,13 @@ def retest_reliability(first: npt.ArrayLike, second: npt.ArrayLike, *, scale_max
             for e, r in enumerate(alphas)]
 
 
+def _unit_codes(units: npt.NDArray[np.generic]) -> tuple[npt.NDArray[np.intp], int]:
+    """Unit codes 0..K-1 in ascending id order (what ``np.unique(units, return_inverse=True)`` gives,
+    in O(n) for compact integer ids) and K."""
+    idx, ids = _factorize(units)
+    return idx, int(ids.size)
+
+
 def diff_from_others(units: npt.ArrayLike, values: npt.ArrayLike) -> FloatArray:
     """Per row and emotion: the row's value minus the mean of the other rows of the same unit
     (ignoring NaN); NaN where the value is missing or nobody else rated that unit and emotion."""
@@ -69,12 +77,17 @@ def diff_from_others(units: npt.ArrayLike, values: npt.ArrayLike) -> FloatArray:
         return np.zeros((0, k))
     import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]
 
-    _, unit_idx = np.unique(u, return_inverse=True)
-    present = ~np.isnan(v)
-    filled = np.where(present, v, 0.0)
-    n_units = int(unit_idx.max()) + 1
+    unit_idx, n_units = _unit_codes(u)
     # per-unit sums as one sparse product (units x rows indicator) instead of np.add.at
     ind = sp.csr_matrix((np.ones(len(v)), (unit_idx, np.arange(len(v)))), shape=(n_units, len(v)))
+    if not np.isnan(v).any():
+        # nothing missing (ratings from the database): the same numbers with a per-row count of others
+        others_1d = (np.bincount(unit_idx, minlength=n_units) - 1.0)[unit_idx][:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            full: FloatArray = np.where(others_1d > 0, v - (np.asarray(ind @ v)[unit_idx] - v) / others_1d, np.nan)
+        return full
+    present = ~np.isnan(v)
+    filled = np.where(present, v, 0.0)
     sums = np.asarray(ind @ filled)
     counts = np.asarray(ind @ present.astype(np.float64))
     others_n = counts[unit_idx] - present
@@ -82,6 +95,15 @@ def diff_from_others(units: npt.ArrayLike, values: npt.ArrayLike) -> FloatArray:
         others_mean = (sums[unit_idx] - filled) / others_n
     out: FloatArray = np.where(present & (others_n > 0), v - others_mean, np.nan)
     return out
+
+
+def _given_diff(diff: FloatArray | None, units: npt.ArrayLike, values: npt.ArrayLike) -> FloatArray:
+    if diff is None:
+        return diff_from_others(units, values)
+    d = np.asarray(diff, dtype=np.float64)
+    if d.shape != np.shape(values):
+        raise ValueError(f"diff must have the shape of values {np.shape(values)}, got {d.shape}")
+    return d
 
 
 @dataclass(frozen=True)
@@ -94,23 +116,30 @@ class Severity:
     per_emotion: tuple[float | None, ...]  # the same mean, per emotion
 
 
-def severity(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike) -> list[Severity]:
+def severity(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLike, *,
+             diff: FloatArray | None = None) -> list[Severity]:
     """Severity / leniency of every rater, from a long table (one row per image and rater).
 
     ``values`` has shape (n_rows, n_emotions), NaN = missing. For each row, the others' mean is the
     mean of the other rows of the same unit (per emotion, ignoring NaN); rows of units rated by one
-    rater only do not count. Raters are returned in ascending id order.
+    rater only do not count. Raters are returned in ascending id order. ``diff``: the table's
+    ``diff_from_others`` when the caller has it already (computed otherwise).
     """
     r = np.asarray(raters)
-    diff = diff_from_others(units, values)
+    diff = _given_diff(diff, units, values)
     if len(r) != len(diff):
         raise ValueError("units, raters and values must have the same number of rows (values 2-D)")
-    k = diff.shape[1]
+    rater_ids, r_idx = np.unique(r, return_inverse=True)
+    # each rater's rows in table order (as diff[r == rid]), from one stable sort
+    order = np.argsort(r_idx.reshape(-1), kind="stable")
+    bounds = np.searchsorted(r_idx.reshape(-1)[order], np.arange(rater_ids.size + 1))
     out = []
-    for rid in np.unique(r):
-        rows = diff[r == rid]
+    for i, rid in enumerate(rater_ids):
+        rows = diff[order[bounds[i]:bounds[i + 1]]]
         valid = ~np.isnan(rows)
-        per = tuple(float(rows[valid[:, e], e].mean()) if valid[:, e].any() else None for e in range(k))
+        # per emotion the same contiguous values as rows[valid[:, e], e], so the same means
+        cols, vcols = np.ascontiguousarray(rows.T), np.ascontiguousarray(valid.T)
+        per = tuple(float(c[ok].mean()) if ok.any() else None for c, ok in zip(cols, vcols, strict=True))
         out.append(Severity(rater=int(rid), severity=float(rows[valid].mean()) if valid.any() else None,
                             n_images=int(valid.any(axis=1).sum()), per_emotion=per))
     return out
@@ -123,16 +152,19 @@ def scale_use(raters: npt.ArrayLike, values: npt.ArrayLike, *, scale_max: int) -
     """
     r = np.asarray(raters)
     v = np.asarray(values)
-    out: dict[int, list[list[int]]] = {}
-    for rid in np.unique(r):
-        rows = v[r == rid]
-        counts = []
-        for e in range(rows.shape[1] if rows.ndim == 2 else 0):
-            col = rows[:, e]
-            col = col[(col >= 0) & (col <= scale_max)].astype(np.int64)
-            counts.append([int(c) for c in np.bincount(col, minlength=scale_max + 1)[: scale_max + 1]])
-        out[int(rid)] = counts
-    return out
+    rater_ids, r_idx = np.unique(r, return_inverse=True)
+    r_idx = r_idx.reshape(-1)
+    if v.ndim != 2:
+        return {int(rid): [] for rid in rater_ids}
+    s = scale_max + 1
+    n_r, n_e = int(rater_ids.size), v.shape[1]
+    counts = np.zeros((n_r, n_e, s), dtype=np.int64)
+    base = r_idx * s
+    for e in range(n_e):  # one bincount per emotion over all raters (the rows stay in memory once)
+        col = v[:, e]
+        ok = (col >= 0) & (col <= scale_max)
+        counts[:, e] = np.bincount(base[ok] + col[ok].astype(np.int64), minlength=n_r * s).reshape(n_r, s)
+    return {int(rid): counts[i].tolist() for i, rid in enumerate(rater_ids)}
 
 
 def mean_or_none(xs: Sequence[float | None]) -> float | None:
@@ -307,22 +339,24 @@ def consistency(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLi
     return out
 
 
-def relative_deviation(units: npt.ArrayLike, values: npt.ArrayLike) -> FloatArray:
+def relative_deviation(units: npt.ArrayLike, values: npt.ArrayLike, *, diff: FloatArray | None = None) -> FloatArray:
     """Per rating: its deviation from the other raters of the image minus the co-raters' own
     deviations on that image (see ``Consistency``). It compares raters on the *same* images, so it
     does not change when the queue serves harder or easier images; NaN for images with fewer than
-    three ratings or no emotion marked present."""
+    three ratings or no emotion marked present. ``diff``: the table's ``diff_from_others`` when the
+    caller has it already."""
     u = np.asarray(units)
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or len(u) != len(v):
         raise ValueError("units and values must have the same number of rows (values 2-D)")
     if len(v) == 0:
         return np.zeros(0)
-    _, unit_idx = np.unique(u, return_inverse=True)
-    n_units = int(unit_idx.max()) + 1
-    absdiff = np.abs(diff_from_others(u, v))
-    present = np.zeros((n_units, v.shape[1]), dtype=bool)
-    np.logical_or.at(present, unit_idx, np.nan_to_num(v) > 0)
+    unit_idx, n_units = _unit_codes(u)
+    k = v.shape[1]
+    absdiff = np.abs(_given_diff(diff, u, v))
+    # present[unit, e]: somebody marked e present on the unit (one bincount over the present cells)
+    rows, cols = np.nonzero(np.nan_to_num(v) > 0)
+    present = (np.bincount(unit_idx[rows] * k + cols, minlength=n_units * k) > 0).reshape(n_units, k)
     cells = present[unit_idx] & ~np.isnan(absdiff)
     n_cells = cells.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -369,24 +403,27 @@ def intensity_shift(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Arr
     n_r = int(rater_ids.size)
     if len(v) == 0:
         return [IntensityShift(int(x), None, 0) for x in rater_ids]
-    _, unit_idx = np.unique(u, return_inverse=True)
-    n_units = int(unit_idx.max()) + 1
+    unit_idx, n_units = _unit_codes(u)
     k = v.shape[1]
-    pos = np.nan_to_num(v) > 0
-    cell = unit_idx[:, None] * k + np.arange(k)[None, :]
-    n_pos = np.bincount(cell[pos], minlength=n_units * k)
-    keep = pos & (n_pos[cell] >= 2)
-    rows, cols = np.nonzero(keep)
+    # the present ratings (row-major, as np.nonzero gives them) of cells marked present twice or more
+    rows, cols = np.nonzero(np.nan_to_num(v) > 0)
+    cell = unit_idx[rows] * k + cols
+    n_pos = np.bincount(cell, minlength=n_units * k)
+    sel = n_pos[cell] >= 2
+    rows, cols, cell = rows[sel], cols[sel], cell[sel]
     y = v[rows, cols]
     who = r_idx[rows]
     n_cells = np.bincount(who, minlength=n_r)
     if y.size == 0:
         return [IntensityShift(int(x), None, 0) for x in rater_ids]
-    c_idx, c_code = np.unique(cell[rows, cols], return_inverse=True)
+    # the cells' ranks in ascending cell order (np.unique's inverse), from the counts: O(cells)
+    in_play = n_pos >= 2
+    rank = np.cumsum(in_play, dtype=np.int64) - 1
+    c_code = rank[cell]
     n_c = np.bincount(c_code).astype(np.float64)
     cell_mean = np.bincount(c_code, weights=y) / n_c
     r_n = n_cells.astype(np.float64)
-    incidence = sp.csr_matrix((np.ones(y.size), (c_code, who)), shape=(c_idx.size, n_r))
+    incidence = sp.csr_matrix((np.ones(y.size), (c_code, who)), shape=(n_c.size, n_r))
     m = (incidence.T @ sp.diags(1.0 / n_c) @ incidence).toarray()
     a = np.diag(r_n) - m
     rhs = np.bincount(who, weights=y - cell_mean[c_code], minlength=n_r)

@@ -250,8 +250,10 @@ def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[st
     """
     units, raters, values = data
     fvalues = values.astype(np.float64)
-    severities = {s.rater: s for s in rq.severity(units, raters, fvalues)}
-    deviation = rq.relative_deviation(units, fvalues)  # once, for consistency and drift
+    diff = rq.diff_from_others(units, fvalues)  # once, for severity and the relative deviation
+    severities = {s.rater: s for s in rq.severity(units, raters, fvalues, diff=diff)}
+    deviation = rq.relative_deviation(units, fvalues, diff=diff)  # once, for consistency and drift
+    del diff
     consistent = {c.rater: c for c in rq.consistency(units, raters, fvalues, deviation=deviation)}
     shifts = {s.rater: s for s in rq.intensity_shift(units, raters, fvalues)}
     for row in rows:
