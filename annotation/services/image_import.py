@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
+import itertools
+import multiprocessing
+import os
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 
-from annotation.imagefiles import ImageRejected, check_image, read_capped, strip_metadata
+from annotation.imagefiles import (
+    CheckedImage,
+    ImageRejected,
+    PreparedImage,
+    check_image,
+    prepare_file,
+    read_capped,
+    read_file,
+    strip_metadata,
+)
 from annotation.manifests import ImageMeta, ManifestError, read_metadata
 from annotation.models import Image, Project
 from annotation.models.image import image_upload_to
 from annotation.scoring.services import scoring_enqueue_for_images
 from annotation.services import stored_files
+from annotation.services.locks import _key as lock_key
 from annotation.services.locks import content_lock
 
 
@@ -78,15 +93,7 @@ def upload_read(upload: UploadedFile[bytes]) -> tuple[bytes, str]:
 
 def file_read(path: Path) -> tuple[bytes, str]:
     """A local file's bytes and sha256 (import_images), with the same limit, checked first."""
-    limit = settings.EMORATE_IMAGE_MAX_BYTES
-    try:
-        size = path.stat().st_size
-        if size > limit:
-            raise ImageRejected(f"file is {size:,} bytes; the limit is {limit:,} bytes")
-        with path.open("rb") as fh:
-            return read_capped(iter(lambda: fh.read(1 << 20), b""), max_bytes=limit)
-    except OSError as exc:
-        raise ImageRejected(f"cannot read file: {exc.strerror or exc}") from None
+    return read_file(path, max_bytes=settings.EMORATE_IMAGE_MAX_BYTES)
 
 
 def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMeta | None,
@@ -116,13 +123,7 @@ def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMet
             raise DuplicateImage(f"an image named {name} already exists")
         if image is None:
             image = Image(project=project, name=name)
-        image.sha256 = checked.sha256
-        image.format = checked.format
-        if meta is not None:
-            for attr in ("ethnicity", "age", "gender", "prompt", "source"):
-                setattr(image, attr, getattr(meta, attr))
-            image.extra = {**image.extra, **meta.extra}
-        stored = image_upload_to(image, f"upload.{checked.extension}")
+        stored = _fill(image, checked, meta)
         try:
             stored_files.store_exact(stored, data)
             stored_files.served_copy_store(stored, stripped)
@@ -139,6 +140,17 @@ def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMet
     return image
 
 
+def _fill(image: Image, checked: CheckedImage, meta: ImageMeta | None) -> str:
+    """Set a new or placeholder row's content fields and metadata; returns its stored name."""
+    image.sha256 = checked.sha256
+    image.format = checked.format
+    if meta is not None:
+        for attr in ("ethnicity", "age", "gender", "prompt", "source"):
+            setattr(image, attr, getattr(meta, attr))
+        image.extra = {**image.extra, **meta.extra}
+    return image_upload_to(image, f"upload.{checked.extension}")
+
+
 def _discard(stored: str) -> None:
     stored_files.media_storage().delete(stored)
     stored_files.served_copy_delete(stored)
@@ -148,73 +160,83 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
                   progress: Callable[[int, int], None] | None = None, workers: int = 1) -> ImportSummary:
     """Import a folder or a manifest. One bad file never stops the good ones.
 
-    With workers > 1, that many threads read, decode and store images side by side (each with its
-    own database connection, closed when it is done): uploads to object storage wait on the network,
-    not the CPU. Each image is still imported atomically; the summary lists names in source order.
-    Precondition for workers > 1: the project row is committed (other connections must see it).
+    workers <= 1: one image at a time in this process, each in its own transaction
+    (image_import_one). workers > 1: that many processes read, hash, decode-check and strip the files
+    side by side (Pillow's decoding and the stripping hold the GIL: threads would share one core),
+    and this process writes them in batches of BATCH images, in source order: the stored files, then
+    the rows in one INSERT, one transaction per batch (docs/decisions/0013-parallel-import.md).
+    Either way each file gets the same outcome (imported, duplicate or rejected, with the same reason),
+    and the summary lists names in source order.
     """
     sources = _sources(path, metadata)
-    if connection.in_atomic_block:  # other connections cannot see this transaction's rows: one at a time
-        workers = 1
-    outcomes: list[tuple[str, str, int | None]] = [("", "", None)] * len(sources)  # (kind, reason, image id)
-    # Files already in the project are known by their hash alone: no decoding, one query per chunk
-    # (re-running an import on a folder costs a read and a hash per file).
-    for i, reason in _known_contents(project, sources).items():
-        outcomes[i] = ("duplicate", reason, None)
-
-    def one(i: int) -> None:
-        src = sources[i]
-        if outcomes[i][0] == "duplicate":
-            return
-        try:
-            data, sha256 = file_read(src.path)
-            outcomes[i] = ("imported", "", image_import_one(project=project, name=src.name, data=data,
-                                                              meta=src.meta, sha256=sha256).pk)
-        except ImageRejected as exc:
-            outcomes[i] = ("rejected", str(exc), None)
-        except DuplicateImage as exc:
-            outcomes[i] = ("duplicate", str(exc), None)
-
-    if workers <= 1 or len(sources) < 2:
-        for i in range(len(sources)):
-            one(i)
-            if progress is not None:
-                progress(i + 1, len(sources))
-    else:
-        _in_threads(one, len(sources), min(workers, len(sources)), progress)
+    outcomes: list[Outcome] = [("", "", None)] * len(sources)  # (kind, reason, image id)
+    processes = min(workers, len(sources))
+    pool = _process_pool(processes) if processes > 1 else None
+    try:
+        # Files already in the project are known by their hash alone: no decoding, one query per chunk
+        # (re-running an import on a folder costs a read and a hash per file).
+        for i, reason in _known_contents(project, sources, pool).items():
+            outcomes[i] = ("duplicate", reason, None)
+        if pool is None:
+            for i, src in enumerate(sources):
+                if not outcomes[i][0]:
+                    outcomes[i] = _import_file(project, src)
+                if progress is not None:
+                    progress(i + 1, len(sources))
+        else:
+            _import_in_batches(project, sources, outcomes, pool, processes, progress)
+        if pool is not None:
+            pool.close()
+    finally:
+        if pool is not None:
+            pool.terminate()  # after close(): the workers have already finished; else stops them
+            pool.join()  # (and so their CPU time counts in this process's RUSAGE_CHILDREN)
     summary = ImportSummary()
-    new_ids: list[int] = []
     for src, (kind, reason, image_id) in zip(sources, outcomes, strict=True):
         if kind == "imported" and image_id is not None:
             summary.imported.append(src.name)
-            new_ids.append(image_id)
             summary.image_ids.append(image_id)
         elif kind == "duplicate":
             summary.duplicates.append((src.name, reason))
         else:
             summary.rejected.append((src.name, reason or "not imported"))
     # Pre-score the new images on the GPU worker (nothing happens when no model is configured).
-    scoring_enqueue_for_images(project, new_ids)
+    scoring_enqueue_for_images(project, summary.image_ids)
     return summary
+
+
+Outcome = tuple[str, str, int | None]  # ("imported" | "duplicate" | "rejected", reason, image id)
+
+
+def _import_file(project: Project, src: Source, prepared: PreparedImage | None = None) -> Outcome:
+    """One source imported on its own (image_import_one), as an outcome."""
+    try:
+        if prepared is None:
+            data, sha256 = file_read(src.path)
+        else:
+            data, sha256 = prepared.data, prepared.checked.sha256
+        image = image_import_one(project=project, name=src.name, data=data, meta=src.meta, sha256=sha256)
+    except ImageRejected as exc:
+        return ("rejected", str(exc), None)
+    except DuplicateImage as exc:
+        return ("duplicate", str(exc), None)
+    return ("imported", "", image.pk)
 
 
 KNOWN_CHUNK = 1000
 
 
-def _known_contents(project: Project, sources: list[Source]) -> dict[int, str]:
+def _known_contents(project: Project, sources: list[Source], pool: Pool | None = None) -> dict[int, str]:
     """{source index: "same content as NAME"} for the files whose content the project already
-    holds. Unreadable or oversized files are left to the import itself to report."""
-    hashes: list[tuple[int, str]] = []
+    holds (hashed by the pool's processes when given). Unreadable or oversized files are left to
+    the import itself to report. A project without files yet costs one query, no hashing."""
+    if not Image.objects.filter(project=project).exclude(file="").exists():
+        return {}
     limit = settings.EMORATE_IMAGE_MAX_BYTES
-    for i, src in enumerate(sources):
-        try:
-            if src.path.stat().st_size > limit:
-                continue
-            with src.path.open("rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256")
-        except OSError:
-            continue
-        hashes.append((i, digest.hexdigest()))
+    tasks = [[(i, str(src.path), limit) for i, src in enumerate(sources[k:k + HASH_CHUNK], start=k)]
+             for k in range(0, len(sources), HASH_CHUNK)]
+    hashed = pool.imap(_hash_files, tasks) if pool is not None else map(_hash_files, tasks)
+    hashes = [pair for chunk in hashed for pair in chunk]
     known: dict[int, str] = {}
     for start in range(0, len(hashes), KNOWN_CHUNK):
         chunk = hashes[start:start + KNOWN_CHUNK]
@@ -224,39 +246,186 @@ def _known_contents(project: Project, sources: list[Source]) -> dict[int, str]:
     return known
 
 
-def _in_threads(work: Callable[[int], None], n: int, workers: int,
-                progress: Callable[[int, int], None] | None) -> None:
-    """Run work(0..n-1) on `workers` threads; progress is reported from the calling thread."""
-    todo: queue.Queue[int] = queue.Queue()
-    for i in range(n):
-        todo.put(i)
-    done: queue.Queue[BaseException | None] = queue.Queue()
+# --- the parallel import: pure file work in processes, batched writes here ------------------------
 
-    def run() -> None:
+BATCH = 64  # images written per transaction (their files, then one INSERT)
+AHEAD = 3  # batches being prepared by the processes while this one writes (bounds memory)
+HASH_CHUNK = 64  # files hashed per task by _known_contents
+UPLOAD_THREADS = 8  # concurrent uploads per batch to object storage (network-bound, not the CPU)
+
+
+def _hash_files(tasks: list[tuple[int, str, int]]) -> list[tuple[int, str]]:
+    """(index, sha256) of the readable files within the size limit. Runs in a worker process."""
+    out = []
+    for i, path, limit in tasks:
         try:
-            while True:
-                try:
-                    i = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    work(i)
-                    done.put(None)
-                except BaseException as exc:  # reported to the caller below, never lost in a thread
-                    done.put(exc)
-        finally:
-            connection.close()  # this thread's own database connection
+            if os.stat(path).st_size > limit:
+                continue
+            with open(path, "rb") as fh:
+                out.append((i, hashlib.file_digest(fh, "sha256").hexdigest()))
+        except OSError:
+            continue
+    return out
 
-    threads = [threading.Thread(target=run, name=f"import-{k}", daemon=True) for k in range(workers)]
-    for t in threads:
-        t.start()
-    failure: BaseException | None = None
-    for finished in range(1, n + 1):
-        exc = done.get()
-        failure = failure or exc
-        if progress is not None:
-            progress(finished, n)
-    for t in threads:
-        t.join()
-    if failure is not None:
-        raise failure
+
+def _prepare(task: tuple[int, str, int, int]) -> tuple[int, PreparedImage | str]:
+    """Read, hash, check and strip one file: the prepared image, or why it is rejected. Runs in a
+    worker process (no database, no storage)."""
+    i, path, max_bytes, max_pixels = task
+    try:
+        return i, prepare_file(Path(path), max_bytes=max_bytes, max_pixels=max_pixels)
+    except ImageRejected as exc:
+        return i, str(exc)
+
+
+def _process_pool(processes: int) -> Pool:
+    """Forked worker processes for the pure file work. The database connections are closed first
+    when no transaction is open (the children never use them; a fresh one opens here on the next
+    query); inside a transaction they stay open, untouched by the children, which leave by os._exit
+    without closing anything they inherited."""
+    if not any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
+        connections.close_all()
+    return multiprocessing.get_context("fork").Pool(processes)
+
+
+def _import_in_batches(project: Project, sources: list[Source], outcomes: list[Outcome], pool: Pool,
+                       processes: int, progress: Callable[[int, int], None] | None) -> None:
+    todo = [i for i, outcome in enumerate(outcomes) if not outcome[0]]
+    done = len(sources) - len(todo)
+    if progress is not None and done:
+        progress(done, len(sources))
+    limits = (settings.EMORATE_IMAGE_MAX_BYTES, settings.EMORATE_IMAGE_MAX_PIXELS)
+    batches = iter([todo[k:k + BATCH] for k in range(0, len(todo), BATCH)])
+
+    def submit(batch: list[int]) -> AsyncResult[list[tuple[int, PreparedImage | str]]]:
+        return pool.map_async(_prepare, [(i, str(sources[i].path), *limits) for i in batch],
+                              chunksize=max(1, len(batch) // (2 * processes)))
+
+    pending = deque((batch, submit(batch)) for batch in itertools.islice(batches, AHEAD))
+    uploads = None if isinstance(stored_files.media_storage(), FileSystemStorage) else ThreadPoolExecutor(
+        UPLOAD_THREADS, thread_name_prefix="import-upload")
+    try:
+        while pending:
+            batch, result = pending.popleft()
+            prepared = result.get()
+            following = next(batches, None)
+            if following is not None:
+                pending.append((following, submit(following)))
+            _write_batch(project, [(i, sources[i], prep) for i, prep in prepared], outcomes, uploads)
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(sources))
+    finally:
+        if uploads is not None:
+            uploads.shutdown()
+
+
+def _write_batch(project: Project, items: list[tuple[int, Source, PreparedImage | str]],
+                 outcomes: list[Outcome], uploads: ThreadPoolExecutor | None) -> None:
+    """Store and insert one batch of prepared images in one transaction, deciding each one as
+    image_import_one would one after the other in source order. If anything fails, the files
+    stored for the batch are removed and its images are imported one at a time (image_import_one),
+    which gives each the outcome it would have had (or raises where that would have raised)."""
+    ready: list[tuple[int, Source, PreparedImage]] = []
+    for i, src, prep in items:
+        if isinstance(prep, str):
+            outcomes[i] = ("rejected", prep, None)
+        else:
+            ready.append((i, src, prep))
+    if not ready:
+        return
+    stored_now: list[str] = []
+    decided: dict[int, tuple[str, str, Image | None]] = {}
+    failed = False
+    try:
+        with transaction.atomic():
+            shas = sorted({prep.checked.sha256 for _, _, prep in ready})
+            content_locks([f"image:{project.pk}:{sha}" for sha in shas])
+            by_content = dict(Image.objects.filter(project=project, sha256__in=shas).exclude(file="")
+                              .values_list("sha256", "name"))
+            by_name = {im.name: im for im in Image.objects.select_for_update()
+                       .filter(project=project, name__in=[src.name for _, src, _ in ready])}
+            new_rows: list[Image] = []
+            placeholders: list[Image] = []
+            writes: list[tuple[str, PreparedImage]] = []
+            for i, src, prep in ready:
+                sha = prep.checked.sha256
+                if sha in by_content:
+                    decided[i] = ("duplicate", f"same content as {by_content[sha]}", None)
+                    continue
+                image = by_name.get(src.name)
+                if image is not None and image.file:
+                    decided[i] = ("duplicate", f"an image named {src.name} already exists", None)
+                    continue
+                if image is None:
+                    image = Image(project=project, name=src.name)
+                    new_rows.append(image)
+                else:
+                    placeholders.append(image)
+                stored = _fill(image, prep.checked, src.meta)
+                image.file.name = stored  # no dimension read from storage: they are known
+                image.width, image.height = prep.checked.width, prep.checked.height
+                by_content[sha] = src.name
+                by_name[src.name] = image
+                writes.append((stored, prep))
+                decided[i] = ("imported", "", image)
+            try:
+                stored_now.extend(stored for stored, _ in writes)  # before writing: removed if it fails
+                _store_all(writes, uploads)
+                with transaction.atomic():
+                    Image.objects.bulk_create(new_rows)
+                    for image in placeholders:
+                        image.save()
+            except Exception:
+                for stored in stored_now:  # still under the content locks: nobody else wrote these names
+                    _discard(stored)
+                stored_now.clear()
+                failed = True
+    except Exception:
+        # The commit itself failed: the rows are not there, so neither may their files be (unless a
+        # concurrent import of the same content committed them meanwhile).
+        _discard_unreferenced(stored_now)
+        failed = True
+    if failed:
+        for i, src, prep in ready:
+            outcomes[i] = _import_file(project, src, prep)
+        return
+    for i, (kind, reason, image) in decided.items():
+        outcomes[i] = (kind, reason, image.pk if image is not None else None)
+
+
+def _store_all(writes: list[tuple[str, PreparedImage]], uploads: ThreadPoolExecutor | None) -> None:
+    """Each image's original and served copy; to object storage from several threads."""
+    def store(item: tuple[str, PreparedImage]) -> None:
+        stored, prep = item
+        stored_files.store_exact(stored, prep.data)
+        stored_files.served_copy_store(stored, prep.stripped)
+
+    if uploads is None:
+        for item in writes:
+            store(item)
+    else:
+        for _ in uploads.map(store, writes):  # re-raises the first failure
+            pass
+
+
+def _discard_unreferenced(stored: list[str]) -> None:
+    if not stored:
+        return
+    try:
+        referenced = set(Image.objects.filter(file__in=stored).values_list("file", flat=True))
+    except DatabaseError:  # cannot tell: left for a later import of the same content to replace
+        return
+    for name in stored:
+        if name not in referenced:
+            _discard(name)
+
+
+def content_locks(names: list[str]) -> None:
+    """content_lock for several names in one statement, taken in a fixed order (two batches
+    sharing names cannot deadlock). Call inside transaction.atomic()."""
+    if connection.vendor != "postgresql" or not names:
+        return
+    keys = sorted({lock_key(name) for name in names})
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [keys])

@@ -15,16 +15,19 @@ Nothing outside the filesystem backend builds a path from MEDIA_ROOT.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.core.files.storage import Storage, default_storage
+from django.core.files.storage import FileSystemStorage, Storage, default_storage
 
 from annotation.imagefiles import strip_metadata
 
@@ -46,8 +49,43 @@ def store_exact(name: str, data: bytes) -> None:
     put_exact = getattr(storage, "put_exact", None)
     if put_exact is not None:
         put_exact(name, data)
+    elif isinstance(storage, FileSystemStorage):
+        _write_local(storage, name, data)
     else:
         _put(name, ContentFile(data), storage)
+
+
+def _write_local(storage: FileSystemStorage, name: str, data: bytes) -> None:
+    """store_exact on the local folder: written beside the target and renamed over it, so a reader
+    never sees a half-written file; four system calls instead of the storage API's existence
+    checks, delete and chunked save (a third of an import's time per image)."""
+    path = storage.path(name)  # refuses names outside the folder
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        if storage.directory_permissions_mode is not None:
+            old_umask = os.umask(0o777 & ~storage.directory_permissions_mode)
+            try:
+                os.makedirs(folder, storage.directory_permissions_mode, exist_ok=True)
+            finally:
+                os.umask(old_umask)
+        else:
+            os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.part"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        if storage.file_permissions_mode is not None:
+            os.chmod(tmp, storage.file_permissions_mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _put(name: str, content: File[bytes], storage: Storage | None = None) -> None:

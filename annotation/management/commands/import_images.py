@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -21,8 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--batch", default=None, metavar="NAME",
                             help="add the imported images to this round (batch), made as a draft if the project "
                                  "has none of that name")
-        parser.add_argument("--workers", type=int, default=8,
-                            help="images read, checked and stored side by side (default 8; 1 = one at a time)")
+        parser.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 1),
+                            help="processes that read, hash, check and strip images side by side, while this one "
+                                 "stores them and writes their rows in batches (default: the number of cores, at "
+                                 "least 2; 1 = one image at a time, each in its own transaction)")
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         project = get_project(opts["project"])
