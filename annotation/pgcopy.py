@@ -39,18 +39,29 @@ class RatingRows:
     values: np.ndarray  # int16, shape (n, k)
 
 
-def _row_dtype(k: int) -> np.dtype:
-    return np.dtype([
+def _row_dtype(k: int, extra: list[tuple[str, str]] | None = None) -> np.dtype:
+    layout: list[tuple[str, str] | tuple[str, list[tuple[str, str]], tuple[int]]] = [
         ("nfields", ">i2"),
         ("len_image", ">i4"), ("image", ">i4"),
         ("len_rater", ">i4"), ("rater", ">i4"),
         ("len_array", ">i4"), ("ndim", ">i4"), ("hasnull", ">i4"), ("oid", ">i4"), ("dim", ">i4"), ("lbound", ">i4"),
         ("cells", [("len", ">i4"), ("value", ">i2")], (k,)),
-    ])
+    ]
+    for name, kind in extra or []:
+        layout += [(f"len_{name}", ">i4"), (name, kind)]
+    return np.dtype(layout)
 
 
 def parse_rating_rows(buf: bytes | memoryview, k: int) -> RatingRows:
     """Parse a whole binary COPY stream whose rows hold (int4, int4, smallint[k])."""
+    return parse_rating_rows_with(buf, k, [])[0]
+
+
+def parse_rating_rows_with(buf: bytes | memoryview, k: int,
+                           extra: list[tuple[str, str]]) -> tuple[RatingRows, dict[str, np.ndarray]]:
+    """Parse a binary COPY stream whose rows hold (int4, int4, smallint[k]) followed by fixed-width,
+    never-NULL columns ``extra`` (as in ``parse_fixed_rows``, e.g. ``[("at", ">f8")]``). Returns the
+    rating rows and one array per extra column, in native byte order."""
     mv = memoryview(buf)
     if len(mv) < 21 or bytes(mv[:11]) != SIGNATURE:
         raise CopyFormatError("not a PostgreSQL binary COPY stream")
@@ -59,7 +70,7 @@ def parse_rating_rows(buf: bytes | memoryview, k: int) -> RatingRows:
     end = len(mv) - 2
     if bytes(mv[end:]) != b"\xff\xff":
         raise CopyFormatError("missing COPY trailer")
-    dtype = _row_dtype(k)
+    dtype = _row_dtype(k, extra)
     body = mv[start:end]
     if len(body) % dtype.itemsize:
         raise CopyFormatError(f"rows are not all {dtype.itemsize} bytes: a vector is not of length {k}")
@@ -67,10 +78,12 @@ def parse_rating_rows(buf: bytes | memoryview, k: int) -> RatingRows:
     n = len(rows)
     if n:
         ok = (
-            (rows["nfields"] == 3).all() and (rows["len_image"] == 4).all() and (rows["len_rater"] == 4).all()
+            (rows["nfields"] == 3 + len(extra)).all() and (rows["len_image"] == 4).all()
+            and (rows["len_rater"] == 4).all()
             and (rows["len_array"] == 20 + 6 * k).all() and (rows["ndim"] == 1).all()
             and (rows["hasnull"] == 0).all() and (rows["oid"] == INT2_OID).all() and (rows["dim"] == k).all()
             and (rows["cells"]["len"] == 2).all()
+            and all((rows[f"len_{name}"] == np.dtype(kind).itemsize).all() for name, kind in extra)
         )
         if not ok:
             raise CopyFormatError("unexpected row layout in COPY stream")
@@ -78,7 +91,7 @@ def parse_rating_rows(buf: bytes | memoryview, k: int) -> RatingRows:
         image_ids=rows["image"].astype(np.int64),
         rater_ids=rows["rater"].astype(np.int64),
         values=rows["cells"]["value"].astype(np.int16).reshape(n, k),
-    )
+    ), {name: rows[name].astype(np.dtype(kind).newbyteorder("=")) for name, kind in extra}
 
 
 def parse_fixed_rows(buf: bytes | memoryview, fields: list[tuple[str, str]]) -> dict[str, np.ndarray]:

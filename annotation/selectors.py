@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -152,6 +153,54 @@ def _rating_rows_orm(ratings: QuerySet[Rating], k: int, as_of: datetime | None) 
         rater_ids=np.array([r[2] for r in rows], dtype=np.int64),
         values=np.array(values, dtype=np.int16).reshape(len(rows), k),
     )
+
+
+@dataclass(frozen=True)
+class SnapshotRows:
+    """``rating_rows(project)`` with, per row, what else the agreement snapshot reads about it: the
+    rating's id, created_at (epoch seconds), seconds_spent (NaN when not recorded) and, per image
+    label key, the image's label as a code into ``label_values[key]`` (-1: a label that appeared
+    while the rows were read)."""
+
+    rows: pgcopy.RatingRows
+    rating_ids: np.ndarray
+    created: np.ndarray
+    seconds: np.ndarray
+    label_values: dict[str, list[Any]]
+    label_codes: dict[str, np.ndarray]
+
+
+def snapshot_rows(project: Project, label_keys: Sequence[str]) -> SnapshotRows | None:
+    """Every intensity rating of the project's non-flagged images (as ``rating_rows(project)``, in
+    the same order) with its id, times and image labels (``label_keys``: Image columns), in one
+    binary COPY: the snapshot's drift figures and strata need no second pass over the ratings (#21).
+    None off PostgreSQL (the caller reads the parts one by one there)."""
+    if connection.vendor != "postgresql":
+        return None
+    keys = list(label_keys)
+    for key in keys:
+        Image._meta.get_field(key)  # FieldDoesNotExist for anything but a column of Image
+    with connection.cursor() as cur:
+        if keys:
+            # the labels in use (a few per key), so that the COPY sends each row's as a small integer
+            cur.execute("SELECT " + ", ".join(f"array_agg(DISTINCT {k}::text)" for k in keys)
+                        + " FROM annotation_image WHERE project_id = %s", [project.pk])
+            found = cur.fetchone()
+        values = {k: list(found[i] or []) for i, k in enumerate(keys)} if keys else {}
+        label_sql = "".join(f", (COALESCE(array_position(%s::text[], i.{k}::text), 0) - 1)::int4" for k in keys)
+        sql = (
+            'SELECT r.image_id::int4, r.rater_id::int4, r."values", r.id::int8, '
+            "EXTRACT(EPOCH FROM r.created_at)::float8, COALESCE(r.seconds_spent::float8, 'NaN'::float8)"
+            f"{label_sql} FROM annotation_rating r JOIN annotation_image i ON i.id = r.image_id "
+            "WHERE r.project_id = %s AND r.emotion IS NULL AND NOT i.flagged ORDER BY r.image_id, r.rater_id"
+        )
+        buf = io.BytesIO()
+        query = cur.mogrify(sql, [*(values[k] for k in keys), project.pk]).decode()
+        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", buf)
+    extra = [("id", ">i8"), ("at", ">f8"), ("seconds", ">f8"), *((f"label_{k}", ">i4") for k in keys)]
+    rows, cols = pgcopy.parse_rating_rows_with(buf.getbuffer(), N_EMOTIONS, extra)
+    return SnapshotRows(rows, cols["id"], cols["at"], cols["seconds"], values,
+                        {k: cols[f"label_{k}"] for k in keys})
 
 
 def agreement_latest(project: Project) -> AgreementSnapshot | None:

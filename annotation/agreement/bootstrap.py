@@ -211,7 +211,7 @@ def _extension_rng(seed: int, stratum: int) -> np.random.Generator:
 
 
 def _drop_draws(
-    idx: npt.NDArray[np.int32], strata: _Strata, excess: I64Array
+    idx: npt.NDArray[np.integer], strata: _Strata, excess: I64Array
 ) -> tuple[IntArray, IntArray, IntArray]:
     """For each resample row b and stratum j, the last ``excess[b, j]`` draws of row b that fall
     in stratum j: (rows, strata, units). Searched in a tail window that grows until it holds them."""
@@ -285,8 +285,8 @@ def _run_bootstrap(
             combo = combo * len(k.members) + k.labels
         cell, _ = _factorize(combo)
         order = np.argsort(cell, kind="stable")
-        rank = np.empty(u, dtype=np.int32)
-        rank[order] = np.arange(u, dtype=np.int32)
+        rank = np.empty(u, dtype=np.intp)
+        rank[order] = np.arange(u, dtype=np.intp)
         bounds = np.concatenate([[0], np.cumsum(np.bincount(cell))]).astype(np.intp)
         ft_cells = plan.ft[:, order]
         # onehot[c, j] = 1 when cell c lies in stratum j of the key
@@ -313,8 +313,10 @@ def _run_bootstrap(
     ones = plan.n_cols - 1
     for b0 in range(0, n_boot, step):
         nb = min(step, n_boot - b0)
-        # The same stream as resample_indices (integers are drawn in the same order whatever the chunking).
-        idx = rng.integers(0, u, size=(nb, u), dtype=np.int32)
+        # The same stream as resample_indices (integers are drawn in the same order whatever the chunking,
+        # and below 2**32 an intp draw is the int32 draw): intp, so that neither the gather nor bincount
+        # converts the indices first.
+        idx = rng.integers(0, u, size=(nb, u), dtype=np.intp)
         pidx = idx if rank is None else rank[idx]
         for i in range(nb):
             w32[i] = np.bincount(pidx[i], minlength=u)
@@ -335,7 +337,12 @@ def _run_bootstrap(
         if want_main:
             outs.append(cs.sum(axis=0)[:, None, :])
         for ki, key in enumerate(keys):
-            outs.append(_stratum_sums(plan, key, ext[ki], idx, np.einsum("cbf,cj->bjf", cs, onehots[ki])))
+            if f32 is not None:
+                # integer-valued cell sums: any order of adding them is exact, so one matrix product
+                s_key = np.tensordot(onehots[ki], cs, axes=([0], [0])).transpose(1, 0, 2)
+            else:
+                s_key = np.einsum("cbf,cj->bjf", cs, onehots[ki])
+            outs.append(_stratum_sums(plan, key, ext[ki], idx, s_key))
         sums = np.concatenate(outs, axis=1).reshape(nb * n_out, plan.n_cols)
         reps = _boot_alpha_from_sums(p, sums[:, plan.col_map], plan.k, plan.moments).reshape(nb, n_out, e)
         o = 0
@@ -353,7 +360,7 @@ def _stratum_sums(
     plan: _BootPlan,
     key: _Strata,
     ext: list[np.random.Generator],
-    idx: npt.NDArray[np.int32],
+    idx: npt.NDArray[np.integer],
     s_str: FloatArray,
 ) -> FloatArray:
     """Turn the main resamples' per-stratum sums (nb, K, cols) into within-stratum resample sums:
@@ -364,7 +371,10 @@ def _stratum_sums(
     sizes = key.sizes
     diff = np.rint(s_str[:, :, -1]).astype(np.int64) - sizes
     rows, strs, units = _drop_draws(idx, key, diff)
-    data = [np.full(rows.size, -1.0)]
+    # float32 when exact: integer features and fewer than plan.block entries per (row, stratum), so
+    # every partial sum stays below 2**23 (see _boot_plan)
+    small = plan.exact32 and int(np.abs(diff).max(initial=0)) < plan.block
+    data = [np.full(rows.size, -1.0, dtype=np.float32 if small else np.float64)]
     r_all, s_all, u_all = [rows], [strs], [units]
     short = np.maximum(-diff, 0)
     for j in range(n_str):
@@ -374,7 +384,7 @@ def _stratum_sums(
             r_all.append(np.repeat(np.arange(nb, dtype=np.intp), short[:, j]))
             s_all.append(np.full(tot, j, dtype=np.intp))
             u_all.append(key.members[j][draw])
-            data.append(np.ones(tot))
+            data.append(np.ones(tot, dtype=data[0].dtype))
     units_all = np.concatenate(u_all)
     if units_all.size:
         group = np.concatenate(r_all) * n_str + np.concatenate(s_all)
@@ -382,7 +392,7 @@ def _stratum_sums(
             (np.concatenate(data), (group, np.arange(units_all.size))), shape=(nb * n_str, units_all.size)
         )
         feats = plan.rows()[units_all]
-        corr = np.asarray(pick @ feats.astype(np.float64, copy=False) if not plan.exact32 else pick @ feats)
+        corr = np.asarray(pick @ (feats if small else feats.astype(np.float64, copy=False)))
         s_str = s_str + corr.astype(np.float64).reshape(nb, n_str, n_cols)
     return s_str
 

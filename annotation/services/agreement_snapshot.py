@@ -144,6 +144,19 @@ def _strata_labels(project: Project, units: np.ndarray) -> dict[str, np.ndarray]
     return out
 
 
+def _row_labels(wide: selectors.SnapshotRows) -> dict[str, np.ndarray]:
+    """``_strata_labels`` from the labels read with the ratings (selectors.snapshot_rows)."""
+    out = {}
+    for key in STRATA_KEYS:
+        codes = wide.label_codes[key]
+        if codes.size and int(codes.min()) < 0:
+            raise AgreementError("rated images changed while the snapshot was being computed; try again")
+        names = np.array(["unknown" if v in (None, "") else str(v) for v in wide.label_values[key]] or ["unknown"],
+                         dtype=str)
+        out[key] = names[codes]
+    return out
+
+
 def _profile_strata(project: Project, units: np.ndarray, raters: np.ndarray, values: np.ndarray, *,
                     level: str, n_boot: int, seed: int) -> dict[str, list[ag.StratumAlpha]]:
     """Agreement within each group of raters by the project's profile field
@@ -234,7 +247,7 @@ def _retest_entry(pairs: list[tuple[list[int], list[int]]], scale_max: int,
 
 
 def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[str, ...],
-                   data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+                   data: tuple[np.ndarray, np.ndarray, np.ndarray], wide: selectors.SnapshotRows | None = None) -> None:
     """Add each rater's quality figures (annotation.rater_quality) to their payload row:
 
     - row["severity"]: mean of (own value - the other raters' mean) over co-rated images and
@@ -273,7 +286,7 @@ def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[st
         counts = use.get(rid, [])
         row["scale_use"] = {names[e]: c for e, c in enumerate(counts)}
         row["scale_use_overall"] = [int(sum(c[p] for c in counts)) for p in range(project.scale_max + 1)]
-    drift = _drift(project, units, raters, deviation)
+    drift = _drift(project, units, raters, deviation, wide)
     for row in rows:
         row["drift"] = drift.get(int(row["rater"]))
     pairs: dict[int, list[tuple[list[int], list[int]]]] = {}
@@ -318,7 +331,8 @@ def _drift_rows(project: Project) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
             np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=np.float64))
 
 
-def _drift(project: Project, units: np.ndarray, raters: np.ndarray, deviation: np.ndarray) -> dict[int, Any]:
+def _drift(project: Project, units: np.ndarray, raters: np.ndarray, deviation: np.ndarray,
+           wide: selectors.SnapshotRows | None = None) -> dict[int, Any]:
     """Per rater: speed and closeness to the others over time (per week, weeks starting on Monday,
     UTC) and early vs late within a sitting (a gap over 30 minutes starts a new one); see
     annotation.rater_quality.fatigue. `deviation` (one per row of units, raters) = the relative deviation
@@ -326,17 +340,23 @@ def _drift(project: Project, units: np.ndarray, raters: np.ndarray, deviation: n
     from each other, over the emotions somebody marked present. It compares raters on the same
     images, so the queue serving hard images first does not show up as drift (#17); images with fewer
     than three ratings give none."""
-    image_ids, rater_ids, created, spent = _drift_rows(project)
-    # each rating's deviation, matched by (image, rater): one sorted int64 key per rating
-    width = np.int64(max(int(raters.max(initial=0)), int(rater_ids.max(initial=0))) + 1)
-    known = units.astype(np.int64) * width + raters.astype(np.int64)
-    order = np.argsort(known, kind="stable")
-    wanted = image_ids * width + rater_ids
-    pos = np.minimum(np.searchsorted(known[order], wanted), max(known.size - 1, 0))
-    dev = np.full(wanted.size, np.nan)
-    if known.size:
-        hit = known[order][pos] == wanted
-        dev[hit] = deviation[order][pos[hit]]
+    if wide is not None:
+        # the same ratings, read with the rows of `units`: put them in (rater, created_at, id) order
+        by_time = np.lexsort((wide.rating_ids, wide.created, raters))
+        rater_ids, created, spent = raters[by_time], wide.created[by_time], wide.seconds[by_time]
+        dev = np.asarray(deviation, dtype=np.float64)[by_time]
+    else:
+        image_ids, rater_ids, created, spent = _drift_rows(project)
+        # each rating's deviation, matched by (image, rater): one sorted int64 key per rating
+        width = np.int64(max(int(raters.max(initial=0)), int(rater_ids.max(initial=0))) + 1)
+        known = units.astype(np.int64) * width + raters.astype(np.int64)
+        order = np.argsort(known, kind="stable")
+        wanted = image_ids * width + rater_ids
+        pos = np.minimum(np.searchsorted(known[order], wanted), max(known.size - 1, 0))
+        dev = np.full(wanted.size, np.nan)
+        if known.size:
+            hit = known[order][pos] == wanted
+            dev[hit] = deviation[order][pos[hit]]
     days = np.floor(created / 86400.0).astype(np.int64)
     monday = days - (days + 3) % 7  # 1970-01-01 was a Thursday
     out: dict[int, Any] = {}
@@ -429,7 +449,9 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
         # yes/no votes are nominal whatever was asked
         return _payload(project, level="nominal", n_boot=n_boot, seed=seed, **body)
 
-    rows = selectors.rating_rows(project)
+    # PostgreSQL: the ratings with their times and image labels in one read (no second pass for drift)
+    wide = selectors.snapshot_rows(project, STRATA_KEYS)
+    rows = wide.rows if wide is not None else selectors.rating_rows(project)
     step(10)
     units, raters, values = rows.image_ids, rows.rater_ids, rows.values
     if len(units) == 0:
@@ -444,7 +466,8 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
         return payload
     # One pass shares the bootstrap draws between the report and every stratum (docs/agreement.md).
     # n_boot=0 asks for no intervals: compute with one resample and leave the intervals out.
-    stats = ag.snapshot_stats(units, raters, values, _strata_labels(project, units),
+    labels = _strata_labels(project, units) if wide is None else _row_labels(wide)
+    stats = ag.snapshot_stats(units, raters, values, labels,
                               level=level, domain=ag.scale_domain(project.scale_max),  # type: ignore[arg-type]
                               n_boot=max(n_boot, 1), seed=seed)
     step(80)
@@ -455,7 +478,7 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
     payload["mean_alpha_ci"] = _mean_alpha_ci(stats, n_boot > 0)
     payload["label_reliability"] = _label_reliability(stats)
     payload["raters"], payload["kappa"] = _raters(project, raters, stats.kappas, stats.raters, names)
-    _rater_quality(project, payload["raters"], names, (units, raters, values))
+    _rater_quality(project, payload["raters"], names, (units, raters, values), wide)
     payload["strata"] = _strata_rows(stats.strata, with_ci=n_boot > 0, names=names)
     payload["strata"].update(_strata_rows(_profile_strata(project, units, raters, values, level=level, n_boot=n_boot,
                                                           seed=seed), with_ci=n_boot > 0, names=names))
