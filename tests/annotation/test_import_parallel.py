@@ -1,0 +1,209 @@
+"""The parallel import (worker processes, batched writes) against the one-at-a-time import: the same
+report, rows and stored files; nothing left behind by a batch whose INSERT fails."""
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from django.db import DataError
+
+from annotation.imagefiles import strip_metadata
+from annotation.models import Image, Project
+from annotation.services import image_import
+from annotation.services.image_import import images_import
+from tests.factories import image_bytes, make_project
+
+ROW_FIELDS = ("name", "sha256", "format", "width", "height", "ethnicity", "age", "gender", "prompt", "source", "extra")
+
+
+def stored_tree(media: Path, project: Project) -> dict[str, bytes]:
+    """Every stored file of the project (originals and served copies), by name."""
+    out = {}
+    for top in (media / "images" / str(project.pk), media / "served" / "v2" / "images" / str(project.pk)):
+        for path in top.rglob("*"):
+            if path.is_file():
+                out[path.relative_to(media).as_posix()] = path.read_bytes()
+    return out
+
+
+def rows(project: Project) -> dict[str, tuple[object, ...]]:
+    return {im.name: tuple(getattr(im, f) for f in ROW_FIELDS)
+            for im in Image.objects.filter(project=project).exclude(file="")}
+
+
+def assert_files_match_rows(media: Path, project: Project) -> None:
+    """The project's stored files are exactly its images' originals and served copies."""
+    expected = {}
+    for im in Image.objects.filter(project=project).exclude(file=""):
+        original = (media / im.file.name).read_bytes()
+        expected[im.file.name] = original
+        expected[f"served/v2/{im.file.name}"] = strip_metadata(original)
+    assert stored_tree(media, project) == expected
+
+
+def mixed_folder(root: Path, already: bytes) -> None:
+    """Good JPEG/PNG/WebP files, corrupt ones, the same content twice, a content the projects
+    already hold, a name the projects already hold, a placeholder's name, nested folders."""
+    same = image_bytes("JPEG", size=(40, 30))
+    truncated = image_bytes("JPEG", size=(200, 160))[:300]
+    (root / "sub" / "deeper").mkdir(parents=True)
+    files = {
+        "a.jpg": image_bytes("JPEG"),
+        "b.png": image_bytes("PNG"),
+        "c.webp": image_bytes("WEBP"),
+        "d_same.jpg": same,
+        "sub/e_same_again.jpg": same,  # same content later in the folder
+        "sub/deeper/f.jpg": image_bytes("JPEG", size=(80, 60)),
+        "g_truncated.jpg": truncated,
+        "h_truncated_twice.jpg": truncated,  # a rejected content seen twice: rejected twice
+        "i_text.jpg": b"not an image at all",
+        "j_empty.png": b"",
+        "k_known.jpg": already,  # content the project already holds (as old.jpg)
+        "clash.jpg": image_bytes("JPEG"),  # a name the project already holds with a file
+        "placeholder.jpg": image_bytes("JPEG", size=(32, 32)),  # fills the placeholder
+    }
+    for i in range(9):  # more than one batch (BATCH is set to 4 below)
+        files[f"m{i}.jpg"] = image_bytes("JPEG", size=(24 + i, 24))
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+
+
+def seeded_project(slug: str, already: bytes) -> Project:
+    project = make_project(slug=slug)
+    image_import.image_import_one(project=project, name="old.jpg", data=already, meta=None)
+    image_import.image_import_one(project=project, name="clash.jpg", data=image_bytes("JPEG", size=(50, 50), color=(1, 2, 3)),
+                                  meta=None)
+    Image.objects.create(project=project, name="placeholder.jpg", extra={"from": "ratings"})  # as import_ratings
+    return project
+
+
+@pytest.mark.django_db(transaction=True)
+def test_processes_give_the_one_at_a_time_report_rows_and_files(tmp_path, settings, monkeypatch):
+    monkeypatch.setattr(image_import, "BATCH", 4)
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    media = Path(settings.MEDIA_ROOT)
+    already = image_bytes("JPEG", size=(36, 36))
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    mixed_folder(folder, already)
+    meta = tmp_path / "meta.csv"
+    with meta.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "ethnicity", "age", "gender", "prompt", "seed"])
+        w.writerow(["a.jpg", "Japanese", "30", "woman", "a smiling woman", "42"])
+        w.writerow(["sub/deeper/f.jpg", "Nigerian", "61", "man", "", "7"])
+        w.writerow(["placeholder.jpg", "", "", "", "", "9"])
+
+    one, parallel = seeded_project("one", already), seeded_project("parallel", already)
+    seen: list[tuple[int, int]] = []
+    ref = images_import(project=one, path=folder, metadata=meta, workers=1)
+    ours = images_import(project=parallel, path=folder, metadata=meta, workers=2,
+                         progress=lambda done, total: seen.append((done, total)))
+
+    assert ours.imported == ref.imported
+    assert ours.duplicates == ref.duplicates
+    assert ours.rejected == ref.rejected
+    assert ref.counts == "imported 15, duplicate 3, rejected 4"
+    assert ref.duplicates == [("clash.jpg", "an image named clash.jpg already exists"),
+                              ("k_known.jpg", "same content as old.jpg"),
+                              ("sub/e_same_again.jpg", "same content as d_same.jpg")]
+    assert [name for name, _ in ref.rejected] == ["g_truncated.jpg", "h_truncated_twice.jpg", "i_text.jpg",
+                                                  "j_empty.png"]
+    assert ref.rejected[1][1].startswith("corrupt or truncated image") and ref.rejected[3][1] == "empty file"
+    # The ids are of the images named, in source order.
+    assert [Image.objects.get(pk=pk).name for pk in ours.image_ids] == ours.imported
+
+    assert rows(parallel) == rows(one)
+    placeholder = Image.objects.get(project=parallel, name="placeholder.jpg")
+    assert placeholder.extra == {"from": "ratings", "seed": "9"} and placeholder.file
+    assert Image.objects.get(project=parallel, name="a.jpg").ethnicity == "Japanese"
+    for project in (one, parallel):
+        assert_files_match_rows(media, project)
+    # Stored names differ only by the project's id; the bytes are the same.
+    strip_id = {p.pk: f"/{p.pk}/" for p in (one, parallel)}
+    assert ({k.replace(strip_id[one.pk], "/P/"): v for k, v in stored_tree(media, one).items()}
+            == {k.replace(strip_id[parallel.pk], "/P/"): v for k, v in stored_tree(media, parallel).items()})
+    assert seen[-1] == (22, 22) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+    again = images_import(project=parallel, path=folder, metadata=meta, workers=2)  # a re-run
+    assert again.imported == [] and len(again.duplicates) == 18 and again.rejected == ref.rejected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_whose_insert_fails_leaves_no_file_and_ends_as_one_at_a_time(tmp_path, settings):
+    """A name longer than the column (500 characters, reachable through nested folders) makes the
+    batch's INSERT fail in PostgreSQL. The files stored for the batch are removed, its images are
+    imported one at a time, and the import stops where the one-at-a-time import stops, with the
+    same rows and no other file."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    media = Path(settings.MEDIA_ROOT)
+    folder = tmp_path / "faces"
+    long_dir = folder / ("x" * 200) / ("y" * 200)
+    long_dir.mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg", "z.jpg"):
+        (folder / name).write_bytes(image_bytes())
+    (long_dir / ("n" * 120 + ".jpg")).write_bytes(image_bytes())  # sorted between b.jpg and z.jpg
+
+    outcomes = {}
+    for workers in (1, 2):
+        project = make_project(slug=f"w{workers}")
+        with pytest.raises(DataError, match="value too long"):
+            images_import(project=project, path=folder, workers=workers)
+        outcomes[workers] = sorted(Image.objects.filter(project=project).values_list("name", flat=True))
+        assert_files_match_rows(media, project)  # nothing stored for the long name nor for z.jpg
+    assert outcomes[2] == outcomes[1] == ["a.jpg", "b.jpg"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_imports_with_processes_by_default(tmp_path, settings):
+    from django.core.management import call_command
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    project = make_project(slug="cmd")
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"{i}.jpg").write_bytes(image_bytes())
+    (folder / "bad.jpg").write_bytes(image_bytes("JPEG", size=(120, 90))[:-60])
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_images", str(folder), "--project", "cmd", stdout=out, stderr=err)
+    assert "imported 5, duplicate 0, rejected 1" in out.getvalue()
+    assert "rejected bad.jpg: corrupt or truncated image" in err.getvalue()
+    assert Image.objects.filter(project=project).count() == 5
+    assert_files_match_rows(Path(settings.MEDIA_ROOT), project)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_into_a_bucket_the_same_outcome_and_no_object_left_by_a_failed_batch(tmp_path, settings, monkeypatch):
+    """The same with the media in an S3 bucket (uploads from several threads per batch)."""
+    from django.test import override_settings
+
+    from tests.support.s3 import bucket_keys, make_bucket, s3_storages
+
+    monkeypatch.setattr(image_import, "BATCH", 3)
+    settings.MEDIA_ROOT = str(tmp_path / "media-unused")
+    folder = tmp_path / "faces"
+    long_dir = folder / ("x" * 200) / ("y" * 200)
+    long_dir.mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg", "c.jpg", "c_same.jpg", "d.png", "z.jpg"):
+        (folder / name).write_bytes(image_bytes("PNG" if name.endswith(".png") else "JPEG"))
+    (folder / "c_same.jpg").write_bytes((folder / "c.jpg").read_bytes())
+    (folder / "e_bad.jpg").write_bytes(b"\xff\xd8 not really")
+    (long_dir / ("n" * 120 + ".jpg")).write_bytes(image_bytes())  # sorted after e_bad.jpg, before z.jpg
+    bucket = make_bucket()
+    with override_settings(STORAGES=s3_storages(bucket)):
+        project = make_project(slug="s3")
+        with pytest.raises(DataError):
+            images_import(project=project, path=folder, workers=2)
+        names = sorted(Image.objects.filter(project=project).values_list("name", flat=True))
+        assert names == ["a.jpg", "b.jpg", "c.jpg", "d.png"]
+        files = sorted(Image.objects.filter(project=project).values_list("file", flat=True))
+        assert bucket_keys(bucket) == sorted(files + [f"served/v2/{f}" for f in files])
+        (long_dir / ("n" * 120 + ".jpg")).unlink()
+        summary = images_import(project=project, path=folder, workers=2)
+    assert summary.imported == ["z.jpg"]
+    assert summary.duplicates == [(n, f"same content as {n}") for n in ("a.jpg", "b.jpg", "c.jpg")] + [
+        ("c_same.jpg", "same content as c.jpg"), ("d.png", "same content as d.png")]
+    assert [name for name, _ in summary.rejected] == ["e_bad.jpg"]
+    assert not any((tmp_path / "media-unused").rglob("*"))
