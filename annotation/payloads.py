@@ -122,6 +122,9 @@ class ReleaseInputs(TypedDict):
     # the raters' consented backgrounds in aggregate, frozen at creation for the card (#20); absent before
     rater_pool: NotRequired[dict[str, Any]]
     batch_image_ids: NotRequired[list[int]]  # a release cut from rounds (#22): their images, frozen at creation
+    # the measurement model's parameters from the latest snapshot, frozen at creation (#18): {"snapshot_id",
+    # "parameters"}; absent: the build fits the model to the release's ratings
+    rater_model: NotRequired[dict[str, Any]]
 
 
 class ReleaseSummary(TypedDict):

@@ -89,7 +89,7 @@ def render_card(
     out += _how_to_load(splits, n_raw)
     out += _files_and_columns(binary, emotions)
     if not binary and getattr(labels, "p_present", None) is not None:
-        out += _soft_labels_section(emotions)
+        out += _soft_labels_section(emotions, (agreement.get("measurement_model") or {}).get("source"))
     elif not binary and (agreement.get("measurement_model") or {}).get("converged") is False:
         out += ["## Soft labels", "", "Not included: the measurement model did not converge on these ratings, and a "
                 "fit that did not converge is never released (docs/agreement.md, \"Measurement model\").", ""]
@@ -166,8 +166,9 @@ def _files_and_columns(binary: bool, emotions: Sequence[str]) -> list[str]:
     return out
 
 
-def _soft_labels_section(emotions: Sequence[str]) -> list[str]:
-    """What the measurement model's columns mean and how to use them (#18; docs/agreement.md)."""
+def _soft_labels_section(emotions: Sequence[str], source: str | None = None) -> list[str]:
+    """What the measurement model's columns mean and how to use them, and where the model's
+    parameters came from (#18; docs/agreement.md)."""
     example = emotion_slug(emotions[0]) if emotions else "amusement"
     return ["## Soft labels", "",
             "Beside the consensus, every image has three columns per emotion from a measurement model of "
@@ -189,7 +190,7 @@ def _soft_labels_section(emotions: Sequence[str]) -> list[str]:
             "results on images with small `sd` beside all images. Soft labels come from a model: its "
             "assumptions (docs/agreement.md, \"Measurement model\", in the emorate source) hold on "
             "average, not for every image; the raw ratings are included to check them.",
-            ""]
+            "", *([f"Source of the model: {source}.", ""] if source else [])]
 
 
 def _agreement_section(agreement: Mapping[str, Any], emotions: Sequence[str]) -> list[str]:

@@ -7,6 +7,7 @@ PostgreSQL); flagged images are left out, as for agreement.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from accounts.models import User
 from annotation import jobs, selectors, taxonomy
 from annotation.agreement import planner
 from annotation.agreement import ratermodel as rm
+from annotation.agreement import ratermodel_posterior as rp
 from annotation.agreement.ratermodel import information_gain_for as information_gain_for  # re-exported
 from annotation.agreement.ratermodel import stored_rater_model as stored_rater_model  # re-exported
 from annotation.models import AgreementSnapshot, Image, Project, Rating, SnapshotStatus
@@ -51,12 +53,14 @@ def _emails(ids: np.ndarray) -> dict[int, str]:
     return dict(User.objects.filter(pk__in=[int(i) for i in ids]).values_list("pk", "email"))
 
 
-def fit_project(project: Project, *, config: rm.RaterModelConfig | None = None) -> rm.RaterModelFit:
-    """The fitted intensity model of a project's current ratings. RaterModelError without ratings."""
+def fit_project(project: Project, *, config: rm.RaterModelConfig | None = None,
+                rows: Any = None) -> rm.RaterModelFit:
+    """The fitted intensity model of a project's current ratings (or of ``rows``, read by
+    selectors.rating_rows). RaterModelError without ratings."""
     if project.is_binary:
         raise RaterModelError(f"project {project.slug!r} is in binary mode: its model is Dawid-Skene "
                               "(rater_model_compute gives it)")
-    rows = selectors.rating_rows(project)
+    rows = selectors.rating_rows(project) if rows is None else rows
     if len(rows.image_ids) == 0:
         raise RaterModelError(f"project {project.slug!r} has no ratings to fit")
     return rm.fit_rater_model(rows.image_ids, rows.rater_ids, rows.values.astype(np.float64),
@@ -72,11 +76,25 @@ def rater_model_compute(project: Project, *, config: rm.RaterModelConfig | None 
     t0 = time.perf_counter()
     if project.is_binary:
         return _binary(project, t0)
-    fit = fit_project(project, config=config)
-    return fit_payload(fit, seconds=time.perf_counter() - t0)
+    rows = selectors.rating_rows(project)
+    fit = fit_project(project, config=config, rows=rows)
+    return fit_payload(fit, seconds=time.perf_counter() - t0, rows=rows)
 
 
-def fit_payload(fit: rm.RaterModelFit, *, seconds: float) -> dict[str, Any]:
+def model_parameters(fit: rm.RaterModelFit, rows: Any) -> dict[str, Any] | None:
+    """The compact parameters block of a converged fit (annotation.agreement.ratermodel_posterior:
+    what a release needs to compute soft labels without refitting, #18), JSON-able; None for a fit
+    that did not converge. ``rows``: the ratings it was fitted to (for the presence carry)."""
+    if not fit.converged:
+        return None
+    params = rp.ModelParameters.from_fit(fit)
+    offset = rp.presence_offsets(params, rows.image_ids, rows.rater_ids, rows.values, fit.unit_ids, fit.p_present)
+    return dataclasses.replace(params, presence_offset=offset).as_json()
+
+
+def fit_payload(fit: rm.RaterModelFit, *, seconds: float, rows: Any = None) -> dict[str, Any]:
+    """The fit's figures for the pages; with ``rows`` (the ratings fitted) also its ``parameters``
+    block (model_parameters) when it converged."""
     names = taxonomy.EMOTIONS[:fit.presence_shift.shape[1]]
     groups = [(g.name, [names.index(n) for n in g.emotions if n in names]) for g in taxonomy.load().groups]
     emails = _emails(fit.rater_ids)
@@ -138,6 +156,7 @@ def fit_payload(fit: rm.RaterModelFit, *, seconds: float) -> dict[str, Any]:
     top_amb = np.argsort(-fit.ambiguity, kind="stable")[:TOP_AMBIGUOUS]
     worst_emotion = fit.sd.argmax(axis=0) if fit.sd.size else np.zeros(0, dtype=np.intp)
     # Names stored with the list, so the disputed page shows it without a query of its own.
+    parameters = model_parameters(fit, rows) if rows is not None else None
     image_names = dict(Image.objects.filter(pk__in=[int(ids[i]) for i in top_amb.tolist()])
                        .values_list("pk", "name"))
     return {
@@ -161,6 +180,7 @@ def fit_payload(fit: rm.RaterModelFit, *, seconds: float) -> dict[str, Any]:
         "warnings": list(fit.warnings),
         "raters": raters,
         "emotions": per_emotion,
+        **({"parameters": parameters} if parameters is not None else {}),
     }
 
 
@@ -279,6 +299,8 @@ def rater_model_attach(snapshot_id: int) -> bool:
         except ValueError as exc:  # RaterModelError, or data the model refuses (named in the message)
             result = {"error": str(exc)}
         result["fingerprint"] = fingerprint
+        if isinstance(result.get("parameters"), dict):
+            result["parameters"]["fingerprint"] = fingerprint
         result["computed_at"] = timezone.now().isoformat()
         # Stored figures name raters by id only (the pages use the snapshot's labels); e-mail
         # addresses are for the lead's command, never kept in a payload the API serves.

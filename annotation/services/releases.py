@@ -151,10 +151,40 @@ def release_create(*, project: Project, version: str, created_by: Any = None, co
     }
     if batches:
         config["batches"] = sorted(set(batches))
+    if not project.is_binary and (rule.soft_labels or rule.method == "model"):
+        frozen_model = _usable_rater_model(project)
+        if frozen_model is not None:
+            # #18: the soft labels come from the parameters fitted after the latest snapshot, frozen
+            # here (a rebuild is byte-identical even after a newer snapshot); without them the build
+            # fits the model to the release's own ratings.
+            inputs["rater_model"] = frozen_model
     release = Release.objects.create(project=project, version=version, config=config, inputs=inputs,
                                      created_by=created_by, pseudonym_key=pseudonym_key)
     audit_record(actor=created_by, action="release.created", project=project, obj=release, version=version)
     return release
+
+
+def _usable_rater_model(project: Project) -> dict[str, Any] | None:
+    """``{"snapshot_id", "parameters"}`` of the project's latest snapshot whose measurement model
+    converged and carries its parameters (annotation.services.rater_model.model_parameters) on
+    this project's scale and taxonomy; None when there is none."""
+    from annotation.agreement import ratermodel_posterior as rp
+    from annotation.models import AgreementSnapshot, SnapshotStatus
+
+    latest = (AgreementSnapshot.objects.filter(project=project, status=SnapshotStatus.DONE,
+                                               payload__rater_model__converged=True,
+                                               payload__rater_model__parameters__isnull=False)
+              .order_by("-created_at", "-id").values_list("pk", "payload__rater_model__parameters").first())
+    if latest is None:
+        return None
+    snapshot_id, parameters = latest
+    try:
+        params = rp.ModelParameters.from_json(parameters)
+    except (TypeError, ValueError):
+        return None
+    if params.scale_max != project.scale_max or params.n_emotions != len(taxonomy.EMOTIONS):
+        return None
+    return {"snapshot_id": int(snapshot_id), "parameters": parameters}
 
 
 def _batch_images(project: Project, names: list[str]) -> list[int]:
@@ -308,14 +338,33 @@ def _binary_votes(project: Project, max_rating_id: int, exclude_raters: list[int
                        votes=np.array([r[3][0] for r in rows], dtype=np.int64))
 
 
+SOURCE_SNAPSHOT = "parameters of the measurement model fitted after snapshot {snapshot_id}"
+SOURCE_RELEASE = "fitted to this release's ratings"
+
+
+def _soft_labels_frozen(rows: Any, frozen: dict[str, Any]) -> tuple[SoftLabels, dict[str, Any]]:
+    """Soft labels from the parameters frozen into the release's inputs (#18): each image's
+    posterior under them (annotation.agreement.ratermodel_posterior), no refit."""
+    from annotation.agreement import ratermodel_posterior as rp
+
+    params = rp.ModelParameters.from_json(frozen["parameters"])
+    post = rp.posterior_soft_labels(params, rows.image_ids, rows.rater_ids, rows.values)
+    summary = {"converged": True, "source": SOURCE_SNAPSHOT.format(snapshot_id=frozen["snapshot_id"]),
+               "snapshot_id": int(frozen["snapshot_id"]), "fingerprint": params.fingerprint,
+               "warnings": list(post.warnings), "definitions": "docs/agreement.md#measurement-model"}
+    return SoftLabels(image_ids=post.unit_ids.astype(np.int64), p_present=post.p_present.T,
+                      expected_intensity=post.expected_intensity.T, sd=post.sd.T), summary
+
+
 def _soft_labels(rows: Any, scale_max: int, *, required: bool) -> tuple[SoftLabels | None, dict[str, Any]]:
-    """The measurement model fitted to the release's own ratings (#18). A fit that did not converge
-    is never released: with method "model" (``required``) the build fails; otherwise the release has
-    no soft-label columns and release.json and the card say why."""
+    """The measurement model fitted to the release's own ratings (#18), when no snapshot's
+    parameters were frozen with the release. A fit that did not converge is never released: with
+    method "model" (``required``) the build fails; otherwise the release has no soft-label columns
+    and release.json and the card say why."""
     from annotation.agreement import ratermodel as rm
 
     fit = rm.fit_rater_model(rows.image_ids, rows.rater_ids, rows.values.astype(np.float64), scale_max=scale_max)
-    summary = {"converged": bool(fit.converged), "iterations": fit.iterations,
+    summary = {"converged": bool(fit.converged), "source": SOURCE_RELEASE, "iterations": fit.iterations,
                "warnings": list(fit.warnings), "definitions": "docs/agreement.md#measurement-model"}
     if not fit.converged:
         if required:
@@ -406,8 +455,12 @@ def _build(release: Release, step: Progress) -> None:
         soft = None
         model_summary: dict[str, Any] = {}
         if (rule.soft_labels or rule.method == "model") and len(rows.image_ids):
-            step(12, "fitting the measurement model")
-            soft, model_summary = _soft_labels(rows, project.scale_max, required=rule.method == "model")
+            if inputs.get("rater_model"):
+                step(12, "soft labels from the measurement model's parameters")
+                soft, model_summary = _soft_labels_frozen(rows, inputs["rater_model"])
+            else:
+                step(12, "fitting the measurement model")
+                soft, model_summary = _soft_labels(rows, project.scale_max, required=rule.method == "model")
         step(20, "consolidating")
         labels = consolidate_intensity(rows.image_ids, rows.values, rule=rule, scale_max=project.scale_max,
                                        flagged_image_ids=flagged, soft=soft)
