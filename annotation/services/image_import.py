@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import multiprocessing
 import os
+import shutil
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,14 +16,12 @@ from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 
 from annotation.imagefiles import (
     CheckedImage,
     ImageRejected,
-    PreparedImage,
     check_image,
     prepare_file,
     read_capped,
@@ -205,16 +205,18 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
     return summary
 
 
+def default_workers() -> int:
+    """import_images' processes: one per core, at least 2 (this process mostly waits meanwhile)."""
+    return max(2, os.cpu_count() or 1)
+
+
 Outcome = tuple[str, str, int | None]  # ("imported" | "duplicate" | "rejected", reason, image id)
 
 
-def _import_file(project: Project, src: Source, prepared: PreparedImage | None = None) -> Outcome:
+def _import_file(project: Project, src: Source) -> Outcome:
     """One source imported on its own (image_import_one), as an outcome."""
     try:
-        if prepared is None:
-            data, sha256 = file_read(src.path)
-        else:
-            data, sha256 = prepared.data, prepared.checked.sha256
+        data, sha256 = file_read(src.path)
         image = image_import_one(project=project, name=src.name, data=data, meta=src.meta, sha256=sha256)
     except ImageRejected as exc:
         return ("rejected", str(exc), None)
@@ -268,14 +270,35 @@ def _hash_files(tasks: list[tuple[int, str, int]]) -> list[tuple[int, str]]:
     return out
 
 
-def _prepare(task: tuple[int, str, int, int]) -> tuple[int, PreparedImage | str]:
+@dataclass(frozen=True)
+class Prepared:
+    """A file read, hashed, checked and stripped by a worker process: its bytes and its served
+    copy's, or, on the local media folder, the staged files holding them (`staged` + ".original" and
+    + ".served"), so that the bytes need not travel back to this process."""
+
+    checked: CheckedImage
+    data: bytes = b""
+    stripped: bytes = b""
+    staged: str = ""
+
+
+PrepareTask = tuple[int, str, int, int, str, int | None]  # index, path, limits, staging folder, file mode
+
+
+def _prepare(task: PrepareTask) -> tuple[int, Prepared | str]:
     """Read, hash, check and strip one file: the prepared image, or why it is rejected. Runs in a
-    worker process (no database, no storage)."""
-    i, path, max_bytes, max_pixels = task
+    worker process (no database; files only written into the staging folder)."""
+    i, path, max_bytes, max_pixels, staging, file_mode = task
     try:
-        return i, prepare_file(Path(path), max_bytes=max_bytes, max_pixels=max_pixels)
+        prep = prepare_file(Path(path), max_bytes=max_bytes, max_pixels=max_pixels)
     except ImageRejected as exc:
         return i, str(exc)
+    if not staging:
+        return i, Prepared(prep.checked, data=prep.data, stripped=prep.stripped)
+    staged = os.path.join(staging, str(i))
+    stored_files.local_write(staged + ".original", prep.data, file_mode)
+    stored_files.local_write(staged + ".served", prep.stripped, file_mode)
+    return i, Prepared(prep.checked, staged=staged)
 
 
 def _process_pool(processes: int) -> Pool:
@@ -294,17 +317,20 @@ def _import_in_batches(project: Project, sources: list[Source], outcomes: list[O
     done = len(sources) - len(todo)
     if progress is not None and done:
         progress(done, len(sources))
-    limits = (settings.EMORATE_IMAGE_MAX_BYTES, settings.EMORATE_IMAGE_MAX_PIXELS)
+    max_bytes, max_pixels = settings.EMORATE_IMAGE_MAX_BYTES, settings.EMORATE_IMAGE_MAX_PIXELS
     batches = iter([todo[k:k + BATCH] for k in range(0, len(todo), BATCH)])
+    # The local folder: the workers write the files into a staging folder, moved into place from
+    # here. Object storage: the bytes come back here, uploaded from several threads.
+    local = stored_files.local_staging()
+    staging, file_mode = (str(local[0]), local[1]) if local is not None else ("", None)
+    uploads = None if local is not None else ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="import-upload")
 
-    def submit(batch: list[int]) -> AsyncResult[list[tuple[int, PreparedImage | str]]]:
-        return pool.map_async(_prepare, [(i, str(sources[i].path), *limits) for i in batch],
-                              chunksize=max(1, len(batch) // (2 * processes)))
+    def submit(batch: list[int]) -> AsyncResult[list[tuple[int, Prepared | str]]]:
+        tasks = [(i, str(sources[i].path), max_bytes, max_pixels, staging, file_mode) for i in batch]
+        return pool.map_async(_prepare, tasks, chunksize=max(1, len(batch) // (2 * processes)))
 
-    pending = deque((batch, submit(batch)) for batch in itertools.islice(batches, AHEAD))
-    uploads = None if isinstance(stored_files.media_storage(), FileSystemStorage) else ThreadPoolExecutor(
-        UPLOAD_THREADS, thread_name_prefix="import-upload")
     try:
+        pending = deque((batch, submit(batch)) for batch in itertools.islice(batches, AHEAD))
         while pending:
             batch, result = pending.popleft()
             prepared = result.get()
@@ -318,15 +344,19 @@ def _import_in_batches(project: Project, sources: list[Source], outcomes: list[O
     finally:
         if uploads is not None:
             uploads.shutdown()
+        if local is not None:
+            shutil.rmtree(local[0], ignore_errors=True)  # what was not moved into place
+            with contextlib.suppress(OSError):
+                local[0].parent.rmdir()  # the staging root, unless another import is using it
 
 
-def _write_batch(project: Project, items: list[tuple[int, Source, PreparedImage | str]],
+def _write_batch(project: Project, items: list[tuple[int, Source, Prepared | str]],
                  outcomes: list[Outcome], uploads: ThreadPoolExecutor | None) -> None:
     """Store and insert one batch of prepared images in one transaction, deciding each one as
     image_import_one would one after the other in source order. If anything fails, the files
     stored for the batch are removed and its images are imported one at a time (image_import_one),
     which gives each the outcome it would have had (or raises where that would have raised)."""
-    ready: list[tuple[int, Source, PreparedImage]] = []
+    ready: list[tuple[int, Source, Prepared]] = []
     for i, src, prep in items:
         if isinstance(prep, str):
             outcomes[i] = ("rejected", prep, None)
@@ -347,7 +377,7 @@ def _write_batch(project: Project, items: list[tuple[int, Source, PreparedImage 
                        .filter(project=project, name__in=[src.name for _, src, _ in ready])}
             new_rows: list[Image] = []
             placeholders: list[Image] = []
-            writes: list[tuple[str, PreparedImage]] = []
+            writes: list[tuple[str, Prepared]] = []
             for i, src, prep in ready:
                 sha = prep.checked.sha256
                 if sha in by_content:
@@ -386,20 +416,25 @@ def _write_batch(project: Project, items: list[tuple[int, Source, PreparedImage 
         # concurrent import of the same content committed them meanwhile).
         _discard_unreferenced(stored_now)
         failed = True
-    if failed:
-        for i, src, prep in ready:
-            outcomes[i] = _import_file(project, src, prep)
+    if failed:  # one at a time, from the source files, exactly as without processes
+        for i, src, _ in ready:
+            outcomes[i] = _import_file(project, src)
         return
     for i, (kind, reason, image) in decided.items():
         outcomes[i] = (kind, reason, image.pk if image is not None else None)
 
 
-def _store_all(writes: list[tuple[str, PreparedImage]], uploads: ThreadPoolExecutor | None) -> None:
-    """Each image's original and served copy; to object storage from several threads."""
-    def store(item: tuple[str, PreparedImage]) -> None:
+def _store_all(writes: list[tuple[str, Prepared]], uploads: ThreadPoolExecutor | None) -> None:
+    """Each image's original and served copy: staged ones moved into place, others stored (to
+    object storage from several threads)."""
+    def store(item: tuple[str, Prepared]) -> None:
         stored, prep = item
-        stored_files.store_exact(stored, prep.data)
-        stored_files.served_copy_store(stored, prep.stripped)
+        if prep.staged:
+            stored_files.staged_store(stored, prep.staged + ".original")
+            stored_files.staged_store(stored_files.served_name(stored), prep.staged + ".served")
+        else:
+            stored_files.store_exact(stored, prep.data)
+            stored_files.served_copy_store(stored, prep.stripped)
 
     if uploads is None:
         for item in writes:

@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -6,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.management.progress import ProgressBar
 from annotation.manifests import ManifestError
 from annotation.services import batches
-from annotation.services.image_import import images_import
+from annotation.services.image_import import default_workers, images_import
 
 from ._base import get_project
 
@@ -22,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch", default=None, metavar="NAME",
                             help="add the imported images to this round (batch), made as a draft if the project "
                                  "has none of that name")
-        parser.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 1),
+        parser.add_argument("--workers", type=int, default=default_workers(),
                             help="processes that read, hash, check and strip images side by side, while this one "
                                  "stores them and writes their rows in batches (default: the number of cores, at "
                                  "least 2; 1 = one image at a time, each in its own transaction)")
