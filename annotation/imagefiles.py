@@ -32,6 +32,7 @@ class CheckedImage:
     width: int
     height: int
     size_bytes: int
+    orientation: int = 1  # a JPEG's EXIF orientation (1-8), kept by strip_metadata
 
 
 def check_image(data: bytes, *, max_bytes: int, max_pixels: int, sha256: str | None = None) -> CheckedImage:
@@ -57,6 +58,7 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int, sha256: str | N
                         f"{width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,} "
                         "(possible decompression bomb)"
                     )
+                orientation = _orientation_of(img) if fmt == "JPEG" else 1
                 if fmt == "JPEG":
                     # Every coefficient of every component is still entropy-decoded (so truncated and
                     # corrupt data is caught exactly as by a full decode: tests/annotation/
@@ -81,6 +83,7 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int, sha256: str | N
         width=width,
         height=height,
         size_bytes=len(data),
+        orientation=orientation,
     )
 
 
@@ -148,19 +151,20 @@ def prepare_file(path: Path, *, max_bytes: int, max_pixels: int) -> PreparedImag
     Raises ImageRejected naming the problem."""
     data, sha256 = read_file(path, max_bytes=max_bytes)
     checked = check_image(data, max_bytes=max_bytes, max_pixels=max_pixels, sha256=sha256)
-    return PreparedImage(checked=checked, data=data, stripped=strip_metadata(data))
+    return PreparedImage(checked=checked, data=data, stripped=strip_metadata(data, orientation=checked.orientation))
 
 
-def strip_metadata(data: bytes) -> bytes:
+def strip_metadata(data: bytes, *, orientation: int | None = None) -> bytes:
     """The same image with only the allow-listed parts kept; pixels untouched (no re-encoding).
 
     A JPEG's EXIF orientation, the one metadata field that changes how the face is shown, is kept
     in a fresh EXIF block holding nothing else. Raises ImageRejected when the container is not laid
     out as its format says (such a file cannot be stripped safely). Anything other than JPEG, PNG
-    or WebP is returned unchanged (check_image refuses it first).
+    or WebP is returned unchanged (check_image refuses it first). `orientation`: the JPEG's, when
+    check_image has read it (CheckedImage.orientation), else read here.
     """
     if data[:2] == b"\xff\xd8":
-        return _strip_jpeg(data)
+        return _strip_jpeg(data, _jpeg_orientation(data) if orientation is None else orientation)
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return _strip_png(data)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
@@ -171,7 +175,14 @@ def strip_metadata(data: bytes) -> bytes:
 def _jpeg_orientation(data: bytes) -> int:
     try:
         with Image.open(io.BytesIO(data)) as img:
-            value = img.getexif().get(_EXIF_ORIENTATION, 1)
+            return _orientation_of(img)
+    except Exception:  # not even a readable header: no orientation to keep
+        return 1
+
+
+def _orientation_of(img: Image.Image) -> int:
+    try:
+        value = img.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception:  # unreadable EXIF: no orientation to keep
         return 1
     return value if isinstance(value, int) and 2 <= value <= 8 else 1
@@ -186,10 +197,9 @@ def _exif_orientation_segment(orientation: int) -> bytes:
     return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
 
 
-def _strip_jpeg(data: bytes) -> bytes:
+def _strip_jpeg(data: bytes, orientation: int) -> bytes:
     n = len(data)
     out = bytearray(b"\xff\xd8")
-    orientation = _jpeg_orientation(data)
     i = 2
     while True:
         if i >= n:  # no end-of-image marker (decoders tolerate it): end the file properly

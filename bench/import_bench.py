@@ -98,14 +98,14 @@ def postgres_cpu_seconds() -> float:
 
     try:
         with connection.cursor() as cur:
-            cur.execute("SHOW data_directory")
-            folder = Path(cur.fetchone()[0])
-        postmaster = int((folder / "postmaster.pid").read_text().split()[0])
+            cur.execute("SELECT pg_backend_pid()")
+            backend = int(cur.fetchone()[0])
         tick = os.sysconf("SC_CLK_TCK")
 
-        def fields(pid: int | str) -> list[str]:
+        def fields(pid: int | str) -> list[str]:  # /proc/PID/stat after the command name: state is [0]
             return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
+        postmaster = int(fields(backend)[1])
         main = fields(postmaster)
         total = sum(int(main[k]) for k in (11, 12, 13, 14))  # utime stime cutime cstime
         for entry in Path("/proc").iterdir():

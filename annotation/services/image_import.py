@@ -112,7 +112,7 @@ def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMet
     checked = check_image(data, max_bytes=settings.EMORATE_IMAGE_MAX_BYTES,
                           max_pixels=settings.EMORATE_IMAGE_MAX_PIXELS, sha256=sha256)
     # The copy raters are served (and releases ship) is made once, here, never per request.
-    stripped = strip_metadata(data)
+    stripped = strip_metadata(data, orientation=checked.orientation)
     with transaction.atomic():
         content_lock(f"image:{project.pk}:{checked.sha256}")
         existing = Image.objects.filter(project=project, sha256=checked.sha256).exclude(file="").first()
