@@ -57,7 +57,7 @@ The package, along its seams (each module imports only the ones listed before it
 from __future__ import annotations
 
 from .card import PROHIBITED_USES, _fmt, _md, _q, _size_category, render_card  # noqa: F401
-from .diff import _n_ratings, _rows, diff_releases  # noqa: F401
+from .diff import _n_ratings, _rows, diff_columns, diff_releases, diff_tables  # noqa: F401
 from .helpers import _images_by_id, _slugs, _split_names, image_columns, pseudonym  # noqa: F401
 from .records import (  # noqa: F401
     BASE_COLUMNS,
@@ -104,7 +104,9 @@ __all__ = [
     "ImageRow",
     "Manifest",
     "ManifestEntry",
+    "diff_columns",
     "diff_releases",
+    "diff_tables",
     "image_columns",
     "image_table",
     "pseudonym",

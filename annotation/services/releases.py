@@ -342,18 +342,52 @@ SOURCE_SNAPSHOT = "parameters of the measurement model fitted after snapshot {sn
 SOURCE_RELEASE = "fitted to this release's ratings"
 
 
-def _soft_labels_frozen(rows: Any, frozen: dict[str, Any]) -> tuple[SoftLabels, dict[str, Any]]:
+def release_chunk_images() -> int:
+    """Images per chunk for the per-image steps of a build (setting EMORATE_RELEASE_CHUNK_IMAGES,
+    default 20,000): bounds their scratch memory; the files do not depend on it (to the byte)."""
+    from django.conf import settings
+
+    return int(getattr(settings, "EMORATE_RELEASE_CHUNK_IMAGES", DEFAULT_CHUNK_IMAGES))
+
+
+DEFAULT_CHUNK_IMAGES = 20_000
+
+
+def _soft_labels_frozen(rows: Any, frozen: dict[str, Any], *,
+                        chunk_images: int = DEFAULT_CHUNK_IMAGES) -> tuple[SoftLabels, dict[str, Any]]:
     """Soft labels from the parameters frozen into the release's inputs (#18): each image's
-    posterior under them (annotation.agreement.ratermodel_posterior), no refit."""
+    posterior under them (annotation.agreement.ratermodel_posterior), no refit, computed
+    ``chunk_images`` images at a time."""
     from annotation.agreement import ratermodel_posterior as rp
 
     params = rp.ModelParameters.from_json(frozen["parameters"])
-    post = rp.posterior_soft_labels(params, rows.image_ids, rows.rater_ids, rows.values)
+    ids = np.asarray(rows.image_ids, dtype=np.int64)
+    if ids.size > 1 and not bool(np.all(ids[1:] >= ids[:-1])):
+        raise ReleaseError("ratings must come sorted by image for the soft labels")  # rating_rows sorts them
+    # Chunks of whole images (every figure is per image, to the bit: ratermodel_posterior), so the
+    # posterior's scratch arrays stay bounded whatever the release's size.
+    starts = np.r_[0, np.flatnonzero(np.diff(ids)) + 1] if ids.size else np.zeros(0, dtype=np.int64)
+    n, E = starts.size, params.n_emotions
+    out = {name: np.empty((n, E)) for name in ("p_present", "expected_intensity", "sd")}
+    unit_ids = ids[starts]
+    unknown: set[int] = set()
+    known = set(params.rater_ids.tolist())
+    step = max(int(chunk_images), 1)
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        r0, r1 = int(starts[lo]), int(starts[hi]) if hi < n else ids.size
+        post = rp.posterior_soft_labels(params, ids[r0:r1], rows.rater_ids[r0:r1], rows.values[r0:r1])
+        for name, arr in out.items():
+            arr[lo:hi] = getattr(post, name).T
+        if post.unknown_raters:
+            unknown |= set(np.unique(rows.rater_ids[r0:r1]).tolist()) - known
+    warnings = [f"{len(unknown)} rater(s) unknown to the measurement model's parameters are counted as the "
+                "panel (effects 0)"] if unknown else []
     summary = {"converged": True, "source": SOURCE_SNAPSHOT.format(snapshot_id=frozen["snapshot_id"]),
                "snapshot_id": int(frozen["snapshot_id"]), "fingerprint": params.fingerprint,
-               "warnings": list(post.warnings), "definitions": "docs/agreement.md#measurement-model"}
-    return SoftLabels(image_ids=post.unit_ids.astype(np.int64), p_present=post.p_present.T,
-                      expected_intensity=post.expected_intensity.T, sd=post.sd.T), summary
+               "warnings": warnings, "definitions": "docs/agreement.md#measurement-model"}
+    return SoftLabels(image_ids=unit_ids, p_present=out["p_present"], expected_intensity=out["expected_intensity"],
+                      sd=out["sd"]), summary
 
 
 def _soft_labels(rows: Any, scale_max: int, *, required: bool) -> tuple[SoftLabels | None, dict[str, Any]]:
@@ -457,7 +491,8 @@ def _build(release: Release, step: Progress) -> None:
         if (rule.soft_labels or rule.method == "model") and len(rows.image_ids):
             if inputs.get("rater_model"):
                 step(12, "soft labels from the measurement model's parameters")
-                soft, model_summary = _soft_labels_frozen(rows, inputs["rater_model"])
+                soft, model_summary = _soft_labels_frozen(rows, inputs["rater_model"],
+                                                          chunk_images=release_chunk_images())
             else:
                 step(12, "fitting the measurement model")
                 soft, model_summary = _soft_labels(rows, project.scale_max, required=rule.method == "model")
@@ -650,31 +685,46 @@ def _add_images(folder: Path, images: dict[str, tuple[str, str]]) -> None:
     manifest_path.write_text(json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
 
 
-def _read_tables(folder: Path) -> Any:
-    parts = [pq.read_table(p) for p in sorted((folder / "data").glob("*.parquet"))]
-    return pa.concat_tables(parts) if parts else None
+def _parquet_subset(source: Any, select: Callable[[list[str]], list[str]] | None) -> tuple[Any, list[str]]:
+    """(the table with only the columns ``select`` picks from its names, or all; every column's
+    name) of one Parquet file."""
+    names = pq.read_schema(source).names
+    if hasattr(source, "seek"):
+        source.seek(0)
+    return pq.read_table(source, columns=None if select is None else select(names)), names
+
+
+def _read_tables(folder: Path, select: Callable[[list[str]], list[str]] | None = None) -> tuple[Any, list[str]]:
+    parts = [_parquet_subset(p, select) for p in sorted((folder / "data").glob("*.parquet"))]
+    return (pa.concat_tables([t for t, _ in parts]) if parts else None), (parts[0][1] if parts else [])
 
 
 def release_tables(release: Release) -> Any:
     """The released rows (data/*.parquet) of a stored release, as one pyarrow table (None if none)."""
+    return _release_tables(release)[0]
+
+
+def _release_tables(release: Release, select: Callable[[list[str]], list[str]] | None = None) -> tuple[Any, list[str]]:
     prefix = f"{release.files_dir}/data"
     parts = []
     for rel in stored_files.folder_files(prefix):
         if rel.endswith(".parquet"):
             with stored_files.file_open(f"{prefix}/{rel}") as fh:
-                parts.append(pq.read_table(pa.BufferReader(fh.read())))
-    return pa.concat_tables(parts) if parts else None
+                parts.append(_parquet_subset(pa.BufferReader(fh.read()), select))
+    return (pa.concat_tables([t for t, _ in parts]) if parts else None), (parts[0][1] if parts else [])
 
 
 def _diff_with_previous(release: Release, folder: Path) -> dict[str, Any] | None:
+    """The diff with the previous published release, from only the columns it compares (#21:
+    column by column, exporters.diff_tables)."""
     previous = _previous_published(release)
     if previous is None:
         return None
-    old = release_tables(previous)
-    new = _read_tables(folder)
+    old, old_names = _release_tables(previous, exporters.diff_columns)
+    new, new_names = _read_tables(folder, exporters.diff_columns)
     if old is None or new is None:
         return None
-    diff = exporters.diff_releases(old, new)
+    diff = exporters.diff_tables(old, new, old_names=old_names, new_names=new_names)
     diff["previous_version"] = previous.version
     return diff
 

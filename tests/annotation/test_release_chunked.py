@@ -1,0 +1,82 @@
+"""A release built chunk by chunk of images is the release built in one chunk, file by file (#21)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from annotation.services.agreement_snapshot import agreement_snapshot_create
+from annotation.services.rater_model import rater_model_attach
+from annotation.services.releases import release_build, release_create, release_dir
+from tests.support.ratermodel_seed import seed_simulated
+
+pytestmark = pytest.mark.django_db
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_small_chunks_give_the_single_chunk_files(settings):
+    project, _ = seed_simulated("chk", n_images=150)
+    snapshot = agreement_snapshot_create(project, n_boot=0)
+    assert rater_model_attach(snapshot.pk)
+    release = release_create(project=project, version="1.0.0", n_boot=20)
+    assert "rater_model" in release.inputs
+    settings.EMORATE_RELEASE_CHUNK_IMAGES = 1_000_000
+    whole = _hashes(release_dir(release_build(release)))
+    settings.EMORATE_RELEASE_CHUNK_IMAGES = 7
+    chunked = _hashes(release_dir(release_build(release)))
+    assert len(whole) >= 8 and any(p.startswith("data/") for p in whole)
+    assert chunked == whole
+
+
+def test_columnar_diff_is_the_row_by_row_diff():
+    import numpy as np
+    import pyarrow as pa
+
+    from annotation.exporters import diff_columns, diff_releases, diff_tables
+
+    def same(a: dict, b: dict) -> bool:  # NaN labels compare by their text
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+    rng = np.random.default_rng(5)
+    shas = [f"{i:064x}" for i in rng.permutation(400)]
+
+    def table(rows: list[str], *, binary: bool, extra: str | None = None) -> pa.Table:
+        n = len(rows)
+        cols: dict[str, pa.Array] = {"sha256": pa.array(rows), "split": pa.array(
+            [None if k % 37 == 0 else ["train", "test"][int(v)] for k, v in enumerate(rng.random(n) < 0.2)])}
+        for slug in ("anger", "joy", "awe"):
+            if binary:
+                lab = rng.integers(-1, 2, n)
+                cols[f"{slug}__label"] = pa.array(lab.astype(np.int8), pa.int8(), mask=lab < 0)
+                cols[f"{slug}__yes"] = pa.array(rng.integers(0, 3, n).astype(np.int16))
+                cols[f"{slug}__no"] = pa.array(rng.integers(0, 2, n).astype(np.int16))
+            else:
+                v = np.round(rng.integers(0, 3, n) / 2, 1)
+                v[rng.random(n) < 0.02] = np.nan
+                cols[f"{slug}__consensus"] = pa.array(v, pa.float64(), mask=rng.random(n) < 0.03)
+        if not binary:
+            cols["n_ratings"] = pa.array(rng.integers(2, 5, n).astype(np.int16))
+        if extra:
+            cols[extra] = pa.array(np.zeros(n))
+        return pa.table(cols)
+
+    for binary in (False, True):
+        old = table(shas[:300], binary=binary)
+        new = table(shas[50:400], binary=binary, extra="joy__p_present")
+        expected = diff_releases(old, new)
+        assert expected["labels_changed"] and expected["split_changed"] and expected["ratings_added"]
+        assert same(diff_tables(old, new), expected)
+        # only the compared columns read, every name given
+        slim_old, slim_new = old.select(diff_columns(old.column_names)), new.select(diff_columns(new.column_names))
+        assert "joy__p_present" not in slim_new.column_names
+        assert same(diff_tables(slim_old, slim_new, old_names=old.column_names, new_names=new.column_names), expected)
+    empty = table([], binary=False)
+    fixed = table(shas[:5], binary=False)
+    assert same(diff_tables(empty, fixed), diff_releases(empty, fixed))
