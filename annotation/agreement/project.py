@@ -92,7 +92,7 @@ def snapshot_stats(
     assert main is not None
     without = _loo_alphas(p, st, rater_idx, int(rater_ids.size))
     loo = loo_matrix(without)
-    report = _report_rows(p, point, main, n_boot, confidence, min_nonzero, min_nonzero_share, loo)
+    report = _report_rows(p, point, main, n_boot, confidence, min_nonzero, min_nonzero_share, loo, st)
     kappas = _pairwise_from(p.unit_idx, rater_idx, rater_ids, p.get_codes())
     rater_rows = _rater_agreement_from(p, st, rater_idx, rater_ids, kappas, without)
     return SnapshotStats(
@@ -101,5 +101,5 @@ def snapshot_stats(
         rater_rows,
         dict(zip(keys, per_key, strict=True)),
         mean_alpha=report_mean_alpha(point, main, loo, confidence),
-        ratings_per_image=ratings_per_unit(p),
+        ratings_per_image=ratings_per_unit(p, st),
     )

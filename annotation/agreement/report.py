@@ -13,7 +13,7 @@ from .kappa import _loo_alphas, loo_matrix
 from .prepare import _as_1d, _check_duplicates
 from .results import AlphaResult, EmotionAgreement, NonzeroShare
 from .twoway import MeanAlpha, mean_alpha_interval, two_way_intervals
-from .units import _alpha_from_stats, _prepare, _Prepared, _unit_stats
+from .units import _alpha_from_stats, _prepare, _Prepared, _unit_stats, _UnitStats
 from .zero_inflation import zero_inflation
 
 
@@ -72,7 +72,7 @@ def agreement_report(
     if raters is not None:
         rater_idx, rater_ids = _check_duplicates(p.unit_idx, p.unit_ids, _as_1d("raters", raters))
         loo = loo_matrix(_loo_alphas(p, st, rater_idx, int(rater_ids.size)))
-    return _report_rows(p, point, reps, n_boot, confidence, min_nonzero, min_nonzero_share, loo)
+    return _report_rows(p, point, reps, n_boot, confidence, min_nonzero, min_nonzero_share, loo, st)
 
 
 def _report_rows(
@@ -84,10 +84,11 @@ def _report_rows(
     min_nonzero: int,
     min_nonzero_share: float,
     loo: FloatArray | None = None,
+    st: _UnitStats | None = None,
 ) -> list[EmotionAgreement]:
     image, both = two_way_intervals([a.alpha for a in point], reps, loo, confidence)
     nz = nonzero_shares(p.x, min_nonzero=min_nonzero, min_share=min_nonzero_share)
-    zi = zero_inflation(p)
+    zi = zero_inflation(p, st)
     out: list[EmotionAgreement] = []
     for j, res in enumerate(point):
         ci, ci2 = image[j], both[j]
@@ -134,5 +135,5 @@ def agreement_report_with_mean(
     reps = _bootstrap(p, st, n_boot, seed)
     rater_idx, rater_ids = _check_duplicates(p.unit_idx, p.unit_ids, _as_1d("raters", raters))
     loo = loo_matrix(_loo_alphas(p, st, rater_idx, int(rater_ids.size)))
-    rows = _report_rows(p, point, reps, n_boot, confidence, 30, 0.05, loo)
-    return rows, report_mean_alpha(point, reps, loo, confidence), ratings_per_unit(p)
+    rows = _report_rows(p, point, reps, n_boot, confidence, 30, 0.05, loo, st)
+    return rows, report_mean_alpha(point, reps, loo, confidence), ratings_per_unit(p, st)

@@ -13,8 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .constants import IntArray
+from .prepare import _unit_matrix
 from .results import AlphaResult
-from .units import _alpha_from_stats, _prepare, _Prepared, _unit_stats
+from .units import (
+    _alpha_from_stats,
+    _moment_int_sums,
+    _moment_results,
+    _prepare,
+    _Prepared,
+    _unit_stats,
+    _UnitStats,
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,8 @@ def intensity_alphas(p: _Prepared) -> list[AlphaResult]:
     return _alpha_from_stats(q, _unit_stats(q))
 
 
-def gwet_ac2(unit_idx: IntArray, n_units: int, codes: np.ndarray, n_categories: int) -> list[float | None]:
+def gwet_ac2(unit_idx: IntArray, n_units: int, codes: np.ndarray, n_categories: int,
+             moments: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[float | None]:
     """Gwet's AC2 with quadratic weights per column of ``codes`` (domain indices 0..q-1, -1 missing).
 
     With weights ``w_kl = 1 - (k - l)^2 / (q - 1)^2``, ``r_ik`` the ratings of unit i in category
@@ -61,7 +71,9 @@ def gwet_ac2(unit_idx: IntArray, n_units: int, codes: np.ndarray, n_categories: 
 
     With quadratic weights ``sum_k r_ik r*_ik = r_i^2 - sum_kl r_ik r_il (k-l)^2/(q-1)^2`` and
     ``sum_kl r_ik r_il (k-l)^2 = 2 (r_i S2 - S1^2)`` from the sums S1, S2 of the codes, so no
-    per-category table per unit is built.
+    per-category table per unit is built. ``moments``: the per-unit (m, S1, S2) of ``codes`` as
+    integer arrays of shape (emotions, units) when the caller has them (the engine's moment
+    statistics), instead of summing them here; the same numbers.
     """
     import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
     c = np.asarray(codes)
@@ -74,12 +86,16 @@ def gwet_ac2(unit_idx: IntArray, n_units: int, codes: np.ndarray, n_categories: 
     k = np.arange(q, dtype=np.float64)
     t_w = float((1.0 - (k[:, None] - k[None, :]) ** 2 / (q - 1) ** 2).sum())
     has = c >= 0
-    cf = np.where(has, c, 0).astype(np.float64)
-    # per (unit, emotion): ratings m, sum S1 and sum of squares S2 of the codes, as sparse products
-    ind = sp.csr_matrix((np.ones(n_rows), (unit_idx, np.arange(n_rows))), shape=(n_units, n_rows))
-    m = np.asarray(ind @ has.astype(np.float64))
-    s1 = np.asarray(ind @ cf)
-    s2 = np.asarray(ind @ (cf * cf))
+    cf = np.where(has, c, 0).astype(np.float64) if moments is None else None
+    if moments is not None:
+        # exact integers either way; (units, emotions) in C order, as the sparse products give them
+        m, s1, s2 = (np.ascontiguousarray(a.T, dtype=np.float64) for a in moments)
+    else:
+        # per (unit, emotion): ratings m, sum S1 and sum of squares S2 of the codes, as sparse products
+        ind = sp.csr_matrix((np.ones(n_rows), (unit_idx, np.arange(n_rows))), shape=(n_units, n_rows))
+        m = np.asarray(ind @ has.astype(np.float64))
+        s1 = np.asarray(ind @ cf)
+        s2 = np.asarray(ind @ (cf * cf))
     pair = m >= 2
     rated = (m >= 1).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -100,16 +116,48 @@ def gwet_ac2(unit_idx: IntArray, n_units: int, codes: np.ndarray, n_categories: 
     return out
 
 
-def zero_inflation(p: _Prepared) -> list[ZeroInflation]:
-    """Presence alpha, intensity alpha and AC2 of every emotion of a prepared table."""
-    pres = presence_alphas(p)
-    inten = intensity_alphas(p)
-    ac2 = gwet_ac2(p.unit_idx, p.n_units, p.get_codes(), p.dom.size)
+def _from_moments(p: _Prepared, st: _UnitStats) -> tuple[list[AlphaResult], list[AlphaResult]] | None:
+    """Presence and intensity alphas from the table's per-unit moments plus one more per-unit
+    count (the non-zero ratings), without preparing two more tables: the same integer sums as
+    ``presence_alphas`` / ``intensity_alphas`` and so the same alphas, bit for bit. None where
+    that does not apply (not interval on an evenly spaced domain starting at 0)."""
+    dom = p.dom
+    if st.kind != "moments" or p.level != "interval" or dom.size < 2 or dom.values[0] != 0.0:
+        return None
+    m, s1, s2 = st.moment_ints()
+    codes = p.get_codes()
+    # non-zero ratings per (emotion, unit): domain index > 0 (index 0 is the value 0, -1 missing)
+    nz = np.asarray(_unit_matrix(p.unit_idx, p.n_units, np.float32) @ (codes > 0).astype(np.float32))
+    nz = np.ascontiguousarray(nz.T).astype(np.int64)
+    # presence: values 0/1 on the domain (0, 1) (its index is the value itself)
+    pres = _moment_results("interval", _moment_int_sums(m, nz, nz), 1.0)
+    # intensity: the non-zero ratings, on the domain without 0 (index c - 1 for index c)
+    scale = (dom.step if dom.size > 2 else 1.0) ** 2  # a one-value domain has step 1
+    inten = _moment_results(p.level, _moment_int_sums(nz, s1 - nz, s2 - 2 * s1 + nz), scale)
+    return pres, inten
+
+
+def zero_inflation(p: _Prepared, st: _UnitStats | None = None) -> list[ZeroInflation]:
+    """Presence alpha, intensity alpha and AC2 of every emotion of a prepared table (``st``: its
+    per-unit statistics when the caller has them, which saves preparing two more tables)."""
+    fast = _from_moments(p, st) if st is not None else None
+    if fast is not None:
+        pres, inten = fast
+        ac2 = gwet_ac2(p.unit_idx, p.n_units, p.get_codes(), p.dom.size, moments=st.moment_ints())  # type: ignore[union-attr]
+    else:
+        pres = presence_alphas(p)
+        inten = intensity_alphas(p)
+        ac2 = gwet_ac2(p.unit_idx, p.n_units, p.get_codes(), p.dom.size)
     return [ZeroInflation(e, pres[e], inten[e], ac2[e]) for e in range(p.n_emotions)]
 
 
-def ratings_per_unit(p: _Prepared) -> float | None:
+def ratings_per_unit(p: _Prepared, st: _UnitStats | None = None) -> float | None:
     """Mean number of ratings per pairable (unit, emotion) cell: the k of Spearman-Brown."""
+    if st is not None and st.kind == "moments":
+        mi = st.moment_ints()[0]
+        ok = mi >= 2
+        # integer counts: the float sum is exact in any order, so the same mean as below
+        return float(mi[ok].sum() / ok.sum()) if bool(ok.any()) else None
     m = np.zeros((p.n_units, p.n_emotions))
     has = ~np.isnan(p.x)
     for e in range(p.n_emotions):

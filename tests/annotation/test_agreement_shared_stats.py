@@ -1,0 +1,96 @@
+"""The snapshot's shortcuts give the very numbers of the long way, bit for bit (#21): zero inflation
+and the ratings per image from the engine's per-unit moments, AC2 from those moments, the
+rater-quality figures from one diff_from_others, and the bootstrap's float32 and matrix-product
+paths against the reference loop."""
+
+import numpy as np
+import pytest
+
+from annotation import agreement as ag
+from annotation import rater_quality as rq
+from annotation.agreement.units import _prepare, _unit_stats
+from annotation.agreement.zero_inflation import gwet_ac2, ratings_per_unit, zero_inflation
+
+
+def _table(seed: int, *, n_units: int, domain: tuple[float, ...], missing: float, max_raters: int):
+    rng = np.random.default_rng(seed)
+    per = rng.integers(1, max_raters + 1, size=n_units)
+    units = np.repeat(np.arange(n_units) * 3 + 7, per)  # gaps in the ids
+    raters = np.concatenate([rng.choice(12, size=k, replace=False) for k in per])
+    dom = np.asarray(domain, dtype=np.float64)
+    zero = rng.random((units.size, 6)) < 0.6
+    values = np.where(zero, dom[0], dom[rng.integers(0, dom.size, size=(units.size, 6))])
+    values[rng.random(values.shape) < missing] = np.nan
+    values[:, 5] = dom[0]  # an emotion nobody sees: undefined presence and intensity
+    return units, raters, values
+
+
+CASES = [
+    dict(domain=tuple(range(8)), missing=0.0, max_raters=3),
+    dict(domain=tuple(range(8)), missing=0.15, max_raters=5),
+    dict(domain=(0.0, 0.5, 1.0, 1.5), missing=0.1, max_raters=4),
+    dict(domain=(0, 1), missing=0.05, max_raters=4),
+    dict(domain=(0, 1, 2), missing=0.0, max_raters=2),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_zero_inflation_and_label_k_from_moments_equal_the_separate_tables(case):
+    units, raters, values = _table(3, n_units=400, **case)
+    p = _prepare(units, values, level="interval", domain=case["domain"], raters=raters)
+    st = _unit_stats(p)
+    assert st.kind == "moments"
+    assert repr(zero_inflation(p, st)) == repr(zero_inflation(p))
+    assert ratings_per_unit(p, st) == ratings_per_unit(p)
+    codes = p.get_codes()
+    assert gwet_ac2(p.unit_idx, p.n_units, codes, p.dom.size, moments=st.moment_ints()) == \
+        gwet_ac2(p.unit_idx, p.n_units, codes, p.dom.size)
+
+
+def test_zero_inflation_off_the_moment_route_is_the_long_way():
+    units, raters, values = _table(4, n_units=200, domain=(0, 1, 3, 7), missing=0.1, max_raters=4)
+    p = _prepare(units, values, level="interval", domain=(0, 1, 3, 7), raters=raters)
+    st = _unit_stats(p)  # uneven domain: counts, not moments
+    assert st.kind == "counts"
+    assert repr(zero_inflation(p, st)) == repr(zero_inflation(p))
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.2])
+def test_rater_quality_with_a_shared_diff_is_the_same(missing):
+    units, raters, values = _table(5, n_units=300, domain=tuple(range(8)), missing=missing, max_raters=4)
+    diff = rq.diff_from_others(units, values)
+    assert repr(rq.severity(units, raters, values, diff=diff)) == repr(rq.severity(units, raters, values))
+    a = rq.relative_deviation(units, values, diff=diff)
+    assert np.array_equal(a, rq.relative_deviation(units, values), equal_nan=True) and np.isfinite(a).any()
+    with pytest.raises(ValueError, match="diff must have the shape of values"):
+        rq.severity(units, raters, values, diff=diff[:, :2])
+
+
+def test_diff_from_others_without_missing_values_is_the_plain_definition():
+    units, _, values = _table(6, n_units=150, domain=tuple(range(8)), missing=0.0, max_raters=4)
+    got = rq.diff_from_others(units, values)
+    for i in range(len(units)):
+        others = values[(units == units[i]) & (np.arange(len(units)) != i)]
+        if len(others):
+            assert np.allclose(got[i], values[i] - others.mean(axis=0), rtol=0, atol=1e-12)
+        else:
+            assert np.isnan(got[i]).all()
+
+
+def test_bootstrap_with_strata_matches_the_reference_resamples():
+    """Main resamples through the float32 cell products equal alpha on the replayed resamples."""
+    units, raters, values = _table(7, n_units=120, domain=tuple(range(8)), missing=0.0, max_raters=3)
+    strata = np.where(units % 2 == 0, "even", "odd")
+    stats = ag.snapshot_stats(units, raters, values, {"parity": strata}, domain=tuple(range(8)), n_boot=40, seed=9)
+    idx = ag.resample_indices(np.unique(units).size, 40, 9)
+    uniq = np.unique(units)
+    reps = np.array([[a.alpha if a.alpha is not None else np.nan for a in ag.alpha_all(
+        np.concatenate([np.full((units == uniq[j]).sum(), k) for k, j in enumerate(row)]),
+        np.concatenate([raters[units == uniq[j]] for j in row]),
+        np.concatenate([values[units == uniq[j]] for j in row]), domain=tuple(range(8)))] for row in idx])
+    defined = ~np.isnan(reps).all(axis=0)
+    low = np.full(reps.shape[1], np.nan)
+    low[defined] = np.nanquantile(reps[:, defined], 0.025, axis=0)
+    got = np.array([np.nan if e.ci_low is None else e.ci_low for e in stats.report])
+    assert (~np.isnan(got)).sum() >= 4
+    assert np.allclose(got[~np.isnan(got)], low[~np.isnan(got)], rtol=0, atol=1e-9)
