@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +25,45 @@ from .units import (
     _unit_stats,
     _UnitStats,
 )
+
+# Threads for the float32 cell products of large bootstraps (at most 2: the products are short).
+_THREADS = min(2, os.cpu_count() or 1)
+_PARALLEL_ENTRIES = 1 << 21  # resample weights per chunk from which the threads pay
+
+
+def _openblas() -> Any:
+    """numpy's bundled OpenBLAS (ctypes handle), or None when it cannot be found."""
+    global _OPENBLAS
+    if _OPENBLAS is False:
+        try:
+            import ctypes
+            import glob
+
+            libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*"))
+            lib = ctypes.CDLL(libs[0]) if len(libs) == 1 else None
+            ok = lib is not None and all(hasattr(lib, f"scipy_openblas_{x}_num_threads64_") for x in ("get", "set"))
+            _OPENBLAS = lib if ok else None
+        except OSError:
+            _OPENBLAS = None
+    return _OPENBLAS
+
+
+_OPENBLAS: Any = False
+
+
+@contextmanager
+def _blas_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` BLAS threads (a no-op where numpy's OpenBLAS is not found)."""
+    lib = _openblas()
+    if lib is None:
+        yield
+        return
+    old = int(lib.scipy_openblas_get_num_threads64_())
+    lib.scipy_openblas_set_num_threads64_(n)
+    try:
+        yield
+    finally:
+        lib.scipy_openblas_set_num_threads64_(old)
 
 
 def _boot_chunk(n_units: int, n_boot: int) -> int:
@@ -311,6 +354,39 @@ def _run_bootstrap(
     step = max(1, min(n_boot, _BOOT_CHUNK_ENTRIES // u))
     w32 = np.empty((step, u), dtype=np.float32)
     ones = plan.n_cols - 1
+    pool = None
+    if f32 is not None and _THREADS > 1 and u * min(step, n_boot) >= _PARALLEL_ENTRIES:
+        pool = ThreadPoolExecutor(max_workers=_THREADS)
+    try:
+        with _blas_threads(1) if f32 is not None else nullcontext():
+            _chunks(p, plan, n_boot, u, e, step, rng, rank, w32, f32, ft_cells, n_cells, blocks, ones, keys, onehots,
+                    ext, n_out, main, per_key, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return main, per_key
+
+
+def _cell_sums32(w: npt.NDArray[np.float32], f32: npt.NDArray[np.float32], ft_cells: FloatArray,
+                 blocks: list[tuple[int, int, int, float]], ones: int, cs: FloatArray, r0: int, r1: int) -> None:
+    """Add resamples r0..r1's float32 cell-block products to ``cs`` (cells, resamples, columns), with
+    a float64 redo of any resample whose block sum could exceed float32's exact integers."""
+    wr = w[r0:r1]
+    for c, lo, hi, top in blocks:
+        part = np.matmul(wr[:, lo:hi], f32[:, lo:hi].T).astype(np.float64)
+        bad = part[:, ones] * top >= _F32_EXACT
+        if bool(bad.any()):
+            part[bad] = wr[bad, lo:hi].astype(np.float64) @ ft_cells[:, lo:hi].T
+        cs[c, r0:r1] += part
+
+
+def _chunks(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, step: int, rng: np.random.Generator,
+            rank: IntArray | None, w32: npt.NDArray[np.float32], f32: npt.NDArray[np.float32] | None,
+            ft_cells: FloatArray, n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int, keys: Sequence[_Strata],
+            onehots: list[FloatArray], ext: list[list[np.random.Generator]], n_out: int, main: FloatArray | None,
+            per_key: list[list[FloatArray]], pool: ThreadPoolExecutor | None) -> None:
+    """The resample chunks of ``_run_bootstrap`` (its state passed in), writing into main and per_key."""
+    want_main = main is not None
     for b0 in range(0, n_boot, step):
         nb = min(step, n_boot - b0)
         # The same stream as resample_indices (integers are drawn in the same order whatever the chunking,
@@ -321,18 +397,20 @@ def _run_bootstrap(
         for i in range(nb):
             w32[i] = np.bincount(pidx[i], minlength=u)
         w = w32[:nb]
-        w64 = None if f32 is not None else w.astype(np.float64)
         cs = np.zeros((n_cells, nb, plan.n_cols))
-        for c, lo, hi, top in blocks:
-            if f32 is not None:
-                part = np.matmul(w[:, lo:hi], f32[:, lo:hi].T).astype(np.float64)
-                bad = part[:, ones] * top >= _F32_EXACT
-                if bool(bad.any()):
-                    part[bad] = w[bad, lo:hi].astype(np.float64) @ ft_cells[:, lo:hi].T
+        if f32 is not None:
+            # exact integer products: the resamples split between threads, each with a one-thread BLAS
+            # (many small products: BLAS's own threads mostly wait on each other, worst on a busy machine)
+            halves = [(0, nb)] if pool is None or nb < 2 else [(0, nb // 2), (nb // 2, nb)]
+            jobs = [(w, f32, ft_cells, blocks, ones, cs, r0, r1) for r0, r1 in halves]
+            if pool is None:
+                _cell_sums32(*jobs[0])
             else:
-                assert w64 is not None
-                part = w64[:, lo:hi] @ ft_cells[:, lo:hi].T
-            cs[c] += part
+                list(pool.map(lambda job: _cell_sums32(*job), jobs))
+        else:
+            w64 = w.astype(np.float64)
+            for c, lo, hi, _ in blocks:
+                cs[c] += w64[:, lo:hi] @ ft_cells[:, lo:hi].T
         outs: list[FloatArray] = []
         if want_main:
             outs.append(cs.sum(axis=0)[:, None, :])
@@ -353,7 +431,6 @@ def _run_bootstrap(
             for rep_j in key_reps:
                 rep_j[b0 : b0 + nb] = reps[:, o]
                 o += 1
-    return main, per_key
 
 
 def _stratum_sums(

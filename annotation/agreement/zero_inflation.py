@@ -86,12 +86,12 @@ def gwet_ac2(unit_idx: IntArray, n_units: int, codes: np.ndarray, n_categories: 
     k = np.arange(q, dtype=np.float64)
     t_w = float((1.0 - (k[:, None] - k[None, :]) ** 2 / (q - 1) ** 2).sum())
     has = c >= 0
-    cf = np.where(has, c, 0).astype(np.float64) if moments is None else None
     if moments is not None:
         # exact integers either way; (units, emotions) in C order, as the sparse products give them
         m, s1, s2 = (np.ascontiguousarray(a.T, dtype=np.float64) for a in moments)
     else:
         # per (unit, emotion): ratings m, sum S1 and sum of squares S2 of the codes, as sparse products
+        cf = np.where(has, c, 0).astype(np.float64)
         ind = sp.csr_matrix((np.ones(n_rows), (unit_idx, np.arange(n_rows))), shape=(n_units, n_rows))
         m = np.asarray(ind @ has.astype(np.float64))
         s1 = np.asarray(ind @ cf)
