@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -131,6 +131,49 @@ def rating_rows(project: Project, *, emotion: int | None = None, max_rating_id: 
         query = cur.mogrify(sql, params).decode()
         cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", buf)
     return pgcopy.parse_rating_rows(buf.getbuffer(), k)
+
+
+def rating_rows_chunks(project: Project, *, chunk_images: int, max_rating_id: int | None = None,
+                       as_of: datetime | None = None, exclude_raters: Sequence[int] = (),
+                       flagged_image_ids: Collection[int] | None = None) -> Iterator[pgcopy.RatingRows]:
+    """rating_rows (intensity: one row per image and rater), in chunks of at most ``chunk_images``
+    of the project's images (ascending image id ranges, each image whole in one chunk; chunks may
+    be empty): concatenated they are rating_rows' arrays. On PostgreSQL each chunk is its own
+    binary COPY over an image id range, so only one chunk's stream is held at a time (#21: a
+    million images' stream is about a gigabyte). Elsewhere, and with ``as_of``, one chunk."""
+    if connection.vendor != "postgresql" or as_of is not None:
+        yield rating_rows(project, max_rating_id=max_rating_id, as_of=as_of, exclude_raters=exclude_raters,
+                          flagged_image_ids=flagged_image_ids)
+        return
+    ids = np.fromiter(Image.objects.filter(project=project).order_by("pk").values_list("pk", flat=True),
+                      dtype=np.int64)
+    step = max(int(chunk_images), 1)
+    bounds = [(int(ids[lo]), int(ids[min(lo + step, ids.size) - 1])) for lo in range(0, ids.size, step)]
+    excluded = sorted({int(r) for r in exclude_raters})
+    frozen = sorted({int(i) for i in flagged_image_ids}) if flagged_image_ids is not None else None
+    for first, last in bounds:
+        clause = "r.emotion IS NULL AND r.image_id BETWEEN %s AND %s"
+        params: list[object] = [project.pk, first, last]
+        if max_rating_id is not None:
+            clause += " AND r.id <= %s"
+            params.append(max_rating_id)
+        if excluded:
+            clause += " AND NOT (r.rater_id = ANY(%s))"
+            params.append(excluded)
+        if frozen is None:
+            clause += " AND NOT i.flagged"
+        else:
+            inside = [i for i in frozen if first <= i <= last]
+            if inside:
+                clause += " AND NOT (r.image_id = ANY(%s))"
+                params.append(inside)
+        sql = ('SELECT r.image_id::int4, r.rater_id::int4, r."values" FROM annotation_rating r '
+               "JOIN annotation_image i ON i.id = r.image_id "
+               f"WHERE r.project_id = %s AND {clause} ORDER BY r.image_id, r.rater_id")
+        buf = io.BytesIO()
+        with connection.cursor() as cur:
+            cur.copy_expert(f"COPY ({cur.mogrify(sql, params).decode()}) TO STDOUT WITH (FORMAT binary)", buf)
+        yield pgcopy.parse_rating_rows(buf.getbuffer(), N_EMOTIONS)
 
 
 def _rating_rows_orm(ratings: QuerySet[Rating], k: int, as_of: datetime | None) -> pgcopy.RatingRows:

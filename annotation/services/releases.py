@@ -202,6 +202,14 @@ def _batch_images(project: Project, names: list[str]) -> list[int]:
     return ids
 
 
+def _concat_rows(parts: list[Any]) -> Any:
+    """One RatingRows from chunks of it (in order)."""
+    if len(parts) == 1:
+        return parts[0]
+    return dataclasses.replace(parts[0], **{f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                                           for f in dataclasses.fields(parts[0])})
+
+
 def _only_images(rows: Any, keep: np.ndarray | None) -> Any:
     """`rows` (RatingRows or BinaryVotes: arrays of one length) restricted to the images in `keep`."""
     if keep is None:
@@ -483,8 +491,10 @@ def _build(release: Release, step: Progress) -> None:
     else:
         # Only ratings revised after the release was created need their history.
         revised = Rating.objects.filter(project=project, pk__lte=max_id, updated_at__gt=as_of).exists()
-        rows = _only_images(selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
-                                                  exclude_raters=excluded_ids, flagged_image_ids=flagged), keep)
+        # Read chunk by chunk of images (#21: one chunk's COPY stream at a time).
+        rows = _concat_rows([_only_images(part, keep) for part in selectors.rating_rows_chunks(
+            project, chunk_images=release_chunk_images(), max_rating_id=max_id, as_of=as_of if revised else None,
+            exclude_raters=excluded_ids, flagged_image_ids=flagged)])
         raw = rows
         soft = None
         model_summary: dict[str, Any] = {}

@@ -80,3 +80,23 @@ def test_columnar_diff_is_the_row_by_row_diff():
     empty = table([], binary=False)
     fixed = table(shas[:5], binary=False)
     assert same(diff_tables(empty, fixed), diff_releases(empty, fixed))
+
+
+def test_chunked_reader_gives_rating_rows():
+    import numpy as np
+
+    from annotation import selectors
+    from annotation.models import Image, Rating
+
+    project, raters = seed_simulated("chr", n_images=60, odd_rater=False)
+    image_ids = list(Image.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
+    Image.objects.filter(pk=image_ids[3]).update(flagged=True)
+    max_id = Rating.objects.filter(project=project).order_by("-pk").values_list("pk", flat=True)[10]
+    for kwargs in ({}, {"max_rating_id": max_id, "exclude_raters": [raters[0].pk],
+                        "flagged_image_ids": [image_ids[5], image_ids[40]]}):
+        whole = selectors.rating_rows(project, **kwargs)
+        parts = list(selectors.rating_rows_chunks(project, chunk_images=7, **kwargs))
+        assert len(parts) == 9
+        for name in ("image_ids", "rater_ids", "values"):
+            assert np.array_equal(np.concatenate([getattr(p, name) for p in parts]), getattr(whole, name)), name
+    assert image_ids[3] not in selectors.rating_rows(project).image_ids
