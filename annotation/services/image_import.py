@@ -161,22 +161,22 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
     """Import a folder or a manifest. One bad file never stops the good ones.
 
     workers <= 1: one image at a time in this process, each in its own transaction
-    (image_import_one). workers > 1: that many processes read, hash, decode-check and strip the files
-    side by side (Pillow's decoding and the stripping hold the GIL: threads would share one core),
-    and this process writes them in batches of BATCH images, in source order: the stored files, then
-    the rows in one INSERT, one transaction per batch (docs/decisions/0013-parallel-import.md).
+    (image_import_one). workers > 1: that many forked processes read, hash, decode-check and strip
+    the files side by side (no part of it waits on this process's GIL), and this process writes
+    them in batches of BATCH images, in source order: the stored files, then the rows in one INSERT,
+    one transaction per batch (docs/decisions/0013-parallel-import.md).
     Either way each file gets the same outcome (imported, duplicate or rejected, with the same reason),
     and the summary lists names in source order.
     """
     sources = _sources(path, metadata)
     outcomes: list[Outcome] = [("", "", None)] * len(sources)  # (kind, reason, image id)
-    processes = min(workers, len(sources))
+    # Files already in the project are known by their hash alone: no decoding, one query per chunk
+    # (re-running an import on a folder costs a read and a hash per file, and starts no process).
+    for i, reason in _known_contents(project, sources, threads=min(workers, HASH_THREADS)).items():
+        outcomes[i] = ("duplicate", reason, None)
+    processes = min(workers, sum(1 for kind, _, _ in outcomes if not kind))
     pool = _process_pool(processes) if processes > 1 else None
     try:
-        # Files already in the project are known by their hash alone: no decoding, one query per chunk
-        # (re-running an import on a folder costs a read and a hash per file).
-        for i, reason in _known_contents(project, sources, pool).items():
-            outcomes[i] = ("duplicate", reason, None)
         if pool is None:
             for i, src in enumerate(sources):
                 if not outcomes[i][0]:
@@ -185,12 +185,14 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
                     progress(i + 1, len(sources))
         else:
             _import_in_batches(project, sources, outcomes, pool, processes, progress)
+    except BaseException:
         if pool is not None:
-            pool.close()
+            pool.terminate()
+        raise
     finally:
         if pool is not None:
-            pool.terminate()  # after close(): the workers have already finished; else stops them
-            pool.join()  # (and so their CPU time counts in this process's RUSAGE_CHILDREN)
+            pool.close()
+            pool.join()  # the workers have ended (and their CPU time counts in RUSAGE_CHILDREN)
     summary = ImportSummary()
     for src, (kind, reason, image_id) in zip(sources, outcomes, strict=True):
         if kind == "imported" and image_id is not None:
@@ -228,17 +230,21 @@ def _import_file(project: Project, src: Source) -> Outcome:
 KNOWN_CHUNK = 1000
 
 
-def _known_contents(project: Project, sources: list[Source], pool: Pool | None = None) -> dict[int, str]:
+def _known_contents(project: Project, sources: list[Source], threads: int = 1) -> dict[int, str]:
     """{source index: "same content as NAME"} for the files whose content the project already
-    holds (hashed by the pool's processes when given). Unreadable or oversized files are left to
-    the import itself to report. A project without files yet costs one query, no hashing."""
+    holds, hashed by `threads` threads (reading and hashing release the GIL). Unreadable or
+    oversized files are left to the import itself to report. A project without files yet costs one
+    query, no hashing."""
     if not Image.objects.filter(project=project).exclude(file="").exists():
         return {}
     limit = settings.EMORATE_IMAGE_MAX_BYTES
     tasks = [[(i, str(src.path), limit) for i, src in enumerate(sources[k:k + HASH_CHUNK], start=k)]
              for k in range(0, len(sources), HASH_CHUNK)]
-    hashed = pool.imap(_hash_files, tasks) if pool is not None else map(_hash_files, tasks)
-    hashes = [pair for chunk in hashed for pair in chunk]
+    if threads > 1 and len(tasks) > 1:
+        with ThreadPoolExecutor(threads, thread_name_prefix="import-hash") as hashers:
+            hashes = [pair for chunk in hashers.map(_hash_files, tasks) for pair in chunk]
+    else:
+        hashes = [pair for chunk in map(_hash_files, tasks) for pair in chunk]
     known: dict[int, str] = {}
     for start in range(0, len(hashes), KNOWN_CHUNK):
         chunk = hashes[start:start + KNOWN_CHUNK]
@@ -253,11 +259,12 @@ def _known_contents(project: Project, sources: list[Source], pool: Pool | None =
 BATCH = 64  # images written per transaction (their files, then one INSERT)
 AHEAD = 3  # batches being prepared by the processes while this one writes (bounds memory)
 HASH_CHUNK = 64  # files hashed per task by _known_contents
+HASH_THREADS = 4  # its threads at most
 UPLOAD_THREADS = 8  # concurrent uploads per batch to object storage (network-bound, not the CPU)
 
 
 def _hash_files(tasks: list[tuple[int, str, int]]) -> list[tuple[int, str]]:
-    """(index, sha256) of the readable files within the size limit. Runs in a worker process."""
+    """(index, sha256) of the readable files within the size limit."""
     out = []
     for i, path, limit in tasks:
         try:

@@ -81,6 +81,7 @@ def seeded_project(slug: str, already: bytes) -> Project:
 @pytest.mark.django_db(transaction=True)
 def test_processes_give_the_one_at_a_time_report_rows_and_files(tmp_path, settings, monkeypatch):
     monkeypatch.setattr(image_import, "BATCH", 4)
+    monkeypatch.setattr(image_import, "HASH_CHUNK", 5)  # the known contents hashed by several threads
     settings.MEDIA_ROOT = str(tmp_path / "media")
     media = Path(settings.MEDIA_ROOT)
     already = image_bytes("JPEG", size=(36, 36))
