@@ -10,7 +10,7 @@ import os
 import shutil
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
@@ -446,9 +446,11 @@ def _store_all(writes: list[tuple[str, Prepared]], uploads: ThreadPoolExecutor |
     if uploads is None:
         for item in writes:
             store(item)
-    else:
-        for _ in uploads.map(store, writes):  # re-raises the first failure
-            pass
+        return
+    futures = [uploads.submit(store, item) for item in writes]
+    wait(futures)  # all ended before a failure is raised: none still uploads while the files are deleted
+    for future in futures:
+        future.result()
 
 
 def _discard_unreferenced(stored: list[str]) -> None:

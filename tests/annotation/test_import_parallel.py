@@ -125,6 +125,7 @@ def test_processes_give_the_one_at_a_time_report_rows_and_files(tmp_path, settin
     strip_id = {p.pk: f"/{p.pk}/" for p in (one, parallel)}
     assert ({k.replace(strip_id[one.pk], "/P/"): v for k, v in stored_tree(media, one).items()}
             == {k.replace(strip_id[parallel.pk], "/P/"): v for k, v in stored_tree(media, parallel).items()})
+    assert not (media / ".staging").exists()  # the workers' staging folder is gone
     assert seen[-1] == (22, 22) and [d for d, _ in seen] == sorted(d for d, _ in seen)
 
     again = images_import(project=parallel, path=folder, metadata=meta, workers=2)  # a re-run
