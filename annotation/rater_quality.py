@@ -160,8 +160,9 @@ def scale_use(raters: npt.ArrayLike, values: npt.ArrayLike, *, scale_max: int) -
     n_r, n_e = int(rater_ids.size), v.shape[1]
     counts = np.zeros((n_r, n_e, s), dtype=np.int64)
     base = r_idx * s
-    for e in range(n_e):  # one bincount per emotion over all raters (the rows stay in memory once)
-        col = v[:, e]
+    by_emotion = np.ascontiguousarray(v.T)  # contiguous columns
+    for e in range(n_e):  # one bincount per emotion over all raters
+        col = by_emotion[e]
         ok = (col >= 0) & (col <= scale_max)
         counts[:, e] = np.bincount(base[ok] + col[ok].astype(np.int64), minlength=n_r * s).reshape(n_r, s)
     return {int(rid): counts[i].tolist() for i, rid in enumerate(rater_ids)}
@@ -355,7 +356,7 @@ def relative_deviation(units: npt.ArrayLike, values: npt.ArrayLike, *, diff: Flo
     k = v.shape[1]
     absdiff = np.abs(_given_diff(diff, u, v))
     # present[unit, e]: somebody marked e present on the unit (one bincount over the present cells)
-    rows, cols = np.nonzero(np.nan_to_num(v) > 0)
+    rows, cols = np.nonzero(v > 0)  # NaN > 0 is False: as np.nan_to_num(v) > 0, without the copy
     present = (np.bincount(unit_idx[rows] * k + cols, minlength=n_units * k) > 0).reshape(n_units, k)
     cells = present[unit_idx] & ~np.isnan(absdiff)
     n_cells = cells.sum(axis=1)
@@ -406,7 +407,7 @@ def intensity_shift(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Arr
     unit_idx, n_units = _unit_codes(u)
     k = v.shape[1]
     # the present ratings (row-major, as np.nonzero gives them) of cells marked present twice or more
-    rows, cols = np.nonzero(np.nan_to_num(v) > 0)
+    rows, cols = np.nonzero(v > 0)  # NaN > 0 is False: as np.nan_to_num(v) > 0, without the copy
     cell = unit_idx[rows] * k + cols
     n_pos = np.bincount(cell, minlength=n_units * k)
     sel = n_pos[cell] >= 2

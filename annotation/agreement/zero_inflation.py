@@ -17,8 +17,9 @@ from .prepare import _unit_matrix
 from .results import AlphaResult
 from .units import (
     _alpha_from_stats,
-    _moment_int_sums,
     _moment_results,
+    _MomentSums,
+    _packed_int_sums,
     _prepare,
     _Prepared,
     _unit_stats,
@@ -130,11 +131,18 @@ def _from_moments(p: _Prepared, st: _UnitStats) -> tuple[list[AlphaResult], list
     nz = np.asarray(_unit_matrix(p.unit_idx, p.n_units, np.float32) @ (codes > 0).astype(np.float32))
     nz = np.ascontiguousarray(nz.T).astype(np.int64)
     # presence: values 0/1 on the domain (0, 1) (its index is the value itself)
-    pres = _moment_results("interval", _moment_int_sums(m, nz, nz), 1.0)
+    pres = _moment_results("interval", _sums(st, m, nz, nz), 1.0)
     # intensity: the non-zero ratings, on the domain without 0 (index c - 1 for index c)
     scale = (dom.step if dom.size > 2 else 1.0) ** 2  # a one-value domain has step 1
-    inten = _moment_results(p.level, _moment_int_sums(nz, s1 - nz, s2 - 2 * s1 + nz), scale)
+    inten = _moment_results(p.level, _sums(st, nz, s1 - nz, s2 - 2 * s1 + nz), scale)
     return pres, inten
+
+
+def _sums(st: _UnitStats, m: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> _MomentSums:
+    """``_moment_int_sums(m, s1, s2)`` through the histogram of packed codes (``_packed_int_sums``),
+    packed with the table's bit widths: each of m, s1, s2 here is at most the table's own."""
+    packed = (m | (s1 << st.b1) | (s2 << st.b2)).T
+    return _packed_int_sums(_UnitStats("moments", packed=packed, b1=st.b1, b2=st.b2))
 
 
 def zero_inflation(p: _Prepared, st: _UnitStats | None = None) -> list[ZeroInflation]:
