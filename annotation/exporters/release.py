@@ -14,8 +14,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
-import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
+import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
 from annotation.consolidation import BinaryConsolidated, Consolidated
 from annotation.taxonomy import EMOTIONS, TAXONOMY_VERSION, emotion_slug
@@ -24,6 +25,7 @@ from .card import render_card
 from .helpers import _split_names, image_columns
 from .records import (
     FLOAT_DECIMALS,
+    PARQUET_OPTIONS,
     RELEASE_FORMAT,
     CardInfo,
     ImageRow,
@@ -33,7 +35,7 @@ from .records import (
     Raw,
     _dumps,
 )
-from .tables import image_table, raw_ratings_table
+from .tables import image_plan, image_table_slice, raw_plan, raw_table_slice
 from .text import _csv_chunks, _jsonl_chunks, _parquet_bytes, _segments
 
 
@@ -41,60 +43,101 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class _Hashing:
+    """A write-only file object for pyarrow's ParquetWriter: bytes go to the file and its hash."""
+
+    def __init__(self, fh: Any, digest: Any) -> None:
+        self.fh, self.digest, self.size, self.closed = fh, digest, 0, False
+
+    def write(self, data: Any) -> int:
+        self.fh.write(data)
+        self.digest.update(data)
+        n = len(memoryview(data))
+        self.size += n
+        return n
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:  # the sink closes the file itself
+        self.closed = True
+
+
 class _FileSink:
     """Writes a release's files under ``root`` on one background thread, in submission order,
     hashing them on the way: the caller formats the next chunk while the last one is written.
-    Parquet files are encoded on that thread too (pyarrow releases the GIL). At most a few chunks
-    wait in the queue, which bounds the memory held."""
+    Parquet files are encoded on that thread too (pyarrow releases the GIL), a table at a time
+    (a row group each, #21), so a file can be written slice by slice, and several files can be
+    open at once (a split's Parquet, CSV and JSONL fed slice by slice). At most a few chunks wait
+    in the queue, which bounds the memory held."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.entries: dict[str, ManifestEntry] = {}
-        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[tuple[str, str, Any] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="release-writer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        fh: Any = None
-        digest: Any = None
-        rel, size = "", 0
+        open_files: dict[str, _Hashing] = {}
+        writers: dict[str, Any] = {}
         while (item := self._queue.get()) is not None:
             if self._error is not None:
                 continue  # drain until the sentinel
-            kind, arg = item
+            kind, rel, arg = item
             try:
                 if kind == "open":
-                    rel, size, digest = arg, 0, hashlib.sha256()
                     path = self.root / rel
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    fh = path.open("wb")
+                    open_files[rel] = _Hashing(path.open("wb"), hashlib.sha256())
                 elif kind == "data":
-                    chunks = [_parquet_bytes(arg)] if isinstance(arg, pa.Table) else [arg]
-                    for data in chunks:
-                        fh.write(data)
-                        digest.update(data)
-                        size += len(memoryview(data))
+                    out = open_files[rel]
+                    for data in ([_parquet_bytes(arg)] if isinstance(arg, pa.Table) else [arg]):
+                        out.write(data)
+                elif kind == "table":  # one more row group (or several, past ROW_GROUP rows)
+                    if rel not in writers:
+                        writers[rel] = pq.ParquetWriter(open_files[rel], arg.schema, **_WRITER_OPTIONS)
+                    writers[rel].write_table(arg, row_group_size=ROW_GROUP)
                 else:
-                    fh.close()
-                    fh = None
-                    self.entries[rel] = ManifestEntry(path=rel, sha256=digest.hexdigest(), size=size)
+                    if rel in writers:
+                        writers.pop(rel).close()
+                    out = open_files.pop(rel)
+                    out.fh.close()
+                    self.entries[rel] = ManifestEntry(path=rel, sha256=out.digest.hexdigest(), size=out.size)
             except BaseException as exc:  # handed to the caller at its next put / finish
                 self._error = exc
-        if fh is not None:
-            fh.close()
+        for out in open_files.values():
+            out.fh.close()
 
-    def _put(self, item: tuple[str, Any] | None) -> None:
+    def _put(self, item: tuple[str, str, Any] | None) -> None:
         if self._error is not None:
             raise self._error
         self._queue.put(item)
 
+    def open(self, rel: str) -> None:
+        self._put(("open", rel, None))
+
+    def data(self, rel: str, chunk: Any) -> None:
+        self._put(("data", rel, chunk))
+
+    def table(self, rel: str, table: Any) -> None:
+        """Rows of an open Parquet file, in order (every call but the last: ROW_GROUP rows, so the
+        file is the one pyarrow writes for all its rows at once)."""
+        self._put(("table", rel, table))
+
+    def close(self, rel: str) -> None:
+        self._put(("close", rel, None))
+
     def file(self, rel: str, chunks: Iterable[Any]) -> None:
         """A file made of the chunks (bytes or pyarrow Buffers), in order."""
-        self._put(("open", rel))
+        self.open(rel)
         for chunk in chunks:
-            self._put(("data", chunk))
-        self._put(("close", None))
+            self.data(rel, chunk)
+        self.close(rel)
 
     def parquet(self, rel: str, table: Any) -> None:
         self.file(rel, [table])
@@ -111,6 +154,10 @@ class _FileSink:
             self._error = self._error or RuntimeError("aborted")
             self._queue.put(None)
             self._thread.join()
+
+
+ROW_GROUP: int = PARQUET_OPTIONS["row_group_size"]
+_WRITER_OPTIONS = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
 
 
 def write_release(
@@ -145,31 +192,51 @@ def write_release(
     binary = isinstance(labels, BinaryConsolidated)
     if scale_max is None:
         scale_max = 1 if isinstance(labels, BinaryConsolidated) else labels.scale_max
-    table = image_table(images, labels, assignment, emotions=emotions)
-    released = set(table.column("sha256").to_pylist())
+    plan = image_plan(images, labels, assignment, emotions=emotions)
+    released = set(plan.base["sha256"].to_pylist())
     released_assignment = {s: sp for s, sp in assignment.items() if s in released}
-    raw_table = raw_ratings_table(raw, images, released_assignment, pseudonym_key=pseudonym_key,
-                                  emotions=emotions, allocation=allocation)
+    raw_rows = raw_plan(raw, images, released_assignment, pseudonym_key=pseudonym_key, emotions=emotions,
+                        allocation=allocation)
     splits = _split_names(released_assignment)
+    split_of = np.asarray(plan.split, dtype=object)[plan.order] if plan.order.size else np.zeros(0, dtype=object)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     sink = _FileSink(tmp)
     try:
+        # #21: every table is written ROW_GROUP rows at a time (a Parquet row group each; the CSV
+        # and JSONL lines of the same rows), never whole: the files are the ones a single write
+        # of all rows gives, byte for byte.
         split_counts: dict[str, int] = {}
-        split_col = table.column("split")
-        if raw_table.num_rows:
-            sink.parquet("raw/ratings.parquet", raw_table)
+        if raw_rows.num_rows:
+            sink.open("raw/ratings.parquet")
+            for lo in range(0, raw_rows.num_rows, ROW_GROUP):
+                sink.table("raw/ratings.parquet", raw_table_slice(raw_rows, lo, min(lo + ROW_GROUP, raw_rows.num_rows)))
+            sink.close("raw/ratings.parquet")
         for s in splits:
-            part = table.filter(pc.equal(split_col, s))
-            split_counts[s] = part.num_rows
-            sink.parquet(f"data/{s}-00000-of-00001.parquet", part)
-            segments = _segments(part)
-            sink.file(f"csv/{s}.csv", _csv_chunks(part, segments))
-            sink.file(f"jsonl/{s}.jsonl", _jsonl_chunks(part, segments))
-        n_raters = pc.count_distinct(raw_table.column("rater")).as_py()
+            rows = plan.order[split_of == s]
+            split_counts[s] = int(rows.size)
+            files = (f"data/{s}-00000-of-00001.parquet", f"csv/{s}.csv", f"jsonl/{s}.jsonl")
+            for rel in files:
+                sink.open(rel)
+            for lo in range(0, max(int(rows.size), 1), ROW_GROUP):
+                part = image_table_slice(plan, rows[lo:lo + ROW_GROUP])
+                sink.table(files[0], part)
+                segments = _segments(part)
+                csv_chunks = iter(_csv_chunks(part, segments))
+                if lo:
+                    next(csv_chunks)  # the header row: once, at the top
+                for chunk in csv_chunks:
+                    sink.data(files[1], chunk)
+                for chunk in _jsonl_chunks(part, segments):
+                    sink.data(files[2], chunk)
+                del part, segments
+            for rel in files:
+                sink.close(rel)
+        n_raters = raw_rows.n_raters
+        n_raw = raw_rows.num_rows
         sink.file("README.md", [render_card(
-            card=card, labels=labels, split_counts=split_counts, n_raw=raw_table.num_rows, n_raters=n_raters,
+            card=card, labels=labels, split_counts=split_counts, n_raw=n_raw, n_raters=n_raters,
             agreement=agreement, balance=balance, emotions=emotions, scale_max=scale_max,
             split_config=config.get("split"), test_split_note=str(config.get("test_split_note") or ""),
         ).encode("utf-8")])
@@ -184,7 +251,7 @@ def write_release(
                                      soft=isinstance(labels, Consolidated) and labels.p_present is not None),
             "config": config,
             "consolidation": (labels.rule.as_dict() if isinstance(labels, Consolidated) else {"k": labels.k}),
-            "counts": {"images": split_counts, "raw_ratings": raw_table.num_rows, "raters": n_raters},
+            "counts": {"images": split_counts, "raw_ratings": n_raw, "raters": n_raters},
             "left_out": labels.left_out,
             "agreement": agreement,
             "balance": balance,

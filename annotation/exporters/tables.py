@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,18 +17,21 @@ from .helpers import _images_by_id, _slugs, pseudonym
 from .records import FLOAT_DECIMALS, ImageRow, Labels, Raw
 
 
-def image_table(
-    images: Iterable[ImageRow],
-    labels: Labels,
-    assignment: Mapping[str, str],
-    *,
-    emotions: Sequence[str] = EMOTIONS,
-) -> Any:
-    """One pyarrow Table row per labelled image, sorted by sha256, columns as ``image_columns``.
+@dataclass
+class ImagePlan:
+    """The per-image table's rows in file order (ascending sha256) and its base columns (rows in
+    ``labels`` order), for writing it slice by slice (:func:`image_table_slice`)."""
 
-    Every labelled image needs an ImageRow and a split in ``assignment`` (sha256 -> split);
-    ValueError names the first one missing.
-    """
+    labels: Labels
+    order: Any  # (n,) int64: labels row of each output row, ascending sha256
+    base: dict[str, Any]  # column -> pyarrow array in labels row order
+    split: list[str]  # split of each labels row
+    emotions: Sequence[str]
+
+
+def image_plan(images: Iterable[ImageRow], labels: Labels, assignment: Mapping[str, str], *,
+               emotions: Sequence[str] = EMOTIONS) -> ImagePlan:
+    """Check and order the per-image table (see :func:`image_table`) without building it."""
     by_id = _images_by_id(images)
     n_e = len(emotions)
     arrays_shape = labels.label.shape if isinstance(labels, BinaryConsolidated) else labels.consensus.shape
@@ -44,22 +48,25 @@ def image_table(
         raise ValueError(f"image {im.file_name} ({im.sha256}) has no split")
     sha = pa.array(shas, pa.string())
     # sha256 values are unique, so this is the order of Python's sorted() (UTF-8 byte order = code point order)
-    order = pc.sort_indices(sha)
-    idx = order.to_numpy().astype(np.int64)
-
-    def base(values: list[Any], type_: Any) -> Any:
-        return pc.take(pa.array(values, type_), order)
-
-    cols: dict[str, Any] = {
-        "file_name": base([im.file_name for im in ims], pa.string()),
-        "sha256": pc.take(sha, order),
-        "ethnicity": base([im.ethnicity for im in ims], pa.string()),
-        "gender": base([im.gender for im in ims], pa.string()),
-        "age": base([im.age for im in ims], pa.int16()),
-        "prompt": base([im.prompt for im in ims], pa.string()),
-        "split": base(splits, pa.string()),
+    order = pc.sort_indices(sha).to_numpy().astype(np.int64)
+    base = {
+        "file_name": pa.array([im.file_name for im in ims], pa.string()),
+        "sha256": sha,
+        "ethnicity": pa.array([im.ethnicity for im in ims], pa.string()),
+        "gender": pa.array([im.gender for im in ims], pa.string()),
+        "age": pa.array([im.age for im in ims], pa.int16()),
+        "prompt": pa.array([im.prompt for im in ims], pa.string()),
+        "split": pa.array(splits, pa.string()),
     }
-    slugs = _slugs(emotions)
+    return ImagePlan(labels=labels, order=order, base=base, split=[str(x) for x in splits], emotions=emotions)
+
+
+def image_table_slice(plan: ImagePlan, rows: Any) -> Any:
+    """The per-image table's rows for ``rows`` (labels rows, in the order given)."""
+    labels, idx = plan.labels, np.asarray(rows, dtype=np.int64)
+    take = pa.array(idx, pa.int64())
+    cols: dict[str, Any] = {name: pc.take(arr, take) for name, arr in plan.base.items()}
+    slugs = _slugs(plan.emotions)
     if isinstance(labels, BinaryConsolidated):
         # emotion-major copies, so every column below is one contiguous slice
         label = np.ascontiguousarray(labels.label.T[:, idx])
@@ -88,7 +95,47 @@ def image_table(
     return pa.table(cols)
 
 
-def raw_ratings_table(
+def image_table(
+    images: Iterable[ImageRow],
+    labels: Labels,
+    assignment: Mapping[str, str],
+    *,
+    emotions: Sequence[str] = EMOTIONS,
+) -> Any:
+    """One pyarrow Table row per labelled image, sorted by sha256, columns as ``image_columns``.
+
+    Every labelled image needs an ImageRow and a split in ``assignment`` (sha256 -> split);
+    ValueError names the first one missing.
+    """
+    plan = image_plan(images, labels, assignment, emotions=emotions)
+    return image_table_slice(plan, plan.order)
+
+
+@dataclass
+class RawPlan:
+    """raw/ratings.parquet's rows in file order, for writing it slice by slice (:func:`raw_table_slice`)."""
+
+    raw: Raw
+    sel: Any  # (m,) int64: raw row of each output row
+    img: Any  # (m,) released-image index of each output row
+    rater: Any  # (m,) index into names
+    rel_sha: Any
+    rel_file: Any
+    rel_split: Any
+    names: Any
+    allocation: Any  # pyarrow string array over the raw rows, or None
+    emotions: Sequence[str]
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.sel.size)
+
+    @property
+    def n_raters(self) -> int:
+        return int(np.unique(self.rater).size)
+
+
+def raw_plan(
     raw: Raw,
     images: Iterable[ImageRow],
     assignment: Mapping[str, str],
@@ -96,17 +143,8 @@ def raw_ratings_table(
     pseudonym_key: bytes,
     emotions: Sequence[str] = EMOTIONS,
     allocation: Sequence[str] | None = None,
-) -> Any:
-    """The raw ratings of the released images (those in ``assignment``), pseudonymous raters only.
-
-    Intensity (RatingRows): sha256, file_name, split, rater, one int16 column per emotion slug.
-    Binary (BinaryVotes): sha256, file_name, split, rater, emotion (taxonomy name), vote (0/1).
-    With ``allocation`` (one reason per raw row, #17): an ``allocation_reason`` column after rater,
-    why the queue collected the rating (coverage, disagreement, model_gap, quota, sent_back, retest,
-    imported, unrecorded).
-    Sorted by sha256, rater (binary: then emotion). Ratings of other images are dropped.
-    ValueError if two raters' pseudonyms collide (choose another key).
-    """
+) -> RawPlan:
+    """Check and order the raw ratings table (see :func:`raw_ratings_table`) without building it."""
     if not pseudonym_key:
         raise ValueError("pseudonym_key must not be empty")
     by_id = _images_by_id(images)
@@ -147,25 +185,60 @@ def raw_ratings_table(
                 rank[np.lexsort([emo, key])] = np.arange(key.size)
                 key = rank
     o = np.argsort(key, kind="stable")
-    sel, img, rater = rows[o], img[o], rater[o]
-    cols: dict[str, Any] = {
-        "sha256": pc.take(rel_sha, img),
-        "file_name": pc.take(pa.array([im.file_name for im in released], pa.string()), img),
-        "split": pc.take(pa.array([assignment[im.sha256] for im in released], pa.string()), img),
-        "rater": pc.take(names, rater),
-    }
-    if allocation is not None:
-        if len(allocation) != ids.size:
-            raise ValueError(f"allocation has {len(allocation)} reasons for {ids.size} raw ratings")
-        cols["allocation_reason"] = pc.take(pa.array(allocation, pa.string()), pa.array(sel))
-    if isinstance(raw, BinaryVotes):
-        cols["emotion"] = pc.take(pa.array(list(emotions), pa.string()), emo[o])
-        cols["vote"] = pa.array(np.asarray(raw.votes)[sel].astype(np.int8), pa.int8())
-    else:
+    if allocation is not None and len(allocation) != ids.size:
+        raise ValueError(f"allocation has {len(allocation)} reasons for {ids.size} raw ratings")
+    if not isinstance(raw, BinaryVotes):
         vals = np.asarray(raw.values)
         if vals.shape[1] != len(emotions):
             raise ValueError(f"raw ratings have {vals.shape[1]} emotions, the taxonomy {len(emotions)}")
-        vals_t = np.ascontiguousarray(vals[sel].T).astype(np.int16)
-        for e, s in enumerate(_slugs(emotions)):
+    return RawPlan(raw=raw, sel=rows[o], img=img[o], rater=rater[o], rel_sha=rel_sha,
+                   rel_file=pa.array([im.file_name for im in released], pa.string()),
+                   rel_split=pa.array([assignment[im.sha256] for im in released], pa.string()), names=names,
+                   allocation=None if allocation is None else pa.array(allocation, pa.string()), emotions=emotions)
+
+
+def raw_table_slice(plan: RawPlan, lo: int, hi: int) -> Any:
+    """Rows lo..hi-1 (file order) of raw/ratings.parquet."""
+    sel, img, rater = plan.sel[lo:hi], plan.img[lo:hi], plan.rater[lo:hi]
+    img_a, rater_a = pa.array(img, pa.int64()), pa.array(rater, pa.int64())
+    cols: dict[str, Any] = {
+        "sha256": pc.take(plan.rel_sha, img_a),
+        "file_name": pc.take(plan.rel_file, img_a),
+        "split": pc.take(plan.rel_split, img_a),
+        "rater": pc.take(plan.names, rater_a),
+    }
+    if plan.allocation is not None:
+        cols["allocation_reason"] = pc.take(plan.allocation, pa.array(sel, pa.int64()))
+    raw = plan.raw
+    if isinstance(raw, BinaryVotes):
+        emo = np.asarray(raw.emotions, dtype=np.int64)[sel]
+        cols["emotion"] = pc.take(pa.array(list(plan.emotions), pa.string()), emo)
+        cols["vote"] = pa.array(np.asarray(raw.votes)[sel].astype(np.int8), pa.int8())
+    else:
+        vals_t = np.ascontiguousarray(np.asarray(raw.values)[sel].T).astype(np.int16)
+        for e, s in enumerate(_slugs(plan.emotions)):
             cols[s] = pa.array(vals_t[e], pa.int16())
     return pa.table(cols)
+
+
+def raw_ratings_table(
+    raw: Raw,
+    images: Iterable[ImageRow],
+    assignment: Mapping[str, str],
+    *,
+    pseudonym_key: bytes,
+    emotions: Sequence[str] = EMOTIONS,
+    allocation: Sequence[str] | None = None,
+) -> Any:
+    """The raw ratings of the released images (those in ``assignment``), pseudonymous raters only.
+
+    Intensity (RatingRows): sha256, file_name, split, rater, one int16 column per emotion slug.
+    Binary (BinaryVotes): sha256, file_name, split, rater, emotion (taxonomy name), vote (0/1).
+    With ``allocation`` (one reason per raw row, #17): an ``allocation_reason`` column after rater,
+    why the queue collected the rating (coverage, disagreement, model_gap, quota, sent_back, retest,
+    imported, unrecorded).
+    Sorted by sha256, rater (binary: then emotion). Ratings of other images are dropped.
+    ValueError if two raters' pseudonyms collide (choose another key).
+    """
+    plan = raw_plan(raw, images, assignment, pseudonym_key=pseudonym_key, emotions=emotions, allocation=allocation)
+    return raw_table_slice(plan, 0, plan.num_rows)

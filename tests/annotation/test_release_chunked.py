@@ -100,3 +100,39 @@ def test_chunked_reader_gives_rating_rows():
         for name in ("image_ids", "rater_ids", "values"):
             assert np.array_equal(np.concatenate([getattr(p, name) for p in parts]), getattr(whole, name)), name
     assert image_ids[3] not in selectors.rating_rows(project).image_ids
+
+
+def test_tables_written_slice_by_slice_are_the_whole_table_files(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+
+    from annotation.exporters.release import ROW_GROUP, _FileSink
+    from annotation.exporters.text import _csv_bytes, _csv_chunks, _jsonl_bytes, _jsonl_chunks, _parquet_bytes, _segments
+
+    rng = np.random.default_rng(2)
+    n = 2 * ROW_GROUP + 12_345
+    table = pa.table({"sha256": pa.array([f"{i:064x}" for i in range(n)]),
+                      "split": pa.array(np.where(rng.random(n) < 0.5, "train", "te,st")),
+                      "x": pa.array(np.round(rng.random(n) * 7, 4)), "k": pa.array(rng.integers(0, 8, n).astype(np.int16)),
+                      "p": pa.array(["=1+1" if i % 1000 == 0 else f"prompt {i % 50}" for i in range(n)])})
+    sink = _FileSink(tmp_path)
+    for rel in ("t.parquet", "t.csv", "t.jsonl"):
+        sink.open(rel)
+    for lo in range(0, n, ROW_GROUP):
+        part = table.slice(lo, ROW_GROUP)
+        sink.table("t.parquet", part)
+        chunks = iter(_csv_chunks(part, _segments(part)))
+        if lo:
+            next(chunks)
+        for c in chunks:
+            sink.data("t.csv", c)
+        for c in _jsonl_chunks(part):
+            sink.data("t.jsonl", c)
+    for rel in ("t.parquet", "t.csv", "t.jsonl"):
+        sink.close(rel)
+    entries = sink.finish()
+    assert (tmp_path / "t.parquet").read_bytes() == _parquet_bytes(table)
+    assert (tmp_path / "t.csv").read_bytes() == _csv_bytes(table)
+    assert (tmp_path / "t.jsonl").read_bytes() == _jsonl_bytes(table)
+    assert entries["t.csv"].sha256 == hashlib.sha256(_csv_bytes(table)).hexdigest()
+    assert entries["t.parquet"].size == len(_parquet_bytes(table))
