@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from annotation import agreement as ag
 from annotation.agreement.prepare import _factorize
+from annotation.agreement.quantiles import t_quantile
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -312,9 +313,6 @@ def consistency(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLi
     others is compared with the others' distances on the same images), so an interval away from 0
     says this rater differs; one that contains 0 says only that no difference was detected.
     """
-    # the t quantile from scipy.special: importing scipy.stats costs ~1 s of a command's start (#21)
-    from scipy.special import stdtrit  # type: ignore[import-untyped,unused-ignore]
-
     u = np.asarray(units)
     r = np.asarray(raters)
     v = np.asarray(values, dtype=np.float64)
@@ -335,7 +333,8 @@ def consistency(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.ArrayLi
             out.append(Consistency(int(rid), n, float(x.mean()) if n else None, None, None))
             continue
         mean = float(x.mean())
-        half = float(stdtrit(n - 1, z) * x.std(ddof=1) / np.sqrt(n))
+        # scipy.special.stdtrit's value, without importing scipy (agreement.quantiles; #21)
+        half = float(t_quantile(n - 1, z) * x.std(ddof=1) / np.sqrt(n))
         out.append(Consistency(int(rid), n, mean, mean - half, mean + half))
     return out
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .constants import FloatArray
+from .quantiles import normal_quantile
 
 # An interval is withheld when more than this share of its resamples gave no alpha. A resample is
 # undefined when it drew none of the images whose ratings vary; with k such images that happens
@@ -93,15 +94,12 @@ def two_way_intervals(
       the delete-one-rater jackknife standard error and ``z`` the normal quantile: the image and
       rater variances add, and the bootstrap's asymmetry is kept. The upper end stays <= 1.
     """
-    # scipy.special, not scipy.stats: the same quantile without ~1 s of importing scipy.stats (#21)
-    from scipy.special import ndtri  # type: ignore[import-untyped,unused-ignore]
-
     r = np.asarray(reps, dtype=np.float64)
     if r.ndim == 1:
         r = r[:, None]
     b = r.shape[0]
     se = jackknife_se(loo) if loo is not None else np.full(r.shape[1], np.nan)
-    z = float(ndtri(1.0 - (1.0 - confidence) / 2.0))
+    z = normal_quantile(1.0 - (1.0 - confidence) / 2.0)  # scipy.special.ndtri's value (no scipy import)
     image: list[Interval] = []
     both: list[Interval] = []
     for j, a in enumerate(point):

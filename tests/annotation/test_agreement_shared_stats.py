@@ -94,3 +94,29 @@ def test_bootstrap_with_strata_matches_the_reference_resamples():
     got = np.array([np.nan if e.ci_low is None else e.ci_low for e in stats.report])
     assert (~np.isnan(got)).sum() >= 4
     assert np.allclose(got[~np.isnan(got)], low[~np.isnan(got)], rtol=0, atol=1e-9)
+
+
+def test_stored_quantiles_are_scipys_floats():
+    from scipy.special import ndtri, stdtrit
+
+    from annotation.agreement import quantiles as q
+
+    assert q.Z_95 == float(ndtri(q.P_95)) and q.normal_quantile(q.P_95) == float(ndtri(0.975))
+    assert q.T_95 == tuple(float(stdtrit(df, q.P_95)) for df in range(1, len(q.T_95) + 1))
+    assert q.t_quantile(len(q.T_95) + 5, q.P_95) == float(stdtrit(len(q.T_95) + 5, 0.975))  # beyond: scipy's
+    assert q.t_quantile(7, 0.95) == float(stdtrit(7, 0.95)) and q.normal_quantile(0.9) == float(ndtri(0.9))
+
+
+def test_the_snapshot_computation_imports_no_scipy_special():
+    """A small project's report (the command's path) does without scipy.special (~0.3 s to import)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from annotation import agreement as ag, rater_quality as rq; "
+            "u = np.repeat(np.arange(60), 3); r = np.tile(np.arange(3), 60); "
+            "v = np.random.default_rng(0).integers(0, 8, size=(180, 4)); "
+            "ag.snapshot_stats(u, r, v, {'k': u % 2}, domain=tuple(range(8)), n_boot=50); "
+            "rq.consistency(u, r, v.astype(float)); "
+            "print('scipy.special' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
