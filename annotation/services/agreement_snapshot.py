@@ -35,17 +35,24 @@ from annotation.models import (
 )
 from annotation.payloads import SnapshotEmotion, SnapshotKappa, SnapshotPayload
 from annotation.pgcopy import RatingRows, parse_fixed_rows
-from annotation.selectors_dashboard import RECOMPUTE_QUEUED_SECONDS, recompute_queued_key
 from annotation.services.audit import audit_record
 from annotation.services.locks import job_lock
 from annotation.services.tallies import image_tally_compact
 from annotation.services.webhooks import webhooks_snapshot_done
-from core.cache import ProcessMemo
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
 STRATA_KEYS = ("ethnicity", "gender", "age")
 DEBOUNCE_SECONDS = 60
-_DEBOUNCE_MEMO = ProcessMemo(seconds=5)
+_DEBOUNCE_MEMO: Any = None  # core.cache.ProcessMemo, made on first use: `agreement --json` starts without redis
+
+
+def _debounce_memo() -> Any:
+    global _DEBOUNCE_MEMO
+    if _DEBOUNCE_MEMO is None:
+        from core.cache import ProcessMemo
+
+        _DEBOUNCE_MEMO = ProcessMemo(seconds=5)
+    return _DEBOUNCE_MEMO
 
 
 class AgreementError(ValueError):
@@ -612,9 +619,10 @@ def agreement_schedule(project: Project) -> bool:
     """
     # Asked Redis for this project in the last few seconds: the answer would be "already queued" (the
     # window is DEBOUNCE_SECONDS); saves a Redis round trip on nearly every submit.
-    if _DEBOUNCE_MEMO.get(project.pk):
+    memo = _debounce_memo()
+    if memo.get(project.pk):
         return False
-    _DEBOUNCE_MEMO.set(project.pk, True)
+    memo.set(project.pk, True)
     if not cache.add(f"agreement-debounce:{project.pk}", 1, timeout=DEBOUNCE_SECONDS):
         return False
     # a broker outage is logged, never turned into an error for the request that stored ratings (the
@@ -627,6 +635,8 @@ def agreement_recompute_request(project: Project, *, actor: Any) -> None:
     """A lead asked for a fresh snapshot: mark it "queued" for the jobs strip, audit the request and
     queue the snapshot when the transaction commits. With the broker down the request still
     succeeds: the failure is logged, the mark is withdrawn and the periodic refresh catches up."""
+    from annotation.selectors_dashboard import RECOMPUTE_QUEUED_SECONDS, recompute_queued_key
+
     key = recompute_queued_key(project.pk)
     cache.set(key, 1, timeout=RECOMPUTE_QUEUED_SECONDS)
     with transaction.atomic():
@@ -636,6 +646,8 @@ def agreement_recompute_request(project: Project, *, actor: Any) -> None:
 
 def agreement_snapshot_started(project: Project) -> None:
     """A worker starts a snapshot: a lead's "queued" mark ends."""
+    from annotation.selectors_dashboard import recompute_queued_key
+
     cache.delete(recompute_queued_key(project.pk))
 
 
