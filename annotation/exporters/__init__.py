@@ -42,6 +42,9 @@ compression (zstd, level 3), row group size, format version and no pandas or tim
 so writing the same inputs twice gives byte-identical files. Parquet's footer names the writer
 ("parquet-cpp-arrow version 26.0.1"): the same environment (pinned pyarrow) reproduces the
 bytes; another pyarrow version may not. No file holds a timestamp the caller did not pass in.
+Every table is written ROW_GROUP (100,000, the Parquet row group size) rows at a time (#21:
+``tables.image_plan`` / ``image_table_slice``, ``raw_plan`` / ``raw_table_slice``): a row group
+and the same rows' CSV and JSONL lines per step, the bytes those of one write of all rows.
 
 The package, along its seams (each module imports only the ones listed before it):
 
@@ -51,7 +54,8 @@ The package, along its seams (each module imports only the ones listed before it
 - text.py: CSV and JSON Lines, built column-wise
 - card.py: the dataset card
 - release.py: writing a release folder and its manifest
-- diff.py: comparing two releases
+- diff.py: comparing two releases (``diff_tables``: column by column, from only the compared
+  columns, the result of ``diff_releases``)
 """
 
 from __future__ import annotations
