@@ -10,9 +10,8 @@ import os
 import shutil
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 
 from django.conf import settings
@@ -185,14 +184,9 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
                     progress(i + 1, len(sources))
         else:
             _import_in_batches(project, sources, outcomes, pool, processes, progress)
-    except BaseException:
-        if pool is not None:
-            pool.terminate()
-        raise
     finally:
-        if pool is not None:
-            pool.close()
-            pool.join()  # the workers have ended (and their CPU time counts in RUSAGE_CHILDREN)
+        if pool is not None:  # the workers end (and their CPU time counts in RUSAGE_CHILDREN)
+            pool.shutdown(wait=True, cancel_futures=True)
     summary = ImportSummary()
     for src, (kind, reason, image_id) in zip(sources, outcomes, strict=True):
         if kind == "imported" and image_id is not None:
@@ -308,17 +302,22 @@ def _prepare(task: PrepareTask) -> tuple[int, Prepared | str]:
     return i, Prepared(prep.checked, staged=staged)
 
 
-def _process_pool(processes: int) -> Pool:
+def _prepare_many(tasks: list[PrepareTask]) -> list[tuple[int, Prepared | str]]:
+    return [_prepare(task) for task in tasks]
+
+
+def _process_pool(processes: int) -> ProcessPoolExecutor:
     """Forked worker processes for the pure file work. The database connections are closed first
     when no transaction is open (the children never use them; a fresh one opens here on the next
     query); inside a transaction they stay open, untouched by the children, which leave by os._exit
-    without closing anything they inherited."""
+    without closing anything they inherited. A worker that dies (a crash in a decoder) fails the
+    import with BrokenProcessPool instead of leaving it waiting."""
     if not any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
         connections.close_all()
-    return multiprocessing.get_context("fork").Pool(processes)
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"))
 
 
-def _import_in_batches(project: Project, sources: list[Source], outcomes: list[Outcome], pool: Pool,
+def _import_in_batches(project: Project, sources: list[Source], outcomes: list[Outcome], pool: ProcessPoolExecutor,
                        processes: int, progress: Callable[[int, int], None] | None) -> None:
     todo = [i for i, outcome in enumerate(outcomes) if not outcome[0]]
     done = len(sources) - len(todo)
@@ -332,15 +331,16 @@ def _import_in_batches(project: Project, sources: list[Source], outcomes: list[O
     staging, file_mode = (str(local[0]), local[1]) if local is not None else ("", None)
     uploads = None if local is not None else ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="import-upload")
 
-    def submit(batch: list[int]) -> AsyncResult[list[tuple[int, Prepared | str]]]:
+    def submit(batch: list[int]) -> list[Future[list[tuple[int, Prepared | str]]]]:
         tasks = [(i, str(sources[i].path), max_bytes, max_pixels, staging, file_mode) for i in batch]
-        return pool.map_async(_prepare, tasks, chunksize=max(1, len(batch) // (2 * processes)))
+        size = max(1, len(batch) // (2 * processes))  # two chunks per process and batch
+        return [pool.submit(_prepare_many, tasks[k:k + size]) for k in range(0, len(tasks), size)]
 
     try:
         pending = deque((batch, submit(batch)) for batch in itertools.islice(batches, AHEAD))
         while pending:
-            batch, result = pending.popleft()
-            prepared = result.get()
+            batch, chunks = pending.popleft()
+            prepared = [one for chunk in chunks for one in chunk.result()]
             following = next(batches, None)
             if following is not None:
                 pending.append((following, submit(following)))
