@@ -120,3 +120,30 @@ def test_the_snapshot_computation_imports_no_scipy_special():
             "print('scipy.special' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_two_way_intervals_batched_percentiles_equal_the_column_by_column_ones():
+    from annotation.agreement import twoway
+
+    rng = np.random.default_rng(12)
+    reps = np.round(rng.normal(0.4, 0.1, size=(997, 30)), 3)  # ties included
+    reps[rng.random(reps.shape) < 0.002] = np.nan  # a few columns with undefined resamples
+    point = [0.4] * 29 + [None]
+    loo = rng.normal(0.4, 0.02, size=(6, 30))
+    image, both = twoway.two_way_intervals(point, reps, loo, 0.95)
+    for j in range(29):
+        col = reps[:, j][~np.isnan(reps[:, j])]
+        lo, mid, hi = twoway._quantiles(col, 0.95)  # the column on its own
+        assert (image[j].low, image[j].high) == (lo, hi)
+        assert image[j].n_undefined == int(np.isnan(reps[:, j]).sum())
+        w_lo, w_hi = max(mid - lo, 0.0), max(hi - mid, 0.0)
+        extra = (float(ndtri_95()) * twoway.jackknife_se(loo[:, j])[0]) ** 2
+        assert both[j].low == float(lo - (np.sqrt(w_lo**2 + extra) - w_lo))
+        assert both[j].high == min(1.0, float(hi + (np.sqrt(w_hi**2 + extra) - w_hi)))
+    assert any(image[j].n_undefined for j in range(29)) and image[29].low is None
+
+
+def ndtri_95() -> float:
+    from scipy.special import ndtri
+
+    return float(ndtri(0.975))
