@@ -209,3 +209,36 @@ def test_into_a_bucket_the_same_outcome_and_no_object_left_by_a_failed_batch(tmp
         ("c_same.jpg", "same content as c.jpg"), ("d.png", "same content as d.png")]
     assert [name for name, _ in summary.rejected] == ["e_bad.jpg"]
     assert not any((tmp_path / "media-unused").rglob("*"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_dies_fails_the_import_and_leaves_nothing_half_stored(tmp_path, settings, monkeypatch):
+    """A worker process killed mid-import (as by a crash in a decoder) fails the import, instead of
+    leaving it waiting; the batches committed before keep their files and nothing else is left."""
+    import multiprocessing
+    import os
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    monkeypatch.setattr(image_import, "BATCH", 2)
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    media = Path(settings.MEDIA_ROOT)
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(24):
+        (folder / f"{i:02d}.jpg").write_bytes(image_bytes())
+    project = make_project(slug="killed")
+    killed: list[int] = []
+
+    def kill_a_worker(done: int, total: int) -> None:
+        if not killed:
+            worker = multiprocessing.active_children()[0]
+            os.kill(worker.pid, signal.SIGKILL)
+            killed.append(worker.pid)
+
+    with pytest.raises(BrokenProcessPool):
+        images_import(project=project, path=folder, workers=2, progress=kill_a_worker)
+    assert killed
+    assert 2 <= Image.objects.filter(project=project).count() < 24
+    assert_files_match_rows(media, project)
+    assert not (media / ".staging").exists()
