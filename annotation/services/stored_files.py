@@ -59,7 +59,7 @@ def store_exact(name: str, data: bytes) -> None:
 def _write_local(storage: FileSystemStorage, name: str, data: bytes) -> None:
     """store_exact on the local folder: written beside the target and renamed over it, so a reader
     never sees a half-written file; a few system calls instead of the storage API's existence
-    checks, delete and chunked save (a third of an import's time per image)."""
+    checks, delete and chunked save."""
     tmp = f"{storage.path(name)}.{os.getpid()}-{threading.get_ident()}.part"
     try:
         _make_parent(storage, name)
