@@ -331,13 +331,14 @@ def _run_bootstrap(
         rank = np.empty(u, dtype=np.intp)
         rank[order] = np.arange(u, dtype=np.intp)
         bounds = np.concatenate([[0], np.cumsum(np.bincount(cell))]).astype(np.intp)
-        ft_cells = plan.ft[:, order]
+        # float32 when exact, built a row at a time: no float64 copy of every feature (1 GB at a million units)
+        ft_cells = _gather_columns(plan.ft, order, np.float32 if plan.exact32 else np.float64)
         # onehot[c, j] = 1 when cell c lies in stratum j of the key
         onehots = [np.eye(len(k.members))[k.labels[order[bounds[:-1]]]] for k in keys]
     else:
         rank = None
         bounds = np.array([0, u], dtype=np.intp)
-        ft_cells = plan.ft
+        ft_cells = plan.ft.astype(np.float32) if plan.exact32 else plan.ft
         onehots = []
     n_cells = bounds.size - 1
     width = plan.block if plan.exact32 else u
@@ -347,7 +348,7 @@ def _run_bootstrap(
         for a in range(lo, hi, width):
             b = min(a + width, hi)
             blocks.append((c, a, b, float(np.abs(ft_cells[:, a:b]).max())))
-    f32 = ft_cells.astype(np.float32) if plan.exact32 else None
+    f32 = ft_cells if plan.exact32 else None
     ext = [[_extension_rng(seed, j) for j in range(len(k.members))] for k in keys]
     n_out = (1 if want_main else 0) + sum(len(k.members) for k in keys)
     rng = np.random.default_rng(seed)
@@ -367,7 +368,15 @@ def _run_bootstrap(
     return main, per_key
 
 
-def _cell_sums32(w: npt.NDArray[np.float32], f32: npt.NDArray[np.float32], ft_cells: FloatArray,
+def _gather_columns(ft: FloatArray, order: IntArray, dtype: npt.DTypeLike) -> npt.NDArray[np.floating]:
+    """``ft[:, order].astype(dtype)`` a row at a time (no full-size temporary)."""
+    out = np.empty((ft.shape[0], order.size), dtype=dtype)
+    for i in range(ft.shape[0]):
+        out[i] = ft[i, order]
+    return out
+
+
+def _cell_sums32(w: npt.NDArray[np.float32], f32: npt.NDArray[np.float32],
                  blocks: list[tuple[int, int, int, float]], ones: int, cs: FloatArray, r0: int, r1: int) -> None:
     """Add resamples r0..r1's float32 cell-block products to ``cs`` (cells, resamples, columns), with
     a float64 redo of any resample whose block sum could exceed float32's exact integers."""
@@ -376,13 +385,14 @@ def _cell_sums32(w: npt.NDArray[np.float32], f32: npt.NDArray[np.float32], ft_ce
         part = np.matmul(wr[:, lo:hi], f32[:, lo:hi].T).astype(np.float64)
         bad = part[:, ones] * top >= _F32_EXACT
         if bool(bad.any()):
-            part[bad] = wr[bad, lo:hi].astype(np.float64) @ ft_cells[:, lo:hi].T
+            # the float32 features are exact integers: in float64 they are the features themselves
+            part[bad] = wr[bad, lo:hi].astype(np.float64) @ f32[:, lo:hi].T.astype(np.float64)
         cs[c, r0:r1] += part
 
 
 def _chunks(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, step: int, rng: np.random.Generator,
             rank: IntArray | None, w32: npt.NDArray[np.float32], f32: npt.NDArray[np.float32] | None,
-            ft_cells: FloatArray, n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int, keys: Sequence[_Strata],
+            ft_cells: npt.NDArray[np.floating], n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int, keys: Sequence[_Strata],
             onehots: list[FloatArray], ext: list[list[np.random.Generator]], n_out: int, main: FloatArray | None,
             per_key: list[list[FloatArray]], pool: ThreadPoolExecutor | None) -> None:
     """The resample chunks of ``_run_bootstrap`` (its state passed in), writing into main and per_key."""
@@ -402,7 +412,7 @@ def _chunks(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, step: in
             # exact integer products: the resamples split between threads, each with a one-thread BLAS
             # (many small products: BLAS's own threads mostly wait on each other, worst on a busy machine)
             halves = [(0, nb)] if pool is None or nb < 2 else [(0, nb // 2), (nb // 2, nb)]
-            jobs = [(w, f32, ft_cells, blocks, ones, cs, r0, r1) for r0, r1 in halves]
+            jobs = [(w, f32, blocks, ones, cs, r0, r1) for r0, r1 in halves]
             if pool is None:
                 _cell_sums32(*jobs[0])
             else:
