@@ -419,14 +419,23 @@ def consolidate_intensity(
         soft_rows = soft_rows[k] if soft_rows is not None else None
     counts_out, ids_out = _left_out(LEFT_OUT_REASONS, reasons)
     with_soft = soft is not None and soft_rows is not None and rule.soft_labels
+
+    def soft_of(arr: FloatArray) -> FloatArray | None:
+        if not with_soft or soft_rows is None:
+            return None
+        # every image of the soft labels kept, in their order: the arrays themselves, no copy (#21)
+        if soft_rows.size == arr.shape[0] and bool(np.all(soft_rows == np.arange(soft_rows.size))):
+            return arr
+        out: FloatArray = arr[soft_rows]
+        return out
+
     return Consolidated(
         image_ids=kept_ids, consensus=consensus, spread=spread, n_ratings=n_ratings,
         disputed_emotions=disputed_e, disputed=disputed, left_out=counts_out, left_out_ids=ids_out,
         rule=rule, scale_max=scale_max,
-        p_present=soft.p_present[soft_rows] if with_soft and soft is not None and soft_rows is not None else None,
-        expected_intensity=(soft.expected_intensity[soft_rows]
-                            if with_soft and soft is not None and soft_rows is not None else None),
-        soft_sd=soft.sd[soft_rows] if with_soft and soft is not None and soft_rows is not None else None,
+        p_present=None if soft is None else soft_of(soft.p_present),
+        expected_intensity=None if soft is None else soft_of(soft.expected_intensity),
+        soft_sd=None if soft is None else soft_of(soft.sd),
     )
 
 

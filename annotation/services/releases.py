@@ -540,7 +540,8 @@ def _build(release: Release, step: Progress) -> None:
     else:
         assert values is not None  # intensity: every rater's values
         kept = np.isin(units, labels.image_ids)
-        agreement = _agreement_summary(units[kept], raters[kept], values[kept], level=agreement_cfg["level"],
+        sel = (units, raters, values) if kept.all() else (units[kept], raters[kept], values[kept])  # no copies
+        agreement = _agreement_summary(*sel, level=agreement_cfg["level"],
                                        scale_max=project.scale_max, n_boot=int(agreement_cfg["n_boot"]),
                                        seed=int(agreement_cfg["seed"]))
         # #17: alpha is computed after the release's selection (excluded raters, dropped disputed
