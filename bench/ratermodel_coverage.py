@@ -65,10 +65,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--quick", action="store_true", help="HQ size only")
+    ap.add_argument("--big", action="store_true", help="big size only")
     args = ap.parse_args()
     cols = ["pres", "pres_0", "pres_0.1", "pres_0.25", "int", "int_0", "int_0.1", "int_0.25"]
     for size, (n, k, r, seed0) in SIZES.items():
-        if args.quick and size != "HQ":
+        if (args.quick and size != "HQ") or (args.big and size != "big"):
             continue
         print(f"{size}: {n:,} images x {k} ratings x 40 emotions, {r} experts; coverage of 95% intervals "
               f"(overall, then by |deviation from the rater's mean| in {BUCKETS[1:-1]} logits)")
