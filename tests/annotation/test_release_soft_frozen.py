@@ -69,6 +69,13 @@ def test_release_uses_the_snapshots_parameters_and_rebuilds_identically():
     refit = release_build(release_create(project=project, version="1.1.0", n_boot=20,
                                          consolidation={"soft_labels": True, "method": "median"}))
     assert refit.inputs["rater_model"]["snapshot_id"] == later.pk
+    model_release = release_build(release_create(project=project, version="1.1.1", n_boot=0,
+                                                 consolidation={"method": "model"}))
+    assert model_release.inputs["rater_model"]["snapshot_id"] == later.pk
+    table = _table(release_dir(model_release))
+    slug = emotion_slug(EMOTIONS[2])
+    expected = table.column(f"{slug}__p_present").to_numpy() * table.column(f"{slug}__expected_intensity").to_numpy()
+    assert np.allclose(table.column(f"{slug}__consensus").to_numpy(), expected, atol=2e-3)
     AgreementSnapshot.objects.filter(project=project).delete()
     fallback = release_build(release_create(project=project, version="1.2.0", n_boot=20))
     assert "rater_model" not in fallback.inputs
