@@ -397,50 +397,77 @@ def _chunks(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, step: in
             per_key: list[list[FloatArray]], pool: ThreadPoolExecutor | None) -> None:
     """The resample chunks of ``_run_bootstrap`` (its state passed in), writing into main and per_key."""
     want_main = main is not None
-    for b0 in range(0, n_boot, step):
-        nb = min(step, n_boot - b0)
+    starts = list(range(0, n_boot, step))
+
+    def draw(b0: int) -> npt.NDArray[np.intp]:
         # The same stream as resample_indices (integers are drawn in the same order whatever the chunking,
         # and below 2**32 an intp draw is the int32 draw): intp, so that neither the gather nor bincount
         # converts the indices first.
-        idx = rng.integers(0, u, size=(nb, u), dtype=np.intp)
-        pidx = idx if rank is None else rank[idx]
-        for i in range(nb):
-            w32[i] = np.bincount(pidx[i], minlength=u)
-        w = w32[:nb]
-        cs = np.zeros((n_cells, nb, plan.n_cols))
-        if f32 is not None:
-            # exact integer products: the resamples split between threads, each with a one-thread BLAS
-            # (many small products: BLAS's own threads mostly wait on each other, worst on a busy machine)
-            halves = [(0, nb)] if pool is None or nb < 2 else [(0, nb // 2), (nb // 2, nb)]
-            jobs = [(w, f32, blocks, ones, cs, r0, r1) for r0, r1 in halves]
-            if pool is None:
-                _cell_sums32(*jobs[0])
+        return rng.integers(0, u, size=(min(step, n_boot - b0), u), dtype=np.intp)
+
+    # With threads, the next chunk's draws are made (numpy releases the GIL while drawing) while this
+    # chunk is counted and multiplied; still one after another from the one generator: the same stream.
+    drawer = ThreadPoolExecutor(max_workers=1) if pool is not None and len(starts) > 1 else None
+    ahead = drawer.submit(draw, starts[0]) if drawer is not None else None
+    try:
+        for k, b0 in enumerate(starts):
+            if ahead is not None and drawer is not None:
+                idx = ahead.result()
+                ahead = drawer.submit(draw, starts[k + 1]) if k + 1 < len(starts) else None
             else:
-                list(pool.map(lambda job: _cell_sums32(*job), jobs))
+                idx = draw(b0)
+            _chunk(p, plan, b0, idx, u, e, rank, w32, f32, ft_cells, n_cells, blocks, ones, keys, onehots, ext,
+                   n_out, main, per_key, pool, want_main)
+    finally:
+        if drawer is not None:
+            drawer.shutdown()
+
+
+def _chunk(p: _Prepared, plan: _BootPlan, b0: int, idx: npt.NDArray[np.intp], u: int, e: int, rank: IntArray | None,
+           w32: npt.NDArray[np.float32], f32: npt.NDArray[np.float32] | None, ft_cells: npt.NDArray[np.floating],
+           n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int, keys: Sequence[_Strata],
+           onehots: list[FloatArray], ext: list[list[np.random.Generator]], n_out: int, main: FloatArray | None,
+           per_key: list[list[FloatArray]], pool: ThreadPoolExecutor | None, want_main: bool) -> None:
+    """One chunk of resamples (rows b0.. of the draws ``idx``): weights, cell sums, alphas."""
+    nb = idx.shape[0]
+    pidx = idx if rank is None else rank[idx]
+    for i in range(nb):
+        w32[i] = np.bincount(pidx[i], minlength=u)
+    w = w32[:nb]
+    cs = np.zeros((n_cells, nb, plan.n_cols))
+    if f32 is not None:
+        # exact integer products: the resamples split between threads, each with a one-thread BLAS
+        # (many small products: BLAS's own threads mostly wait on each other, worst on a busy machine)
+        halves = [(0, nb)] if pool is None or nb < 2 else [(0, nb // 2), (nb // 2, nb)]
+        jobs = [(w, f32, blocks, ones, cs, r0, r1) for r0, r1 in halves]
+        if pool is None:
+            _cell_sums32(*jobs[0])
         else:
-            w64 = w.astype(np.float64)
-            for c, lo, hi, _ in blocks:
-                cs[c] += w64[:, lo:hi] @ ft_cells[:, lo:hi].T
-        outs: list[FloatArray] = []
-        if want_main:
-            outs.append(cs.sum(axis=0)[:, None, :])
-        for ki, key in enumerate(keys):
-            if f32 is not None:
-                # integer-valued cell sums: any order of adding them is exact, so one matrix product
-                s_key = np.tensordot(onehots[ki], cs, axes=([0], [0])).transpose(1, 0, 2)
-            else:
-                s_key = np.einsum("cbf,cj->bjf", cs, onehots[ki])
-            outs.append(_stratum_sums(plan, key, ext[ki], idx, s_key))
-        sums = np.concatenate(outs, axis=1).reshape(nb * n_out, plan.n_cols)
-        reps = _boot_alpha_from_sums(p, sums[:, plan.col_map], plan.k, plan.moments).reshape(nb, n_out, e)
-        o = 0
-        if main is not None:
-            main[b0 : b0 + nb] = reps[:, 0]
-            o = 1
-        for key_reps in per_key:
-            for rep_j in key_reps:
-                rep_j[b0 : b0 + nb] = reps[:, o]
-                o += 1
+            list(pool.map(lambda job: _cell_sums32(*job), jobs))
+    else:
+        w64 = w.astype(np.float64)
+        for c, lo, hi, _ in blocks:
+            cs[c] += w64[:, lo:hi] @ ft_cells[:, lo:hi].T
+    outs: list[FloatArray] = []
+    if want_main:
+        outs.append(cs.sum(axis=0)[:, None, :])
+    for ki, key in enumerate(keys):
+        if f32 is not None:
+            # integer-valued cell sums: any order of adding them is exact, so one matrix product
+            s_key = np.tensordot(onehots[ki], cs, axes=([0], [0])).transpose(1, 0, 2)
+        else:
+            s_key = np.einsum("cbf,cj->bjf", cs, onehots[ki])
+        outs.append(_stratum_sums(plan, key, ext[ki], idx, s_key))
+    sums = np.concatenate(outs, axis=1).reshape(nb * n_out, plan.n_cols)
+    reps = _boot_alpha_from_sums(p, sums[:, plan.col_map], plan.k, plan.moments).reshape(nb, n_out, e)
+    o = 0
+    if main is not None:
+        main[b0 : b0 + nb] = reps[:, 0]
+        o = 1
+    for key_reps in per_key:
+        for rep_j in key_reps:
+            rep_j[b0 : b0 + nb] = reps[:, o]
+            o += 1
 
 
 def _stratum_sums(
