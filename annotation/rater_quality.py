@@ -396,7 +396,9 @@ def intensity_shift(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Arr
 
     u = np.asarray(units)
     r = np.asarray(raters)
-    v = np.asarray(values, dtype=np.float64)
+    v = np.asarray(values)
+    if v.dtype.kind not in "iu":  # integer ratings are read as they are (no float copy of the table)
+        v = v.astype(np.float64, copy=False)
     if v.ndim != 2 or len(u) != len(v) or len(r) != len(v):
         raise ValueError("units, raters and values must have the same number of rows (values 2-D)")
     rater_ids, r_idx = np.unique(r, return_inverse=True)
@@ -411,7 +413,7 @@ def intensity_shift(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Arr
     n_pos = np.bincount(cell, minlength=n_units * k)
     sel = n_pos[cell] >= 2
     rows, cols, cell = rows[sel], cols[sel], cell[sel]
-    y = v[rows, cols]
+    y = v[rows, cols].astype(np.float64)
     who = r_idx[rows]
     n_cells = np.bincount(who, minlength=n_r)
     if y.size == 0:

@@ -275,7 +275,7 @@ def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[st
     deviation = rq.relative_deviation(units, fvalues, diff=diff)  # once, for consistency and drift
     del diff
     consistent = {c.rater: c for c in rq.consistency(units, raters, fvalues, deviation=deviation)}
-    shifts = {s.rater: s for s in rq.intensity_shift(units, raters, fvalues)}
+    shifts = {s.rater: s for s in rq.intensity_shift(units, raters, values)}  # the int16 table as it is
     for row in rows:
         c = consistent.get(int(row["rater"]))
         row["consistency"] = None if c is None else {

@@ -147,3 +147,11 @@ def ndtri_95() -> float:
     from scipy.special import ndtri
 
     return float(ndtri(0.975))
+
+
+def test_intensity_shift_reads_integer_ratings_as_they_are():
+    units, raters, values = _table(8, n_units=300, domain=tuple(range(8)), missing=0.0, max_raters=4)
+    as_int = values.astype(np.int16)
+    got = rq.intensity_shift(units, raters, as_int)
+    assert repr(got) == repr(rq.intensity_shift(units, raters, values))
+    assert sum(s.shift is not None for s in got) >= 5
