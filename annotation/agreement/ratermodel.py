@@ -712,15 +712,17 @@ class _Fitter:
         for ch in self.chunks:
             sl = slice(ch.e0, ch.e1)
             Ec = ch.Ec
-            # Information about s_re once the images are integrated out: each rating's weight is
-            # reduced by the share of its image's precision it supplies itself (a Schur complement).
+            # Information about s_re once the images are integrated out: the Fisher information of
+            # each rating's marginal likelihood as the rater step uses it (the image's cavity value
+            # and uncertainty, probit approximation).
             if ch.z.size:
                 A, S, VA = self.A[sl].reshape(-1), self.S[sl].reshape(-1), self.VA[sl].reshape(-1)
-                va = np.take(VA, ch.ii)
-                kap = 1.0 / np.sqrt(1.0 + (math.pi / 8.0) * va)
-                pt = _sigmoid(kap * (np.take(A, ch.ii) + np.take(S, ch.rr)))
-                p = _sigmoid(np.take(A, ch.ii) + np.take(S, ch.rr))
-                info = np.bincount(ch.rr, kap * pt * (1 - pt) * (1 - p * (1 - p) * va), Ec * R)
+                a_i, s_i = np.take(A, ch.ii), np.take(S, ch.rr)
+                p = _sigmoid(a_i + s_i)
+                hc = np.maximum(1.0 / np.take(VA, ch.ii) - p * (1.0 - p), 1e-6)
+                kap = 1.0 / np.sqrt(1.0 + (math.pi / 8.0) / hc)
+                pt = _sigmoid(kap * (a_i - (ch.z - p) / hc + s_i))
+                info = np.bincount(ch.rr, kap * kap * pt * (1 - pt), Ec * R)
                 info_s[sl] = info.reshape(Ec, R)
             if K >= 2 and ch.y.size:
                 lam, U, L, p2, fU, fL, dU, dL = self._terms(ch)

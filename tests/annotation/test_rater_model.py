@@ -82,15 +82,54 @@ def test_rater_effects_are_recovered(differ):
     assert corr > 0.9
 
 
-def test_intervals_cover_close_to_nominal(differ, same):
-    covered: list[np.ndarray] = []
-    for sim, fit in (differ[:2], same):
-        covered.append(np.abs(fit.presence_shift - sim.presence_shift) <= 1.96 * fit.presence_se)
-        covered.append(np.abs(fit.intensity_latent - sim.intensity_latent) <= 1.96 * fit.intensity_latent_se)
-    rates = [float(c.mean()) for c in covered]
-    # 320 intervals each (8 raters x 40 emotions); nominal 0.95.
-    assert all(0.86 <= r <= 1.0 for r in rates), rates
-    assert 0.9 <= float(np.mean(rates)) <= 0.99
+def _true_tau(x: np.ndarray) -> float:
+    """The sd of the true effects around their rater's mean, the emotion's centring undone (the
+    quantity the fit's tau estimates): rows and columns removed, (R - 1)(E - 1) degrees of freedom."""
+    dev = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+    return float(np.sqrt((dev ** 2).sum() / ((x.shape[0] - 1) * (x.shape[1] - 1))))
+
+
+@pytest.fixture(scope="module")
+def more_seeds(differ) -> list[tuple[rm.Simulated, rm.RaterModelFit]]:
+    """The differing-raters fit and three more seeds of the same design (coverage is a rate over
+    many intervals; 320 per fit are too few to tell 0.91 from 0.95)."""
+    out = [differ[:2]]
+    for seed in (21, 22, 23):
+        sim = rm.simulate_ratings(np.random.default_rng(seed), n_images=N_IMAGES, ratings_per_image=K,
+                                  n_raters=N_RATERS)
+        out.append((sim, rm.fit_rater_model(sim.units, sim.raters, sim.values, scale_max=7)))
+    return out
+
+
+def test_intervals_cover_close_to_nominal(more_seeds, same):
+    pres, inten = [], []
+    for sim, fit in more_seeds:
+        pres.append(float((np.abs(fit.presence_shift - sim.presence_shift) <= 1.96 * fit.presence_se).mean()))
+        inten.append(float((np.abs(fit.intensity_latent - sim.intensity_latent)
+                            <= 1.96 * fit.intensity_latent_se).mean()))
+    # 4 fits x 320 intervals each; nominal 0.95. Before the fix of #18 intensity averaged 0.914
+    # over these fits (0.891-0.938); now 0.937 (0.919-0.962). Presence 0.955 -> 0.967.
+    assert 0.925 <= float(np.mean(inten)) <= 0.98, inten
+    assert 0.93 <= float(np.mean(pres)) <= 0.99, pres
+    assert min(inten + pres) >= 0.9, (inten, pres)
+    _sim, fit = same
+    # Identical raters: the truth is 0 and every effect's interval should contain it nearly always.
+    for est, se in ((fit.presence_shift, fit.presence_se), (fit.intensity_latent, fit.intensity_latent_se)):
+        assert float((np.abs(est) <= 1.96 * se).mean()) >= 0.95
+
+
+def test_the_pooling_sd_is_estimated_without_bias(more_seeds):
+    """tau (sd of a rater's per-emotion effects around the rater's mean) drives the shrinkage and so
+    the intervals; it came out about 12% low for intensity before #18 (ratio 0.87-0.90 here)."""
+    ratio_s, ratio_d = [], []
+    for sim, fit in more_seeds:
+        ratio_s.append(fit.effect_sd["tau_s"] / _true_tau(sim.presence_shift))
+        ratio_d.append(fit.effect_sd["tau_d"] / _true_tau(sim.intensity_latent))
+    # Stated tolerance: mean ratio estimate / truth in 0.93-1.1 for presence (measured 1.00) and
+    # 0.95-1.15 for intensity (measured 1.08: the probit approximation errs on the wide side).
+    assert 0.93 <= float(np.mean(ratio_s)) <= 1.1, ratio_s
+    assert 0.95 <= float(np.mean(ratio_d)) <= 1.15, ratio_d
+    assert set(more_seeds[0][1].effect_sd) == {"tau_s", "omega_s", "tau_d", "omega_d"}
 
 
 def test_intensity_shift_in_steps_follows_the_latent_shift(differ):
