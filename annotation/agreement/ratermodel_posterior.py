@@ -323,48 +323,36 @@ def _modes(params: ModelParameters, Yc: npt.NDArray[np.int8], e0: int, ui: npt.N
     K = params.scale_max
     R1 = S.shape[1]
     sl = slice(e0, e0 + Ec)
-    el, j = np.nonzero(Yc >= 0)
-    yv = Yc[el, j]
-    ii = el * N + ui[j]
-    off_s = np.take(S[sl].reshape(-1), el * R1 + ri[j])
-    z = (yv > 0).astype(np.float64)
     mu = params.presence_mean[sl]
-    prec_a = np.repeat(1.0 / params.presence_sd[sl] ** 2, N)
-    mean_a = np.repeat(mu, N)
-    A = mean_a.copy()
+    prec_e = 1.0 / params.presence_sd[sl] ** 2
+    offset = params.presence_offset[sl] if params.presence_offset is not None else None
     size = Ec * N
-    # The fitter's image step is A += g / h followed, through the centring of the rater effects, by
-    # A += delta_e (its presence carry): its fixed point solves g(A) + delta_e h(A) = 0 (delta 0: the mode).
-    delta = np.repeat(params.presence_offset[sl], N) if params.presence_offset is not None else None
-    active = np.ones(size, dtype=bool)
-    for _ in range(MAX_STEPS):
-        p = _sigmoid(np.take(A, ii) + off_s)
-        g = np.bincount(ii, z - p, size) - (A - mean_a) * prec_a
-        t = p * (1.0 - p)
-        h = np.bincount(ii, t, size) + prec_a
-        if delta is None:
-            step = np.clip(g / h, -3.0, 3.0)
-        else:
-            dh = np.bincount(ii, t * (1.0 - 2.0 * p), size)
-            step = np.clip((g + delta * h) / np.maximum(h - delta * dh, 0.5 * h), -3.0, 3.0)
-        step[~active] = 0.0
-        A += step
-        active &= np.abs(step) >= TOL  # an element stops after its first step below TOL
-        if not active.any():
-            break
-    p = _sigmoid(np.take(A, ii) + off_s)
-    p *= 1.0 - p
-    VA = 1.0 / (np.bincount(ii, p, size) + prec_a)
+    S_flat = S[sl].reshape(-1)
+    pats = _patterns(Yc, ui, ri, N)
+    if pats is None:
+        el, j = np.nonzero(Yc >= 0)
+        ii = el * N + ui[j]
+        A, VA = _presence_newton(ii, np.take(S_flat, el * R1 + ri[j]), (Yc[el, j] > 0).astype(np.float64),
+                                 np.repeat(mu, N), np.repeat(prec_e, N),
+                                 None if offset is None else np.repeat(offset, N), size)
+        del el, j, ii
+    else:
+        # Elements (image, emotion) with the same raters in the same order and the same presence
+        # marks have the same posterior: each such pattern is computed once, exactly as the element
+        # itself would be (its ratings summed in the same order), then copied to every element.
+        p_ii, p_e_of_rating, p_r, p_z, p_e, elem = pats
+        A_p, VA_p = _presence_newton(p_ii, np.take(S_flat, p_e_of_rating * R1 + p_r), p_z, mu[p_e], prec_e[p_e],
+                                     None if offset is None else offset[p_e], int(p_e.size))
+        A, VA = A_p[elem], VA_p[elem]
     B = np.zeros(size)
     has = np.zeros(size, dtype=bool)
     prec_b = np.repeat(1.0 / params.intensity_sd[sl] ** 2, N)
     VB = 1.0 / prec_b
     if K >= 2 and not presence_only:
-        pres = yv > 0
-        ip = ii[pres]
-        yp = yv[pres].astype(np.intp)
-        elp = el[pres]
-        rp = ri[j][pres]
+        elp, jp = np.nonzero(Yc > 0)
+        ip = elp * N + ui[jp]
+        yp = Yc[elp, jp].astype(np.intp)
+        rp = ri[jp]
         lam = np.take(lam_r, rp)
         off_d = np.take(D[sl].reshape(-1), elp * R1 + rp)
         cext = np.concatenate([np.full((Ec, 1), -_BIG), params.cutpoints[sl], np.full((Ec, 1), _BIG)],
@@ -373,11 +361,12 @@ def _modes(params: ModelParameters, Yc: npt.NDArray[np.int8], e0: int, ui: npt.N
         c_lo = np.take(cext, elp * (K + 1) + yp - 1)
         has = np.bincount(ip, minlength=size) > 0
         active = has.copy()
+        lo, hi = np.full(size, -np.inf), np.full(size, np.inf)
         for _ in range(MAX_STEPS):
             score, w = _ordinal_terms(lam, c_up, c_lo, np.take(B, ip) + off_d)
             g = np.bincount(ip, score, size) - B * prec_b
             hb = np.bincount(ip, w, size) + prec_b
-            step = np.clip(g / hb, -3.0, 3.0)
+            step = _safeguarded(B, g, hb, lo, hi)
             step[~active] = 0.0
             B += step
             active &= np.abs(step) >= TOL
@@ -388,6 +377,95 @@ def _modes(params: ModelParameters, Yc: npt.NDArray[np.int8], e0: int, ui: npt.N
     else:
         VB = np.broadcast_to(VB, (size,)).copy()
     return A.reshape(Ec, N), VA.reshape(Ec, N), B.reshape(Ec, N), VB.reshape(Ec, N), has.reshape(Ec, N)
+
+
+def _presence_newton(ii: npt.NDArray[np.intp], off_s: FloatArray, z: FloatArray, mean_a: FloatArray,
+                     prec_a: FloatArray, delta: FloatArray | None, size: int) -> tuple[FloatArray, FloatArray]:
+    """The presence latents' resting points and posterior variances, element by element
+    (``ii``: element of each rating; Newton steps, each element stopping after its first step
+    below TOL, so its result does not depend on the other elements)."""
+    A = mean_a.copy()
+    # The fitter's image step is A += g / h followed, through the centring of the rater effects, by
+    # A += delta_e (its presence carry): its fixed point solves g(A) + delta_e h(A) = 0 (delta 0: the mode).
+    active = np.ones(size, dtype=bool)
+    lo, hi = np.full(size, -np.inf), np.full(size, np.inf)
+    for _ in range(MAX_STEPS):
+        p = _sigmoid(np.take(A, ii) + off_s)
+        g = np.bincount(ii, z - p, size) - (A - mean_a) * prec_a
+        t = p * (1.0 - p)
+        h = np.bincount(ii, t, size) + prec_a
+        if delta is None:
+            step = _safeguarded(A, g, h, lo, hi)
+        else:
+            dh = np.bincount(ii, t * (1.0 - 2.0 * p), size)
+            step = _safeguarded(A, g + delta * h, np.maximum(h - delta * dh, 0.5 * h), lo, hi)
+        step[~active] = 0.0
+        A += step
+        active &= np.abs(step) >= TOL  # an element stops after its first step below TOL
+        if not active.any():
+            break
+    p = _sigmoid(np.take(A, ii) + off_s)
+    p *= 1.0 - p
+    VA = 1.0 / (np.bincount(ii, p, size) + prec_a)
+    return A, VA
+
+
+def _safeguarded(x: FloatArray, f: FloatArray, slope: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
+    """A Newton step x + f / slope (clipped to 3) towards the root of a decreasing f, kept inside
+    the bracket [lo, hi] the signs of f seen so far give (updated here): a step that would leave
+    it bisects it instead, so an element cannot cycle between two points (a steep ordinal
+    likelihood can make plain Newton do that). Elementwise."""
+    up = f > 0
+    np.copyto(lo, x, where=up)
+    np.copyto(hi, x, where=~up)
+    new = x + np.clip(f / slope, -3.0, 3.0)
+    out = ((new <= lo) | (new >= hi)) & np.isfinite(lo) & np.isfinite(hi)
+    new = np.where(out, 0.5 * (lo + hi), new)
+    step: FloatArray = new - x
+    return step
+
+
+MAX_PATTERN_RATINGS = 20
+
+
+def _patterns(Yc: npt.NDArray[np.int8], ui: npt.NDArray[np.intp], ri: npt.NDArray[np.intp], N: int) -> Any:
+    """The distinct presence patterns of the elements (emotion, image): the image's raters in row
+    order and which of them marked the emotion present. Returns (pattern of each rating, emotion of
+    each rating, rater of each rating, z of each rating, emotion of each pattern, pattern of each
+    element e * N + i), the ratings of a pattern in the image's row order; None where it does not
+    apply (a missing value, rows not grouped by image, an image with over MAX_PATTERN_RATINGS rows)."""
+    n = ui.size
+    if n == 0 or bool((Yc < 0).any()) or (n > 1 and not bool(np.all(ui[1:] >= ui[:-1]))):
+        return None
+    starts = np.r_[0, np.flatnonzero(np.diff(ui)) + 1]
+    counts = np.diff(np.r_[starts, n])
+    if starts.size != N or int(counts.max()) > MAX_PATTERN_RATINGS:
+        return None
+    Ec = Yc.shape[0]
+    elem = np.empty(Ec * N, dtype=np.intp)
+    parts: list[tuple[Any, ...]] = []
+    next_id = 0
+    emo = np.arange(Ec, dtype=np.int64)
+    for c in np.unique(counts).tolist():
+        imgs = np.flatnonzero(counts == c)
+        m = imgs.size
+        rows = starts[imgs][:, None] + np.arange(c)  # (m, c), in row order
+        _u, sig = np.unique(ri[rows], axis=0, return_inverse=True)
+        sig = sig.reshape(-1).astype(np.int64)
+        n_sig = int(sig.max()) + 1
+        bits = np.zeros((Ec, m), dtype=np.int64)
+        for k in range(c):
+            bits |= (Yc[:, rows[:, k]] > 0).astype(np.int64) << k
+        key = ((emo[:, None] * n_sig + sig[None, :]) << c) | bits
+        _k, first, inv = np.unique(key.reshape(-1), return_index=True, return_inverse=True)
+        P = first.size
+        e_p = (first // m).astype(np.intp)
+        prow = starts[imgs[first % m]][:, None] + np.arange(c)  # (P, c)
+        parts.append((next_id + np.repeat(np.arange(P, dtype=np.intp), c), np.repeat(e_p, c), ri[prow].reshape(-1),
+                      (Yc[e_p[:, None], prow] > 0).reshape(-1).astype(np.float64), e_p))
+        elem[(emo[:, None] * N + imgs[None, :]).reshape(-1)] = next_id + inv.reshape(-1)
+        next_id += P
+    return (*(np.concatenate([p[k] for p in parts]) for k in range(5)), elem)
 
 
 def _ordinal_terms(lam: FloatArray, c_up: FloatArray, c_lo: FloatArray,

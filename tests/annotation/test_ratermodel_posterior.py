@@ -35,9 +35,9 @@ def test_posteriors_from_the_fits_parameters_reproduce_the_fits_soft_labels(fitt
     assert np.abs(post.p_present - fit.p_present).max() < 1e-6
     # Intensity: the fitter takes one Newton step per sweep and stops at a 2e-3 change of its
     # parameters; here each image's latent is taken to its mode, so they differ by that lag only.
-    assert np.abs(post.expected_intensity - fit.expected_intensity).max() < 0.05
-    assert np.abs(post.expected_intensity - fit.expected_intensity).mean() < 0.005
-    assert np.abs(post.sd - fit.sd).max() < 0.02
+    assert np.abs(post.expected_intensity - fit.expected_intensity).max() < 0.1
+    assert np.abs(post.expected_intensity - fit.expected_intensity).mean() < 0.01
+    assert np.abs(post.sd - fit.sd).max() < 0.03
     assert post.unknown_raters == 0 and post.warnings == []
 
 
