@@ -107,7 +107,14 @@ def test_tables_written_slice_by_slice_are_the_whole_table_files(tmp_path):
     import pyarrow as pa
 
     from annotation.exporters.release import ROW_GROUP, _FileSink
-    from annotation.exporters.text import _csv_bytes, _csv_chunks, _jsonl_bytes, _jsonl_chunks, _parquet_bytes, _segments
+    from annotation.exporters.text import (
+        _csv_bytes,
+        _csv_chunks,
+        _jsonl_bytes,
+        _jsonl_chunks,
+        _parquet_bytes,
+        _segments,
+    )
 
     rng = np.random.default_rng(2)
     n = 2 * ROW_GROUP + 12_345
