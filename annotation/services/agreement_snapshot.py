@@ -387,10 +387,13 @@ def _drift(project: Project, units: np.ndarray, raters: np.ndarray, deviation: n
 def _models(project: Project, rows: RatingRows, *, n_boot: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
     """Per model (its latest version): agreement with the experts per emotion, entered as one more
     rater (weighted kappa, the "could be an annotator" test, Spearman rho vs the expert median)."""
+    names = list(ModelScore.objects.filter(project=project).values_list("model_name", flat=True).distinct())
+    if not names:
+        return []  # without importing the scoring stack (`agreement --json` on a project without models)
     from annotation.scoring.selectors import latest_model, model_agreement, model_summary
 
     out = []
-    for model_name in ModelScore.objects.filter(project=project).values_list("model_name", flat=True).distinct():
+    for model_name in names:
         latest = latest_model(project, model_name)
         if latest is None:
             continue
