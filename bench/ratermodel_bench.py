@@ -11,7 +11,8 @@ non-zero, interval alpha near 0.2, experts differing in threshold, shift and noi
 For each: the fit's wall time and its peak memory (tracemalloc: numpy reports its buffers), the
 process peak RSS, and the reference from the same run: the median (and mean) of each image's
 ratings over the same data, timed, and both labels' error against the simulated truth (the
-expected rating of a typical expert). Ratios are ours / reference.
+expected rating of a typical expert). Ratios are ours / reference. Also the share of the rater
+effects' 95% intervals that contain the truth (one seed) and the fit's pooling sds.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def run(name: str, n_images: int, k: int, n_raters: int, goal_s: float) -> None:
     print(f"  error vs truth  model {e_fit:.3f}   median {e_med:.3f}   mean {e_mean:.3f}   -> ratio "
           f"model/median {e_fit / e_med:.2f}, model/mean {e_fit / e_mean:.2f}")
     print(f"  rater effects   presence MAE {pres_mae:.3f} logits, intensity MAE {int_mae:.3f} (latent)")
+    cov_p = float(np.nanmean(np.abs(fit.presence_shift - sim.presence_shift) <= rm.Z95 * fit.presence_se))
+    cov_i = float(np.nanmean(np.abs(fit.intensity_latent - sim.intensity_latent) <= rm.Z95 * fit.intensity_latent_se))
+    taus = ", ".join(f"{k} {v:.3f}" for k, v in getattr(fit, "effect_sd", {}).items())
+    print(f"  95% intervals   cover presence {cov_p:.3f}, intensity {cov_i:.3f} (one seed; "
+          f"bench/ratermodel_coverage.py for the study); pooling sds: {taus or 'n/a'}")
 
 
 def main() -> None:
