@@ -201,32 +201,68 @@ def _boot_features_t(p: _Prepared, st: _UnitStats) -> tuple[FloatArray, int]:
     return ft.reshape(e * 4, u), 4
 
 
+def _moment_rows(st: _UnitStats, j: int) -> FloatArray:
+    """Emotion j's four rows of ``_boot_features_t`` (moments kind): the same numbers, one emotion."""
+    m, s1, s2 = (a[j] for a in st.moment_ints())
+    pair = m >= 2
+    out = np.empty((4, m.size))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[0] = np.where(pair, 2 * (m * s2 - s1 * s1) / np.where(pair, m - 1, 1), 0.0)
+    out[1] = np.where(pair, m, 0)
+    out[2] = np.where(pair, s1, 0)
+    out[3] = np.where(pair, s2, 0)
+    return out
+
+
 def _boot_plan(p: _Prepared, st: _UnitStats) -> _BootPlan:
-    full, k = _boot_features_t(p, st)
-    n_full, u = full.shape
+    if st.kind == "moments":
+        assert st.packed is not None
+        u, n_e = st.packed.shape
+        k = 4
+        n_full = n_e * k
+
+        def rows_of(j: int) -> FloatArray:
+            return _moment_rows(st, j)  # one emotion at a time: no (E*4, U) table (1.3 GB at a million units)
+    else:
+        full, k = _boot_features_t(p, st)
+        n_full, u = full.shape
+        n_e = n_full // k if k else 0
+
+        def rows_of(j: int) -> FloatArray:
+            return full[j * k : (j + 1) * k]
     # Identical columns (e.g. the rating count of every emotion when nothing is missing) are
-    # multiplied once: group by a random projection, confirm with an exact comparison.
+    # multiplied once: group by a random projection, confirm with an exact comparison. The kept
+    # rows go straight into ft, allocated for all of them: rows never written are never touched.
     probe = np.random.default_rng(20240917).standard_normal(u)
-    fp = full @ probe if u else np.zeros(n_full)
-    keep: list[int] = []
+    ft = np.empty((n_full + 1, u))
+    n_keep = 0
     col_map = np.empty(n_full, dtype=np.intp)
     groups: dict[float, list[int]] = {}
-    for j in range(n_full):
-        cand = groups.setdefault(float(fp[j]), [])
-        for c in cand:
-            if np.array_equal(full[keep[c]], full[j]):
-                col_map[j] = c
-                break
-        else:
-            cand.append(len(keep))
-            col_map[j] = len(keep)
-            keep.append(j)
-    ft = np.empty((len(keep) + 1, u))
-    ft[:-1] = full[keep]
+    # the largest |feature| (the ones row's 1 included) and whether all are integers, row by row
+    # (no full-size temporaries): what np.abs(ft).max() and ft == rint(ft) say
+    max_abs, integral = 1.0, True
+    for b in range(n_e):
+        rows = rows_of(b)
+        fp = rows @ probe if u else np.zeros(rows.shape[0])
+        for r in range(rows.shape[0]):
+            j = b * k + r
+            cand = groups.setdefault(float(fp[r]), [])
+            for c in cand:
+                if np.array_equal(ft[c], rows[r]):
+                    col_map[j] = c
+                    break
+            else:
+                cand.append(n_keep)
+                col_map[j] = n_keep
+                ft[n_keep] = rows[r]
+                n_keep += 1
+                if u:
+                    max_abs = max(max_abs, float(np.abs(rows[r]).max()))
+                    integral = integral and bool(np.array_equal(rows[r], np.rint(rows[r])))
+    ft = ft[: n_keep + 1]
     ft[-1] = 1.0
-    max_abs = float(np.abs(ft).max()) if ft.size else 1.0
     block = int((_F32_EXACT / 2) // max(max_abs, 1.0))
-    exact32 = bool(u < _F32_EXACT and block >= 1024 and np.array_equal(ft, np.rint(ft)))
+    exact32 = bool(u < _F32_EXACT and block >= 1024 and integral)
     return _BootPlan(ft, col_map, k, st.kind == "moments", exact32, block)
 
 
