@@ -304,6 +304,9 @@ def _sorted_block(block: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
     return block
 
 
+BLOCK_IMAGES = 32_768
+
+
 def consolidate_intensity(
     image_ids: npt.ArrayLike,
     values: npt.ArrayLike,
@@ -374,8 +377,13 @@ def consolidate_intensity(
     noise = rule.disputed_noise_p is not None
     ss = np.zeros((n, n_emotions), dtype=np.float64) if noise else None
     present = np.zeros((n, n_emotions), dtype=bool) if noise else None
+    # Images with c ratings as (c, m, E) blocks of at most BLOCK_IMAGES images (#21: the float
+    # copies for the noise rule stay bounded; every figure is per image, so the blocking changes nothing).
+    pieces = []
     for c in np.unique(kept_counts).tolist():
-        sel = np.flatnonzero(kept_counts == c)
+        same = np.flatnonzero(kept_counts == c)
+        pieces += [(c, same[i:i + BLOCK_IMAGES]) for i in range(0, same.size, BLOCK_IMAGES)]
+    for c, sel in pieces:
         rows = np.arange(c, dtype=np.int64)[:, None] + kept_starts[sel][None, :]
         block = _sorted_block(vals[rows])  # (c, m, E), ascending along the raters' axis 0
         lo_v, hi_v = block[0], block[-1]

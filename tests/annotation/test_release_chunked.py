@@ -143,3 +143,22 @@ def test_tables_written_slice_by_slice_are_the_whole_table_files(tmp_path):
     assert (tmp_path / "t.jsonl").read_bytes() == _jsonl_bytes(table)
     assert entries["t.csv"].sha256 == hashlib.sha256(_csv_bytes(table)).hexdigest()
     assert entries["t.parquet"].size == len(_parquet_bytes(table))
+
+
+def test_consolidation_in_blocks_of_images_is_the_same(monkeypatch):
+    import numpy as np
+
+    import annotation.consolidation as cons
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 6, 3000)
+    ids = np.repeat(np.arange(3000) * 7, counts)
+    vals = (rng.integers(0, 8, (ids.size, 40)) * (rng.random((ids.size, 40)) < 0.2)).astype(np.int16)
+    rule = cons.ConsolidationRule(disputed_spread=5, presence_split_min=1)
+    whole = cons.consolidate_intensity(ids, vals, rule=rule, flagged_image_ids=[14, 70])
+    monkeypatch.setattr(cons, "BLOCK_IMAGES", 37)
+    blocked = cons.consolidate_intensity(ids, vals, rule=rule, flagged_image_ids=[14, 70])
+    assert whole.disputed.any() and whole.left_out["below_min_ratings"] > 0
+    for name in ("image_ids", "consensus", "spread", "n_ratings", "disputed_emotions", "disputed"):
+        assert np.array_equal(getattr(whole, name), getattr(blocked, name)), name
+    assert whole.left_out == blocked.left_out
