@@ -84,8 +84,13 @@ def diff_from_others(units: npt.ArrayLike, values: npt.ArrayLike) -> FloatArray:
     if not np.isnan(v).any():
         # nothing missing (ratings from the database): the same numbers with a per-row count of others
         others_1d = (np.bincount(unit_idx, minlength=n_units) - 1.0)[unit_idx][:, None]
+        # v - (sum - v) / others, the same operations in place (one table-sized array, not four)
+        full: FloatArray = np.asarray(ind @ v)[unit_idx]
         with np.errstate(invalid="ignore", divide="ignore"):
-            full: FloatArray = np.where(others_1d > 0, v - (np.asarray(ind @ v)[unit_idx] - v) / others_1d, np.nan)
+            full -= v
+            full /= others_1d
+            np.subtract(v, full, out=full)
+        full[others_1d[:, 0] <= 0] = np.nan
         return full
     present = ~np.isnan(v)
     filled = np.where(present, v, 0.0)
@@ -359,8 +364,9 @@ def relative_deviation(units: npt.ArrayLike, values: npt.ArrayLike, *, diff: Flo
     present = (np.bincount(unit_idx[rows] * k + cols, minlength=n_units * k) > 0).reshape(n_units, k)
     cells = present[unit_idx] & ~np.isnan(absdiff)
     n_cells = cells.sum(axis=1)
+    absdiff[~cells] = 0.0  # in place: np.where(cells, absdiff, 0.0) without another table-sized array
     with np.errstate(invalid="ignore", divide="ignore"):
-        dev = np.where(n_cells > 0, np.where(cells, absdiff, 0.0).sum(axis=1) / n_cells, np.nan)
+        dev = np.where(n_cells > 0, absdiff.sum(axis=1) / n_cells, np.nan)
     rows_per_unit = np.bincount(unit_idx, minlength=n_units)
     ok = ~np.isnan(dev) & (rows_per_unit[unit_idx] >= 3)
     dsum = np.bincount(unit_idx[ok], weights=dev[ok], minlength=n_units)
