@@ -60,17 +60,8 @@ def diff_releases(old: Any, new: Any, *, tolerance: float = 1e-9) -> dict[str, A
         na, nb = _n_ratings(a), _n_ratings(b)
         if nb > na:
             more.append({"sha256": sha, "old": na, "new": nb})
-    return {
-        "summary": {
-            "images_old": len(old_rows), "images_new": len(new_rows), "added": len(added), "removed": len(removed),
-            "labels_changed": len(changed), "images_with_changed_labels": len({c["sha256"] for c in changed}),
-            "split_changed": len(split_changed), "ratings_added": sum(m["new"] - m["old"] for m in more),
-            "images_with_new_ratings": len(more),
-        },
-        "added": added, "removed": removed, "labels_changed": changed, "split_changed": split_changed,
-        "ratings_added": more,
-        "columns_added": sorted(new_cols - old_cols), "columns_removed": sorted(old_cols - new_cols),
-    }
+    return _diff_result(len(old_rows), len(new_rows), added, removed, changed, split_changed, more, old_cols,
+                        new_cols)
 
 
 def _columns_of(table: Any, names: Any = None) -> set[str]:
@@ -176,9 +167,23 @@ def diff_tables(old: Any, new: Any, *, tolerance: float = 1e-9, old_names: Any =
     grew = np.flatnonzero(nb > na)
     more = [{"sha256": h, "old": int(na[j]), "new": int(nb[j])}
             for h, j in zip(pc.take(common_sha, pa.array(grew, pa.int64())).to_pylist(), grew.tolist(), strict=True)]
+    return _diff_result(len(old_sha), len(new_sha), added, removed, changed, split_changed, more, old_cols,
+                        new_cols)
+
+
+def diff_columns(names: list[str]) -> list[str]:
+    """The columns of a release's per-image table that :func:`diff_tables` reads."""
+    return [c for c in names if c in ("sha256", "split", "n_ratings")
+            or c.endswith(("__consensus", "__label", "__yes", "__no"))]
+
+
+def _diff_result(n_old: int, n_new: int, added: list[Any], removed: list[Any], changed: list[dict[str, Any]],
+                 split_changed: list[dict[str, Any]], more: list[dict[str, Any]], old_cols: set[str],
+                 new_cols: set[str]) -> dict[str, Any]:
+    """The diff document both comparisons return (diff_releases on rows, diff_tables on columns)."""
     return {
         "summary": {
-            "images_old": len(old_sha), "images_new": len(new_sha), "added": len(added), "removed": len(removed),
+            "images_old": n_old, "images_new": n_new, "added": len(added), "removed": len(removed),
             "labels_changed": len(changed), "images_with_changed_labels": len({c["sha256"] for c in changed}),
             "split_changed": len(split_changed), "ratings_added": sum(m["new"] - m["old"] for m in more),
             "images_with_new_ratings": len(more),
@@ -187,9 +192,3 @@ def diff_tables(old: Any, new: Any, *, tolerance: float = 1e-9, old_names: Any =
         "ratings_added": more,
         "columns_added": sorted(new_cols - old_cols), "columns_removed": sorted(old_cols - new_cols),
     }
-
-
-def diff_columns(names: list[str]) -> list[str]:
-    """The columns of a release's per-image table that :func:`diff_tables` reads."""
-    return [c for c in names if c in ("sha256", "split", "n_ratings")
-            or c.endswith(("__consensus", "__label", "__yes", "__no"))]
