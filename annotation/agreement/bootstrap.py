@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,39 +31,11 @@ _THREADS = min(2, os.cpu_count() or 1)
 _PARALLEL_ENTRIES = 1 << 21  # resample weights per chunk from which the threads pay
 
 
-def _openblas() -> Any:
-    """numpy's bundled OpenBLAS (ctypes handle), or None when it cannot be found."""
-    global _OPENBLAS
-    if _OPENBLAS is False:
-        try:
-            import ctypes
-            import glob
+def _blas_threads(n: int) -> Any:
+    """Run the block with ``n`` BLAS threads (threadpoolctl: numpy's OpenBLAS, restored after)."""
+    from threadpoolctl import threadpool_limits
 
-            libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*"))
-            lib = ctypes.CDLL(libs[0]) if len(libs) == 1 else None
-            ok = lib is not None and all(hasattr(lib, f"scipy_openblas_{x}_num_threads64_") for x in ("get", "set"))
-            _OPENBLAS = lib if ok else None
-        except OSError:
-            _OPENBLAS = None
-    return _OPENBLAS
-
-
-_OPENBLAS: Any = False
-
-
-@contextmanager
-def _blas_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` BLAS threads (a no-op where numpy's OpenBLAS is not found)."""
-    lib = _openblas()
-    if lib is None:
-        yield
-        return
-    old = int(lib.scipy_openblas_get_num_threads64_())
-    lib.scipy_openblas_set_num_threads64_(n)
-    try:
-        yield
-    finally:
-        lib.scipy_openblas_set_num_threads64_(old)
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _boot_chunk(n_units: int, n_boot: int) -> int:
