@@ -108,29 +108,9 @@ def rating_rows(project: Project, *, emotion: int | None = None, max_rating_id: 
         ratings = ratings.exclude(rater_id__in=excluded)
     if connection.vendor != "postgresql" or as_of is not None:
         return _rating_rows_orm(ratings, k, as_of)
-    emotion_clause = "r.emotion = %s" if emotion is not None else "r.emotion IS NULL"
-    params: list[object] = [project.pk, *([emotion] if emotion is not None else [])]
-    if max_rating_id is not None:
-        emotion_clause += " AND r.id <= %s"
-        params.append(max_rating_id)
-    if excluded:
-        emotion_clause += " AND NOT (r.rater_id = ANY(%s))"
-        params.append(excluded)
-    if frozen is None:
-        emotion_clause += " AND NOT i.flagged"
-    elif frozen:
-        emotion_clause += " AND NOT (r.image_id = ANY(%s))"
-        params.append(frozen)
-    sql = (
-        'SELECT r.image_id::int4, r.rater_id::int4, r."values" FROM annotation_rating r '
-        "JOIN annotation_image i ON i.id = r.image_id "
-        f"WHERE r.project_id = %s AND {emotion_clause} ORDER BY r.image_id, r.rater_id"
-    )
-    buf = io.BytesIO()
-    with connection.cursor() as cur:
-        query = cur.mogrify(sql, params).decode()
-        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", buf)
-    return pgcopy.parse_rating_rows(buf.getbuffer(), k)
+    head = "r.emotion = %s" if emotion is not None else "r.emotion IS NULL"
+    return _copy_rating_rows(project, head, [emotion] if emotion is not None else [], k,
+                             max_rating_id=max_rating_id, excluded=excluded, frozen=frozen)
 
 
 def rating_rows_chunks(project: Project, *, chunk_images: int, max_rating_id: int | None = None,
@@ -152,28 +132,35 @@ def rating_rows_chunks(project: Project, *, chunk_images: int, max_rating_id: in
     excluded = sorted({int(r) for r in exclude_raters})
     frozen = sorted({int(i) for i in flagged_image_ids}) if flagged_image_ids is not None else None
     for first, last in bounds:
-        clause = "r.emotion IS NULL AND r.image_id BETWEEN %s AND %s"
-        params: list[object] = [project.pk, first, last]
-        if max_rating_id is not None:
-            clause += " AND r.id <= %s"
-            params.append(max_rating_id)
-        if excluded:
-            clause += " AND NOT (r.rater_id = ANY(%s))"
-            params.append(excluded)
-        if frozen is None:
-            clause += " AND NOT i.flagged"
-        else:
-            inside = [i for i in frozen if first <= i <= last]
-            if inside:
-                clause += " AND NOT (r.image_id = ANY(%s))"
-                params.append(inside)
-        sql = ('SELECT r.image_id::int4, r.rater_id::int4, r."values" FROM annotation_rating r '
-               "JOIN annotation_image i ON i.id = r.image_id "
-               f"WHERE r.project_id = %s AND {clause} ORDER BY r.image_id, r.rater_id")
-        buf = io.BytesIO()
-        with connection.cursor() as cur:
-            cur.copy_expert(f"COPY ({cur.mogrify(sql, params).decode()}) TO STDOUT WITH (FORMAT binary)", buf)
-        yield pgcopy.parse_rating_rows(buf.getbuffer(), N_EMOTIONS)
+        yield _copy_rating_rows(project, "r.emotion IS NULL AND r.image_id BETWEEN %s AND %s", [first, last],
+                                N_EMOTIONS, max_rating_id=max_rating_id, excluded=excluded,
+                                frozen=None if frozen is None else [i for i in frozen if first <= i <= last])
+
+
+def _copy_rating_rows(project: Project, head: str, head_params: list[object], k: int, *,
+                      max_rating_id: int | None, excluded: list[int], frozen: list[int] | None) -> pgcopy.RatingRows:
+    """One binary COPY of the project's rating rows matching ``head`` (and its parameters), ordered by
+    image and rater: at most ``max_rating_id``, without the ``excluded`` raters, and without the
+    images flagged now (``frozen`` None) or the ``frozen`` flagged images."""
+    clause, params = head, [project.pk, *head_params]
+    if max_rating_id is not None:
+        clause += " AND r.id <= %s"
+        params.append(max_rating_id)
+    if excluded:
+        clause += " AND NOT (r.rater_id = ANY(%s))"
+        params.append(excluded)
+    if frozen is None:
+        clause += " AND NOT i.flagged"
+    elif frozen:
+        clause += " AND NOT (r.image_id = ANY(%s))"
+        params.append(frozen)
+    sql = ('SELECT r.image_id::int4, r.rater_id::int4, r."values" FROM annotation_rating r '
+           "JOIN annotation_image i ON i.id = r.image_id "
+           f"WHERE r.project_id = %s AND {clause} ORDER BY r.image_id, r.rater_id")
+    buf = io.BytesIO()
+    with connection.cursor() as cur:
+        cur.copy_expert(f"COPY ({cur.mogrify(sql, params).decode()}) TO STDOUT WITH (FORMAT binary)", buf)
+    return pgcopy.parse_rating_rows(buf.getbuffer(), k)
 
 
 def _rating_rows_orm(ratings: QuerySet[Rating], k: int, as_of: datetime | None) -> pgcopy.RatingRows:
