@@ -15,6 +15,21 @@ from typing import Any
 
 KEY_COLUMNS = ("file", "image", "path", "filename", "name")
 KNOWN_FIELDS = ("ethnicity", "age", "gender", "prompt", "source")
+# The longest value each text field's column holds (annotation.models.Image: name 500,
+# ethnicity 100, gender 50, source 200 characters; prompt is unbounded). A longer value is refused
+# here, naming the line, rather than ending the import in a database error.
+MAX_NAME = 500
+MAX_CHARS = {"ethnicity": 100, "gender": 50, "source": 200}
+
+
+def text_problem(what: str, text: str, limit: int | None) -> str | None:
+    """Why ``text`` cannot be stored in a column of ``limit`` characters (None when it can): too
+    long, or holding a NUL character, which PostgreSQL text cannot hold."""
+    if "\x00" in text:
+        return f"{what} contains a NUL character"
+    if limit is not None and len(text) > limit:
+        return f"{what} is {len(text):,} characters long; the limit is {limit:,}"
+    return None
 
 
 class ManifestError(ValueError):
@@ -77,8 +92,13 @@ def _meta(line: int, row: dict[str, Any], name: str) -> ImageMeta:
                     if not 0 <= meta.age <= 150:
                         raise ManifestError(f"{name} line {line}: age {meta.age} is out of range 0..150")
             else:
+                problem = text_problem(k, text, MAX_CHARS.get(k))
+                if problem:
+                    raise ManifestError(f"{name} line {line}: {problem}")
                 setattr(meta, k, text)
         elif value not in (None, ""):
+            if "\\u0000" in json.dumps(value):  # nor can PostgreSQL's jsonb
+                raise ManifestError(f"{name} line {line}: column {key!r} contains a NUL character")
             meta.extra[key] = value
     return meta
 
@@ -91,5 +111,8 @@ def read_metadata(path: Path) -> list[MetaRow]:
         key = next((str(row[c]).strip() for c in KEY_COLUMNS if row.get(c) not in (None, "")), "")
         if not key:
             raise ManifestError(f"{path.name} line {line}: no image column (one of {', '.join(KEY_COLUMNS)})")
+        problem = text_problem("the image name", key, MAX_NAME)
+        if problem:
+            raise ManifestError(f"{path.name} line {line}: {problem}")
         out.append(MetaRow(line=line, key=key, meta=_meta(line, row, path.name)))
     return out

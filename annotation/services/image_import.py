@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import itertools
 import multiprocessing
 import os
 import shutil
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -27,7 +29,7 @@ from annotation.imagefiles import (
     read_file,
     strip_metadata,
 )
-from annotation.manifests import ImageMeta, ManifestError, read_metadata
+from annotation.manifests import MAX_NAME, ImageMeta, ManifestError, read_metadata, text_problem
 from annotation.models import Image, Project
 from annotation.models.image import image_upload_to
 from annotation.scoring.services import scoring_enqueue_for_images
@@ -108,6 +110,9 @@ def image_import_one(*, project: Project, name: str, data: bytes, meta: ImageMet
     each and no existence check, and a failed import may delete them, as no other import can be
     writing or have committed the same names (a committed one makes this a duplicate).
     """
+    problem = text_problem("the name", name, MAX_NAME)
+    if problem:
+        raise ImageRejected(problem)
     checked = check_image(data, max_bytes=settings.EMORATE_IMAGE_MAX_BYTES,
                           max_pixels=settings.EMORATE_IMAGE_MAX_PIXELS, sha256=sha256)
     # The copy raters are served (and releases ship) is made once, here, never per request.
@@ -169,10 +174,15 @@ def images_import(*, project: Project, path: Path, metadata: Path | None = None,
     """
     sources = _sources(path, metadata)
     outcomes: list[Outcome] = [("", "", None)] * len(sources)  # (kind, reason, image id)
+    for i, src in enumerate(sources):  # a name the database cannot hold (e.g. deep folders)
+        problem = text_problem("the name", src.name, MAX_NAME)
+        if problem:
+            outcomes[i] = ("rejected", problem, None)
     # Files already in the project are known by their hash alone: no decoding, one query per chunk
     # (re-running an import on a folder costs a read and a hash per file, and starts no process).
     for i, reason in _known_contents(project, sources, threads=min(workers, HASH_THREADS)).items():
-        outcomes[i] = ("duplicate", reason, None)
+        if not outcomes[i][0]:
+            outcomes[i] = ("duplicate", reason, None)
     processes = min(workers, sum(1 for kind, _, _ in outcomes if not kind))
     pool = _process_pool(processes) if processes > 1 else None
     try:
@@ -329,6 +339,7 @@ def _import_in_batches(project: Project, sources: list[Source], outcomes: list[O
     # here. Object storage: the bytes come back here, uploaded from several threads.
     local = stored_files.local_staging()
     staging, file_mode = (str(local[0]), local[1]) if local is not None else ("", None)
+    held = _hold_staging(local[0]) if local is not None else None
     uploads = None if local is not None else ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="import-upload")
 
     def submit(batch: list[int]) -> list[Future[list[tuple[int, Prepared | str]]]]:
@@ -353,8 +364,45 @@ def _import_in_batches(project: Project, sources: list[Source], outcomes: list[O
             uploads.shutdown()
         if local is not None:
             shutil.rmtree(local[0], ignore_errors=True)  # what was not moved into place
+            if held is not None:
+                os.close(held)
             with contextlib.suppress(OSError):
                 local[0].parent.rmdir()  # the staging root, unless another import is using it
+
+
+STAGING_LOCK = ".lock"
+STALE_UNLOCKED_SECONDS = 3600
+
+
+def _hold_staging(folder: Path) -> int:
+    """Mark a staging folder as in use for as long as this process lives: an exclusive flock on a
+    file inside it, which the kernel releases when the process ends, however it ends (SIGKILL too).
+    Then remove what imports killed before they could clean up left in the staging root: folders
+    whose lock nobody holds (or, without a lock file, untouched for an hour: one still being set up
+    by another import has none for a moment)."""
+    fd = os.open(folder / STAGING_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    for other in folder.parent.glob("import-*"):
+        if other == folder or not other.is_dir():
+            continue
+        try:
+            theirs = os.open(other / STAGING_LOCK, os.O_RDWR)
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):
+                if time.time() - other.stat().st_mtime > STALE_UNLOCKED_SECONDS:
+                    shutil.rmtree(other, ignore_errors=True)
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(theirs, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a running import holds it
+        else:
+            shutil.rmtree(other, ignore_errors=True)
+        finally:
+            os.close(theirs)
+    return fd
 
 
 def _write_batch(project: Project, items: list[tuple[int, Source, Prepared | str]],

@@ -1,12 +1,14 @@
 """The parallel import (worker processes, batched writes) against the one-at-a-time import: the same
 report, rows and stored files; nothing left behind by a batch whose INSERT fails."""
 
+import contextlib
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import DataError
+from django.db import DataError, connection
 
 from annotation.imagefiles import strip_metadata
 from annotation.models import Image, Project
@@ -40,6 +42,23 @@ def assert_files_match_rows(media: Path, project: Project) -> None:
         expected[im.file.name] = original
         expected[f"served/v2/{im.file.name}"] = strip_metadata(original)
     assert stored_tree(media, project) == expected
+
+
+@contextlib.contextmanager
+def insert_refused(name: str) -> Iterator[None]:
+    """A PostgreSQL trigger that refuses to store an image row named ``name`` (a database error
+    in the middle of a batch's INSERT, as a full disk or a constraint would give), dropped after."""
+    with connection.cursor() as cur:
+        cur.execute("""CREATE FUNCTION test_refuse_image() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'image row refused by the test trigger' USING ERRCODE = '22023'; END $$""")
+        cur.execute(f"""CREATE TRIGGER test_refuse_image BEFORE INSERT OR UPDATE ON annotation_image
+            FOR EACH ROW WHEN (NEW.name = '{name}') EXECUTE FUNCTION test_refuse_image()""")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("DROP TRIGGER test_refuse_image ON annotation_image")
+            cur.execute("DROP FUNCTION test_refuse_image()")
 
 
 def mixed_folder(root: Path, already: bytes) -> None:
@@ -134,27 +153,98 @@ def test_processes_give_the_one_at_a_time_report_rows_and_files(tmp_path, settin
 
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_whose_insert_fails_leaves_no_file_and_ends_as_one_at_a_time(tmp_path, settings):
-    """A name longer than the column (500 characters, reachable through nested folders) makes the
-    batch's INSERT fail in PostgreSQL. The files stored for the batch are removed, its images are
-    imported one at a time, and the import stops where the one-at-a-time import stops, with the
-    same rows and no other file."""
+    """A row PostgreSQL refuses makes the batch's INSERT fail. The files stored for the batch are
+    removed, its images are imported one at a time, and the import stops where the one-at-a-time
+    import stops, with the same rows and no other file."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     media = Path(settings.MEDIA_ROOT)
     folder = tmp_path / "faces"
-    long_dir = folder / ("x" * 200) / ("y" * 200)
-    long_dir.mkdir(parents=True)
-    for name in ("a.jpg", "b.jpg", "z.jpg"):
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg", "m_refused.jpg", "z.jpg"):  # the refused one between b.jpg and z.jpg
         (folder / name).write_bytes(image_bytes())
-    (long_dir / ("n" * 120 + ".jpg")).write_bytes(image_bytes())  # sorted between b.jpg and z.jpg
 
     outcomes = {}
     for workers in (1, 2):
         project = make_project(slug=f"w{workers}")
-        with pytest.raises(DataError, match="value too long"):
+        with insert_refused("m_refused.jpg"), pytest.raises(DataError, match="refused by the test trigger"):
             images_import(project=project, path=folder, workers=workers)
         outcomes[workers] = sorted(Image.objects.filter(project=project).values_list("name", flat=True))
-        assert_files_match_rows(media, project)  # nothing stored for the long name nor for z.jpg
+        assert_files_match_rows(media, project)  # nothing stored for the refused name nor for z.jpg
     assert outcomes[2] == outcomes[1] == ["a.jpg", "b.jpg"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_name_longer_than_the_database_holds_is_rejected_by_name(tmp_path, settings):
+    """A name over 500 characters (reachable through nested folders) is rejected with a reason
+    that says so, one at a time and with processes alike; the other files are imported."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    folder = tmp_path / "faces"
+    long_dir = folder / ("x" * 200) / ("y" * 200)
+    long_dir.mkdir(parents=True)
+    for name in ("a.jpg", "z.jpg"):
+        (folder / name).write_bytes(image_bytes())
+    (long_dir / ("n" * 120 + ".jpg")).write_bytes(image_bytes("PNG"))
+    long_name = f"{'x' * 200}/{'y' * 200}/{'n' * 120}.jpg"
+    for workers in (1, 2):
+        project = make_project(slug=f"long{workers}")
+        summary = images_import(project=project, path=folder, workers=workers)
+        assert summary.imported == ["a.jpg", "z.jpg"]
+        assert summary.rejected == [(long_name, "the name is 526 characters long; the limit is 500")]
+        assert_files_match_rows(Path(settings.MEDIA_ROOT), project)
+
+
+def test_a_manifest_value_longer_than_its_column_is_refused_with_its_line(tmp_path):
+    from annotation.manifests import ManifestError, read_metadata
+
+    path = tmp_path / "meta.csv"
+    path.write_text("file,ethnicity,gender\na.jpg,Japanese,female\nb.jpg," + "e" * 101 + ",male\n")
+    with pytest.raises(ManifestError, match=r"meta.csv line 3: ethnicity is 101 characters long; the limit is 100"):
+        read_metadata(path)
+    path.write_text("file,gender\n" + "n" * 501 + ",male\n")
+    with pytest.raises(ManifestError, match="line 2: the image name is 501 characters long; the limit is 500"):
+        read_metadata(path)
+    jsonl = tmp_path / "meta.jsonl"
+    jsonl.write_text('{"file": "a.jpg", "source": "gen\\u0000v2"}\n')
+    with pytest.raises(ManifestError, match="line 1: source contains a NUL character"):
+        read_metadata(jsonl)
+    jsonl.write_text('{"file": "a.jpg", "seed": {"note": "x\\u0000"}}\n')
+    with pytest.raises(ManifestError, match="line 1: column 'seed' contains a NUL character"):
+        read_metadata(jsonl)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_staging_folder_left_by_a_killed_import_is_removed_by_the_next_one(tmp_path, settings):
+    """An import killed outright (SIGKILL) cannot remove its staging folder; the next import removes
+    every folder whose lock no living process holds, and leaves a running import's folder alone."""
+    import fcntl
+    import os
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    root = Path(settings.MEDIA_ROOT) / ".staging"
+    dead, alive, fresh = root / "import-dead", root / "import-alive", root / "import-fresh"
+    for folder in (dead, alive, fresh):
+        folder.mkdir(parents=True)
+        (folder / "7.original").write_bytes(b"half written")
+    for folder in (dead, alive):
+        (folder / ".lock").touch()
+    held = os.open(alive / ".lock", os.O_RDWR)  # another open file: a lock of its own, as another process's
+    fcntl.flock(held, fcntl.LOCK_EX)
+    old = os.stat(fresh).st_mtime - 7200
+    unlocked_old = root / "import-unlocked-old"  # no lock file and untouched for two hours
+    unlocked_old.mkdir()
+    os.utime(unlocked_old, (old, old))
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.jpg").write_bytes(image_bytes())
+    try:
+        summary = images_import(project=make_project(slug="stale"), path=folder, workers=2)
+    finally:
+        os.close(held)
+    assert len(summary.imported) == 3
+    assert not dead.exists() and not unlocked_old.exists()
+    assert alive.exists() and fresh.exists()  # held by a running import; just made by one
+    assert sorted(p.name for p in root.iterdir()) == ["import-alive", "import-fresh"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -186,25 +276,23 @@ def test_into_a_bucket_the_same_outcome_and_no_object_left_by_a_failed_batch(tmp
     monkeypatch.setattr(image_import, "BATCH", 3)
     settings.MEDIA_ROOT = str(tmp_path / "media-unused")
     folder = tmp_path / "faces"
-    long_dir = folder / ("x" * 200) / ("y" * 200)
-    long_dir.mkdir(parents=True)
+    folder.mkdir()
     for name in ("a.jpg", "b.jpg", "c.jpg", "c_same.jpg", "d.png", "z.jpg"):
         (folder / name).write_bytes(image_bytes("PNG" if name.endswith(".png") else "JPEG"))
     (folder / "c_same.jpg").write_bytes((folder / "c.jpg").read_bytes())
     (folder / "e_bad.jpg").write_bytes(b"\xff\xd8 not really")
-    (long_dir / ("n" * 120 + ".jpg")).write_bytes(image_bytes())  # sorted after e_bad.jpg, before z.jpg
+    (folder / "m_refused.jpg").write_bytes(image_bytes())  # sorted after e_bad.jpg, before z.jpg
     bucket = make_bucket()
     with override_settings(STORAGES=s3_storages(bucket)):
         project = make_project(slug="s3")
-        with pytest.raises(DataError):
+        with insert_refused("m_refused.jpg"), pytest.raises(DataError):
             images_import(project=project, path=folder, workers=2)
         names = sorted(Image.objects.filter(project=project).values_list("name", flat=True))
         assert names == ["a.jpg", "b.jpg", "c.jpg", "d.png"]
         files = sorted(Image.objects.filter(project=project).values_list("file", flat=True))
         assert bucket_keys(bucket) == sorted(files + [f"served/v2/{f}" for f in files])
-        (long_dir / ("n" * 120 + ".jpg")).unlink()
-        summary = images_import(project=project, path=folder, workers=2)
-    assert summary.imported == ["z.jpg"]
+        summary = images_import(project=project, path=folder, workers=2)  # the trigger dropped
+    assert summary.imported == ["m_refused.jpg", "z.jpg"]
     assert summary.duplicates == [(n, f"same content as {n}") for n in ("a.jpg", "b.jpg", "c.jpg")] + [
         ("c_same.jpg", "same content as c.jpg"), ("d.png", "same content as d.png")]
     assert [name for name, _ in summary.rejected] == ["e_bad.jpg"]
