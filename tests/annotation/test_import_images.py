@@ -157,3 +157,21 @@ def test_a_rerun_knows_imported_files_by_their_hash_before_decoding(tmp_path):
     assert summary.imported == ["new.jpg"]
     assert summary.duplicates == [(f"renamed-{i}.jpg", f"same content as {i}.jpg") for i in range(3)]
     assert Image.objects.filter(project=project).count() == 4
+
+
+def test_one_image_with_a_name_the_database_cannot_hold_is_rejected_before_it_is_stored(tmp_path, settings):
+    """The one-image path (uploads through the API and the lead's page) refuses a name over 500
+    characters or with a NUL character with a reason, before storing any file."""
+    from annotation.imagefiles import ImageRejected
+    from annotation.services.image_import import image_import_one
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    project = make_project(slug="names")
+    with pytest.raises(ImageRejected, match="the name is 501 characters long; the limit is 500"):
+        image_import_one(project=project, name="n" * 497 + ".jpg", data=image_bytes(), meta=None)
+    with pytest.raises(ImageRejected, match="the name contains a NUL character"):
+        image_import_one(project=project, name="a\x00.jpg", data=image_bytes(), meta=None)
+    assert not Image.objects.filter(project=project).exists()
+    assert not any((tmp_path / "media").rglob("*.jpg"))
+    image = image_import_one(project=project, name="n" * 496 + ".jpg", data=image_bytes(), meta=None)
+    assert len(image.name) == 500
