@@ -59,11 +59,11 @@ class _Run:
     per-column value indices, values[j] = the distinct values of column j."""
 
     columns: list[int]
-    values: list[list[Any]]
+    values: list[Any]  # each a list, or float64 numpy values (see _codes)
     codes: Any  # (n,) int64
     comp: Any  # (size, len(columns)) int64
 
-    def add(self, column: int, values: list[Any], codes: Any) -> bool:
+    def add(self, column: int, values: Any, codes: Any) -> bool:
         """Merge the next column in unless the product of distinct counts exceeds TOKEN_VOCAB."""
         size, k = len(self.comp), len(values)
         if size * k > TOKEN_VOCAB:
@@ -82,10 +82,49 @@ class _Run:
 
     def vocab(self, prefixes: Sequence[str], fmt: Any) -> Any:
         """The text of each combination (prefixes of its columns included), a pyarrow string array."""
-        text = np.full(len(self.comp), "", dtype=object)
-        for j, (c, vals) in enumerate(zip(self.columns, self.values, strict=True)):
-            text = text + np.array([prefixes[c] + fmt(v) for v in vals], dtype=object)[self.comp[:, j]]
-        return pa.array(text.tolist(), pa.string())
+        if len(self.columns) == 1:
+            return _value_texts(self.values[0], fmt, prefixes[self.columns[0]])
+        parts = [pc.take(_value_texts(vals, fmt, prefixes[c]), np.ascontiguousarray(self.comp[:, j]))
+                 for j, (c, vals) in enumerate(zip(self.columns, self.values, strict=True))]
+        return pc.binary_join_element_wise(*parts, "")
+
+
+_DECIMALS = 6  # floats with at most this many decimals are formatted by array kernels
+_DECIMAL_LIMIT = 1e9  # ... below this magnitude, where a 6-decimal step is many ulps wide
+
+
+def _float_texts(values: Any, fmt: Any) -> Any:
+    """fmt(v) of each float64 value (a pyarrow string array), where fmt writes finite floats as
+    Python's repr. A finite value below 1e9 in magnitude with at most 6 decimals (every float the
+    release rounds, FLOAT_DECIMALS) is formatted by array kernels: it is the double nearest a
+    decimal m / 10**6 (the division is exact to the nearest double and checked), no other decimal
+    with as few digits lies within half a unit in the last place of it (neighbours of that decimal
+    are 1e-6 apart, many ulps below 1e9), so repr gives that decimal's shortest fixed-point text
+    (sign, integer part, ".", the decimals without trailing zeros, at least one). Other values
+    (NaN, infinities, more decimals, huge) go through fmt one by one."""
+    a = np.asarray(values, dtype=np.float64)
+    scale = 10.0 ** _DECIMALS
+    with np.errstate(invalid="ignore", over="ignore"):
+        m = np.rint(a * scale)
+        ok = (np.abs(a) < _DECIMAL_LIMIT) & (m / scale == a)
+    digits = np.abs(np.where(ok, m, 0.0)).astype(np.int64)
+    whole, frac = np.divmod(digits, 10**_DECIMALS)
+    frac_text = pc.utf8_rtrim(pc.utf8_lpad(pc.cast(pa.array(frac), pa.string()), _DECIMALS, "0"), "0")
+    frac_text = pc.if_else(pa.array(frac == 0), pa.scalar("0"), frac_text)
+    sign = pc.if_else(pa.array(np.signbit(a)), pa.scalar("-"), pa.scalar(""))
+    text = pc.binary_join_element_wise(sign, pc.cast(pa.array(whole), pa.string()), ".", frac_text, "")
+    if not ok.all():
+        odd = [fmt(v) for v in a[~ok].tolist()]
+        text = pc.replace_with_mask(text, pa.array(~ok), pa.array(odd, pa.string()))
+    return text
+
+
+def _value_texts(values: Any, fmt: Any, prefix: str) -> Any:
+    """prefix + fmt(v) of each distinct value of a coded column (a list, or float64 numpy values)."""
+    if isinstance(values, np.ndarray):
+        text = _float_texts(values, fmt)
+        return pc.binary_join_element_wise(prefix, text, "") if prefix else text
+    return pa.array([prefix + fmt(v) for v in values], pa.string())
 
 
 def _csv_cells(col: Any) -> Any:
@@ -109,8 +148,9 @@ def _json_cells(col: Any) -> Any:
     return pc.fill_null(cells, "null") if cells.null_count else cells
 
 
-def _codes(col: Any) -> tuple[list[Any], Any] | None:
-    """(distinct values, code per row) of a column with few distinct values, else None."""
+def _codes(col: Any) -> tuple[Any, Any] | None:
+    """(distinct values, code per row) of a column with few distinct values, else None; the values
+    are a list, or a float64 numpy array for a float column without nulls."""
     n = len(col)
     type_ = col.type
     if not col.null_count and pa.types.is_boolean(type_):
@@ -128,6 +168,8 @@ def _codes(col: Any) -> tuple[list[Any], Any] | None:
         if len(pc.unique(col.slice(0, head))) * 4 > head:  # e.g. sha256, file names
             return None
     enc = pc.dictionary_encode(col)  # -0.0 and 0.0 stay distinct; NaNs are one value
+    if pa.types.is_float64(type_) and not col.null_count:  # formatted by array kernels (_float_texts)
+        return enc.dictionary.to_numpy(), enc.indices.to_numpy().astype(np.int64)
     values = enc.dictionary.to_pylist()
     if pa.types.is_string(type_) and len(values) * 4 > n:
         return None
