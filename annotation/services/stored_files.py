@@ -24,7 +24,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from django.core.files import File
 from django.core.files.base import ContentFile
@@ -209,11 +209,83 @@ def folder_delete(prefix: str) -> None:
 
 
 def folder_store(local: Path, prefix: str) -> None:
-    """Replace whatever is under `prefix` by the files of the local folder `local`."""
+    """Replace whatever is under `prefix` by the files of the local folder `local`, each read at
+    most once (#21: a release folder of a million images is several GiB).
+
+    On the local media folder each file is hard-linked into place (the same file system: no byte
+    is copied; the stored file shares the local one's data, so the caller must not write into
+    `local`'s files afterwards, only delete them) or else copied by the kernel, in both cases
+    under a temporary name renamed over the target. On S3 the files are uploaded in parallel
+    threads, large ones in parts in parallel (boto3's transfer manager, FOLDER_TRANSFER)."""
     folder_delete(prefix)
-    for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        with path.open("rb") as fh:
-            _put(f"{prefix}/{path.relative_to(local).as_posix()}", File(fh))
+    files = [(f"{prefix}/{path.relative_to(local).as_posix()}", path)
+             for path in sorted(p for p in local.rglob("*") if p.is_file())]
+    storage = media_storage()
+    if isinstance(storage, FileSystemStorage):
+        for name, path in files:
+            _link_local(storage, name, path)
+    elif _s3_uploads(storage) is not None:
+        _s3_upload_all(storage, files)
+    else:
+        for name, path in files:
+            with path.open("rb") as fh:
+                _put(name, File(fh), storage)
+
+
+def _link_local(storage: FileSystemStorage, name: str, path: Path, *, link: bool = True) -> None:
+    """The local file `path` stored under exactly `name` on the local media folder: a hard link
+    (``link`` and the same file system) or a kernel copy, made beside the target and renamed over
+    it, with the storage's file mode."""
+    tmp = f"{storage.path(name)}.{os.getpid()}-{threading.get_ident()}.part"
+    try:
+        _make_parent(storage, name)
+        linked = False
+        if link:
+            try:
+                os.link(path, tmp)
+                linked = True
+            except OSError:  # another file system (EXDEV), or links not allowed there
+                pass
+        if not linked:
+            shutil.copyfile(path, tmp)
+        if storage.file_permissions_mode is not None:
+            os.chmod(tmp, storage.file_permissions_mode)
+        os.replace(tmp, storage.path(name))
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+# Uploads of a folder to S3: up to 8 requests at once (files, and parts of files over 64 MiB).
+FOLDER_TRANSFER = {"max_concurrency": 8, "multipart_threshold": 64 << 20, "multipart_chunksize": 32 << 20}
+
+
+def _s3_uploads(storage: Storage) -> Any:
+    """The boto3 client of a django-storages S3 storage that uploads files as they are (no gzip),
+    else None."""
+    client = getattr(getattr(getattr(storage, "connection", None), "meta", None), "client", None)
+    if client is None or getattr(storage, "gzip", False) or not hasattr(storage, "_get_write_parameters"):
+        return None
+    return client
+
+
+def _s3_upload_all(storage: Any, files: list[tuple[str, Path]]) -> None:
+    """Upload the local files under exactly their names (replacing objects of those names), with
+    the parameters (content type, ACL, object parameters) django-storages' save gives them."""
+    from boto3.s3.transfer import TransferConfig, create_transfer_manager
+    from storages.utils import clean_name
+
+    client = _s3_uploads(storage)
+    config = TransferConfig(use_threads=True, **FOLDER_TRANSFER)
+    with create_transfer_manager(client, config) as manager:
+        futures = []
+        for name, path in files:
+            key = storage._normalize_name(clean_name(name))
+            futures.append(manager.upload(str(path), storage.bucket_name, key,
+                                          extra_args=storage._get_write_parameters(key)))
+        for future in futures:
+            future.result()  # the first failure is raised (the manager cancels the rest on exit)
 
 
 def folder_fetch(prefix: str, local: Path) -> list[str]:
