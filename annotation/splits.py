@@ -562,3 +562,377 @@ def check_balance(
                 problems.append(f"split {split}: {got:.3f} of all images vs target {share:.3f} "
                                 f"(off by more than {tol_f:.3f})")
     return problems
+
+
+# --------------------------------------------------------------------------------------------------
+# The same algorithm on arrays (#21): a million images without a Python object per image. The
+# per-item functions above stay the readable reference for small inputs; ``assign_splits_frame``
+# and ``balance_table_frame`` give exactly their results (tests/annotation/test_splits_frame.py
+# compares them on random inputs with groups, sticky items, presence and the model-independent test).
+
+
+@dataclass(frozen=True)
+class SplitFrame:
+    """The splitter's view of n images as arrays (item i = row i of every array).
+
+    sha256: (n,) str array. attrs: key -> (values, codes): the item's value for a stratum or group
+    key is ``values[codes[i]]``, already as ``SplitItem.value`` gives it (stripped, "" -> UNKNOWN,
+    ages as buckets). present: (n, E) bool, the emotions the label marks present (columns named
+    by ``emotions``), or None. model_independent: (n,) bool.
+    """
+
+    sha256: Any
+    attrs: Mapping[str, tuple[Sequence[str], Any]]
+    present: Any = None
+    emotions: tuple[str, ...] = ()
+    model_independent: Any = None
+
+    @property
+    def n(self) -> int:
+        return int(len(self.sha256))
+
+
+def frame_values(raw: Any) -> tuple[list[str], Any]:
+    """(values, codes) of a string column as ``SplitItem.value`` maps it (stripped, "" -> UNKNOWN)."""
+    import numpy as np
+
+    uniq, inverse = np.unique(np.asarray(raw, dtype=object).astype(str), return_inverse=True)
+    mapped = [u.strip() or UNKNOWN for u in uniq.tolist()]
+    values = sorted(set(mapped))
+    pos = {v: i for i, v in enumerate(values)}
+    remap = np.array([pos[m] for m in mapped], dtype=np.int64)
+    return values, remap[inverse.reshape(-1)] if uniq.size else np.zeros(0, dtype=np.int64)
+
+
+def frame_ages(ages: Any, age_bucket_width: int = 10) -> tuple[list[str], Any]:
+    """(values, codes) of an age column (int array, negative = unknown) as ``SplitItem.value`` maps it."""
+    import numpy as np
+
+    a = np.asarray(ages, dtype=np.int64)
+    uniq, inverse = np.unique(a, return_inverse=True)
+    mapped = [SplitItem(sha256="", age=None if int(u) < 0 else int(u)).value("age", age_bucket_width)
+              for u in uniq.tolist()]
+    values = sorted(set(mapped))
+    pos = {v: i for i, v in enumerate(values)}
+    remap = np.array([pos[m] for m in mapped], dtype=np.int64)
+    return values, remap[inverse.reshape(-1)] if uniq.size else np.zeros(0, dtype=np.int64)
+
+
+def split_frame(items: Sequence[SplitItem], config: SplitConfig, emotions: Sequence[str] = ()) -> SplitFrame:
+    """The frame of SplitItems (for tests and small inputs; the release builds its frame from columns)."""
+    import numpy as np
+
+    keys = list(dict.fromkeys([*config.strata, *([config.group_key] if config.group_key else [])]))
+    attrs: dict[str, tuple[Sequence[str], Any]] = {}
+    for key in keys:
+        vals = [it.value(key, config.age_bucket_width) for it in items]
+        values = sorted(set(vals))
+        pos = {v: i for i, v in enumerate(values)}
+        attrs[key] = (values, np.array([pos[v] for v in vals], dtype=np.int64))
+    names = tuple(emotions) or tuple(sorted({e for it in items for e in it.present}))
+    col = {e: j for j, e in enumerate(names)}
+    present = np.zeros((len(items), len(names)), dtype=bool)
+    for i, it in enumerate(items):
+        for e in it.present:
+            present[i, col[e]] = True
+    return SplitFrame(sha256=np.array([it.sha256 for it in items], dtype=str), attrs=attrs, present=present,
+                      emotions=names, model_independent=np.array([it.model_independent for it in items], dtype=bool))
+
+
+def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(),  # noqa: B008 - frozen
+                        previous: Mapping[str, str] | None = None) -> Any:
+    """``assign_splits`` on a SplitFrame: the split of every item as an int8 array (index into
+    ``config.split_names``, item order). Same errors as ``assign_splits``."""
+    import numpy as np
+
+    previous = previous or {}
+    names = config.split_names
+    k = len(names)
+    index = {n: j for j, n in enumerate(names)}
+    fracs = [s for _, s in config.fractions]
+    n = frame.n
+    sha = np.asarray(frame.sha256, dtype=str)
+    by_sha = np.argsort(sha, kind="stable")  # item of each position in ascending sha256 order
+    if n > 1:
+        same = sha[by_sha[1:]] == sha[by_sha[:-1]]
+        if same.any():
+            raise ValueError(f"image {sha[int(by_sha[1:][same].min())]} appears twice")
+    prev = np.full(n, -1, dtype=np.int64)
+    if previous and n:
+        sorted_sha = sha[by_sha]
+        prev_sha = np.array(list(previous.keys()), dtype=str)
+        prev_split = np.array([index.get(v, -1) for v in previous.values()], dtype=np.int64)
+        p = np.minimum(np.searchsorted(sorted_sha, prev_sha), n - 1)
+        hit = sorted_sha[p] == prev_sha
+        bad = np.flatnonzero(hit & (prev_split < 0))
+        if bad.size:
+            s = str(prev_sha[bad[0]])
+            raise ValueError(f"image {s} was released in split {previous[s]!r}, which the config does not have "
+                             f"(splits: {', '.join(names)})")
+        prev[by_sha[p[hit]]] = prev_split[hit]
+
+    # strata: one code per item (first appearance in item order, as the Counter of the reference)
+    key_codes = [np.asarray(frame.attrs[key][1], dtype=np.int64) for key in config.strata]
+    combo = np.zeros(n, dtype=np.int64)
+    for key, codes in zip(config.strata, key_codes, strict=True):
+        combo = combo * max(len(frame.attrs[key][0]), 1) + codes
+    _, first, st_inv = np.unique(combo, return_index=True, return_inverse=True)
+    st_inv = st_inv.reshape(-1)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    st_code = rank[st_inv]  # stratum of each item, in first-appearance order
+    first_items = np.sort(first)
+    strata_tuples = [tuple(frame.attrs[key][0][int(codes[i])] for key, codes in zip(config.strata, key_codes,
+                                                                                     strict=True))
+                     for i in first_items.tolist()]
+
+    # units: in ascending sha256 order of their first member; members in sha256 order
+    if config.group_key:
+        gvalues, gcodes = frame.attrs[config.group_key]
+        unknown = [j for j, v in enumerate(gvalues) if v == UNKNOWN]
+        g = np.asarray(gcodes, dtype=np.int64)[by_sha]
+        if unknown:
+            g = np.where(g == unknown[0], -1, g)
+    else:
+        gvalues, g = [], np.full(n, -1, dtype=np.int64)
+    label = np.where(g >= 0, g, len(gvalues) + np.arange(n, dtype=np.int64))
+    _, ufirst, uinv = np.unique(label, return_index=True, return_inverse=True)
+    uinv = uinv.reshape(-1)
+    urank = np.empty(ufirst.size, dtype=np.int64)
+    urank[np.argsort(ufirst, kind="stable")] = np.arange(ufirst.size)
+    unit_of_pos = urank[uinv]
+    n_units = int(ufirst.size)
+    member_pos = np.argsort(unit_of_pos, kind="stable")  # positions grouped by unit, sha order within
+    members = by_sha[member_pos]  # items grouped by unit
+    sizes = np.bincount(unit_of_pos, minlength=n_units)
+    ustart = np.concatenate(([0], np.cumsum(sizes)))
+    out = np.full(n, -1, dtype=np.int64)
+
+    # sticky units: every member keeps its earlier split, new members join the most common one
+    if previous and (prev >= 0).any():
+        pos_prev = prev[members]
+        unit_of_member = np.repeat(np.arange(n_units), sizes)
+        has = pos_prev >= 0
+        votes = np.zeros((n_units, k), dtype=np.int64)
+        np.add.at(votes, (unit_of_member[has], pos_prev[has]), 1)
+        sticky_unit = votes.sum(axis=1) > 0
+        home = np.argmax(votes, axis=1)
+        st_m = sticky_unit[unit_of_member]
+        out[members[st_m]] = np.where(has[st_m], pos_prev[st_m], home[unit_of_member[st_m]])
+    else:
+        sticky_unit = np.zeros(n_units, dtype=bool)
+    free_units = np.flatnonzero(~sticky_unit)
+    # the keyed hash order of the free units (largest first)
+    first_member = members[ustart[:-1][free_units]]
+    if config.group_key:
+        ukeys = [gvalues[int(c)] if c >= 0 else str(sha[it]) for c, it in
+                 zip(g[member_pos[ustart[:-1][free_units]]].tolist(), first_member.tolist(), strict=True)]
+    else:
+        ukeys = sha[first_member].tolist()
+    seed = config.seed
+    digests = np.array([hashlib.sha256(f"{seed}:{key}".encode()).digest() for key in ukeys], dtype="S32")
+    if free_units.size:
+        o = np.argsort(digests, kind="stable")
+        o = o[np.argsort(-sizes[free_units][o], kind="stable")]
+        free_units = free_units[o]
+
+    # quotas and integer targets per stratum (as the reference)
+    n_st = len(strata_tuples)
+    strata_sizes = np.bincount(st_code, minlength=n_st)
+    fixed_arr = np.zeros((n_st, k), dtype=np.int64)
+    done_items = out >= 0
+    np.add.at(fixed_arr, (st_code[done_items], out[done_items]), 1)
+    st_index = {st: i for i, st in enumerate(strata_tuples)}
+    order = _serpentine(strata_tuples)
+    if order:
+        start = int(_keyed(config.seed, "stream start"), 16) % len(order)
+        order = order[start:] + order[:start]
+    order_idx = [st_index[st] for st in order]
+    ssz = strata_sizes.tolist()
+    fx = fixed_arr.tolist()
+    quotas = [[max(0.0, f * ssz[s] - fx[s][j]) for j, f in enumerate(fracs)] for s in order_idx]
+    free_sizes = [ssz[s] - sum(fx[s]) for s in order_idx]
+    fixed_totals = [sum(fx[s][j] for s in order_idx) for j in range(k)]
+    overall = [max(0.0, f * n - fixed_totals[j]) for j, f in enumerate(fracs)]
+    _rake(quotas, free_sizes, overall)
+    targets = _stream_targets(quotas, free_sizes)
+
+    grouped = config.balance_groups if config.balance_groups is not None else (
+        bool((sizes[free_units] > 1).any()) or config.test_from_model_independent)
+    # global cells: table 0 (strata in stream order), then the marginal tables and presence
+    deficits: list[list[float]] = [[float(t) for t in row] for row in targets]
+    weights: list[float] = [1.0] * len(order_idx)
+    table_bounds: list[tuple[int, int]] = [(0, len(order_idx))]
+    cell_of_stratum = np.empty(n_st, dtype=np.int64)
+    cell_of_stratum[np.asarray(order_idx, dtype=np.int64)] = np.arange(len(order_idx))
+    item_cols: list[Any] = [cell_of_stratum[st_code]]  # (n,) global cell per table, in table order
+
+    def add_table(weight: float, codes: Any) -> Any:
+        """A one-cell-per-item table; returns the items' global cells."""
+        _, cfirst, cinv = np.unique(codes, return_index=True, return_inverse=True)
+        cinv = cinv.reshape(-1)
+        crank = np.empty(cfirst.size, dtype=np.int64)
+        crank[np.argsort(cfirst, kind="stable")] = np.arange(cfirst.size)
+        local = crank[cinv]
+        m = int(cfirst.size)
+        csize = np.bincount(local, minlength=m).tolist()
+        fixed_in = np.zeros((m, k), dtype=np.int64)
+        np.add.at(fixed_in, (local[done_items], out[done_items]), 1)
+        fi = fixed_in.tolist()
+        base = len(deficits)
+        deficits.extend([f * csize[c] - fi[c][j] for j, f in enumerate(fracs)] for c in range(m))
+        weights.extend([weight] * m)
+        table_bounds.append((base, base + m))
+        return base + local
+
+    if grouped:
+        for codes in key_codes:
+            item_cols.append(add_table(1.0, codes))
+        item_cols.append(add_table(1.0, np.zeros(n, dtype=np.int64)))
+    cols = np.stack(item_cols, axis=1) if n else np.zeros((0, len(item_cols)), dtype=np.int64)
+    pres_ptr: list[int] = [0] * (n + 1)
+    pres_cells: list[int] = []
+    if config.presence and frame.present is not None and frame.n:
+        present = np.asarray(frame.present, dtype=bool)
+        n_present = int(present.sum())
+        if n_present:
+            by_name = sorted(range(len(frame.emotions)), key=lambda e: frame.emotions[e])
+            p = present[:, by_name]
+            rows, cs = np.nonzero(p)  # row-major: each item's emotions in name order
+            # cells in first-appearance order (item order, then name order)
+            _, efirst = np.unique(cs, return_index=True)
+            used = np.unique(cs)
+            erank = np.full(len(by_name), -1, dtype=np.int64)
+            erank[used[np.argsort(efirst, kind="stable")]] = np.arange(used.size)
+            local = erank[cs]
+            m = int(used.size)
+            csize = np.bincount(local, minlength=m).tolist()
+            fixed_in = np.zeros((m, k), dtype=np.int64)
+            d_rows = done_items[rows]
+            np.add.at(fixed_in, (local[d_rows], out[rows[d_rows]]), 1)
+            fi = fixed_in.tolist()
+            base = len(deficits)
+            weight = n / n_present
+            deficits.extend([f * csize[c] - fi[c][j] for j, f in enumerate(fracs)] for c in range(m))
+            weights.extend([weight] * m)
+            table_bounds.append((base, base + m))
+            pres_cells = (base + local).tolist()
+            pres_ptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=n)))).tolist()
+            del p, rows, cs, local
+
+    cols_l = cols.tolist()
+    members_l = members.tolist()
+    ustart_l = ustart.tolist()
+
+    def cells_of(i: int) -> list[int]:
+        return cols_l[i] + pres_cells[pres_ptr[i]:pres_ptr[i + 1]]
+
+    def fill(units: Any, defs: list[list[float]], fr: Sequence[float], allowed: Sequence[bool]) -> list[int]:
+        splits = [j for j in range(k) if allowed[j]]
+        placed: list[int] = []
+        for u in units.tolist():
+            lo, hi = ustart_l[u], ustart_l[u + 1]
+            if hi - lo > 1:
+                counts: dict[int, int] = {}
+                for i in members_l[lo:hi]:
+                    for c in cells_of(i):
+                        counts[c] = counts.get(c, 0) + 1
+            else:
+                counts = dict.fromkeys(cells_of(members_l[lo]), 1)
+            refs = [(weights[c], defs[c], m) for c, m in counts.items()]
+            base = sum(w * m * m for w, _, m in refs)
+            best, best_cost = splits[0], math.inf
+            for j in splits:
+                cost = (base - 2.0 * sum([w * m * d[j] for w, d, m in refs])) / fr[j]
+                if cost < best_cost - 1e-9:
+                    best, best_cost = j, cost
+            for _, d, m in refs:
+                d[best] -= m
+            for i in members_l[lo:hi]:
+                out[i] = best
+                placed.append(i)
+        return placed
+
+    def shares(lo: int, hi: int, defs: list[list[float]]) -> list[float]:
+        totals = [sum(max(0.0, d[j]) for d in defs[lo:hi]) for j in range(k)]
+        grand = sum(totals)
+        return [max(t / grand, 1e-6) if grand > 0 else 1.0 / k for t in totals]
+
+    allowed = [True] * k
+    if config.test_from_model_independent:
+        test = index[TEST_SPLIT]
+        mi = np.asarray(frame.model_independent, dtype=bool)
+        unit_all_mi = np.ones(n_units, dtype=bool)
+        np.logical_and.at(unit_all_mi, np.repeat(np.arange(n_units), sizes), mi[members])
+        elig = unit_all_mi[free_units]
+        eligible, others = free_units[elig], free_units[~elig]
+        # per cell, the eligible items (the reference's _eligible_targets)
+        count = [0] * len(deficits)
+        for u in eligible.tolist():
+            for i in members_l[ustart_l[u]:ustart_l[u + 1]]:
+                for c in cells_of(i):
+                    count[c] += 1
+        phase1: list[list[float]] = []
+        for c, d in enumerate(deficits):
+            e = float(count[c])
+            to_test = max(0.0, min(d[test], e))
+            rest = [max(0.0, x) if j != test else 0.0 for j, x in enumerate(d)]
+            if sum(rest) <= 0:
+                rest = [f if j != test else 0.0 for j, f in enumerate(fracs)]
+            total = sum(rest)
+            phase1.append([to_test if j == test else (e - to_test) * rest[j] / total if total else 0.0
+                           for j in range(len(d))])
+        placed = fill(eligible, phase1, shares(*table_bounds[0], phase1), allowed)
+        for i in placed:
+            j = int(out[i])
+            for c in cells_of(i):
+                deficits[c][j] -= 1
+        allowed[test] = False
+        fill(others, deficits, shares(*table_bounds[0], deficits), allowed)
+    else:
+        fill(free_units, deficits, fracs, allowed)
+    return out.astype(np.int8)
+
+
+def balance_table_frame(frame: SplitFrame, split: Any, names: Sequence[str],
+                        keys: Sequence[str] = BALANCE_KEYS, *, presence: bool = False) -> dict[str, Any]:
+    """``balance_table`` on a SplitFrame: ``split`` (n,) index into ``names`` per item (negative:
+    no split). Same table, to the last digit."""
+    import numpy as np
+
+    sp = np.asarray(split, dtype=np.int64)
+    chosen = sp >= 0
+    used = {names[int(j)] for j in np.unique(sp[chosen]).tolist()}
+    order = _ordered_splits({s: s for s in sorted(used)}, None)
+    col = {nm: j for j, nm in enumerate(names)}
+    total = int(chosen.sum())
+    per_split = np.bincount(sp[chosen], minlength=len(names))
+    split_n = {nm: int(per_split[col[nm]]) for nm in order}
+
+    def cell(n: int, of: int) -> dict[str, Any]:
+        return {"n": n, "share": round(n / of, 6) if of else 0.0}
+
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for key in keys:
+        values, codes = frame.attrs[key]
+        c = np.asarray(codes, dtype=np.int64)[chosen]
+        counts = np.zeros((len(values), len(names)), dtype=np.int64)
+        np.add.at(counts, (c, sp[chosen]), 1)
+        overall = counts.sum(axis=1)
+        rows = []
+        for v in sorted(range(len(values)), key=lambda v: values[v]):
+            if overall[v] == 0:
+                continue
+            rows.append({"value": values[v], "all": cell(int(overall[v]), total),
+                         "by_split": {nm: cell(int(counts[v, col[nm]]), split_n[nm]) for nm in order}})
+        tables[key] = rows
+    if presence:
+        p = np.asarray(frame.present, dtype=bool)[chosen] if frame.present is not None else np.zeros((total, 0), bool)
+        seen = p.sum(axis=0)
+        in_split = np.zeros((p.shape[1], len(names)), dtype=np.int64)
+        for j in range(len(names)):
+            in_split[:, j] = p[sp[chosen] == j].sum(axis=0)
+        tables[PRESENCE_KEY] = [{"value": frame.emotions[e], "all": cell(int(seen[e]), total),
+                                 "by_split": {nm: cell(int(in_split[e, col[nm]]), split_n[nm]) for nm in order}}
+                                for e in sorted(range(p.shape[1]), key=lambda e: frame.emotions[e]) if seen[e] > 0]
+    return {"total": total, "splits": {nm: cell(split_n[nm], total) for nm in order}, "keys": tables}

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
-from annotation.consolidation import BinaryConsolidated, Consolidated
+from annotation.consolidation import BinaryConsolidated, BinaryVotes, Consolidated
 from annotation.taxonomy import EMOTIONS, TAXONOMY_VERSION, emotion_slug
 
 from .card import render_card
-from .helpers import _split_names, image_columns
+from .helpers import _split_names, image_columns, pseudonym
 from .records import (
     FLOAT_DECIMALS,
     PARQUET_OPTIONS,
@@ -35,7 +36,7 @@ from .records import (
     Raw,
     _dumps,
 )
-from .tables import image_plan, image_table_slice, raw_plan, raw_table_slice
+from .tables import ImagePlan, RawPlan, image_plan, image_table_slice, raw_plan, raw_table_slice
 from .text import _csv_chunks, _jsonl_chunks, _parquet_bytes, _segments
 
 
@@ -189,15 +190,142 @@ def write_release(
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists; a release folder is written once")
-    binary = isinstance(labels, BinaryConsolidated)
-    if scale_max is None:
-        scale_max = 1 if isinstance(labels, BinaryConsolidated) else labels.scale_max
     plan = image_plan(images, labels, assignment, emotions=emotions)
     released = set(plan.base["sha256"].to_pylist())
     released_assignment = {s: sp for s, sp in assignment.items() if s in released}
     raw_rows = raw_plan(raw, images, released_assignment, pseudonym_key=pseudonym_key, emotions=emotions,
                         allocation=allocation)
-    splits = _split_names(released_assignment)
+    return _write(out_dir, plan=plan, raw_rows=raw_rows, splits=_split_names(released_assignment), labels=labels,
+                  balance=balance, agreement=agreement, card=card, config=config, emotions=emotions,
+                  scale_max=scale_max)
+
+
+def image_plan_columns(info: Any, labels: Labels, split: Any, split_names: Sequence[str], *,
+                       emotions: Sequence[str] = EMOTIONS) -> ImagePlan:
+    """``image_plan`` from columns (#21: no ImageRow per image): ``info`` a pyarrow Table with one row
+    per labels row (id, name, sha256, ethnicity, gender, age, prompt; annotation.selectors_release),
+    ``split`` (n,) index into ``split_names`` per labels row. Same plan, same files."""
+    n_e = len(emotions)
+    arrays_shape = labels.label.shape if isinstance(labels, BinaryConsolidated) else labels.consensus.shape
+    if arrays_shape[1] != n_e:
+        raise ValueError(f"labels have {arrays_shape[1]} emotions, the taxonomy {n_e}")
+    ids = info.column("id").to_numpy()
+    if ids.shape != labels.image_ids.shape or not np.array_equal(ids, labels.image_ids):
+        raise ValueError("the image columns are not aligned with the labels' images")
+    sha = info.column("sha256").combine_chunks()
+    bad = np.flatnonzero(pc.utf8_length(sha).to_numpy(zero_copy_only=False) != 64)
+    if bad.size:
+        raise ValueError(f"image {int(ids[bad[0]])} has no valid sha256 ({sha[int(bad[0])].as_py()!r})")
+    codes = np.asarray(split, dtype=np.int64)
+    if codes.shape != ids.shape or (codes.size and (codes.min() < 0 or codes.max() >= len(split_names))):
+        raise ValueError("every labelled image needs a split")
+    split_arr = pc.take(pa.array(list(split_names), pa.string()), pa.array(codes, pa.int64()))
+    order = pc.sort_indices(sha).to_numpy().astype(np.int64)
+    base = {
+        "file_name": info.column("name").combine_chunks(),
+        "sha256": sha,
+        "ethnicity": info.column("ethnicity").combine_chunks(),
+        "gender": info.column("gender").combine_chunks(),
+        "age": info.column("age").combine_chunks().cast(pa.int16()),
+        "prompt": info.column("prompt").combine_chunks(),
+        "split": split_arr,
+    }
+    names = list(split_names)
+    return ImagePlan(labels=labels, order=order, base=base, split=[names[c] for c in codes.tolist()],
+                     emotions=emotions)
+
+
+def raw_plan_columns(raw: Raw, plan: ImagePlan, *, pseudonym_key: bytes, emotions: Sequence[str] = EMOTIONS,
+                     allocation: Any = None) -> RawPlan:
+    """``raw_plan`` for the images of an ``image_plan_columns`` plan (every one released, rows in
+    ascending image id): the same rows in the same order."""
+    if not pseudonym_key:
+        raise ValueError("pseudonym_key must not be empty")
+    rel_ids = np.asarray(plan.labels.image_ids, dtype=np.int64)
+    rel_sha = plan.base["sha256"]
+    sha_rank = np.empty(rel_ids.size, dtype=np.int64)
+    sha_rank[plan.order] = np.arange(rel_ids.size)
+    ids = np.asarray(raw.image_ids, dtype=np.int64)
+    raters = np.asarray(raw.rater_ids, dtype=np.int64)
+    pos = np.searchsorted(rel_ids, ids)
+    if rel_ids.size:
+        keep = (pos < rel_ids.size) & (rel_ids[np.minimum(pos, rel_ids.size - 1)] == ids)
+    else:
+        keep = np.zeros(ids.shape, dtype=bool)
+    rows = np.flatnonzero(keep)
+    img = pos[rows]
+    del pos, keep
+    uniq_raters = np.unique(raters[rows])
+    name_list = [pseudonym(int(r), pseudonym_key) for r in uniq_raters.tolist()]
+    if len(set(name_list)) != len(name_list):
+        raise ValueError("two raters got the same pseudonym; use another pseudonym_key")
+    names = pa.array(name_list, pa.string())
+    name_rank = np.empty(len(name_list), dtype=np.int64)
+    name_rank[pc.sort_indices(names).to_numpy()] = np.arange(len(name_list))
+    rater = np.searchsorted(uniq_raters, raters[rows])
+    key = sha_rank[img] * max(len(name_list), 1) + name_rank[rater]
+    if isinstance(raw, BinaryVotes):
+        emo = np.asarray(raw.emotions, dtype=np.int64)[rows]
+        if emo.size:
+            lo, width = int(emo.min()), int(emo.max()) - int(emo.min()) + 1
+            if (int(key.max()) + 1) * width < 2**62:
+                key = key * width + (emo - lo)
+            else:
+                rank = np.empty(key.size, dtype=np.int64)
+                rank[np.lexsort([emo, key])] = np.arange(key.size)
+                key = rank
+    o = np.argsort(key, kind="stable")
+    del key
+    if allocation is not None and len(allocation) != ids.size:
+        raise ValueError(f"allocation has {len(allocation)} reasons for {ids.size} raw ratings")
+    if not isinstance(raw, BinaryVotes):
+        vals = np.asarray(raw.values)  # type: ignore[union-attr,unused-ignore]
+        if vals.shape[1] != len(emotions):
+            raise ValueError(f"raw ratings have {vals.shape[1]} emotions, the taxonomy {len(emotions)}")
+    alloc = None if allocation is None else (allocation if isinstance(allocation, pa.Array)
+                                             else pa.array(allocation, pa.string()))
+    return RawPlan(raw=raw, sel=rows[o], img=img[o], rater=rater[o], rel_sha=rel_sha,
+                   rel_file=plan.base["file_name"], rel_split=plan.base["split"], names=names,
+                   allocation=alloc, emotions=emotions)
+
+
+def write_release_columns(
+    out_dir: Path,
+    *,
+    info: Any,
+    split: Any,
+    split_names: Sequence[str],
+    labels: Labels,
+    raw: Raw,
+    balance: Mapping[str, Any],
+    agreement: Mapping[str, Any],
+    card: CardInfo,
+    config: Mapping[str, Any],
+    pseudonym_key: bytes,
+    emotions: Sequence[str] = EMOTIONS,
+    scale_max: int | None = None,
+    allocation: Any = None,
+) -> Manifest:
+    """``write_release`` from columns (#21: a million images without an ImageRow or a sha256 -> split
+    mapping per image): ``info`` and ``split`` as ``image_plan_columns`` takes them, every labelled
+    image released. The same files, byte for byte, as write_release with the equivalent ImageRows."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} exists; a release folder is written once")
+    plan = image_plan_columns(info, labels, split, split_names, emotions=emotions)
+    raw_rows = raw_plan_columns(raw, plan, pseudonym_key=pseudonym_key, emotions=emotions, allocation=allocation)
+    used = set(np.unique(np.asarray(split, dtype=np.int64)).tolist())
+    splits = _split_names({n: n for j, n in enumerate(split_names) if j in used})
+    return _write(out_dir, plan=plan, raw_rows=raw_rows, splits=splits, labels=labels, balance=balance,
+                  agreement=agreement, card=card, config=config, emotions=emotions, scale_max=scale_max)
+
+
+def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[str], labels: Labels,
+           balance: Mapping[str, Any], agreement: Mapping[str, Any], card: CardInfo, config: Mapping[str, Any],
+           emotions: Sequence[str], scale_max: int | None) -> Manifest:
+    binary = isinstance(labels, BinaryConsolidated)
+    if scale_max is None:
+        scale_max = 1 if isinstance(labels, BinaryConsolidated) else labels.scale_max
     split_of = np.asarray(plan.split, dtype=object)[plan.order] if plan.order.size else np.zeros(0, dtype=object)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)

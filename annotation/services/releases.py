@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from django.db import connection, transaction
 from django.db.models import Max
@@ -34,7 +36,7 @@ from django.utils import timezone
 
 from accounts.models import PROFILE_FIELDS, PROFILE_MIN_GROUP, PROFILE_OTHER, RaterProfile, profile_groups
 from annotation import agreement as ag
-from annotation import exporters, jobs, selectors, taxonomy
+from annotation import exporters, jobs, selectors, selectors_release, taxonomy
 from annotation.consolidation import (
     BinaryVotes,
     ConsolidationRule,
@@ -42,6 +44,7 @@ from annotation.consolidation import (
     consolidate_binary,
     consolidate_intensity,
 )
+from annotation.exporters.release import write_release_columns
 from annotation.models import Image, ModelScore, Project, Rating, Release, ReleaseImage, ReleaseStatus
 from annotation.models.release import SEMVER, semver_key
 from annotation.payloads import (
@@ -61,11 +64,14 @@ from annotation.services.webhooks import webhooks_emit
 from annotation.splits import (
     MISSING,
     TEST_SPLIT,
+    UNKNOWN,
     SplitConfig,
-    SplitItem,
-    assign_splits,
-    balance_table,
+    SplitFrame,
+    assign_splits_frame,
+    balance_table_frame,
     check_balance,
+    frame_ages,
+    frame_values,
 )
 
 Progress = Callable[[int, str], None]
@@ -417,16 +423,47 @@ def _soft_labels(rows: Any, scale_max: int, *, required: bool) -> tuple[SoftLabe
                       expected_intensity=fit.expected_intensity.T, sd=fit.sd.T), summary
 
 
-def _insert_release_images(release: Release, rows: list[tuple[int, str, str]]) -> None:
-    """Record the split of every released image (COPY on PostgreSQL: 100,000 rows in well under a second)."""
+def _insert_release_images(release: Release, image_ids: np.ndarray, sha256: Any, split: np.ndarray,
+                           split_names: tuple[str, ...]) -> None:
+    """Record the split of every released image (COPY on PostgreSQL, streamed 100,000 rows at a time)."""
     ReleaseImage.objects.filter(release=release).delete()
-    if connection.vendor == "postgresql":
-        buf = io.StringIO("".join(f"{release.pk}\t{image_id}\t{sha}\t{split}\n" for image_id, sha, split in rows))
-        with connection.cursor() as cur:
-            cur.copy_expert("COPY annotation_releaseimage (release_id, image_id, sha256, split) FROM STDIN", buf)
-    else:
-        ReleaseImage.objects.bulk_create([ReleaseImage(release=release, image_id=i, sha256=s, split=sp)
-                                          for i, s, sp in rows], batch_size=5000)
+    n = int(image_ids.size)
+    if connection.vendor != "postgresql":
+        shas = sha256.to_pylist()
+        ReleaseImage.objects.bulk_create([ReleaseImage(release=release, image_id=int(i), sha256=s, split=split_names[c])
+                                          for i, s, c in zip(image_ids.tolist(), shas, split.tolist(), strict=True)],
+                                         batch_size=5000)
+        return
+    names = pa.array(list(split_names), pa.string())
+    step = 100_000
+
+    class Chunks(io.RawIOBase):
+        """A file-like reader over the rows as tab-separated text, formatted by Arrow a chunk at a time."""
+
+        def __init__(self) -> None:
+            self.lo, self.buf = 0, b""
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, out: Any) -> int:
+            while not self.buf and self.lo < n:
+                hi = min(n, self.lo + step)
+                part = pa.table({"r": pa.array(np.full(hi - self.lo, release.pk, dtype=np.int64)),
+                                 "i": pa.array(image_ids[self.lo:hi]), "s": sha256.slice(self.lo, hi - self.lo),
+                                 "p": names.take(pa.array(split[self.lo:hi].astype(np.int64)))})
+                sink = io.BytesIO()
+                pacsv.write_csv(part, sink, pacsv.WriteOptions(include_header=False, delimiter="\t",
+                                                              quoting_style="none"))
+                self.buf, self.lo = sink.getvalue(), hi
+            k = min(len(out), len(self.buf))
+            out[:k] = self.buf[:k]
+            self.buf = self.buf[k:]
+            return k
+
+    with connection.cursor() as cur:
+        cur.copy_expert("COPY annotation_releaseimage (release_id, image_id, sha256, split) FROM STDIN",
+                        io.BufferedReader(Chunks(), 1 << 20))
 
 
 def release_build(release: Release, *, progress: Progress | None = None) -> Release:
@@ -511,21 +548,21 @@ def _build(release: Release, step: Progress) -> None:
                                        flagged_image_ids=flagged, soft=soft)
         units, raters, values = rows.image_ids, rows.rater_ids, rows.values
 
-    kept_ids = labels.image_ids.tolist()
-    image_info = {pk: rest for pk, *rest in Image.objects.filter(pk__in=kept_ids).values_list(
-        "pk", "name", "sha256", "ethnicity", "gender", "age", "prompt", "file")}
-    missing_hash = [image_info[i][0] for i in kept_ids if not image_info[i][1]]
-    if missing_hash:
-        raise ReleaseError(f"{len(missing_hash)} rated image(s) have no file yet (e.g. {missing_hash[0]}); "
+    # #21: the images' columns by one COPY into Arrow, the splits on arrays (no Python object per image)
+    info = selectors_release.image_info_table(project, labels.image_ids, with_file=bool(config.get("include_images")))
+    no_file = pc.equal(info.column("sha256"), "")
+    n_missing = int(pc.sum(no_file).as_py() or 0)
+    if n_missing:
+        first_name = info.column("name").filter(no_file)[0].as_py()
+        raise ReleaseError(f"{n_missing} rated image(s) have no file yet (e.g. {first_name}); "
                            "import them with import_images first")
-    images = [exporters.ImageRow(image_id=i, file_name=image_info[i][0], sha256=image_info[i][1],
-                                 ethnicity=image_info[i][2], gender=image_info[i][3], age=image_info[i][4],
-                                 prompt=image_info[i][5]) for i in kept_ids]
     step(35, "assigning splits")
-    items = _split_items(images, labels, split_config)
-    assignment = assign_splits(items, split_config, previous=_previous_splits(release))
-    balance = balance_table(items, assignment, split_config.strata, age_bucket_width=split_config.age_bucket_width,
-                            presence=split_config.presence)
+    frame = _split_frame(info, labels, split_config)
+    split_names = split_config.split_names
+    split_codes = assign_splits_frame(frame, split_config, previous=_previous_splits(release))
+    balance = balance_table_frame(frame, split_codes, split_names, split_config.strata,
+                                  presence=split_config.presence)
+    del frame
     violations = check_balance(balance, fractions=split_config.fractions, min_stratum=split_config.min_stratum)
     missing = [v[len(MISSING):] for v in violations if v.startswith(MISSING)]
     if missing:
@@ -574,16 +611,17 @@ def _build(release: Release, step: Progress) -> None:
     scratch = Path(tempfile.mkdtemp(prefix=f"emorate-release-{release.pk}-"))
     staging = scratch / "files"  # written once by exporters.write_release
     try:
-        exporters.write_release(staging, images=images, labels=labels, raw=raw, assignment=assignment, balance=balance,
-                                agreement=agreement, card=card, config=config,
-                                pseudonym_key=bytes.fromhex(release.pseudonym_key), scale_max=project.scale_max,
-                                allocation=selectors.allocation_reasons(
-                                    project, raw.image_ids, raw.rater_ids,
-                                    raw.emotions if project.is_binary else None, max_rating_id=max_id))
+        write_release_columns(
+            staging, info=info, split=split_codes, split_names=split_names, labels=labels, raw=raw, balance=balance,
+            agreement=agreement, card=card, config=config, pseudonym_key=bytes.fromhex(release.pseudonym_key),
+            scale_max=project.scale_max,
+            allocation=selectors_release.allocation_reasons_array(
+                project, raw.image_ids, raw.rater_ids, raw.emotions if project.is_binary else None,
+                max_rating_id=max_id))
         if config.get("include_images"):
             step(80, "copying images")
-            _add_images(staging, {f"images/{image_info[i][1]}{Path(image_info[i][6]).suffix}":
-                                  (image_info[i][6], image_info[i][1]) for i in kept_ids})
+            shas, files = info.column("sha256").to_pylist(), info.column("file").to_pylist()
+            _add_images(staging, {f"images/{sha}{Path(f).suffix}": (f, sha) for sha, f in zip(shas, files, strict=True)})
         step(88, "comparing with the previous release")
         diff = _diff_with_previous(release, staging)
         if diff is not None:
@@ -592,15 +630,15 @@ def _build(release: Release, step: Progress) -> None:
         step(95, "recording splits")
         manifest = json.loads((staging / "manifest.json").read_text())
         manifest_sha = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
-        split_counts: dict[str, int] = {}
-        for s in assignment.values():
-            split_counts[s] = split_counts.get(s, 0) + 1
+        per_split = np.bincount(split_codes.astype(np.int64), minlength=len(split_names))
+        split_counts = {split_names[j]: int(c) for j, c in enumerate(per_split.tolist()) if c}
         step(97, "storing files")
         stored_files.folder_store(staging, release.files_dir)
         with transaction.atomic():
-            _insert_release_images(release, [(im.image_id, im.sha256, assignment[im.sha256]) for im in images])
+            _insert_release_images(release, info.column("id").to_numpy(), info.column("sha256"), split_codes,
+                                   split_names)
             summary: ReleaseSummary = {
-                "images": len(images), "splits": split_counts, "left_out": labels.left_out,
+                "images": int(info.num_rows), "splits": split_counts, "left_out": labels.left_out,
                 "raw_ratings": int(len(units)), "n_raters": int(len(np.unique(raters))) if len(raters) else 0,
                 "balance_violations": violations, "diff": diff, "excluded_raters": config.get("excluded_raters", []),
                 "mean_alpha": agreement.get("mean_alpha")}
@@ -611,22 +649,47 @@ def _build(release: Release, step: Progress) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _split_items(images: list[exporters.ImageRow], labels: Any, config: SplitConfig) -> list[SplitItem]:
-    """The splitter's view of the released images: demographics and prompt, the emotions the
-    consolidated label marks present (intensity: consensus > 0; binary: label 1), and membership
-    of the model-independent sample at the share frozen in the config."""
-    ids = [im.image_id for im in images]
-    row = {int(i): n for n, i in enumerate(labels.image_ids.tolist())}
-    marks = labels.consensus > 0 if hasattr(labels, "consensus") else labels.label == 1
-    names = taxonomy.EMOTIONS
+def _split_frame(info: Any, labels: Any, config: SplitConfig) -> SplitFrame:
+    """The splitter's view of the released images as arrays (#21): demographics and prompt as codes
+    (from the Arrow columns, dictionary-encoded), the emotions the consolidated label marks present
+    (intensity: consensus > 0; binary: label 1), and membership of the model-independent sample at
+    the share frozen in the config."""
+    n = info.num_rows
+
+    def codes(name: str) -> tuple[list[str], np.ndarray]:
+        enc = pc.dictionary_encode(info.column(name).combine_chunks())
+        values, remap = frame_values(np.asarray(enc.dictionary.to_pylist(), dtype=object))
+        return values, (remap[enc.indices.to_numpy()] if len(enc.dictionary) else np.zeros(n, dtype=np.int64))
+
+    attrs: dict[str, tuple[Any, np.ndarray]] = {}
+    for key in dict.fromkeys([*config.strata, *([config.group_key] if config.group_key else [])]):
+        if key == "age":
+            attrs[key] = frame_ages(info.column("age").combine_chunks().fill_null(-1).to_numpy(),
+                                    config.age_bucket_width)
+        elif key in ("ethnicity", "gender", "prompt"):
+            attrs[key] = codes(key)
+        else:  # an attribute images do not have: unknown for all (SplitItem.value)
+            attrs[key] = ([UNKNOWN], np.zeros(n, dtype=np.int64))
+    present = None
+    if config.presence:
+        present = labels.consensus > 0 if hasattr(labels, "consensus") else labels.label == 1
     share = config.model_independent_share or 0.0
-    sample = prio.model_independent(ids, share, [im.prompt for im in images]).tolist() \
-        if config.test_from_model_independent and ids \
-        else [False] * len(ids)
-    return [SplitItem(sha256=im.sha256, ethnicity=im.ethnicity, gender=im.gender, age=im.age, prompt=im.prompt,
-                      present=tuple(names[e] for e in np.flatnonzero(marks[row[im.image_id]]).tolist())
-                      if config.presence else (), model_independent=bool(inside))
-            for im, inside in zip(images, sample, strict=True)]
+    sample = prio.model_independent(labels.image_ids, share, info.column("prompt").to_numpy(zero_copy_only=False)) \
+        if config.test_from_model_independent and n else np.zeros(n, dtype=bool)
+    return SplitFrame(sha256=_sha_array(info.column("sha256")), attrs=attrs, present=present,
+                      emotions=tuple(taxonomy.EMOTIONS), model_independent=sample)
+
+
+def _sha_array(col: Any) -> np.ndarray:
+    """The sha256 column as a fixed-width bytes array (64 bytes an image, no Python objects)."""
+    arr = col.combine_chunks()
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4) if n \
+        else np.zeros(1, dtype=np.int32)
+    if n and arr.null_count == 0 and bool(np.all(np.diff(offsets) == 64)):
+        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+        return data.view("S64").copy()
+    return np.array(arr.to_pylist(), dtype=str)
 
 
 def rater_pool(rater_ids: list[int]) -> dict[str, Any]:
