@@ -7,7 +7,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,8 @@ class _Run:
     values: list[Any]  # each a list, or float64 numpy values (see _codes)
     codes: Any  # (n,) int64
     comp: Any  # (size, len(columns)) int64
+    # column j's float texts when fmt writes them all as repr (shared by the CSV and the JSONL)
+    texts: dict[int, Any] = field(default_factory=dict)
 
     def add(self, column: int, values: Any, codes: Any) -> bool:
         """Merge the next column in unless the product of distinct counts exceeds TOKEN_VOCAB."""
@@ -82,20 +84,34 @@ class _Run:
 
     def vocab(self, prefixes: Sequence[str], fmt: Any) -> Any:
         """The text of each combination (prefixes of its columns included), a pyarrow string array."""
-        if len(self.columns) == 1:
-            return _value_texts(self.values[0], fmt, prefixes[self.columns[0]])
-        parts = [pc.take(_value_texts(vals, fmt, prefixes[c]), np.ascontiguousarray(self.comp[:, j]))
-                 for j, (c, vals) in enumerate(zip(self.columns, self.values, strict=True))]
+        texts = [self._texts(j, fmt, prefixes[c]) for j, c in enumerate(self.columns)]
+        if len(texts) == 1:
+            return texts[0]
+        parts = [pc.take(t, pa.array(self.comp[:, j], pa.int64())) for j, t in enumerate(texts)]
         return pc.binary_join_element_wise(*parts, "")
+
+    def _texts(self, j: int, fmt: Any, prefix: str) -> Any:
+        """prefix + fmt(v) of each distinct value of column j."""
+        values = self.values[j]
+        if not isinstance(values, np.ndarray):
+            return pa.array([prefix + fmt(v) for v in values], pa.string())
+        text = self.texts.get(j)
+        if text is None:
+            text, regular = _float_texts(values, fmt)
+            if regular:
+                self.texts[j] = text
+        return pc.binary_join_element_wise(prefix, text, "") if prefix else text
 
 
 _DECIMALS = 6  # floats with at most this many decimals are formatted by array kernels
 _DECIMAL_LIMIT = 1e9  # ... below this magnitude, where a 6-decimal step is many ulps wide
 
 
-def _float_texts(values: Any, fmt: Any) -> Any:
-    """fmt(v) of each float64 value (a pyarrow string array), where fmt writes finite floats as
-    Python's repr. A finite value below 1e9 in magnitude with at most 6 decimals (every float the
+def _float_texts(values: Any, fmt: Any) -> tuple[Any, bool]:
+    """fmt(v) of each float64 value (a pyarrow string array), and whether every value was regular
+    (formatted without fmt, so the same texts serve any fmt), where fmt writes finite floats as
+    Python's repr. A finite value below 1e9 in magnitude (and 0 or from 1e-4 up: repr writes
+    smaller ones with an exponent) with at most 6 decimals (every float the
     release rounds, FLOAT_DECIMALS) is formatted by array kernels: it is the double nearest a
     decimal m / 10**6 (the division is exact to the nearest double and checked), no other decimal
     with as few digits lies within half a unit in the last place of it (neighbours of that decimal
@@ -106,25 +122,19 @@ def _float_texts(values: Any, fmt: Any) -> Any:
     scale = 10.0 ** _DECIMALS
     with np.errstate(invalid="ignore", over="ignore"):
         m = np.rint(a * scale)
-        ok = (np.abs(a) < _DECIMAL_LIMIT) & (m / scale == a)
+        ok = (np.abs(a) < _DECIMAL_LIMIT) & ((np.abs(a) >= 1e-4) | (a == 0)) & (m / scale == a)
     digits = np.abs(np.where(ok, m, 0.0)).astype(np.int64)
     whole, frac = np.divmod(digits, 10**_DECIMALS)
-    frac_text = pc.utf8_rtrim(pc.utf8_lpad(pc.cast(pa.array(frac), pa.string()), _DECIMALS, "0"), "0")
-    frac_text = pc.if_else(pa.array(frac == 0), pa.scalar("0"), frac_text)
-    sign = pc.if_else(pa.array(np.signbit(a)), pa.scalar("-"), pa.scalar(""))
-    text = pc.binary_join_element_wise(sign, pc.cast(pa.array(whole), pa.string()), ".", frac_text, "")
-    if not ok.all():
+    # (numpy arrays go to Arrow with their type named: inferring it can cost more than the kernels)
+    frac_text = pc.utf8_rtrim(pc.utf8_lpad(pc.cast(pa.array(frac, pa.int64()), pa.string()), _DECIMALS, "0"), "0")
+    frac_text = pc.if_else(pa.array(frac == 0, pa.bool_()), pa.scalar("0"), frac_text)
+    sign = pc.if_else(pa.array(np.signbit(a), pa.bool_()), pa.scalar("-"), pa.scalar(""))
+    text = pc.binary_join_element_wise(sign, pc.cast(pa.array(whole, pa.int64()), pa.string()), ".", frac_text, "")
+    regular = bool(ok.all())
+    if not regular:
         odd = [fmt(v) for v in a[~ok].tolist()]
-        text = pc.replace_with_mask(text, pa.array(~ok), pa.array(odd, pa.string()))
-    return text
-
-
-def _value_texts(values: Any, fmt: Any, prefix: str) -> Any:
-    """prefix + fmt(v) of each distinct value of a coded column (a list, or float64 numpy values)."""
-    if isinstance(values, np.ndarray):
-        text = _float_texts(values, fmt)
-        return pc.binary_join_element_wise(prefix, text, "") if prefix else text
-    return pa.array([prefix + fmt(v) for v in values], pa.string())
+        text = pc.replace_with_mask(text, pa.array(~ok, pa.bool_()), pa.array(odd, pa.string()))
+    return text, regular
 
 
 def _csv_cells(col: Any) -> Any:
@@ -203,37 +213,63 @@ def _segments(table: Any) -> list[Any]:
 def _text_chunks(n: int, segments: list[Any], prefixes: list[str], suffix: str, fmt: Any,
                  strings: Any) -> Iterable[Any]:
     """Rows as prefixes[0] + cell[0] + prefixes[1] + cell[1] ... + suffix, in chunks (Arrow buffers)
-    of at most TEXT_CHUNK_BYTES (or one row), each assembled on its own so memory is reused."""
+    of at most TEXT_CHUNK_BYTES (or one row), each assembled on its own so memory is reused.
+
+    Every piece of text a row can hold (each run's vocabulary, each many-valued column's cells,
+    the constants) is one string array; a chunk is one ``take`` from it with the row-major
+    matrix of piece indices (row r, part p), whose data buffer is the rows' text, in order."""
     if n == 0:
         return
-    parts: list[tuple[Any, Any]] = []  # (pyarrow vocabulary, codes) | (cells, None) | (scalar, None)
+    pieces: list[Any] = []  # string arrays, concatenated below
+    parts: list[tuple[int, Any]] = []  # (first index in the concatenation, codes | _ROWS | None)
     row_bytes = np.full(n, len(suffix.encode()), dtype=np.int64)
+    size = 0
+
+    def add(texts: Any, codes: Any) -> None:
+        nonlocal size
+        parts.append((size, codes))
+        pieces.append(texts)
+        size += len(texts)
+
     for seg in segments:
         if isinstance(seg, _Run):
             vocab = seg.vocab(prefixes, fmt)
             row_bytes += pc.binary_length(vocab).to_numpy().astype(np.int64)[seg.codes]
-            parts.append((vocab, seg.codes))
+            add(vocab, seg.codes)
         else:
             c, col = seg
             if prefixes[c]:
-                parts.append((pa.scalar(prefixes[c], pa.string()), None))
+                add(pa.array([prefixes[c]], pa.string()), None)
                 row_bytes += len(prefixes[c].encode())
             cells = strings(col)
             row_bytes += pc.binary_length(cells).to_numpy()
-            parts.append((cells, None))
-    parts.append((pa.scalar(suffix, pa.string()), None))
+            add(cells, _ROWS)
+    add(pa.array([suffix], pa.string()), None)
+    large = sum(int(pc.sum(pc.binary_length(t)).as_py() or 0) for t in pieces) >= 2**31 - 1
+    string = pa.large_string() if large else pa.string()
+    values = pa.concat_arrays([t.cast(string) for t in pieces])
+    index_type, index_dtype = (pa.int32(), np.int32) if size < 2**31 else (pa.int64(), np.int64)
     ends = np.cumsum(row_bytes)
     start = 0
     while start < n:
         base = int(ends[start - 1]) if start else 0
         stop = max(start + 1, int(np.searchsorted(ends, base + TEXT_CHUNK_BYTES, side="right")))
-        args = [pc.take(a, codes[start:stop]) if codes is not None
-                else a if isinstance(a, pa.Scalar) else a.slice(start, stop - start) for a, codes in parts]
-        joined = pc.binary_join_element_wise(*args, "")
-        offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)
-        lo, hi = int(offsets[joined.offset]), int(offsets[joined.offset + len(joined)])
-        yield joined.buffers()[2].slice(lo, hi - lo)
+        index = np.empty((stop - start, len(parts)), dtype=index_dtype)
+        for p, (first, codes) in enumerate(parts):
+            if codes is None:
+                index[:, p] = first
+            elif codes is _ROWS:
+                index[:, p] = np.arange(first + start, first + stop)
+            else:
+                np.add(codes[start:stop], first, out=index[:, p], casting="unsafe")
+        text = values.take(pa.Array.from_buffers(index_type, index.size, [None, pa.py_buffer(index)]))
+        offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if large else np.int32)
+        lo, hi = int(offsets[text.offset]), int(offsets[text.offset + len(text)])
+        yield text.buffers()[2].slice(lo, hi - lo)
         start = stop
+
+
+_ROWS = object()  # a part of _text_chunks whose piece holds one text per row, in row order
 
 
 def _csv_chunks(table: Any, segments: list[Any] | None = None) -> Iterable[Any]:
