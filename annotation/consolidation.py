@@ -449,18 +449,42 @@ def consolidate_intensity(
 
 def _noise_disputed(ss: FloatArray, present: BoolArray, counts: npt.NDArray[np.integer],
                     p: float) -> tuple[BoolArray, BoolArray]:
-    """(per emotion, per image) disputed by the noise-calibrated rule (``ConsolidationRule``)."""
+    """(per emotion, per image) disputed by the noise-calibrated rule (``ConsolidationRule``).
+
+    #21: in blocks of BLOCK_IMAGES images, so no (images x emotions) float temporaries stack up; the
+    pooled variances are summed row after row as a single ``sum(axis=0)`` does (each block's rows
+    added to the running total in order), so the figures are those of the whole array to the bit."""
     from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
-    dof = (counts.astype(np.float64) - 1.0)[:, None]
-    pooled = (ss * present).sum(axis=0) / np.maximum((dof * present).sum(axis=0), 1.0)
-    used = present & (pooled > 0)[None, :] & (dof > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(used, ss / np.where(pooled > 0, pooled, 1.0)[None, :], 0.0)
-    df_img = (dof[:, 0] * used.sum(axis=1))
-    t = z.sum(axis=1)
-    image = (df_img > 0) & (t > stats.chi2.ppf(1.0 - p, np.maximum(df_img, 1.0)))
-    cell = used & (z > stats.chi2.ppf(1.0 - p, np.maximum(dof, 1.0)))
+    n, n_e = ss.shape
+    dof_all = counts.astype(np.float64) - 1.0
+    num, den = np.zeros(n_e), np.zeros(n_e)
+    for lo in range(0, n, BLOCK_IMAGES):
+        hi = min(n, lo + BLOCK_IMAGES)
+        pr = present[lo:hi]
+        num = np.concatenate([num[None, :], ss[lo:hi] * pr]).sum(axis=0)
+        den = np.concatenate([den[None, :], dof_all[lo:hi, None] * pr]).sum(axis=0)
+    pooled = num / np.maximum(den, 1.0)
+    scale = np.where(pooled > 0, pooled, 1.0)[None, :]
+    cell = np.zeros((n, n_e), dtype=bool)
+    image = np.zeros(n, dtype=bool)
+    cut_cell: dict[float, float] = {}
+    for lo in range(0, n, BLOCK_IMAGES):
+        hi = min(n, lo + BLOCK_IMAGES)
+        dof = dof_all[lo:hi, None]
+        used = present[lo:hi] & (pooled > 0)[None, :] & (dof > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(used, ss[lo:hi] / scale, 0.0)
+        df_img = (dof[:, 0] * used.sum(axis=1))
+        t = z.sum(axis=1)
+        image[lo:hi] = (df_img > 0) & (t > stats.chi2.ppf(1.0 - p, np.maximum(df_img, 1.0)))
+        # one quantile per number of ratings (the same value chi2.ppf gives element by element)
+        d = np.maximum(dof[:, 0], 1.0)
+        for v in np.unique(d).tolist():
+            if v not in cut_cell:
+                cut_cell[v] = float(stats.chi2.ppf(1.0 - p, np.full(1, v))[0])
+        thr = np.array([cut_cell[v] for v in np.unique(d).tolist()])[np.searchsorted(np.unique(d), d)]
+        cell[lo:hi] = used & (z > thr[:, None])
     return cell, image
 
 

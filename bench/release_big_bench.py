@@ -9,7 +9,7 @@ Then each build runs in a child process of its own (a fresh interpreter), so its
 20,000), then the reference, the same code with one chunk; the two builds' files are compared
 (sha256 of every file). Goal: under 120 s and 1.5 GiB at a million images on 2 cores.
 
-Run: .ci/with-services.sh .venv/bin/python bench/release_big_bench.py [--images N] [--chunk N] [--no-reference]
+Run: .ci/with-services.sh .venv/bin/python bench/release_big_bench.py [--images N] [--chunk N] [--no-reference] [--keep]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,23 +50,46 @@ def _child(release_id: int, chunk: int, media: str, out: str) -> None:
     def progress(pct: int, stage: str) -> None:  # the peak so far: the stages before this one
         stages.append((time.perf_counter() - t0, stage, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
-    release = release_build(Release.objects.get(pk=release_id), progress=progress)
+    profile = os.environ.get("EMORATE_BENCH_PROFILE")  # a path: cProfile stats of the build go there
+    if profile:
+        import cProfile
+
+        with cProfile.Profile() as prof:
+            release = release_build(Release.objects.get(pk=release_id), progress=progress)
+        prof.dump_stats(profile)
+    else:
+        release = release_build(Release.objects.get(pk=release_id), progress=progress)
     seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the build's, before the hashing below
     folder = release_dir(release)
-    files = {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in sorted(folder.rglob("*")) if p.is_file()}
-    Path(out).write_text(json.dumps({"seconds": seconds, "stages": stages, "files": files,
+    files = {p.relative_to(folder).as_posix(): _sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    Path(out).write_text(json.dumps({"seconds": seconds, "stages": stages, "files": files, "peak": peak,
                                      "images": release.summary["images"], "raw": release.summary["raw_ratings"]}))
 
 
-def _run_child(release_id: int, chunk: int) -> tuple[dict, float]:
+def _sha256_file(path: Path) -> str:
+    """A file's sha256, read 8 MiB at a time (a million-image CSV is GiBs: never read whole)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 23):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _run_child(release_id: int, chunk: int, keep: bool = False) -> tuple[dict, float]:
     media = tempfile.mkdtemp(prefix="emorate-big-release-")
     out = tempfile.mktemp(suffix=".json")
     proc = subprocess.Popen([sys.executable, __file__, "--child", str(release_id), str(chunk), media, out])
     _pid, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         sys.exit(f"the build (chunk {chunk}) failed with status {status}")
-    return json.loads(Path(out).read_text()), usage.ru_maxrss / 1024
+    result = json.loads(Path(out).read_text())
+    Path(out).unlink()
+    if keep:
+        print(f"  files kept in {media}")
+    else:
+        shutil.rmtree(media, ignore_errors=True)
+    return result, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -73,6 +97,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=20_000)
     parser.add_argument("--no-reference", action="store_true", help="skip the one-chunk build")
+    parser.add_argument("--keep", action="store_true", help="keep the release folders (printed)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -108,10 +133,11 @@ def main() -> None:
     runs = [("chunked", args.chunk)] + ([] if args.no_reference else [("one chunk", 1 << 40)])
     results = {}
     for name, chunk in runs:
-        result, rss = _run_child(release.pk, chunk)
+        result, rss = _run_child(release.pk, chunk, args.keep)
         results[name] = (result, rss)
         print(f"{name} (chunk {chunk if chunk < 1 << 40 else 'all'}): {result['seconds']:.1f} s, "
-              f"peak RSS {rss:.0f} MiB, {result['images']:,} images, {result['raw']:,} ratings")
+              f"peak RSS {rss:.0f} MiB (the build alone: {result['peak']:.0f} MiB), {result['images']:,} images, "
+              f"{result['raw']:,} ratings, load average {os.getloadavg()[0]:.1f}")
         stages = result["stages"]
         for (t_a, stage, _r), (t_b, _, peak) in zip(stages, stages[1:] + [[result["seconds"], "", rss]], strict=True):
             print(f"    {stage:<52} {t_b - t_a:7.2f} s   peak so far {peak:6.0f} MiB")

@@ -481,3 +481,50 @@ def _ordinal_terms(lam: FloatArray, c_up: FloatArray, c_lo: FloatArray,
     dU, dL = fU * (1 - 2 * FU), fL * (1 - 2 * FL)
     a = (fU - fL) / p
     return -lam * a, lam * lam * (a * a - (dU - dL) / p)
+
+
+class SoftRows:
+    """Soft labels of any of the images of a long table of ratings, computed on demand (#21: a
+    release writes them slice by slice instead of holding three (images x emotions) float arrays).
+    ``units`` ascending (rows grouped by image, as RatingRows are); each image's figures depend on
+    its own rows only, so any selection gives the same figures as one call on all images."""
+
+    def __init__(self, params: ModelParameters, units: npt.ArrayLike, raters: npt.ArrayLike,
+                 values2d: npt.ArrayLike, *, chunk_images: int = 20_000) -> None:
+        self.params = params
+        self.units = np.asarray(units, dtype=np.int64)
+        self.raters = np.asarray(raters)
+        self.values = np.asarray(values2d)
+        if self.units.size > 1 and not bool(np.all(self.units[1:] >= self.units[:-1])):
+            raise ValueError("ratings must come sorted by image for the soft labels")
+        n = self.units.size
+        self.starts = np.r_[0, np.flatnonzero(np.diff(self.units)) + 1] if n else np.zeros(0, dtype=np.int64)
+        self.counts = np.diff(np.r_[self.starts, n])
+        self.image_ids = self.units[self.starts]
+        self.chunk = max(int(chunk_images), 1)
+
+    def of(self, image_ids: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(p_present, expected_intensity, sd), each (m, E), rows in the order of ``image_ids``;
+        ValueError naming an image without ratings."""
+        want = np.asarray(image_ids, dtype=np.int64)
+        g = np.searchsorted(self.image_ids, want)
+        ok = (g < self.image_ids.size) & (self.image_ids[np.minimum(g, max(self.image_ids.size - 1, 0))] == want) \
+            if self.image_ids.size else np.zeros(want.size, dtype=bool)
+        if not ok.all():
+            raise ValueError(f"image {int(want[~ok][0])} has no ratings for its soft labels")
+        order = np.argsort(g, kind="stable")
+        m, E = want.size, self.params.n_emotions
+        out = tuple(np.empty((m, E)) for _ in range(3))
+        for lo in range(0, m, self.chunk):
+            pick = order[lo:lo + self.chunk]
+            sel = g[pick]
+            cnt = self.counts[sel]
+            rows = np.repeat(self.starts[sel] - np.r_[0, np.cumsum(cnt)[:-1]], cnt) + np.arange(int(cnt.sum()))
+            post = posterior_soft_labels(self.params, self.units[rows], self.raters[rows], self.values[rows])
+            for arr, name in zip(out, ("p_present", "expected_intensity", "sd"), strict=True):
+                arr[pick] = getattr(post, name).T
+        return out  # type: ignore[return-value]
+
+    def unknown_raters(self) -> int:
+        """Distinct raters of these ratings that the parameters do not know."""
+        return int(np.setdiff1d(np.unique(self.raters), self.params.rater_ids).size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -9,7 +10,7 @@ import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -305,10 +306,13 @@ def write_release_columns(
     emotions: Sequence[str] = EMOTIONS,
     scale_max: int | None = None,
     allocation: Any = None,
+    soft: Callable[[Any], tuple[Any, Any, Any]] | None = None,
 ) -> Manifest:
     """``write_release`` from columns (#21: a million images without an ImageRow or a sha256 -> split
     mapping per image): ``info`` and ``split`` as ``image_plan_columns`` takes them, every labelled
-    image released. The same files, byte for byte, as write_release with the equivalent ImageRows."""
+    image released. The same files, byte for byte, as write_release with the equivalent ImageRows.
+    ``soft``: the soft labels (p_present, expected_intensity, sd; rows as the image ids given) computed
+    per slice of the tables (ratermodel_posterior.SoftRows.of) instead of the labels' arrays."""
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists; a release folder is written once")
@@ -317,12 +321,13 @@ def write_release_columns(
     used = set(np.unique(np.asarray(split, dtype=np.int64)).tolist())
     splits = _split_names({n: n for j, n in enumerate(split_names) if j in used})
     return _write(out_dir, plan=plan, raw_rows=raw_rows, splits=splits, labels=labels, balance=balance,
-                  agreement=agreement, card=card, config=config, emotions=emotions, scale_max=scale_max)
+                  agreement=agreement, card=card, config=config, emotions=emotions, scale_max=scale_max, soft=soft)
 
 
 def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[str], labels: Labels,
            balance: Mapping[str, Any], agreement: Mapping[str, Any], card: CardInfo, config: Mapping[str, Any],
-           emotions: Sequence[str], scale_max: int | None) -> Manifest:
+           emotions: Sequence[str], scale_max: int | None,
+           soft: Callable[[Any], tuple[Any, Any, Any]] | None = None) -> Manifest:
     binary = isinstance(labels, BinaryConsolidated)
     if scale_max is None:
         scale_max = 1 if isinstance(labels, BinaryConsolidated) else labels.scale_max
@@ -348,7 +353,8 @@ def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[st
             for rel in files:
                 sink.open(rel)
             for lo in range(0, max(int(rows.size), 1), ROW_GROUP):
-                part = image_table_slice(plan, rows[lo:lo + ROW_GROUP])
+                part = image_table_slice(plan, rows[lo:lo + ROW_GROUP]) if soft is None \
+                    else _soft_slice(plan, rows[lo:lo + ROW_GROUP], soft)
                 sink.table(files[0], part)
                 segments = _segments(part)
                 csv_chunks = iter(_csv_chunks(part, segments))
@@ -398,6 +404,22 @@ def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[st
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _soft_slice(plan: ImagePlan, rows: Any, soft: Callable[[Any], tuple[Any, Any, Any]]) -> Any:
+    """image_table_slice of these labels rows, the soft labels computed for them now."""
+    labels = plan.labels
+    assert isinstance(labels, Consolidated)
+    p, e, sd = soft(labels.image_ids[rows])
+    sub = dataclasses.replace(labels, image_ids=labels.image_ids[rows], consensus=labels.consensus[rows],
+                              spread=labels.spread[rows], n_ratings=labels.n_ratings[rows],
+                              disputed_emotions=labels.disputed_emotions[rows], disputed=labels.disputed[rows],
+                              p_present=p, expected_intensity=e, soft_sd=sd)
+    take = pa.array(np.asarray(rows, dtype=np.int64), pa.int64())
+    sub_plan = ImagePlan(labels=sub, order=np.arange(len(rows), dtype=np.int64),
+                         base={name: arr.take(take) for name, arr in plan.base.items()},
+                         split=[], emotions=plan.emotions)
+    return image_table_slice(sub_plan, np.arange(len(rows), dtype=np.int64))
 
 
 def verify_manifest(release_dir: Path) -> list[str]:

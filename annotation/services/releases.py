@@ -404,6 +404,25 @@ def _soft_labels_frozen(rows: Any, frozen: dict[str, Any], *,
                       sd=out["sd"]), summary
 
 
+def _soft_rows_frozen(rows: Any, frozen: dict[str, Any], *, chunk_images: int = DEFAULT_CHUNK_IMAGES) -> tuple[Any, dict[str, Any]]:
+    """``_soft_labels_frozen`` on demand (#21): an ``ratermodel_posterior.SoftRows`` whose ``of(image_ids)``
+    gives the same soft labels for any images, and the same summary."""
+    from annotation.agreement import ratermodel_posterior as rp
+
+    params = rp.ModelParameters.from_json(frozen["parameters"])
+    try:
+        soft = rp.SoftRows(params, rows.image_ids, rows.rater_ids, rows.values, chunk_images=chunk_images)
+    except ValueError as exc:
+        raise ReleaseError(str(exc)) from None
+    unknown = soft.unknown_raters()
+    warnings = [f"{unknown} rater(s) unknown to the measurement model's parameters are counted as the "
+                "panel (effects 0)"] if unknown else []
+    summary = {"converged": True, "source": SOURCE_SNAPSHOT.format(snapshot_id=frozen["snapshot_id"]),
+               "snapshot_id": int(frozen["snapshot_id"]), "fingerprint": params.fingerprint,
+               "warnings": warnings, "definitions": "docs/agreement.md#measurement-model"}
+    return soft, summary
+
+
 def _soft_labels(rows: Any, scale_max: int, *, required: bool) -> tuple[SoftLabels | None, dict[str, Any]]:
     """The measurement model fitted to the release's own ratings (#18), when no snapshot's
     parameters were frozen with the release. A fit that did not converge is never released: with
@@ -520,6 +539,7 @@ def _build(release: Release, step: Progress) -> None:
     agreement_cfg = config["agreement"]
     chosen = inputs.get("batch_image_ids")  # a release cut from rounds (#22): only their images
     keep = np.asarray(chosen, dtype=np.int64) if chosen is not None else None
+    soft_rows: Any = None  # intensity: the soft labels on demand (#21)
     if project.is_binary:
         raw: Any = _only_images(_binary_votes(project, max_id, excluded_ids), keep)
         step(20, "consolidating (k of k)")
@@ -536,7 +556,12 @@ def _build(release: Release, step: Progress) -> None:
         soft = None
         model_summary: dict[str, Any] = {}
         if (rule.soft_labels or rule.method == "model") and len(rows.image_ids):
-            if inputs.get("rater_model"):
+            if inputs.get("rater_model") and rule.method != "model":
+                # #21: computed slice by slice while the tables are written (the consensus does not
+                # need them), never held whole; the same figures to the bit
+                soft_rows, model_summary = _soft_rows_frozen(rows, inputs["rater_model"],
+                                                             chunk_images=release_chunk_images())
+            elif inputs.get("rater_model"):
                 step(12, "soft labels from the measurement model's parameters")
                 soft, model_summary = _soft_labels_frozen(rows, inputs["rater_model"],
                                                           chunk_images=release_chunk_images())
@@ -546,6 +571,9 @@ def _build(release: Release, step: Progress) -> None:
         step(20, "consolidating")
         labels = consolidate_intensity(rows.image_ids, rows.values, rule=rule, scale_max=project.scale_max,
                                        flagged_image_ids=flagged, soft=soft)
+        if soft_rows is not None:  # the soft-label columns are there; their figures come per slice
+            lazy = np.broadcast_to(np.zeros((1, 1)), labels.consensus.shape)
+            labels = dataclasses.replace(labels, p_present=lazy, expected_intensity=lazy, soft_sd=lazy)
         units, raters, values = rows.image_ids, rows.rater_ids, rows.values
 
     # #21: the images' columns by one COPY into Arrow, the splits on arrays (no Python object per image)
@@ -614,7 +642,7 @@ def _build(release: Release, step: Progress) -> None:
         write_release_columns(
             staging, info=info, split=split_codes, split_names=split_names, labels=labels, raw=raw, balance=balance,
             agreement=agreement, card=card, config=config, pseudonym_key=bytes.fromhex(release.pseudonym_key),
-            scale_max=project.scale_max,
+            scale_max=project.scale_max, soft=None if soft_rows is None else soft_rows.of,
             allocation=selectors_release.allocation_reasons_array(
                 project, raw.image_ids, raw.rater_ids, raw.emotions if project.is_binary else None,
                 max_rating_id=max_id))

@@ -162,3 +162,64 @@ def test_consolidation_in_blocks_of_images_is_the_same(monkeypatch):
     for name in ("image_ids", "consensus", "spread", "n_ratings", "disputed_emotions", "disputed"):
         assert np.array_equal(getattr(whole, name), getattr(blocked, name)), name
     assert whole.left_out == blocked.left_out
+
+
+def test_release_from_columns_with_soft_labels_per_slice_is_the_release_from_image_rows(tmp_path, monkeypatch):
+    """#21: write_release_columns (Arrow columns, split codes, soft labels computed slice by slice by
+    ratermodel_posterior.SoftRows) writes the files write_release writes from ImageRows, a sha256 ->
+    split mapping and the soft labels held whole, byte for byte, over several slices."""
+    import dataclasses
+
+    import numpy as np
+    import pyarrow as pa
+
+    import annotation.exporters.release as rel
+    from annotation.agreement import ratermodel_posterior as rp
+    from annotation.consolidation import SoftLabels, consolidate_intensity
+    from annotation.exporters import CardInfo, ImageRow
+    from annotation.pgcopy import RatingRows
+    from annotation.taxonomy import EMOTIONS
+
+    rng = np.random.default_rng(5)
+    n_img, per, E, K = 40, 3, len(EMOTIONS), 7
+    ids = np.repeat(np.arange(1, n_img + 1) * 3, per).astype(np.int64)
+    raters = np.concatenate([rng.choice(np.arange(10, 16), per, replace=False) for _ in range(n_img)]).astype(np.int64)
+    vals = (rng.integers(1, K + 1, (ids.size, E)) * (rng.random((ids.size, E)) < 0.3)).astype(np.int16)
+    rows = RatingRows(image_ids=ids, rater_ids=raters, values=vals)
+    params = rp.ModelParameters(
+        rater_ids=np.arange(10, 15, dtype=np.int64), presence_shift=rng.normal(0, 0.3, (5, E)),
+        intensity_latent=rng.normal(0, 0.3, (5, E)), discrimination=rng.uniform(0.7, 1.3, 5),
+        presence_mean=rng.normal(-1.5, 0.3, E), presence_sd=rng.uniform(0.8, 1.2, E),
+        intensity_sd=rng.uniform(0.8, 1.2, E), cutpoints=np.sort(rng.normal(0, 1.5, (E, K - 1)), axis=1),
+        scale_max=K)  # rater 15 is unknown to the parameters: counted as the panel
+    post = rp.posterior_soft_labels(params, ids, raters, vals)
+    soft = SoftLabels(image_ids=post.unit_ids, p_present=post.p_present.T, expected_intensity=post.expected_intensity.T,
+                      sd=post.sd.T)
+    labels = consolidate_intensity(ids, vals, soft=soft, flagged_image_ids=[9])
+    n = labels.image_ids.size
+    sha = [hashlib.sha256(str(i).encode()).hexdigest() for i in labels.image_ids.tolist()]
+    eth = rng.choice(["A", "B", ""], n).tolist()
+    ages = [None if i % 5 == 0 else 20 + i for i in range(n)]
+    codes = rng.integers(0, 3, n).astype(np.int8)
+    names = ("train", "validation", "test")
+    common = {"labels": labels, "raw": rows, "balance": {}, "agreement": {"measurement_model": {"source": "x"}},
+              "card": CardInfo(pretty_name="P", version="1.0.0", released="2026-03-01", description="d"),
+              "config": {"k": None}, "pseudonym_key": b"k" * 32, "scale_max": K}
+    monkeypatch.setattr(rel, "ROW_GROUP", 7)
+    rel.write_release(tmp_path / "rows", images=[
+        ImageRow(image_id=int(i), file_name=f"img{i}.png", sha256=s, ethnicity=e, gender="woman", age=a, prompt=f"p{i % 4}")
+        for i, s, e, a in zip(labels.image_ids.tolist(), sha, eth, ages, strict=True)],
+        assignment={s: names[c] for s, c in zip(sha, codes.tolist(), strict=True)},
+        allocation=["quota"] * ids.size, **common)
+    info = pa.table({"id": pa.array(labels.image_ids), "name": pa.array([f"img{i}.png" for i in labels.image_ids.tolist()]),
+                     "sha256": pa.array(sha), "ethnicity": pa.array(eth), "gender": pa.array(["woman"] * n),
+                     "age": pa.array(ages, pa.int16()), "prompt": pa.array([f"p{i % 4}" for i in labels.image_ids.tolist()])})
+    lazy = np.broadcast_to(np.zeros((1, 1)), labels.consensus.shape)
+    common["labels"] = dataclasses.replace(labels, p_present=lazy, expected_intensity=lazy, soft_sd=lazy)
+    rel.write_release_columns(tmp_path / "cols", info=info, split=codes, split_names=names,
+                              allocation=pa.array(["quota"] * ids.size),
+                              soft=rp.SoftRows(params, ids, raters, vals, chunk_images=3).of, **common)
+    whole, columns = _hashes(tmp_path / "rows"), _hashes(tmp_path / "cols")
+    assert len(whole) >= 10 and any("__p_present" in (tmp_path / "rows" / p).read_text(errors="ignore")
+                                    for p in whole if p.startswith("csv/"))
+    assert columns == whole
