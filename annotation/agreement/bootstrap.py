@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,10 +131,15 @@ class _BootPlan:
     ``ft`` has shape (n_cols, U): ``ft[col_map].T`` is ``_boot_features`` and the trailing row of
     ones makes the resample-weighted sums also count the draws. ``exact32`` when every feature
     is an integer small enough that float32 block products are exact (checked per block and
-    resample at run time, with a float64 redo where the bound does not hold).
+    resample at run time, with a float64 redo where the bound does not hold). When exact, ``ft``
+    is held in the smallest dtype that holds its integers (uint8 for the usual 0..7 scale with a
+    few ratings per image: 122 MB instead of 976 MB of float64 at a million images, #21) and
+    converted to float32 a block of units at a time; otherwise it is float64.
+    ``_run_bootstrap`` may reorder the columns (units) in place: ``unit_order[i]`` is then the unit
+    of column i, and ``column_of`` its inverse (both None while the columns are in unit order).
     """
 
-    ft: FloatArray
+    ft: npt.NDArray[np.number]
     col_map: IntArray
     k: int
     moments: bool
@@ -143,17 +147,54 @@ class _BootPlan:
     block: int
 
     _rows: npt.NDArray[np.floating] | None = None
+    unit_order: IntArray | None = None
+    column_of: IntArray | None = None
 
     @property
     def n_cols(self) -> int:
         return int(self.ft.shape[0])
 
     def rows(self) -> npt.NDArray[np.floating]:
-        """``ft.T`` as a C-ordered (U, n_cols) copy, for gathering the features of single units
-        (float32 when exact: the sums over a few thousand draws stay far below 2**24)."""
+        """``ft.T`` as a C-ordered (U, n_cols) copy in unit order (float32 when exact: the sums over
+        a few thousand draws stay far below 2**24). ``unit_rows`` gathers a few without it."""
         if self._rows is None:
-            self._rows = np.ascontiguousarray(self.ft.T, dtype=np.float32 if self.exact32 else np.float64)
+            cols = self.ft if self.column_of is None else self.ft[:, self.column_of]
+            self._rows = np.ascontiguousarray(cols.T, dtype=np.float32 if self.exact32 else np.float64)
         return self._rows
+
+    def unit_rows(self, units: npt.NDArray[np.integer]) -> npt.NDArray[np.floating]:
+        """``rows()[units]``: the features of these units (C-ordered, float32 when exact)."""
+        if self._rows is not None:
+            return self._rows[units]  # type: ignore[no-any-return]
+        cols = units if self.column_of is None else self.column_of[units]
+        out: npt.NDArray[np.floating] = np.ascontiguousarray(self.ft[:, cols].T,
+                                                            dtype=np.float32 if self.exact32 else np.float64)
+        return out
+
+    def reorder(self, order: IntArray) -> None:
+        """Put the columns in the unit order ``order`` (column i holds unit order[i]), in place."""
+        pos = order if self.column_of is None else self.column_of[order]
+        self.ft = _gather_columns(self.ft, pos, self.ft.dtype)
+        self.unit_order = order
+        rank = np.empty(order.size, dtype=np.intp)
+        rank[order] = np.arange(order.size, dtype=np.intp)
+        self.column_of = rank
+
+
+# The compact dtypes of an exact feature table, narrowest first (float32 holds integers below 2**24).
+_COMPACT = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _row_dtype(row: FloatArray, integral: bool) -> np.dtype:
+    """The narrowest of ``_COMPACT`` that holds ``row`` exactly."""
+    if not integral or row.size == 0:
+        return _COMPACT[-1] if not integral else _COMPACT[0]
+    lo, hi = float(row.min()), float(row.max())
+    if lo < 0 or hi >= _F32_EXACT:
+        return _COMPACT[-1]
+    if hi < 256:
+        return _COMPACT[0]
+    return _COMPACT[1] if hi < 65536 else _COMPACT[2]
 
 
 def _boot_features_t(p: _Prepared, st: _UnitStats) -> tuple[FloatArray, int]:
@@ -175,7 +216,7 @@ def _boot_features_t(p: _Prepared, st: _UnitStats) -> tuple[FloatArray, int]:
 
 def _moment_rows(st: _UnitStats, j: int) -> FloatArray:
     """Emotion j's four rows of ``_boot_features_t`` (moments kind): the same numbers, one emotion."""
-    m, s1, s2 = (a[j] for a in st.moment_ints())
+    m, s1, s2 = st.moments_of(j)
     pair = m >= 2
     out = np.empty((4, m.size))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -206,7 +247,9 @@ def _boot_plan(p: _Prepared, st: _UnitStats) -> _BootPlan:
     # multiplied once: group by a random projection, confirm with an exact comparison. The kept
     # rows go straight into ft, allocated for all of them: rows never written are never touched.
     probe = np.random.default_rng(20240917).standard_normal(u)
-    ft = np.empty((n_full + 1, u))
+    # the narrowest dtype that holds every kept row exactly, widened (a copy of the kept rows) when a
+    # row needs it; float64 (as the features are) as soon as a row is not integral
+    ft: npt.NDArray[np.number] = np.empty((n_full + 1, u), dtype=_COMPACT[0])
     n_keep = 0
     col_map = np.empty(n_full, dtype=np.intp)
     groups: dict[float, list[int]] = {}
@@ -226,15 +269,24 @@ def _boot_plan(p: _Prepared, st: _UnitStats) -> _BootPlan:
             else:
                 cand.append(n_keep)
                 col_map[j] = n_keep
-                ft[n_keep] = rows[r]
-                n_keep += 1
+                row_integral = True
                 if u:
                     max_abs = max(max_abs, float(np.abs(rows[r]).max()))
-                    integral = integral and bool(np.array_equal(rows[r], np.rint(rows[r])))
+                    row_integral = bool(np.array_equal(rows[r], np.rint(rows[r])))
+                    integral = integral and row_integral
+                need = _row_dtype(rows[r], row_integral)
+                if _COMPACT.index(need) > _COMPACT.index(ft.dtype):
+                    wider = np.empty(ft.shape, dtype=need)  # rows never written are never touched
+                    wider[:n_keep] = ft[:n_keep]
+                    ft = wider
+                ft[n_keep] = rows[r]
+                n_keep += 1
     ft = ft[: n_keep + 1]
-    ft[-1] = 1.0
+    ft[-1] = 1
     block = int((_F32_EXACT / 2) // max(max_abs, 1.0))
     exact32 = bool(u < _F32_EXACT and block >= 1024 and integral)
+    if not exact32 and ft.dtype != np.float64:
+        ft = ft.astype(np.float64)  # the float64 products, as before
     return _BootPlan(ft, col_map, k, st.kind == "moments", exact32, block)
 
 
@@ -322,6 +374,9 @@ def _run_bootstrap(
     block at a time; every main and stratum sum is then a sum of cell sums, plus the few drawn
     beyond or short of n_j in each stratum. Returns (main (n_boot, E) or None, per key a list
     over strata of (n_boot, E)); NaN marks an undefined replicate.
+
+    ``plan`` may come back with its columns reordered (``_BootPlan.reorder``): pass a fresh one or
+    the same one again, never rely on ``plan.ft``'s column order afterwards.
     """
     u = p.n_units
     e = p.n_emotions
@@ -336,47 +391,38 @@ def _run_bootstrap(
             combo = combo * len(k.members) + k.labels
         cell, _ = _factorize(combo)
         order = np.argsort(cell, kind="stable")
-        rank = np.empty(u, dtype=np.intp)
-        rank[order] = np.arange(u, dtype=np.intp)
         bounds = np.concatenate([[0], np.cumsum(np.bincount(cell))]).astype(np.intp)
-        # float32 when exact, built a row at a time: no float64 copy of every feature (1 GB at a million units)
-        ft_cells = _gather_columns(plan.ft, order, np.float32 if plan.exact32 else np.float64)
+        # the features in cell order, in place of the unit-order table (no second full-size copy)
+        plan.reorder(order)
+        rank = plan.column_of
         # onehot[c, j] = 1 when cell c lies in stratum j of the key
         onehots = [np.eye(len(k.members))[k.labels[order[bounds[:-1]]]] for k in keys]
     else:
+        if plan.column_of is not None:
+            plan.reorder(np.arange(u, dtype=np.intp))
         rank = None
         bounds = np.array([0, u], dtype=np.intp)
-        ft_cells = plan.ft.astype(np.float32) if plan.exact32 else plan.ft
         onehots = []
     n_cells = bounds.size - 1
-    width = plan.block if plan.exact32 else u
-    blocks: list[tuple[int, int, int, float]] = []
-    for c in range(n_cells):
-        lo, hi = int(bounds[c]), int(bounds[c + 1])
-        for a in range(lo, hi, width):
-            b = min(a + width, hi)
-            blocks.append((c, a, b, float(np.abs(ft_cells[:, a:b]).max())))
-    f32 = ft_cells if plan.exact32 else None
     ext = [[_extension_rng(seed, j) for j in range(len(k.members))] for k in keys]
     n_out = (1 if want_main else 0) + sum(len(k.members) for k in keys)
     rng = np.random.default_rng(seed)
     step = max(1, min(n_boot, _BOOT_CHUNK_ENTRIES // u))
-    w32 = np.empty((step, u), dtype=np.float32)
     ones = plan.n_cols - 1
-    pool = None
-    if f32 is not None and _THREADS > 1 and u * min(step, n_boot) >= _PARALLEL_ENTRIES:
-        pool = ThreadPoolExecutor(max_workers=_THREADS)
-    try:
-        with _blas_threads(1) if f32 is not None else nullcontext():
-            _chunks(p, plan, n_boot, u, e, step, rng, rank, w32, f32, ft_cells, n_cells, blocks, ones, keys, onehots,
-                    ext, n_out, main, per_key, pool)
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    if plan.exact32:
+        _chunks_exact(p, plan, n_boot, u, e, step, rng, rank, bounds, ones, keys, onehots, ext, n_out, main,
+                      per_key)
+        return main, per_key
+    ft_cells = plan.ft
+    blocks = [(c, int(bounds[c]), int(bounds[c + 1]), 0.0) for c in range(n_cells)]
+    w32 = np.empty((step, u), dtype=np.float32)
+    _chunks(p, plan, n_boot, u, e, step, rng, rank, w32, None, ft_cells, n_cells, blocks, ones, keys, onehots,
+            ext, n_out, main, per_key, None)
     return main, per_key
 
 
-def _gather_columns(ft: FloatArray, order: IntArray, dtype: npt.DTypeLike) -> npt.NDArray[np.floating]:
+def _gather_columns(ft: npt.NDArray[np.number], order: IntArray,
+                    dtype: npt.DTypeLike) -> npt.NDArray[np.number]:
     """``ft[:, order].astype(dtype)`` a row at a time (no full-size temporary)."""
     out = np.empty((ft.shape[0], order.size), dtype=dtype)
     for i in range(ft.shape[0]):
@@ -384,88 +430,165 @@ def _gather_columns(ft: FloatArray, order: IntArray, dtype: npt.DTypeLike) -> np
     return out
 
 
-def _cell_sums32(w: npt.NDArray[np.float32], f32: npt.NDArray[np.float32],
-                 blocks: list[tuple[int, int, int, float]], ones: int, cs: FloatArray, r0: int, r1: int) -> None:
-    """Add resamples r0..r1's float32 cell-block products to ``cs`` (cells, resamples, columns), with
-    a float64 redo of any resample whose block sum could exceed float32's exact integers."""
-    wr = w[r0:r1]
+# Resample weights held at once by the exact route, as uint8 counts (bytes): 64 MiB, e.g. 64
+# resamples of a million units or 640 of 100,000. Many resamples per pass over the features keep the
+# products compute-bound (with 8 resamples a pass streamed the whole float32 table from memory for
+# little arithmetic: 5 GFLOP/s at a million units), and uint8 weights keep that at a quarter of
+# float32's memory.
+_WEIGHT_BYTES = 1 << 26
+# Units per block of the exact route's products (fewer where the float32 bound asks for fewer):
+# a block of weights and features stays in cache while it is multiplied.
+_BLOCK_UNITS = 4096
+
+
+def _exact_blocks(ft: npt.NDArray[np.number], bounds: IntArray, width: int) -> list[tuple[int, int, int, float]]:
+    """(cell, lo, hi, largest |feature|) of the unit blocks of each cell, at most ``width`` wide."""
+    blocks: list[tuple[int, int, int, float]] = []
+    for c in range(bounds.size - 1):
+        lo, hi = int(bounds[c]), int(bounds[c + 1])
+        for a in range(lo, hi, width):
+            b = min(a + width, hi)
+            blocks.append((c, a, b, float(np.abs(ft[:, a:b]).max())))
+    return blocks
+
+
+def _block_sums(w: npt.NDArray[np.integer], ft: npt.NDArray[np.number], blocks: list[tuple[int, int, int, float]],
+                ones: int, cs: FloatArray) -> None:
+    """Add the weights' float32 block products with the features to ``cs`` (cells, resamples,
+    columns), with a float64 redo of any resample whose block sum could exceed float32's exact
+    integers. Weights and features are integers, so every sum is exact and any split of the blocks
+    (over threads) gives the same integers."""
     for c, lo, hi, top in blocks:
-        part = np.matmul(wr[:, lo:hi], f32[:, lo:hi].T).astype(np.float64)
+        wf = w[:, lo:hi].astype(np.float32)
+        ff = ft[:, lo:hi] if ft.dtype == np.float32 else ft[:, lo:hi].astype(np.float32)
+        part = np.matmul(wf, ff.T).astype(np.float64)
         bad = part[:, ones] * top >= _F32_EXACT
         if bool(bad.any()):
-            # the float32 features are exact integers: in float64 they are the features themselves
-            part[bad] = wr[bad, lo:hi].astype(np.float64) @ f32[:, lo:hi].T.astype(np.float64)
-        cs[c, r0:r1] += part
+            part[bad] = wf[bad].astype(np.float64) @ ff.T.astype(np.float64)
+        cs[c] += part
 
 
-def _chunks(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, step: int, rng: np.random.Generator,
-            rank: IntArray | None, w32: npt.NDArray[np.float32], f32: npt.NDArray[np.float32] | None,
-            ft_cells: npt.NDArray[np.floating], n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int, keys: Sequence[_Strata],
-            onehots: list[FloatArray], ext: list[list[np.random.Generator]], n_out: int, main: FloatArray | None,
-            per_key: list[list[FloatArray]], pool: ThreadPoolExecutor | None) -> None:
-    """The resample chunks of ``_run_bootstrap`` (its state passed in), writing into main and per_key."""
-    want_main = main is not None
+def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, step: int, rng: np.random.Generator,
+                  rank: IntArray | None, bounds: IntArray, ones: int, keys: Sequence[_Strata],
+                  onehots: list[FloatArray], ext: list[list[np.random.Generator]], n_out: int,
+                  main: FloatArray | None, per_key: list[list[FloatArray]]) -> None:
+    """``_run_bootstrap``'s resamples with integer features (``plan.exact32``).
+
+    The draws come in chunks of ``step`` resamples (the same stream as ``resample_indices``) from a
+    drawer thread; their counts are kept as uint8 weights for many chunks at once (a group,
+    ``_WEIGHT_BYTES``), and a group's products with the features run on worker threads while this
+    thread counts the next group's draws (two weight buffers): counting holds the GIL, drawing and
+    the products do not, so the two cores stay busy. The stratum corrections of each chunk
+    (``_stratum_corrections``) are made from its draws while they are at hand. Every sum is an exact
+    integer, so the alphas are those of ``_chunk`` (float32 cell products of one chunk), bit for bit.
+    """
+    n_cells = bounds.size - 1
+    ft = plan.ft
+    if ft.dtype != np.float32 and ft.size * 4 <= _WEIGHT_BYTES:
+        ft = ft.astype(np.float32)  # small: convert once instead of block by block
+    blocks = _exact_blocks(ft, bounds, max(1, min(plan.block, _BLOCK_UNITS)))
+    group = max(step, min(n_boot, (_WEIGHT_BYTES // u) // step * step))
     starts = list(range(0, n_boot, step))
+    groups = list(range(0, n_boot, group))
+    buffers: list[npt.NDArray[np.integer]] = [np.empty((min(group, n_boot), u), dtype=np.uint8)
+                                              for _ in range(min(2, len(groups)))]
+    draw_dtype = np.int32 if u < (1 << 31) else np.intp  # below 2**31 the int32 draws are the intp draws
 
-    def draw(b0: int) -> npt.NDArray[np.intp]:
-        # The same stream as resample_indices (integers are drawn in the same order whatever the chunking,
-        # and below 2**32 an intp draw is the int32 draw): intp, so that neither the gather nor bincount
-        # converts the indices first.
-        return rng.integers(0, u, size=(min(step, n_boot - b0), u), dtype=np.intp)
+    def draw(b0: int) -> npt.NDArray[np.integer]:
+        # The same stream as resample_indices (see _chunks); int32: half the memory, faster to count.
+        return rng.integers(0, u, size=(min(step, n_boot - b0), u), dtype=draw_dtype)
 
-    # With threads, the next chunk's draws are made (numpy releases the GIL while drawing) while this
-    # chunk is counted and multiplied; still one after another from the one generator: the same stream.
-    drawer = ThreadPoolExecutor(max_workers=1) if pool is not None and len(starts) > 1 else None
-    ahead = drawer.submit(draw, starts[0]) if drawer is not None else None
-    try:
-        for k, b0 in enumerate(starts):
-            if ahead is not None and drawer is not None:
-                idx = ahead.result()
-                ahead = drawer.submit(draw, starts[k + 1]) if k + 1 < len(starts) else None
-            else:
-                idx = draw(b0)
-            _chunk(p, plan, b0, idx, u, e, rank, w32, f32, ft_cells, n_cells, blocks, ones, keys, onehots, ext,
-                   n_out, main, per_key, pool, want_main)
-    finally:
-        if drawer is not None:
-            drawer.shutdown()
-
-
-def _chunk(p: _Prepared, plan: _BootPlan, b0: int, idx: npt.NDArray[np.intp], u: int, e: int, rank: IntArray | None,
-           w32: npt.NDArray[np.float32], f32: npt.NDArray[np.float32] | None, ft_cells: npt.NDArray[np.floating],
-           n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int, keys: Sequence[_Strata],
-           onehots: list[FloatArray], ext: list[list[np.random.Generator]], n_out: int, main: FloatArray | None,
-           per_key: list[list[FloatArray]], pool: ThreadPoolExecutor | None, want_main: bool) -> None:
-    """One chunk of resamples (rows b0.. of the draws ``idx``): weights, cell sums, alphas."""
-    nb = idx.shape[0]
-    pidx = idx if rank is None else rank[idx]
-    for i in range(nb):
-        w32[i] = np.bincount(pidx[i], minlength=u)
-    w = w32[:nb]
-    cs = np.zeros((n_cells, nb, plan.n_cols))
-    if f32 is not None:
-        # exact integer products: the resamples split between threads, each with a one-thread BLAS
-        # (many small products: BLAS's own threads mostly wait on each other, worst on a busy machine)
-        halves = [(0, nb)] if pool is None or nb < 2 else [(0, nb // 2), (nb // 2, nb)]
-        jobs = [(w, f32, blocks, ones, cs, r0, r1) for r0, r1 in halves]
-        if pool is None:
-            _cell_sums32(*jobs[0])
-        else:
-            list(pool.map(lambda job: _cell_sums32(*job), jobs))
+    n_threads = _THREADS if _THREADS > 1 and u * min(group, n_boot) >= _PARALLEL_ENTRIES else 1
+    # the blocks per thread: whole cells each when there are enough (one shared table of cell sums),
+    # else every n-th block with a table of its own
+    by_cell = n_cells >= 2 * n_threads
+    if by_cell:
+        sizes = np.diff(bounds)
+        cut = np.searchsorted(np.cumsum(sizes), np.arange(1, n_threads) * u / n_threads)
+        owner = np.zeros(n_cells, dtype=np.intp)
+        for c0 in cut:
+            owner[int(c0) + 1 :] += 1
+        shares = [[b for b in blocks if owner[b[0]] == t] for t in range(n_threads)]
     else:
-        w64 = w.astype(np.float64)
-        for c, lo, hi, _ in blocks:
-            cs[c] += w64[:, lo:hi] @ ft_cells[:, lo:hi].T
-    outs: list[FloatArray] = []
-    if want_main:
-        outs.append(cs.sum(axis=0)[:, None, :])
-    for ki, key in enumerate(keys):
-        if f32 is not None:
+        shares = [blocks[t::n_threads] for t in range(n_threads)]
+    pool = ThreadPoolExecutor(max_workers=n_threads)
+    drawer = ThreadPoolExecutor(max_workers=1)
+    ahead: Any = drawer.submit(draw, starts[0])
+    k = 0
+    pending: tuple[int, int, list[Any], list[FloatArray], list[list[tuple[int, FloatArray]]]] | None = None
+
+    def finish(g0: int, nb: int, jobs: list[Any], parts: list[FloatArray],
+               corr: list[list[tuple[int, FloatArray]]]) -> None:
+        for job in jobs:
+            job.result()
+        cs = parts[0]
+        for extra in parts[1:]:
+            cs += extra  # integers: exact
+        outs: list[FloatArray] = []
+        if main is not None:
+            outs.append(cs.sum(axis=0)[:, None, :])
+        for ki in range(len(keys)):
             # integer-valued cell sums: any order of adding them is exact, so one matrix product
             s_key = np.tensordot(onehots[ki], cs, axes=([0], [0])).transpose(1, 0, 2)
-        else:
-            s_key = np.einsum("cbf,cj->bjf", cs, onehots[ki])
-        outs.append(_stratum_sums(plan, key, ext[ki], idx, s_key))
+            for r0, c in corr[ki]:
+                s_key[r0 : r0 + c.shape[0]] = s_key[r0 : r0 + c.shape[0]] + c
+            outs.append(s_key)
+        _store_alphas(p, plan, g0, nb, outs, n_out, e, main, per_key)
+
+    try:
+        with _blas_threads(1):
+            for gi, g0 in enumerate(groups):
+                g1 = min(g0 + group, n_boot)
+                nb = g1 - g0
+                weights = buffers[gi % len(buffers)]
+                corr: list[list[tuple[int, FloatArray]]] = [[] for _ in keys]
+                while k < len(starts) and starts[k] < g1:
+                    b0 = starts[k]
+                    idx = ahead.result()
+                    k += 1
+                    ahead = drawer.submit(draw, starts[k]) if k < len(starts) else None
+                    pidx = idx if rank is None else rank[idx].astype(draw_dtype)
+                    for i in range(idx.shape[0]):
+                        row = weights[b0 - g0 + i]
+                        row[...] = 0
+                        # counted in place in the small dtype (a bincount's int64 counts miss the cache
+                        # at a million units: 4 ns a draw instead of 19)
+                        np.add.at(row, pidx[i], row.dtype.type(1))
+                        if int(row.sum(dtype=np.int64)) != u:
+                            # a count wrapped (a unit drawn 256 times or more: never in practice but
+                            # with a handful of units): wider counts for this buffer
+                            wider = np.uint16 if weights.dtype == np.uint8 else np.float32
+                            weights = buffers[gi % len(buffers)] = weights.astype(wider)
+                            weights[b0 - g0 + i] = np.bincount(pidx[i], minlength=u)
+                    if keys:
+                        # draws per cell of each resample, then per stratum of each key (the ones column's sums)
+                        per_cell = np.add.reduceat(weights[b0 - g0 : b0 - g0 + idx.shape[0]], bounds[:-1], axis=1,
+                                                   dtype=np.int64)
+                        for ki, key in enumerate(keys):
+                            drawn = np.rint(per_cell @ onehots[ki]).astype(np.int64)
+                            c = _stratum_corrections(plan, key, ext[ki], idx, drawn - key.sizes)
+                            if c is not None:
+                                corr[ki].append((b0 - g0, c))
+                    del idx, pidx
+                if pending is not None:
+                    finish(*pending)  # the previous group's products ran while this one was counted
+                    pending = None
+                w = weights[:nb]
+                parts = [np.zeros((n_cells, nb, plan.n_cols)) for _ in range(1 if by_cell else n_threads)]
+                jobs = [pool.submit(_block_sums, w, ft, shares[t], ones, parts[0 if by_cell else t])
+                        for t in range(n_threads)]
+                pending = (g0, nb, jobs, parts, corr)
+            if pending is not None:
+                finish(*pending)
+    finally:
+        drawer.shutdown(cancel_futures=True)
+        pool.shutdown(cancel_futures=True)
+
+
+def _store_alphas(p: _Prepared, plan: _BootPlan, b0: int, nb: int, outs: list[FloatArray], n_out: int, e: int,
+                  main: FloatArray | None, per_key: list[list[FloatArray]]) -> None:
+    """Alphas of resamples b0..b0+nb from their summed features ``outs`` (main, then each key's
+    strata), written into main and per_key."""
     sums = np.concatenate(outs, axis=1).reshape(nb * n_out, plan.n_cols)
     reps = _boot_alpha_from_sums(p, sums[:, plan.col_map], plan.k, plan.moments).reshape(nb, n_out, e)
     o = 0
@@ -478,6 +601,52 @@ def _chunk(p: _Prepared, plan: _BootPlan, b0: int, idx: npt.NDArray[np.intp], u:
             o += 1
 
 
+def _chunks(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, step: int, rng: np.random.Generator,
+            rank: IntArray | None, w32: npt.NDArray[np.float32], f32: npt.NDArray[np.float32] | None,
+            ft_cells: npt.NDArray[Any], n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int, keys: Sequence[_Strata],
+            onehots: list[FloatArray], ext: list[list[np.random.Generator]], n_out: int, main: FloatArray | None,
+            per_key: list[list[FloatArray]], pool: ThreadPoolExecutor | None) -> None:
+    """The resample chunks of ``_run_bootstrap`` with float64 features (its state passed in),
+    writing into main and per_key."""
+    want_main = main is not None
+    starts = list(range(0, n_boot, step))
+
+    def draw(b0: int) -> npt.NDArray[np.intp]:
+        # The same stream as resample_indices (integers are drawn in the same order whatever the chunking,
+        # and below 2**32 an intp draw is the int32 draw): intp, so that neither the gather nor bincount
+        # converts the indices first.
+        return rng.integers(0, u, size=(min(step, n_boot - b0), u), dtype=np.intp)
+
+    for b0 in starts:
+        _chunk(p, plan, b0, draw(b0), u, e, rank, w32, f32, ft_cells, n_cells, blocks, ones, keys, onehots, ext,
+               n_out, main, per_key, pool, want_main)
+
+
+def _chunk(p: _Prepared, plan: _BootPlan, b0: int, idx: npt.NDArray[np.intp], u: int, e: int, rank: IntArray | None,
+           w32: npt.NDArray[np.float32], f32: npt.NDArray[np.float32] | None, ft_cells: npt.NDArray[Any],
+           n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int, keys: Sequence[_Strata],
+           onehots: list[FloatArray], ext: list[list[np.random.Generator]], n_out: int, main: FloatArray | None,
+           per_key: list[list[FloatArray]], pool: ThreadPoolExecutor | None, want_main: bool) -> None:
+    """One chunk of resamples (rows b0.. of the draws ``idx``) with float64 features: weights, cell
+    sums, alphas."""
+    nb = idx.shape[0]
+    pidx = idx if rank is None else rank[idx]
+    for i in range(nb):
+        w32[i] = np.bincount(pidx[i], minlength=u)
+    w = w32[:nb]
+    cs = np.zeros((n_cells, nb, plan.n_cols))
+    w64 = w.astype(np.float64)
+    for c, lo, hi, _ in blocks:
+        cs[c] += w64[:, lo:hi] @ ft_cells[:, lo:hi].T
+    outs: list[FloatArray] = []
+    if want_main:
+        outs.append(cs.sum(axis=0)[:, None, :])
+    for ki, key in enumerate(keys):
+        s_key = np.einsum("cbf,cj->bjf", cs, onehots[ki])
+        outs.append(_stratum_sums(plan, key, ext[ki], idx, s_key))
+    _store_alphas(p, plan, b0, nb, outs, n_out, e, main, per_key)
+
+
 def _stratum_sums(
     plan: _BootPlan,
     key: _Strata,
@@ -488,10 +657,23 @@ def _stratum_sums(
     """Turn the main resamples' per-stratum sums (nb, K, cols) into within-stratum resample sums:
     take away each stratum's draws beyond n_j (its last ones in the row) and add extension draws
     where the row has fewer than n_j (see ``_run_bootstrap``)."""
+    corr = _stratum_corrections(plan, key, ext, idx, np.rint(s_str[:, :, -1]).astype(np.int64) - key.sizes)
+    return s_str if corr is None else s_str + corr
+
+
+def _stratum_corrections(
+    plan: _BootPlan,
+    key: _Strata,
+    ext: list[np.random.Generator],
+    idx: npt.NDArray[np.integer],
+    diff: npt.NDArray[np.int64],
+) -> FloatArray | None:
+    """What ``_stratum_sums`` adds to the per-stratum sums (nb, K, cols), from the draws ``idx`` and
+    ``diff`` = draws in each stratum minus its size (nb, K); None when nothing is added."""
     import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
-    nb, n_str, n_cols = s_str.shape
+    nb = idx.shape[0]
+    n_str = len(key.members)
     sizes = key.sizes
-    diff = np.rint(s_str[:, :, -1]).astype(np.int64) - sizes
     rows, strs, units = _drop_draws(idx, key, diff)
     # float32 when exact: integer features and fewer than plan.block entries per (row, stratum), so
     # every partial sum stays below 2**23 (see _boot_plan)
@@ -508,15 +690,15 @@ def _stratum_sums(
             u_all.append(key.members[j][draw])
             data.append(np.ones(tot, dtype=data[0].dtype))
     units_all = np.concatenate(u_all)
-    if units_all.size:
-        group = np.concatenate(r_all) * n_str + np.concatenate(s_all)
-        pick = sp.csr_matrix(
-            (np.concatenate(data), (group, np.arange(units_all.size))), shape=(nb * n_str, units_all.size)
-        )
-        feats = plan.rows()[units_all]
-        corr = np.asarray(pick @ (feats if small else feats.astype(np.float64, copy=False)))
-        s_str = s_str + corr.astype(np.float64).reshape(nb, n_str, n_cols)
-    return s_str
+    if not units_all.size:
+        return None
+    group = np.concatenate(r_all) * n_str + np.concatenate(s_all)
+    pick = sp.csr_matrix(
+        (np.concatenate(data), (group, np.arange(units_all.size))), shape=(nb * n_str, units_all.size)
+    )
+    feats = plan.unit_rows(units_all)
+    corr = np.asarray(pick @ (feats if small else feats.astype(np.float64, copy=False)))
+    return corr.astype(np.float64).reshape(nb, n_str, plan.n_cols)
 
 
 def _bootstrap(p: _Prepared, st: _UnitStats, n_boot: int, seed: int) -> FloatArray:

@@ -258,21 +258,39 @@ def _loo_by_histogram(
         return None
     v = p.dom.size
     lut = np.array([1 + (c << st.b1) + ((c * c) << st.b2) for c in range(v)] + [0], dtype=np.int64)
-    before = tot[p.unit_idx].astype(np.int64)  # (rows, E): the unit's code with every rating
-    after = before - lut[p.get_codes()]  # without this row's rating (-1 = missing picks the 0)
+    codes = p.get_codes()
+
+    def before_after(r0: int, r1: int) -> tuple[I64Array, I64Array]:
+        before = tot[p.unit_idx[r0:r1]].astype(np.int64)  # (rows, E): the unit's code with every rating
+        return before, before - lut[codes[r0:r1]]  # without this row's rating (-1 = missing picks the 0)
+
+    # a chunk of rows at a time (no (rows, E) int64 tables: 1 GB each at 3,000,000 ratings). The codes
+    # that can occur: every unit's, and each of those less one rating of any value (a superset of
+    # those that do: the bins of the others stay empty)
     mark = np.zeros(top, dtype=bool)
-    mark[before.ravel()] = True
-    mark[after.ravel()] = True
+    step = max(1, (1 << 20) // max(n_e, 1))
+    for u0 in range(0, tot.shape[0], step):
+        mark[tot[u0 : u0 + step].ravel()] = True
+    pc = np.flatnonzero(mark).astype(np.int64)[:, None]
+    cv = np.arange(v, dtype=np.int64)[None, :]
+    # a rating of value index c can leave a unit whose parts hold it: m >= 1, s1 >= c, s2 >= c**2
+    fits = (((pc & ((1 << st.b1) - 1)) >= 1) & (((pc >> st.b1) & ((1 << (st.b2 - st.b1)) - 1)) >= cv)
+            & ((pc >> st.b2) >= cv * cv))
+    mark[(pc - lut[None, :v])[fits]] = True
     used = np.flatnonzero(mark)
     n_used = int(used.size)
     if n_raters * n_e * n_used > (1 << 25):
         return None
     dense = np.cumsum(mark, dtype=np.int64) - 1
-    base = (rater_idx.astype(np.int64)[:, None] * n_e + np.arange(n_e, dtype=np.int64)) * n_used
     n_bins = n_raters * n_e * n_used
-    h = np.bincount((base + dense[before]).ravel(), minlength=n_bins) - np.bincount(
-        (base + dense[after]).ravel(), minlength=n_bins
-    )
+    h = np.zeros(n_bins, dtype=np.int64)
+    step = max(step, n_bins // max(n_e, 1))  # chunks worth a bincount of n_bins
+    for r0 in range(0, n_rows, step):
+        r1 = min(r0 + step, n_rows)
+        before, after = before_after(r0, r1)
+        base = (rater_idx[r0:r1].astype(np.int64)[:, None] * n_e + np.arange(n_e, dtype=np.int64)) * n_used
+        h += np.bincount((base + dense[before]).ravel(), minlength=n_bins)
+        h -= np.bincount((base + dense[after]).ravel(), minlength=n_bins)
     h = h.reshape(n_raters * n_e, n_used)
     c = used.astype(np.int64)
     m = c & ((1 << st.b1) - 1)

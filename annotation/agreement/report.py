@@ -10,7 +10,7 @@ import numpy.typing as npt
 from .bootstrap import _bootstrap, _check_boot_args
 from .constants import FloatArray, Level
 from .kappa import _loo_alphas, loo_matrix
-from .prepare import _as_1d, _check_duplicates
+from .prepare import _as_1d, _check_duplicates, _row_chunks
 from .results import AlphaResult, EmotionAgreement, NonzeroShare
 from .twoway import MeanAlpha, mean_alpha_interval, two_way_intervals
 from .units import _alpha_from_stats, _prepare, _Prepared, _unit_stats, _UnitStats
@@ -25,11 +25,23 @@ def nonzero_shares(
     The warning is set when fewer than ``min_nonzero`` ratings are non-zero or the non-zero
     share is below ``min_share``: alpha then rests on very few non-zero ratings.
     """
-    x = np.asarray(values2d, dtype=np.float64)
+    x = np.asarray(values2d)
+    if x.dtype.kind not in "iu":
+        x = x.astype(np.float64, copy=False)
     if x.ndim == 1:
         x = x[:, None]
-    n_rated = np.count_nonzero(~np.isnan(x), axis=0)
-    n_nz = np.count_nonzero(~np.isnan(x) & (x != 0), axis=0)
+    # counted a chunk of rows at a time, on the table as given: no float64 copy nor full-size masks
+    n_rated = np.zeros(x.shape[1], dtype=np.int64)
+    n_nz = np.zeros(x.shape[1], dtype=np.int64)
+    for r0, r1 in _row_chunks(x.shape[0], x.shape[1] * 16):
+        xc = x[r0:r1]
+        if x.dtype.kind in "iu":  # integers: never missing
+            n_rated += xc.shape[0]
+            n_nz += np.count_nonzero(xc, axis=0)
+        else:
+            has = ~np.isnan(xc)
+            n_rated += np.count_nonzero(has, axis=0)
+            n_nz += np.count_nonzero(has & (xc != 0), axis=0)
     out: list[NonzeroShare] = []
     for j in range(x.shape[1]):
         nr, nz = int(n_rated[j]), int(n_nz[j])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +21,7 @@ from .constants import (
 )
 from .prepare import (
     _as_1d,
-    _as_values2d,
+    _as_table,
     _check_duplicates,
     _Domain,
     _encode,
@@ -43,9 +43,18 @@ class _Prepared:
     n_units: int
     dom: _Domain
     level: Level
-    x: FloatArray
+    x: npt.NDArray[Any]  # float64 with NaN = missing, or an integer table as given (no missing)
     rows_per_unit: IntArray
     codes: npt.NDArray[np.int16] | None = None
+    _sorted: bool | None = None
+
+    @property
+    def units_sorted(self) -> bool:
+        """Whether the rows come unit by unit (as the database reads give them): per-unit sums are
+        then summed row chunk by row chunk, without a table of every row."""
+        if self._sorted is None:
+            self._sorted = bool(self.unit_idx.size < 2 or (self.unit_idx[1:] >= self.unit_idx[:-1]).all())
+        return self._sorted
 
     @property
     def n_emotions(self) -> int:
@@ -68,7 +77,7 @@ def _prepare(
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     u = _as_1d("units", units)
-    x = _as_values2d(values2d, u.size)
+    x = _as_table(values2d, u.size)
     unit_idx, unit_ids = _factorize(u)
     if raters is not None:
         r = _as_1d("raters", raters)
@@ -109,6 +118,16 @@ class _UnitStats:
             self.ints = (m, s1, c >> self.b2)
         return self.ints
 
+    def moments_of(self, j: int, units: slice | None = None) -> tuple[I64Array, I64Array, I64Array]:
+        """Emotion j's per-unit (m, s1, s2) as int64 arrays of shape (U,) (of the units in the slice
+        ``units`` when given): one column of ``moment_ints`` without the three (E, U) int64 tables."""
+        if self.ints is not None:
+            sl = slice(None) if units is None else units
+            return self.ints[0][j, sl], self.ints[1][j, sl], self.ints[2][j, sl]
+        assert self.packed is not None
+        c = (self.packed[:, j] if units is None else self.packed[units, j]).astype(np.int64)
+        return c & ((1 << self.b1) - 1), (c >> self.b1) & ((1 << (self.b2 - self.b1)) - 1), c >> self.b2
+
     def unpack(self, codes: npt.NDArray[np.integer]) -> tuple[FloatArray, FloatArray, FloatArray]:
         c = codes.astype(np.int64)
         m = (c & ((1 << self.b1) - 1)).astype(np.float64)
@@ -142,14 +161,30 @@ def _moment_stats(p: _Prepared) -> _UnitStats | None:
     dtype = _packing_dtype(b1 + bs1 + bs2)
     if dtype is None:
         return None
-    n, e = p.x.shape
-    packed = np.empty((n, e), dtype=dtype)
     lut = np.array([1 + (c << b1) + ((c * c) << (b1 + bs1)) for c in range(v)] + [0], dtype=dtype)
+    # index -1 (missing) picks the trailing 0 of the table
+    tot = _unit_sums(p, lambda xc, r0: lut[_encode_chunk(xc, p.dom, r0)], dtype)
+    return _UnitStats("moments", packed=tot, b1=b1, b2=b1 + bs1)
+
+
+def _unit_sums(p: _Prepared, per_row: Callable[[npt.NDArray[Any], int], npt.NDArray[Any]],
+               dtype: npt.DTypeLike) -> npt.NDArray[np.integer]:
+    """Per-unit sums (U, E) of ``per_row(x[r0:r1], r0)`` (integers in ``dtype``, which must hold the
+    sums). Rows unit by unit (the usual case): summed a row chunk at a time, no (rows, E) table;
+    otherwise one sparse product over the whole table."""
+    n, e = p.x.shape
+    if not p.units_sorted:
+        packed = np.empty((n, e), dtype=dtype)
+        for r0, r1 in _row_chunks(n, e):
+            packed[r0:r1] = per_row(p.x[r0:r1], r0)
+        return np.asarray(_unit_matrix(p.unit_idx, p.n_units, dtype) @ packed)
+    tot = np.zeros((p.n_units, e), dtype=dtype)
     for r0, r1 in _row_chunks(n, e):
-        # index -1 (missing) picks the trailing 0 of the table
-        np.take(lut, _encode_chunk(p.x[r0:r1], p.dom, r0), out=packed[r0:r1])
-    tot = _unit_matrix(p.unit_idx, p.n_units, dtype) @ packed
-    return _UnitStats("moments", packed=np.asarray(tot), b1=b1, b2=b1 + bs1)
+        ui = p.unit_idx[r0:r1]
+        starts = np.flatnonzero(np.concatenate([[True], ui[1:] != ui[:-1]]))
+        # a unit cut by the chunk's end is added to twice: integers, so exact
+        tot[ui[starts]] += np.add.reduceat(per_row(p.x[r0:r1], r0), starts, axis=0, dtype=dtype)
+    return tot
 
 
 def _moment_terms(st: _UnitStats, codes: npt.NDArray[np.integer]) -> FloatArray:
@@ -214,8 +249,24 @@ def _packed_int_sums(st: _UnitStats, keep: BoolArray | None = None) -> _MomentSu
         if keep is None:
             return _moment_int_sums(m, s1, s2)
         return _moment_int_sums(m[:, keep], s1[:, keep], s2[:, keep])
-    key = tot.astype(np.int64) + top * np.arange(e, dtype=np.int64)
-    hist = np.bincount(key.ravel(), minlength=top * e).reshape(e, top)
+    return _hist_int_sums(_code_hist(tot, top), st.b1, st.b2)
+
+
+def _code_hist(tot: npt.NDArray[np.integer], top: int) -> I64Array:
+    """(E, top) counts of each packed code per emotion, a chunk of units at a time (no (U, E) int64
+    table of keys: 320 MB at a million units)."""
+    u, e = tot.shape
+    hist = np.zeros(top * e, dtype=np.int64)
+    offset = top * np.arange(e, dtype=np.int64)
+    step = max(1, max(1 << 20, top * e) // max(e, 1))  # chunks worth a bincount of top * e bins
+    for u0 in range(0, u, step):
+        hist += np.bincount((tot[u0 : u0 + step].astype(np.int64) + offset).ravel(), minlength=top * e)
+    return hist.reshape(e, top)
+
+
+def _hist_int_sums(hist: I64Array, b1: int, b2: int) -> _MomentSums:
+    """``_MomentSums`` from the (E, top) counts of packed codes per emotion (``_code_hist``)."""
+    st = _UnitStats("moments", b1=b1, b2=b2)
     used = np.flatnonzero(hist.any(axis=0))
     hist = hist[:, used]
     c = used.astype(np.int64)

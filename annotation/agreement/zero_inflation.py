@@ -13,16 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .constants import IntArray
-from .prepare import _unit_matrix
 from .results import AlphaResult
 from .units import (
     _alpha_from_stats,
+    _hist_int_sums,
     _moment_results,
     _MomentSums,
     _packed_int_sums,
     _prepare,
     _Prepared,
     _unit_stats,
+    _unit_sums,
     _UnitStats,
 )
 
@@ -125,16 +126,38 @@ def _from_moments(p: _Prepared, st: _UnitStats) -> tuple[list[AlphaResult], list
     dom = p.dom
     if st.kind != "moments" or p.level != "interval" or dom.size < 2 or dom.values[0] != 0.0:
         return None
-    m, s1, s2 = st.moment_ints()
+    assert st.packed is not None
     codes = p.get_codes()
-    # non-zero ratings per (emotion, unit): domain index > 0 (index 0 is the value 0, -1 missing)
-    nz = np.asarray(_unit_matrix(p.unit_idx, p.n_units, np.float32) @ (codes > 0).astype(np.float32))
-    nz = np.ascontiguousarray(nz.T).astype(np.int64)
-    # presence: values 0/1 on the domain (0, 1) (its index is the value itself)
-    pres = _moment_results("interval", _sums(st, m, nz, nz), 1.0)
-    # intensity: the non-zero ratings, on the domain without 0 (index c - 1 for index c)
+    # non-zero ratings per (unit, emotion): domain index > 0 (index 0 is the value 0, -1 missing)
+    nz_all = _unit_sums(p, lambda xc, r0: codes[r0 : r0 + xc.shape[0]] > 0, st.packed.dtype)
     scale = (dom.step if dom.size > 2 else 1.0) ** 2  # a one-value domain has step 1
-    inten = _moment_results(p.level, _sums(st, nz, s1 - nz, s2 - 2 * s1 + nz), scale)
+    u, e = st.packed.shape
+    # every presence and intensity code is at most its unit's code in the table (each part is)
+    top = int(st.packed.max()) + 1 if st.packed.size else 1
+    if top > 4 * u + 4096:
+        m, s1, s2 = st.moment_ints()
+        nz = np.ascontiguousarray(nz_all.T).astype(np.int64)
+        return (_moment_results("interval", _sums(st, m, nz, nz), 1.0),
+                _moment_results(p.level, _sums(st, nz, s1 - nz, s2 - 2 * s1 + nz), scale))
+    # the histograms of the presence and intensity codes, a chunk of units at a time
+    h_pres = np.zeros(top * e, dtype=np.int64)
+    h_int = np.zeros(top * e, dtype=np.int64)
+    offset = top * np.arange(e, dtype=np.int64)
+    b1, b2 = st.b1, st.b2
+    step = max(1, max(1 << 20, top * e) // max(e, 1))
+    for u0 in range(0, u, step):
+        c = st.packed[u0 : u0 + step].astype(np.int64)
+        m = c & ((1 << b1) - 1)
+        s1 = (c >> b1) & ((1 << (b2 - b1)) - 1)
+        s2 = c >> b2
+        nz = nz_all[u0 : u0 + step].astype(np.int64)
+        # presence: values 0/1 on the domain (0, 1) (its index is the value itself)
+        h_pres += np.bincount(((m | (nz << b1) | (nz << b2)) + offset).ravel(), minlength=top * e)
+        # intensity: the non-zero ratings, on the domain without 0 (index c - 1 for index c)
+        h_int += np.bincount(((nz | ((s1 - nz) << b1) | ((s2 - 2 * s1 + nz) << b2)) + offset).ravel(),
+                             minlength=top * e)
+    pres = _moment_results("interval", _hist_int_sums(h_pres.reshape(e, top), b1, b2), 1.0)
+    inten = _moment_results(p.level, _hist_int_sums(h_int.reshape(e, top), b1, b2), scale)
     return pres, inten
 
 
@@ -145,13 +168,73 @@ def _sums(st: _UnitStats, m: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> _Mom
     return _packed_int_sums(_UnitStats("moments", packed=packed, b1=st.b1, b2=st.b2))
 
 
+def _gwet_from_stats(p: _Prepared, st: _UnitStats) -> list[float | None]:
+    """``gwet_ac2(p.unit_idx, p.n_units, p.get_codes(), p.dom.size, moments=st.moment_ints())``, the
+    same numbers bit for bit, a chunk of units and an emotion at a time: no (units, emotions)
+    float64 tables nor a (rows, emotions) table of weights (about 3 GB at a million images)."""
+    assert st.packed is not None
+    q = p.dom.size
+    u, n_e = st.packed.shape
+    if q < 2:
+        return [None] * n_e
+    k = np.arange(q, dtype=np.float64)
+    t_w = float((1.0 - (k[:, None] - k[None, :]) ** 2 / (q - 1) ** 2).sum())
+    b1, b2 = st.b1, st.b2
+    # p_a: gwet_ac2 sums its (units, emotions) terms down each column in unit order; a chunk at a
+    # time with the running total added to the chunk's first row is that very sum
+    acc = np.zeros(n_e)
+    n_pair = np.zeros(n_e, dtype=np.int64)
+    rated = np.zeros(n_e, dtype=np.int64)
+    step = max(1, (1 << 20) // max(n_e, 1))
+    for u0 in range(0, u, step):
+        c = st.packed[u0 : u0 + step].astype(np.int64)
+        m = (c & ((1 << b1) - 1)).astype(np.float64)
+        s1 = ((c >> b1) & ((1 << (b2 - b1)) - 1)).astype(np.float64)
+        s2 = (c >> b2).astype(np.float64)
+        pair = m >= 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term = np.where(pair, 1.0 - 2.0 * (m * s2 - s1 * s1) / ((q - 1) ** 2 * m * (m - 1.0)), 0.0)
+        term[0] += acc
+        acc = term.sum(axis=0)
+        n_pair += pair.sum(axis=0)
+        rated += (m >= 1).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pa = acc / n_pair
+    # pi_k: gwet_ac2's one weighted bincount over (emotion, code) adds each bin's weights in row
+    # order; a bin holds one emotion, so one bincount per emotion adds the same weights in the same order
+    codes = p.get_codes()
+    pi = np.zeros((n_e, q))
+    shared = None
+    if p.x.dtype.kind in "iu":  # no missing values: every emotion's m is the unit's number of rows
+        shared = 1.0 / p.rows_per_unit.astype(np.float64)[p.unit_idx]
+    for j in range(n_e):
+        cj = codes[:, j]
+        if shared is not None:
+            pi[j] = np.bincount(cj, weights=shared, minlength=q)
+            continue
+        mj = st.moments_of(j)[0].astype(np.float64)
+        has = cj >= 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(has, 1.0 / mj[p.unit_idx], 0.0)
+        pi[j] = np.bincount(np.where(has, cj, 0), weights=w, minlength=q)
+    pi = pi / np.maximum(rated, 1)[:, None]
+    pe = t_w / (q * (q - 1)) * (pi * (1.0 - pi)).sum(axis=1)
+    out: list[float | None] = []
+    for e in range(n_e):
+        if not n_pair[e] or pe[e] >= 1.0:
+            out.append(None)
+        else:
+            out.append(float((pa[e] - pe[e]) / (1.0 - pe[e])))
+    return out
+
+
 def zero_inflation(p: _Prepared, st: _UnitStats | None = None) -> list[ZeroInflation]:
     """Presence alpha, intensity alpha and AC2 of every emotion of a prepared table (``st``: its
     per-unit statistics when the caller has them, which saves preparing two more tables)."""
     fast = _from_moments(p, st) if st is not None else None
     if fast is not None:
         pres, inten = fast
-        ac2 = gwet_ac2(p.unit_idx, p.n_units, p.get_codes(), p.dom.size, moments=st.moment_ints())  # type: ignore[union-attr]
+        ac2 = _gwet_from_stats(p, st)  # type: ignore[arg-type]
     else:
         pres = presence_alphas(p)
         inten = intensity_alphas(p)
@@ -162,10 +245,16 @@ def zero_inflation(p: _Prepared, st: _UnitStats | None = None) -> list[ZeroInfla
 def ratings_per_unit(p: _Prepared, st: _UnitStats | None = None) -> float | None:
     """Mean number of ratings per pairable (unit, emotion) cell: the k of Spearman-Brown."""
     if st is not None and st.kind == "moments":
-        mi = st.moment_ints()[0]
-        ok = mi >= 2
+        assert st.packed is not None
         # integer counts: the float sum is exact in any order, so the same mean as below
-        return float(mi[ok].sum() / ok.sum()) if bool(ok.any()) else None
+        tot, n_ok = 0, 0
+        step = max(1, (1 << 20) // max(p.n_emotions, 1))
+        for u0 in range(0, p.n_units, step):
+            mi = st.packed[u0 : u0 + step].astype(np.int64) & ((1 << st.b1) - 1)
+            ok = mi >= 2
+            tot += int(mi[ok].sum())
+            n_ok += int(ok.sum())
+        return float(tot / n_ok) if n_ok else None
     m = np.zeros((p.n_units, p.n_emotions))
     has = ~np.isnan(p.x)
     for e in range(p.n_emotions):
