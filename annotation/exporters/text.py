@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +95,8 @@ class _Run:
     def _texts(self, j: int, fmt: Any, prefix: str) -> Any:
         """prefix + fmt(v) of each distinct value of column j."""
         values = self.values[j]
+        if isinstance(values, _Grid):
+            return _grid_texts(values, fmt, prefix)
         if not isinstance(values, np.ndarray):
             return pa.array([prefix + fmt(v) for v in values], pa.string())
         text = self.texts.get(j)
@@ -158,9 +162,79 @@ def _json_cells(col: Any) -> Any:
     return pc.fill_null(cells, "null") if cells.null_count else cells
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """The values lo / 10**decimals, (lo + 1) / 10**decimals, ... (size of them): a float column's
+    codes are its values' steps from lo (see _grid_codes)."""
+
+    decimals: int
+    lo: int
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+
+GRID_MAX = 1 << 17  # the most values a _Grid spans
+
+
+def _grid_codes(a: Any) -> tuple[_Grid, Any] | None:
+    """(_Grid, code per row) of float values that are all regular for _float_texts (no -0.0) with
+    the fewest decimals (0..6) that hold them all, spanning at most GRID_MAX steps; else None. No
+    hashing: a value's code is its integer number of steps; the grid's texts are made once per
+    process and kept (_grid_texts), so the release's rounded floats cost no formatting per table."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        if not (np.abs(a) < _DECIMAL_LIMIT).all() or (np.signbit(a) & (a == 0)).any():
+            return None
+        head = a[:64]
+        for decimals in range(_DECIMALS + 1):
+            scale = 10.0 ** decimals
+            if not (np.rint(head * scale) / scale == head).all():
+                continue
+            m = np.rint(a * scale)
+            if (m / scale == a).all():
+                break
+        else:
+            return None
+    if decimals > 4 and ((a != 0) & (np.abs(a) < 1e-4)).any():
+        return None  # repr writes those with an exponent
+    lo, hi = int(m.min()), int(m.max())
+    if hi - lo >= GRID_MAX:
+        return None
+    codes = m.astype(np.int64)
+    codes -= lo
+    return _Grid(decimals, lo, hi - lo + 1), codes
+
+
+_GRID_TEXTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+GRID_TEXT_BYTES = 256 << 20  # the most text kept (least recently used dropped first)
+_GRID_LOCK = threading.Lock()
+
+
+def _grid_texts(grid: _Grid, fmt: Any, prefix: str) -> Any:
+    """prefix + fmt(v) of each value of the grid (a pyarrow string array), kept for the next table."""
+    key = (grid, fmt, prefix)
+    with _GRID_LOCK:
+        text = _GRID_TEXTS.get(key)
+        if text is not None:
+            _GRID_TEXTS.move_to_end(key)
+            return text
+    values = np.arange(grid.lo, grid.lo + grid.size, dtype=np.int64) / 10.0 ** grid.decimals
+    text, _ = _float_texts(values, fmt)
+    if prefix:
+        text = pc.binary_join_element_wise(prefix, text, "")
+    with _GRID_LOCK:
+        _GRID_TEXTS[key] = text
+        total = sum(t.nbytes for t in _GRID_TEXTS.values())
+        while total > GRID_TEXT_BYTES and len(_GRID_TEXTS) > 1:
+            total -= _GRID_TEXTS.popitem(last=False)[1].nbytes
+    return text
+
+
 def _codes(col: Any) -> tuple[Any, Any] | None:
     """(distinct values, code per row) of a column with few distinct values, else None; the values
-    are a list, or a float64 numpy array for a float column without nulls."""
+    are a list, a _Grid (floats with few decimals), or a float64 numpy array for another float
+    column without nulls."""
     n = len(col)
     type_ = col.type
     if not col.null_count and pa.types.is_boolean(type_):
@@ -177,6 +251,10 @@ def _codes(col: Any) -> tuple[Any, Any] | None:
         head = min(n, 1024)
         if len(pc.unique(col.slice(0, head))) * 4 > head:  # e.g. sha256, file names
             return None
+    if pa.types.is_float64(type_) and not col.null_count and n:
+        grid = _grid_codes(col.to_numpy())
+        if grid is not None:
+            return grid
     enc = pc.dictionary_encode(col)  # -0.0 and 0.0 stay distinct; NaNs are one value
     if pa.types.is_float64(type_) and not col.null_count:  # formatted by array kernels (_float_texts)
         return enc.dictionary.to_numpy(), enc.indices.to_numpy().astype(np.int64)

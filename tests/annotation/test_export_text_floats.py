@@ -61,3 +61,30 @@ def test_float_columns_of_a_table_are_written_alike_in_csv_and_jsonl():
     rows = table.to_pylist()
     assert text._jsonl_bytes(table) == "".join(json.dumps(r) + "\n" for r in rows).encode()
     assert text._csv_bytes(table) == ("a,b,c\n" + "".join(f"{r['a']!r},{r['b']!r},{r['c']!r}\n" for r in rows)).encode()
+
+
+@pytest.mark.parametrize(("decimals", "low", "width"), [(0, -300, 1000), (1, -2, 5), (4, -1.5, 5), (6, 0.2, 0.1)])
+def test_float_columns_on_a_decimal_grid_are_coded_by_their_steps(decimals: int, low: float, width: float):
+    rng = np.random.default_rng(decimals + 20)
+    values = np.round(low + rng.random(3000) * width, decimals)
+    values[values == 0] = 0.0  # -0.0 has no step of its own: such a column is hashed instead
+    grid, codes = text._grid_codes(values)
+    assert grid.decimals <= decimals and len(grid) <= text.GRID_MAX
+    texts = text._grid_texts(grid, repr, ", \"x\": ").to_pylist()
+    assert [texts[c] for c in codes.tolist()] == [", \"x\": " + repr(v) for v in values.tolist()]
+    assert text._grid_codes(np.array([0.5, -0.0])) is None
+    assert text._grid_codes(np.array([0.5, 1 / 3])) is None  # 16 decimals
+    assert text._grid_codes(np.array([0.0, 0.5, 1e6])) is None  # 2e6 steps of 0.5
+    assert text._grid_codes(np.array([0.00001, 0.5])) is None  # repr: 1e-05
+
+
+def test_grid_texts_are_kept_within_their_byte_budget(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(text, "_GRID_TEXTS", text.OrderedDict())
+    monkeypatch.setattr(text, "GRID_TEXT_BYTES", 200_000)
+    rng = np.random.default_rng(4)
+    for k in range(12):  # 12 tables, each column on its own grid of ~2,000-20,000 values
+        table = pa.table({f"c{j}": pa.array(np.round(rng.random(2000) * (k + j + 1), 3), pa.float64())
+                          for j in range(3)})
+        rows = table.to_pylist()
+        assert text._jsonl_bytes(table) == "".join(json.dumps(r) + "\n" for r in rows).encode()
+        assert sum(t.nbytes for t in text._GRID_TEXTS.values()) <= 200_000 or len(text._GRID_TEXTS) == 1
