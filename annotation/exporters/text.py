@@ -209,25 +209,40 @@ def _grid_codes(a: Any) -> tuple[_Grid, Any] | None:
 _GRID_TEXTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 GRID_TEXT_BYTES = 256 << 20  # the most text kept (least recently used dropped first)
 _GRID_LOCK = threading.Lock()
+_grid_bytes = 0
 
 
 def _grid_texts(grid: _Grid, fmt: Any, prefix: str) -> Any:
-    """prefix + fmt(v) of each value of the grid (a pyarrow string array), kept for the next table."""
+    """prefix + fmt(v) of each value of the grid (a pyarrow string array), kept for the next table
+    (as are the values' texts without a prefix, shared by every column on that grid)."""
     key = (grid, fmt, prefix)
+    text = _kept(key)
+    if text is None:
+        text = _kept((grid, fmt, ""))
+        if text is None:
+            values = np.arange(grid.lo, grid.lo + grid.size, dtype=np.int64) / 10.0 ** grid.decimals
+            text = _keep((grid, fmt, ""), _float_texts(values, fmt)[0])
+        if prefix:
+            text = _keep(key, pc.binary_join_element_wise(prefix, text, ""))
+    return text
+
+
+def _kept(key: tuple[Any, ...]) -> Any:
     with _GRID_LOCK:
         text = _GRID_TEXTS.get(key)
         if text is not None:
             _GRID_TEXTS.move_to_end(key)
-            return text
-    values = np.arange(grid.lo, grid.lo + grid.size, dtype=np.int64) / 10.0 ** grid.decimals
-    text, _ = _float_texts(values, fmt)
-    if prefix:
-        text = pc.binary_join_element_wise(prefix, text, "")
+        return text
+
+
+def _keep(key: tuple[Any, ...], text: Any) -> Any:
+    global _grid_bytes
     with _GRID_LOCK:
-        _GRID_TEXTS[key] = text
-        total = sum(t.nbytes for t in _GRID_TEXTS.values())
-        while total > GRID_TEXT_BYTES and len(_GRID_TEXTS) > 1:
-            total -= _GRID_TEXTS.popitem(last=False)[1].nbytes
+        if key not in _GRID_TEXTS:
+            _GRID_TEXTS[key] = text
+            _grid_bytes += text.nbytes
+        while _grid_bytes > GRID_TEXT_BYTES and len(_GRID_TEXTS) > 1:
+            _grid_bytes -= _GRID_TEXTS.popitem(last=False)[1].nbytes
     return text
 
 

@@ -81,10 +81,12 @@ def test_float_columns_on_a_decimal_grid_are_coded_by_their_steps(decimals: int,
 def test_grid_texts_are_kept_within_their_byte_budget(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(text, "_GRID_TEXTS", text.OrderedDict())
     monkeypatch.setattr(text, "GRID_TEXT_BYTES", 200_000)
+    monkeypatch.setattr(text, "_grid_bytes", 0)
     rng = np.random.default_rng(4)
     for k in range(12):  # 12 tables, each column on its own grid of ~2,000-20,000 values
         table = pa.table({f"c{j}": pa.array(np.round(rng.random(2000) * (k + j + 1), 3), pa.float64())
                           for j in range(3)})
         rows = table.to_pylist()
         assert text._jsonl_bytes(table) == "".join(json.dumps(r) + "\n" for r in rows).encode()
-        assert sum(t.nbytes for t in text._GRID_TEXTS.values()) <= 200_000 or len(text._GRID_TEXTS) == 1
+        kept = sum(t.nbytes for t in text._GRID_TEXTS.values())
+        assert kept == text._grid_bytes and (kept <= 200_000 or len(text._GRID_TEXTS) == 1)
