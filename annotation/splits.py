@@ -204,7 +204,32 @@ def _stream_targets(quotas: Sequence[Sequence[float]], sizes: Sequence[int]) -> 
     for q, size in zip(quotas, sizes, strict=True):
         got = [0] * k
         total = sum(q)
-        if size and total > 0:
+        if size and total > 0 and k == 3:
+            # the loop below for three splits, unrolled (the same operations in the same order)
+            s0, s1, s2 = (x / total for x in q)
+            c0, c1, c2 = carry
+            g0 = g1 = g2 = 0
+            for _ in range(size):
+                c0 += s0
+                best, best_carry = 0, c0
+                c1 += s1
+                if c1 > best_carry + 1e-12:
+                    best, best_carry = 1, c1
+                c2 += s2
+                if c2 > best_carry + 1e-12:
+                    best = 2
+                if best == 0:
+                    c0 -= 1.0
+                    g0 += 1
+                elif best == 1:
+                    c1 -= 1.0
+                    g1 += 1
+                else:
+                    c2 -= 1.0
+                    g2 += 1
+            carry = [c0, c1, c2]
+            got = [g0, g1, g2]
+        elif size and total > 0:
             share = [x / total for x in q]
             for _ in range(size):
                 best, best_carry = 0, -math.inf
@@ -820,28 +845,83 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
             pres_ptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=n)))).tolist()
             del p, rows, cs, local
 
-    cols_l = cols.tolist()
+    col_lists = [cols[:, t].tolist() for t in range(cols.shape[1])]  # flat lists: no list per item
+    col0, col_rest = col_lists[0], col_lists[1:]
     members_l = members.tolist()
     ustart_l = ustart.tolist()
 
     def cells_of(i: int) -> list[int]:
-        return cols_l[i] + pres_cells[pres_ptr[i]:pres_ptr[i + 1]]
+        return [col[i] for col in col_lists] + pres_cells[pres_ptr[i]:pres_ptr[i + 1]]
+
+    out_l: list[int] = out.tolist()
+    # Single images (the usual unit), in the reference's arithmetic to the bit: their cells are the
+    # weight-1 cells (stratum, keys, all) then the presence cells (weight ``wp``); m = 1, so
+    # w * m * d[j] is d[j] (weight 1) or wp * d[j], summed left to right as sum() does, and
+    # base = sum(w * m * m) depends only on the number of presence cells (``base_of``).
+    wp = weights[pres_cells[0]] if pres_cells else 0.0
+    base_of: list[float] = []
+    acc: float = 0
+    for _ in range(cols.shape[1]):
+        acc = acc + 1.0 * 1 * 1
+    for _ in range(len(frame.emotions) + 1):
+        base_of.append(acc)
+        acc = acc + wp * 1 * 1
 
     def fill(units: Any, defs: list[list[float]], fr: Sequence[float], allowed: Sequence[bool]) -> list[int]:
         splits = [j for j in range(k) if allowed[j]]
         placed: list[int] = []
+        inf = math.inf
+        fast = len(splits) in (2, 3)
+        ja, jb, jc = (splits + [splits[-1]])[:3] if fast else (0, 0, 0)
+        three = len(splits) == 3
+        fa, fb, fc = fr[ja], fr[jb], fr[jc]
         for u in units.tolist():
             lo, hi = ustart_l[u], ustart_l[u + 1]
+            if hi - lo == 1 and fast:
+                i = members_l[lo]
+                d = defs[col0[i]]
+                a, b, c = d[ja], d[jb], d[jc]
+                ds = [d]
+                for col in col_rest:
+                    d = defs[col[i]]
+                    a += d[ja]
+                    b += d[jb]
+                    c += d[jc]
+                    ds.append(d)
+                p0, p1 = pres_ptr[i], pres_ptr[i + 1]
+                for x in pres_cells[p0:p1]:
+                    d = defs[x]
+                    a += wp * d[ja]
+                    b += wp * d[jb]
+                    c += wp * d[jc]
+                    ds.append(d)
+                base = base_of[p1 - p0]
+                best, best_cost = ja, inf
+                cost = (base - 2.0 * a) / fa
+                if cost < best_cost - 1e-9:
+                    best, best_cost = ja, cost
+                cost = (base - 2.0 * b) / fb
+                if cost < best_cost - 1e-9:
+                    best, best_cost = jb, cost
+                if three:
+                    cost = (base - 2.0 * c) / fc
+                    if cost < best_cost - 1e-9:
+                        best = jc
+                for d in ds:
+                    d[best] -= 1
+                out_l[i] = best
+                placed.append(i)
+                continue
             if hi - lo > 1:
                 counts: dict[int, int] = {}
                 for i in members_l[lo:hi]:
-                    for c in cells_of(i):
-                        counts[c] = counts.get(c, 0) + 1
+                    for x in cells_of(i):
+                        counts[x] = counts.get(x, 0) + 1
             else:
                 counts = dict.fromkeys(cells_of(members_l[lo]), 1)
-            refs = [(weights[c], defs[c], m) for c, m in counts.items()]
+            refs = [(weights[x], defs[x], m) for x, m in counts.items()]
             base = sum(w * m * m for w, _, m in refs)
-            best, best_cost = splits[0], math.inf
+            best, best_cost = splits[0], inf
             for j in splits:
                 cost = (base - 2.0 * sum([w * m * d[j] for w, d, m in refs])) / fr[j]
                 if cost < best_cost - 1e-9:
@@ -849,7 +929,7 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
             for _, d, m in refs:
                 d[best] -= m
             for i in members_l[lo:hi]:
-                out[i] = best
+                out_l[i] = best
                 placed.append(i)
         return placed
 
@@ -884,14 +964,14 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
                            for j in range(len(d))])
         placed = fill(eligible, phase1, shares(*table_bounds[0], phase1), allowed)
         for i in placed:
-            j = int(out[i])
+            j = out_l[i]
             for c in cells_of(i):
                 deficits[c][j] -= 1
         allowed[test] = False
         fill(others, deficits, shares(*table_bounds[0], deficits), allowed)
     else:
         fill(free_units, deficits, fracs, allowed)
-    return out.astype(np.int8)
+    return np.array(out_l, dtype=np.int8)
 
 
 def balance_table_frame(frame: SplitFrame, split: Any, names: Sequence[str],

@@ -90,3 +90,38 @@ def test_the_array_splitter_refuses_what_the_reference_refuses():
         assign_splits_frame(split_frame([*items, items[3]], config), config)
     with pytest.raises(ValueError, match="which the config does not have"):
         assign_splits_frame(split_frame(items, config), config, previous={items[2].sha256: "holdout"})
+
+
+def _stream_targets_plain(quotas, sizes):
+    """_stream_targets as first written (any number of splits), the reference for its unrolled loop."""
+    import math
+
+    k = len(quotas[0]) if quotas else 0
+    carry = [0.0] * k
+    out = []
+    for q, size in zip(quotas, sizes, strict=True):
+        got = [0] * k
+        total = sum(q)
+        if size and total > 0:
+            share = [x / total for x in q]
+            for _ in range(size):
+                best, best_carry = 0, -math.inf
+                for j in range(k):
+                    carry[j] += share[j]
+                    if carry[j] > best_carry + 1e-12:
+                        best, best_carry = j, carry[j]
+                carry[best] -= 1.0
+                got[best] += 1
+        out.append(got)
+    return out
+
+
+def test_stream_targets_for_three_splits_is_the_plain_loop():
+    from annotation.splits import _stream_targets
+
+    rng = random.Random(4)
+    for _ in range(30):
+        m = rng.randrange(1, 40)
+        quotas = [[rng.choice([0.0, rng.random() * 50, 0.1 * rng.randrange(200)]) for _ in range(3)] for _ in range(m)]
+        sizes = [rng.randrange(0, 60) for _ in range(m)]
+        assert _stream_targets(quotas, sizes) == _stream_targets_plain(quotas, sizes)
