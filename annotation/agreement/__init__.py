@@ -122,7 +122,7 @@ from .results import (  # noqa: F401
     SpearmanResult,
     StratumAlpha,
 )
-from .strata import _strata_results, _subset_alpha, _unit_labels, alpha_by_stratum  # noqa: F401
+from .strata import CodedLabels, _strata_results, _subset_alpha, _unit_labels, alpha_by_stratum  # noqa: F401
 from .twoway import Interval, MeanAlpha, jackknife_se, mean_alpha_interval, spearman_brown, two_way_intervals  # noqa: F401
 from .units import (  # noqa: F401
     _alpha_from_stats,
@@ -162,6 +162,7 @@ __all__ = [
     "SnapshotStats",
     "AlphaResult",
     "AnnotatorTest",
+    "CodedLabels",
     "BinaryAgreement",
     "EmotionAgreement",
     "Level",

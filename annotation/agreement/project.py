@@ -13,7 +13,7 @@ from .kappa import _loo_alphas, _pairwise_from, _rater_agreement_from, loo_matri
 from .prepare import _as_1d, _check_duplicates
 from .report import _report_rows, report_mean_alpha
 from .results import EmotionAgreement, PairKappa, RaterAgreement, StratumAlpha
-from .strata import MAX_CI_WIDTH, _strata_results, _unit_labels
+from .strata import MAX_CI_WIDTH, CodedLabels, _strata_results, _unit_labels
 from .twoway import MeanAlpha
 from .units import _alpha_from_stats, _prepare, _unit_stats
 from .zero_inflation import ratings_per_unit
@@ -37,7 +37,7 @@ def snapshot_stats(
     units: npt.ArrayLike,
     raters: npt.ArrayLike,
     values2d: npt.ArrayLike,
-    strata: Mapping[str, npt.ArrayLike] | None = None,
+    strata: Mapping[str, npt.ArrayLike | CodedLabels] | None = None,
     *,
     level: Level = "interval",
     domain: Sequence[float] | None = None,

@@ -151,8 +151,10 @@ def _strata_labels(project: Project, units: np.ndarray) -> dict[str, np.ndarray]
     return out
 
 
-def _row_labels(wide: selectors.SnapshotRows) -> dict[str, np.ndarray]:
-    """``_strata_labels`` from the labels read with the ratings (selectors.snapshot_rows)."""
+def _row_labels(wide: selectors.SnapshotRows) -> dict[str, ag.CodedLabels]:
+    """``_strata_labels`` from the labels read with the ratings (selectors.snapshot_rows), as codes
+    into the label names (ag.CodedLabels: the engine reads them as the label arrays, without
+    building and sorting a string per rating)."""
     out = {}
     for key in STRATA_KEYS:
         codes = wide.label_codes[key]
@@ -160,7 +162,7 @@ def _row_labels(wide: selectors.SnapshotRows) -> dict[str, np.ndarray]:
             raise AgreementError("rated images changed while the snapshot was being computed; try again")
         names = np.array(["unknown" if v in (None, "") else str(v) for v in wide.label_values[key]] or ["unknown"],
                          dtype=str)
-        out[key] = names[codes]
+        out[key] = ag.CodedLabels(codes, names)
     return out
 
 
@@ -476,7 +478,7 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
         return payload
     # One pass shares the bootstrap draws between the report and every stratum (docs/agreement.md).
     # n_boot=0 asks for no intervals: compute with one resample and leave the intervals out.
-    labels = _strata_labels(project, units) if wide is None else _row_labels(wide)
+    labels: dict[str, Any] = _strata_labels(project, units) if wide is None else _row_labels(wide)
     stats = ag.snapshot_stats(units, raters, values, labels,
                               level=level, domain=ag.scale_domain(project.scale_max),  # type: ignore[arg-type]
                               n_boot=max(n_boot, 1), seed=seed)

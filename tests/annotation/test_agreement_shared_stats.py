@@ -155,3 +155,74 @@ def test_intensity_shift_reads_integer_ratings_as_they_are():
     got = rq.intensity_shift(units, raters, as_int)
     assert repr(got) == repr(rq.intensity_shift(units, raters, values))
     assert sum(s.shift is not None for s in got) >= 5
+
+
+def _int_table(seed: int, n_units: int, *, shuffle: bool):
+    """Every unit rated by 2-4 of 12 raters on 6 emotions of 0..7, as int16 (a database read)."""
+    rng = np.random.default_rng(seed)
+    per = rng.integers(2, 5, size=n_units)
+    units = np.repeat(np.arange(n_units) * 2 + 5, per)
+    raters = np.concatenate([rng.choice(12, size=k, replace=False) for k in per])
+    values = np.where(rng.random((units.size, 6)) < 0.7, 0, rng.integers(0, 8, size=(units.size, 6))).astype(np.int16)
+    if shuffle:  # rows not unit by unit: the per-unit sums take the sparse route
+        order = rng.permutation(units.size)
+        units, raters, values = units[order], raters[order], values[order]
+    return units, raters, values
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_an_int16_table_gives_the_float_tables_numbers(shuffle):
+    """#21: integer tables are read as they are (no float64 copy, the int16 table its own codes);
+    every figure is the float table's, bit for bit."""
+    units, raters, values = _int_table(3, 400, shuffle=shuffle)
+    labels = {"g": np.array(["a", "b", "c"])[units % 3]}
+    for table in (values, values.astype(np.int8)):
+        got = ag.snapshot_stats(units, raters, table, labels, domain=ag.scale_domain(7), n_boot=60, seed=4)
+        want = ag.snapshot_stats(units, raters, table.astype(np.float64), labels, domain=ag.scale_domain(7),
+                                 n_boot=60, seed=4)
+        assert repr(got) == repr(want)
+        got_r = ag.agreement_report_with_mean(units, raters, table, domain=ag.scale_domain(7), n_boot=40, seed=1)
+        want_r = ag.agreement_report_with_mean(units, raters, table.astype(np.float64), domain=ag.scale_domain(7),
+                                               n_boot=40, seed=1)
+        assert repr(got_r) == repr(want_r)
+    bad = values.copy()
+    bad[7, 2] = 9
+    with pytest.raises(ValueError, match=r"values2d\[7, 2\] = 9"):
+        ag.alpha_all(units, None, bad, domain=ag.scale_domain(7))
+
+
+def test_coded_labels_are_the_label_arrays():
+    """ag.CodedLabels (codes into names, unused and repeated names included) gives the results of
+    the label array names[codes]."""
+    units, raters, values = _int_table(5, 300, shuffle=False)
+    names = np.array(["unknown", "b", "a", "unknown", "never"])
+    codes = np.array([0, 1, 2, 3])[(units // 2) % 4]  # 0 and 3 are both "unknown"; "never" is not used
+    coded = ag.snapshot_stats(units, raters, values, {"k": ag.CodedLabels(codes, names)},
+                              domain=ag.scale_domain(7), n_boot=50, seed=2)
+    plain = ag.snapshot_stats(units, raters, values, {"k": names[codes]}, domain=ag.scale_domain(7), n_boot=50, seed=2)
+    assert repr(coded) == repr(plain)
+    assert sorted({s.stratum for s in coded.strata["k"]}) == ["a", "b", "unknown"]
+    with pytest.raises(ValueError, match="k has 3 entries"):
+        ag.snapshot_stats(units, raters, values, {"k": ag.CodedLabels(codes[:3], names)}, domain=ag.scale_domain(7))
+
+
+def test_bootstrap_groups_and_threads_give_the_same_numbers(monkeypatch):
+    """The exact route's weights in groups of chunks, blocks split over threads (cell by cell or
+    block by block), give the numbers of one group on one thread."""
+    import annotation.agreement.bootstrap as bt
+
+    units, raters, values = _int_table(7, 600, shuffle=False)
+    labels = {"g": np.array(["a", "b", "c", "d"])[units % 4], "h": np.array(["x", "y"])[(units // 4) % 2]}
+
+    def run():
+        return repr(ag.snapshot_stats(units, raters, values, labels, domain=ag.scale_domain(7), n_boot=90, seed=6))
+
+    monkeypatch.setattr(bt, "_THREADS", 1)
+    one = run()
+    monkeypatch.setattr(bt, "_THREADS", 2)
+    monkeypatch.setattr(bt, "_PARALLEL_ENTRIES", 1)
+    monkeypatch.setattr(bt, "_WEIGHT_BYTES", 600 * 20)  # groups of 20 resamples
+    monkeypatch.setattr(bt, "_BLOCK_UNITS", 32)
+    assert run() == one
+    assert repr(ag.agreement_report(units, raters, values, domain=ag.scale_domain(7), n_boot=90, seed=6)) == repr(
+        ag.agreement_report(units, raters, values.astype(np.float64), domain=ag.scale_domain(7), n_boot=90, seed=6))
