@@ -97,6 +97,8 @@ class _Run:
         values = self.values[j]
         if isinstance(values, _Grid):
             return _grid_texts(values, fmt, prefix)
+        if isinstance(values, _GridPart):
+            return pc.take(_grid_texts(values.grid, fmt, prefix), pa.array(values.steps, pa.int64()))
         if not isinstance(values, np.ndarray):
             return pa.array([prefix + fmt(v) for v in values], pa.string())
         text = self.texts.get(j)
@@ -176,10 +178,11 @@ class _Grid:
 
 
 GRID_MAX = 1 << 17  # the most values a _Grid spans
+_GRID_BLOCK = 1 << 10  # a grid spans whole blocks of this many steps
 
 
-def _grid_codes(a: Any) -> tuple[_Grid, Any] | None:
-    """(_Grid, code per row) of float values that are all regular for _float_texts (no -0.0) with
+def _grid_codes(a: Any) -> tuple[Any, Any] | None:
+    """(_Grid or _GridPart (few values), code per row) of float values that are all regular for _float_texts (no -0.0) with
     the fewest decimals (0..6) that hold them all, spanning at most GRID_MAX steps; else None. No
     hashing: a value's code is its integer number of steps; the grid's texts are made once per
     process and kept (_grid_texts), so the release's rounded floats cost no formatting per table."""
@@ -198,12 +201,31 @@ def _grid_codes(a: Any) -> tuple[_Grid, Any] | None:
             return None
     if decimals > 4 and ((a != 0) & (np.abs(a) < 1e-4)).any():
         return None  # repr writes those with an exponent
-    lo, hi = int(m.min()), int(m.max())
+    # the span widened to whole blocks, so the tables of one release mostly share their grids
+    lo, hi = int(m.min()) // _GRID_BLOCK * _GRID_BLOCK, (int(m.max()) // _GRID_BLOCK + 1) * _GRID_BLOCK - 1
     if hi - lo >= GRID_MAX:
         return None
     codes = m.astype(np.int64)
     codes -= lo
-    return _Grid(decimals, lo, hi - lo + 1), codes
+    grid = _Grid(decimals, lo, hi - lo + 1)
+    present = np.flatnonzero(np.bincount(codes, minlength=grid.size))
+    if present.size * 4 > TOKEN_VOCAB:
+        return grid, codes
+    # few values (a consensus of medians): coded by the values present, so runs merge as before
+    remap = np.zeros(grid.size, dtype=np.int64)
+    remap[present] = np.arange(present.size)
+    return _GridPart(grid, present), remap[codes]
+
+
+@dataclass(frozen=True, eq=False)
+class _GridPart:
+    """The values of a grid at the given steps (ascending)."""
+
+    grid: _Grid
+    steps: Any  # (k,) int64
+
+    def __len__(self) -> int:
+        return int(self.steps.size)
 
 
 _GRID_TEXTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()

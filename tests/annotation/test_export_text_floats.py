@@ -66,11 +66,14 @@ def test_float_columns_of_a_table_are_written_alike_in_csv_and_jsonl():
 @pytest.mark.parametrize(("decimals", "low", "width"), [(0, -300, 1000), (1, -2, 5), (4, -1.5, 5), (6, 0.2, 0.1)])
 def test_float_columns_on_a_decimal_grid_are_coded_by_their_steps(decimals: int, low: float, width: float):
     rng = np.random.default_rng(decimals + 20)
-    values = np.round(low + rng.random(3000) * width, decimals)
+    values = np.round(low + rng.random(6000) * width, decimals)
     values[values == 0] = 0.0  # -0.0 has no step of its own: such a column is hashed instead
     grid, codes = text._grid_codes(values)
-    assert grid.decimals <= decimals and len(grid) <= text.GRID_MAX
-    texts = text._grid_texts(grid, repr, ", \"x\": ").to_pylist()
+    assert len(grid) <= text.GRID_MAX
+    # many values: the whole grid; few: the steps present (so runs of columns merge)
+    assert isinstance(grid, text._Grid if decimals >= 4 else text._GridPart)
+    run = text._Run([0], [grid], codes, np.arange(len(grid))[:, None])
+    texts = run.vocab([", \"x\": "], repr).to_pylist()
     assert [texts[c] for c in codes.tolist()] == [", \"x\": " + repr(v) for v in values.tolist()]
     assert text._grid_codes(np.array([0.5, -0.0])) is None
     assert text._grid_codes(np.array([0.5, 1 / 3])) is None  # 16 decimals
