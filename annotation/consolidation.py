@@ -447,6 +447,15 @@ def consolidate_intensity(
     )
 
 
+def _chi2_ppf(q: float, df: FloatArray) -> FloatArray:
+    """scipy.stats.chi2.ppf(q, df) for 0 < q < 1 and df > 0, to the bit (it is 2 * gammaincinv(df / 2, q)),
+    without importing scipy.stats (about a second of a release build's start-up)."""
+    from scipy import special  # type: ignore[import-untyped,unused-ignore]
+
+    out: FloatArray = 2 * special.gammaincinv(df / 2, q)
+    return out
+
+
 def _noise_disputed(ss: FloatArray, present: BoolArray, counts: npt.NDArray[np.integer],
                     p: float) -> tuple[BoolArray, BoolArray]:
     """(per emotion, per image) disputed by the noise-calibrated rule (``ConsolidationRule``).
@@ -454,8 +463,6 @@ def _noise_disputed(ss: FloatArray, present: BoolArray, counts: npt.NDArray[np.i
     #21: in blocks of BLOCK_IMAGES images, so no (images x emotions) float temporaries stack up; the
     pooled variances are summed row after row as a single ``sum(axis=0)`` does (each block's rows
     added to the running total in order), so the figures are those of the whole array to the bit."""
-    from scipy import stats  # type: ignore[import-untyped,unused-ignore]
-
     n, n_e = ss.shape
     dof_all = counts.astype(np.float64) - 1.0
     num, den = np.zeros(n_e), np.zeros(n_e)
@@ -477,12 +484,12 @@ def _noise_disputed(ss: FloatArray, present: BoolArray, counts: npt.NDArray[np.i
             z = np.where(used, ss[lo:hi] / scale, 0.0)
         df_img = (dof[:, 0] * used.sum(axis=1))
         t = z.sum(axis=1)
-        image[lo:hi] = (df_img > 0) & (t > stats.chi2.ppf(1.0 - p, np.maximum(df_img, 1.0)))
+        image[lo:hi] = (df_img > 0) & (t > _chi2_ppf(1.0 - p, np.maximum(df_img, 1.0)))
         # one quantile per number of ratings (the same value chi2.ppf gives element by element)
         d = np.maximum(dof[:, 0], 1.0)
         for v in np.unique(d).tolist():
             if v not in cut_cell:
-                cut_cell[v] = float(stats.chi2.ppf(1.0 - p, np.full(1, v))[0])
+                cut_cell[v] = float(_chi2_ppf(1.0 - p, np.full(1, v))[0])
         thr = np.array([cut_cell[v] for v in np.unique(d).tolist()])[np.searchsorted(np.unique(d), d)]
         cell[lo:hi] = used & (z > thr[:, None])
     return cell, image

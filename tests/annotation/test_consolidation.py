@@ -184,3 +184,14 @@ def test_old_release_configs_keep_their_rule():
     assert old.disputed_noise_p is None and old.disputed_spread == 3
     new = ConsolidationRule()
     assert ConsolidationRule.from_config(new.as_dict()) == new
+
+
+def test_chi2_quantile_without_scipy_stats_is_scipys_to_the_bit():
+    import numpy as np
+    from scipy import stats
+
+    from annotation.consolidation import _chi2_ppf
+
+    df = np.concatenate([np.arange(1.0, 400.0), np.random.default_rng(1).uniform(0.5, 2000.0, 500)])
+    for q in (0.99, 0.95, 0.999, 0.5, 1 - 1e-6):
+        assert np.array_equal(_chi2_ppf(q, df), stats.chi2.ppf(q, df))
