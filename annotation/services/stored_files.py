@@ -208,6 +208,19 @@ def folder_delete(prefix: str) -> None:
         storage.delete(f"{prefix}/{rel}")
 
 
+def scratch_folder(prefix: str) -> Path:
+    """A fresh local folder for files to be stored with folder_store (the caller removes it): in
+    the local media folder's staging area when the media storage is local (the same file system,
+    so folder_store links every file instead of copying it; outside TOP_FOLDERS, so nothing else
+    sees it), else in the system's temporary folder."""
+    storage = media_storage()
+    if isinstance(storage, FileSystemStorage):
+        root = Path(storage.path(".staging"))
+        root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 def folder_store(local: Path, prefix: str) -> None:
     """Replace whatever is under `prefix` by the files of the local folder `local`, each read at
     most once (#21: a release folder of a million images is several GiB).

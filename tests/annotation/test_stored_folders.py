@@ -64,6 +64,15 @@ def test_local_folder_store_links_each_file_and_replaces_what_was_there(media: P
     assert not [p for p in media.rglob("*.part")]
 
 
+def test_scratch_folders_are_on_the_media_file_system_and_out_of_sight(media: Path):
+    scratch = stored_files.scratch_folder("release-")
+    assert scratch.is_dir() and scratch.parent == media / ".staging"
+    _folder(scratch)
+    stored_files.folder_store(scratch, "releases/p/2.0")
+    assert os.path.samefile(media / "releases/p/2.0/README.md", scratch / "README.md")
+    assert not [n for n in stored_files.iter_stored() if ".staging" in n]
+
+
 def test_local_store_copies_when_it_cannot_link(media: Path, tmp_path: Path):
     local = tmp_path / "staging"
     files = _folder(local)
