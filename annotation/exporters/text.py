@@ -340,14 +340,30 @@ def _text_chunks(n: int, segments: list[Any], prefixes: list[str], suffix: str, 
     row_bytes = np.full(n, len(suffix.encode()), dtype=np.int64)
     size = 0
 
-    def add(texts: Any, codes: Any) -> None:
+    def add(texts: Any, codes: Any) -> int:
         nonlocal size
         parts.append((size, codes))
         pieces.append(texts)
         size += len(texts)
+        return parts[-1][0]
 
+    grids: dict[_Grid, tuple[int, Any]] = {}  # grid -> (first index, byte length of each text)
     for seg in segments:
-        if isinstance(seg, _Run):
+        if isinstance(seg, _Run) and len(seg.columns) == 1 and isinstance(seg.values[0], _Grid):
+            # a many-valued float column: its prefix, then its value from the grid's plain texts,
+            # one piece for every column on that grid (a small piece that stays in the CPU's cache,
+            # where one prefixed copy per column would not)
+            c, grid = seg.columns[0], seg.values[0]
+            if prefixes[c]:
+                add(pa.array([prefixes[c]], pa.string()), None)
+                row_bytes += len(prefixes[c].encode())
+            if grid not in grids:
+                texts = _grid_texts(grid, fmt, "")
+                grids[grid] = (add(texts, seg.codes), pc.binary_length(texts).to_numpy().astype(np.int64))
+            else:
+                parts.append((grids[grid][0], seg.codes))
+            row_bytes += grids[grid][1][seg.codes]
+        elif isinstance(seg, _Run):
             vocab = seg.vocab(prefixes, fmt)
             row_bytes += pc.binary_length(vocab).to_numpy().astype(np.int64)[seg.codes]
             add(vocab, seg.codes)

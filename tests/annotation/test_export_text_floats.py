@@ -93,3 +93,21 @@ def test_grid_texts_are_kept_within_their_byte_budget(monkeypatch: pytest.Monkey
         assert text._jsonl_bytes(table) == "".join(json.dumps(r) + "\n" for r in rows).encode()
         kept = sum(t.nbytes for t in text._GRID_TEXTS.values())
         assert kept == text._grid_bytes and (kept <= 200_000 or len(text._GRID_TEXTS) == 1)
+
+
+def test_many_valued_float_columns_share_their_grid_in_csv_and_jsonl():
+    rng = np.random.default_rng(12)
+    n = 6000  # more distinct values than a run may hold: each column is written from its grid
+    table = pa.table({"name": [f"img{i}" for i in range(n)],
+                      "p": pa.array(np.round(rng.random(n), 4), pa.float64()),
+                      "q": pa.array(np.round(rng.random(n), 4), pa.float64()),  # the same grid as p
+                      "flag": pa.array(rng.random(n) < 0.5, pa.bool_()),
+                      "e": pa.array(np.round(1 + 6 * rng.random(n), 4), pa.float64())})
+    segments = text._segments(table)
+    grids = [s.values[0] for s in segments if isinstance(s, text._Run) and isinstance(s.values[0], text._Grid)]
+    assert len(grids) == 3 and grids[0] == grids[1] != grids[2]
+    rows = table.to_pylist()
+    assert text._jsonl_bytes(table) == "".join(json.dumps(r) + "\n" for r in rows).encode()
+    expect = "name,p,q,flag,e\n" + "".join(
+        f"{r['name']},{r['p']!r},{r['q']!r},{str(r['flag']).lower()},{r['e']!r}\n" for r in rows)
+    assert text._csv_bytes(table) == expect.encode()
