@@ -147,6 +147,7 @@ class _BootPlan:
     block: int
 
     _rows: npt.NDArray[np.floating] | None = None
+    _unit_major: npt.NDArray[np.number] | None = None
     unit_order: IntArray | None = None
     column_of: IntArray | None = None
 
@@ -163,18 +164,21 @@ class _BootPlan:
         return self._rows
 
     def unit_rows(self, units: npt.NDArray[np.integer]) -> npt.NDArray[np.floating]:
-        """``rows()[units]``: the features of these units (C-ordered, float32 when exact)."""
+        """``rows()[units]``: the features of these units (C-ordered, float32 when exact), gathered
+        from a unit-major copy of ``ft`` in its own (compact) dtype, made on first use."""
         if self._rows is not None:
             return self._rows[units]  # type: ignore[no-any-return]
+        if self._unit_major is None:
+            self._unit_major = np.ascontiguousarray(self.ft.T)
         cols = units if self.column_of is None else self.column_of[units]
-        out: npt.NDArray[np.floating] = np.ascontiguousarray(self.ft[:, cols].T,
-                                                            dtype=np.float32 if self.exact32 else np.float64)
+        out: npt.NDArray[np.floating] = self._unit_major[cols].astype(np.float32 if self.exact32 else np.float64)
         return out
 
     def reorder(self, order: IntArray) -> None:
         """Put the columns in the unit order ``order`` (column i holds unit order[i]), in place."""
         pos = order if self.column_of is None else self.column_of[order]
         self.ft = _gather_columns(self.ft, pos, self.ft.dtype)
+        self._unit_major = None
         self.unit_order = order
         rank = np.empty(order.size, dtype=np.intp)
         rank[order] = np.arange(order.size, dtype=np.intp)
@@ -511,6 +515,9 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
         shares = [[b for b in blocks if owner[b[0]] == t] for t in range(n_threads)]
     else:
         shares = [blocks[t::n_threads] for t in range(n_threads)]
+    # the cell of each unit position: each resample's draws per cell from its draws (a gather from a
+    # small table and a bincount of a few bins: twice as fast as summing its weights cell by cell)
+    cell_of = np.repeat(np.arange(n_cells, dtype=np.int32 if n_cells > 255 else np.uint8), np.diff(bounds))
     pool = ThreadPoolExecutor(max_workers=n_threads)
     drawer = ThreadPoolExecutor(max_workers=1)
     ahead: Any = drawer.submit(draw, starts[0])
@@ -562,8 +569,8 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
                             weights[b0 - g0 + i] = np.bincount(pidx[i], minlength=u)
                     if keys:
                         # draws per cell of each resample, then per stratum of each key (the ones column's sums)
-                        per_cell = np.add.reduceat(weights[b0 - g0 : b0 - g0 + idx.shape[0]], bounds[:-1], axis=1,
-                                                   dtype=np.int64)
+                        per_cell = np.stack([np.bincount(cell_of[pidx[i]], minlength=n_cells)
+                                             for i in range(idx.shape[0])])
                         for ki, key in enumerate(keys):
                             drawn = np.rint(per_cell @ onehots[ki]).astype(np.int64)
                             c = _stratum_corrections(plan, key, ext[ki], idx, drawn - key.sizes)

@@ -271,12 +271,11 @@ def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[st
       images they rated (rq.intensity_shift, an additive rater + image model).
     """
     units, raters, values = data
-    fvalues = values.astype(np.float64)
-    diff = rq.diff_from_others(units, fvalues)  # once, for severity and the relative deviation
-    severities = {s.rater: s for s in rq.severity(units, raters, fvalues, diff=diff)}
-    deviation = rq.relative_deviation(units, fvalues, diff=diff)  # once, for consistency and drift
-    del diff
-    consistent = {c.rater: c for c in rq.consistency(units, raters, fvalues, deviation=deviation)}
+    # severity and the relative deviation (for consistency and drift) from one pass, rater by rater:
+    # no float64 copies of the table (#21)
+    sev_list, deviation = rq.severity_and_deviation(units, raters, values)
+    severities = {s.rater: s for s in sev_list}
+    consistent = {c.rater: c for c in rq.consistency(units, raters, values, deviation=deviation)}
     shifts = {s.rater: s for s in rq.intensity_shift(units, raters, values)}  # the int16 table as it is
     for row in rows:
         c = consistent.get(int(row["rater"]))

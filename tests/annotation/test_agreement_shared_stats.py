@@ -226,3 +226,20 @@ def test_bootstrap_groups_and_threads_give_the_same_numbers(monkeypatch):
     assert run() == one
     assert repr(ag.agreement_report(units, raters, values, domain=ag.scale_domain(7), n_boot=90, seed=6)) == repr(
         ag.agreement_report(units, raters, values.astype(np.float64), domain=ag.scale_domain(7), n_boot=90, seed=6))
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_severity_and_deviation_rater_by_rater_are_the_table_figures(shuffle):
+    """rq.severity_and_deviation on the int16 table (no float64 tables) gives severity and the
+    relative deviation of the float table, bit for bit; a float table with NaN takes the long way."""
+    units, raters, values = _int_table(9, 500, shuffle=shuffle)
+    fv = values.astype(np.float64)
+    diff = rq.diff_from_others(units, fv)
+    sev, dev = rq.severity_and_deviation(units, raters, values)
+    assert repr(sev) == repr(rq.severity(units, raters, fv, diff=diff))
+    assert np.array_equal(dev, rq.relative_deviation(units, fv, diff=diff), equal_nan=True)
+    assert np.isfinite(dev).sum() > 100
+    fv[3, 1] = np.nan
+    sev2, dev2 = rq.severity_and_deviation(units, raters, fv)
+    assert repr(sev2) == repr(rq.severity(units, raters, fv))
+    assert np.array_equal(dev2, rq.relative_deviation(units, fv), equal_nan=True)

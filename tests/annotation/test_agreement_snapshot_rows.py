@@ -55,7 +55,8 @@ def test_one_read_gives_the_rows_times_and_labels_of_the_separate_reads():
     assert np.array_equal(wide.seconds[by_time], spent, equal_nan=True) and np.isnan(spent).any()
     # labels: the per-image lookup's, "unknown" for blank and missing ones
     expected = snap._strata_labels(project, rows.image_ids)
-    got = snap._row_labels(wide)
+    coded = snap._row_labels(wide)  # codes into the names (ag.CodedLabels)
+    got = {key: c.names[c.codes] for key, c in coded.items()}
     for key in snap.STRATA_KEYS:
         assert got[key].tolist() == expected[key].tolist()
     assert "unknown" in got["ethnicity"].tolist() and "unknown" in got["age"].tolist()
