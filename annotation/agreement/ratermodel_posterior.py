@@ -360,18 +360,32 @@ def _modes(params: ModelParameters, Yc: npt.NDArray[np.int8], e0: int, ui: npt.N
         c_up = np.take(cext, elp * (K + 1) + yp)
         c_lo = np.take(cext, elp * (K + 1) + yp - 1)
         has = np.bincount(ip, minlength=size) > 0
-        active = has.copy()
-        lo, hi = np.full(size, -np.inf), np.full(size, np.inf)
+        # Newton steps on the elements still moving only (#21): an element's figures are those of
+        # stepping every element each time (its ratings summed in the same order, its bracket
+        # updated in the same steps), but the ratings of the elements that stopped drop out.
+        act = np.flatnonzero(has)
+        loc = np.cumsum(has) - 1  # element -> its position in act
+        a_ip, a_lam, a_up, a_lo, a_off = loc[ip], lam, c_up, c_lo, off_d
+        a_prec = prec_b[act]
+        lo, hi = np.full(act.size, -np.inf), np.full(act.size, np.inf)
         for _ in range(MAX_STEPS):
-            score, w = _ordinal_terms(lam, c_up, c_lo, np.take(B, ip) + off_d)
-            g = np.bincount(ip, score, size) - B * prec_b
-            hb = np.bincount(ip, w, size) + prec_b
-            step = _safeguarded(B, g, hb, lo, hi)
-            step[~active] = 0.0
-            B += step
-            active &= np.abs(step) >= TOL
-            if not active.any():
+            m = act.size
+            b_act = B[act]
+            score, w = _ordinal_terms(a_lam, a_up, a_lo, np.take(b_act, a_ip) + a_off)
+            g = np.bincount(a_ip, score, m) - b_act * a_prec
+            hb = np.bincount(a_ip, w, m) + a_prec
+            step = _safeguarded(b_act, g, hb, lo, hi)
+            B[act] = b_act + step
+            moving = np.abs(step) >= TOL
+            if not moving.any():
                 break
+            if not moving.all():
+                keep = moving[a_ip]
+                new_loc = np.cumsum(moving) - 1
+                a_ip, a_lam, a_up, a_lo, a_off = (new_loc[a_ip[keep]], a_lam[keep], a_up[keep], a_lo[keep],
+                                                  a_off[keep])
+                act, a_prec, lo, hi = act[moving], a_prec[moving], lo[moving], hi[moving]
+        del a_ip, a_lam, a_up, a_lo, a_off, act, loc
         _score, w = _ordinal_terms(lam, c_up, c_lo, np.take(B, ip) + off_d)
         VB = 1.0 / (np.bincount(ip, w, size) + prec_b)
     else:

@@ -105,3 +105,58 @@ def test_parameters_on_another_scale_or_not_converged_are_not_used():
     assert "rater_model" not in release_create(project=project, version="1.0.1", n_boot=0).inputs
     with pytest.raises(ValueError, match="cutpoints has shape"):
         rp.ModelParameters.from_json(dict(model["parameters"], scale_max=7))
+
+
+def _intensity_modes_every_element(params, Yc, ui, ri, N):
+    """The intensity latents as first written: a Newton step on every element each time (the
+    stopped ones stepping by 0), the reference for the compacted loop of ratermodel_posterior._modes."""
+    from annotation.agreement.ratermodel import _BIG
+
+    Ec, K, R1 = Yc.shape[0], params.scale_max, params.rater_ids.size + 1
+    D = np.vstack([np.nan_to_num(params.intensity_latent, nan=0.0), np.zeros((1, Ec))]).T.copy()
+    lam_r = np.r_[params.discrimination, 1.0]
+    size = Ec * N
+    B = np.zeros(size)
+    prec_b = np.repeat(1.0 / params.intensity_sd ** 2, N)
+    elp, jp = np.nonzero(Yc > 0)
+    ip = elp * N + ui[jp]
+    yp = Yc[elp, jp].astype(np.intp)
+    rp_ = ri[jp]
+    lam = np.take(lam_r, rp_)
+    off_d = np.take(D.reshape(-1), elp * R1 + rp_)
+    cext = np.concatenate([np.full((Ec, 1), -_BIG), params.cutpoints, np.full((Ec, 1), _BIG)], axis=1).reshape(-1)
+    c_up, c_lo = np.take(cext, elp * (K + 1) + yp), np.take(cext, elp * (K + 1) + yp - 1)
+    active = np.bincount(ip, minlength=size) > 0
+    lo, hi = np.full(size, -np.inf), np.full(size, np.inf)
+    for _ in range(rp.MAX_STEPS):
+        score, w = rp._ordinal_terms(lam, c_up, c_lo, np.take(B, ip) + off_d)
+        g = np.bincount(ip, score, size) - B * prec_b
+        hb = np.bincount(ip, w, size) + prec_b
+        step = rp._safeguarded(B, g, hb, lo, hi)
+        step[~active] = 0.0
+        B += step
+        active &= np.abs(step) >= rp.TOL
+        if not active.any():
+            break
+    _score, w = rp._ordinal_terms(lam, c_up, c_lo, np.take(B, ip) + off_d)
+    return B, 1.0 / (np.bincount(ip, w, size) + prec_b)
+
+
+def test_newton_on_the_moving_elements_only_is_stepping_every_element():
+    rng = np.random.default_rng(8)
+    E, K, n_img, R = 6, 7, 3000, 12
+    counts = rng.integers(1, 6, n_img)
+    ui = np.repeat(np.arange(n_img), counts).astype(np.intp)
+    ri = np.concatenate([np.sort(rng.choice(R + 1, c, replace=False)) for c in counts]).astype(np.intp)
+    Yc = (rng.integers(1, K + 1, (E, ui.size)) * (rng.random((E, ui.size)) < 0.3)).astype(np.int8)
+    params = rp.ModelParameters(
+        rater_ids=np.arange(R, dtype=np.int64), presence_shift=rng.normal(0, 0.5, (R, E)),
+        intensity_latent=rng.normal(0, 0.8, (R, E)), discrimination=rng.uniform(0.4, 2.5, R),
+        presence_mean=rng.normal(-1.5, 0.3, E), presence_sd=rng.uniform(0.8, 1.2, E),
+        intensity_sd=rng.uniform(0.5, 2.2, E), cutpoints=np.sort(rng.normal(0, 2.5, (E, K - 1)), axis=1), scale_max=K)
+    S = np.vstack([params.presence_shift, np.zeros((1, E))]).T.copy()
+    D = np.vstack([params.intensity_latent, np.zeros((1, E))]).T.copy()
+    _A, _VA, B, VB, _has = rp._modes(params, Yc, 0, ui, ri, n_img, S, D, np.r_[params.discrimination, 1.0])
+    B_ref, VB_ref = _intensity_modes_every_element(params, Yc, ui, ri, n_img)
+    assert np.array_equal(B.reshape(-1), B_ref) and np.array_equal(VB.reshape(-1), VB_ref)
+    assert (B != 0).mean() > 0.5  # most elements have a present rating and moved
