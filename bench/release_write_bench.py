@@ -8,8 +8,9 @@ rounded as the release rounds them.
 
 Timed, in this one process (wall time, and the process's CPU time, which a busy machine disturbs less):
 - ours: exporters.write_release of the whole folder, then stored_files.folder_store of that folder
-  into a media folder on the same file system (a rename or hard link per file), and with --s3 into
-  the configured S3 storage (needs .ci/with-services.sh);
+  into a media folder on the same file system (a hard link per file), and with --s3 into a fresh
+  bucket of the S3 server at AWS_S3_ENDPOINT_URL (SeaweedFS), beside the storage's own save file
+  by file (the way before #21), the stored files checked against the local ones;
 - per file kind (--detail): the per-split Parquet, CSV and JSONL and raw/ratings.parquet, each
   written on its own through the same writers (tables / text), in seconds and MiB/s;
 - references from the same run: pyarrow's own pq.write_table of the same whole tables (the
@@ -17,6 +18,8 @@ Timed, in this one process (wall time, and the process's CPU time, which a busy 
   reference, not the same bytes), and `cp -r` of the written folder (storing by copying).
 
 Run: .venv/bin/python bench/release_write_bench.py [--images N] [--detail] [--profile FILE] [--keep DIR]
+     bash -c 'source .ci/services.sh; trap stop_services EXIT; start_s3; .venv/bin/python bench/release_write_bench.py --s3'
+
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
+import hashlib
 import os
 import resource
 import shutil
@@ -70,6 +74,35 @@ def synthetic(n: int, per_image: int = 3, n_raters: int = 20, seed: int = 1) -> 
     return {"images": images, "labels": labels, "raw": raw, "assignment": assignment, "balance": {},
             "agreement": {}, "card": card, "config": {"split": None}, "pseudonym_key": b"k" * 32, "scale_max": 7,
             "allocation": ["coverage"] * (n * per_image)}
+
+
+def _s3_storage() -> Any:
+    """A fresh bucket on the S3 server of AWS_S3_ENDPOINT_URL (SeaweedFS: .ci/services.sh start_s3),
+    with the settings' S3 options."""
+    import boto3
+    from botocore.config import Config
+
+    from core.storage import PrivateS3Storage
+
+    endpoint = os.environ["AWS_S3_ENDPOINT_URL"]
+    keys = {"aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID"),
+            "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY")}
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          config=Config(s3={"addressing_style": "path"}), **keys)
+    bucket = f"writebench-{os.getpid()}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.create_bucket(Bucket=bucket)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    return PrivateS3Storage(bucket_name=bucket, endpoint_url=endpoint, access_key=keys["aws_access_key_id"],
+                            secret_key=keys["aws_secret_access_key"], region_name="us-east-1",
+                            addressing_style="path", signature_version="s3v4", default_acl=None,
+                            file_overwrite=False, use_threads=False)
 
 
 def _mib(path: Path) -> float:
@@ -156,7 +189,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.conf import settings
+    from django.core.files import File
     from django.core.files.storage import FileSystemStorage
 
     from annotation import exporters
@@ -192,12 +225,28 @@ def main() -> None:
             stored_files.media_storage = old
         print(f"ours folder_store (local) {t_store:7.2f} s  (cp -r: {t_cp / t_store:.1f}x our time)")
         if args.s3:
-            assert "storages" in str(settings.STORAGES["default"]["BACKEND"]), settings.STORAGES
-            t = time.perf_counter()
-            stored_files.folder_store(scratch / "files", "bench/releases/p/1.0")
-            t_s3 = time.perf_counter() - t
-            print(f"ours folder_store (S3)    {t_s3:7.2f} s  {size / t_s3:7.1f} MiB/s")
-            stored_files.folder_delete("bench/releases/p/1.0")
+            s3 = _s3_storage()
+            stored_files.media_storage = lambda: s3
+            try:
+                t = time.perf_counter()
+                for path in sorted(p for p in (scratch / "files").rglob("*") if p.is_file()):
+                    with path.open("rb") as fh:  # the way before #21: the storage's save, file by file
+                        stored_files._put(f"ref/{path.relative_to(scratch / 'files').as_posix()}", File(fh), s3)
+                t_ref = time.perf_counter() - t
+                print(f"ref  storage.save per file (S3) {t_ref:7.2f} s  {size / t_ref:7.1f} MiB/s")
+                t = time.perf_counter()
+                stored_files.folder_store(scratch / "files", "releases/p/1.0")
+                t_s3 = time.perf_counter() - t
+                print(f"ours folder_store (S3)    {t_s3:7.2f} s  {size / t_s3:7.1f} MiB/s  ({t_ref / t_s3:.1f}x faster)")
+                ours = {rel: stored_files.file_sha256(f"releases/p/1.0/{rel}")[0]
+                        for rel in stored_files.folder_files("releases/p/1.0")}
+                local = {p.relative_to(scratch / "files").as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                         for p in (scratch / "files").rglob("*") if p.is_file()}
+                assert ours == local, "stored files differ"
+                stored_files.folder_delete("releases/p/1.0")
+                stored_files.folder_delete("ref")
+            finally:
+                stored_files.media_storage = old
         if prof:
             prof.disable()
             prof.dump_stats(args.profile)

@@ -229,7 +229,7 @@ class _GridPart:
 
 
 _GRID_TEXTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-GRID_TEXT_BYTES = 256 << 20  # the most text kept (least recently used dropped first)
+GRID_TEXT_BYTES = 64 << 20  # the most text kept (least recently used dropped first)
 _GRID_LOCK = threading.Lock()
 _grid_bytes = 0
 
