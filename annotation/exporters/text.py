@@ -23,11 +23,14 @@ from .records import PARQUET_OPTIONS
 
 #
 # CSV and JSONL are built column-wise with numpy and Arrow kernels, never as Python objects per row
-# or cell. A column with few distinct values (numbers, booleans, categories) becomes codes into its
-# distinct values, each formatted once by Python; runs of such columns are merged into one code
-# per row whose text is the whole run (at most TOKEN_VOCAB distinct runs each). Columns with many
-# distinct values (sha256, file names) are formatted by Arrow kernels. Rows are joined in chunks of
-# at most TEXT_CHUNK_BYTES whose bytes go straight to the file.
+# or cell. A column with few distinct values (integers, booleans, categories) becomes codes into
+# its distinct values, each formatted once by Python; runs of such columns are merged into one code
+# per row whose text is the whole run (at most TOKEN_VOCAB distinct runs each). A float column on a
+# decimal grid (the release's rounded floats, #21) is coded by its values' integer steps, and the
+# grid's texts (Python's repr, made by array kernels: _float_texts) are made once per process and
+# shared by every column and table on that grid. Columns with many distinct strings (sha256, file
+# names) are formatted by Arrow kernels. Rows are assembled in chunks of at most TEXT_CHUNK_BYTES,
+# each one Arrow take from all those texts, whose bytes go straight to the file.
 
 TEXT_CHUNK_BYTES = 16 << 20
 TOKEN_VOCAB = 1 << 14
@@ -182,8 +185,9 @@ _GRID_BLOCK = 1 << 10  # a grid spans whole blocks of this many steps
 
 
 def _grid_codes(a: Any) -> tuple[Any, Any] | None:
-    """(_Grid or _GridPart (few values), code per row) of float values that are all regular for _float_texts (no -0.0) with
-    the fewest decimals (0..6) that hold them all, spanning at most GRID_MAX steps; else None. No
+    """(_Grid or _GridPart (few values), code per row) of float values that are all regular for
+    _float_texts (no -0.0) with the fewest decimals (0..6) that hold them all, spanning at most
+    GRID_MAX steps; else None. No
     hashing: a value's code is its integer number of steps; the grid's texts are made once per
     process and kept (_grid_texts), so the release's rounded floats cost no formatting per table."""
     with np.errstate(invalid="ignore", over="ignore"):
