@@ -218,9 +218,14 @@ def _boot_features_t(p: _Prepared, st: _UnitStats) -> tuple[FloatArray, int]:
     return ft.reshape(e * 4, u), 4
 
 
-def _moment_rows(st: _UnitStats, j: int) -> FloatArray:
-    """Emotion j's four rows of ``_boot_features_t`` (moments kind): the same numbers, one emotion."""
-    m, s1, s2 = st.moments_of(j)
+def _moment_rows(st: _UnitStats, j: int, by_emotion: npt.NDArray[np.integer] | None = None) -> FloatArray:
+    """Emotion j's four rows of ``_boot_features_t`` (moments kind): the same numbers, one emotion
+    (``by_emotion``: ``st.packed_by_emotion()`` when the caller has it)."""
+    if by_emotion is None:
+        m, s1, s2 = st.moments_of(j)
+    else:
+        c = by_emotion[j].astype(np.int64)
+        m, s1, s2 = c & ((1 << st.b1) - 1), (c >> st.b1) & ((1 << (st.b2 - st.b1)) - 1), c >> st.b2
     pair = m >= 2
     out = np.empty((4, m.size))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -237,9 +242,10 @@ def _boot_plan(p: _Prepared, st: _UnitStats) -> _BootPlan:
         u, n_e = st.packed.shape
         k = 4
         n_full = n_e * k
+        by_emotion = st.packed_by_emotion()
 
         def rows_of(j: int) -> FloatArray:
-            return _moment_rows(st, j)  # one emotion at a time: no (E*4, U) table (1.3 GB at a million units)
+            return _moment_rows(st, j, by_emotion)  # one emotion at a time: no (E*4, U) table (1.3 GB at a million units)
     else:
         full, k = _boot_features_t(p, st)
         n_full, u = full.shape

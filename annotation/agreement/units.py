@@ -118,6 +118,16 @@ class _UnitStats:
             self.ints = (m, s1, c >> self.b2)
         return self.ints
 
+    def packed_by_emotion(self) -> npt.NDArray[np.integer]:
+        """``packed.T`` as a C-ordered (E, U) copy, made a block of units at a time: one emotion's
+        codes contiguous (a column of ``packed`` touches a cache line per unit)."""
+        assert self.packed is not None
+        u, e = self.packed.shape
+        out = np.empty((e, u), dtype=self.packed.dtype)
+        for u0 in range(0, u, 1 << 16):
+            out[:, u0 : u0 + (1 << 16)] = self.packed[u0 : u0 + (1 << 16)].T
+        return out
+
     def moments_of(self, j: int, units: slice | None = None) -> tuple[I64Array, I64Array, I64Array]:
         """Emotion j's per-unit (m, s1, s2) as int64 arrays of shape (U,) (of the units in the slice
         ``units`` when given): one column of ``moment_ints`` without the three (E, U) int64 tables."""

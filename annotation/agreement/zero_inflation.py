@@ -207,8 +207,13 @@ def _gwet_from_stats(p: _Prepared, st: _UnitStats) -> list[float | None]:
     shared = None
     if p.x.dtype.kind in "iu":  # no missing values: every emotion's m is the unit's number of rows
         shared = 1.0 / p.rows_per_unit.astype(np.float64)[p.unit_idx]
+    # the codes emotion by emotion (a transposed copy, a block of rows at a time): a column of the
+    # row-major table touches a cache line per value
+    by_emotion = np.empty((n_e, codes.shape[0]), dtype=np.int8 if q <= 127 else codes.dtype)
+    for r0 in range(0, codes.shape[0], 1 << 16):
+        by_emotion[:, r0 : r0 + (1 << 16)] = codes[r0 : r0 + (1 << 16)].T
     for j in range(n_e):
-        cj = codes[:, j]
+        cj = by_emotion[j]
         if shared is not None:
             pi[j] = np.bincount(cj, weights=shared, minlength=q)
             continue
