@@ -270,8 +270,9 @@ def _link_local(storage: FileSystemStorage, name: str, path: Path, *, link: bool
         raise
 
 
-# Uploads of a folder to S3: up to 8 requests at once (files, and parts of files over 64 MiB).
-FOLDER_TRANSFER = {"max_concurrency": 8, "multipart_threshold": 64 << 20, "multipart_chunksize": 32 << 20}
+# Uploads of a folder to S3: up to 8 requests at once (files, and 16 MiB parts of files over 64 MiB;
+# at most about 8 parts in memory).
+FOLDER_TRANSFER = {"max_concurrency": 8, "multipart_threshold": 64 << 20, "multipart_chunksize": 16 << 20}
 
 
 def _s3_uploads(storage: Storage) -> Any:
