@@ -484,21 +484,38 @@ def intensity_shift(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Arr
         return [IntensityShift(int(x), None, 0) for x in rater_ids]
     unit_idx, n_units = _unit_codes(u)
     k = v.shape[1]
+    n = len(v)
+    # per (unit, emotion) cell: how many marked it present, a block of rows at a time (as one
+    # bincount over the present ratings, without their (rows, cols) lists of the whole table)
+    n_pos = np.zeros(n_units * k, dtype=np.int32)
+    step = max(1, (1 << 20) // k)
+    for r0 in range(0, n, step):
+        rr, cc = np.nonzero(v[r0 : r0 + step] > 0)  # NaN > 0 is False: as np.nan_to_num(v) > 0
+        np.add.at(n_pos, unit_idx[r0 + rr] * k + cc, np.int32(1))
+    in_play = (n_pos >= 2).reshape(n_units, k)
+    del n_pos
     # the present ratings (row-major, as np.nonzero gives them) of cells marked present twice or more
-    rows, cols = np.nonzero(v > 0)  # NaN > 0 is False: as np.nan_to_num(v) > 0, without the copy
-    cell = unit_idx[rows] * k + cols
-    n_pos = np.bincount(cell, minlength=n_units * k)
-    sel = n_pos[cell] >= 2
-    rows, cols, cell = rows[sel], cols[sel], cell[sel]
+    picked: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = []
+    for r0 in range(0, n, step):
+        rr, cc = np.nonzero(v[r0 : r0 + step] > 0)
+        keep = in_play[unit_idx[r0 + rr], cc]
+        picked.append((rr[keep] + r0, cc[keep]))
+    rows = np.concatenate([p[0] for p in picked]) if picked else np.zeros(0, dtype=np.intp)
+    cols = np.concatenate([p[1] for p in picked]) if picked else np.zeros(0, dtype=np.intp)
+    del picked
     y = v[rows, cols].astype(np.float64)
     who = r_idx[rows]
     n_cells = np.bincount(who, minlength=n_r)
     if y.size == 0:
         return [IntensityShift(int(x), None, 0) for x in rater_ids]
-    # the cells' ranks in ascending cell order (np.unique's inverse), from the counts: O(cells)
-    in_play = n_pos >= 2
-    rank = np.cumsum(in_play, dtype=np.int64) - 1
-    c_code = rank[cell]
+    # the cells' ranks in ascending cell order (np.unique's inverse): the in-play cells of the units
+    # before, plus those of the row before the column (a cumulative count per unit, int8 when it fits)
+    per_unit = in_play.sum(axis=1, dtype=np.int64)
+    before = np.cumsum(per_unit) - per_unit
+    within = np.cumsum(in_play, axis=1, dtype=np.int8 if k < 127 else np.int64)
+    ur = unit_idx[rows]
+    c_code = before[ur] + within[ur, cols].astype(np.int64) - 1
+    del within, in_play
     n_c = np.bincount(c_code).astype(np.float64)
     cell_mean = np.bincount(c_code, weights=y) / n_c
     r_n = n_cells.astype(np.float64)

@@ -65,6 +65,8 @@ def main() -> None:
     base = _rss_mib()
     assert _peak_mib() < base + 64, "building the inputs left a peak of its own"
     domain = ag.scale_domain(7)
+    load = os.getloadavg()[0]
+    c0 = time.process_time()
     t0 = time.perf_counter()
     report, mean, k = ag.agreement_report_with_mean(units, raters, values, level="interval", domain=domain,
                                                     n_boot=n_boot, seed=7)
@@ -73,12 +75,14 @@ def main() -> None:
     t0 = time.perf_counter()
     every = ag.alpha_all(units, None, values, level="interval", domain=domain)
     t_all = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     peak = _peak_mib() - base
     inputs = (units.nbytes + raters.nbytes + values.nbytes) / 2**20
     print(f"{values.shape[0]:,} ratings of {n_images:,} images x {values.shape[1]} emotions "
           f"(inputs {inputs:,.0f} MiB, {values.dtype}), n_boot {n_boot}")
     print(f"  agreement_report_with_mean {t_report:.2f} s (peak +{peak_report:,.0f} MiB), alpha_all {t_all:.2f} s; "
-          f"together {t_report + t_all:.2f} s, peak RSS +{peak:,.0f} MiB above the inputs")
+          f"together {t_report + t_all:.2f} s ({cpu:.1f} s of CPU over both cores; load average {load:.1f} at the "
+          f"start), peak RSS +{peak:,.0f} MiB above the inputs")
     print(f"  mean alpha {mean.estimate:.6f} image ci [{mean.image.low:.6f}, {mean.image.high:.6f}] "
           f"two-way [{mean.two_way.low:.6f}, {mean.two_way.high:.6f}], k {k:.4f}; "
           f"alpha[0] {every[0].alpha:.6f}, ci[0] [{report[0].ci_low:.6f}, {report[0].ci_high:.6f}]")

@@ -15,6 +15,7 @@ from .results import AlphaResult, StratumAlpha
 from .twoway import two_way_intervals
 from .units import (
     _alpha_from_stats,
+    _hist_int_sums,
     _moment_results,
     _packed_int_sums,
     _prepare,
@@ -79,6 +80,27 @@ def _subset_alpha(p: _Prepared, st: _UnitStats, keep: BoolArray) -> list[AlphaRe
     return _alpha_from_stats(p, _UnitStats("counts", m=st.m[keep], counts=[c[keep] for c in st.counts]))
 
 
+def _strata_alphas(p: _Prepared, st: _UnitStats, labels: IntArray, n_strata: int) -> list[list[AlphaResult]] | None:
+    """``_subset_alpha(p, st, labels == k)`` for every stratum k from one histogram of (stratum,
+    emotion, packed code) over the units (the same integers, so the same alphas), instead of a copy
+    of the table and a histogram per stratum; None where the codes are too many for it."""
+    if st.kind != "moments" or st.packed is None or st.packed.size == 0:
+        return None
+    u, e = st.packed.shape
+    top = int(st.packed.max()) + 1
+    n_bins = n_strata * e * top
+    if top > 4 * u + 4096 or n_bins > (1 << 26):
+        return None
+    hist = np.zeros(n_bins, dtype=np.int64)
+    offset = top * np.arange(e, dtype=np.int64)
+    step = max(1, max(1 << 20, n_bins) // e)
+    for u0 in range(0, u, step):
+        base = labels[u0 : u0 + step].astype(np.int64)[:, None] * (e * top) + offset
+        hist += np.bincount((st.packed[u0 : u0 + step].astype(np.int64) + base).ravel(), minlength=n_bins)
+    hist = hist.reshape(n_strata, e, top)
+    return [_moment_results(p.level, _hist_int_sums(hist[k], st.b1, st.b2), p.dom.step**2) for k in range(n_strata)]
+
+
 def _strata_results(
     p: _Prepared,
     st: _UnitStats,
@@ -96,8 +118,9 @@ def _strata_results(
     out: list[list[StratumAlpha]] = []
     for (labels, ids), key_reps in zip(keys, reps, strict=True):
         rows: list[StratumAlpha] = []
+        by_stratum = _strata_alphas(p, st, labels, int(ids.size))
         for k, label in enumerate(ids.tolist()):
-            point = _subset_alpha(p, st, labels == k)
+            point = by_stratum[k] if by_stratum is not None else _subset_alpha(p, st, labels == k)
             cis, _ = two_way_intervals([a.alpha for a in point], key_reps[k], None, confidence)
             for e, res in enumerate(point):
                 ci = cis[e]
