@@ -665,36 +665,49 @@ def split_frame(items: Sequence[SplitItem], config: SplitConfig, emotions: Seque
 
 
 def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(),  # noqa: B008 - frozen
-                        previous: Mapping[str, str] | None = None) -> Any:
+                        previous: Mapping[str, str] | tuple[Any, Any] | None = None) -> Any:
     """``assign_splits`` on a SplitFrame: the split of every item as an int8 array (index into
-    ``config.split_names``, item order). Same errors as ``assign_splits``."""
+    ``config.split_names``, item order). ``previous`` as a mapping or as two arrays (sha256s, each
+    once, and their splits). Same errors as ``assign_splits``."""
     import numpy as np
 
-    previous = previous or {}
     names = config.split_names
     k = len(names)
     index = {n: j for j, n in enumerate(names)}
     fracs = [s for _, s in config.fractions]
     n = frame.n
-    sha = np.asarray(frame.sha256, dtype=str)
+    sha = np.asarray(frame.sha256)  # bytes ("S64": 64 bytes an image) or str
+    if sha.dtype.kind not in "SU":
+        sha = sha.astype(str)
+
+    def text(x: Any) -> str:
+        return x.decode() if isinstance(x, bytes) else str(x)
+
     by_sha = np.argsort(sha, kind="stable")  # item of each position in ascending sha256 order
     if n > 1:
         same = sha[by_sha[1:]] == sha[by_sha[:-1]]
         if same.any():
-            raise ValueError(f"image {sha[int(by_sha[1:][same].min())]} appears twice")
+            raise ValueError(f"image {text(sha[int(by_sha[1:][same].min())])} appears twice")
     prev = np.full(n, -1, dtype=np.int64)
-    if previous and n:
+    if isinstance(previous, tuple):  # (sha256s, their splits) as arrays, each sha256 once
+        prev_sha, prev_names = np.asarray(previous[0]), np.asarray(previous[1], dtype=str)
+    else:
+        prev_sha = np.array(list((previous or {}).keys()), dtype=str)
+        prev_names = np.array(list((previous or {}).values()), dtype=str)
+    if prev_sha.size and n:
+        if prev_sha.dtype.kind != sha.dtype.kind:
+            prev_sha = prev_sha.astype(sha.dtype.kind)
         sorted_sha = sha[by_sha]
-        prev_sha = np.array(list(previous.keys()), dtype=str)
-        prev_split = np.array([index.get(v, -1) for v in previous.values()], dtype=np.int64)
+        uniq_names, name_code = np.unique(prev_names, return_inverse=True)
+        prev_split = np.array([index.get(v, -1) for v in uniq_names.tolist()], dtype=np.int64)[name_code.reshape(-1)]
         p = np.minimum(np.searchsorted(sorted_sha, prev_sha), n - 1)
         hit = sorted_sha[p] == prev_sha
         bad = np.flatnonzero(hit & (prev_split < 0))
         if bad.size:
-            s = str(prev_sha[bad[0]])
-            raise ValueError(f"image {s} was released in split {previous[s]!r}, which the config does not have "
-                             f"(splits: {', '.join(names)})")
+            raise ValueError(f"image {text(prev_sha[bad[0]])} was released in split {str(prev_names[bad[0]])!r}, "
+                             f"which the config does not have (splits: {', '.join(names)})")
         prev[by_sha[p[hit]]] = prev_split[hit]
+    has_previous = bool((prev >= 0).any())
 
     # strata: one code per item (first appearance in item order, as the Counter of the reference)
     key_codes = [np.asarray(frame.attrs[key][1], dtype=np.int64) for key in config.strata]
@@ -734,7 +747,7 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
     out = np.full(n, -1, dtype=np.int64)
 
     # sticky units: every member keeps its earlier split, new members join the most common one
-    if previous and (prev >= 0).any():
+    if has_previous:
         pos_prev = prev[members]
         unit_of_member = np.repeat(np.arange(n_units), sizes)
         has = pos_prev >= 0
@@ -750,12 +763,12 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
     # the keyed hash order of the free units (largest first)
     first_member = members[ustart[:-1][free_units]]
     if config.group_key:
-        ukeys = [gvalues[int(c)] if c >= 0 else str(sha[it]) for c, it in
+        ukeys = [gvalues[int(c)].encode() if c >= 0 else text(sha[it]).encode() for c, it in
                  zip(g[member_pos[ustart[:-1][free_units]]].tolist(), first_member.tolist(), strict=True)]
     else:
-        ukeys = sha[first_member].tolist()
-    seed = config.seed
-    digests = np.array([hashlib.sha256(f"{seed}:{key}".encode()).digest() for key in ukeys], dtype="S32")
+        ukeys = sha[first_member].tolist() if sha.dtype.kind == "S" else [x.encode() for x in sha[first_member].tolist()]
+    prefix = f"{config.seed}:".encode()
+    digests = np.array([hashlib.sha256(prefix + key).digest() for key in ukeys], dtype="S32")
     if free_units.size:
         o = np.argsort(digests, kind="stable")
         o = o[np.argsort(-sizes[free_units][o], kind="stable")]

@@ -295,14 +295,11 @@ def _split_kwargs(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _previous_splits(release: Release) -> dict[str, str]:
-    """sha256 -> split of every image in an earlier published release (the latest wins)."""
+def _previous_splits(release: Release) -> tuple[np.ndarray, np.ndarray]:
+    """(sha256s, splits) of every image in an earlier published release (the latest wins), as arrays."""
     earlier = sorted((r for r in Release.objects.filter(project=release.project, status=ReleaseStatus.PUBLISHED)
                       if semver_key(r.version) < semver_key(release.version)), key=lambda r: semver_key(r.version))
-    out: dict[str, str] = {}
-    for r in earlier:
-        out.update(dict(ReleaseImage.objects.filter(release=r).values_list("sha256", "split")))
-    return out
+    return selectors_release.release_splits_arrays([r.pk for r in earlier])
 
 
 def _previous_published(release: Release) -> Release | None:

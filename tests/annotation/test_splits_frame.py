@@ -5,6 +5,7 @@ overfilling a split), emotion presence, the model-independent test split, unknow
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 
@@ -67,6 +68,10 @@ def test_the_array_splitter_gives_the_reference_assignment_and_balance(config, p
     codes = assign_splits_frame(frame, config, previous=previous)
     got = {it.sha256: names[int(c)] for it, c in zip(items, codes.tolist(), strict=True)}
     assert got == expected
+    # the same with the frame's sha256s as bytes and the earlier splits as arrays (the release build's way)
+    as_bytes = dataclasses.replace(frame, sha256=np.asarray(frame.sha256).astype("S64"))
+    arrays = (np.array(list(previous), dtype="S64"), np.array(list(previous.values())))
+    assert np.array_equal(assign_splits_frame(as_bytes, config, previous=arrays), codes)
     assert len(set(got.values())) == len(names)
     keys = ("ethnicity", "gender", "age")
     frame_b = split_frame(items, SplitConfig(strata=keys, age_bucket_width=config.age_bucket_width), EMOTIONS)
