@@ -316,6 +316,7 @@ def consolidate_intensity(
     flagged_image_ids: Collection[int] = (),
     all_image_ids: npt.ArrayLike | None = None,
     soft: SoftLabels | None = None,
+    compact: bool = False,
 ) -> Consolidated:
     """Consolidate intensity ratings (see the module docstring for every definition).
 
@@ -327,6 +328,9 @@ def consolidate_intensity(
     it are an error.
     soft: the measurement model's soft labels; required by method "model" (the consensus is then
     p_present x expected_intensity) and released beside the consensus when ``rule.soft_labels``.
+    compact (#21, a release of a million images): the median consensus as float32 (whole and half
+    numbers: the same values) and the spread as int8, half and a quarter of the memory; callers
+    that need the documented dtypes convert (``.astype``), the values are the same.
     Raises ValueError naming the problem for bad shapes or values off the scale.
     """
     if soft is None and rule.method == "model":
@@ -371,8 +375,9 @@ def consolidate_intensity(
 
     kept_ids, kept_starts, kept_counts = uniq[keep], starts[keep], counts[keep]
     n = kept_ids.shape[0]
-    consensus = np.zeros((n, n_emotions), dtype=np.float64)
-    spread = np.zeros((n, n_emotions), dtype=np.int16)
+    # compact (#21): a median of integers is a whole or half number, exact in float32; a spread fits int8
+    consensus = np.zeros((n, n_emotions), dtype=np.float32 if compact and rule.method == "median" else np.float64)
+    spread = np.zeros((n, n_emotions), dtype=np.int8 if compact and scale_max <= 127 else np.int16)
     disputed_e = np.zeros((n, n_emotions), dtype=bool)
     noise = rule.disputed_noise_p is not None
     ss = np.zeros((n, n_emotions), dtype=np.float64) if noise else None

@@ -353,8 +353,7 @@ def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[st
             for rel in files:
                 sink.open(rel)
             for lo in range(0, max(int(rows.size), 1), ROW_GROUP):
-                part = image_table_slice(plan, rows[lo:lo + ROW_GROUP]) if soft is None \
-                    else _soft_slice(plan, rows[lo:lo + ROW_GROUP], soft)
+                part = _image_slice(plan, rows[lo:lo + ROW_GROUP], soft)
                 sink.table(files[0], part)
                 segments = _segments(part)
                 csv_chunks = iter(_csv_chunks(part, segments))
@@ -406,13 +405,21 @@ def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[st
     return manifest
 
 
-def _soft_slice(plan: ImagePlan, rows: Any, soft: Callable[[Any], tuple[Any, Any, Any]]) -> Any:
-    """image_table_slice of these labels rows, the soft labels computed for them now."""
+def _image_slice(plan: ImagePlan, rows: Any, soft: Callable[[Any], tuple[Any, Any, Any]] | None) -> Any:
+    """image_table_slice of these labels rows; with ``soft``, the soft labels computed for them now,
+    and compact labels (consolidate_intensity(compact=True)) in their documented dtypes (same values)."""
     labels = plan.labels
-    assert isinstance(labels, Consolidated)
-    p, e, sd = soft(labels.image_ids[rows])
-    sub = dataclasses.replace(labels, image_ids=labels.image_ids[rows], consensus=labels.consensus[rows],
-                              spread=labels.spread[rows], n_ratings=labels.n_ratings[rows],
+    if isinstance(labels, BinaryConsolidated) or (
+            soft is None and labels.consensus.dtype == np.float64 and labels.spread.dtype == np.int16):
+        return image_table_slice(plan, rows)
+    ids = labels.image_ids[rows]
+    if soft is not None:
+        p, e, sd = soft(ids)
+    else:
+        p, e, sd = (None if a is None else a[rows] for a in (labels.p_present, labels.expected_intensity,
+                                                             labels.soft_sd))
+    sub = dataclasses.replace(labels, image_ids=ids, consensus=labels.consensus[rows].astype(np.float64),
+                              spread=labels.spread[rows].astype(np.int16), n_ratings=labels.n_ratings[rows],
                               disputed_emotions=labels.disputed_emotions[rows], disputed=labels.disputed[rows],
                               p_present=p, expected_intensity=e, soft_sd=sd)
     take = pa.array(np.asarray(rows, dtype=np.int64), pa.int64())

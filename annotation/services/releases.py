@@ -567,7 +567,7 @@ def _build(release: Release, step: Progress) -> None:
                 soft, model_summary = _soft_labels(rows, project.scale_max, required=rule.method == "model")
         step(20, "consolidating")
         labels = consolidate_intensity(rows.image_ids, rows.values, rule=rule, scale_max=project.scale_max,
-                                       flagged_image_ids=flagged, soft=soft)
+                                       flagged_image_ids=flagged, soft=soft, compact=True)
         if soft_rows is not None:  # the soft-label columns are there; their figures come per slice
             lazy = np.broadcast_to(np.zeros((1, 1)), labels.consensus.shape)
             labels = dataclasses.replace(labels, p_present=lazy, expected_intensity=lazy, soft_sd=lazy)

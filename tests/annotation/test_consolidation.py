@@ -195,3 +195,20 @@ def test_chi2_quantile_without_scipy_stats_is_scipys_to_the_bit():
     df = np.concatenate([np.arange(1.0, 400.0), np.random.default_rng(1).uniform(0.5, 2000.0, 500)])
     for q in (0.99, 0.95, 0.999, 0.5, 1 - 1e-6):
         assert np.array_equal(_chi2_ppf(q, df), stats.chi2.ppf(q, df))
+
+
+def test_compact_labels_hold_the_same_values():
+    from annotation.consolidation import ConsolidationRule, consolidate_intensity
+
+    rng = np.random.default_rng(3)
+    counts = rng.integers(1, 7, 2000)
+    ids = np.repeat(np.arange(2000), counts)
+    vals = (rng.integers(0, 8, (ids.size, 40)) * (rng.random((ids.size, 40)) < 0.3)).astype(np.int16)
+    for rule in (ConsolidationRule(), ConsolidationRule(method="mean"), ConsolidationRule(method="trimmed_mean")):
+        full = consolidate_intensity(ids, vals, rule=rule)
+        small = consolidate_intensity(ids, vals, rule=rule, compact=True)
+        assert small.spread.dtype == np.int8
+        assert small.consensus.dtype == (np.float32 if rule.method == "median" else np.float64)
+        assert np.array_equal(small.consensus.astype(np.float64), full.consensus)
+        assert np.array_equal(small.spread, full.spread) and np.array_equal(small.disputed, full.disputed)
+        assert (full.consensus % 0.5 != 0).any() == (rule.method != "median")

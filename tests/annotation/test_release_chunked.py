@@ -215,7 +215,9 @@ def test_release_from_columns_with_soft_labels_per_slice_is_the_release_from_ima
                      "sha256": pa.array(sha), "ethnicity": pa.array(eth), "gender": pa.array(["woman"] * n),
                      "age": pa.array(ages, pa.int16()), "prompt": pa.array([f"p{i % 4}" for i in labels.image_ids.tolist()])})
     lazy = np.broadcast_to(np.zeros((1, 1)), labels.consensus.shape)
-    common["labels"] = dataclasses.replace(labels, p_present=lazy, expected_intensity=lazy, soft_sd=lazy)
+    compact = consolidate_intensity(ids, vals, soft=soft, flagged_image_ids=[9], compact=True)
+    assert compact.consensus.dtype == np.float32 and compact.spread.dtype == np.int8
+    common["labels"] = dataclasses.replace(compact, p_present=lazy, expected_intensity=lazy, soft_sd=lazy)
     rel.write_release_columns(tmp_path / "cols", info=info, split=codes, split_names=names,
                               allocation=pa.array(["quota"] * ids.size),
                               soft=rp.SoftRows(params, ids, raters, vals, chunk_images=3).of, **common)
