@@ -763,12 +763,15 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
     # the keyed hash order of the free units (largest first)
     first_member = members[ustart[:-1][free_units]]
     if config.group_key:
-        ukeys = [gvalues[int(c)].encode() if c >= 0 else text(sha[it]).encode() for c, it in
-                 zip(g[member_pos[ustart[:-1][free_units]]].tolist(), first_member.tolist(), strict=True)]
+        ukeys: Any = (gvalues[int(c)].encode() if c >= 0 else text(sha[it]).encode() for c, it in
+                      zip(g[member_pos[ustart[:-1][free_units]]].tolist(), first_member.tolist(), strict=True))
     else:
-        ukeys = sha[first_member].tolist() if sha.dtype.kind == "S" else [x.encode() for x in sha[first_member].tolist()]
+        ukeys = (bytes(x) for x in sha[first_member]) if sha.dtype.kind == "S" else \
+            (x.encode() for x in sha[first_member].tolist())
     prefix = f"{config.seed}:".encode()
-    digests = np.array([hashlib.sha256(prefix + key).digest() for key in ukeys], dtype="S32")
+    # one 32-byte digest per unit, straight into the array (no list of a million bytes objects)
+    digests = np.fromiter((hashlib.sha256(prefix + key).digest() for key in ukeys), dtype="S32",
+                          count=int(free_units.size))
     if free_units.size:
         o = np.argsort(digests, kind="stable")
         o = o[np.argsort(-sizes[free_units][o], kind="stable")]

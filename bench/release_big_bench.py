@@ -9,7 +9,7 @@ Then each build runs in a child process of its own (a fresh interpreter), so its
 20,000), then the reference, the same code with one chunk; the two builds' files are compared
 (sha256 of every file). Goal: under 120 s and 1.5 GiB at a million images on 2 cores.
 
-Run: .ci/with-services.sh .venv/bin/python bench/release_big_bench.py [--images N] [--chunk N] [--no-reference] [--keep]
+Run: .ci/with-services.sh .venv/bin/python bench/release_big_bench.py [--images N] [--chunk N] [--no-reference] [--keep] [--before CHECKOUT]
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _run_child(release_id: int, chunk: int, keep: bool = False) -> tuple[dict, float]:
+def _run_child(release_id: int, chunk: int, keep: bool = False, script: str = __file__) -> tuple[dict, float]:
     media = tempfile.mkdtemp(prefix="emorate-big-release-")
     out = tempfile.mktemp(suffix=".json")
-    proc = subprocess.Popen([sys.executable, __file__, "--child", str(release_id), str(chunk), media, out])
+    proc = subprocess.Popen([sys.executable, script, "--child", str(release_id), str(chunk), media, out])
     _pid, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         sys.exit(f"the build (chunk {chunk}) failed with status {status}")
@@ -98,6 +98,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=20_000)
     parser.add_argument("--no-reference", action="store_true", help="skip the one-chunk build")
     parser.add_argument("--keep", action="store_true", help="keep the release folders (printed)")
+    parser.add_argument("--before", metavar="CHECKOUT",
+                        help="also build the same release with the code of another checkout (e.g. a git worktree "
+                             "of an earlier commit), in the same run: its stages, and whether its files are ours")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -130,21 +133,26 @@ def main() -> None:
     assert release.inputs.get("rater_model"), "the release did not freeze the parameters"
     print(f"model fitted on 20,000 images and release created in {time.perf_counter() - t0:.1f} s (not timed)")
 
-    runs = [("chunked", args.chunk)] + ([] if args.no_reference else [("one chunk", 1 << 40)])
+    runs = [("chunked", args.chunk, __file__)] + ([] if args.no_reference else [("one chunk", 1 << 40, __file__)])
+    if args.before:
+        runs.append(("before", args.chunk, str(Path(args.before).resolve() / "bench" / "release_big_bench.py")))
     results = {}
-    for name, chunk in runs:
-        result, rss = _run_child(release.pk, chunk, args.keep)
+    for name, chunk, script in runs:
+        result, rss = _run_child(release.pk, chunk, args.keep, script)
         results[name] = (result, rss)
         print(f"{name} (chunk {chunk if chunk < 1 << 40 else 'all'}): {result['seconds']:.1f} s, "
-              f"peak RSS {rss:.0f} MiB (the build alone: {result['peak']:.0f} MiB), {result['images']:,} images, "
+              f"peak RSS {rss:.0f} MiB (the build alone: {result.get('peak', rss):.0f} MiB), {result['images']:,} images, "
               f"{result['raw']:,} ratings, load average {os.getloadavg()[0]:.1f}")
         stages = result["stages"]
         for (t_a, stage, _r), (t_b, _, peak) in zip(stages, stages[1:] + [[result["seconds"], "", rss]], strict=True):
             print(f"    {stage:<52} {t_b - t_a:7.2f} s   peak so far {peak:6.0f} MiB")
-    if len(results) == 2:
-        (a, rss_a), (b, rss_b) = results["chunked"], results["one chunk"]
-        print(f"  ratio one chunk / chunked: time {b['seconds'] / a['seconds']:.2f}, peak RSS {rss_b / rss_a:.2f}")
-        print(f"  files identical: {a['files'] == b['files']} ({len(a['files'])} files)")
+    for other in ("one chunk", "before"):
+        if other in results:
+            (a, rss_a), (b, rss_b) = results["chunked"], results[other]
+            print(f"  ratio {other} / chunked: time {b['seconds'] / a['seconds']:.2f}, peak RSS {rss_b / rss_a:.2f}")
+            print(f"  files identical: {a['files'] == b['files']} ({len(a['files'])} files)"
+                  + ("" if a["files"] == b["files"] else
+                     f"; differ: {sorted(k for k in a['files'] if a['files'][k] != b['files'].get(k))}"))
     print("  goal at 1,000,000 images: under 120 s and 1,536 MiB")
 
 
