@@ -231,7 +231,9 @@ def snapshot_rows(project: Project, label_keys: Sequence[str]) -> SnapshotRows |
         # parsed while it arrives: the stream itself is never held whole (about 1 GB at a million images)
         stream = pgcopy.RowStream(N_EMOTIONS, extra)
         query = cur.mogrify(sql, [*(values[k] for k in keys), project.pk]).decode()
-        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", stream)
+        sink = stream.sink()
+        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", sink)
+        sink.flush()
     got, cols = stream.result()
     del stream
     # by image, then rater: as rating_rows (the rows usually come so already: then nothing is copied)

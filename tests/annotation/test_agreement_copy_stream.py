@@ -31,8 +31,10 @@ def test_row_stream_reads_what_the_whole_stream_parser_reads(n, chunk_bytes):
     want_rows, want_cols = pgcopy.parse_rating_rows_with(data, 5, EXTRA)
     cuts = np.sort(np.random.default_rng(n).integers(0, len(data), 9))
     stream = pgcopy.RowStream(5, EXTRA, chunk_bytes=chunk_bytes)
+    sink = stream.sink()  # as the snapshot hands it to copy_expert
     for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(data)], strict=True):
-        stream.write(data[a:b])
+        sink.write(data[a:b])
+    sink.flush()
     rows, cols = stream.result()
     for got, want in ((rows.image_ids, want_rows.image_ids), (rows.rater_ids, want_rows.rater_ids),
                       (rows.values, want_rows.values), *((cols[k], want_cols[k]) for k in want_cols)):
