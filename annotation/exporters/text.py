@@ -238,18 +238,18 @@ _GRID_LOCK = threading.Lock()
 _grid_bytes = 0
 
 
-def _grid_texts(grid: _Grid, fmt: Any, prefix: str) -> Any:
-    """prefix + fmt(v) of each value of the grid (a pyarrow string array), kept for the next table
-    (as are the values' texts without a prefix, shared by every column on that grid)."""
-    key = (grid, fmt, prefix)
+def _grid_texts(grid: _Grid, fmt: Any, prefix: str, suffix: str = "") -> Any:
+    """prefix + fmt(v) + suffix of each value of the grid (a pyarrow string array), kept for the
+    next table (as are the values' plain texts, shared by every column on that grid)."""
+    key = (grid, fmt, prefix, suffix)
     text = _kept(key)
     if text is None:
-        text = _kept((grid, fmt, ""))
+        text = _kept((grid, fmt, "", ""))
         if text is None:
             values = np.arange(grid.lo, grid.lo + grid.size, dtype=np.int64) / 10.0 ** grid.decimals
-            text = _keep((grid, fmt, ""), _float_texts(values, fmt)[0])
-        if prefix:
-            text = _keep(key, pc.binary_join_element_wise(prefix, text, ""))
+            text = _keep((grid, fmt, "", ""), _float_texts(values, fmt)[0])
+        if prefix or suffix:
+            text = _keep(key, pc.binary_join_element_wise(prefix, text, suffix, ""))
     return text
 
 
@@ -336,13 +336,55 @@ def _text_chunks(n: int, segments: list[Any], prefixes: list[str], suffix: str, 
 
     Every piece of text a row can hold (each run's vocabulary, each many-valued column's cells,
     the constants) is one string array; a chunk is one ``take`` from it with the row-major
-    matrix of piece indices (row r, part p), whose data buffer is the rows' text, in order."""
+    matrix of piece indices (row r, part p), whose data buffer is the rows' text, in order.
+    A many-valued float column takes its value from its grid's plain texts, one piece for every
+    column on that grid (a small piece that stays in the CPU's cache, where one prefixed copy per
+    column would not). Fewer parts per row, fewer elements to take: a constant is appended to the
+    run vocabulary before it, and to a grid's texts when the pair recurs (CSV's ",")."""
     if n == 0:
         return
+    # the row as items: ("const", text) | ("vocab", texts, codes) | ("grid", grid, codes) | ("rows", cells)
+    items: list[list[Any]] = []
+
+    def const(text: str) -> None:
+        if text:
+            items.append(["const", text])
+
+    for seg in segments:
+        if isinstance(seg, _Run) and len(seg.columns) == 1 and isinstance(seg.values[0], _Grid):
+            const(prefixes[seg.columns[0]])
+            items.append(["grid", (seg.values[0], ""), seg.codes])
+        elif isinstance(seg, _Run):
+            items.append(["vocab", seg.vocab(prefixes, fmt), seg.codes])
+        else:
+            c, col = seg
+            const(prefixes[c])
+            items.append(["rows", strings(col)])
+    const(suffix)
+    pairs: dict[tuple[Any, str], int] = {}
+    for a, b in zip(items, items[1:], strict=False):
+        if a[0] == "grid" and b[0] == "const":
+            pairs[(a[1][0], b[1])] = pairs.get((a[1][0], b[1]), 0) + 1
+    merged: list[list[Any]] = []
+    for item in items:
+        last = merged[-1] if merged else None
+        if item[0] == "const" and last is not None:
+            if last[0] == "const":
+                last[1] += item[1]
+                continue
+            if last[0] == "vocab":
+                last[1] = pc.binary_join_element_wise(last[1], item[1], "")
+                continue
+            if last[0] == "grid" and not last[1][1] and pairs[(last[1][0], item[1])] > 1:
+                last[1] = (last[1][0], item[1])
+                continue
+        merged.append(item)
+
     pieces: list[Any] = []  # string arrays, concatenated below
     parts: list[tuple[int, Any]] = []  # (first index in the concatenation, codes | _ROWS | None)
-    row_bytes = np.full(n, len(suffix.encode()), dtype=np.int64)
+    row_bytes = np.zeros(n, dtype=np.int64)
     size = 0
+    grids: dict[tuple[Any, str], tuple[int, Any]] = {}  # (grid, suffix) -> (first index, byte lengths)
 
     def add(texts: Any, codes: Any) -> int:
         nonlocal size
@@ -351,35 +393,24 @@ def _text_chunks(n: int, segments: list[Any], prefixes: list[str], suffix: str, 
         size += len(texts)
         return parts[-1][0]
 
-    grids: dict[_Grid, tuple[int, Any]] = {}  # grid -> (first index, byte length of each text)
-    for seg in segments:
-        if isinstance(seg, _Run) and len(seg.columns) == 1 and isinstance(seg.values[0], _Grid):
-            # a many-valued float column: its prefix, then its value from the grid's plain texts,
-            # one piece for every column on that grid (a small piece that stays in the CPU's cache,
-            # where one prefixed copy per column would not)
-            c, grid = seg.columns[0], seg.values[0]
-            if prefixes[c]:
-                add(pa.array([prefixes[c]], pa.string()), None)
-                row_bytes += len(prefixes[c].encode())
-            if grid not in grids:
-                texts = _grid_texts(grid, fmt, "")
-                grids[grid] = (add(texts, seg.codes), pc.binary_length(texts).to_numpy().astype(np.int64))
+    for item in merged:
+        if item[0] == "const":
+            add(pa.array([item[1]], pa.string()), None)
+            row_bytes += len(item[1].encode())
+        elif item[0] == "vocab":
+            add(item[1], item[2])
+            row_bytes += pc.binary_length(item[1]).to_numpy().astype(np.int64)[item[2]]
+        elif item[0] == "grid":
+            key, codes = item[1], item[2]
+            if key not in grids:
+                texts = _grid_texts(key[0], fmt, "", key[1])
+                grids[key] = (add(texts, codes), pc.binary_length(texts).to_numpy().astype(np.int64))
             else:
-                parts.append((grids[grid][0], seg.codes))
-            row_bytes += grids[grid][1][seg.codes]
-        elif isinstance(seg, _Run):
-            vocab = seg.vocab(prefixes, fmt)
-            row_bytes += pc.binary_length(vocab).to_numpy().astype(np.int64)[seg.codes]
-            add(vocab, seg.codes)
+                parts.append((grids[key][0], codes))
+            row_bytes += grids[key][1][codes]
         else:
-            c, col = seg
-            if prefixes[c]:
-                add(pa.array([prefixes[c]], pa.string()), None)
-                row_bytes += len(prefixes[c].encode())
-            cells = strings(col)
-            row_bytes += pc.binary_length(cells).to_numpy()
-            add(cells, _ROWS)
-    add(pa.array([suffix], pa.string()), None)
+            add(item[1], _ROWS)
+            row_bytes += pc.binary_length(item[1]).to_numpy()
     large = sum(int(pc.sum(pc.binary_length(t)).as_py() or 0) for t in pieces) >= 2**31 - 1
     string = pa.large_string() if large else pa.string()
     values = pa.concat_arrays([t.cast(string) for t in pieces])
