@@ -82,23 +82,15 @@ RATER_COUNT = ("COALESCE((SELECT n_rated FROM annotation_ratertally WHERE projec
 # with a file) and stops after the first free rows: full images are not in that index, so the walk
 # does not grow with the project's progress. `n_ratings` is kept by a trigger (Image.n_ratings).
 # Images whose room is taken by other raters' leases are still walked past (about 10 us each).
-# The rater's own leases count here (they hold none open when they claim).
+# "The rater rated it" is asked of rating_one_per_rater_image (emotion IS NULL), one probe. The
+# rater's own leases count here (they hold none open when they claim).
 # What makes image `i` free for the rater, whichever index walks the images (the project's queue or
 # a round's): not rated or passed by them, room left, the rater not paused, not shown in calibration.
-# "Rated or passed by them" reads the few ratings and leases of the image walked (their image_id
-# indexes), whatever the statistics say about the rater, so its cost never grows with the rater's
-# history (#21 goal 6). `LIMIT 1 OFFSET 0` keeps each NOT EXISTS a correlated subquery (PostgreSQL
-# does not turn a subquery with an OFFSET into a join) and `rater_id + 0` keeps the rater's id out of
-# the index choice. Without them, a generic plan made while the rater had few ratings (a new
-# project, or statistics from before their work) read every rating and every finished lease of the
-# rater on each claim (an anti-join over all of them: 560 of each after 15 s of the rate bench), or
-# on each image walked (a probe through the index on the rater alone).
 _IMAGE_FREE = """NOT i.flagged AND i.file <> ''
-  AND NOT EXISTS (SELECT 1 FROM annotation_rating r WHERE r.image_id = i.id AND r.rater_id + 0 = %(rater)s
-                  AND r.emotion IS NULL LIMIT 1 OFFSET 0)
+  AND NOT EXISTS (SELECT 1 FROM annotation_rating r WHERE r.image_id = i.id AND r.rater_id = %(rater)s
+                  AND r.emotion IS NULL)
   AND NOT EXISTS (SELECT 1 FROM annotation_assignment a
-                  WHERE a.image_id = i.id AND a.rater_id + 0 = %(rater)s AND a.status IN """ + _DONE + """
-                  LIMIT 1 OFFSET 0)
+                  WHERE a.image_id = i.id AND a.rater_id = %(rater)s AND a.status IN """ + _DONE + """)
   AND """ + room(taken="i.n_ratings", leases=open_leases(column="image_id", key="i.id", not_rater=False),
                  capacity="%(target)s + i.extra_target") + """
   """ + _NOT_PAUSED + """
