@@ -521,9 +521,9 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
         shares = [[b for b in blocks if owner[b[0]] == t] for t in range(n_threads)]
     else:
         shares = [blocks[t::n_threads] for t in range(n_threads)]
-    # the cell of each unit position: each resample's draws per cell from its draws (a gather from a
-    # small table and a bincount of a few bins: twice as fast as summing its weights cell by cell)
-    cell_of = np.repeat(np.arange(n_cells, dtype=np.int32 if n_cells > 255 else np.uint8), np.diff(bounds))
+    # each resample's draws per cell: its weights summed cell by cell, in uint32 (the cast to int64
+    # was most of the time of that sum)
+    count_dtype: Any = np.uint32 if u < (1 << 32) else np.int64
     pool = ThreadPoolExecutor(max_workers=n_threads)
     drawer = ThreadPoolExecutor(max_workers=1)
     ahead: Any = drawer.submit(draw, starts[0])
@@ -575,8 +575,8 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
                             weights[b0 - g0 + i] = np.bincount(pidx[i], minlength=u)
                     if keys:
                         # draws per cell of each resample, then per stratum of each key (the ones column's sums)
-                        per_cell = np.stack([np.bincount(cell_of[pidx[i]], minlength=n_cells)
-                                             for i in range(idx.shape[0])])
+                        per_cell = np.add.reduceat(weights[b0 - g0 : b0 - g0 + idx.shape[0]], bounds[:-1], axis=1,
+                                                   dtype=count_dtype if weights.dtype.kind == "u" else np.float64)
                         for ki, key in enumerate(keys):
                             drawn = np.rint(per_cell @ onehots[ki]).astype(np.int64)
                             c = _stratum_corrections(plan, key, ext[ki], idx, drawn - key.sizes)
