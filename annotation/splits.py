@@ -61,6 +61,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -684,8 +685,9 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
         return x.decode() if isinstance(x, bytes) else str(x)
 
     by_sha = np.argsort(sha, kind="stable")  # item of each position in ascending sha256 order
+    sorted_sha = sha[by_sha]
     if n > 1:
-        same = sha[by_sha[1:]] == sha[by_sha[:-1]]
+        same = sorted_sha[1:] == sorted_sha[:-1]
         if same.any():
             raise ValueError(f"image {text(sha[int(by_sha[1:][same].min())])} appears twice")
     prev = np.full(n, -1, dtype=np.int64)
@@ -697,7 +699,6 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
     if prev_sha.size and n:
         if prev_sha.dtype.kind != sha.dtype.kind:
             prev_sha = prev_sha.astype(sha.dtype.kind)
-        sorted_sha = sha[by_sha]
         uniq_names, name_code = np.unique(prev_names, return_inverse=True)
         prev_split = np.array([index.get(v, -1) for v in uniq_names.tolist()], dtype=np.int64)[name_code.reshape(-1)]
         p = np.minimum(np.searchsorted(sorted_sha, prev_sha), n - 1)
@@ -707,6 +708,7 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
             raise ValueError(f"image {text(prev_sha[bad[0]])} was released in split {str(prev_names[bad[0]])!r}, "
                              f"which the config does not have (splits: {', '.join(names)})")
         prev[by_sha[p[hit]]] = prev_split[hit]
+    del sorted_sha
     has_previous = bool((prev >= 0).any())
 
     # strata: one code per item (first appearance in item order, as the Counter of the reference)
@@ -831,43 +833,50 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
             item_cols.append(add_table(1.0, codes))
         item_cols.append(add_table(1.0, np.zeros(n, dtype=np.int64)))
     cols = np.stack(item_cols, axis=1) if n else np.zeros((0, len(item_cols)), dtype=np.int64)
-    pres_ptr: list[int] = [0] * (n + 1)
-    pres_cells: list[int] = []
+    # compact integer sequences (array.array: 4 or 8 bytes an entry, not a Python int object each)
+    pres_ptr: Any = array("q", bytes(8 * (n + 1)))
+    pres_cells: Any = array("i")
     if config.presence and frame.present is not None and frame.n:
         present = np.asarray(frame.present, dtype=bool)
         n_present = int(present.sum())
         if n_present:
-            by_name = sorted(range(len(frame.emotions)), key=lambda e: frame.emotions[e])
-            p = present[:, by_name]
-            rows, cs = np.nonzero(p)  # row-major: each item's emotions in name order
-            # cells in first-appearance order (item order, then name order)
-            _, efirst = np.unique(cs, return_index=True)
-            used = np.unique(cs)
-            erank = np.full(len(by_name), -1, dtype=np.int64)
-            erank[used[np.argsort(efirst, kind="stable")]] = np.arange(used.size)
-            local = erank[cs]
-            m = int(used.size)
-            csize = np.bincount(local, minlength=m).tolist()
+            # cells in first-appearance order (item order, then emotion name order), from the
+            # columns' first rows; the items' cells (name order) a block of rows at a time
+            n_e = len(frame.emotions)
+            by_name = sorted(range(n_e), key=lambda e: frame.emotions[e])
+            name_pos = {e: q for q, e in enumerate(by_name)}
+            seen = np.asarray(present.any(axis=0), dtype=bool).tolist()
+            first_row = present.argmax(axis=0)
+            used = sorted((e for e in range(n_e) if seen[e]), key=lambda e: (int(first_row[e]), name_pos[e]))
+            m = len(used)
+            erank = np.full(n_e, -1, dtype=np.int64)
+            erank[np.asarray(used, dtype=np.int64)] = np.arange(m)
+            csize = present.sum(axis=0)[used].tolist()
             fixed_in = np.zeros((m, k), dtype=np.int64)
-            d_rows = done_items[rows]
-            np.add.at(fixed_in, (local[d_rows], out[rows[d_rows]]), 1)
+            if done_items.any():
+                for j in range(k):
+                    fixed_in[:, j] = present[done_items & (out == j)].sum(axis=0)[used]
             fi = fixed_in.tolist()
             base = len(deficits)
             weight = n / n_present
             deficits.extend([f * csize[c] - fi[c][j] for j, f in enumerate(fracs)] for c in range(m))
             weights.extend([weight] * m)
             table_bounds.append((base, base + m))
-            pres_cells = (base + local).tolist()
-            pres_ptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=n)))).tolist()
-            del p, rows, cs, local
+            cell_by_name = (base + erank[by_name]).astype(np.int32)  # global cell of each name-ordered column
+            for b0 in range(0, n, 65536):
+                _r, col = np.nonzero(present[b0:b0 + 65536][:, by_name])  # row-major: emotions in name order
+                pres_cells.frombytes(cell_by_name[col].tobytes())
+            pres_ptr = array("q", np.concatenate(([0], np.cumsum(present.sum(axis=1, dtype=np.int64))))
+                             .astype(np.int64).tobytes())
 
     col_lists = [cols[:, t].tolist() for t in range(cols.shape[1])]  # flat lists: no list per item
     col0, col_rest = col_lists[0], col_lists[1:]
-    members_l = members.tolist()
-    ustart_l = ustart.tolist()
+    members_l = array("q", members.astype(np.int64).tobytes())
+    ustart_l = array("q", ustart.astype(np.int64).tobytes())
 
     def cells_of(i: int) -> list[int]:
-        return [col[i] for col in col_lists] + pres_cells[pres_ptr[i]:pres_ptr[i + 1]]
+        cells: list[int] = [col[i] for col in col_lists] + pres_cells[pres_ptr[i]:pres_ptr[i + 1]].tolist()
+        return cells
 
     out_l: list[int] = out.tolist()
     # Single images (the usual unit), in the reference's arithmetic to the bit: their cells are the
@@ -891,7 +900,7 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
         ja, jb, jc = (splits + [splits[-1]])[:3] if fast else (0, 0, 0)
         three = len(splits) == 3
         fa, fb, fc = fr[ja], fr[jb], fr[jc]
-        for u in units.tolist():
+        for u in array("q", np.asarray(units, dtype=np.int64).tobytes()):
             lo, hi = ustart_l[u], ustart_l[u + 1]
             if hi - lo == 1 and fast:
                 i = members_l[lo]

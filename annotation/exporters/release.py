@@ -159,6 +159,7 @@ class _FileSink:
 
 
 ROW_GROUP: int = PARQUET_OPTIONS["row_group_size"]
+TEXT_ROWS = 25_000  # rows formatted at a time for the CSV and JSONL files (#21: bounds their scratch)
 _WRITER_OPTIONS = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
 
 
@@ -355,15 +356,20 @@ def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[st
             for lo in range(0, max(int(rows.size), 1), ROW_GROUP):
                 part = _image_slice(plan, rows[lo:lo + ROW_GROUP], soft)
                 sink.table(files[0], part)
-                segments = _segments(part)
-                csv_chunks = iter(_csv_chunks(part, segments))
-                if lo:
-                    next(csv_chunks)  # the header row: once, at the top
-                for chunk in csv_chunks:
-                    sink.data(files[1], chunk)
-                for chunk in _jsonl_chunks(part, segments):
-                    sink.data(files[2], chunk)
-                del part, segments
+                # the text lines TEXT_ROWS rows at a time (their formatting is per row: the same
+                # bytes), so the formatted pieces of a whole row group are never held at once
+                for sub in range(0, max(part.num_rows, 1), TEXT_ROWS):
+                    piece = part.slice(sub, TEXT_ROWS)
+                    segments = _segments(piece)
+                    csv_chunks = iter(_csv_chunks(piece, segments))
+                    if lo or sub:
+                        next(csv_chunks)  # the header row: once, at the top
+                    for chunk in csv_chunks:
+                        sink.data(files[1], chunk)
+                    for chunk in _jsonl_chunks(piece, segments):
+                        sink.data(files[2], chunk)
+                    del piece, segments
+                del part
             for rel in files:
                 sink.close(rel)
         n_raters = raw_rows.n_raters

@@ -218,6 +218,7 @@ def test_release_from_columns_with_soft_labels_per_slice_is_the_release_from_ima
     compact = consolidate_intensity(ids, vals, soft=soft, flagged_image_ids=[9], compact=True)
     assert compact.consensus.dtype == np.float32 and compact.spread.dtype == np.int8
     common["labels"] = dataclasses.replace(compact, p_present=lazy, expected_intensity=lazy, soft_sd=lazy)
+    monkeypatch.setattr(rel, "TEXT_ROWS", 3)  # text lines formatted 3 rows at a time: the same bytes
     rel.write_release_columns(tmp_path / "cols", info=info, split=codes, split_names=names,
                               allocation=pa.array(["quota"] * ids.size),
                               soft=rp.SoftRows(params, ids, raters, vals, chunk_images=3).of, **common)
