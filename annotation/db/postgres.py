@@ -50,38 +50,15 @@ BEGIN
 END $$;
 """,
     # Image.n_ratings and queue_full follow every INSERT of intensity ratings, whatever wrote them
-    # (ratings never move or disappear) [0007, 0010]. The same statement keeps what follows n_ratings
-    # elsewhere, which the image triggers below leave to it (they skip updates made inside a trigger,
-    # pg_trigger_depth() > 0): the images' rounds (as emorate_batch_image_sync) and the coverage
-    # tallies (as emorate_image_tally: the image leaves its old count, joins the new one). One SQL
-    # statement instead of the UPDATE, one batch-sync call per image and the tally trigger's own
-    # statement: the rate loop's submit pays for one (#21 goal 6) [0026].
+    # (ratings never move or disappear) [0007, 0010].
     "emorate_image_count_ratings": """
 CREATE OR REPLACE FUNCTION emorate_image_count_ratings() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    WITH counted AS (
-        UPDATE annotation_image i
-           SET n_ratings = i.n_ratings + c.n, queue_full = i.n_ratings + c.n >= p.target_ratings + i.extra_target
-          FROM (SELECT image_id, count(*) AS n FROM new_ratings WHERE emotion IS NULL GROUP BY image_id) c,
-               annotation_project p
-         WHERE i.id = c.image_id AND p.id = i.project_id
-        RETURNING i.id, i.project_id, i.n_ratings, c.n, i.ethnicity, i.age, i.gender,
-                  i.adjudication = 'more_ratings' AS sent_back, i.flagged, i.file, i.priority, i.extra_target
-    ), synced AS (
-        UPDATE annotation_batchimage bi
-           SET priority = u.priority,
-               open = NOT u.flagged AND u.file <> '' AND u.n_ratings < b.target_ratings + u.extra_target
-          FROM counted u, annotation_batch b
-         WHERE bi.image_id = u.id AND b.id = bi.batch_id
-           AND (bi.priority IS DISTINCT FROM u.priority
-                OR bi.open IS DISTINCT FROM (NOT u.flagged AND u.file <> ''
-                                             AND u.n_ratings < b.target_ratings + u.extra_target))
-    )
-    INSERT INTO annotation_imagetally (project_id, n_ratings, ethnicity, age, gender, sent_back, images)
-    SELECT u.project_id, m.n_ratings, u.ethnicity, u.age, u.gender, u.sent_back, sum(m.d)
-      FROM counted u CROSS JOIN LATERAL (VALUES (u.n_ratings - u.n, -1), (u.n_ratings, 1)) m (n_ratings, d)
-     WHERE NOT u.flagged
-     GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(m.d) <> 0;
+    UPDATE annotation_image i
+       SET n_ratings = i.n_ratings + c.n, queue_full = i.n_ratings + c.n >= p.target_ratings + i.extra_target
+      FROM (SELECT image_id, count(*) AS n FROM new_ratings WHERE emotion IS NULL GROUP BY image_id) c,
+           annotation_project p
+     WHERE i.id = c.image_id AND p.id = i.project_id;
     RETURN NULL;
 END $$;
 """,
@@ -129,7 +106,7 @@ END $$;
 """,
     # A batch's images follow their image (#22): BatchImage.priority is the image's priority, and
     # BatchImage.open says whether the image still has room in that batch (annotation/models/batch.py)
-    # [0024]. Not called for a new rating's count (emorate_image_count_ratings syncs those) [0026].
+    # [0024].
     "emorate_batch_image_sync": """
 CREATE OR REPLACE FUNCTION emorate_batch_image_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -146,11 +123,7 @@ END $$;
 """,
     # The lead's coverage tallies (#21, annotation.models.ImageTally): one delta row per combination
     # of (n_ratings, demographics, sent back) a statement changed, non-flagged images only. Rows are
-    # only ever inserted, so concurrent submits never wait on each other here [0025]. Updates made
-    # inside a trigger are not looked at [0026]: the only ones are a new rating's count
-    # (emorate_image_count_ratings adds its own delta rows) and queue_full after a target change
-    # (emorate_image_queue_target: no counted column). A trigger that changes a counted column of an
-    # image must add its delta rows itself.
+    # only ever inserted, so concurrent submits never wait on each other here [0025].
     "emorate_image_tally": """
 CREATE OR REPLACE FUNCTION emorate_image_tally() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -219,8 +192,7 @@ CREATE TRIGGER retest_tallies_rater AFTER INSERT ON annotation_retestrating
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION emorate_rater_tally();"""),
     "image_syncs_batches": ("annotation_image", "emorate_batch_image_sync", """
 CREATE TRIGGER image_syncs_batches AFTER UPDATE OF n_ratings, extra_target, priority, flagged, file ON annotation_image
-    FOR EACH ROW WHEN ((OLD.n_ratings IS DISTINCT FROM NEW.n_ratings AND pg_trigger_depth() = 0)
-                       OR OLD.extra_target IS DISTINCT FROM NEW.extra_target
+    FOR EACH ROW WHEN (OLD.n_ratings IS DISTINCT FROM NEW.n_ratings OR OLD.extra_target IS DISTINCT FROM NEW.extra_target
                        OR OLD.priority IS DISTINCT FROM NEW.priority OR OLD.flagged IS DISTINCT FROM NEW.flagged
                        OR OLD.file IS DISTINCT FROM NEW.file)
     EXECUTE FUNCTION emorate_batch_image_sync();"""),
@@ -229,8 +201,7 @@ CREATE TRIGGER image_tally_insert AFTER INSERT ON annotation_image
     REFERENCING NEW TABLE AS new_images FOR EACH STATEMENT EXECUTE FUNCTION emorate_image_tally();"""),
     "image_tally_update": ("annotation_image", "emorate_image_tally", """
 CREATE TRIGGER image_tally_update AFTER UPDATE ON annotation_image
-    REFERENCING OLD TABLE AS old_images NEW TABLE AS new_images FOR EACH STATEMENT WHEN (pg_trigger_depth() = 0)
-    EXECUTE FUNCTION emorate_image_tally();"""),
+    REFERENCING OLD TABLE AS old_images NEW TABLE AS new_images FOR EACH STATEMENT EXECUTE FUNCTION emorate_image_tally();"""),
     "image_tally_delete": ("annotation_image", "emorate_image_tally", """
 CREATE TRIGGER image_tally_delete AFTER DELETE ON annotation_image
     REFERENCING OLD TABLE AS old_images FOR EACH STATEMENT EXECUTE FUNCTION emorate_image_tally();"""),

@@ -1,7 +1,8 @@
-"""A new rating's count keeps its image's rounds and the coverage tallies in the same statement
-(annotation/db/postgres.py: emorate_image_count_ratings, migration 0026), and the image triggers that
-keep them for every other change skip only updates made inside a trigger. Each check compares with a
-recount from the images themselves; real PostgreSQL."""
+"""A new rating's count keeps its image's rounds (BatchImage.open, priority) and the coverage tallies
+(annotation/db/postgres.py: emorate_image_count_ratings, then the image triggers emorate_batch_image_sync
+and emorate_image_tally), whatever stores the rating; and every other change of an image (a raw
+UPDATE of n_ratings, a target change, a priority change, a send-back) does too. Each check compares
+with a recount from the images themselves; real PostgreSQL."""
 
 from __future__ import annotations
 
