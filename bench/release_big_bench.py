@@ -79,7 +79,9 @@ def _sha256_file(path: Path) -> str:
 def _run_child(release_id: int, chunk: int, keep: bool = False, script: str = __file__) -> tuple[dict, float]:
     media = tempfile.mkdtemp(prefix="emorate-big-release-")
     out = tempfile.mktemp(suffix=".json")
-    proc = subprocess.Popen([sys.executable, script, "--child", str(release_id), str(chunk), media, out])
+    # run from the checkout's root: the editable install and Django otherwise import this tree's code
+    proc = subprocess.Popen([sys.executable, script, "--child", str(release_id), str(chunk), media, out],
+                            cwd=Path(script).resolve().parent.parent)
     _pid, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         sys.exit(f"the build (chunk {chunk}) failed with status {status}")
