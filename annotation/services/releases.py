@@ -11,13 +11,13 @@ each build starts from scratch, so nothing half-written is ever published.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
 import json
 import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
@@ -633,7 +633,7 @@ def _build(release: Release, step: Progress) -> None:
     )
     # Built in a local scratch folder, then stored (S3 or the media folder) as a whole; the row
     # turning "built" below is the commit point, so an interrupted build is simply built again.
-    scratch = Path(tempfile.mkdtemp(prefix=f"emorate-release-{release.pk}-"))
+    scratch = stored_files.scratch_folder(f"emorate-release-{release.pk}-")  # linked, not copied, when local
     staging = scratch / "files"  # written once by exporters.write_release
     try:
         write_release_columns(
@@ -672,6 +672,9 @@ def _build(release: Release, step: Progress) -> None:
                 built_at=timezone.now(), summary=summary)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if scratch.parent.name == ".staging":
+            with contextlib.suppress(OSError):
+                scratch.parent.rmdir()  # the media folder's staging area, unless another job is using it
 
 
 def _split_frame(info: Any, labels: Any, config: SplitConfig) -> SplitFrame:
