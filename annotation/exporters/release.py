@@ -24,7 +24,7 @@ from annotation.consolidation import BinaryConsolidated, BinaryVotes, Consolidat
 from annotation.taxonomy import EMOTIONS, TAXONOMY_VERSION, emotion_slug
 
 from .card import render_card
-from .helpers import _split_names, image_columns, pseudonym
+from .helpers import _split_names, image_columns
 from .records import (
     FLOAT_DECIMALS,
     PARQUET_OPTIONS,
@@ -37,7 +37,15 @@ from .records import (
     Raw,
     _dumps,
 )
-from .tables import ImagePlan, RawPlan, image_plan, image_table_slice, raw_plan, raw_table_slice
+from .tables import (
+    ImagePlan,
+    RawPlan,
+    image_plan,
+    image_table_slice,
+    raw_file_order,
+    raw_plan,
+    raw_table_slice,
+)
 from .text import _csv_chunks, _jsonl_chunks, _parquet_bytes, _segments
 
 
@@ -257,27 +265,7 @@ def raw_plan_columns(raw: Raw, plan: ImagePlan, *, pseudonym_key: bytes, emotion
     rows = np.flatnonzero(keep)
     img = pos[rows]
     del pos, keep
-    uniq_raters = np.unique(raters[rows])
-    name_list = [pseudonym(int(r), pseudonym_key) for r in uniq_raters.tolist()]
-    if len(set(name_list)) != len(name_list):
-        raise ValueError("two raters got the same pseudonym; use another pseudonym_key")
-    names = pa.array(name_list, pa.string())
-    name_rank = np.empty(len(name_list), dtype=np.int64)
-    name_rank[pc.sort_indices(names).to_numpy()] = np.arange(len(name_list))
-    rater = np.searchsorted(uniq_raters, raters[rows])
-    key = sha_rank[img] * max(len(name_list), 1) + name_rank[rater]
-    if isinstance(raw, BinaryVotes):
-        emo = np.asarray(raw.emotions, dtype=np.int64)[rows]
-        if emo.size:
-            lo, width = int(emo.min()), int(emo.max()) - int(emo.min()) + 1
-            if (int(key.max()) + 1) * width < 2**62:
-                key = key * width + (emo - lo)
-            else:
-                rank = np.empty(key.size, dtype=np.int64)
-                rank[np.lexsort([emo, key])] = np.arange(key.size)
-                key = rank
-    o = np.argsort(key, kind="stable")
-    del key
+    names, rater, o = raw_file_order(raw, raters, rows, img, sha_rank, pseudonym_key)
     if allocation is not None and len(allocation) != ids.size:
         raise ValueError(f"allocation has {len(allocation)} reasons for {ids.size} raw ratings")
     if not isinstance(raw, BinaryVotes):

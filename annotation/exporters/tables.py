@@ -164,6 +164,24 @@ def raw_plan(
         keep = np.zeros(ids.shape, dtype=bool)
     rows = np.flatnonzero(keep)
     img = by_rel_id[pos[rows]]  # index into released
+    names, rater, o = raw_file_order(raw, raters, rows, img, sha_rank, pseudonym_key)
+    if allocation is not None and len(allocation) != ids.size:
+        raise ValueError(f"allocation has {len(allocation)} reasons for {ids.size} raw ratings")
+    if not isinstance(raw, BinaryVotes):
+        vals = np.asarray(raw.values)
+        if vals.shape[1] != len(emotions):
+            raise ValueError(f"raw ratings have {vals.shape[1]} emotions, the taxonomy {len(emotions)}")
+    return RawPlan(raw=raw, sel=rows[o], img=img[o], rater=rater[o], rel_sha=rel_sha,
+                   rel_file=pa.array([im.file_name for im in released], pa.string()),
+                   rel_split=pa.array([assignment[im.sha256] for im in released], pa.string()), names=names,
+                   allocation=None if allocation is None else pa.array(allocation, pa.string()), emotions=emotions)
+
+
+def raw_file_order(raw: Raw, raters: Any, rows: Any, img: Any, sha_rank: Any, pseudonym_key: bytes) -> tuple[Any, Any, Any]:
+    """The raw table's file order: by image sha256, then rater pseudonym (then emotion, binary),
+    as sorted() on those tuples would give. ``rows`` are the kept raw rows, ``img`` their image's
+    index and ``sha_rank`` the images' sha256 ranks. Returns (the pseudonyms as an Arrow array,
+    each row's index into it, the rows' order)."""
     uniq_raters = np.unique(raters[rows])
     name_list = [pseudonym(int(r), pseudonym_key) for r in uniq_raters.tolist()]
     if len(set(name_list)) != len(name_list):
@@ -185,16 +203,7 @@ def raw_plan(
                 rank[np.lexsort([emo, key])] = np.arange(key.size)
                 key = rank
     o = np.argsort(key, kind="stable")
-    if allocation is not None and len(allocation) != ids.size:
-        raise ValueError(f"allocation has {len(allocation)} reasons for {ids.size} raw ratings")
-    if not isinstance(raw, BinaryVotes):
-        vals = np.asarray(raw.values)
-        if vals.shape[1] != len(emotions):
-            raise ValueError(f"raw ratings have {vals.shape[1]} emotions, the taxonomy {len(emotions)}")
-    return RawPlan(raw=raw, sel=rows[o], img=img[o], rater=rater[o], rel_sha=rel_sha,
-                   rel_file=pa.array([im.file_name for im in released], pa.string()),
-                   rel_split=pa.array([assignment[im.sha256] for im in released], pa.string()), names=names,
-                   allocation=None if allocation is None else pa.array(allocation, pa.string()), emotions=emotions)
+    return names, rater, o
 
 
 def raw_table_slice(plan: RawPlan, lo: int, hi: int) -> Any:
