@@ -22,6 +22,7 @@ The package, along its seams (each module imports only the ones listed before it
 
 - constants.py: Constants shared by the agreement modules: reasons for undefined statistics, chunk sizes
 - results.py: Result types
+- forked.py: a pure computation in a forked child process, beside the caller's own work
 - prepare.py: Input preparation
 - units.py: Per-unit statistics (the core)
 - coefficient.py: Krippendorff's alpha
@@ -83,6 +84,7 @@ from .constants import (  # noqa: F401
     IntArray,
     Level,
 )
+from .forked import Forked, WorkerLost, children_peak_rss_mib  # noqa: F401
 from .kappa import (  # noqa: F401
     _kappa_from_moments,
     _loo_by_histogram,
@@ -108,7 +110,7 @@ from .prepare import (  # noqa: F401
     _unit_matrix,
     scale_domain,
 )
-from .project import SnapshotStats, snapshot_stats  # noqa: F401
+from .project import PARALLEL_MIN_RATINGS, SnapshotStats, snapshot_stats  # noqa: F401
 from .raters import _defined, _unit_medians, annotator_test, candidate_test, spearman_vs_median  # noqa: F401
 from .report import _report_rows, agreement_report, agreement_report_with_mean, nonzero_shares  # noqa: F401
 from .results import (  # noqa: F401
@@ -160,6 +162,10 @@ __all__ = [
     "two_way_intervals",
     "zero_inflation",
     "SnapshotStats",
+    "Forked",
+    "WorkerLost",
+    "PARALLEL_MIN_RATINGS",
+    "children_peak_rss_mib",
     "AlphaResult",
     "AnnotatorTest",
     "CodedLabels",

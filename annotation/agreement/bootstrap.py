@@ -524,6 +524,9 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
     # each resample's draws per cell: its weights summed cell by cell, in uint32 (the cast to int64
     # was most of the time of that sum)
     count_dtype: Any = np.uint32 if u < (1 << 32) else np.int64
+    # with the columns in cell order: the counts of a chunk in unit order, and the unit of each column
+    order: IntArray = plan.unit_order if plan.unit_order is not None and rank is not None else np.arange(0)
+    counting: npt.NDArray[Any] = np.empty((step, u), dtype=np.uint8) if rank is not None else buffers[0][:0]
     pool = ThreadPoolExecutor(max_workers=n_threads)
     drawer = ThreadPoolExecutor(max_workers=1)
     ahead: Any = drawer.submit(draw, starts[0])
@@ -560,29 +563,43 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
                     idx = ahead.result()
                     k += 1
                     ahead = drawer.submit(draw, starts[k]) if k < len(starts) else None
-                    pidx = idx if rank is None else rank[idx].astype(draw_dtype)
-                    for i in range(idx.shape[0]):
-                        row = weights[b0 - g0 + i]
+                    nc = idx.shape[0]
+                    # counted in unit order (the draws as they come), then put in column order by one
+                    # gather of the small counts: cheaper than mapping every draw to its column (#21)
+                    cnt: npt.NDArray[Any] = weights[b0 - g0 : b0 - g0 + nc] if rank is None else counting[:nc]
+                    for i in range(nc):
+                        row = cnt[i]
                         row[...] = 0
                         # counted in place in the small dtype (a bincount's int64 counts miss the cache
                         # at a million units: 4 ns a draw instead of 19)
-                        np.add.at(row, pidx[i], row.dtype.type(1))
+                        np.add.at(row, idx[i], row.dtype.type(1))
                         if int(row.sum(dtype=np.int64)) != u:
                             # a count wrapped (a unit drawn 256 times or more: never in practice but
                             # with a handful of units): wider counts for this buffer
                             wider = np.uint16 if weights.dtype == np.uint8 else np.float32
                             weights = buffers[gi % len(buffers)] = weights.astype(wider)
-                            weights[b0 - g0 + i] = np.bincount(pidx[i], minlength=u)
+                            if rank is None:
+                                cnt = weights[b0 - g0 : b0 - g0 + nc]
+                            else:
+                                cnt = counting = counting.astype(wider)
+                                cnt = cnt[:nc]
+                            cnt[i] = np.bincount(idx[i], minlength=u)
+                    if rank is not None:
+                        if counting.dtype != weights.dtype:  # widened for an earlier buffer or this one
+                            weights = buffers[gi % len(buffers)] = weights.astype(counting.dtype)
+                        np.take(cnt, order, axis=1, out=weights[b0 - g0 : b0 - g0 + nc], mode="clip")
                     if keys:
-                        # draws per cell of each resample, then per stratum of each key (the ones column's sums)
-                        per_cell = np.add.reduceat(weights[b0 - g0 : b0 - g0 + idx.shape[0]], bounds[:-1], axis=1,
-                                                   dtype=count_dtype if weights.dtype.kind == "u" else np.float64)
+                        # draws per cell of each resample, then per stratum of each key (the ones column's
+                        # sums); row by row: several times faster than reduceat along the rows' axis
+                        per_cell = np.empty((nc, n_cells), dtype=count_dtype if weights.dtype.kind == "u" else np.float64)
+                        for i in range(nc):
+                            np.add.reduceat(weights[b0 - g0 + i], bounds[:-1], dtype=per_cell.dtype, out=per_cell[i])
                         for ki, key in enumerate(keys):
                             drawn = np.rint(per_cell @ onehots[ki]).astype(np.int64)
                             c = _stratum_corrections(plan, key, ext[ki], idx, drawn - key.sizes)
                             if c is not None:
                                 corr[ki].append((b0 - g0, c))
-                    del idx, pidx
+                    del idx, cnt
                 if pending is not None:
                     finish(*pending)  # the previous group's products ran while this one was counted
                     pending = None

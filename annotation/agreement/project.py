@@ -9,14 +9,19 @@ import numpy.typing as npt
 
 from .bootstrap import _check_boot_args
 from .constants import Level
+from .forked import Forked
 from .kappa import _loo_alphas, _pairwise_from, _rater_agreement_from, loo_matrix
 from .prepare import _as_1d, _check_duplicates
 from .report import _report_rows, report_mean_alpha
-from .results import EmotionAgreement, PairKappa, RaterAgreement, StratumAlpha
+from .results import AlphaResult, EmotionAgreement, PairKappa, RaterAgreement, StratumAlpha
 from .strata import MAX_CI_WIDTH, CodedLabels, _strata_results, _unit_labels
 from .twoway import MeanAlpha
 from .units import _alpha_from_stats, _prepare, _unit_stats
 from .zero_inflation import ratings_per_unit
+
+# From this many ratings snapshot_stats computes the rater figures in a forked child beside the
+# bootstrap (below it the fork costs more than it saves).
+PARALLEL_MIN_RATINGS = 20_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ def snapshot_stats(
     max_ci_width: float = MAX_CI_WIDTH,
     min_nonzero: int = 30,
     min_nonzero_share: float = 0.05,
+    parallel: bool | None = None,
 ) -> SnapshotStats:
     """``agreement_report``, ``pairwise_kappas``, ``rater_agreement`` and ``alpha_by_stratum`` (one
     per key of ``strata``) in one call, with identical results, sharing validation, encoding,
@@ -67,6 +73,11 @@ def snapshot_stats(
                    for key, labels in strata.items()}
 
     where D is ``domain`` or, when ``None``, the distinct observed values.
+
+    ``parallel``: the rater figures (leave-one-out alphas, pairwise kappas, each rater's agreement)
+    are computed in a forked child process (annotation.agreement.forked) while this one runs the
+    bootstrap, so that both cores work (#21); None decides by size (PARALLEL_MIN_RATINGS), False
+    computes them here. The results are the same either way, bit for bit.
     """
     _check_boot_args(n_boot, confidence)
     u = _as_1d("units", units)
@@ -78,23 +89,30 @@ def snapshot_stats(
     keys = {name: _unit_labels(name, u, p.unit_idx, p.n_units, lab) for name, lab in (strata or {}).items()}
     st = _unit_stats(p)
     point = _alpha_from_stats(p, st)
-    main, per_key = _strata_results(
-        p,
-        st,
-        list(keys.values()),
-        n_boot=n_boot,
-        seed=seed,
-        confidence=confidence,
-        min_units=min_units,
-        max_ci_width=max_ci_width,
-        want_main=True,
-    )
+    n_raters = int(rater_ids.size)
+
+    def rater_side() -> tuple[list[list[AlphaResult]], list[PairKappa], list[RaterAgreement]]:
+        without = _loo_alphas(p, st, rater_idx, n_raters)
+        kappas = _pairwise_from(p.unit_idx, rater_idx, rater_ids, p.get_codes())
+        return without, kappas, _rater_agreement_from(p, st, rater_idx, rater_ids, kappas, without)
+
+    with Forked(rater_side, parallel=u.size >= PARALLEL_MIN_RATINGS if parallel is None else parallel,
+                name="agreement worker (leave-one-out alphas and kappas)") as side:
+        main, per_key = _strata_results(
+            p,
+            st,
+            list(keys.values()),
+            n_boot=n_boot,
+            seed=seed,
+            confidence=confidence,
+            min_units=min_units,
+            max_ci_width=max_ci_width,
+            want_main=True,
+        )
+        without, kappas, rater_rows = side.result()
     assert main is not None
-    without = _loo_alphas(p, st, rater_idx, int(rater_ids.size))
     loo = loo_matrix(without)
     report = _report_rows(p, point, main, n_boot, confidence, min_nonzero, min_nonzero_share, loo, st)
-    kappas = _pairwise_from(p.unit_idx, rater_idx, rater_ids, p.get_codes())
-    rater_rows = _rater_agreement_from(p, st, rater_idx, rater_ids, kappas, without)
     return SnapshotStats(
         report,
         kappas,

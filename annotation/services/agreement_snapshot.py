@@ -255,8 +255,25 @@ def _retest_entry(pairs: list[tuple[list[int], list[int]]], scale_max: int,
     }
 
 
+_QualityNumbers = tuple[list[Any], np.ndarray, list[Any], list[Any], dict[int, list[list[int]]]]
+
+
+def _quality_numbers(data: tuple[np.ndarray, np.ndarray, np.ndarray], scale_max: int) -> _QualityNumbers:
+    """The pure part of ``_rater_quality`` (no database): severities and each rating's relative
+    deviation, consistency, intensity shifts and scale use. ``agreement_compute`` runs it in a forked
+    worker beside the bootstrap (annotation.agreement.forked, #21)."""
+    units, raters, values = data
+    # severity and the relative deviation (for consistency and drift) from one pass, rater by rater:
+    # no float64 copies of the table (#21)
+    sev_list, deviation = rq.severity_and_deviation(units, raters, values)
+    consistent = rq.consistency(units, raters, values, deviation=deviation)
+    shifts = rq.intensity_shift(units, raters, values)  # the int16 table as it is
+    return sev_list, deviation, consistent, shifts, rq.scale_use(raters, values, scale_max=scale_max)
+
+
 def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[str, ...],
-                   data: tuple[np.ndarray, np.ndarray, np.ndarray], wide: selectors.SnapshotRows | None = None) -> None:
+                   data: tuple[np.ndarray, np.ndarray, np.ndarray], wide: selectors.SnapshotRows | None = None,
+                   numbers: _QualityNumbers | None = None) -> None:
     """Add each rater's quality figures (annotation.rater_quality) to their payload row:
 
     - row["severity"]: mean of (own value - the other raters' mean) over co-rated images and
@@ -269,14 +286,14 @@ def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[st
       each other, with a 95% interval (rq.consistency); replaces the Mann-Whitney "annotator_test".
     - row["intensity_shift"]: the rater's intensity shift on present emotions, adjusted for which
       images they rated (rq.intensity_shift, an additive rater + image model).
+
+    ``numbers``: ``_quality_numbers(data, project.scale_max)`` when already computed.
     """
     units, raters, values = data
-    # severity and the relative deviation (for consistency and drift) from one pass, rater by rater:
-    # no float64 copies of the table (#21)
-    sev_list, deviation = rq.severity_and_deviation(units, raters, values)
+    sev_list, deviation, consistent_list, shift_list, use = numbers or _quality_numbers(data, project.scale_max)
     severities = {s.rater: s for s in sev_list}
-    consistent = {c.rater: c for c in rq.consistency(units, raters, values, deviation=deviation)}
-    shifts = {s.rater: s for s in rq.intensity_shift(units, raters, values)}  # the int16 table as it is
+    consistent = {c.rater: c for c in consistent_list}
+    shifts = {s.rater: s for s in shift_list}
     for row in rows:
         c = consistent.get(int(row["rater"]))
         row["consistency"] = None if c is None else {
@@ -284,7 +301,6 @@ def _rater_quality(project: Project, rows: list[dict[str, Any]], names: tuple[st
         sh = shifts.get(int(row["rater"]))
         row["intensity_shift"] = None if sh is None or sh.shift is None else {
             "estimate": _num(sh.shift, 4), "n_cells": sh.n_cells}
-    use = rq.scale_use(raters, values, scale_max=project.scale_max)
     for row in rows:
         rid = int(row["rater"])
         sev = severities.get(rid)
@@ -478,9 +494,16 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
     # One pass shares the bootstrap draws between the report and every stratum (docs/agreement.md).
     # n_boot=0 asks for no intervals: compute with one resample and leave the intervals out.
     labels: dict[str, Any] = _strata_labels(project, units) if wide is None else _row_labels(wide)
-    stats = ag.snapshot_stats(units, raters, values, labels,
-                              level=level, domain=ag.scale_domain(project.scale_max),  # type: ignore[arg-type]
-                              n_boot=max(n_boot, 1), seed=seed)
+    # Both cores (#21): the raters' quality numbers in a forked worker while this process runs the
+    # statistics (which fork their own worker for the leave-one-out alphas and kappas); pure work on
+    # arrays already read, the same numbers as computed here (annotation.agreement.forked).
+    data = (units, raters, values)
+    with ag.Forked(lambda: _quality_numbers(data, project.scale_max), parallel=len(units) >= ag.PARALLEL_MIN_RATINGS,
+                   name="agreement worker (rater quality)") as quality:
+        stats = ag.snapshot_stats(units, raters, values, labels,
+                                  level=level, domain=ag.scale_domain(project.scale_max),  # type: ignore[arg-type]
+                                  n_boot=max(n_boot, 1), seed=seed)
+        numbers = quality.result()
     step(80)
     payload = _payload(project, level=level, n_boot=n_boot, seed=seed,
                        emotions=_emotion_rows(stats.report, names, with_ci=n_boot > 0),
@@ -489,7 +512,7 @@ def agreement_compute(project: Project, *, level: str = "interval", n_boot: int 
     payload["mean_alpha_ci"] = _mean_alpha_ci(stats, n_boot > 0)
     payload["label_reliability"] = _label_reliability(stats)
     payload["raters"], payload["kappa"] = _raters(project, raters, stats.kappas, stats.raters, names)
-    _rater_quality(project, payload["raters"], names, (units, raters, values), wide)
+    _rater_quality(project, payload["raters"], names, data, wide, numbers)
     payload["strata"] = _strata_rows(stats.strata, with_ci=n_boot > 0, names=names)
     payload["strata"].update(_strata_rows(_profile_strata(project, units, raters, values, level=level, n_boot=n_boot,
                                                           seed=seed), with_ci=n_boot > 0, names=names))
