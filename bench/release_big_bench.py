@@ -76,16 +76,74 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (from /proc/PID/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
+def _memory(pid: int) -> tuple[float, float]:
+    """(sum of Pss, sum of Rss) in MiB over the process and its descendants, now."""
+    pss = rss = 0
+    for p in _tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+                elif line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+        except OSError:
+            pass
+    return pss / 1024, rss / 1024
+
+
+class _Sampler:
+    """The build's memory with its child processes counted (#21: the release's agreement runs in a
+    forked child): the peak of the summed PSS (shared pages split between the processes sharing
+    them, so nothing counted twice) and of the summed RSS (shared pages counted in each), sampled
+    every 100 ms; os.wait4's ru_maxrss sees one process only."""
+
+    def __init__(self, pid: int) -> None:
+        import threading
+
+        self.pid, self.pss, self.rss, self.done = pid, 0.0, 0.0, False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done:
+            pss, rss = _memory(self.pid)
+            self.pss, self.rss = max(self.pss, pss), max(self.rss, rss)
+            time.sleep(0.1)
+
+    def stop(self) -> tuple[float, float]:
+        self.done = True
+        self.thread.join()
+        return self.pss, self.rss
+
+
 def _run_child(release_id: int, chunk: int, keep: bool = False, script: str = __file__) -> tuple[dict, float]:
     media = tempfile.mkdtemp(prefix="emorate-big-release-")
     out = tempfile.mktemp(suffix=".json")
     # run from the checkout's root: the editable install and Django otherwise import this tree's code
     proc = subprocess.Popen([sys.executable, script, "--child", str(release_id), str(chunk), media, out],
                             cwd=Path(script).resolve().parent.parent)
-    _pid, status, usage = os.wait4(proc.pid, 0)
+    sampler = _Sampler(proc.pid)
+    proc_id, status = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT).si_pid, 0  # sampled until it exits
+    sampler.stop()
+    _pid, status, usage = os.wait4(proc_id, 0)
     if status != 0:
         sys.exit(f"the build (chunk {chunk}) failed with status {status}")
     result = json.loads(Path(out).read_text())
+    result["pss"], result["rss_sum"] = sampler.pss, sampler.rss
     Path(out).unlink()
     if keep:
         print(f"  files kept in {media}")
@@ -145,6 +203,8 @@ def main() -> None:
         print(f"{name} (chunk {chunk if chunk < 1 << 40 else 'all'}): {result['seconds']:.1f} s, "
               f"peak RSS {rss:.0f} MiB (the build alone: {result.get('peak', rss):.0f} MiB), {result['images']:,} images, "
               f"{result['raw']:,} ratings, load average {os.getloadavg()[0]:.1f}")
+        print(f"    with its child processes, sampled every 100 ms: peak of summed PSS {result['pss']:.0f} MiB, "
+              f"of summed RSS {result['rss_sum']:.0f} MiB")
         stages = result["stages"]
         for (t_a, stage, _r), (t_b, _, peak) in zip(stages, stages[1:] + [[result["seconds"], "", rss]], strict=True):
             print(f"    {stage:<52} {t_b - t_a:7.2f} s   peak so far {peak:6.0f} MiB")

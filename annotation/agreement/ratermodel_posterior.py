@@ -526,9 +526,23 @@ class SoftRows:
             if self.image_ids.size else np.zeros(want.size, dtype=bool)
         if not ok.all():
             raise ValueError(f"image {int(want[~ok][0])} has no ratings for its soft labels")
+        return self._of(g, emotion_major=False)
+
+    def of_emotion_major(self, image_ids: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """``of`` transposed: each (E, m), C-contiguous (#21: the tables' columns are emotions, so a
+        release slice needs no transposed copy); the same figures."""
+        want = np.asarray(image_ids, dtype=np.int64)
+        g = np.searchsorted(self.image_ids, want)
+        ok = (g < self.image_ids.size) & (self.image_ids[np.minimum(g, max(self.image_ids.size - 1, 0))] == want) \
+            if self.image_ids.size else np.zeros(want.size, dtype=bool)
+        if not ok.all():
+            raise ValueError(f"image {int(want[~ok][0])} has no ratings for its soft labels")
+        return self._of(g, emotion_major=True)
+
+    def _of(self, g: npt.NDArray[np.int64], *, emotion_major: bool) -> tuple[FloatArray, FloatArray, FloatArray]:
         order = np.argsort(g, kind="stable")
-        m, E = want.size, self.params.n_emotions
-        out = tuple(np.empty((m, E)) for _ in range(3))
+        m, E = g.size, self.params.n_emotions
+        out = tuple(np.empty((E, m) if emotion_major else (m, E)) for _ in range(3))
         for lo in range(0, m, self.chunk):
             pick = order[lo:lo + self.chunk]
             sel = g[pick]
@@ -536,7 +550,11 @@ class SoftRows:
             rows = np.repeat(self.starts[sel] - np.r_[0, np.cumsum(cnt)[:-1]], cnt) + np.arange(int(cnt.sum()))
             post = posterior_soft_labels(self.params, self.units[rows], self.raters[rows], self.values[rows])
             for arr, name in zip(out, ("p_present", "expected_intensity", "sd"), strict=True):
-                arr[pick] = getattr(post, name).T
+                if emotion_major:
+                    arr[:, pick] = getattr(post, name)
+                else:
+                    arr[pick] = getattr(post, name).T
+            del post
         return out  # type: ignore[return-value]
 
     def unknown_raters(self) -> int:

@@ -288,7 +288,7 @@ def write_release_columns(
     labels: Labels,
     raw: Raw,
     balance: Mapping[str, Any],
-    agreement: Mapping[str, Any],
+    agreement: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
     card: CardInfo,
     config: Mapping[str, Any],
     pseudonym_key: bytes,
@@ -300,8 +300,11 @@ def write_release_columns(
     """``write_release`` from columns (#21: a million images without an ImageRow or a sha256 -> split
     mapping per image): ``info`` and ``split`` as ``image_plan_columns`` takes them, every labelled
     image released. The same files, byte for byte, as write_release with the equivalent ImageRows.
-    ``soft``: the soft labels (p_present, expected_intensity, sd; rows as the image ids given) computed
-    per slice of the tables (ratermodel_posterior.SoftRows.of) instead of the labels' arrays."""
+    ``soft``: the soft labels (p_present, expected_intensity, sd; each emotion-major, (E, m) for the m
+    image ids given, float64, C-contiguous; they are rounded in place) computed per slice of the tables
+    (ratermodel_posterior.SoftRows.of_emotion_major) instead of the labels' arrays.
+    ``agreement`` may be a function giving it: called once the tables are written (#21: only the
+    card and release.json hold it, so it can be computed elsewhere while the tables are written)."""
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists; a release folder is written once")
@@ -314,7 +317,8 @@ def write_release_columns(
 
 
 def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[str], labels: Labels,
-           balance: Mapping[str, Any], agreement: Mapping[str, Any], card: CardInfo, config: Mapping[str, Any],
+           balance: Mapping[str, Any], agreement: Mapping[str, Any] | Callable[[], Mapping[str, Any]], card: CardInfo,
+           config: Mapping[str, Any],
            emotions: Sequence[str], scale_max: int | None,
            soft: Callable[[Any], tuple[Any, Any, Any]] | None = None) -> Manifest:
     binary = isinstance(labels, BinaryConsolidated)
@@ -362,6 +366,8 @@ def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[st
                 sink.close(rel)
         n_raters = raw_rows.n_raters
         n_raw = raw_rows.num_rows
+        if callable(agreement):  # computed beside the tables (write_release_columns)
+            agreement = agreement()
         sink.file("README.md", [render_card(
             card=card, labels=labels, split_counts=split_counts, n_raw=n_raw, n_raters=n_raters,
             agreement=agreement, balance=balance, emotions=emotions, scale_max=scale_max,
@@ -407,20 +413,30 @@ def _image_slice(plan: ImagePlan, rows: Any, soft: Callable[[Any], tuple[Any, An
             soft is None and labels.consensus.dtype == np.float64 and labels.spread.dtype == np.int16):
         return image_table_slice(plan, rows)
     ids = labels.image_ids[rows]
+    # #21: the float columns built emotion-major and rounded in place (one array each, no
+    # transposed and rounded copies beside them); the same values as image_table_slice's
+    cons = np.ascontiguousarray(labels.consensus[rows].T, dtype=np.float64)
+    rounded = {"consensus": cons}
     if soft is not None:
-        p, e, sd = soft(ids)
+        rounded.update(zip(("p_present", "expected_intensity", "sd"), soft(ids), strict=True))
     else:
-        p, e, sd = (None if a is None else a[rows] for a in (labels.p_present, labels.expected_intensity,
-                                                             labels.soft_sd))
-    sub = dataclasses.replace(labels, image_ids=ids, consensus=labels.consensus[rows].astype(np.float64),
+        for name, a in (("p_present", labels.p_present), ("expected_intensity", labels.expected_intensity),
+                        ("sd", labels.soft_sd)):
+            if a is not None:
+                rounded[name] = np.ascontiguousarray(a[rows].T, dtype=np.float64)
+    for arr in rounded.values():
+        np.round(arr, FLOAT_DECIMALS, out=arr)
+    lazy = {name: np.broadcast_to(np.zeros((1, 1)), (len(rows), len(plan.emotions))) for name in rounded}
+    sub = dataclasses.replace(labels, image_ids=ids, consensus=lazy["consensus"],
                               spread=labels.spread[rows].astype(np.int16), n_ratings=labels.n_ratings[rows],
                               disputed_emotions=labels.disputed_emotions[rows], disputed=labels.disputed[rows],
-                              p_present=p, expected_intensity=e, soft_sd=sd)
+                              p_present=lazy.get("p_present"), expected_intensity=lazy.get("expected_intensity"),
+                              soft_sd=lazy.get("sd"))
     take = pa.array(np.asarray(rows, dtype=np.int64), pa.int64())
     sub_plan = ImagePlan(labels=sub, order=np.arange(len(rows), dtype=np.int64),
                          base={name: arr.take(take) for name, arr in plan.base.items()},
                          split=[], emotions=plan.emotions)
-    return image_table_slice(sub_plan, np.arange(len(rows), dtype=np.int64))
+    return image_table_slice(sub_plan, np.arange(len(rows), dtype=np.int64), rounded=rounded)
 
 
 def verify_manifest(release_dir: Path) -> list[str]:

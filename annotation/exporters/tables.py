@@ -61,8 +61,11 @@ def image_plan(images: Iterable[ImageRow], labels: Labels, assignment: Mapping[s
     return ImagePlan(labels=labels, order=order, base=base, split=[str(x) for x in splits], emotions=emotions)
 
 
-def image_table_slice(plan: ImagePlan, rows: Any) -> Any:
-    """The per-image table's rows for ``rows`` (labels rows, in the order given)."""
+def image_table_slice(plan: ImagePlan, rows: Any, rounded: dict[str, Any] | None = None) -> Any:
+    """The per-image table's rows for ``rows`` (labels rows, in the order given). ``rounded``
+    (intensity, #21): the float columns' values for these rows already emotion-major (E, len(rows))
+    and rounded to FLOAT_DECIMALS ("consensus", and "p_present", "expected_intensity", "sd" when the
+    labels have soft labels), used as they are instead of transposed and rounded copies."""
     labels, idx = plan.labels, np.asarray(rows, dtype=np.int64)
     take = pa.array(idx, pa.int64())
     cols: dict[str, Any] = {name: pc.take(arr, take) for name, arr in plan.base.items()}
@@ -78,13 +81,16 @@ def image_table_slice(plan: ImagePlan, rows: Any) -> Any:
             cols[f"{s}__yes"] = pa.array(yes[e], pa.int16())
             cols[f"{s}__no"] = pa.array(no[e], pa.int16())
     else:
-        cons = np.round(np.ascontiguousarray(labels.consensus.T[:, idx]), FLOAT_DECIMALS)
+        cons = rounded["consensus"] if rounded is not None else \
+            np.round(np.ascontiguousarray(labels.consensus.T[:, idx]), FLOAT_DECIMALS)
         spread = np.ascontiguousarray(labels.spread.T[:, idx]).astype(np.int16)
         dis_e = np.ascontiguousarray(labels.disputed_emotions.T[:, idx])
         cols["n_ratings"] = pa.array(labels.n_ratings[idx].astype(np.int16), pa.int16())
         cols["disputed"] = pa.array(labels.disputed[idx], pa.bool_())
-        soft = [None if a is None else np.round(np.ascontiguousarray(a.T[:, idx]), FLOAT_DECIMALS)
-                for a in (labels.p_present, labels.expected_intensity, labels.soft_sd)]
+        soft = [None if a is None else rounded[name] if rounded is not None else
+                np.round(np.ascontiguousarray(a.T[:, idx]), FLOAT_DECIMALS)
+                for name, a in (("p_present", labels.p_present), ("expected_intensity", labels.expected_intensity),
+                                ("sd", labels.soft_sd))]
         for e, s in enumerate(slugs):
             cols[f"{s}__consensus"] = pa.array(cons[e], pa.float64())
             cols[f"{s}__spread"] = pa.array(spread[e], pa.int16())

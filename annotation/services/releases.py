@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import json
+import os
+import pickle
 import secrets
 import shutil
+import signal
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
@@ -439,47 +444,88 @@ def _soft_labels(rows: Any, scale_max: int, *, required: bool) -> tuple[SoftLabe
                       expected_intensity=fit.expected_intensity.T, sd=fit.sd.T), summary
 
 
-def _insert_release_images(release: Release, image_ids: np.ndarray, sha256: Any, split: np.ndarray,
-                           split_names: tuple[str, ...]) -> None:
-    """Record the split of every released image (COPY on PostgreSQL, streamed 100,000 rows at a time)."""
-    ReleaseImage.objects.filter(release=release).delete()
-    n = int(image_ids.size)
-    if connection.vendor != "postgresql":
-        shas = sha256.to_pylist()
-        ReleaseImage.objects.bulk_create([ReleaseImage(release=release, image_id=int(i), sha256=s, split=split_names[c])
-                                          for i, s, c in zip(image_ids.tolist(), shas, split.tolist(), strict=True)],
-                                         batch_size=5000)
-        return
-    names = pa.array(list(split_names), pa.string())
-    step = 100_000
+class _ReleaseImagesCopy:
+    """Record the split of every released image: on PostgreSQL a COPY on a background thread over
+    this thread's connection (#21: PostgreSQL inserts the rows, with their index entries, in its own
+    process while the caller writes the release's files; psycopg2 lets go of the GIL while it sends
+    and waits), streamed 100,000 rows at a time, in the caller's transaction. The caller must not
+    use the database until ``join``; ``abort`` ends the copy with an error (the transaction then
+    rolls back). Elsewhere (tests on another database) the rows are inserted at once."""
 
-    class Chunks(io.RawIOBase):
-        """A file-like reader over the rows as tab-separated text, formatted by Arrow a chunk at a time."""
+    STEP = 100_000
 
-        def __init__(self) -> None:
-            self.lo, self.buf = 0, b""
+    def __init__(self, release: Release, image_ids: np.ndarray, sha256: Any, split: np.ndarray,
+                 split_names: tuple[str, ...]) -> None:
+        ReleaseImage.objects.filter(release=release).delete()
+        self.error: BaseException | None = None
+        self.stop = False
+        self.thread: threading.Thread | None = None
+        if connection.vendor != "postgresql":
+            shas = sha256.to_pylist()
+            ReleaseImage.objects.bulk_create(
+                [ReleaseImage(release=release, image_id=int(i), sha256=s, split=split_names[c])
+                 for i, s, c in zip(image_ids.tolist(), shas, split.tolist(), strict=True)], batch_size=5000)
+            return
+        self.release_id, self.image_ids, self.sha256, self.split = release.pk, image_ids, sha256, split
+        self.names = pa.array(list(split_names), pa.string())
+        connection.ensure_connection()
+        self.raw = connection.connection  # the DB-API connection, in the transaction the caller opened
+        self.thread = threading.Thread(target=self._run, name="release-images-copy", daemon=True)
+        self.thread.start()
 
-        def readable(self) -> bool:
-            return True
+    def _chunks(self) -> Any:
+        """The rows as tab-separated text, formatted by Arrow a chunk at a time."""
+        n = int(self.image_ids.size)
+        for lo in range(0, n, self.STEP):
+            if self.stop:
+                raise ReleaseError("the build failed while its images were being recorded")
+            hi = min(n, lo + self.STEP)
+            part = pa.table({"r": pa.array(np.full(hi - lo, self.release_id, dtype=np.int64)),
+                             "i": pa.array(self.image_ids[lo:hi]), "s": self.sha256.slice(lo, hi - lo),
+                             "p": self.names.take(pa.array(self.split[lo:hi].astype(np.int64)))})
+            sink = io.BytesIO()
+            pacsv.write_csv(part, sink, pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none"))
+            yield sink.getvalue()
 
-        def readinto(self, out: Any) -> int:
-            while not self.buf and self.lo < n:
-                hi = min(n, self.lo + step)
-                part = pa.table({"r": pa.array(np.full(hi - self.lo, release.pk, dtype=np.int64)),
-                                 "i": pa.array(image_ids[self.lo:hi]), "s": sha256.slice(self.lo, hi - self.lo),
-                                 "p": names.take(pa.array(split[self.lo:hi].astype(np.int64)))})
-                sink = io.BytesIO()
-                pacsv.write_csv(part, sink, pacsv.WriteOptions(include_header=False, delimiter="\t",
-                                                              quoting_style="none"))
-                self.buf, self.lo = sink.getvalue(), hi
-            k = min(len(out), len(self.buf))
-            out[:k] = self.buf[:k]
-            self.buf = self.buf[k:]
-            return k
+    def _run(self) -> None:
+        chunks = self._chunks()
 
-    with connection.cursor() as cur:
-        cur.copy_expert("COPY annotation_releaseimage (release_id, image_id, sha256, split) FROM STDIN",
-                        io.BufferedReader(Chunks(), 1 << 20))
+        class Reader(io.RawIOBase):
+            buf = b""
+
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, out: Any) -> int:
+                while not self.buf:
+                    nxt = next(chunks, None)
+                    if nxt is None:
+                        return 0
+                    self.buf = nxt
+                k = min(len(out), len(self.buf))
+                out[:k] = self.buf[:k]
+                self.buf = self.buf[k:]
+                return k
+
+        try:
+            with self.raw.cursor() as cur:
+                cur.copy_expert("COPY annotation_releaseimage (release_id, image_id, sha256, split) FROM STDIN",
+                                io.BufferedReader(Reader(), 1 << 20), size=1 << 20)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller at join
+            self.error = exc
+
+    def abort(self) -> None:
+        """End the copy with an error (the caller is failing) and wait for the thread."""
+        self.stop = True
+        if self.thread is not None:
+            self.thread.join()
+
+    def join(self) -> None:
+        """Wait for the copy; its error, if any, is raised here."""
+        if self.thread is not None:
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def release_build(release: Release, *, progress: Progress | None = None) -> Release:
@@ -597,71 +643,76 @@ def _build(release: Release, step: Progress) -> None:
 
     step(50, "computing agreement")
     if project.is_binary:
-        agreement: dict[str, Any] = {"level": "nominal", "confidence": 0.95, "n_boot": 0, "emotions": {},
-                                     "mean_alpha": None, "note": "binary releases report k-of-k labels and raw votes"}
+        agreement: Any = {"level": "nominal", "confidence": 0.95, "n_boot": 0, "emotions": {},
+                          "mean_alpha": None, "note": "binary releases report k-of-k labels and raw votes"}
     else:
         assert values is not None  # intensity: every rater's values
-        kept = np.isin(units, labels.image_ids)
-        sel = (units, raters, values) if kept.all() else (units[kept], raters[kept], values[kept])  # no copies
-        agreement = _agreement_summary(*sel, level=agreement_cfg["level"],
-                                       scale_max=project.scale_max, n_boot=int(agreement_cfg["n_boot"]),
-                                       seed=int(agreement_cfg["seed"]))
         # #17: alpha is computed after the release's selection (excluded raters, dropped disputed
-        # images); the same figure on every rating of the frozen inputs goes beside it.
+        # images); the same figure on every rating of the frozen inputs goes beside it (read here:
+        # the computation below touches no database).
         every = _only_images(selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
                                                    flagged_image_ids=flagged), keep) \
             if excluded_ids or labels.left_out.get("disputed") else None
-        per_all = ag.alpha_all(
-            every.image_ids if every is not None else units, None, every.values if every is not None else values,
-            level=agreement_cfg["level"], domain=ag.scale_domain(project.scale_max))  # type: ignore[arg-type]
-        all_alphas = [a.alpha for a in per_all if a.alpha is not None]
-        for e, a in enumerate(per_all):  # per emotion too, for the card's side-by-side table
-            row = agreement["emotions"].get(taxonomy.EMOTIONS[e])
-            if row is not None:
-                row["alpha_all_ratings"] = None if a.alpha is None else round(a.alpha, 6)
-        agreement["mean_alpha_all_ratings"] = round(sum(all_alphas) / len(all_alphas), 6) if all_alphas else None
-        if model_summary:
-            agreement["measurement_model"] = model_summary
+        # #21: pure numpy, needed only by the card and release.json (written last): computed in a
+        # forked child process while this one writes the tables, so the two cores share the work
+        agreement = _Forked(functools.partial(
+            _release_agreement, units, raters, values, labels.image_ids, every, agreement_cfg, project.scale_max,
+            model_summary))
+        del every
 
     step(65, "writing files")
-    card = exporters.CardInfo(
-        pretty_name=f"{project.name} {release.version}", version=release.version,
-        released=release.created_at.date().isoformat(),
-        description=_card_description(config.get("description") or project.guidelines[:500],
-                                      config.get("excluded_raters", []), config.get("batches"), len(chosen or [])),
-        rater_pool=inputs.get("rater_pool"),
-    )
     # Built in a local scratch folder, then stored (S3 or the media folder) as a whole; the row
     # turning "built" below is the commit point, so an interrupted build is simply built again.
     scratch = stored_files.scratch_folder(f"emorate-release-{release.pk}-")  # linked, not copied, when local
     staging = scratch / "files"  # written once by exporters.write_release
     try:
-        write_release_columns(
-            staging, info=info, split=split_codes, split_names=split_names, labels=labels, raw=raw, balance=balance,
-            agreement=agreement, card=card, config=config, pseudonym_key=bytes.fromhex(release.pseudonym_key),
-            scale_max=project.scale_max, soft=None if soft_rows is None else soft_rows.of,
-            allocation=selectors_release.allocation_reasons_array(
-                project, raw.image_ids, raw.rater_ids, raw.emotions if project.is_binary else None,
-                max_rating_id=max_id))
-        if config.get("include_images"):
-            step(80, "copying images")
-            shas, files = info.column("sha256").to_pylist(), info.column("file").to_pylist()
-            _add_images(staging, {f"images/{sha}{Path(f).suffix}": (f, sha) for sha, f in zip(shas, files, strict=True)})
-        step(88, "comparing with the previous release")
-        diff = _diff_with_previous(release, staging)
-        if diff is not None:
-            _add_files(staging, {"diff.json": json.dumps(diff, sort_keys=True, indent=1).encode()})
-            diff = _cap_details(diff)
-        step(95, "recording splits")
-        manifest = json.loads((staging / "manifest.json").read_text())
-        manifest_sha = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
-        per_split = np.bincount(split_codes.astype(np.int64), minlength=len(split_names))
-        split_counts = {split_names[j]: int(c) for j, c in enumerate(per_split.tolist()) if c}
-        step(97, "storing files")
-        stored_files.folder_store(staging, release.files_dir)
+        card = exporters.CardInfo(
+            pretty_name=f"{project.name} {release.version}", version=release.version,
+            released=release.created_at.date().isoformat(),
+            description=_card_description(config.get("description") or project.guidelines[:500],
+                                          config.get("excluded_raters", []), config.get("batches"), len(chosen or [])),
+            rater_pool=inputs.get("rater_pool"),
+        )
+        allocation = selectors_release.allocation_reasons_array(
+            project, raw.image_ids, raw.rater_ids, raw.emotions if project.is_binary else None, max_rating_id=max_id)
+        # One transaction from here to "built" (#21): the ReleaseImage rows are copied in by a
+        # background thread on this connection while the tables are written (PostgreSQL inserts
+        # them in its own process; nothing here touches the database until the copy is joined), so
+        # a failure anywhere rolls them back with everything else.
         with transaction.atomic():
-            _insert_release_images(release, info.column("id").to_numpy(), info.column("sha256"), split_codes,
-                                   split_names)
+            copy = _ReleaseImagesCopy(release, info.column("id").to_numpy(), info.column("sha256"), split_codes,
+                                      split_names)
+            try:
+                write_release_columns(
+                    staging, info=info, split=split_codes, split_names=split_names, labels=labels, raw=raw,
+                    balance=balance, agreement=agreement.result if isinstance(agreement, _Forked) else agreement,
+                    card=card, config=config, pseudonym_key=bytes.fromhex(release.pseudonym_key),
+                    scale_max=project.scale_max, soft=None if soft_rows is None else soft_rows.of_emotion_major,
+                    allocation=allocation)
+            except BaseException:
+                copy.abort()
+                raise
+            copy.join()
+            del allocation
+            if isinstance(agreement, _Forked):
+                agreement = agreement.result()
+            if config.get("include_images"):
+                step(80, "copying images")
+                shas, files = info.column("sha256").to_pylist(), info.column("file").to_pylist()
+                _add_images(staging, {f"images/{sha}{Path(f).suffix}": (f, sha)
+                                      for sha, f in zip(shas, files, strict=True)})
+            step(88, "comparing with the previous release")
+            diff = _diff_with_previous(release, staging)
+            if diff is not None:
+                _add_files(staging, {"diff.json": json.dumps(diff, sort_keys=True, indent=1).encode()})
+                diff = _cap_details(diff)
+            step(95, "recording splits")
+            manifest = json.loads((staging / "manifest.json").read_text())
+            manifest_sha = hashlib.sha256((staging / "manifest.json").read_bytes()).hexdigest()
+            per_split = np.bincount(split_codes.astype(np.int64), minlength=len(split_names))
+            split_counts = {split_names[j]: int(c) for j, c in enumerate(per_split.tolist()) if c}
+            step(97, "storing files")
+            stored_files.folder_store(staging, release.files_dir)
             summary: ReleaseSummary = {
                 "images": int(info.num_rows), "splits": split_counts, "left_out": labels.left_out,
                 "raw_ratings": int(len(units)), "n_raters": int(len(np.unique(raters))) if len(raters) else 0,
@@ -671,10 +722,131 @@ def _build(release: Release, step: Progress) -> None:
                 status=ReleaseStatus.BUILT, progress=100, stage="built", manifest=manifest, manifest_sha256=manifest_sha,
                 built_at=timezone.now(), summary=summary)
     finally:
+        if isinstance(agreement, _Forked):
+            agreement.cancel()
         shutil.rmtree(scratch, ignore_errors=True)
         if scratch.parent.name == ".staging":
             with contextlib.suppress(OSError):
                 scratch.parent.rmdir()  # the media folder's staging area, unless another job is using it
+
+
+def _release_agreement(units: np.ndarray, raters: np.ndarray, values: np.ndarray, released: np.ndarray,
+                       every: Any, cfg: Any, scale_max: int, model_summary: dict[str, Any]) -> dict[str, Any]:
+    """The release's agreement section (pure: no database): alpha and its intervals on the
+    released images' ratings, alpha on every rating of the frozen inputs (``every``, or these
+    ratings when none were left out) beside it, and the measurement model's summary."""
+    kept = np.isin(units, released)
+    sel = (units, raters, values) if kept.all() else (units[kept], raters[kept], values[kept])  # no copies
+    del kept
+    agreement = _agreement_summary(*sel, level=cfg["level"], scale_max=scale_max, n_boot=int(cfg["n_boot"]),
+                                   seed=int(cfg["seed"]))
+    del sel
+    per_all = ag.alpha_all(
+        every.image_ids if every is not None else units, None, every.values if every is not None else values,
+        level=cfg["level"], domain=ag.scale_domain(scale_max))
+    all_alphas = [a.alpha for a in per_all if a.alpha is not None]
+    for e, a in enumerate(per_all):  # per emotion too, for the card's side-by-side table
+        row = agreement["emotions"].get(taxonomy.EMOTIONS[e])
+        if row is not None:
+            row["alpha_all_ratings"] = None if a.alpha is None else round(a.alpha, 6)
+    agreement["mean_alpha_all_ratings"] = round(sum(all_alphas) / len(all_alphas), 6) if all_alphas else None
+    if model_summary:
+        agreement["measurement_model"] = model_summary
+    return agreement
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError):
+        return 4096
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: this (forked) process gets SIGKILL when its parent dies (a killed build leaves no
+    orphan computing on); elsewhere nothing."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before that
+        os._exit(1)
+
+
+class _Forked:
+    """``fn()`` computed in a forked child process (#21: the release's agreement beside the writing
+    of its tables, on the other core), its result pickled back through a pipe. The child touches
+    no database, file or lock of this process's and leaves by os._exit. Where fork is missing
+    (or EMORATE_RELEASE_FORK is off), ``fn`` runs here when the result is asked for."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        from django.conf import settings
+
+        self.fn: Callable[[], Any] | None = fn
+        self.pid = 0
+        self.fd = -1
+        self.value: Any = None
+        self.done = False
+        if not hasattr(os, "fork") or not getattr(settings, "EMORATE_RELEASE_FORK", True):
+            return
+        read_fd, write_fd = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                _die_with_parent(parent)
+                # none of the parent's sockets or files: a killed build's database connection (and
+                # its advisory lock) must go away with it, not stay open in this child
+                os.closerange(3, write_fd)
+                os.closerange(write_fd + 1, _max_fd())
+                try:
+                    payload = pickle.dumps(("ok", fn()), protocol=pickle.HIGHEST_PROTOCOL)
+                except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+                    try:
+                        payload = pickle.dumps(("error", exc))
+                    except Exception:  # noqa: BLE001 - an exception that does not pickle: its text
+                        payload = pickle.dumps(("error", ReleaseError(f"{type(exc).__name__}: {exc}")))
+                with os.fdopen(write_fd, "wb") as out:
+                    out.write(payload)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        self.pid, self.fd, self.fn = pid, read_fd, None
+
+    def result(self) -> Any:
+        """The value (the exception ``fn`` raised is raised here); waits for the child."""
+        if self.done:
+            return self.value
+        if self.fn is not None:
+            self.value, self.done = self.fn(), True
+            return self.value
+        with os.fdopen(self.fd, "rb") as src:
+            self.fd = -1
+            payload = src.read()
+        _pid, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        if not payload:
+            raise ReleaseError(f"the release's agreement computation ended without a result (exit status {status})")
+        kind, value = pickle.loads(payload)
+        if kind != "ok":
+            raise value
+        self.value, self.done = value, True
+        return value
+
+    def cancel(self) -> None:
+        """Stop the child if it is still running (a failed build) and reap it."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = 0
 
 
 def _split_frame(info: Any, labels: Any, config: SplitConfig) -> SplitFrame:

@@ -221,7 +221,7 @@ def test_release_from_columns_with_soft_labels_per_slice_is_the_release_from_ima
     monkeypatch.setattr(rel, "TEXT_ROWS", 3)  # text lines formatted 3 rows at a time: the same bytes
     rel.write_release_columns(tmp_path / "cols", info=info, split=codes, split_names=names,
                               allocation=pa.array(["quota"] * ids.size),
-                              soft=rp.SoftRows(params, ids, raters, vals, chunk_images=3).of, **common)
+                              soft=rp.SoftRows(params, ids, raters, vals, chunk_images=3).of_emotion_major, **common)
     whole, columns = _hashes(tmp_path / "rows"), _hashes(tmp_path / "cols")
     assert len(whole) >= 10 and any("__p_present" in (tmp_path / "rows" / p).read_text(errors="ignore")
                                     for p in whole if p.startswith("csv/"))

@@ -160,3 +160,27 @@ def test_newton_on_the_moving_elements_only_is_stepping_every_element():
     B_ref, VB_ref = _intensity_modes_every_element(params, Yc, ui, ri, n_img)
     assert np.array_equal(B.reshape(-1), B_ref) and np.array_equal(VB.reshape(-1), VB_ref)
     assert (B != 0).mean() > 0.5  # most elements have a present rating and moved
+
+
+def test_soft_rows_emotion_major_is_the_transpose():
+    """#21: SoftRows.of_emotion_major (what a release's table slice takes) gives ``of``'s figures
+    transposed, to the bit, C-contiguous, for image ids in any order and chunks across images."""
+    rng = np.random.default_rng(9)
+    E, K, n_img, R = 5, 7, 400, 9
+    counts = rng.integers(1, 5, n_img)
+    ids = np.repeat(np.arange(10, 10 + n_img), counts).astype(np.int64)
+    raters = np.concatenate([np.sort(rng.choice(R, c, replace=False)) for c in counts]).astype(np.int64)
+    vals = (rng.integers(1, K + 1, (ids.size, E)) * (rng.random((ids.size, E)) < 0.4)).astype(np.float64)
+    params = rp.ModelParameters(
+        rater_ids=np.arange(R, dtype=np.int64), presence_shift=rng.normal(0, 0.5, (R, E)),
+        intensity_latent=rng.normal(0, 0.8, (R, E)), discrimination=rng.uniform(0.4, 2.5, R),
+        presence_mean=rng.normal(-1.5, 0.3, E), presence_sd=rng.uniform(0.8, 1.2, E),
+        intensity_sd=rng.uniform(0.5, 2.2, E), cutpoints=np.sort(rng.normal(0, 2.5, (E, K - 1)), axis=1), scale_max=K)
+    soft = rp.SoftRows(params, ids, raters, vals, chunk_images=37)
+    want = rng.permutation(np.unique(ids))[:250]
+    rows, cols = soft.of(want), soft.of_emotion_major(want)
+    for r, c in zip(rows, cols, strict=True):
+        assert c.shape == (E, want.size) and c.flags.c_contiguous
+        assert np.array_equal(c, r.T) and np.isfinite(c).all()
+    with pytest.raises(ValueError, match="image 5 has no ratings"):
+        soft.of_emotion_major(np.array([5]))

@@ -81,6 +81,76 @@ def test_two_builds_are_byte_identical(project_with_ratings):
     assert file_hashes(release_dir(rebuilt)) == first and rebuilt.manifest_sha256 == first_manifest
 
 
+def test_agreement_computed_in_a_child_process_or_here_gives_the_same_files(project_with_ratings, settings):
+    """#21: the release's agreement runs in a forked child while the tables are written; with the
+    fork turned off it runs in the build's own process: the same bytes."""
+    project, _ = project_with_ratings
+    release = release_build(release_create(project=project, version="1.0.0", n_boot=100))
+    forked = file_hashes(release_dir(release))
+    assert json.loads((release_dir(release) / "release.json").read_text())["agreement"]["mean_alpha"] is not None
+    settings.EMORATE_RELEASE_FORK = False
+    here = release_build(release)
+    assert file_hashes(release_dir(here)) == forked and len(forked) >= 10
+
+
+def _nothing_left(release: Release, settings) -> None:
+    """A failed build: marked failed, no ReleaseImage row, no stored file, no scratch folder."""
+    release.refresh_from_db()
+    assert release.status == "failed" and not release.manifest_sha256
+    assert not ReleaseImage.objects.filter(release=release).exists()
+    assert not release_dir(release).exists()
+    media = Path(settings.MEDIA_ROOT)
+    assert [p for p in media.rglob("*") if p.is_file() and (release.project.slug in p.as_posix()
+                                                            or "emorate-release-" in p.as_posix())] == []
+
+
+def _fresh_project(slug: str):
+    """A project of its own (the media folder is shared by the session's tests: its release folder
+    must not exist before the build)."""
+    project = make_project(slug=slug)
+    populate(project, 240, [make_user() for _ in range(6)], np.random.default_rng(1))
+    return project
+
+
+def test_a_failure_in_the_agreement_beside_the_writing_leaves_nothing(settings, monkeypatch):
+    """#21: the agreement fails in its child process while the tables are written and the images'
+    rows are being copied in: the build fails with its message, and leaves nothing behind."""
+    from annotation.services import releases
+
+    def broken(*args, **kwargs):
+        raise ValueError("agreement broke on purpose")
+
+    monkeypatch.setattr(releases, "_agreement_summary", broken)
+    project = _fresh_project("agreement-fails")
+    release = release_create(project=project, version="1.0.0", n_boot=100)
+    with pytest.raises(ValueError, match="agreement broke on purpose"):
+        release_build(release)
+    _nothing_left(release, settings)
+    assert "agreement broke on purpose" in Release.objects.get(pk=release.pk).error
+
+
+def test_a_failure_while_writing_rolls_back_the_copied_image_rows(settings, monkeypatch):
+    """#21: the ReleaseImage rows go in on a background COPY while the files are written; a
+    failure in the writing (after the copy had every row) rolls them back with the rest."""
+    from annotation.services import releases
+
+    original = releases.write_release_columns
+
+    def fails_after_writing(*args, **kwargs):
+        original(*args, **kwargs)
+        raise OSError("the disk filled up on purpose")
+
+    monkeypatch.setattr(releases, "write_release_columns", fails_after_writing)
+    project = _fresh_project("writing-fails")
+    release = release_create(project=project, version="1.0.0", n_boot=100)
+    with pytest.raises(OSError, match="on purpose"):
+        release_build(release)
+    _nothing_left(release, settings)
+    monkeypatch.setattr(releases, "write_release_columns", original)
+    done = release_build(release)  # and the next build completes it
+    assert done.status == "built" and ReleaseImage.objects.filter(release=done).count() == 240
+
+
 def test_inputs_are_frozen_at_creation(project_with_ratings):
     project, raters = project_with_ratings
     release = release_create(project=project, version="1.0.0", n_boot=0)
