@@ -104,26 +104,14 @@ BEGIN
          < p_target;
 END $$;
 """,
-    # A batch's images follow their image (#22): BatchImage.priority is the image's priority, and
-    # BatchImage.open says whether the image still has room in that batch (annotation/models/batch.py)
-    # [0024].
-    "emorate_batch_image_sync": """
-CREATE OR REPLACE FUNCTION emorate_batch_image_sync() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE annotation_batchimage bi
-       SET priority = NEW.priority,
-           open = NOT NEW.flagged AND NEW.file <> '' AND NEW.n_ratings < b.target_ratings + NEW.extra_target
-      FROM annotation_batch b
-     WHERE bi.image_id = NEW.id AND b.id = bi.batch_id
-       AND (bi.priority IS DISTINCT FROM NEW.priority
-            OR bi.open IS DISTINCT FROM (NOT NEW.flagged AND NEW.file <> ''
-                                         AND NEW.n_ratings < b.target_ratings + NEW.extra_target));
-    RETURN NULL;
-END $$;
-""",
     # The lead's coverage tallies (#21, annotation.models.ImageTally): one delta row per combination
     # of (n_ratings, demographics, sent back) a statement changed, non-flagged images only. Rows are
     # only ever inserted, so concurrent submits never wait on each other here [0025].
+    # An UPDATE also keeps the images' rounds (#22): BatchImage.priority is the image's priority and
+    # BatchImage.open says whether the image still has room in that batch (annotation/models/
+    # batch.py), for every image the statement changed, from the same transition table. One trigger
+    # call per statement instead of a row trigger's call per image: a rating's submit pays one call
+    # for both, a priority recompute one join instead of a call per image (#21 goal 6) [0026].
     "emorate_image_tally": """
 CREATE OR REPLACE FUNCTION emorate_image_tally() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -144,6 +132,14 @@ BEGIN
                 SELECT project_id, n_ratings, ethnicity, age, gender, adjudication = 'more_ratings', 1
                   FROM new_images WHERE NOT flagged) c
          GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(d) <> 0;
+        UPDATE annotation_batchimage bi
+           SET priority = n.priority,
+               open = NOT n.flagged AND n.file <> '' AND n.n_ratings < b.target_ratings + n.extra_target
+          FROM new_images n, annotation_batch b
+         WHERE bi.image_id = n.id AND b.id = bi.batch_id
+           AND (bi.priority IS DISTINCT FROM n.priority
+                OR bi.open IS DISTINCT FROM (NOT n.flagged AND n.file <> ''
+                                             AND n.n_ratings < b.target_ratings + n.extra_target));
     END IF;
     RETURN NULL;
 END $$;
@@ -190,12 +186,6 @@ CREATE TRIGGER rating_tallies_rater AFTER INSERT ON annotation_rating
     "retest_tallies_rater": ("annotation_retestrating", "emorate_rater_tally", """
 CREATE TRIGGER retest_tallies_rater AFTER INSERT ON annotation_retestrating
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION emorate_rater_tally();"""),
-    "image_syncs_batches": ("annotation_image", "emorate_batch_image_sync", """
-CREATE TRIGGER image_syncs_batches AFTER UPDATE OF n_ratings, extra_target, priority, flagged, file ON annotation_image
-    FOR EACH ROW WHEN (OLD.n_ratings IS DISTINCT FROM NEW.n_ratings OR OLD.extra_target IS DISTINCT FROM NEW.extra_target
-                       OR OLD.priority IS DISTINCT FROM NEW.priority OR OLD.flagged IS DISTINCT FROM NEW.flagged
-                       OR OLD.file IS DISTINCT FROM NEW.file)
-    EXECUTE FUNCTION emorate_batch_image_sync();"""),
     "image_tally_insert": ("annotation_image", "emorate_image_tally", """
 CREATE TRIGGER image_tally_insert AFTER INSERT ON annotation_image
     REFERENCING NEW TABLE AS new_images FOR EACH STATEMENT EXECUTE FUNCTION emorate_image_tally();"""),

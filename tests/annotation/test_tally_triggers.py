@@ -1,6 +1,6 @@
 """A new rating's count keeps its image's rounds (BatchImage.open, priority) and the coverage tallies
-(annotation/db/postgres.py: emorate_image_count_ratings, then the image triggers emorate_batch_image_sync
-and emorate_image_tally), whatever stores the rating; and every other change of an image (a raw
+(annotation/db/postgres.py: emorate_image_count_ratings, then the image trigger emorate_image_tally, which
+also syncs the rounds: migration 0026), whatever stores the rating; and every other change of an image (a raw
 UPDATE of n_ratings, a target change, a priority change, a send-back) does too. Each check compares
 with a recount from the images themselves; real PostgreSQL."""
 
