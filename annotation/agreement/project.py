@@ -12,12 +12,12 @@ from .constants import Level
 from .forked import Forked
 from .kappa import _loo_alphas, _pairwise_from, _rater_agreement_from, loo_matrix
 from .prepare import _as_1d, _check_duplicates
-from .report import _report_rows, report_mean_alpha
-from .results import AlphaResult, EmotionAgreement, PairKappa, RaterAgreement, StratumAlpha
-from .strata import MAX_CI_WIDTH, CodedLabels, _strata_results, _unit_labels
+from .report import _report_rows, _report_shares, report_mean_alpha
+from .results import AlphaResult, EmotionAgreement, NonzeroShare, PairKappa, RaterAgreement, StratumAlpha
+from .strata import MAX_CI_WIDTH, CodedLabels, _strata_points, _strata_results, _unit_labels
 from .twoway import MeanAlpha
 from .units import _alpha_from_stats, _prepare, _unit_stats
-from .zero_inflation import ratings_per_unit
+from .zero_inflation import ZeroInflation, ratings_per_unit
 
 # From this many ratings snapshot_stats computes the rater figures in a forked child beside the
 # bootstrap (below it the fork costs more than it saves).
@@ -91,28 +91,35 @@ def snapshot_stats(
     point = _alpha_from_stats(p, st)
     n_raters = int(rater_ids.size)
 
-    def rater_side() -> tuple[list[list[AlphaResult]], list[PairKappa], list[RaterAgreement]]:
+    key_list = list(keys.values())
+
+    def side() -> tuple[list[list[AlphaResult]], list[PairKappa], list[RaterAgreement],
+                        tuple[list[NonzeroShare], list[ZeroInflation]], list[list[list[AlphaResult]]]]:
+        # everything that needs no resamples
         without = _loo_alphas(p, st, rater_idx, n_raters)
         kappas = _pairwise_from(p.unit_idx, rater_idx, rater_ids, p.get_codes())
-        return without, kappas, _rater_agreement_from(p, st, rater_idx, rater_ids, kappas, without)
+        rater_rows = _rater_agreement_from(p, st, rater_idx, rater_ids, kappas, without)
+        shares_zi = _report_shares(p, st, min_nonzero, min_nonzero_share)
+        return without, kappas, rater_rows, shares_zi, _strata_points(p, st, key_list)
 
-    with Forked(rater_side, parallel=u.size >= PARALLEL_MIN_RATINGS if parallel is None else parallel,
-                name="agreement worker (leave-one-out alphas and kappas)") as side:
+    with Forked(side, parallel=u.size >= PARALLEL_MIN_RATINGS if parallel is None else parallel,
+                name="agreement worker (leave-one-out alphas, kappas, zero inflation, strata alphas)") as worker:
         main, per_key = _strata_results(
             p,
             st,
-            list(keys.values()),
+            key_list,
             n_boot=n_boot,
             seed=seed,
             confidence=confidence,
             min_units=min_units,
             max_ci_width=max_ci_width,
             want_main=True,
+            points=lambda: worker.result()[4],
         )
-        without, kappas, rater_rows = side.result()
+        without, kappas, rater_rows, shares_zi, _ = worker.result()
     assert main is not None
     loo = loo_matrix(without)
-    report = _report_rows(p, point, main, n_boot, confidence, min_nonzero, min_nonzero_share, loo, st)
+    report = _report_rows(p, point, main, n_boot, confidence, min_nonzero, min_nonzero_share, loo, st, shares_zi)
     return SnapshotStats(
         report,
         kappas,

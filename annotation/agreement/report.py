@@ -14,7 +14,7 @@ from .prepare import _as_1d, _check_duplicates, _row_chunks
 from .results import AlphaResult, EmotionAgreement, NonzeroShare
 from .twoway import MeanAlpha, mean_alpha_interval, two_way_intervals
 from .units import _alpha_from_stats, _prepare, _Prepared, _unit_stats, _UnitStats
-from .zero_inflation import zero_inflation
+from .zero_inflation import ZeroInflation, zero_inflation
 
 
 def nonzero_shares(
@@ -87,6 +87,12 @@ def agreement_report(
     return _report_rows(p, point, reps, n_boot, confidence, min_nonzero, min_nonzero_share, loo, st)
 
 
+def _report_shares(p: _Prepared, st: _UnitStats | None, min_nonzero: int,
+                   min_nonzero_share: float) -> tuple[list[NonzeroShare], list[ZeroInflation]]:
+    """The parts of the report's rows that need no resamples: nonzero shares and zero inflation."""
+    return nonzero_shares(p.x, min_nonzero=min_nonzero, min_share=min_nonzero_share), zero_inflation(p, st)
+
+
 def _report_rows(
     p: _Prepared,
     point: list[AlphaResult],
@@ -97,10 +103,12 @@ def _report_rows(
     min_nonzero_share: float,
     loo: FloatArray | None = None,
     st: _UnitStats | None = None,
+    shares_zi: tuple[list[NonzeroShare], list[ZeroInflation]] | None = None,
 ) -> list[EmotionAgreement]:
+    """The report's rows; ``shares_zi``: ``_report_shares(p, st, min_nonzero, min_nonzero_share)``
+    when computed already (snapshot_stats computes it in a forked worker)."""
     image, both = two_way_intervals([a.alpha for a in point], reps, loo, confidence)
-    nz = nonzero_shares(p.x, min_nonzero=min_nonzero, min_share=min_nonzero_share)
-    zi = zero_inflation(p, st)
+    nz, zi = shares_zi or _report_shares(p, st, min_nonzero, min_nonzero_share)
     out: list[EmotionAgreement] = []
     for j, res in enumerate(point):
         ci, ci2 = image[j], both[j]

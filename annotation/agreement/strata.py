@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +101,17 @@ def _strata_alphas(p: _Prepared, st: _UnitStats, labels: IntArray, n_strata: int
     return [_moment_results(p.level, _hist_int_sums(hist[k], st.b1, st.b2), p.dom.step**2) for k in range(n_strata)]
 
 
+def _strata_points(p: _Prepared, st: _UnitStats,
+                   keys: Sequence[tuple[IntArray, npt.NDArray[np.generic]]]) -> list[list[list[AlphaResult]]]:
+    """Per key, per stratum: the alphas of that stratum's units (no resamples)."""
+    out = []
+    for labels, ids in keys:
+        by_stratum = _strata_alphas(p, st, labels, int(ids.size))
+        out.append([by_stratum[k] if by_stratum is not None else _subset_alpha(p, st, labels == k)
+                    for k in range(int(ids.size))])
+    return out
+
+
 def _strata_results(
     p: _Prepared,
     st: _UnitStats,
@@ -112,15 +123,19 @@ def _strata_results(
     min_units: int,
     want_main: bool,
     max_ci_width: float = 0.2,
+    points: Callable[[], Sequence[list[list[AlphaResult]]]] | None = None,
 ) -> tuple[FloatArray | None, list[list[StratumAlpha]]]:
+    """The bootstrap (main and every key's strata from one set of draws) and each key's rows;
+    ``points``: gives ``_strata_points(p, st, keys)`` after the bootstrap (snapshot_stats: from a
+    forked worker that computed them meanwhile)."""
     parts = [_make_strata(labels, int(ids.size)) for labels, ids in keys]
     main, reps = _run_bootstrap(p, _boot_plan(p, st), n_boot, seed, parts, want_main=want_main)
     out: list[list[StratumAlpha]] = []
-    for (labels, ids), key_reps in zip(keys, reps, strict=True):
+    key_points = points() if points else _strata_points(p, st, keys)
+    for (_, ids), key_reps, by_stratum in zip(keys, reps, key_points, strict=True):
         rows: list[StratumAlpha] = []
-        by_stratum = _strata_alphas(p, st, labels, int(ids.size))
         for k, label in enumerate(ids.tolist()):
-            point = by_stratum[k] if by_stratum is not None else _subset_alpha(p, st, labels == k)
+            point = by_stratum[k]
             cis, _ = two_way_intervals([a.alpha for a in point], key_reps[k], None, confidence)
             for e, res in enumerate(point):
                 ci = cis[e]
