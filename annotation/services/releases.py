@@ -509,8 +509,12 @@ class _ReleaseImagesCopy:
 
         try:
             with self.raw.cursor() as cur:
+                # the foreign keys checked as the rows go in, here, not by the commit (deferred,
+                # they would cost the build seconds of waiting at the end)
+                cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cur.copy_expert("COPY annotation_releaseimage (release_id, image_id, sha256, split) FROM STDIN",
                                 io.BufferedReader(Reader(), 1 << 20), size=1 << 20)
+                cur.execute("SET CONSTRAINTS ALL DEFERRED")
         except BaseException as exc:  # noqa: BLE001 - handed to the caller at join
             self.error = exc
 
@@ -567,6 +571,15 @@ def _build_locked(release: Release, report: Progress) -> Release:
 
 
 def _build(release: Release, step: Progress) -> None:
+    forked: list[_Forked] = []  # a child process still running when the build ends (failed) is stopped
+    try:
+        _build_steps(release, step, forked)
+    finally:
+        for child in forked:
+            child.cancel()
+
+
+def _build_steps(release: Release, step: Progress, forked: list[Any]) -> None:
     project, config = release.project, release_config(release.config)
     inputs = release_inputs(release.inputs)
     max_id = int(inputs["max_rating_id"])
@@ -619,6 +632,27 @@ def _build(release: Release, step: Progress) -> None:
             labels = dataclasses.replace(labels, p_present=lazy, expected_intensity=lazy, soft_sd=lazy)
         units, raters, values = rows.image_ids, rows.rater_ids, rows.values
 
+    step(25, "computing agreement (in a child process, beside the next steps)")
+    if project.is_binary:
+        agreement: Any = {"level": "nominal", "confidence": 0.95, "n_boot": 0, "emotions": {},
+                          "mean_alpha": None, "note": "binary releases report k-of-k labels and raw votes"}
+    else:
+        assert values is not None  # intensity: every rater's values
+        # #17: alpha is computed after the release's selection (excluded raters, dropped disputed
+        # images); the same figure on every rating of the frozen inputs goes beside it (read here:
+        # the computation below touches no database).
+        every = _only_images(selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
+                                                   flagged_image_ids=flagged), keep) \
+            if excluded_ids or labels.left_out.get("disputed") else None
+        # #21: pure numpy, needed only by the card and release.json (written last): computed in a
+        # forked child process while this one assigns the splits and writes the tables, so the two
+        # cores share the work
+        agreement = _Forked(functools.partial(
+            _release_agreement, units, raters, values, labels.image_ids, every, agreement_cfg, project.scale_max,
+            model_summary))
+        forked.append(agreement)
+        del every
+
     # #21: the images' columns by one COPY into Arrow, the splits on arrays (no Python object per image)
     info = selectors_release.image_info_table(project, labels.image_ids, with_file=bool(config.get("include_images")))
     no_file = pc.equal(info.column("sha256"), "")
@@ -640,25 +674,6 @@ def _build(release: Release, step: Progress) -> None:
         raise ReleaseError(f"the splits leave out {len(missing)} stratum value(s) of {split_config.min_stratum} or more "
                            f"images: {'; '.join(missing[:5])}. Cut a new version with another seed, fractions or "
                            "min_stratum, or without grouping")
-
-    step(50, "computing agreement")
-    if project.is_binary:
-        agreement: Any = {"level": "nominal", "confidence": 0.95, "n_boot": 0, "emotions": {},
-                          "mean_alpha": None, "note": "binary releases report k-of-k labels and raw votes"}
-    else:
-        assert values is not None  # intensity: every rater's values
-        # #17: alpha is computed after the release's selection (excluded raters, dropped disputed
-        # images); the same figure on every rating of the frozen inputs goes beside it (read here:
-        # the computation below touches no database).
-        every = _only_images(selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
-                                                   flagged_image_ids=flagged), keep) \
-            if excluded_ids or labels.left_out.get("disputed") else None
-        # #21: pure numpy, needed only by the card and release.json (written last): computed in a
-        # forked child process while this one writes the tables, so the two cores share the work
-        agreement = _Forked(functools.partial(
-            _release_agreement, units, raters, values, labels.image_ids, every, agreement_cfg, project.scale_max,
-            model_summary))
-        del every
 
     step(65, "writing files")
     # Built in a local scratch folder, then stored (S3 or the media folder) as a whole; the row
@@ -722,8 +737,6 @@ def _build(release: Release, step: Progress) -> None:
                 status=ReleaseStatus.BUILT, progress=100, stage="built", manifest=manifest, manifest_sha256=manifest_sha,
                 built_at=timezone.now(), summary=summary)
     finally:
-        if isinstance(agreement, _Forked):
-            agreement.cancel()
         shutil.rmtree(scratch, ignore_errors=True)
         if scratch.parent.name == ".staging":
             with contextlib.suppress(OSError):
@@ -762,6 +775,16 @@ def _max_fd() -> int:
         return 4096
 
 
+def _free_unused_memory() -> None:
+    """Hand the allocators' free memory back to the system (glibc's heap: malloc_trim; Arrow's
+    pool): before a fork, so the child shares no free pages the parent would copy on reuse."""
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _die_with_parent(parent: int) -> None:
     """Linux: this (forked) process gets SIGKILL when its parent dies (a killed build leaves no
     orphan computing on); elsewhere nothing."""
@@ -790,6 +813,7 @@ class _Forked:
         self.done = False
         if not hasattr(os, "fork") or not getattr(settings, "EMORATE_RELEASE_FORK", True):
             return
+        _free_unused_memory()  # no free heap pages shared with the child (the parent reusing them copies them)
         read_fd, write_fd = os.pipe()
         parent = os.getpid()
         pid = os.fork()
