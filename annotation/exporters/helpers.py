@@ -5,10 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from annotation.taxonomy import EMOTIONS, emotion_slug
 
 from .records import BASE_COLUMNS, SPLIT_ORDER, ImageRow
+
+
+def whole_array(col: Any) -> Any:
+    """A pyarrow ChunkedArray as one Array: its only chunk as it is (#21: combine_chunks copies even
+    one chunk, and the image columns of a million images are hundreds of MB), else the chunks combined."""
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
 def pseudonym(rater_id: int, key: bytes) -> str:

@@ -24,7 +24,7 @@ from annotation.consolidation import BinaryConsolidated, BinaryVotes, Consolidat
 from annotation.taxonomy import EMOTIONS, TAXONOMY_VERSION, emotion_slug
 
 from .card import render_card
-from .helpers import _split_names, image_columns
+from .helpers import _split_names, image_columns, whole_array
 from .records import (
     FLOAT_DECIMALS,
     PARQUET_OPTIONS,
@@ -222,7 +222,7 @@ def image_plan_columns(info: Any, labels: Labels, split: Any, split_names: Seque
     ids = info.column("id").to_numpy()
     if ids.shape != labels.image_ids.shape or not np.array_equal(ids, labels.image_ids):
         raise ValueError("the image columns are not aligned with the labels' images")
-    sha = info.column("sha256").combine_chunks()
+    sha = whole_array(info.column("sha256"))
     bad = np.flatnonzero(pc.utf8_length(sha).to_numpy(zero_copy_only=False) != 64)
     if bad.size:
         raise ValueError(f"image {int(ids[bad[0]])} has no valid sha256 ({sha[int(bad[0])].as_py()!r})")
@@ -232,12 +232,12 @@ def image_plan_columns(info: Any, labels: Labels, split: Any, split_names: Seque
     split_arr = pc.take(pa.array(list(split_names), pa.string()), pa.array(codes, pa.int64()))
     order = pc.sort_indices(sha).to_numpy().astype(np.int64)
     base = {
-        "file_name": info.column("name").combine_chunks(),
+        "file_name": whole_array(info.column("name")),
         "sha256": sha,
-        "ethnicity": info.column("ethnicity").combine_chunks(),
-        "gender": info.column("gender").combine_chunks(),
-        "age": info.column("age").combine_chunks().cast(pa.int16()),
-        "prompt": info.column("prompt").combine_chunks(),
+        "ethnicity": whole_array(info.column("ethnicity")),
+        "gender": whole_array(info.column("gender")),
+        "age": whole_array(info.column("age")).cast(pa.int16()),
+        "prompt": whole_array(info.column("prompt")),
         "split": split_arr,
     }
     names = list(split_names)

@@ -49,6 +49,7 @@ from annotation.consolidation import (
     consolidate_binary,
     consolidate_intensity,
 )
+from annotation.exporters.helpers import whole_array
 from annotation.exporters.release import write_release_columns
 from annotation.models import Image, ModelScore, Project, Rating, Release, ReleaseImage, ReleaseStatus
 from annotation.models.release import SEMVER, semver_key
@@ -881,14 +882,14 @@ def _split_frame(info: Any, labels: Any, config: SplitConfig) -> SplitFrame:
     n = info.num_rows
 
     def codes(name: str) -> tuple[list[str], np.ndarray]:
-        enc = pc.dictionary_encode(info.column(name).combine_chunks())
+        enc = pc.dictionary_encode(whole_array(info.column(name)))
         values, remap = frame_values(np.asarray(enc.dictionary.to_pylist(), dtype=object))
         return values, (remap[enc.indices.to_numpy()] if len(enc.dictionary) else np.zeros(n, dtype=np.int64))
 
     attrs: dict[str, tuple[Any, np.ndarray]] = {}
     for key in dict.fromkeys([*config.strata, *([config.group_key] if config.group_key else [])]):
         if key == "age":
-            attrs[key] = frame_ages(info.column("age").combine_chunks().fill_null(-1).to_numpy(),
+            attrs[key] = frame_ages(whole_array(info.column("age")).fill_null(-1).to_numpy(),
                                     config.age_bucket_width)
         elif key in ("ethnicity", "gender", "prompt"):
             attrs[key] = codes(key)
@@ -906,7 +907,7 @@ def _split_frame(info: Any, labels: Any, config: SplitConfig) -> SplitFrame:
 
 def _sha_array(col: Any) -> np.ndarray:
     """The sha256 column as a fixed-width bytes array (64 bytes an image, no Python objects)."""
-    arr = col.combine_chunks()
+    arr = whole_array(col)
     n = len(arr)
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4) if n \
         else np.zeros(1, dtype=np.int32)
