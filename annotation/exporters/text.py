@@ -19,6 +19,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
 from annotation.csvsafe import FORMULA_START_RE, PLAIN_NUMBER_RE, csv_text_safe
 
+from .helpers import whole_array
 from .records import PARQUET_OPTIONS
 
 #
@@ -314,7 +315,7 @@ def _segments(table: Any) -> list[Any]:
     string columns; shared by the CSV and the JSONL of one table."""
     out: list[Any] = []
     for c in range(table.num_columns):
-        col = table.column(c).combine_chunks()
+        col = whole_array(table.column(c))  # a slice of one chunk stays a view (#21)
         type_ = col.type
         if not (pa.types.is_string(type_) or pa.types.is_integer(type_) or pa.types.is_floating(type_)
                 or pa.types.is_boolean(type_)):
