@@ -572,6 +572,7 @@ def _build_locked(release: Release, report: Progress) -> Release:
 
 
 def _build(release: Release, step: Progress) -> None:
+    _allocator_for_big_arrays()
     forked: list[_Forked] = []  # a child process still running when the build ends (failed) is stopped
     try:
         _build_steps(release, step, forked)
@@ -774,6 +775,20 @@ def _max_fd() -> int:
         return int(os.sysconf("SC_OPEN_MAX"))
     except (ValueError, OSError):
         return 4096
+
+
+def _allocator_for_big_arrays() -> None:
+    """glibc (#21): blocks of 1 MiB and more always mapped on their own (given back to the system
+    when freed, never left as holes in the heap: glibc otherwise raises that threshold as big
+    arrays are freed, up to 32 MiB, and a build's many slices of a few MiB then fragment the heap),
+    and at most two heaps for the threads (the file writer's and the copy's). About 100 MiB less
+    peak at 200,000 images. Process-wide (a worker that builds releases keeps it); elsewhere nothing."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
 
 
 def _free_unused_memory() -> None:
