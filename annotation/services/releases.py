@@ -866,7 +866,9 @@ class _Forked:
         with os.fdopen(self.fd, "rb") as src:
             self.fd = -1
             payload = src.read()
-        _pid, status = os.waitpid(self.pid, 0)
+        status = -1
+        with contextlib.suppress(ChildProcessError):  # reaped already (SIGCHLD ignored by the host process)
+            _pid, status = os.waitpid(self.pid, 0)
         self.pid = 0
         if not payload:
             raise ReleaseError(f"the release's agreement computation ended without a result (exit status {status})")
