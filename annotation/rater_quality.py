@@ -176,40 +176,56 @@ def severity_and_deviation(units: npt.ArrayLike, raters: npt.ArrayLike,
     step = max(1, (1 << 20) // k)
     for r0 in range(0, n, step):
         r1 = min(r0 + step, n)
-        ind = sp.csr_matrix((np.ones(r1 - r0), (unit_idx[r0:r1], np.arange(r1 - r0))), shape=(n_units, r1 - r0))
-        sums += ind @ v[r0:r1].astype(np.float64)
-        present |= (ind @ (v[r0:r1] > 0).astype(np.float64)) > 0
+        # only the units of these rows (a short range: the rows come by unit), not a units-long product
+        # per chunk (a million-row dense result for each of a hundred chunks at a million images, #21)
+        lo, hi = int(unit_idx[r0:r1].min()), int(unit_idx[r0:r1].max()) + 1
+        ind = sp.csr_matrix((np.ones(r1 - r0), (unit_idx[r0:r1] - lo, np.arange(r1 - r0))), shape=(hi - lo, r1 - r0))
+        sums[lo:hi] += ind @ v[r0:r1].astype(np.float64)
+        present[lo:hi] |= (ind @ (v[r0:r1] > 0).astype(np.float64)) > 0
     rows_per_unit = np.bincount(unit_idx, minlength=n_units)
     rater_ids, r_idx = np.unique(r, return_inverse=True)
     order = np.argsort(r_idx.reshape(-1), kind="stable")
     bounds = np.searchsorted(r_idx.reshape(-1)[order], np.arange(rater_ids.size + 1))
     dev_row = np.empty(n)
     out = []
+    # a rater's rows a chunk at a time: temporaries of half a MB, reused, instead of a dozen
+    # table-sized ones per rater (each a fresh mapping to fault in: most of the time at a million
+    # images, #21); only the co-rated rows' differences are kept whole, for severity's means
+    chunk = max(1, (1 << 16) // max(k, 1))
     for i, rid in enumerate(rater_ids):
-        sel = order[bounds[i]:bounds[i + 1]]
-        ui = unit_idx[sel]
-        vi = v[sel].astype(np.float64)
-        # diff_from_others' operations on these rows: v - (sum - v) / others
-        others = (rows_per_unit[ui] - 1.0)[:, None]
-        rows = sums[ui]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rows -= vi
-            rows /= others
-            np.subtract(vi, rows, out=rows)
-        rows[others[:, 0] <= 0] = np.nan
-        # severity's figures of this rater (its rows in table order, as there)
-        valid = ~np.isnan(rows)
-        cols, vcols = np.ascontiguousarray(rows.T), np.ascontiguousarray(valid.T)
-        per = tuple(float(c[ok].mean()) if ok.any() else None for c, ok in zip(cols, vcols, strict=True))
-        out.append(Severity(rater=int(rid), severity=float(rows[valid].mean()) if valid.any() else None,
-                            n_images=int(valid.any(axis=1).sum()), per_emotion=per))
-        # relative_deviation's per-row deviation (a row's own cells only)
-        absdiff = np.abs(rows)
-        cells = present[ui] & ~np.isnan(absdiff)
-        n_cells = cells.sum(axis=1)
-        absdiff[~cells] = 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            dev_row[sel] = np.where(n_cells > 0, absdiff.sum(axis=1) / n_cells, np.nan)
+        sel_all = order[bounds[i]:bounds[i + 1]]
+        ui_all = unit_idx[sel_all]
+        # a row is NaN whole (no other rater: severity leaves it out) or finite
+        co_all = rows_per_unit[ui_all] > 1
+        sub = np.empty((int(co_all.sum()), k))
+        at = 0
+        for c0 in range(0, sel_all.size, chunk):
+            sel, ui, co = sel_all[c0:c0 + chunk], ui_all[c0:c0 + chunk], co_all[c0:c0 + chunk]
+            vi = v[sel].astype(np.float64)
+            # diff_from_others' operations on these rows: v - (sum - v) / others
+            others = (rows_per_unit[ui] - 1.0)[:, None]
+            rows = sums[ui]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rows -= vi
+                rows /= others
+                np.subtract(vi, rows, out=rows)
+            kept = rows[co]
+            sub[at:at + kept.shape[0]] = kept
+            at += kept.shape[0]
+            # relative_deviation's per-row deviation (a row's own cells only)
+            absdiff = np.abs(rows)
+            cells = present[ui] & co[:, None]
+            n_cells = cells.sum(axis=1)
+            absdiff[~cells] = 0.0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                dev_row[sel] = np.where(n_cells > 0, absdiff.sum(axis=1) / n_cells, np.nan)
+        # severity's figures of this rater (its co-rated rows in table order, as there): the same
+        # contiguous values for each mean as severity's masked ones
+        cols = np.ascontiguousarray(sub.T)
+        per = tuple(float(c.mean()) if c.size else None for c in cols)
+        out.append(Severity(rater=int(rid), severity=float(sub.reshape(-1).mean()) if sub.size else None,
+                            n_images=int(sub.shape[0]) if k else 0, per_emotion=per))
+        del sub, cols
     return out, _relative_from_rows(unit_idx, n_units, dev_row)
 
 
