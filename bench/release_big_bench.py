@@ -42,6 +42,10 @@ def _child(release_id: int, chunk: int, media: str, out: str) -> None:
 
     settings.MEDIA_ROOT = media
     settings.EMORATE_RELEASE_CHUNK_IMAGES = chunk
+    if os.environ.get("EMORATE_BENCH_MALLOPT"):  # glibc's allocator tuned for big arrays (releases.py)
+        settings.EMORATE_RELEASE_MALLOPT = True
+    if os.environ.get("EMORATE_BENCH_NO_FORK"):  # --no-fork: the agreement in the build's own process
+        settings.EMORATE_RELEASE_FORK = False
     import resource
 
     stages: list[tuple[float, str, float]] = []
@@ -130,11 +134,13 @@ class _Sampler:
         return self.pss, self.rss
 
 
-def _run_child(release_id: int, chunk: int, keep: bool = False, script: str = __file__) -> tuple[dict, float]:
+def _run_child(release_id: int, chunk: int, keep: bool = False, script: str = __file__,
+               env: dict[str, str] | None = None) -> tuple[dict, float]:
     media = tempfile.mkdtemp(prefix="emorate-big-release-")
     out = tempfile.mktemp(suffix=".json")
     # run from the checkout's root: the editable install and Django otherwise import this tree's code
     proc = subprocess.Popen([sys.executable, script, "--child", str(release_id), str(chunk), media, out],
+                            env={**os.environ, **(env or {})},
                             cwd=Path(script).resolve().parent.parent)
     sampler = _Sampler(proc.pid)
     proc_id, status = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT).si_pid, 0  # sampled until it exits
@@ -158,6 +164,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=20_000)
     parser.add_argument("--no-reference", action="store_true", help="skip the one-chunk build")
     parser.add_argument("--keep", action="store_true", help="keep the release folders (printed)")
+    parser.add_argument("--no-fork", action="store_true",
+                        help="also build with the agreement in the build's own process (EMORATE_RELEASE_FORK off)")
     parser.add_argument("--before", metavar="CHECKOUT",
                         help="also build the same release with the code of another checkout (e.g. a git worktree "
                              "of an earlier commit), in the same run: its stages, and whether its files are ours")
@@ -194,11 +202,14 @@ def main() -> None:
     print(f"model fitted on 20,000 images and release created in {time.perf_counter() - t0:.1f} s (not timed)")
 
     runs = [("chunked", args.chunk, __file__)] + ([] if args.no_reference else [("one chunk", 1 << 40, __file__)])
+    if args.no_fork:
+        runs.append(("no fork", args.chunk, __file__))
     if args.before:
         runs.append(("before", args.chunk, str(Path(args.before).resolve() / "bench" / "release_big_bench.py")))
     results = {}
     for name, chunk, script in runs:
-        result, rss = _run_child(release.pk, chunk, args.keep, script)
+        result, rss = _run_child(release.pk, chunk, args.keep, script,
+                                 {"EMORATE_BENCH_NO_FORK": "1"} if name == "no fork" else None)
         results[name] = (result, rss)
         print(f"{name} (chunk {chunk if chunk < 1 << 40 else 'all'}): {result['seconds']:.1f} s, "
               f"peak RSS {rss:.0f} MiB (the build alone: {result.get('peak', rss):.0f} MiB), {result['images']:,} images, "
@@ -208,7 +219,7 @@ def main() -> None:
         stages = result["stages"]
         for (t_a, stage, _r), (t_b, _, peak) in zip(stages, stages[1:] + [[result["seconds"], "", rss]], strict=True):
             print(f"    {stage:<52} {t_b - t_a:7.2f} s   peak so far {peak:6.0f} MiB")
-    for other in ("one chunk", "before"):
+    for other in ("one chunk", "no fork", "before"):
         if other in results:
             (a, rss_a), (b, rss_b) = results["chunked"], results[other]
             print(f"  ratio {other} / chunked: time {b['seconds'] / a['seconds']:.2f}, peak RSS {rss_b / rss_a:.2f}")
