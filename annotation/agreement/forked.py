@@ -11,7 +11,10 @@ writes and exits or dies, and either closes the pipe. ``close()`` (also on leavi
 block) kills and reaps a child whose result was not taken.
 
 Only for pure functions of data already in memory: the child must not touch the database, the
-broker or files the parent also writes. Where fork is missing, or ``parallel`` is false,
+broker or files the parent also writes. It holds none of them: every inherited file descriptor but
+the pipe is closed in the child (a killed caller's database connection, and any advisory lock on
+it, goes away with the caller, not with a child still computing), and on Linux the child is killed
+when its parent dies (no orphan computing on). Where fork is missing, or ``parallel`` is false,
 ``fn`` runs in this process when the result is first asked for: the same values, serially.
 """
 
@@ -48,7 +51,16 @@ def children_peak_rss_mib() -> float:
 class Forked(Generic[T]):
     """``fn()`` computed in a forked child (see the module docstring)."""
 
-    def __init__(self, fn: Callable[[], T], *, parallel: bool = True, name: str = "agreement worker") -> None:
+    def __init__(
+        self,
+        fn: Callable[[], T],
+        *,
+        parallel: bool = True,
+        name: str = "agreement worker",
+        before_fork: Callable[[], None] | None = None,
+    ) -> None:
+        """``before_fork`` runs in the caller just before the fork (e.g. handing free allocator
+        memory back, so that the child shares no free pages the caller would copy on reuse)."""
         self._fn: Callable[[], T] | None = fn
         self._name = name
         self._pid = 0
@@ -56,16 +68,22 @@ class Forked(Generic[T]):
         self._done = False
         self._value: Any = None
         if parallel and can_fork():
+            if before_fork is not None:
+                before_fork()
             self._start()
 
     def _start(self) -> None:
         assert self._fn is not None
         r, w = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: compute, send, exit without running the parent's clean-up
             code = 0
             try:
                 os.close(r)
+                _die_with_parent(parent)
+                os.closerange(3, w)  # none of the caller's sockets or files, only the pipe's end
+                os.closerange(w + 1, _max_fd())
                 try:
                     out: tuple[bool, Any] = (True, self._fn())
                 except BaseException as exc:  # noqa: BLE001 - sent to the parent, raised there
@@ -139,6 +157,25 @@ class Forked(Generic[T]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError, AttributeError):
+        return 4096
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: this (forked) process gets SIGKILL when its parent dies; elsewhere nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux: the parent kills its children on every exit path
+        pass
+    if os.getppid() != parent:  # the parent died before that
+        os._exit(1)
 
 
 def _portable(exc: BaseException) -> BaseException:

@@ -71,6 +71,26 @@ def test_close_kills_and_reaps_a_worker_whose_result_is_not_taken():
         os.waitpid(pid, os.WNOHANG)
 
 
+def test_the_worker_holds_none_of_the_callers_files_and_the_hook_runs_before_the_fork(tmp_path):
+    ran: list[int] = []
+    with open(tmp_path / "held.txt", "w") as held:  # stands for the caller's database socket
+        fd = held.fileno()
+
+        def probe() -> bool:
+            try:
+                os.fstat(fd)
+            except OSError:
+                return False
+            return True
+
+        assert probe()  # open here
+        worker = Forked(probe, before_fork=lambda: ran.append(os.getpid()))
+        assert worker.result() is False  # closed in the child
+    assert ran == [os.getpid()]
+    assert Forked(probe, parallel=False, before_fork=lambda: ran.append(0)).result() is False  # closed by now
+    assert ran == [os.getpid()]  # no fork, no hook
+
+
 def _seeded_table(seed: int, n_units: int):
     rng = np.random.default_rng(seed)
     per = rng.integers(2, 5, size=n_units)
