@@ -17,11 +17,8 @@ import functools
 import hashlib
 import io
 import json
-import os
-import pickle
 import secrets
 import shutil
-import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -34,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 from django.http import FileResponse, Http404
@@ -42,6 +40,7 @@ from django.utils import timezone
 from accounts.models import PROFILE_FIELDS, PROFILE_MIN_GROUP, PROFILE_OTHER, RaterProfile, profile_groups
 from annotation import agreement as ag
 from annotation import exporters, jobs, selectors, selectors_release, taxonomy
+from annotation.agreement.forked import Forked
 from annotation.consolidation import (
     BinaryVotes,
     ConsolidationRule,
@@ -362,8 +361,6 @@ SOURCE_RELEASE = "fitted to this release's ratings"
 def release_chunk_images() -> int:
     """Images per chunk for the per-image steps of a build (setting EMORATE_RELEASE_CHUNK_IMAGES,
     default 20,000): bounds their scratch memory; the files do not depend on it (to the byte)."""
-    from django.conf import settings
-
     return int(getattr(settings, "EMORATE_RELEASE_CHUNK_IMAGES", DEFAULT_CHUNK_IMAGES))
 
 
@@ -573,12 +570,12 @@ def _build_locked(release: Release, report: Progress) -> Release:
 
 def _build(release: Release, step: Progress) -> None:
     _allocator_for_big_arrays()
-    forked: list[_Forked] = []  # a child process still running when the build ends (failed) is stopped
+    forked: list[Forked[Any]] = []  # a child process still running when the build ends (failed) is stopped
     try:
         _build_steps(release, step, forked)
     finally:
         for child in forked:
-            child.cancel()
+            child.close()
 
 
 def _build_steps(release: Release, step: Progress, forked: list[Any]) -> None:
@@ -649,9 +646,10 @@ def _build_steps(release: Release, step: Progress, forked: list[Any]) -> None:
         # #21: pure numpy, needed only by the card and release.json (written last): computed in a
         # forked child process while this one assigns the splits and writes the tables, so the two
         # cores share the work
-        agreement = _Forked(functools.partial(
+        agreement = Forked(functools.partial(
             _release_agreement, units, raters, values, labels.image_ids, every, agreement_cfg, project.scale_max,
-            model_summary))
+            model_summary), parallel=getattr(settings, "EMORATE_RELEASE_FORK", True),
+            name="release's agreement computation", before_fork=_free_unused_memory)
         forked.append(agreement)
         del every
 
@@ -702,7 +700,7 @@ def _build_steps(release: Release, step: Progress, forked: list[Any]) -> None:
             try:
                 write_release_columns(
                     staging, info=info, split=split_codes, split_names=split_names, labels=labels, raw=raw,
-                    balance=balance, agreement=agreement.result if isinstance(agreement, _Forked) else agreement,
+                    balance=balance, agreement=agreement.result if isinstance(agreement, Forked) else agreement,
                     card=card, config=config, pseudonym_key=bytes.fromhex(release.pseudonym_key),
                     scale_max=project.scale_max, soft=None if soft_rows is None else soft_rows.of_emotion_major,
                     allocation=allocation)
@@ -711,7 +709,7 @@ def _build_steps(release: Release, step: Progress, forked: list[Any]) -> None:
                 raise
             copy.join()
             del allocation
-            if isinstance(agreement, _Forked):
+            if isinstance(agreement, Forked):
                 agreement = agreement.result()
             if config.get("include_images"):
                 step(80, "copying images")
@@ -770,13 +768,6 @@ def _release_agreement(units: np.ndarray, raters: np.ndarray, values: np.ndarray
     return agreement
 
 
-def _max_fd() -> int:
-    try:
-        return int(os.sysconf("SC_OPEN_MAX"))
-    except (ValueError, OSError):
-        return 4096
-
-
 def _allocator_for_big_arrays() -> None:
     """glibc (#21): blocks of 1 MiB and more always mapped on their own (given back to the system
     when freed, never left as holes in the heap: glibc otherwise raises that threshold as big
@@ -786,8 +777,6 @@ def _allocator_for_big_arrays() -> None:
     200,000 images (23.7 -> 26.8 s, separate runs at load 1.4; a million not measured cleanly). So off
     unless EMORATE_RELEASE_MALLOPT is set (a memory-bound machine). Process-wide (a worker that
     builds releases keeps it); elsewhere nothing."""
-    from django.conf import settings
-
     if not getattr(settings, "EMORATE_RELEASE_MALLOPT", False):
         return
     with contextlib.suppress(Exception):
@@ -806,96 +795,6 @@ def _free_unused_memory() -> None:
         import ctypes
 
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: this (forked) process gets SIGKILL when its parent dies (a killed build leaves no
-    orphan computing on); elsewhere nothing."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before that
-        os._exit(1)
-
-
-class _Forked:
-    """``fn()`` computed in a forked child process (#21: the release's agreement beside the writing
-    of its tables, on the other core), its result pickled back through a pipe. The child touches
-    no database, file or lock of this process's and leaves by os._exit. Where fork is missing
-    (or EMORATE_RELEASE_FORK is off), ``fn`` runs here when the result is asked for."""
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        from django.conf import settings
-
-        self.fn: Callable[[], Any] | None = fn
-        self.pid = 0
-        self.fd = -1
-        self.value: Any = None
-        self.done = False
-        if not hasattr(os, "fork") or not getattr(settings, "EMORATE_RELEASE_FORK", True):
-            return
-        _free_unused_memory()  # no free heap pages shared with the child (the parent reusing them copies them)
-        read_fd, write_fd = os.pipe()
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the child
-            code = 1
-            try:
-                _die_with_parent(parent)
-                # none of the parent's sockets or files: a killed build's database connection (and
-                # its advisory lock) must go away with it, not stay open in this child
-                os.closerange(3, write_fd)
-                os.closerange(write_fd + 1, _max_fd())
-                try:
-                    payload = pickle.dumps(("ok", fn()), protocol=pickle.HIGHEST_PROTOCOL)
-                except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
-                    try:
-                        payload = pickle.dumps(("error", exc))
-                    except Exception:  # noqa: BLE001 - an exception that does not pickle: its text
-                        payload = pickle.dumps(("error", ReleaseError(f"{type(exc).__name__}: {exc}")))
-                with os.fdopen(write_fd, "wb") as out:
-                    out.write(payload)
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_fd)
-        self.pid, self.fd, self.fn = pid, read_fd, None
-
-    def result(self) -> Any:
-        """The value (the exception ``fn`` raised is raised here); waits for the child."""
-        if self.done:
-            return self.value
-        if self.fn is not None:
-            self.value, self.done = self.fn(), True
-            return self.value
-        with os.fdopen(self.fd, "rb") as src:
-            self.fd = -1
-            payload = src.read()
-        status = -1
-        with contextlib.suppress(ChildProcessError):  # reaped already (SIGCHLD ignored by the host process)
-            _pid, status = os.waitpid(self.pid, 0)
-        self.pid = 0
-        if not payload:
-            raise ReleaseError(f"the release's agreement computation ended without a result (exit status {status})")
-        kind, value = pickle.loads(payload)
-        if kind != "ok":
-            raise value
-        self.value, self.done = value, True
-        return value
-
-    def cancel(self) -> None:
-        """Stop the child if it is still running (a failed build) and reap it."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        if self.pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
-            self.pid = 0
 
 
 def _split_frame(info: Any, labels: Any, config: SplitConfig) -> SplitFrame:
