@@ -520,24 +520,22 @@ class SoftRows:
     def of(self, image_ids: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
         """(p_present, expected_intensity, sd), each (m, E), rows in the order of ``image_ids``;
         ValueError naming an image without ratings."""
-        want = np.asarray(image_ids, dtype=np.int64)
-        g = np.searchsorted(self.image_ids, want)
-        ok = (g < self.image_ids.size) & (self.image_ids[np.minimum(g, max(self.image_ids.size - 1, 0))] == want) \
-            if self.image_ids.size else np.zeros(want.size, dtype=bool)
-        if not ok.all():
-            raise ValueError(f"image {int(want[~ok][0])} has no ratings for its soft labels")
-        return self._of(g, emotion_major=False)
+        return self._of(self._rows_of(image_ids), emotion_major=False)
 
     def of_emotion_major(self, image_ids: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
         """``of`` transposed: each (E, m), C-contiguous (#21: the tables' columns are emotions, so a
         release slice needs no transposed copy); the same figures."""
+        return self._of(self._rows_of(image_ids), emotion_major=True)
+
+    def _rows_of(self, image_ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Each image's position among the rated images; ValueError naming one without ratings."""
         want = np.asarray(image_ids, dtype=np.int64)
         g = np.searchsorted(self.image_ids, want)
         ok = (g < self.image_ids.size) & (self.image_ids[np.minimum(g, max(self.image_ids.size - 1, 0))] == want) \
             if self.image_ids.size else np.zeros(want.size, dtype=bool)
         if not ok.all():
             raise ValueError(f"image {int(want[~ok][0])} has no ratings for its soft labels")
-        return self._of(g, emotion_major=True)
+        return g
 
     def _of(self, g: npt.NDArray[np.int64], *, emotion_major: bool) -> tuple[FloatArray, FloatArray, FloatArray]:
         order = np.argsort(g, kind="stable")
