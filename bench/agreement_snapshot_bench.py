@@ -19,7 +19,7 @@ import os
 import time
 
 import numpy as np
-from _setup import django_on_postgres, seed_ratings
+from _setup import MemorySampler, django_on_postgres, seed_ratings
 
 
 def main() -> None:
@@ -43,6 +43,7 @@ def main() -> None:
     ours = ag.alpha_all(rows.image_ids, rows.rater_ids, rows.values, level="interval", domain=domain)
     t_alpha = time.perf_counter() - t0
 
+    sampler = MemorySampler(os.getpid())  # this process with its forked workers, every 100 ms
     t0 = time.perf_counter()
     snapshot = agreement_snapshot_create(project, n_boot=n_boot, seed=0)
     t_snapshot = time.perf_counter() - t0
@@ -52,6 +53,7 @@ def main() -> None:
         t0 = time.perf_counter()
         agreement_snapshot_create(project, n_boot=n_boot, seed=100 + rep)
         runs.append(time.perf_counter() - t0)
+    pss_mib, rss_sum_mib = sampler.stop()
     import resource
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -63,7 +65,8 @@ def main() -> None:
               f"alpha {t_alpha:.3f} s")
         print(f"  whole snapshot ({n_boot}-resample intervals): {', '.join(f'{t:.2f}' for t in runs)} s "
               f"(median {sorted(runs)[len(runs) // 2]:.2f} s); peak RSS {peak_mib:,.0f} MiB "
-              f"+ largest forked worker {child_mib:,.0f} MiB = {peak_mib + child_mib:,.0f} MiB")
+              f"+ largest forked worker {child_mib:,.0f} MiB = {peak_mib + child_mib:,.0f} MiB (an upper bound); "
+              f"sampled with its workers: peak of summed PSS {pss_mib:,.0f} MiB (summed RSS {rss_sum_mib:,.0f} MiB)")
         print(f"  load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return
 

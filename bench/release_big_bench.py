@@ -80,60 +80,6 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _tree(pid: int) -> list[int]:
-    """The process and its descendants (from /proc/PID/task/*/children)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
-                todo += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
-    return out
-
-
-def _memory(pid: int) -> tuple[float, float]:
-    """(sum of Pss, sum of Rss) in MiB over the process and its descendants, now."""
-    pss = rss = 0
-    for p in _tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-                elif line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-        except OSError:
-            pass
-    return pss / 1024, rss / 1024
-
-
-class _Sampler:
-    """The build's memory with its child processes counted (#21: the release's agreement runs in a
-    forked child): the peak of the summed PSS (shared pages split between the processes sharing
-    them, so nothing counted twice) and of the summed RSS (shared pages counted in each), sampled
-    every 100 ms; os.wait4's ru_maxrss sees one process only."""
-
-    def __init__(self, pid: int) -> None:
-        import threading
-
-        self.pid, self.pss, self.rss, self.done = pid, 0.0, 0.0, False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.done:
-            pss, rss = _memory(self.pid)
-            self.pss, self.rss = max(self.pss, pss), max(self.rss, rss)
-            time.sleep(0.1)
-
-    def stop(self) -> tuple[float, float]:
-        self.done = True
-        self.thread.join()
-        return self.pss, self.rss
-
-
 def _run_child(release_id: int, chunk: int, keep: bool = False, script: str = __file__,
                env: dict[str, str] | None = None) -> tuple[dict, float]:
     media = tempfile.mkdtemp(prefix="emorate-big-release-")
@@ -142,7 +88,9 @@ def _run_child(release_id: int, chunk: int, keep: bool = False, script: str = __
     proc = subprocess.Popen([sys.executable, script, "--child", str(release_id), str(chunk), media, out],
                             env={**os.environ, **(env or {})},
                             cwd=Path(script).resolve().parent.parent)
-    sampler = _Sampler(proc.pid)
+    from _setup import MemorySampler
+
+    sampler = MemorySampler(proc.pid)
     proc_id, status = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT).si_pid, 0  # sampled until it exits
     sampler.stop()
     _pid, status, usage = os.wait4(proc_id, 0)
