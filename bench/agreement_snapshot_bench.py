@@ -57,16 +57,13 @@ def main() -> None:
     import resource
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    # the snapshot's forked workers (annotation.agreement.forked): the largest one's peak, counted on
-    # top of this process's (an upper bound: the pages they share copy-on-write are counted twice)
-    child_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if os.environ.get("PEER", "1") == "0":  # the snapshot's figures only
         print(f"{len(rows.image_ids):,} ratings of {n_images:,} images, 40 emotions; read {t_read:.2f} s, "
               f"alpha {t_alpha:.3f} s")
         print(f"  whole snapshot ({n_boot}-resample intervals): {', '.join(f'{t:.2f}' for t in runs)} s "
-              f"(median {sorted(runs)[len(runs) // 2]:.2f} s); peak RSS {peak_mib:,.0f} MiB "
-              f"+ largest forked worker {child_mib:,.0f} MiB = {peak_mib + child_mib:,.0f} MiB (an upper bound); "
-              f"sampled with its workers: peak of summed PSS {pss_mib:,.0f} MiB (summed RSS {rss_sum_mib:,.0f} MiB)")
+              f"(median {sorted(runs)[len(runs) // 2]:.2f} s); this process's peak RSS {peak_mib:,.0f} MiB; "
+              f"with its forked workers, sampled every 100 ms: peak of summed PSS {pss_mib:,.0f} MiB "
+              f"(summed RSS {rss_sum_mib:,.0f} MiB)")
         print(f"  load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return
 

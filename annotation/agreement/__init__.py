@@ -84,7 +84,7 @@ from .constants import (  # noqa: F401
     IntArray,
     Level,
 )
-from .forked import Forked, WorkerLost, children_peak_rss_mib  # noqa: F401
+from .forked import Forked, WorkerLost  # noqa: F401
 from .kappa import (  # noqa: F401
     _kappa_from_moments,
     _loo_by_histogram,
@@ -165,7 +165,6 @@ __all__ = [
     "Forked",
     "WorkerLost",
     "PARALLEL_MIN_RATINGS",
-    "children_peak_rss_mib",
     "AlphaResult",
     "AnnotatorTest",
     "CodedLabels",

@@ -38,16 +38,6 @@ def can_fork() -> bool:
     return hasattr(os, "fork")
 
 
-def children_peak_rss_mib() -> float:
-    """The largest peak RSS of the waited-for child processes (MiB; 0 where unknown): what a
-    benchmark adds to its own peak to count forked workers honestly."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Linux
-        return 0.0
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
 class Forked(Generic[T]):
     """``fn()`` computed in a forked child (see the module docstring)."""
 
