@@ -47,7 +47,6 @@ from .alttest import EPSILON_EXPERTS, AltTestExpert, AltTestResult, alt_test  # 
 from .alttest import MIN_IMAGES as ALT_TEST_MIN_IMAGES  # noqa: F401
 from .binary import binary_agreement  # noqa: F401
 from .bootstrap import (  # noqa: F401
-    _EXTENSION_TAG,
     _F32_EXACT,
     _boot_alpha_from_sums,
     _boot_chunk,
@@ -57,13 +56,10 @@ from .bootstrap import (  # noqa: F401
     _BootPlan,
     _bootstrap,
     _check_boot_args,
-    _drop_draws,
-    _extension_rng,
     _make_strata,
     _percentile_ci,
     _run_bootstrap,
     _Strata,
-    _stratum_sums,
     bootstrap_alphas,
     bootstrap_ci,
     resample_indices,

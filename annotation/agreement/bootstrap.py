@@ -120,8 +120,6 @@ def _boot_alpha_from_sums(p: _Prepared, s: FloatArray, k: int, moments: bool) ->
 
 # float32 products and sums of integers are exact while every partial sum stays below 2**24.
 _F32_EXACT = float(1 << 24)
-# Seed tag of the extension streams of within-stratum resamples (see _run_bootstrap).
-_EXTENSION_TAG = 0x57A7A
 
 
 @dataclass
@@ -146,8 +144,6 @@ class _BootPlan:
     exact32: bool
     block: int
 
-    _rows: npt.NDArray[np.floating] | None = None
-    _unit_major: npt.NDArray[np.number] | None = None
     unit_order: IntArray | None = None
     column_of: IntArray | None = None
 
@@ -155,30 +151,10 @@ class _BootPlan:
     def n_cols(self) -> int:
         return int(self.ft.shape[0])
 
-    def rows(self) -> npt.NDArray[np.floating]:
-        """``ft.T`` as a C-ordered (U, n_cols) copy in unit order (float32 when exact: the sums over
-        a few thousand draws stay far below 2**24). ``unit_rows`` gathers a few without it."""
-        if self._rows is None:
-            cols = self.ft if self.column_of is None else self.ft[:, self.column_of]
-            self._rows = np.ascontiguousarray(cols.T, dtype=np.float32 if self.exact32 else np.float64)
-        return self._rows
-
-    def unit_rows(self, units: npt.NDArray[np.integer]) -> npt.NDArray[np.floating]:
-        """``rows()[units]``: the features of these units (C-ordered, float32 when exact), gathered
-        from a unit-major copy of ``ft`` in its own (compact) dtype, made on first use."""
-        if self._rows is not None:
-            return self._rows[units]  # type: ignore[no-any-return]
-        if self._unit_major is None:
-            self._unit_major = np.ascontiguousarray(self.ft.T)
-        cols = units if self.column_of is None else self.column_of[units]
-        out: npt.NDArray[np.floating] = self._unit_major[cols].astype(np.float32 if self.exact32 else np.float64)
-        return out
-
     def reorder(self, order: IntArray) -> None:
         """Put the columns in the unit order ``order`` (column i holds unit order[i]), in place."""
         pos = order if self.column_of is None else self.column_of[order]
         self.ft = _gather_columns(self.ft, pos, self.ft.dtype)
-        self._unit_major = None
         self.unit_order = order
         rank = np.empty(order.size, dtype=np.intp)
         rank[order] = np.arange(order.size, dtype=np.intp)
@@ -318,50 +294,6 @@ def _make_strata(labels: IntArray, n_strata: int) -> _Strata:
     return _Strata(labels, [order[bounds[j] : bounds[j + 1]] for j in range(n_strata)])
 
 
-def _extension_rng(seed: int, stratum: int) -> np.random.Generator:
-    """Stream of the extra draws that complete stratum ``stratum``'s resamples (see docs)."""
-    return np.random.default_rng([seed, _EXTENSION_TAG, stratum])
-
-
-def _drop_draws(
-    idx: npt.NDArray[np.integer], strata: _Strata, excess: I64Array
-) -> tuple[IntArray, IntArray, IntArray]:
-    """For each resample row b and stratum j, the last ``excess[b, j]`` draws of row b that fall
-    in stratum j: (rows, strata, units). Searched in a tail window that grows until it holds them."""
-    nb, u = idx.shape
-    if not bool((excess > 0).any()):
-        e = np.zeros(0, dtype=np.intp)
-        return e, e, e
-    sizes = strata.sizes
-    depth = float((excess.max(axis=0) * (u / np.maximum(sizes, 1))).max())
-    t = int(min(u, 2 * depth + 1024))
-    while True:
-        tail = idx[:, u - t :]
-        lab = strata.labels[tail]
-        found: list[tuple[IntArray, IntArray, IntArray]] = []
-        complete = True
-        for j in range(sizes.size):
-            need = np.maximum(excess[:, j], 0)
-            rows_j = np.flatnonzero(need > 0)
-            if not rows_j.size:
-                continue
-            r, c = np.nonzero(lab[rows_j] == j)  # row-major: each row's hits in draw order
-            have = np.bincount(r, minlength=rows_j.size)
-            if t < u and bool((have < need[rows_j]).any()):
-                complete = False
-                break
-            # keep hit k of its row (0-based) when k >= have - need: the row's last `need` hits
-            first = np.cumsum(have) - have
-            k = np.arange(r.size) - first[r]
-            sel = k >= (have - need[rows_j])[r]
-            rr = rows_j[r[sel]]
-            found.append((rr, np.full(rr.size, j, dtype=np.intp), tail[rr, c[sel]].astype(np.intp)))
-        if complete:
-            break
-        t = min(u, 4 * t)
-    return tuple(np.concatenate([f[i] for f in found]) for i in range(3))  # type: ignore[return-value]
-
-
 def _run_bootstrap(
     p: _Prepared,
     plan: _BootPlan,
@@ -371,19 +303,18 @@ def _run_bootstrap(
     *,
     want_main: bool = True,
 ) -> tuple[FloatArray | None, list[list[FloatArray]]]:
-    """Alpha replicates of the main bootstrap and of within-stratum bootstraps, from one set of draws.
+    """Alpha replicates of the main bootstrap and of each stratum's, from one set of draws.
 
     Main resample b is row b of ``resample_indices(n_units, n_boot, seed)``. For each partition in
-    ``keys``, stratum j's resample b is the first n_j draws of main resample b that fall in the
-    stratum, completed (when fewer than n_j fall there) by draws uniform over the stratum from
-    ``_extension_rng(seed, j)``: main draws are iid uniform over all units, so those landing in a
-    stratum are iid uniform over it and this is an ordinary resample of the stratum's n_j units.
+    ``keys``, stratum j's replicate b is the stratum's alpha under main resample b's weights restricted
+    to the stratum's units (an unconditional bootstrap of the subgroup: the number of its units drawn
+    varies around n_j from resample to resample; docs/agreement.md, "Demographic strata").
 
     The resample weights are built once per chunk of resamples, with units ordered by their cell
     (the combination of their strata over all keys), and multiplied with the features one cell
-    block at a time; every main and stratum sum is then a sum of cell sums, plus the few drawn
-    beyond or short of n_j in each stratum. Returns (main (n_boot, E) or None, per key a list
-    over strata of (n_boot, E)); NaN marks an undefined replicate.
+    block at a time; every main and stratum sum is then a sum of cell sums. Returns (main (n_boot, E)
+    or None, per key a list over strata of (n_boot, E)); NaN marks an undefined replicate (e.g. a
+    stratum with fewer than two pairable units drawn).
 
     ``plan`` may come back with its columns reordered (``_BootPlan.reorder``): pass a fresh one or
     the same one again, never rely on ``plan.ft``'s column order afterwards.
@@ -414,20 +345,18 @@ def _run_bootstrap(
         bounds = np.array([0, u], dtype=np.intp)
         onehots = []
     n_cells = bounds.size - 1
-    ext = [[_extension_rng(seed, j) for j in range(len(k.members))] for k in keys]
     n_out = (1 if want_main else 0) + sum(len(k.members) for k in keys)
     rng = np.random.default_rng(seed)
     step = max(1, min(n_boot, _BOOT_CHUNK_ENTRIES // u))
     ones = plan.n_cols - 1
     if plan.exact32:
-        _chunks_exact(p, plan, n_boot, u, e, step, rng, rank, bounds, ones, keys, onehots, ext, n_out, main,
-                      per_key)
+        _chunks_exact(p, plan, n_boot, u, e, step, rng, rank, bounds, ones, onehots, n_out, main, per_key)
         return main, per_key
     ft_cells = plan.ft
     blocks = [(c, int(bounds[c]), int(bounds[c + 1]), 0.0) for c in range(n_cells)]
     w32 = np.empty((step, u), dtype=np.float32)
-    _chunks(p, plan, n_boot, u, e, step, rng, rank, w32, None, ft_cells, n_cells, blocks, ones, keys, onehots,
-            ext, n_out, main, per_key, None)
+    _chunks(p, plan, n_boot, u, e, step, rng, rank, w32, None, ft_cells, n_cells, blocks, ones, onehots,
+            n_out, main, per_key, None)
     return main, per_key
 
 
@@ -479,8 +408,8 @@ def _block_sums(w: npt.NDArray[np.integer], ft: npt.NDArray[np.number], blocks: 
 
 
 def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, step: int, rng: np.random.Generator,
-                  rank: IntArray | None, bounds: IntArray, ones: int, keys: Sequence[_Strata],
-                  onehots: list[FloatArray], ext: list[list[np.random.Generator]], n_out: int,
+                  rank: IntArray | None, bounds: IntArray, ones: int,
+                  onehots: list[FloatArray], n_out: int,
                   main: FloatArray | None, per_key: list[list[FloatArray]]) -> None:
     """``_run_bootstrap``'s resamples with integer features (``plan.exact32``).
 
@@ -488,8 +417,7 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
     drawer thread; their counts are kept as uint8 weights for many chunks at once (a group,
     ``_WEIGHT_BYTES``), and a group's products with the features run on worker threads while this
     thread counts the next group's draws (two weight buffers): counting holds the GIL, drawing and
-    the products do not, so the two cores stay busy. The stratum corrections of each chunk
-    (``_stratum_corrections``) are made from its draws while they are at hand. Every sum is an exact
+    the products do not, so the two cores stay busy. Every sum is an exact
     integer, so the alphas are those of ``_chunk`` (float32 cell products of one chunk), bit for bit.
     """
     n_cells = bounds.size - 1
@@ -521,9 +449,6 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
         shares = [[b for b in blocks if owner[b[0]] == t] for t in range(n_threads)]
     else:
         shares = [blocks[t::n_threads] for t in range(n_threads)]
-    # each resample's draws per cell: its weights summed cell by cell, in uint32 (the cast to int64
-    # was most of the time of that sum)
-    count_dtype: Any = np.uint32 if u < (1 << 32) else np.int64
     # with the columns in cell order: the counts of a chunk in unit order, and the unit of each column
     order: IntArray = plan.unit_order if plan.unit_order is not None and rank is not None else np.arange(0)
     counting: npt.NDArray[Any] = np.empty((step, u), dtype=np.uint8) if rank is not None else buffers[0][:0]
@@ -531,10 +456,9 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
     drawer = ThreadPoolExecutor(max_workers=1)
     ahead: Any = drawer.submit(draw, starts[0])
     k = 0
-    pending: tuple[int, int, list[Any], list[FloatArray], list[list[tuple[int, FloatArray]]]] | None = None
+    pending: tuple[int, int, list[Any], list[FloatArray]] | None = None
 
-    def finish(g0: int, nb: int, jobs: list[Any], parts: list[FloatArray],
-               corr: list[list[tuple[int, FloatArray]]]) -> None:
+    def finish(g0: int, nb: int, jobs: list[Any], parts: list[FloatArray]) -> None:
         for job in jobs:
             job.result()
         cs = parts[0]
@@ -543,12 +467,9 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
         outs: list[FloatArray] = []
         if main is not None:
             outs.append(cs.sum(axis=0)[:, None, :])
-        for ki in range(len(keys)):
+        for onehot in onehots:
             # integer-valued cell sums: any order of adding them is exact, so one matrix product
-            s_key = np.tensordot(onehots[ki], cs, axes=([0], [0])).transpose(1, 0, 2)
-            for r0, c in corr[ki]:
-                s_key[r0 : r0 + c.shape[0]] = s_key[r0 : r0 + c.shape[0]] + c
-            outs.append(s_key)
+            outs.append(np.tensordot(onehot, cs, axes=([0], [0])).transpose(1, 0, 2))
         _store_alphas(p, plan, g0, nb, outs, n_out, e, main, per_key)
 
     try:
@@ -557,7 +478,6 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
                 g1 = min(g0 + group, n_boot)
                 nb = g1 - g0
                 weights = buffers[gi % len(buffers)]
-                corr: list[list[tuple[int, FloatArray]]] = [[] for _ in keys]
                 while k < len(starts) and starts[k] < g1:
                     b0 = starts[k]
                     idx = ahead.result()
@@ -588,17 +508,6 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
                         if counting.dtype != weights.dtype:  # widened for an earlier buffer or this one
                             weights = buffers[gi % len(buffers)] = weights.astype(counting.dtype)
                         np.take(cnt, order, axis=1, out=weights[b0 - g0 : b0 - g0 + nc], mode="clip")
-                    if keys:
-                        # draws per cell of each resample, then per stratum of each key (the ones column's
-                        # sums); row by row: several times faster than reduceat along the rows' axis
-                        per_cell = np.empty((nc, n_cells), dtype=count_dtype if weights.dtype.kind == "u" else np.float64)
-                        for i in range(nc):
-                            np.add.reduceat(weights[b0 - g0 + i], bounds[:-1], dtype=per_cell.dtype, out=per_cell[i])
-                        for ki, key in enumerate(keys):
-                            drawn = np.rint(per_cell @ onehots[ki]).astype(np.int64)
-                            c = _stratum_corrections(plan, key, ext[ki], idx, drawn - key.sizes)
-                            if c is not None:
-                                corr[ki].append((b0 - g0, c))
                     del idx, cnt
                 if pending is not None:
                     finish(*pending)  # the previous group's products ran while this one was counted
@@ -607,7 +516,7 @@ def _chunks_exact(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, st
                 parts = [np.zeros((n_cells, nb, plan.n_cols)) for _ in range(1 if by_cell else n_threads)]
                 jobs = [pool.submit(_block_sums, w, ft, shares[t], ones, parts[0 if by_cell else t])
                         for t in range(n_threads)]
-                pending = (g0, nb, jobs, parts, corr)
+                pending = (g0, nb, jobs, parts)
             if pending is not None:
                 finish(*pending)
     finally:
@@ -633,8 +542,8 @@ def _store_alphas(p: _Prepared, plan: _BootPlan, b0: int, nb: int, outs: list[Fl
 
 def _chunks(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, step: int, rng: np.random.Generator,
             rank: IntArray | None, w32: npt.NDArray[np.float32], f32: npt.NDArray[np.float32] | None,
-            ft_cells: npt.NDArray[Any], n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int, keys: Sequence[_Strata],
-            onehots: list[FloatArray], ext: list[list[np.random.Generator]], n_out: int, main: FloatArray | None,
+            ft_cells: npt.NDArray[Any], n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int,
+            onehots: list[FloatArray], n_out: int, main: FloatArray | None,
             per_key: list[list[FloatArray]], pool: ThreadPoolExecutor | None) -> None:
     """The resample chunks of ``_run_bootstrap`` with float64 features (its state passed in),
     writing into main and per_key."""
@@ -648,14 +557,14 @@ def _chunks(p: _Prepared, plan: _BootPlan, n_boot: int, u: int, e: int, step: in
         return rng.integers(0, u, size=(min(step, n_boot - b0), u), dtype=np.intp)
 
     for b0 in starts:
-        _chunk(p, plan, b0, draw(b0), u, e, rank, w32, f32, ft_cells, n_cells, blocks, ones, keys, onehots, ext,
+        _chunk(p, plan, b0, draw(b0), u, e, rank, w32, f32, ft_cells, n_cells, blocks, ones, onehots,
                n_out, main, per_key, pool, want_main)
 
 
 def _chunk(p: _Prepared, plan: _BootPlan, b0: int, idx: npt.NDArray[np.intp], u: int, e: int, rank: IntArray | None,
            w32: npt.NDArray[np.float32], f32: npt.NDArray[np.float32] | None, ft_cells: npt.NDArray[Any],
-           n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int, keys: Sequence[_Strata],
-           onehots: list[FloatArray], ext: list[list[np.random.Generator]], n_out: int, main: FloatArray | None,
+           n_cells: int, blocks: list[tuple[int, int, int, float]], ones: int,
+           onehots: list[FloatArray], n_out: int, main: FloatArray | None,
            per_key: list[list[FloatArray]], pool: ThreadPoolExecutor | None, want_main: bool) -> None:
     """One chunk of resamples (rows b0.. of the draws ``idx``) with float64 features: weights, cell
     sums, alphas."""
@@ -671,64 +580,9 @@ def _chunk(p: _Prepared, plan: _BootPlan, b0: int, idx: npt.NDArray[np.intp], u:
     outs: list[FloatArray] = []
     if want_main:
         outs.append(cs.sum(axis=0)[:, None, :])
-    for ki, key in enumerate(keys):
-        s_key = np.einsum("cbf,cj->bjf", cs, onehots[ki])
-        outs.append(_stratum_sums(plan, key, ext[ki], idx, s_key))
+    for onehot in onehots:
+        outs.append(np.einsum("cbf,cj->bjf", cs, onehot))
     _store_alphas(p, plan, b0, nb, outs, n_out, e, main, per_key)
-
-
-def _stratum_sums(
-    plan: _BootPlan,
-    key: _Strata,
-    ext: list[np.random.Generator],
-    idx: npt.NDArray[np.integer],
-    s_str: FloatArray,
-) -> FloatArray:
-    """Turn the main resamples' per-stratum sums (nb, K, cols) into within-stratum resample sums:
-    take away each stratum's draws beyond n_j (its last ones in the row) and add extension draws
-    where the row has fewer than n_j (see ``_run_bootstrap``)."""
-    corr = _stratum_corrections(plan, key, ext, idx, np.rint(s_str[:, :, -1]).astype(np.int64) - key.sizes)
-    return s_str if corr is None else s_str + corr
-
-
-def _stratum_corrections(
-    plan: _BootPlan,
-    key: _Strata,
-    ext: list[np.random.Generator],
-    idx: npt.NDArray[np.integer],
-    diff: npt.NDArray[np.int64],
-) -> FloatArray | None:
-    """What ``_stratum_sums`` adds to the per-stratum sums (nb, K, cols), from the draws ``idx`` and
-    ``diff`` = draws in each stratum minus its size (nb, K); None when nothing is added."""
-    import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
-    nb = idx.shape[0]
-    n_str = len(key.members)
-    sizes = key.sizes
-    rows, strs, units = _drop_draws(idx, key, diff)
-    # float32 when exact: integer features and fewer than plan.block entries per (row, stratum), so
-    # every partial sum stays below 2**23 (see _boot_plan)
-    small = plan.exact32 and int(np.abs(diff).max(initial=0)) < plan.block
-    data = [np.full(rows.size, -1.0, dtype=np.float32 if small else np.float64)]
-    r_all, s_all, u_all = [rows], [strs], [units]
-    short = np.maximum(-diff, 0)
-    for j in range(n_str):
-        tot = int(short[:, j].sum())
-        if tot:
-            draw = ext[j].integers(0, int(sizes[j]), size=tot, dtype=np.int64)
-            r_all.append(np.repeat(np.arange(nb, dtype=np.intp), short[:, j]))
-            s_all.append(np.full(tot, j, dtype=np.intp))
-            u_all.append(key.members[j][draw])
-            data.append(np.ones(tot, dtype=data[0].dtype))
-    units_all = np.concatenate(u_all)
-    if not units_all.size:
-        return None
-    group = np.concatenate(r_all) * n_str + np.concatenate(s_all)
-    pick = sp.csr_matrix(
-        (np.concatenate(data), (group, np.arange(units_all.size))), shape=(nb * n_str, units_all.size)
-    )
-    feats = plan.unit_rows(units_all)
-    corr = np.asarray(pick @ (feats if small else feats.astype(np.float64, copy=False)))
-    return corr.astype(np.float64).reshape(nb, n_str, plan.n_cols)
 
 
 def _bootstrap(p: _Prepared, st: _UnitStats, n_boot: int, seed: int) -> FloatArray:

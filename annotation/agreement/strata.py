@@ -179,8 +179,10 @@ def alpha_by_stratum(
     interval is given (most resamples defined) and no wider than ``max_ci_width``, it has at least
     ``min_units`` pairable units for that emotion, and at least MIN_BOOT_FOR_WIDTH resamples were
     drawn (fewer cannot tell a width). Ordered by stratum, then emotion.
-    The interval resamples units within the stratum (its size fixed); the resamples of all
-    strata are cut from one set of draws (see ``docs/agreement.md``, "Strata").
+    The interval is a bootstrap of the stratum's units taken from the overall resamples: replicate b
+    is the stratum's alpha with resample b's weights on its units (so the number of its units drawn
+    varies around its size); all strata and the overall alpha share one set of draws (see
+    ``docs/agreement.md``, "Demographic strata").
     """
     _check_boot_args(n_boot, confidence)
     u = _as_1d("units", units)
