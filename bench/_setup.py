@@ -6,7 +6,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,17 +42,18 @@ def django_on_postgres() -> None:
 POOL = 65536  # distinct rating vectors in a seeded project
 
 
-def seed_ratings(n_images: int, per_image: int, n_raters: int = 20, seed: int = 1) -> int:
+def seed_ratings(n_images: int, per_image: int, n_raters: int = 20, seed: int = 1, *, build_after: bool = True) -> int:
     """Bulk-create a project with n_images x per_image intensity ratings, inside PostgreSQL.
 
     Values are zero-inflated (about 80% zeros) like real EmoNet-Face ratings: a pool of POOL vectors
     drawn once, each rating taking one by a hash of (image, k, a random start). The counters the
     triggers keep (Image.n_ratings, queue_full, RaterTally, the coverage tallies) are written in bulk
     instead of per statement by the triggers, which would double the time (#21: a million images
-    seed in under two minutes); `seed_check` holds the two ways to the same state. Returns the
-    project id.
+    seed in under two minutes); `seed_check` holds the two ways to the same state. The tables'
+    secondary indexes and keys are made after the rows (`_keys_and_indexes_built_after`), unless
+    ``build_after`` is false (bench/seed_bench.py's reference). Returns the project id.
     """
-    from django.db import connection
+    from django.db import connection, transaction
 
     from accounts.models import User
     from annotation.models import Project
@@ -58,28 +62,28 @@ def seed_ratings(n_images: int, per_image: int, n_raters: int = 20, seed: int = 
     raters = [User.objects.create_user(email=f"bench{seed}-{i}@example.org", password=None) for i in range(n_raters)]
     lo = raters[0].pk
     t0 = time.perf_counter()
-    with connection.cursor() as cur:
+    with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT setseed(%s)", [seed / 1000])
-        # every image gets exactly per_image ratings: its counters are known before they exist
-        cur.execute(
-            "INSERT INTO annotation_image (project_id, name, file, sha256, ethnicity, gender, prompt, source, extra, "
-            "priority, flagged, created_at, format, age, n_ratings, queue_full) "
-            "SELECT %s, 'img' || g, '', md5(g::text) || md5((g + 1)::text), (ARRAY['A','B','C','D'])[1 + g %% 4], "
-            "(ARRAY['man','woman','non-binary person'])[1 + g %% 3], '', '', '{}', random(), false, now(), '', "
-            "20 + 10 * (g %% 7), %s, %s >= %s FROM generate_series(1, %s) g",
-            [project.pk, per_image, per_image, project.target_ratings, n_images],
-        )
-        cur.execute(
-            "CREATE TEMP TABLE seed_pool AS SELECT slot, "
-            "  ARRAY(SELECT CASE WHEN random() < 0.8 THEN 0 ELSE 1 + floor(random() * 7)::int END "
-            "        FROM generate_series(1, 40) e WHERE e > 0 * slot)::smallint[] AS v "
-            "FROM generate_series(0, %s - 1) slot", [POOL])
-        cur.execute("CREATE UNIQUE INDEX ON seed_pool (slot)")
         # ALTER TABLE waits for no deferred checks (inside a test's transaction there are some)
         cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        for trigger in _COUNTING_TRIGGERS:
-            cur.execute(f"ALTER TABLE annotation_rating DISABLE TRIGGER {trigger}")
-        try:
+        with _keys_and_indexes_built_after(cur, ("annotation_image", "annotation_rating") if build_after else ()):
+            # every image gets exactly per_image ratings: its counters are known before they exist
+            cur.execute(
+                "INSERT INTO annotation_image (project_id, name, file, sha256, ethnicity, gender, prompt, source, "
+                "extra, priority, flagged, created_at, format, age, n_ratings, queue_full) "
+                "SELECT %s, 'img' || g, '', md5(g::text) || md5((g + 1)::text), (ARRAY['A','B','C','D'])[1 + g %% 4], "
+                "(ARRAY['man','woman','non-binary person'])[1 + g %% 3], '', '', '{}', random(), false, now(), '', "
+                "20 + 10 * (g %% 7), %s, %s >= %s FROM generate_series(1, %s) g",
+                [project.pk, per_image, per_image, project.target_ratings, n_images],
+            )
+            cur.execute(
+                "CREATE TEMP TABLE seed_pool AS SELECT slot, "
+                "  ARRAY(SELECT CASE WHEN random() < 0.8 THEN 0 ELSE 1 + floor(random() * 7)::int END "
+                "        FROM generate_series(1, 40) e WHERE e > 0 * slot)::smallint[] AS v "
+                "FROM generate_series(0, %s - 1) slot", [POOL])
+            cur.execute("CREATE UNIQUE INDEX ON seed_pool (slot)")
+            for trigger in _COUNTING_TRIGGERS:
+                cur.execute(f"ALTER TABLE annotation_rating DISABLE TRIGGER {trigger}")
             # per_image distinct raters per image: consecutive rater offsets from a random start.
             cur.execute(
                 'INSERT INTO annotation_rating (project_id, image_id, rater_id, "values", scale_max, taxonomy_version, '
@@ -92,8 +96,6 @@ def seed_ratings(n_images: int, per_image: int, n_raters: int = 20, seed: int = 
                 "WHERE i.project_id = %s",
                 [project.pk, lo, n_raters, n_raters, per_image, POOL, project.pk],
             )
-        finally:
-            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
             for trigger in _COUNTING_TRIGGERS:
                 cur.execute(f"ALTER TABLE annotation_rating ENABLE TRIGGER {trigger}")
         cur.execute(
@@ -101,6 +103,7 @@ def seed_ratings(n_images: int, per_image: int, n_raters: int = 20, seed: int = 
             "SELECT project_id, rater_id, count(*) FROM annotation_rating WHERE project_id = %s "
             "GROUP BY project_id, rater_id", [project.pk])
         cur.execute("DROP TABLE seed_pool")
+    with connection.cursor() as cur:
         cur.execute("ANALYZE annotation_rating")
     print(f"seeded {n_images:,} images x {per_image} ratings in {time.perf_counter() - t0:.1f} s")
     return project.pk
@@ -108,6 +111,38 @@ def seed_ratings(n_images: int, per_image: int, n_raters: int = 20, seed: int = 
 
 # The triggers on annotation_rating that keep counters; seed_ratings writes those counters itself.
 _COUNTING_TRIGGERS = ("rating_counts_image", "rating_tallies_rater")
+
+
+@contextmanager
+def _keys_and_indexes_built_after(cur: Any, tables: tuple[str, ...]) -> Iterator[None]:
+    """The tables' secondary indexes, unique constraints and foreign keys dropped for the block and
+    made again (by their own definitions) after it, as a restore does: an index built over all rows
+    at once is a sort, where one kept in place takes each row on its own, at random places once it
+    outgrows the buffer cache, and a foreign key added back checks every row in one join instead of
+    one query per row. At a million images the seeding took 145 s with everything in place, 88 s
+    with the foreign keys alone made after. Primary keys stay. Call inside a transaction: a failure,
+    a re-check's included, leaves nothing changed."""
+    indexes: list[tuple[str, str]] = []
+    constraints: list[tuple[str, str, str, str]] = []
+    for table in tables:
+        cur.execute("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                    "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass "
+                    "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid "
+                    "AND k.conrelid = i.indrelid) ORDER BY c.relname", [table])
+        indexes += list(cur.fetchall())
+        cur.execute("SELECT contype, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE conrelid = %s::regclass AND contype IN ('f', 'u') ORDER BY contype DESC, conname", [table])
+        constraints += [(kind, table, name, definition) for kind, name, definition in cur.fetchall()]
+    for _, table, name, _ in constraints:
+        cur.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        cur.execute(f'DROP INDEX "{name}"')
+    yield
+    for _, definition in indexes:
+        cur.execute(definition)
+    # unique constraints before the foreign keys that may lean on them
+    for _, table, name, definition in sorted(constraints, key=lambda c: c[0] != "u"):
+        cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
 
 
 def seed_check(project_id: int) -> list[str]:
