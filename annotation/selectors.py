@@ -200,23 +200,36 @@ class SnapshotRows:
     label_codes: dict[str, np.ndarray]
 
 
-def snapshot_rows(project: Project, label_keys: Sequence[str]) -> SnapshotRows | None:
+# From this many images snapshot_rows reads with two COPYs at once (halves of the image ids, over two
+# connections sharing one exported snapshot): PostgreSQL's side of the binary COPY is most of the read
+# and one backend uses one core (#21).
+SPLIT_READ_MIN_IMAGES = 50_000
+
+
+def snapshot_rows(project: Project, label_keys: Sequence[str], *, split: bool | None = None) -> SnapshotRows | None:
     """Every intensity rating of the project's non-flagged images (as ``rating_rows(project)``, in
     the same order) with its id, times and image labels (``label_keys``: Image columns), in one
     binary COPY: the snapshot's drift figures and strata need no second pass over the ratings (#21).
-    None off PostgreSQL (the caller reads the parts one by one there)."""
+    None off PostgreSQL (the caller reads the parts one by one there).
+
+    ``split``: read the lower and upper halves of the image ids by two COPYs at once, the upper half
+    over a second connection that imports this one's snapshot (``pg_export_snapshot``: both see the
+    same data, as one COPY would); None decides by size (SPLIT_READ_MIN_IMAGES), and never inside a
+    transaction of the caller's (a second connection would not see its uncommitted rows). The same
+    rows either way."""
     if connection.vendor != "postgresql":
         return None
     keys = list(label_keys)
     for key in keys:
         Image._meta.get_field(key)  # FieldDoesNotExist for anything but a column of Image
     with connection.cursor() as cur:
-        if keys:
-            # the labels in use (a few per key), so that the COPY sends each row's as a small integer
-            cur.execute("SELECT " + ", ".join(f"array_agg(DISTINCT {k}::text)" for k in keys)
-                        + " FROM annotation_image WHERE project_id = %s", [project.pk])
-            found = cur.fetchone()
-        values = {k: list(found[i] or []) for i, k in enumerate(keys)} if keys else {}
+        # the labels in use (a few per key), so that the COPY sends each row's as a small integer; the
+        # image ids' range, to split the read
+        cur.execute("SELECT " + "".join(f"array_agg(DISTINCT {k}::text), " for k in keys)
+                    + "count(*), min(id), max(id) FROM annotation_image WHERE project_id = %s", [project.pk])
+        found = cur.fetchone()
+        values = {k: list(found[i] or []) for i, k in enumerate(keys)}
+        n_images, lo, hi = found[len(keys):]
         label_sql = "".join(f", (COALESCE(array_position(%s::text[], i.{k}::text), 0) - 1)::int4" for k in keys)
         sql = (
             # date_part gives the double directly (EXTRACT goes through numeric); both are the exact
@@ -228,14 +241,22 @@ def snapshot_rows(project: Project, label_keys: Sequence[str]) -> SnapshotRows |
             "WHERE r.project_id = %s AND r.emotion IS NULL AND NOT i.flagged"
         )
         extra = [("id", ">i8"), ("at", ">f8"), ("seconds", ">f8"), *((f"label_{k}", ">i4") for k in keys)]
-        # parsed while it arrives: the stream itself is never held whole (about 1 GB at a million images)
-        stream = pgcopy.RowStream(N_EMOTIONS, extra)
-        query = cur.mogrify(sql, [*(values[k] for k in keys), project.pk]).decode()
-        sink = stream.sink()
-        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", sink)
-        sink.flush()
-    got, cols = stream.result()
-    del stream
+        params = [*(values[k] for k in keys), project.pk]
+        if split is None:
+            split = n_images >= SPLIT_READ_MIN_IMAGES
+        if split and not connection.in_atomic_block and lo is not None and hi > lo:
+            mid = lo + (hi - lo) // 2
+            low = cur.mogrify(sql + " AND r.image_id <= %s", [*params, mid]).decode()
+            high = cur.mogrify(sql + " AND r.image_id > %s", [*params, mid]).decode()
+            parts = _copy_two(low, high, extra)
+        else:
+            parts = [_copy_rows(cur, cur.mogrify(sql, params).decode(), extra)]
+    fields = ("image_ids", "rater_ids", "values")
+    got = pgcopy.RatingRows(*(np.concatenate([getattr(p[0], f) for p in parts]) if len(parts) > 1
+                              else getattr(parts[0][0], f) for f in fields))
+    cols = {name: np.concatenate([p[1][name] for p in parts]) if len(parts) > 1 else parts[0][1][name]
+            for name, _ in extra}
+    del parts
     # by image, then rater: as rating_rows (the rows usually come so already: then nothing is copied)
     ids, raters = got.image_ids, got.rater_ids
     in_order = bool(ids.size < 2 or ((ids[1:] > ids[:-1]) | ((ids[1:] == ids[:-1]) & (raters[1:] > raters[:-1]))).all())
@@ -246,6 +267,60 @@ def snapshot_rows(project: Project, label_keys: Sequence[str]) -> SnapshotRows |
     rows = pgcopy.RatingRows(got.image_ids[order], got.rater_ids[order], got.values[order])
     return SnapshotRows(rows, cols["id"][order], cols["at"][order], cols["seconds"][order], values,
                         {k: cols[f"label_{k}"][order] for k in keys})
+
+
+_Parsed = tuple[pgcopy.RatingRows, dict[str, np.ndarray]]
+
+
+def _copy_rows(cur: Any, query: str, extra: list[tuple[str, str]]) -> _Parsed:
+    """One binary COPY of snapshot_rows' rows, parsed while it arrives: the stream itself is never
+    held whole (about 1 GB at a million images)."""
+    stream = pgcopy.RowStream(N_EMOTIONS, extra)
+    sink = stream.sink()
+    cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", sink)
+    sink.flush()
+    return stream.result()
+
+
+def _copy_two(low: str, high: str, extra: list[tuple[str, str]]) -> list[_Parsed]:
+    """``_copy_rows`` of both queries at once: ``high`` in a thread over a second connection that
+    imports this connection's snapshot (REPEATABLE READ on both), ``low`` here. The driver lets go of
+    the GIL while it waits for PostgreSQL, so the two backends work on both cores."""
+    import threading
+
+    from django.db import connections, transaction
+
+    got: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def other(snapshot_id: str) -> None:
+        conn = connections.create_connection("default")
+        try:
+            with conn.cursor() as c2:
+                c2.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                c2.execute("SET TRANSACTION SNAPSHOT %s", [snapshot_id])
+                ready.set()
+                got["high"] = _copy_rows(c2, high, extra)
+                c2.execute("COMMIT")
+        except BaseException as exc:  # re-raised in the caller's thread
+            got["error"] = exc
+        finally:
+            ready.set()
+            conn.close()
+
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur.execute("SELECT pg_export_snapshot()")
+        thread = threading.Thread(target=other, args=(cur.fetchone()[0],), name="snapshot_rows upper half")
+        thread.start()
+        try:
+            ready.wait()  # the snapshot is imported (or the thread failed) before anything here ends it
+            lower = _copy_rows(cur, low, extra)
+        finally:
+            thread.join()
+    if "error" in got:
+        raise got["error"]
+    return [lower, got["high"]]
 
 
 def agreement_latest(project: Project) -> AgreementSnapshot | None:

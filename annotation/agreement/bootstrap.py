@@ -194,14 +194,8 @@ def _boot_features_t(p: _Prepared, st: _UnitStats) -> tuple[FloatArray, int]:
     return ft.reshape(e * 4, u), 4
 
 
-def _moment_rows(st: _UnitStats, j: int, by_emotion: npt.NDArray[np.integer] | None = None) -> FloatArray:
-    """Emotion j's four rows of ``_boot_features_t`` (moments kind): the same numbers, one emotion
-    (``by_emotion``: ``st.packed_by_emotion()`` when the caller has it)."""
-    if by_emotion is None:
-        m, s1, s2 = st.moments_of(j)
-    else:
-        c = by_emotion[j].astype(np.int64)
-        m, s1, s2 = c & ((1 << st.b1) - 1), (c >> st.b1) & ((1 << (st.b2 - st.b1)) - 1), c >> st.b2
+def _moment_features(m: I64Array, s1: I64Array, s2: I64Array) -> FloatArray:
+    """The four ``_boot_features_t`` rows of per-unit moments (m, s1, s2): shape (4, len(m))."""
     pair = m >= 2
     out = np.empty((4, m.size))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -212,6 +206,34 @@ def _moment_rows(st: _UnitStats, j: int, by_emotion: npt.NDArray[np.integer] | N
     return out
 
 
+def _moment_table(st: _UnitStats, n_units: int) -> FloatArray | None:
+    """``_moment_features`` of every packed code below the largest in use, shape (4, top): a unit's
+    rows are then ``table[:, code]`` (the same numbers: the same operations on the same integers),
+    a gather instead of unpacking and dividing per unit. None where the codes are too many for it."""
+    assert st.packed is not None
+    top = int(st.packed.max(initial=0)) + 1
+    if top > 4 * n_units + 4096:
+        return None
+    c = np.arange(top, dtype=np.int64)
+    return _moment_features(c & ((1 << st.b1) - 1), (c >> st.b1) & ((1 << (st.b2 - st.b1)) - 1), c >> st.b2)
+
+
+def _moment_rows(st: _UnitStats, j: int, by_emotion: npt.NDArray[np.integer] | None = None,
+                 table: FloatArray | None = None) -> FloatArray:
+    """Emotion j's four rows of ``_boot_features_t`` (moments kind): the same numbers, one emotion
+    (``by_emotion``: ``st.packed_by_emotion()`` when the caller has it; ``table``: ``_moment_table``)."""
+    if table is not None:
+        assert st.packed is not None
+        codes = by_emotion[j] if by_emotion is not None else st.packed[:, j]
+        return np.take(table, codes, axis=1)
+    if by_emotion is None:
+        m, s1, s2 = st.moments_of(j)
+    else:
+        c = by_emotion[j].astype(np.int64)
+        m, s1, s2 = c & ((1 << st.b1) - 1), (c >> st.b1) & ((1 << (st.b2 - st.b1)) - 1), c >> st.b2
+    return _moment_features(m, s1, s2)
+
+
 def _boot_plan(p: _Prepared, st: _UnitStats) -> _BootPlan:
     if st.kind == "moments":
         assert st.packed is not None
@@ -219,9 +241,10 @@ def _boot_plan(p: _Prepared, st: _UnitStats) -> _BootPlan:
         k = 4
         n_full = n_e * k
         by_emotion = st.packed_by_emotion()
+        table = _moment_table(st, u)
 
         def rows_of(j: int) -> FloatArray:
-            return _moment_rows(st, j, by_emotion)  # one emotion at a time: no (E*4, U) table (1.3 GB at a million units)
+            return _moment_rows(st, j, by_emotion, table)  # one emotion at a time: no (E*4, U) table (1.3 GB at a million units)
     else:
         full, k = _boot_features_t(p, st)
         n_full, u = full.shape

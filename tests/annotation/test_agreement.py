@@ -692,3 +692,23 @@ def test_rater_agreement_matches_recomputation_with_missing(level: ag.Level) -> 
         else:  # recomputed per rater on all emotions at once: equal up to rounding
             assert x.alpha_without == pytest.approx(without, abs=1e-12)
             assert x.alpha_with == pytest.approx(with_all, abs=1e-12)
+
+
+def test_moment_rows_from_the_code_table_are_the_unpacked_rows() -> None:
+    """The boot plan's per-unit features looked up by packed code equal the ones computed per unit."""
+    from annotation.agreement import bootstrap as bs
+
+    rng = np.random.default_rng(31)
+    for n, per in [(5000, 3), (300, 7)]:
+        units = np.repeat(np.arange(n), per)
+        vals = rng.integers(0, 8, (units.size, 4)).astype(float)
+        vals[rng.random(vals.shape) < 0.3] = NAN
+        p = ag._prepare(units, vals, level="interval", domain=ag.scale_domain(7), raters=None)
+        st = ag._unit_stats(p)
+        table = bs._moment_table(st, p.n_units)
+        # three ratings: a small table; seven: codes too many for 300 units (then computed per unit)
+        assert (table is None) == (per == 7)
+        for j in range(4):
+            got = bs._moment_rows(st, j, st.packed_by_emotion(), table)
+            assert got.dtype == np.float64 and np.array_equal(got, bs._moment_rows(st, j))
+            assert np.array_equal(got, ag._boot_features_t(p, st)[0][4 * j : 4 * j + 4])

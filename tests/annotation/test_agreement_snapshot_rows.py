@@ -75,3 +75,30 @@ def test_the_payload_is_the_same_as_with_the_separate_reads(monkeypatch):
 def test_empty_project_reads_nothing():
     wide = selectors.snapshot_rows(make_project(), snap.STRATA_KEYS)
     assert wide is not None and wide.rows.values.shape == (0, 40) and wide.created.shape == (0,)
+
+
+def _same_rows(a: selectors.SnapshotRows, b: selectors.SnapshotRows) -> None:
+    for x, y in [(a.rows.image_ids, b.rows.image_ids), (a.rows.rater_ids, b.rows.rater_ids),
+                 (a.rows.values, b.rows.values), (a.rating_ids, b.rating_ids), (a.created, b.created)]:
+        assert np.array_equal(x, y) and x.dtype == y.dtype
+    assert np.array_equal(a.seconds, b.seconds, equal_nan=True)
+    assert a.label_values == b.label_values
+    assert all(np.array_equal(a.label_codes[k], b.label_codes[k]) for k in a.label_codes)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_split_read_over_two_connections_gives_the_same_rows():
+    """Committed data (a second connection sees it): the two halves read at once over two
+    connections, joined, are the one COPY's rows; inside a caller's transaction it reads once."""
+    from django.db import transaction
+
+    project, _ = _project_with_awkward_rows()
+    one = selectors.snapshot_rows(project, snap.STRATA_KEYS, split=False)
+    two = selectors.snapshot_rows(project, snap.STRATA_KEYS, split=True)
+    assert one is not None and two is not None and len(one.rows.image_ids) == 23 * 3
+    _same_rows(one, two)
+    with transaction.atomic():
+        Rating.objects.filter(project=project).update(seconds_spent=1.5)  # uncommitted: only this connection sees it
+        inside = selectors.snapshot_rows(project, snap.STRATA_KEYS, split=True)
+        assert inside is not None and (inside.seconds == 1.5).all()
+        transaction.set_rollback(True)
