@@ -348,7 +348,8 @@ def consolidate_intensity(
         if lo < 0 or hi > scale_max:
             bad = lo if lo < 0 else hi
             raise ValueError(f"value {bad} is off the scale (allowed: 0..{scale_max})")
-    vals = vals.astype(np.int16, copy=False)
+    if vals.dtype != np.int8:  # int8 (a release's compact ratings, #21) is kept: no copy
+        vals = vals.astype(np.int16, copy=False)
     n_emotions = vals.shape[1]
     ids, (vals,) = _sort_by_image(ids, vals)
     uniq, starts, counts = _group_bounds(ids)

@@ -274,6 +274,19 @@ def _rake(quotas: list[list[float]], row_totals: Sequence[int], col_totals: Sequ
             break
 
 
+def _shared_int_list(col: Any) -> list[int]:
+    """``col.tolist()`` (non-negative integers) whose equal entries are one Python int object (#21:
+    8 bytes an entry, not 8 plus a 28-byte int each; a million items' cells are a few thousand values)."""
+    import numpy as np
+    col = np.asarray(col, dtype=np.int64)
+    if col.size == 0:
+        return []
+    pool = np.empty(int(col.max()) + 1, dtype=object)
+    pool[:] = range(int(col.max()) + 1)
+    out: list[int] = pool[col].tolist()
+    return out
+
+
 def _serpentine(strata: Iterable[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """Strata in serpentine order: sorted by the first key, within it by the second key in
     alternating direction, and so on, so that neighbours in the stream share as many leading
@@ -869,7 +882,7 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
             pres_ptr = array("q", np.concatenate(([0], np.cumsum(present.sum(axis=1, dtype=np.int64))))
                              .astype(np.int64).tobytes())
 
-    col_lists = [cols[:, t].tolist() for t in range(cols.shape[1])]  # flat lists: no list per item
+    col_lists = [_shared_int_list(cols[:, t]) for t in range(cols.shape[1])]  # flat lists: no list per item
     col0, col_rest = col_lists[0], col_lists[1:]
     members_l = array("q", members.astype(np.int64).tobytes())
     ustart_l = array("q", ustart.astype(np.int64).tobytes())

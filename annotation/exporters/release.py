@@ -81,14 +81,21 @@ class _FileSink:
     hashing them on the way: the caller formats the next chunk while the last one is written.
     Parquet files are encoded on that thread too (pyarrow releases the GIL), a table at a time
     (a row group each, #21), so a file can be written slice by slice, and several files can be
-    open at once (a split's Parquet, CSV and JSONL fed slice by slice). At most a few chunks wait
-    in the queue, which bounds the memory held."""
+    open at once (a split's Parquet, CSV and JSONL fed slice by slice). The memory waiting is
+    bounded in bytes (#21): text chunks wait only while less than ``max_pending`` bytes of them are
+    queued, and ``tables_done`` lets the caller wait for the tables it queued before it builds
+    the next one (a row group's table is the biggest thing a build makes: never two of them
+    waiting at once)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_pending: int = 40 << 20) -> None:
         self.root = root
         self.entries: dict[str, ManifestEntry] = {}
-        self._queue: queue.Queue[tuple[str, str, Any] | None] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[tuple[str, str, Any] | None] = queue.Queue()
         self._error: BaseException | None = None
+        self._max_pending = max(int(max_pending), 1)
+        self._pending = 0  # bytes of text chunks queued and not yet written
+        self._tables = 0  # tables queued and not yet encoded
+        self._done = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="release-writer", daemon=True)
         self._thread.start()
 
@@ -96,18 +103,16 @@ class _FileSink:
         open_files: dict[str, _Hashing] = {}
         writers: dict[str, Any] = {}
         while (item := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # drain until the sentinel
             kind, rel, arg = item
             try:
+                if self._error is not None:
+                    continue  # drain until the sentinel
                 if kind == "open":
                     path = self.root / rel
                     path.parent.mkdir(parents=True, exist_ok=True)
                     open_files[rel] = _Hashing(path.open("wb"), hashlib.sha256())
                 elif kind == "data":
-                    out = open_files[rel]
-                    for data in ([_parquet_bytes(arg)] if isinstance(arg, pa.Table) else [arg]):
-                        out.write(data)
+                    open_files[rel].write(_parquet_bytes(arg) if isinstance(arg, pa.Table) else arg)
                 elif kind == "table":  # one more row group (or several, past ROW_GROUP rows)
                     if rel not in writers:
                         writers[rel] = pq.ParquetWriter(open_files[rel], arg.schema, **_WRITER_OPTIONS)
@@ -120,13 +125,42 @@ class _FileSink:
                     self.entries[rel] = ManifestEntry(path=rel, sha256=out.digest.hexdigest(), size=out.size)
             except BaseException as exc:  # handed to the caller at its next put / finish
                 self._error = exc
+            finally:
+                with self._done:
+                    if kind == "table":
+                        self._tables -= 1
+                    elif kind == "data":
+                        self._pending -= _size(arg)
+                    self._done.notify_all()
+                del item, arg
         for out in open_files.values():
             out.fh.close()
 
     def _put(self, item: tuple[str, str, Any] | None) -> None:
         if self._error is not None:
             raise self._error
+        if item is not None and item[0] in ("data", "table"):
+            with self._done:
+                if item[0] == "table":
+                    self._tables += 1
+                else:
+                    size = _size(item[2])
+                    # wait while the chunks queued already fill the budget (one chunk always goes)
+                    self._done.wait_for(lambda: self._pending == 0 or self._pending + size <= self._max_pending
+                                        or self._error is not None)
+                    self._pending += size
+            if self._error is not None:
+                raise self._error
         self._queue.put(item)
+
+    def tables_done(self, at_most: int = 0) -> None:
+        """Wait until at most ``at_most`` of the tables queued so far wait to be encoded and
+        written (#21: the caller builds the next row group's table only then, which bounds the
+        tables held at once)."""
+        with self._done:
+            self._done.wait_for(lambda: self._tables <= at_most or self._error is not None)
+        if self._error is not None:
+            raise self._error
 
     def open(self, rel: str) -> None:
         self._put(("open", rel, None))
@@ -162,8 +196,17 @@ class _FileSink:
     def abort(self) -> None:
         if self._thread.is_alive():
             self._error = self._error or RuntimeError("aborted")
+            with self._done:
+                self._done.notify_all()
             self._queue.put(None)
             self._thread.join()
+
+
+def _size(chunk: Any) -> int:
+    """Bytes a queued chunk holds (bytes, a pyarrow Buffer or a Table)."""
+    if isinstance(chunk, pa.Table):
+        return int(chunk.nbytes)
+    return len(memoryview(chunk)) if not isinstance(chunk, pa.Buffer) else int(chunk.size)
 
 
 ROW_GROUP: int = PARQUET_OPTIONS["row_group_size"]
@@ -296,6 +339,7 @@ def write_release_columns(
     scale_max: int | None = None,
     allocation: Any = None,
     soft: Callable[[Any], tuple[Any, Any, Any]] | None = None,
+    between_slices: Callable[[], None] | None = None,
 ) -> Manifest:
     """``write_release`` from columns (#21: a million images without an ImageRow or a sha256 -> split
     mapping per image): ``info`` and ``split`` as ``image_plan_columns`` takes them, every labelled
@@ -304,7 +348,9 @@ def write_release_columns(
     image ids given, float64, C-contiguous; they are rounded in place) computed per slice of the tables
     (ratermodel_posterior.SoftRows.of_emotion_major) instead of the labels' arrays.
     ``agreement`` may be a function giving it: called once the tables are written (#21: only the
-    card and release.json hold it, so it can be computed elsewhere while the tables are written)."""
+    card and release.json hold it, so it can be computed elsewhere while the tables are written).
+    ``between_slices``: called after each slice of a table is handed to the writer (a build hands
+    its allocators' free memory back to the system there, #21)."""
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists; a release folder is written once")
@@ -313,14 +359,16 @@ def write_release_columns(
     used = set(np.unique(np.asarray(split, dtype=np.int64)).tolist())
     splits = _split_names({n: n for j, n in enumerate(split_names) if j in used})
     return _write(out_dir, plan=plan, raw_rows=raw_rows, splits=splits, labels=labels, balance=balance,
-                  agreement=agreement, card=card, config=config, emotions=emotions, scale_max=scale_max, soft=soft)
+                  agreement=agreement, card=card, config=config, emotions=emotions, scale_max=scale_max, soft=soft,
+                  between_slices=between_slices)
 
 
 def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[str], labels: Labels,
            balance: Mapping[str, Any], agreement: Mapping[str, Any] | Callable[[], Mapping[str, Any]], card: CardInfo,
            config: Mapping[str, Any],
            emotions: Sequence[str], scale_max: int | None,
-           soft: Callable[[Any], tuple[Any, Any, Any]] | None = None) -> Manifest:
+           soft: Callable[[Any], tuple[Any, Any, Any]] | None = None,
+           between_slices: Callable[[], None] | None = None) -> Manifest:
     binary = isinstance(labels, BinaryConsolidated)
     if scale_max is None:
         scale_max = 1 if isinstance(labels, BinaryConsolidated) else labels.scale_max
@@ -337,7 +385,10 @@ def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[st
         if raw_rows.num_rows:
             sink.open("raw/ratings.parquet")
             for lo in range(0, raw_rows.num_rows, ROW_GROUP):
+                sink.tables_done(at_most=1)  # one slice encoded while the next is built
                 sink.table("raw/ratings.parquet", raw_table_slice(raw_rows, lo, min(lo + ROW_GROUP, raw_rows.num_rows)))
+                if between_slices is not None:
+                    between_slices()
             sink.close("raw/ratings.parquet")
         for s in splits:
             rows = plan.order[split_of == s]
@@ -346,6 +397,7 @@ def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[st
             for rel in files:
                 sink.open(rel)
             for lo in range(0, max(int(rows.size), 1), ROW_GROUP):
+                sink.tables_done()  # the last row group's table encoded: never two held at once
                 part = _image_slice(plan, rows[lo:lo + ROW_GROUP], soft)
                 sink.table(files[0], part)
                 # the text lines TEXT_ROWS rows at a time (their formatting is per row: the same
@@ -361,6 +413,8 @@ def _write(out_dir: Path, *, plan: ImagePlan, raw_rows: RawPlan, splits: list[st
                     for chunk in _jsonl_chunks(piece, segments):
                         sink.data(files[2], chunk)
                     del piece, segments
+                    if between_slices is not None:
+                        between_slices()
                 del part
             for rel in files:
                 sink.close(rel)

@@ -67,8 +67,12 @@ def image_table_slice(plan: ImagePlan, rows: Any, rounded: dict[str, Any] | None
     and rounded to FLOAT_DECIMALS ("consensus", and "p_present", "expected_intensity", "sd" when the
     labels have soft labels), used as they are instead of transposed and rounded copies."""
     labels, idx = plan.labels, np.asarray(rows, dtype=np.int64)
-    take = pa.array(idx, pa.int64())
-    cols: dict[str, Any] = {name: pc.take(arr, take) for name, arr in plan.base.items()}
+    n_base = len(next(iter(plan.base.values()))) if plan.base else -1
+    if idx.size == n_base and (n_base == 0 or bool(np.array_equal(idx, np.arange(n_base)))):
+        cols: dict[str, Any] = dict(plan.base)  # every row in order (a slice's own plan): no copies
+    else:
+        take = pa.array(idx, pa.int64())
+        cols = {name: pc.take(arr, take) for name, arr in plan.base.items()}
     slugs = _slugs(plan.emotions)
     if isinstance(labels, BinaryConsolidated):
         # emotion-major copies, so every column below is one contiguous slice

@@ -221,6 +221,19 @@ def _concat_rows(parts: list[Any]) -> Any:
                                            for f in dataclasses.fields(parts[0])})
 
 
+def _compact_ratings(rows: Any, scale_max: int) -> Any:
+    """RatingRows with their values as int8 when every one fits (#21: a scale of 0..scale_max, at
+    most 127; half the memory of int16, 120 MB at 3,000,000 ratings x 40 emotions): every step
+    after reads them as integers, the same values. Values that do not fit stay as they are (the
+    consolidation then names the one off the scale)."""
+    values = rows.values
+    if values.dtype == np.int8 or scale_max > 127 or not values.size:
+        return rows
+    if int(values.min()) < 0 or int(values.max()) > 127:
+        return rows
+    return dataclasses.replace(rows, values=values.astype(np.int8))
+
+
 def _only_images(rows: Any, keep: np.ndarray | None) -> Any:
     """`rows` (RatingRows or BinaryVotes: arrays of one length) restricted to the images in `keep`."""
     if keep is None:
@@ -604,7 +617,7 @@ def _build_steps(release: Release, step: Progress, forked: list[Any]) -> None:
         # Only ratings revised after the release was created need their history.
         revised = Rating.objects.filter(project=project, pk__lte=max_id, updated_at__gt=as_of).exists()
         # Read chunk by chunk of images (#21: one chunk's COPY stream at a time).
-        rows = _concat_rows([_only_images(part, keep) for part in selectors.rating_rows_chunks(
+        rows = _concat_rows([_compact_ratings(_only_images(part, keep), project.scale_max) for part in selectors.rating_rows_chunks(
             project, chunk_images=release_chunk_images(), max_rating_id=max_id, as_of=as_of if revised else None,
             exclude_raters=excluded_ids, flagged_image_ids=flagged)])
         raw = rows
@@ -640,8 +653,9 @@ def _build_steps(release: Release, step: Progress, forked: list[Any]) -> None:
         # #17: alpha is computed after the release's selection (excluded raters, dropped disputed
         # images); the same figure on every rating of the frozen inputs goes beside it (read here:
         # the computation below touches no database).
-        every = _only_images(selectors.rating_rows(project, max_rating_id=max_id, as_of=as_of if revised else None,
-                                                   flagged_image_ids=flagged), keep) \
+        every = _compact_ratings(_only_images(selectors.rating_rows(
+            project, max_rating_id=max_id, as_of=as_of if revised else None, flagged_image_ids=flagged), keep),
+            project.scale_max) \
             if excluded_ids or labels.left_out.get("disputed") else None
         # #21: pure numpy, needed only by the card and release.json (written last): computed in a
         # forked child process while this one assigns the splits and writes the tables, so the two
@@ -703,7 +717,7 @@ def _build_steps(release: Release, step: Progress, forked: list[Any]) -> None:
                     balance=balance, agreement=agreement.result if isinstance(agreement, Forked) else agreement,
                     card=card, config=config, pseudonym_key=bytes.fromhex(release.pseudonym_key),
                     scale_max=project.scale_max, soft=None if soft_rows is None else soft_rows.of_emotion_major,
-                    allocation=allocation)
+                    allocation=allocation, between_slices=_free_unused_memory)
             except BaseException:
                 copy.abort()
                 raise
