@@ -56,6 +56,7 @@ start_s3() {
       -volume.port="$(free_weed_port)" -filer.port="$(free_weed_port)" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
       -s3.port.iceberg=0 -s3.port.lance=0 -master.volumeSizeLimitMB=64 -volume.max=100 >"$SVC_DIR/weed.log" 2>&1 &
   echo $! >"$SVC_DIR/weed.pid"
+  disown $!  # stop_services kills it: no "Killed" job notice from this shell
   export AWS_S3_ENDPOINT_URL="http://127.0.0.1:${S3_PORT}" AWS_ACCESS_KEY_ID=emorate AWS_SECRET_ACCESS_KEY=emorate-test
   export AWS_S3_REGION_NAME=us-east-1
   echo "services: seaweedfs s3 127.0.0.1:$S3_PORT"
@@ -63,8 +64,14 @@ start_s3() {
 
 stop_services() {
   if [ -f "$SVC_DIR/weed.pid" ]; then
-    kill "$(cat "$SVC_DIR/weed.pid")" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$(cat "$SVC_DIR/weed.pid")" 2>/dev/null || break; sleep 0.1; done
+    # weed server does not exit on SIGTERM (nor SIGINT) within 10 s: it used to outlive every run,
+    # its folder deleted. Its data is throwaway: a moment's grace, then SIGKILL, and wait for it.
+    local weed_pid
+    weed_pid="$(cat "$SVC_DIR/weed.pid")"
+    kill "$weed_pid" 2>/dev/null || true
+    for _ in $(seq 10); do kill -0 "$weed_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$weed_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$weed_pid" 2>/dev/null || break; sleep 0.1; done
   fi
   if [ -f "$PGDATA/postmaster.pid" ]; then
     as_postgres "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
