@@ -644,29 +644,6 @@ def _build_steps(release: Release, step: Progress, forked: list[Any]) -> None:
             labels = dataclasses.replace(labels, p_present=lazy, expected_intensity=lazy, soft_sd=lazy)
         units, raters, values = rows.image_ids, rows.rater_ids, rows.values
 
-    step(25, "computing agreement (in a child process, beside the next steps)")
-    if project.is_binary:
-        agreement: Any = {"level": "nominal", "confidence": 0.95, "n_boot": 0, "emotions": {},
-                          "mean_alpha": None, "note": "binary releases report k-of-k labels and raw votes"}
-    else:
-        assert values is not None  # intensity: every rater's values
-        # #17: alpha is computed after the release's selection (excluded raters, dropped disputed
-        # images); the same figure on every rating of the frozen inputs goes beside it (read here:
-        # the computation below touches no database).
-        every = _compact_ratings(_only_images(selectors.rating_rows(
-            project, max_rating_id=max_id, as_of=as_of if revised else None, flagged_image_ids=flagged), keep),
-            project.scale_max) \
-            if excluded_ids or labels.left_out.get("disputed") else None
-        # #21: pure numpy, needed only by the card and release.json (written last): computed in a
-        # forked child process while this one assigns the splits and writes the tables, so the two
-        # cores share the work
-        agreement = Forked(functools.partial(
-            _release_agreement, units, raters, values, labels.image_ids, every, agreement_cfg, project.scale_max,
-            model_summary), parallel=getattr(settings, "EMORATE_RELEASE_FORK", True),
-            name="release's agreement computation", before_fork=_free_unused_memory)
-        forked.append(agreement)
-        del every
-
     # #21: the images' columns by one COPY into Arrow, the splits on arrays (no Python object per image)
     info = selectors_release.image_info_table(project, labels.image_ids, with_file=bool(config.get("include_images")))
     no_file = pc.equal(info.column("sha256"), "")
@@ -688,6 +665,31 @@ def _build_steps(release: Release, step: Progress, forked: list[Any]) -> None:
         raise ReleaseError(f"the splits leave out {len(missing)} stratum value(s) of {split_config.min_stratum} or more "
                            f"images: {'; '.join(missing[:5])}. Cut a new version with another seed, fractions or "
                            "min_stratum, or without grouping")
+
+    # After the splits (#21): their scratch is freed before the child starts, so the two never
+    # add up (the child, sharing the parent's pages, runs beside the writing, which outlasts it).
+    step(60, "computing agreement (in a child process, beside the writing)")
+    if project.is_binary:
+        agreement: Any = {"level": "nominal", "confidence": 0.95, "n_boot": 0, "emotions": {},
+                          "mean_alpha": None, "note": "binary releases report k-of-k labels and raw votes"}
+    else:
+        assert values is not None  # intensity: every rater's values
+        # #17: alpha is computed after the release's selection (excluded raters, dropped disputed
+        # images); the same figure on every rating of the frozen inputs goes beside it (read here:
+        # the computation below touches no database).
+        every = _compact_ratings(_only_images(selectors.rating_rows(
+            project, max_rating_id=max_id, as_of=as_of if revised else None, flagged_image_ids=flagged), keep),
+            project.scale_max) \
+            if excluded_ids or labels.left_out.get("disputed") else None
+        # #21: pure numpy, needed only by the card and release.json (written last): computed in a
+        # forked child process while this one writes the tables, so the two
+        # cores share the work
+        agreement = Forked(functools.partial(
+            _release_agreement, units, raters, values, labels.image_ids, every, agreement_cfg, project.scale_max,
+            model_summary), parallel=getattr(settings, "EMORATE_RELEASE_FORK", True),
+            name="release's agreement computation", before_fork=_free_unused_memory)
+        forked.append(agreement)
+        del every
 
     step(65, "writing files")
     # Built in a local scratch folder, then stored (S3 or the media folder) as a whole; the row
