@@ -87,7 +87,7 @@ class _FileSink:
     the next one (a row group's table is the biggest thing a build makes: never two of them
     waiting at once)."""
 
-    def __init__(self, root: Path, max_pending: int = 40 << 20) -> None:
+    def __init__(self, root: Path, max_pending: int = 24 << 20) -> None:
         self.root = root
         self.entries: dict[str, ManifestEntry] = {}
         self._queue: queue.Queue[tuple[str, str, Any] | None] = queue.Queue()

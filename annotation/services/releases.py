@@ -378,6 +378,10 @@ def release_chunk_images() -> int:
 
 
 DEFAULT_CHUNK_IMAGES = 20_000
+# Images per slice of the soft labels computed while the tables are written (#21): the posterior's
+# scratch (several float64 arrays of emotions x ratings) beside the row group being built stays
+# small; the figures are per image, so the files do not depend on it.
+SOFT_CHUNK_IMAGES = 5_000
 
 
 def _soft_labels_frozen(rows: Any, frozen: dict[str, Any], *,
@@ -627,8 +631,8 @@ def _build_steps(release: Release, step: Progress, forked: list[Any]) -> None:
             if inputs.get("rater_model") and rule.method != "model":
                 # #21: computed slice by slice while the tables are written (the consensus does not
                 # need them), never held whole; the same figures to the bit
-                soft_rows, model_summary = _soft_rows_frozen(rows, inputs["rater_model"],
-                                                             chunk_images=release_chunk_images())
+                soft_rows, model_summary = _soft_rows_frozen(
+                    rows, inputs["rater_model"], chunk_images=min(release_chunk_images(), SOFT_CHUNK_IMAGES))
             elif inputs.get("rater_model"):
                 step(12, "soft labels from the measurement model's parameters")
                 soft, model_summary = _soft_labels_frozen(rows, inputs["rater_model"],
