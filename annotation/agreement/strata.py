@@ -80,33 +80,70 @@ def _subset_alpha(p: _Prepared, st: _UnitStats, keep: BoolArray) -> list[AlphaRe
     return _alpha_from_stats(p, _UnitStats("counts", m=st.m[keep], counts=[c[keep] for c in st.counts]))
 
 
-def _strata_alphas(p: _Prepared, st: _UnitStats, labels: IntArray, n_strata: int) -> list[list[AlphaResult]] | None:
-    """``_subset_alpha(p, st, labels == k)`` for every stratum k from one histogram of (stratum,
-    emotion, packed code) over the units (the same integers, so the same alphas), instead of a copy
-    of the table and a histogram per stratum; None where the codes are too many for it."""
+def _dense_codes(st: _UnitStats) -> tuple[npt.NDArray[np.integer], IntArray] | None:
+    """The packed codes in use, ascending, and a table renumbering them 0..n_used-1 (``lut[code]``):
+    histograms over the renumbered codes are a few hundred bins per emotion instead of every code up
+    to the largest (tens of thousands: a bin a cache miss at a million units). None where the codes
+    are too many for it."""
     if st.kind != "moments" or st.packed is None or st.packed.size == 0:
         return None
-    u, e = st.packed.shape
+    u = st.packed.shape[0]
     top = int(st.packed.max()) + 1
-    n_bins = n_strata * e * top
-    if top > 4 * u + 4096 or n_bins > (1 << 26):
+    if top > 4 * u + 4096:
         return None
-    hist = np.zeros(n_bins, dtype=np.int64)
-    offset = top * np.arange(e, dtype=np.int64)
-    step = max(1, max(1 << 20, n_bins) // e)
+    seen = np.zeros(top, dtype=bool)
+    step = max(1, (1 << 20) // st.packed.shape[1])
+    for u0 in range(0, u, step):  # a block of units at a time: no table-sized temporary
+        seen[st.packed[u0 : u0 + step]] = True
+    used = np.flatnonzero(seen)
+    lut = np.zeros(top, dtype=np.int64)
+    lut[used] = np.arange(used.size, dtype=np.int64)
+    return lut, used
+
+
+def _strata_alphas(p: _Prepared, st: _UnitStats,
+                   keys: Sequence[tuple[IntArray, int]]) -> list[list[list[AlphaResult]] | None]:
+    """Per key (labels, number of strata): ``_subset_alpha(p, st, labels == k)`` for every stratum k,
+    from one histogram of (stratum, emotion, packed code) over the units (the same integers, so the
+    same alphas), instead of a copy of the table and a histogram per stratum; the histograms of all
+    keys filled in one pass over the codes, renumbered (``_dense_codes``). None for a key where the
+    codes are too many for it."""
+    dense = _dense_codes(st)
+    if dense is None:
+        return [None for _ in keys]
+    assert st.packed is not None
+    lut, used = dense
+    u, e = st.packed.shape
+    n_used = int(used.size)
+    n_bins = [n * e * n_used for _, n in keys]
+    hists = [np.zeros(b, dtype=np.int64) if b <= (1 << 26) else None for b in n_bins]
+    offset = n_used * np.arange(e, dtype=np.int64)
+    step = max(1, max(1 << 20, *n_bins) // e)
     for u0 in range(0, u, step):
-        base = labels[u0 : u0 + step].astype(np.int64)[:, None] * (e * top) + offset
-        hist += np.bincount((st.packed[u0 : u0 + step].astype(np.int64) + base).ravel(), minlength=n_bins)
-    hist = hist.reshape(n_strata, e, top)
-    return [_moment_results(p.level, _hist_int_sums(hist[k], st.b1, st.b2), p.dom.step**2) for k in range(n_strata)]
+        codes = lut[st.packed[u0 : u0 + step]] + offset
+        for (labels, _), hist, b in zip(keys, hists, n_bins, strict=True):
+            if hist is not None:
+                base = labels[u0 : u0 + step].astype(np.int64)[:, None] * (e * n_used)
+                hist += np.bincount((codes + base).ravel(), minlength=b)
+    out: list[list[list[AlphaResult]] | None] = []
+    for (_, n), hist in zip(keys, hists, strict=True):
+        if hist is None:
+            out.append(None)
+            continue
+        # back to bins by packed code (the codes not in use: empty)
+        full = np.zeros((n, e, int(used[-1]) + 1), dtype=np.int64)
+        full[:, :, used] = hist.reshape(n, e, n_used)
+        out.append([_moment_results(p.level, _hist_int_sums(full[k], st.b1, st.b2), p.dom.step**2)
+                    for k in range(n)])
+    return out
 
 
 def _strata_points(p: _Prepared, st: _UnitStats,
                    keys: Sequence[tuple[IntArray, npt.NDArray[np.generic]]]) -> list[list[list[AlphaResult]]]:
     """Per key, per stratum: the alphas of that stratum's units (no resamples)."""
+    hist_based = _strata_alphas(p, st, [(labels, int(ids.size)) for labels, ids in keys]) if keys else []
     out = []
-    for labels, ids in keys:
-        by_stratum = _strata_alphas(p, st, labels, int(ids.size))
+    for (labels, ids), by_stratum in zip(keys, hist_based, strict=True):
         out.append([by_stratum[k] if by_stratum is not None else _subset_alpha(p, st, labels == k)
                     for k in range(int(ids.size))])
     return out

@@ -712,3 +712,24 @@ def test_moment_rows_from_the_code_table_are_the_unpacked_rows() -> None:
             got = bs._moment_rows(st, j, st.packed_by_emotion(), table)
             assert got.dtype == np.float64 and np.array_equal(got, bs._moment_rows(st, j))
             assert np.array_equal(got, ag._boot_features_t(p, st)[0][4 * j : 4 * j + 4])
+
+
+def test_strata_points_from_one_pass_of_histograms_equal_each_subset_prepared_alone() -> None:
+    """The strata's point alphas (every key's histograms filled in one pass over the renumbered
+    codes) are, bit for bit, the alphas of each stratum's units on their own."""
+    from annotation.agreement import strata as stm
+
+    rng = np.random.default_rng(41)
+    n = 4000
+    units = np.repeat(np.arange(n), 3)
+    vals = np.where(rng.random((units.size, 5)) < 0.7, 0, rng.integers(1, 8, (units.size, 5))).astype(float)
+    vals[rng.random(vals.shape) < 0.1] = NAN
+    p = ag._prepare(units, vals, level="interval", domain=ag.scale_domain(7), raters=None)
+    st = ag._unit_stats(p)
+    g = np.arange(p.n_units)
+    keys = [(g % 4, np.arange(4)), ((g // 5) % 3, np.arange(3)), (np.where(g < 40, 0, 1), np.arange(2))]
+    got = stm._strata_points(p, st, keys)
+    assert stm._dense_codes(st) is not None  # the histogram route, not the fallback
+    for (labels, ids), by_stratum in zip(keys, got, strict=True):
+        for k in range(ids.size):
+            assert repr(by_stratum[k]) == repr(stm._subset_alpha(p, st, labels == k))
