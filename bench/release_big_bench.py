@@ -9,7 +9,7 @@ Then each build runs in a child process of its own (a fresh interpreter), so its
 20,000), then the reference, the same code with one chunk; the two builds' files are compared
 (sha256 of every file). Goal: under 120 s and 1.5 GiB at a million images on 2 cores.
 
-Run: .ci/with-services.sh .venv/bin/python bench/release_big_bench.py [--images N] [--chunk N] [--no-reference] [--keep] [--before CHECKOUT]
+Run: .ci/with-services.sh .venv/bin/python bench/release_big_bench.py [--images N] [--chunk N] [--no-reference] [--keep] [--before CHECKOUT] [--repeat N]
 """
 
 from __future__ import annotations
@@ -117,6 +117,8 @@ def main() -> None:
     parser.add_argument("--before", metavar="CHECKOUT",
                         help="also build the same release with the code of another checkout (e.g. a git worktree "
                              "of an earlier commit), in the same run: its stages, and whether its files are ours")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="build the chunked release N times (a range over runs on one seeded project)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -149,7 +151,8 @@ def main() -> None:
     assert release.inputs.get("rater_model"), "the release did not freeze the parameters"
     print(f"model fitted on 20,000 images and release created in {time.perf_counter() - t0:.1f} s (not timed)")
 
-    runs = [("chunked", args.chunk, __file__)] + ([] if args.no_reference else [("one chunk", 1 << 40, __file__)])
+    runs = [("chunked", args.chunk, __file__)] + [(f"chunked #{i}", args.chunk, __file__) for i in range(2, args.repeat + 1)] \
+        + ([] if args.no_reference else [("one chunk", 1 << 40, __file__)])
     if args.no_fork:
         runs.append(("no fork", args.chunk, __file__))
     if args.before:

@@ -226,3 +226,82 @@ def test_release_from_columns_with_soft_labels_per_slice_is_the_release_from_ima
     assert len(whole) >= 10 and any("__p_present" in (tmp_path / "rows" / p).read_text(errors="ignore")
                                     for p in whole if p.startswith("csv/"))
     assert columns == whole
+
+
+def test_a_sink_with_a_tiny_budget_writes_the_same_files_and_waits_for_its_tables(tmp_path):
+    """#21: the writer's queue bounded in bytes (one text chunk at a time) and the caller waiting
+    for each table before the next: the same bytes as the default budget."""
+    import numpy as np
+    import pyarrow as pa
+
+    from annotation.exporters.release import ROW_GROUP, _FileSink
+    from annotation.exporters.text import _csv_bytes, _csv_chunks, _parquet_bytes
+
+    rng = np.random.default_rng(5)
+    n = ROW_GROUP + 777
+    table = pa.table({"x": pa.array(np.round(rng.random(n), 3)), "k": pa.array(rng.integers(0, 5, n))})
+    sink = _FileSink(tmp_path, max_pending=1)
+    sink.open("t.parquet")
+    sink.open("t.csv")
+    for lo in range(0, n, ROW_GROUP):
+        sink.tables_done()
+        assert sink._tables == 0
+        part = table.slice(lo, ROW_GROUP)
+        sink.table("t.parquet", part)
+        chunks = iter(_csv_chunks(part))
+        if lo:
+            next(chunks)
+        for c in chunks:
+            sink.data("t.csv", c)
+    sink.tables_done()
+    assert sink._tables == 0
+    sink.close("t.parquet")
+    sink.close("t.csv")
+    sink.finish()
+    assert sink._pending == 0
+    assert (tmp_path / "t.parquet").read_bytes() == _parquet_bytes(table)
+    assert (tmp_path / "t.csv").read_bytes() == _csv_bytes(table)
+
+
+def test_int8_ratings_consolidate_as_int16_ones():
+    """#21: a release reads its ratings as int8 (releases._compact_ratings): every label, the
+    noise rule's included, is the same as from int16."""
+    import numpy as np
+
+    import annotation.consolidation as cons
+    from annotation.pgcopy import RatingRows
+    from annotation.services.releases import _compact_ratings
+
+    rng = np.random.default_rng(1)
+    counts = rng.integers(1, 7, 2000)
+    ids = np.repeat(np.arange(2000) * 3, counts)
+    vals = (rng.integers(0, 8, (ids.size, 40)) * (rng.random((ids.size, 40)) < 0.3)).astype(np.int16)
+    rows = RatingRows(image_ids=ids.astype(np.int64), rater_ids=np.arange(ids.size, dtype=np.int64), values=vals)
+    small = _compact_ratings(rows, 7)
+    assert small.values.dtype == np.int8 and np.array_equal(small.values, vals)
+    rule = cons.ConsolidationRule(disputed_spread=5, presence_split_min=1, disputed_noise_p=0.05)
+    a = cons.consolidate_intensity(ids, vals, rule=rule, compact=True)
+    b = cons.consolidate_intensity(ids, small.values, rule=rule, compact=True)
+    assert 0 < a.disputed_emotions.sum() < a.disputed_emotions.size
+    for name in ("image_ids", "consensus", "spread", "n_ratings", "disputed_emotions", "disputed"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    # values that do not fit int8 stay as they are (the consolidation names the one off the scale)
+    wide = RatingRows(image_ids=ids[:3], rater_ids=np.arange(3, dtype=np.int64), values=np.full((3, 40), 300, np.int16))
+    assert _compact_ratings(wide, 7).values.dtype == np.int16
+    assert _compact_ratings(rows, 300).values.dtype == np.int16
+    with pytest.raises(ValueError, match="value 300 is off the scale"):
+        cons.consolidate_intensity(wide.image_ids, _compact_ratings(wide, 7).values)
+
+
+def test_shared_int_lists_are_the_plain_lists():
+    import numpy as np
+
+    from annotation.splits import _shared_int_list
+
+    col = np.random.default_rng(3).integers(0, 5000, 20_000)
+    out = _shared_int_list(col)
+    assert out == col.tolist() and all(type(x) is int for x in out[:10])
+    first = {}
+    for x in out:
+        assert first.setdefault(x, x) is x  # one object per value
+    assert _shared_int_list(np.zeros(0, dtype=np.int64)) == []
