@@ -304,17 +304,11 @@ class _Strata:
     """A partition of the units (in unit order) into strata 0..K-1."""
 
     labels: IntArray  # stratum of each unit
-    members: list[IntArray]  # unit indices of each stratum, ascending
-
-    @property
-    def sizes(self) -> I64Array:
-        return np.array([m.size for m in self.members], dtype=np.int64)
+    n_strata: int
 
 
 def _make_strata(labels: IntArray, n_strata: int) -> _Strata:
-    order = np.argsort(labels, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=n_strata))])
-    return _Strata(labels, [order[bounds[j] : bounds[j + 1]] for j in range(n_strata)])
+    return _Strata(labels, n_strata)
 
 
 def _run_bootstrap(
@@ -345,14 +339,14 @@ def _run_bootstrap(
     u = p.n_units
     e = p.n_emotions
     main = np.full((n_boot, e), np.nan) if want_main else None
-    per_key = [[np.full((n_boot, e), np.nan) for _ in k.members] for k in keys]
+    per_key = [[np.full((n_boot, e), np.nan) for _ in range(k.n_strata)] for k in keys]
     if u == 0:
         return main, per_key
     # Cells: units grouped by their combination of strata.
     if keys:
         combo = np.zeros(u, dtype=np.int64)
         for k in keys:
-            combo = combo * len(k.members) + k.labels
+            combo = combo * k.n_strata + k.labels
         cell, _ = _factorize(combo)
         order = np.argsort(cell, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(np.bincount(cell))]).astype(np.intp)
@@ -360,7 +354,7 @@ def _run_bootstrap(
         plan.reorder(order)
         rank = plan.column_of
         # onehot[c, j] = 1 when cell c lies in stratum j of the key
-        onehots = [np.eye(len(k.members))[k.labels[order[bounds[:-1]]]] for k in keys]
+        onehots = [np.eye(k.n_strata)[k.labels[order[bounds[:-1]]]] for k in keys]
     else:
         if plan.column_of is not None:
             plan.reorder(np.arange(u, dtype=np.intp))
@@ -368,7 +362,7 @@ def _run_bootstrap(
         bounds = np.array([0, u], dtype=np.intp)
         onehots = []
     n_cells = bounds.size - 1
-    n_out = (1 if want_main else 0) + sum(len(k.members) for k in keys)
+    n_out = (1 if want_main else 0) + sum(k.n_strata for k in keys)
     rng = np.random.default_rng(seed)
     step = max(1, min(n_boot, _BOOT_CHUNK_ENTRIES // u))
     ones = plan.n_cols - 1
