@@ -217,6 +217,13 @@ def posterior_soft_labels(params: ModelParameters, units: npt.ArrayLike, raters:
     per = max(1, min(E, (1 << 21) // max(yt.shape[1], 1)))
     for e0 in range(0, E, per):
         e1 = min(E, e0 + per)
+        pats = None if presence_only else _patterns(yt[e0:e1], ui, ri, N, K)
+        if pats is not None and pats[6]:  # #21: each value pattern's figures once, then copied
+            figures = _pattern_figures(params, _pattern_modes(params, yt[e0:e1], e0, ri, S, D, lam_r, pats), e0)
+            for out, fig in zip((p_present, exp_int, sd), figures, strict=True):
+                out[e0:e1] = fig[pats[5]].reshape(e1 - e0, N)
+            del pats, figures
+            continue
         A, VA, B, VB, has = _modes(params, yt[e0:e1], e0, ui, ri, N, S, D, lam_r, presence_only)
         for k, e in enumerate(range(e0, e1)):
             m1, m2 = _gh_moments(A[k], np.sqrt(VA[k]), None)
@@ -237,6 +244,30 @@ def posterior_soft_labels(params: ModelParameters, units: npt.ArrayLike, raters:
             sd[e] = np.sqrt(np.maximum(m2 * i2 - (m1 * i1) ** 2, 0.0))
     return Posterior(unit_ids=uniq, p_present=p_present, expected_intensity=exp_int, sd=sd,
                      unknown_raters=unknown, warnings=warnings)
+
+
+def _pattern_figures(params: ModelParameters, modes: _PatternModes, e0: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(p_present, expected_intensity, sd) of each value pattern: posterior_soft_labels' steps for
+    an element, on the patterns (elementwise, so the same figures to the bit)."""
+    K = params.scale_max
+    P = modes.e.size
+    m1, m2 = _gh_moments(modes.A, np.sqrt(modes.VA), None)
+    i1, i2 = np.ones(P), np.ones(P)
+    if K >= 2:
+        idx = np.flatnonzero(modes.has)
+        # the cut-points of each pattern's emotion, one row per cut-point (as _mean_rating takes them)
+        cut = np.ascontiguousarray(params.cutpoints[e0 + modes.e[idx]].T)
+        i1[idx], i2[idx] = _gh_moments(modes.B[idx], np.sqrt(modes.VB[idx]), cut)
+        del idx, cut
+        # Patterns without a present rating share their emotion's prior posterior: computed once per
+        # emotion from a fixed one-element array, as for an element.
+        for k in np.unique(modes.e[~modes.has]).tolist():
+            e = e0 + int(k)
+            c1, c2 = _gh_moments(np.zeros(1), np.full(1, params.intensity_sd[e]), params.cutpoints[e])
+            rest = (modes.e == k) & ~modes.has
+            i1[rest], i2[rest] = c1[0], c2[0]
+    sd = np.sqrt(np.maximum(m2 * i2 - (m1 * i1) ** 2, 0.0))
+    return m1, i1, sd
 
 
 def presence_offsets(params: ModelParameters, units: npt.ArrayLike, raters: npt.ArrayLike,
@@ -319,6 +350,61 @@ def _modes(params: ModelParameters, Yc: npt.NDArray[np.int8], e0: int, ui: npt.N
            ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]:
     """Posterior modes and variances (curvature at the mode) of a_ie and b_ie for emotions
     e0..e0+Ec-1, flattened as the fitter does (image index (e - e0) * N + i)."""
+    pats = _patterns(Yc, ui, ri, N, None if presence_only else params.scale_max)
+    if pats is not None and pats[6]:  # value patterns: computed once per pattern
+        modes = _pattern_modes(params, Yc, e0, ri, S, D, lam_r, pats)
+        elem = pats[5]
+        return (modes.A[elem].reshape(Yc.shape[0], N), modes.VA[elem].reshape(Yc.shape[0], N),
+                modes.B[elem].reshape(Yc.shape[0], N), modes.VB[elem].reshape(Yc.shape[0], N),
+                modes.has[elem].reshape(Yc.shape[0], N))
+    return _element_modes(params, Yc, e0, ui, ri, N, S, D, lam_r, presence_only, pats)
+
+
+@dataclass
+class _PatternModes:
+    """The latents' modes and variances of each value pattern (see _patterns) of one group of
+    emotions: ``e`` its emotion (0 = the group's first), ``elem`` the pattern of each element."""
+
+    e: npt.NDArray[np.intp]
+    elem: npt.NDArray[np.intp]
+    A: FloatArray
+    VA: FloatArray
+    B: FloatArray
+    VB: FloatArray
+    has: npt.NDArray[np.bool_]
+
+
+def _pattern_modes(params: ModelParameters, Yc: npt.NDArray[np.int8], e0: int, ri: npt.NDArray[np.intp],
+                   S: FloatArray, D: FloatArray, lam_r: FloatArray, pats: Any) -> _PatternModes:
+    """#21: elements (image, emotion) whose raters (in row order) gave the same values have the
+    same posterior: each such value pattern is computed once, from the ratings of its first
+    element in row order (the same sums in the same order as the element's own), and every
+    figure after the latents is elementwise, so a pattern's figures are its elements' to the bit."""
+    p_ii, p_e_of_rating, p_r, p_z, p_e, elem, _by_value, p_y = pats
+    Ec = Yc.shape[0]
+    R1 = S.shape[1]
+    sl = slice(e0, e0 + Ec)
+    mu = params.presence_mean[sl]
+    prec_e = 1.0 / params.presence_sd[sl] ** 2
+    offset = params.presence_offset[sl] if params.presence_offset is not None else None
+    P = int(p_e.size)
+    A, VA = _presence_newton(p_ii, np.take(S[sl].reshape(-1), p_e_of_rating * R1 + p_r), p_z, mu[p_e], prec_e[p_e],
+                             None if offset is None else offset[p_e], P)
+    prec_b = (1.0 / params.intensity_sd[sl] ** 2)[p_e]
+    if params.scale_max >= 2:
+        pos = p_y > 0
+        B, VB, has = _intensity_newton(params, Ec, p_ii[pos], p_e_of_rating[pos], p_r[pos],
+                                       p_y[pos].astype(np.intp), D, lam_r, e0, prec_b, P)
+    else:
+        B, VB, has = np.zeros(P), 1.0 / prec_b, np.zeros(P, dtype=bool)
+    return _PatternModes(e=p_e, elem=elem, A=A, VA=VA, B=B, VB=VB, has=has)
+
+
+def _element_modes(params: ModelParameters, Yc: npt.NDArray[np.int8], e0: int, ui: npt.NDArray[np.intp],
+                   ri: npt.NDArray[np.intp], N: int, S: FloatArray, D: FloatArray,
+                   lam_r: FloatArray, presence_only: bool, pats: Any
+                   ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """``_modes`` element by element (presence per presence pattern where ``pats`` has them)."""
     Ec = Yc.shape[0]
     K = params.scale_max
     R1 = S.shape[1]
@@ -328,7 +414,6 @@ def _modes(params: ModelParameters, Yc: npt.NDArray[np.int8], e0: int, ui: npt.N
     offset = params.presence_offset[sl] if params.presence_offset is not None else None
     size = Ec * N
     S_flat = S[sl].reshape(-1)
-    pats = _patterns(Yc, ui, ri, N)
     if pats is None:
         el, j = np.nonzero(Yc >= 0)
         ii = el * N + ui[j]
@@ -340,57 +425,66 @@ def _modes(params: ModelParameters, Yc: npt.NDArray[np.int8], e0: int, ui: npt.N
         # Elements (image, emotion) with the same raters in the same order and the same presence
         # marks have the same posterior: each such pattern is computed once, exactly as the element
         # itself would be (its ratings summed in the same order), then copied to every element.
-        p_ii, p_e_of_rating, p_r, p_z, p_e, elem = pats
+        p_ii, p_e_of_rating, p_r, p_z, p_e, elem = pats[:6]
         A_p, VA_p = _presence_newton(p_ii, np.take(S_flat, p_e_of_rating * R1 + p_r), p_z, mu[p_e], prec_e[p_e],
                                      None if offset is None else offset[p_e], int(p_e.size))
         A, VA = A_p[elem], VA_p[elem]
-    B = np.zeros(size)
-    has = np.zeros(size, dtype=bool)
     prec_b = np.repeat(1.0 / params.intensity_sd[sl] ** 2, N)
-    VB = 1.0 / prec_b
     if K >= 2 and not presence_only:
         elp, jp = np.nonzero(Yc > 0)
-        ip = elp * N + ui[jp]
-        yp = Yc[elp, jp].astype(np.intp)
-        rp = ri[jp]
-        lam = np.take(lam_r, rp)
-        off_d = np.take(D[sl].reshape(-1), elp * R1 + rp)
-        cext = np.concatenate([np.full((Ec, 1), -_BIG), params.cutpoints[sl], np.full((Ec, 1), _BIG)],
-                              axis=1).reshape(-1)
-        c_up = np.take(cext, elp * (K + 1) + yp)
-        c_lo = np.take(cext, elp * (K + 1) + yp - 1)
-        has = np.bincount(ip, minlength=size) > 0
-        # Newton steps on the elements still moving only (#21): an element's figures are those of
-        # stepping every element each time (its ratings summed in the same order, its bracket
-        # updated in the same steps), but the ratings of the elements that stopped drop out.
-        act = np.flatnonzero(has)
-        loc = np.cumsum(has) - 1  # element -> its position in act
-        a_ip, a_lam, a_up, a_lo, a_off = loc[ip], lam, c_up, c_lo, off_d
-        a_prec = prec_b[act]
-        lo, hi = np.full(act.size, -np.inf), np.full(act.size, np.inf)
-        for _ in range(MAX_STEPS):
-            m = act.size
-            b_act = B[act]
-            score, w = _ordinal_terms(a_lam, a_up, a_lo, np.take(b_act, a_ip) + a_off)
-            g = np.bincount(a_ip, score, m) - b_act * a_prec
-            hb = np.bincount(a_ip, w, m) + a_prec
-            step = _safeguarded(b_act, g, hb, lo, hi)
-            B[act] = b_act + step
-            moving = np.abs(step) >= TOL
-            if not moving.any():
-                break
-            if not moving.all():
-                keep = moving[a_ip]
-                new_loc = np.cumsum(moving) - 1
-                a_ip, a_lam, a_up, a_lo, a_off = (new_loc[a_ip[keep]], a_lam[keep], a_up[keep], a_lo[keep],
-                                                  a_off[keep])
-                act, a_prec, lo, hi = act[moving], a_prec[moving], lo[moving], hi[moving]
-        del a_ip, a_lam, a_up, a_lo, a_off, act, loc
-        _score, w = _ordinal_terms(lam, c_up, c_lo, np.take(B, ip) + off_d)
-        VB = 1.0 / (np.bincount(ip, w, size) + prec_b)
+        B, VB, has = _intensity_newton(params, Ec, elp * N + ui[jp], elp, ri[jp], Yc[elp, jp].astype(np.intp),
+                                       D, lam_r, e0, prec_b, size)
     else:
-        VB = np.broadcast_to(VB, (size,)).copy()
+        B, VB, has = np.zeros(size), 1.0 / prec_b, np.zeros(size, dtype=bool)
     return A.reshape(Ec, N), VA.reshape(Ec, N), B.reshape(Ec, N), VB.reshape(Ec, N), has.reshape(Ec, N)
+
+
+def _intensity_newton(params: ModelParameters, Ec: int, ip: npt.NDArray[np.intp], elp: npt.NDArray[np.intp],
+                      rp: npt.NDArray[np.intp], yp: npt.NDArray[np.intp], D: FloatArray, lam_r: FloatArray, e0: int,
+                      prec_b: FloatArray, size: int) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """The intensity latents' modes, variances and whether any rating marked them present, of
+    ``size`` elements from their present ratings (element ``ip``, emotion ``elp`` from e0, rater
+    ``rp``, value ``yp``; an element's ratings in its row order)."""
+    K = params.scale_max
+    R1 = D.shape[1]
+    sl = slice(e0, e0 + Ec)
+    B = np.zeros(size)
+    lam = np.take(lam_r, rp)
+    off_d = np.take(D[sl].reshape(-1), elp * R1 + rp)
+    cext = np.concatenate([np.full((Ec, 1), -_BIG), params.cutpoints[sl], np.full((Ec, 1), _BIG)],
+                          axis=1).reshape(-1)
+    c_up = np.take(cext, elp * (K + 1) + yp)
+    c_lo = np.take(cext, elp * (K + 1) + yp - 1)
+    has = np.bincount(ip, minlength=size) > 0
+    # Newton steps on the elements still moving only (#21): an element's figures are those of
+    # stepping every element each time (its ratings summed in the same order, its bracket
+    # updated in the same steps), but the ratings of the elements that stopped drop out.
+    act = np.flatnonzero(has)
+    loc = np.cumsum(has) - 1  # element -> its position in act
+    a_ip, a_lam, a_up, a_lo, a_off = loc[ip], lam, c_up, c_lo, off_d
+    a_prec = prec_b[act]
+    lo, hi = np.full(act.size, -np.inf), np.full(act.size, np.inf)
+    for _ in range(MAX_STEPS):
+        m = act.size
+        b_act = B[act]
+        score, w = _ordinal_terms(a_lam, a_up, a_lo, np.take(b_act, a_ip) + a_off)
+        g = np.bincount(a_ip, score, m) - b_act * a_prec
+        hb = np.bincount(a_ip, w, m) + a_prec
+        step = _safeguarded(b_act, g, hb, lo, hi)
+        B[act] = b_act + step
+        moving = np.abs(step) >= TOL
+        if not moving.any():
+            break
+        if not moving.all():
+            keep = moving[a_ip]
+            new_loc = np.cumsum(moving) - 1
+            a_ip, a_lam, a_up, a_lo, a_off = (new_loc[a_ip[keep]], a_lam[keep], a_up[keep], a_lo[keep],
+                                              a_off[keep])
+            act, a_prec, lo, hi = act[moving], a_prec[moving], lo[moving], hi[moving]
+    del a_ip, a_lam, a_up, a_lo, a_off, act, loc
+    _score, w = _ordinal_terms(lam, c_up, c_lo, np.take(B, ip) + off_d)
+    VB = 1.0 / (np.bincount(ip, w, size) + prec_b)
+    return B, VB, has
 
 
 def _presence_newton(ii: npt.NDArray[np.intp], off_s: FloatArray, z: FloatArray, mean_a: FloatArray,
@@ -442,12 +536,15 @@ def _safeguarded(x: FloatArray, f: FloatArray, slope: FloatArray, lo: FloatArray
 MAX_PATTERN_RATINGS = 20
 
 
-def _patterns(Yc: npt.NDArray[np.int8], ui: npt.NDArray[np.intp], ri: npt.NDArray[np.intp], N: int) -> Any:
-    """The distinct presence patterns of the elements (emotion, image): the image's raters in row
-    order and which of them marked the emotion present. Returns (pattern of each rating, emotion of
-    each rating, rater of each rating, z of each rating, emotion of each pattern, pattern of each
-    element e * N + i), the ratings of a pattern in the image's row order; None where it does not
-    apply (a missing value, rows not grouped by image, an image with over MAX_PATTERN_RATINGS rows)."""
+def _patterns(Yc: npt.NDArray[np.int8], ui: npt.NDArray[np.intp], ri: npt.NDArray[np.intp], N: int,
+              scale_max: int | None = None) -> Any:
+    """The distinct patterns of the elements (emotion, image): the image's raters in row order and
+    which of them marked the emotion present, or (``scale_max`` given, #21, where the codes fit in
+    an int64) the values they gave. Returns (pattern of each rating, emotion of each rating, rater
+    of each rating, z of each rating, emotion of each pattern, pattern of each element e * N + i,
+    whether the patterns are of values, value of each rating), the ratings of a pattern in the
+    image's row order; None where it does not apply (a missing value, rows not grouped by image,
+    an image with over MAX_PATTERN_RATINGS rows)."""
     n = ui.size
     if n == 0 or bool((Yc < 0).any()) or (n > 1 and not bool(np.all(ui[1:] >= ui[:-1]))):
         return None
@@ -456,30 +553,73 @@ def _patterns(Yc: npt.NDArray[np.int8], ui: npt.NDArray[np.intp], ri: npt.NDArra
     if starts.size != N or int(counts.max()) > MAX_PATTERN_RATINGS:
         return None
     Ec = Yc.shape[0]
+    n_sigs = {}
+    R1 = int(ri.max()) + 1
+    for c in np.unique(counts).tolist():
+        rows = starts[counts == c][:, None] + np.arange(c)
+        if float(R1) ** c <= _DENSE_KEYS:  # the raters in row order as one number (#21: no sort)
+            sig_key = np.zeros(rows.shape[0], dtype=np.int64)
+            for k in range(c):
+                sig_key = sig_key * R1 + ri[rows[:, k]]
+            n_sigs[c] = _dense_unique(sig_key, R1 ** c)[::2]
+        else:
+            n_sigs[c] = np.unique(ri[rows], axis=0, return_inverse=True)
+    base = 2 if scale_max is None else int(scale_max) + 1
+    by_value = scale_max is not None and all(
+        Ec * (int(inv.max()) + 1) * float(base) ** c < 2.0 ** 62 for c, (_u, inv) in n_sigs.items())
+    if not by_value:
+        base = 2
     elem = np.empty(Ec * N, dtype=np.intp)
     parts: list[tuple[Any, ...]] = []
     next_id = 0
     emo = np.arange(Ec, dtype=np.int64)
-    for c in np.unique(counts).tolist():
+    for c, (_u, sig) in n_sigs.items():
         imgs = np.flatnonzero(counts == c)
         m = imgs.size
         rows = starts[imgs][:, None] + np.arange(c)  # (m, c), in row order
-        _u, sig = np.unique(ri[rows], axis=0, return_inverse=True)
         sig = sig.reshape(-1).astype(np.int64)
         n_sig = int(sig.max()) + 1
         bits = np.zeros((Ec, m), dtype=np.int64)
         for k in range(c):
-            bits |= (Yc[:, rows[:, k]] > 0).astype(np.int64) << k
-        key = ((emo[:, None] * n_sig + sig[None, :]) << c) | bits
-        _k, first, inv = np.unique(key.reshape(-1), return_index=True, return_inverse=True)
+            if by_value:
+                bits += Yc[:, rows[:, k]].astype(np.int64) * base ** k
+            else:
+                bits |= (Yc[:, rows[:, k]] > 0).astype(np.int64) << k
+        key = (emo[:, None] * n_sig + sig[None, :]) * base ** c + bits
+        del bits
+        if Ec * n_sig * float(base) ** c <= max(_DENSE_KEYS, 4 * key.size):
+            _k, first, inv = _dense_unique(key.reshape(-1), Ec * n_sig * base ** c)
+        else:
+            _k, first, inv = np.unique(key.reshape(-1), return_index=True, return_inverse=True)
+        del key, _k
         P = first.size
         e_p = (first // m).astype(np.intp)
         prow = starts[imgs[first % m]][:, None] + np.arange(c)  # (P, c)
+        y = Yc[e_p[:, None], prow].reshape(-1)
         parts.append((next_id + np.repeat(np.arange(P, dtype=np.intp), c), np.repeat(e_p, c), ri[prow].reshape(-1),
-                      (Yc[e_p[:, None], prow] > 0).reshape(-1).astype(np.float64), e_p))
+                      (y > 0).astype(np.float64), e_p, y))
         elem[(emo[:, None] * N + imgs[None, :]).reshape(-1)] = next_id + inv.reshape(-1)
         next_id += P
-    return (*(np.concatenate([p[k] for p in parts]) for k in range(5)), elem)
+    cat = [np.concatenate([p[k] for p in parts]) for k in range(6)]
+    return (*cat[:5], elem, by_value, cat[5])
+
+
+_DENSE_KEYS = 1 << 22  # keys below this many are told apart by a table of them, not by sorting
+
+
+def _dense_unique(key: npt.NDArray[np.int64], size: int) -> tuple[Any, Any, Any]:
+    """(distinct keys ascending, an index of each one in ``key``, the position of each key among
+    them), as np.unique's (values, index, inverse) but in linear time for keys in 0..size-1 (the
+    index: of some occurrence, not always the first)."""
+    seen = np.zeros(size, dtype=bool)
+    seen[key] = True
+    present = np.flatnonzero(seen)
+    del seen
+    remap = np.zeros(size, dtype=np.intp)
+    remap[present] = np.arange(present.size)
+    inv = remap[key]
+    remap[inv] = np.arange(key.size)  # (reused) an occurrence of each distinct key
+    return present, remap[:present.size].copy(), inv
 
 
 def _ordinal_terms(lam: FloatArray, c_up: FloatArray, c_lo: FloatArray,

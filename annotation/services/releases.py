@@ -379,9 +379,11 @@ def release_chunk_images() -> int:
 
 DEFAULT_CHUNK_IMAGES = 20_000
 # Images per slice of the soft labels computed while the tables are written (#21): the posterior's
-# scratch (several float64 arrays of emotions x ratings) beside the row group being built stays
-# small; the figures are per image, so the files do not depend on it.
-SOFT_CHUNK_IMAGES = 5_000
+# scratch beside the row group being built stays small; the figures are per image, so the files do
+# not depend on it. The posterior computes each distinct value pattern once (ratermodel_posterior),
+# so bigger slices share more of them: 20,000 images take 3.3x less time than before the patterns,
+# and 4x fewer calls than slices of 5,000.
+SOFT_CHUNK_IMAGES = 20_000
 
 
 def _soft_labels_frozen(rows: Any, frozen: dict[str, Any], *,
