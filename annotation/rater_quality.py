@@ -204,19 +204,26 @@ def severity_and_deviation(units: npt.ArrayLike, raters: npt.ArrayLike,
             vi = v[sel].astype(np.float64)
             # diff_from_others' operations on these rows: v - (sum - v) / others
             others = (rows_per_unit[ui] - 1.0)[:, None]
-            rows = sums[ui]
+            every = bool(co.all())  # every row co-rated (the usual case): no row of NaN or inf
+            rows = np.take(sums, ui, axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 rows -= vi
                 rows /= others
                 np.subtract(vi, rows, out=rows)
-            kept = rows[co]
+            kept = rows if every else rows[co]
             sub[at:at + kept.shape[0]] = kept
             at += kept.shape[0]
-            # relative_deviation's per-row deviation (a row's own cells only)
+            # relative_deviation's per-row deviation (a row's own cells only): |diff| on the cells,
+            # 0.0 elsewhere; with every row finite a product with the cells (|d| * 1.0 is |d|, |d| * 0.0
+            # is 0.0: the same numbers as a masked assignment, without its branch per cell)
             absdiff = np.abs(rows)
-            cells = present[ui] & co[:, None]
+            if every:
+                cells = present[ui]
+                absdiff *= cells
+            else:
+                cells = present[ui] & co[:, None]
+                absdiff[~cells] = 0.0
             n_cells = cells.sum(axis=1)
-            absdiff[~cells] = 0.0
             with np.errstate(invalid="ignore", divide="ignore"):
                 dev_row[sel] = np.where(n_cells > 0, absdiff.sum(axis=1) / n_cells, np.nan)
         # severity's figures of this rater (its co-rated rows in table order, as there): the same
@@ -465,6 +472,14 @@ def relative_deviation(units: npt.ArrayLike, values: npt.ArrayLike, *, diff: Flo
     return _relative_from_rows(unit_idx, n_units, dev)
 
 
+def _present_keys(v: npt.NDArray[np.generic], unit_idx: npt.NDArray[np.intp], k: int) -> npt.NDArray[np.intp]:
+    """``unit * k + emotion`` of every cell of ``v`` (rows of the units ``unit_idx``) above 0, row-major."""
+    flat = np.flatnonzero(v > 0)  # NaN > 0 is False: as np.nan_to_num(v) > 0
+    rr, cc = np.divmod(flat, k)
+    keys: npt.NDArray[np.intp] = unit_idx[rr] * k + cc
+    return keys
+
+
 @dataclass(frozen=True)
 class IntensityShift:
     """A rater's intensity shift on present emotions, adjusted for which images they rated.
@@ -506,16 +521,23 @@ def intensity_shift(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Arr
     n_pos = np.zeros(n_units * k, dtype=np.int32)
     step = max(1, (1 << 20) // k)
     for r0 in range(0, n, step):
-        rr, cc = np.nonzero(v[r0 : r0 + step] > 0)  # NaN > 0 is False: as np.nan_to_num(v) > 0
-        np.add.at(n_pos, unit_idx[r0 + rr] * k + cc, np.int32(1))
-    in_play = (n_pos >= 2).reshape(n_units, k)
+        # the present cells' flat keys (unit * k + emotion), counted over the chunk's range of units
+        # (a short one: the rows come by unit) by a bincount instead of np.add.at (#21)
+        keys = _present_keys(v[r0 : r0 + step], unit_idx[r0 : r0 + step], k)
+        if keys.size:
+            lo = int(keys.min()) // k * k
+            part = np.bincount(keys - lo)
+            n_pos[lo : lo + part.size] += part.astype(np.int32, copy=False)
+    in_play = n_pos >= 2
     del n_pos
     # the present ratings (row-major, as np.nonzero gives them) of cells marked present twice or more
     picked: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = []
     for r0 in range(0, n, step):
-        rr, cc = np.nonzero(v[r0 : r0 + step] > 0)
-        keep = in_play[unit_idx[r0 + rr], cc]
+        flat = np.flatnonzero(v[r0 : r0 + step] > 0)  # NaN > 0 is False: as np.nan_to_num(v) > 0
+        rr, cc = np.divmod(flat, k)
+        keep = in_play[unit_idx[r0 + rr] * k + cc]
         picked.append((rr[keep] + r0, cc[keep]))
+    in_play = in_play.reshape(n_units, k)
     rows = np.concatenate([p[0] for p in picked]) if picked else np.zeros(0, dtype=np.intp)
     cols = np.concatenate([p[1] for p in picked]) if picked else np.zeros(0, dtype=np.intp)
     del picked
