@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -472,7 +473,7 @@ def relative_deviation(units: npt.ArrayLike, values: npt.ArrayLike, *, diff: Flo
     return _relative_from_rows(unit_idx, n_units, dev)
 
 
-def _present_keys(v: npt.NDArray[np.generic], unit_idx: npt.NDArray[np.intp], k: int) -> npt.NDArray[np.intp]:
+def _present_keys(v: npt.NDArray[Any], unit_idx: npt.NDArray[np.intp], k: int) -> npt.NDArray[np.intp]:
     """``unit * k + emotion`` of every cell of ``v`` (rows of the units ``unit_idx``) above 0, row-major."""
     flat = np.flatnonzero(v > 0)  # NaN > 0 is False: as np.nan_to_num(v) > 0
     rr, cc = np.divmod(flat, k)
