@@ -1,7 +1,10 @@
 """What one submit costs in CPU: ours beside another checkout's, taking turns (#21 goal 6).
 
 Run from the repository root:
-    .venv/bin/python bench/rate_cpu_bench.py --before /path/to/checkout [--submits 400] [--rounds 4]
+    .venv/bin/python bench/rate_cpu_bench.py [--before-ref a83a6b1 | --before /path/to/checkout]
+                                             [--submits 400] [--rounds 4]
+By default the reference is the code before #21 (commit a83a6b1, the start of that round), checked
+out into a temporary git worktree that is removed afterwards.
 
 rate_bench's closed loop (8 raters on 2 cores shared by server, database and load generator) moves
 by 10-20% in throughput and p95 from one run to the next, more while other work shares the machine;
@@ -30,14 +33,17 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from _setup import reexec_with_services
 
 ROOT = Path(__file__).resolve().parent.parent
 N_IMAGES, TARGET, N_RATERS, WARMUP = 4000, 3, 8, 200
+BEFORE_REF = "a83a6b1"
 
 
 def _with_path(url: str, path: str) -> str:
@@ -75,7 +81,7 @@ def child(checkout: Path, submits: int, seed: int) -> dict[str, float]:
     slug = f"rate-cpu-{seed}-{random.randrange(10**9)}"
     project_id = rb.seed_project(slug, N_IMAGES, TARGET)
     rng = random.Random(seed)
-    raters = []
+    raters: list[list[Any]] = []
     for _, session_key in rb.make_raters(project_id, N_RATERS, f"{slug}-r"):
         client = Client(HTTP_HOST="127.0.0.1")
         client.cookies[settings.SESSION_COOKIE_NAME] = session_key
@@ -123,7 +129,10 @@ def _databases(base_url: str, names: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before", type=Path, help="the other checkout (e.g. a git worktree); required")
+    parser.add_argument("--before", type=Path, help="the other checkout (a folder), instead of --before-ref")
+    parser.add_argument("--before-ref", default=BEFORE_REF,
+                        help=f"the git commit to compare with, checked out into a temporary worktree (default {BEFORE_REF}:"
+                             " the code before #21)")
     parser.add_argument("--submits", type=int, default=400, help="measured submits per round and checkout")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -134,17 +143,28 @@ def main() -> int:
         return 0
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") and not os.environ.get("EMORATE_BENCH_INNER"):
         return reexec_with_services(__file__)
-    if args.before is None:
-        parser.error("--before CHECKOUT is required: the checkout to compare with")
-    before = args.before.resolve()
+    if args.before is not None:
+        return compare(args, args.before.resolve())
+    with tempfile.TemporaryDirectory(prefix="emorate-rate-cpu-") as scratch:
+        worktree = Path(scratch) / "before"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(worktree), args.before_ref],
+                       check=True)
+        try:
+            return compare(args, worktree)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=False)
+
+
+def compare(args: argparse.Namespace, before: Path) -> int:
     if not (before / "annotation").is_dir():
-        parser.error(f"--before {before}: not a checkout of this project (no annotation/ folder)")
+        raise SystemExit(f"--before {before}: not a checkout of this project (no annotation/ folder)")
     database, redis = os.environ["DATABASE_URL"], os.environ.get("REDIS_URL", "")
     if not redis:
-        parser.error("REDIS_URL is not set: the rate loop's sessions live in Redis")
+        raise SystemExit("REDIS_URL is not set: the rate loop's sessions live in Redis")
     checkouts = {"ours": (ROOT, "rate_cpu_ours", "/1"), "before": (before, "rate_cpu_before", "/2")}
     _databases(database, [db for _, db, _ in checkouts.values()])
-    print(f"rate_cpu_bench: {args.submits} submits per round, {args.rounds} rounds, ours {ROOT} vs before {before}")
+    print(f"rate_cpu_bench: {args.submits} submits per round, {args.rounds} rounds, ours {ROOT} vs before {before}"
+          + (f" ({args.before_ref})" if args.before is None else ""))
     figures: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
     for round_no in range(args.rounds):
         order = list(checkouts) if round_no % 2 == 0 else list(reversed(checkouts))
