@@ -54,8 +54,10 @@ def image_info_table(project: Project, image_ids: npt.ArrayLike, *, with_file: b
 
 def allocation_reasons_array(project: Project, image_ids: npt.ArrayLike, rater_ids: npt.ArrayLike,
                              emotions: npt.ArrayLike | None = None, *, max_rating_id: int | None = None) -> Any:
-    """annotation.selectors.allocation_reasons as a pyarrow string array (the same reasons, aligned
-    with the rows given), read by one COPY and matched with numpy: no Python tuple per rating."""
+    """annotation.selectors.allocation_reasons as a pyarrow array of strings, dictionary-encoded (#21:
+    a code byte per rating, not a string: 3 MB at 3,000,000 ratings instead of about 40; the same
+    reasons, aligned with the rows given), read by one COPY and matched with numpy: no Python tuple
+    per rating."""
     from annotation.selectors import IMPORTED, UNRECORDED
 
     img = np.asarray(image_ids, dtype=np.int64)
@@ -100,7 +102,8 @@ def allocation_reasons_array(project: Project, image_ids: npt.ArrayLike, rater_i
     pos = np.minimum(np.searchsorted(db_key, want), max(db_key.size - 1, 0))
     found = (db_key[pos] == want) if db_key.size else np.zeros(want.size, dtype=bool)
     code = np.where(found, db_code[pos] if db_key.size else 0, names.index(IMPORTED))
-    return pa.array(names, pa.string()).take(pa.array(code, pa.int64()))
+    return pa.DictionaryArray.from_arrays(pa.array(code.astype(np.int8 if len(names) < 128 else np.int32)),
+                                          pa.array(names, pa.string()))
 
 
 def release_splits_arrays(release_ids: list[int]) -> tuple[Any, Any]:

@@ -98,6 +98,9 @@ def _run_child(release_id: int, chunk: int, keep: bool = False, script: str = __
         sys.exit(f"the build (chunk {chunk}) failed with status {status}")
     result = json.loads(Path(out).read_text())
     result["pss"], result["rss_sum"] = sampler.pss, sampler.rss
+    # CPU seconds of the build and its (waited-for) child processes, all threads: what the 2 cores
+    # shared (wall times move with the machine's other load; this moves far less)
+    result["cpu"] = usage.ru_utime + usage.ru_stime
     Path(out).unlink()
     if keep:
         print(f"  files kept in {media}")
@@ -166,14 +169,15 @@ def main() -> None:
               f"peak RSS {rss:.0f} MiB (the build alone: {result.get('peak', rss):.0f} MiB), {result['images']:,} images, "
               f"{result['raw']:,} ratings, load average {os.getloadavg()[0]:.1f}")
         print(f"    with its child processes, sampled every 100 ms: peak of summed PSS {result['pss']:.0f} MiB, "
-              f"of summed RSS {result['rss_sum']:.0f} MiB")
+              f"of summed RSS {result['rss_sum']:.0f} MiB; CPU {result['cpu']:.1f} s (build and child, all threads)")
         stages = result["stages"]
         for (t_a, stage, _r), (t_b, _, peak) in zip(stages, stages[1:] + [[result["seconds"], "", rss]], strict=True):
             print(f"    {stage:<52} {t_b - t_a:7.2f} s   peak so far {peak:6.0f} MiB")
     for other in ("one chunk", "no fork", "before"):
         if other in results:
             (a, rss_a), (b, rss_b) = results["chunked"], results[other]
-            print(f"  ratio {other} / chunked: time {b['seconds'] / a['seconds']:.2f}, peak RSS {rss_b / rss_a:.2f}")
+            print(f"  ratio {other} / chunked: time {b['seconds'] / a['seconds']:.2f}, peak RSS {rss_b / rss_a:.2f}, "
+                  f"peak summed PSS {b['pss'] / a['pss']:.2f}, CPU {b['cpu'] / a['cpu']:.2f}")
             print(f"  files identical: {a['files'] == b['files']} ({len(a['files'])} files)"
                   + ("" if a["files"] == b["files"] else
                      f"; differ: {sorted(k for k in a['files'] if a['files'][k] != b['files'].get(k))}"))

@@ -317,6 +317,10 @@ def raw_plan_columns(raw: Raw, plan: ImagePlan, *, pseudonym_key: bytes, emotion
             raise ValueError(f"raw ratings have {vals.shape[1]} emotions, the taxonomy {len(emotions)}")
     alloc = None if allocation is None else (allocation if isinstance(allocation, pa.Array)
                                              else pa.array(allocation, pa.string()))
+    # int32 where the rows fit (#21: the plan lives through the whole writing; 36 MB less at
+    # 3,000,000 ratings than int64)
+    index = np.int32 if ids.size < 2**31 else np.int64
+    rows, img, rater = rows.astype(index), img.astype(index), rater.astype(index)
     return RawPlan(raw=raw, sel=rows[o], img=img[o], rater=rater[o], rel_sha=rel_sha,
                    rel_file=plan.base["file_name"], rel_split=plan.base["split"], names=names,
                    allocation=alloc, emotions=emotions)

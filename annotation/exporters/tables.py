@@ -133,7 +133,7 @@ class RawPlan:
     rel_file: Any
     rel_split: Any
     names: Any
-    allocation: Any  # pyarrow string array over the raw rows, or None
+    allocation: Any  # pyarrow string array (or dictionary-encoded strings) over the raw rows, or None
     emotions: Sequence[str]
 
     @property
@@ -227,7 +227,11 @@ def raw_table_slice(plan: RawPlan, lo: int, hi: int) -> Any:
         "rater": pc.take(plan.names, rater_a),
     }
     if plan.allocation is not None:
-        cols["allocation_reason"] = pc.take(plan.allocation, pa.array(sel, pa.int64()))
+        alloc = plan.allocation
+        if pa.types.is_dictionary(alloc.type):  # codes into the reasons (#21): written as the strings
+            cols["allocation_reason"] = pc.take(alloc.dictionary, pc.take(alloc.indices, pa.array(sel, pa.int64())))
+        else:
+            cols["allocation_reason"] = pc.take(alloc, pa.array(sel, pa.int64()))
     raw = plan.raw
     if isinstance(raw, BinaryVotes):
         emo = np.asarray(raw.emotions, dtype=np.int64)[sel]

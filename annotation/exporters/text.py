@@ -101,8 +101,10 @@ class _Run:
         values = self.values[j]
         if isinstance(values, _Grid):
             return _grid_texts(values, fmt, prefix)
-        if isinstance(values, _GridPart):
-            return pc.take(_grid_texts(values.grid, fmt, prefix), pa.array(values.steps, pa.int64()))
+        if isinstance(values, _GridPart):  # the few values' plain texts, then the prefix (#21: not
+            # a prefixed copy of the whole grid per column, which also pushed the shared texts out of the cache)
+            text = pc.take(_grid_texts(values.grid, fmt, ""), pa.array(values.steps, pa.int64()))
+            return pc.binary_join_element_wise(prefix, text, "") if prefix else text
         if not isinstance(values, np.ndarray):
             return pa.array([prefix + fmt(v) for v in values], pa.string())
         text = self.texts.get(j)

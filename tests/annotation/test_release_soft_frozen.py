@@ -184,3 +184,34 @@ def test_soft_rows_emotion_major_is_the_transpose():
         assert np.array_equal(c, r.T) and np.isfinite(c).all()
     with pytest.raises(ValueError, match="image 5 has no ratings"):
         soft.of_emotion_major(np.array([5]))
+
+
+def test_soft_labels_per_value_pattern_are_each_elements_own(monkeypatch):
+    """#21: the posterior computed once per value pattern (the same raters in the same order giving
+    the same values) and copied gives, to the bit, what each element computed on its own gives
+    (patterns turned off); with few raters and mostly zeros the patterns are far fewer than the
+    elements. Mixed numbers of ratings per image, unknown raters and a presence carry included."""
+    rng = np.random.default_rng(11)
+    E, K, n_img, R = 7, 7, 4000, 10
+    counts = rng.integers(1, 5, n_img)
+    ids = np.repeat(np.arange(100, 100 + n_img), counts).astype(np.int64)
+    start = rng.integers(0, R + 2, n_img)
+    raters = np.concatenate([(s + np.arange(c)) % (R + 2) for s, c in zip(start, counts, strict=True)]).astype(np.int64)
+    vals = np.where(rng.random((ids.size, E)) < 0.75, 0, rng.integers(1, K + 1, (ids.size, E))).astype(np.int8)
+    params = rp.ModelParameters(
+        rater_ids=np.arange(R, dtype=np.int64), presence_shift=rng.normal(0, 0.5, (R, E)),
+        intensity_latent=rng.normal(0, 0.8, (R, E)), discrimination=rng.uniform(0.4, 2.5, R),
+        presence_mean=rng.normal(-1.5, 0.3, E), presence_sd=rng.uniform(0.8, 1.2, E),
+        intensity_sd=rng.uniform(0.5, 2.2, E), cutpoints=np.sort(rng.normal(0, 2.5, (E, K - 1)), axis=1), scale_max=K,
+        presence_offset=rng.normal(0, 0.2, E))
+    yt = np.ascontiguousarray(vals.T)
+    ui = np.unique(ids, return_inverse=True)[1].astype(np.intp)
+    pats = rp._patterns(yt, ui, np.minimum(raters, R).astype(np.intp), n_img, K)
+    assert pats is not None and pats[6] and pats[4].size * 3 < E * n_img  # value patterns, far fewer
+    by_pattern = rp.posterior_soft_labels(params, ids, raters, vals)
+    monkeypatch.setattr(rp, "MAX_PATTERN_RATINGS", 0)  # no patterns: every element on its own
+    assert rp._patterns(yt, ui, np.minimum(raters, R).astype(np.intp), n_img, K) is None
+    own = rp.posterior_soft_labels(params, ids, raters, vals)
+    for name in ("p_present", "expected_intensity", "sd"):
+        assert np.array_equal(getattr(by_pattern, name), getattr(own, name)), name
+    assert np.isfinite(own.sd).all() and (own.expected_intensity >= 1).all()
