@@ -192,12 +192,18 @@ def _unit_sums(p: _Prepared, per_row: Callable[[npt.NDArray[Any], int], npt.NDAr
         for r0, r1 in _row_chunks(n, e):
             packed[r0:r1] = per_row(p.x[r0:r1], r0)
         return np.asarray(_unit_matrix(p.unit_idx, p.n_units, dtype) @ packed)
+    import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
+
     tot = np.zeros((p.n_units, e), dtype=dtype)
     for r0, r1 in _row_chunks(n, max(1, e // 4)):  # chunks of a quarter million values
         ui = p.unit_idx[r0:r1]
         starts = np.flatnonzero(np.concatenate([[True], ui[1:] != ui[:-1]]))
-        # a unit cut by the chunk's end is added to twice: integers, so exact
-        tot[ui[starts]] += np.add.reduceat(per_row(p.x[r0:r1], r0), starts, axis=0, dtype=dtype)
+        # the chunk's units are ui[0]..ui[-1], each with a run of rows: one sparse (units x rows)
+        # product sums the runs (a third of np.add.reduceat's time over runs of a few rows, #21); a
+        # unit cut by the chunk's end is added to twice: integers, so exact
+        ind = sp.csr_matrix((np.ones(r1 - r0, dtype=dtype), np.arange(r1 - r0, dtype=np.intp),
+                             np.append(starts, r1 - r0).astype(np.intp)), shape=(starts.size, r1 - r0))
+        tot[int(ui[0]) : int(ui[0]) + starts.size] += ind @ per_row(p.x[r0:r1], r0).astype(dtype, copy=False)
     return tot
 
 
