@@ -196,6 +196,16 @@ class Consolidated:
     p_present: FloatArray | None = None
     expected_intensity: FloatArray | None = None
     soft_sd: FloatArray | None = None
+    # compact (#21): ``consensus`` holds twice each median as int8 (whole numbers): read it
+    # through consensus_values
+    consensus_halves: bool = False
+
+    def consensus_values(self, rows: Any = slice(None)) -> FloatArray:
+        """The consensus of these rows (all by default) as float64 values, whatever its storage."""
+        out: FloatArray = np.asarray(self.consensus[rows], dtype=np.float64)
+        if self.consensus_halves:
+            out = out * 0.5
+        return out
 
 
 @dataclass(frozen=True)
@@ -328,9 +338,10 @@ def consolidate_intensity(
     it are an error.
     soft: the measurement model's soft labels; required by method "model" (the consensus is then
     p_present x expected_intensity) and released beside the consensus when ``rule.soft_labels``.
-    compact (#21, a release of a million images): the median consensus as float32 (whole and half
-    numbers: the same values) and the spread as int8, half and a quarter of the memory; callers
-    that need the documented dtypes convert (``.astype``), the values are the same.
+    compact (#21, a release of a million images): the median consensus as int8 codes, twice each
+    median (a whole number: ``consensus_halves``; read the values with ``consensus_values``), on a
+    scale up to 63, else as float32 (whole and half numbers: the same values), and the spread as
+    int8: an eighth (float32: half) and a quarter of the memory.
     Raises ValueError naming the problem for bad shapes or values off the scale.
     """
     if soft is None and rule.method == "model":
@@ -376,8 +387,11 @@ def consolidate_intensity(
 
     kept_ids, kept_starts, kept_counts = uniq[keep], starts[keep], counts[keep]
     n = kept_ids.shape[0]
-    # compact (#21): a median of integers is a whole or half number, exact in float32; a spread fits int8
-    consensus = np.zeros((n, n_emotions), dtype=np.float32 if compact and rule.method == "median" else np.float64)
+    # compact (#21): a median of integers is a whole or half number: twice it fits int8 (a scale up to
+    # 63), and it is exact in float32; a spread fits int8
+    halves = compact and rule.method == "median" and scale_max <= 63
+    consensus = np.zeros((n, n_emotions), dtype=np.int8 if halves else np.float32 if compact and rule.method == "median"
+                         else np.float64)
     spread = np.zeros((n, n_emotions), dtype=np.int8 if compact and scale_max <= 127 else np.int16)
     disputed_e = np.zeros((n, n_emotions), dtype=bool)
     noise = rule.disputed_noise_p is not None
@@ -393,7 +407,12 @@ def consolidate_intensity(
         rows = np.arange(c, dtype=np.int64)[:, None] + kept_starts[sel][None, :]
         block = _sorted_block(vals[rows])  # (c, m, E), ascending along the raters' axis 0
         lo_v, hi_v = block[0], block[-1]
-        if rule.method == "median":
+        if halves:  # twice the median
+            if c % 2:
+                cons = block[c // 2].astype(np.int16) * 2
+            else:
+                cons = block[c // 2 - 1].astype(np.int16) + block[c // 2]
+        elif rule.method == "median":
             if c % 2:
                 cons = block[c // 2].astype(np.float64)
             else:
@@ -446,7 +465,7 @@ def consolidate_intensity(
     return Consolidated(
         image_ids=kept_ids, consensus=consensus, spread=spread, n_ratings=n_ratings,
         disputed_emotions=disputed_e, disputed=disputed, left_out=counts_out, left_out_ids=ids_out,
-        rule=rule, scale_max=scale_max,
+        rule=rule, scale_max=scale_max, consensus_halves=halves,
         p_present=None if soft is None else soft_of(soft.p_present),
         expected_intensity=None if soft is None else soft_of(soft.expected_intensity),
         soft_sd=None if soft is None else soft_of(soft.sd),

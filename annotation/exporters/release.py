@@ -474,6 +474,8 @@ def _image_slice(plan: ImagePlan, rows: Any, soft: Callable[[Any], tuple[Any, An
     # #21: the float columns built emotion-major and rounded in place (one array each, no
     # transposed and rounded copies beside them); the same values as image_table_slice's
     cons = np.ascontiguousarray(labels.consensus[rows].T, dtype=np.float64)
+    if getattr(labels, "consensus_halves", False):  # int8 codes, twice the median (#21): exact halves
+        cons *= 0.5
     rounded = {"consensus": cons}
     if soft is not None:
         rounded.update(zip(("p_present", "expected_intensity", "sd"), soft(ids), strict=True))

@@ -85,8 +85,13 @@ def image_table_slice(plan: ImagePlan, rows: Any, rounded: dict[str, Any] | None
             cols[f"{s}__yes"] = pa.array(yes[e], pa.int16())
             cols[f"{s}__no"] = pa.array(no[e], pa.int16())
     else:
-        cons = rounded["consensus"] if rounded is not None else \
-            np.round(np.ascontiguousarray(labels.consensus.T[:, idx]), FLOAT_DECIMALS)
+        if rounded is not None:
+            cons = rounded["consensus"]
+        else:
+            cons = np.ascontiguousarray(labels.consensus.T[:, idx])
+            if getattr(labels, "consensus_halves", False):  # int8 codes, twice the median (#21)
+                cons = cons * 0.5
+            cons = np.round(cons, FLOAT_DECIMALS)
         spread = np.ascontiguousarray(labels.spread.T[:, idx]).astype(np.int16)
         dis_e = np.ascontiguousarray(labels.disputed_emotions.T[:, idx])
         cols["n_ratings"] = pa.array(labels.n_ratings[idx].astype(np.int16), pa.int16())

@@ -208,7 +208,17 @@ def test_compact_labels_hold_the_same_values():
         full = consolidate_intensity(ids, vals, rule=rule)
         small = consolidate_intensity(ids, vals, rule=rule, compact=True)
         assert small.spread.dtype == np.int8
-        assert small.consensus.dtype == (np.float32 if rule.method == "median" else np.float64)
-        assert np.array_equal(small.consensus.astype(np.float64), full.consensus)
+        assert small.consensus.dtype == (np.int8 if rule.method == "median" else np.float64)
+        assert small.consensus_halves == (rule.method == "median")
+        assert np.array_equal(small.consensus_values(), full.consensus)
+        assert np.array_equal(small.consensus_values(np.arange(5, 50)), full.consensus[5:50])
+        assert np.array_equal(small.consensus > 0, full.consensus > 0)  # what the splits read
         assert np.array_equal(small.spread, full.spread) and np.array_equal(small.disputed, full.disputed)
         assert (full.consensus % 0.5 != 0).any() == (rule.method != "median")
+        if rule.method == "median":  # the codes hold half numbers (images with an even number of ratings)
+            assert (full.consensus % 1 == 0.5).any() and (small.consensus % 2 == 1).any()
+    # beyond a scale of 63 twice a median may not fit int8: float32 then, the same values
+    big = consolidate_intensity(ids, vals * 20, rule=ConsolidationRule(), scale_max=140, compact=True)
+    assert big.consensus.dtype == np.float32 and not big.consensus_halves
+    assert np.array_equal(big.consensus_values(), consolidate_intensity(ids, vals * 20, rule=ConsolidationRule(),
+                                                                        scale_max=140).consensus)

@@ -216,7 +216,7 @@ def test_release_from_columns_with_soft_labels_per_slice_is_the_release_from_ima
                      "age": pa.array(ages, pa.int16()), "prompt": pa.array([f"p{i % 4}" for i in labels.image_ids.tolist()])})
     lazy = np.broadcast_to(np.zeros((1, 1)), labels.consensus.shape)
     compact = consolidate_intensity(ids, vals, soft=soft, flagged_image_ids=[9], compact=True)
-    assert compact.consensus.dtype == np.float32 and compact.spread.dtype == np.int8
+    assert compact.consensus.dtype == np.int8 and compact.consensus_halves and compact.spread.dtype == np.int8
     common["labels"] = dataclasses.replace(compact, p_present=lazy, expected_intensity=lazy, soft_sd=lazy)
     monkeypatch.setattr(rel, "TEXT_ROWS", 3)  # text lines formatted 3 rows at a time: the same bytes
     rel.write_release_columns(tmp_path / "cols", info=info, split=codes, split_names=names,
