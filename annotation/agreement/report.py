@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .bootstrap import _bootstrap, _check_boot_args
+from .bootstrap import _boot_plan, _bootstrap, _check_boot_args, _run_bootstrap
 from .constants import FloatArray, Level
 from .kappa import _loo_alphas, loo_matrix
 from .prepare import _as_1d, _check_duplicates
@@ -156,8 +156,19 @@ def agreement_report_with_mean(
     p = _prepare(units, values2d, level=level, domain=domain, raters=raters)
     st = _unit_stats(p)
     point = _alpha_from_stats(p, st)
-    reps = _bootstrap(p, st, n_boot, seed)
+    # Everything that needs the per-unit statistics first (the same pure functions of the same
+    # inputs, so the same numbers), then the bootstrap without them: its weight buffers and draws
+    # take the place of the per-unit tables instead of adding to them (a release runs this in a
+    # forked child beside its writing, and the two must stay under its memory budget, #21).
     rater_idx, rater_ids = _check_duplicates(p.unit_idx, p.unit_ids, _as_1d("raters", raters))
     loo = loo_matrix(_loo_alphas(p, st, rater_idx, int(rater_ids.size)))
-    rows = _report_rows(p, point, reps, n_boot, confidence, 30, 0.05, loo, st)
-    return rows, report_mean_alpha(point, reps, loo, confidence), ratings_per_unit(p, st)
+    del rater_idx
+    shares_zi = _report_shares(p, st, 30, 0.05)
+    per_unit = ratings_per_unit(p, st)
+    plan = _boot_plan(p, st)
+    del st
+    reps, _ = _run_bootstrap(p, plan, n_boot, seed)
+    del plan
+    assert reps is not None
+    rows = _report_rows(p, point, reps, n_boot, confidence, 30, 0.05, loo, None, shares_zi)
+    return rows, report_mean_alpha(point, reps, loo, confidence), per_unit
