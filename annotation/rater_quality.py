@@ -526,7 +526,10 @@ def intensity_shift(units: npt.ArrayLike, raters: npt.ArrayLike, values: npt.Arr
         # (a short one: the rows come by unit) by a bincount instead of np.add.at (#21)
         keys = _present_keys(v[r0 : r0 + step], unit_idx[r0 : r0 + step], k)
         if keys.size:
-            lo = int(keys.min()) // k * k
+            lo, hi = int(keys.min()), int(keys.max()) + 1
+            if hi - lo > 4 * keys.size + (1 << 16):  # rows not by unit: a bincount over the range would be large
+                np.add.at(n_pos, keys, np.int32(1))
+                continue
             part = np.bincount(keys - lo)
             n_pos[lo : lo + part.size] += part.astype(np.int32, copy=False)
     in_play = n_pos >= 2

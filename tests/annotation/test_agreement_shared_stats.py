@@ -243,3 +243,55 @@ def test_severity_and_deviation_rater_by_rater_are_the_table_figures(shuffle):
     sev2, dev2 = rq.severity_and_deviation(units, raters, fv)
     assert repr(sev2) == repr(rq.severity(units, raters, fv))
     assert np.array_equal(dev2, rq.relative_deviation(units, fv), equal_nan=True)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_severity_and_deviation_with_images_rated_once(shuffle):
+    """Images rated by one rater only (no co-raters: severity leaves their rows out, the deviation
+    is NaN) mixed with co-rated ones in the same chunks: the int16 table's figures are still the
+    float table's long way, bit for bit (#21: co-rated chunks take a shortcut, mixed ones not)."""
+    rng = np.random.default_rng(12)
+    per = rng.integers(1, 4, size=600)
+    units = np.repeat(np.arange(600) * 3 + 1, per)
+    raters = np.concatenate([rng.choice(9, size=k, replace=False) for k in per])
+    values = np.where(rng.random((units.size, 5)) < 0.7, 0, rng.integers(0, 8, size=(units.size, 5))).astype(np.int16)
+    if shuffle:
+        order = rng.permutation(units.size)
+        units, raters, values = units[order], raters[order], values[order]
+    assert (per == 1).sum() > 100
+    fv = values.astype(np.float64)
+    diff = rq.diff_from_others(units, fv)
+    sev, dev = rq.severity_and_deviation(units, raters, values)
+    assert repr(sev) == repr(rq.severity(units, raters, fv, diff=diff))
+    assert np.array_equal(dev, rq.relative_deviation(units, fv, diff=diff), equal_nan=True)
+    assert np.isnan(dev).sum() > 100 and np.isfinite(dev).sum() > 300
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_intensity_shift_is_the_least_squares_fit(shuffle):
+    """rq.intensity_shift against the additive model fitted directly (a dense design matrix of cell
+    and rater effects over the present ratings of cells two or more raters marked present, the
+    rater effects summing to 0), with a known lenient rater (+2 on what they mark present)."""
+    units, raters, values = _int_table(21, 300, shuffle=shuffle)
+    values = values.copy()
+    lenient = raters == 3
+    values[lenient] = np.where(values[lenient] > 0, np.minimum(values[lenient] + 2, 9), 0)
+    got = {s.rater: s for s in rq.intensity_shift(units, raters, values)}
+    rows, cols = np.nonzero(values > 0)
+    cell = units[rows] * 10 + cols
+    counts = dict(zip(*np.unique(cell, return_counts=True), strict=True))
+    keep = np.array([counts[c] >= 2 for c in cell])
+    rows, cols, cell = rows[keep], cols[keep], cell[keep]
+    cells, c_idx = np.unique(cell, return_inverse=True)
+    ids, r_idx = np.unique(raters, return_inverse=True)
+    design = np.zeros((rows.size + 1, cells.size + ids.size))
+    design[np.arange(rows.size), c_idx] = 1.0
+    design[np.arange(rows.size), cells.size + r_idx[rows]] = 1.0
+    design[-1, cells.size:] = 1.0  # the rater effects sum to 0
+    y = np.append(values[rows, cols].astype(np.float64), 0.0)
+    b = np.linalg.lstsq(design, y, rcond=None)[0][cells.size:]
+    for i, rid in enumerate(ids.tolist()):
+        want = b[i] - (b.sum() - b[i]) / (ids.size - 1)
+        assert got[rid].shift == pytest.approx(want, abs=1e-9)
+        assert got[rid].n_cells == int((r_idx[rows] == i).sum())
+    assert got[3].shift > 1.5
