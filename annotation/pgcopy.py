@@ -144,27 +144,55 @@ class RowStream:
         return io.BufferedWriter(_Sink(self), buffer_size=self.chunk_bytes)
 
     def write(self, data: bytes | memoryview) -> int:
-        self._pending += data
-        if not self._started and len(self._pending) >= 19:
-            if bytes(self._pending[:11]) != SIGNATURE:
-                raise CopyFormatError("not a PostgreSQL binary COPY stream")
-            head = 19 + int.from_bytes(self._pending[15:19], "big")
-            if len(self._pending) >= head:
-                del self._pending[:head]
-                self._started = True
-        if self._started and len(self._pending) >= self.chunk_bytes + 2:
-            self._take(len(self._pending) - 2)  # the last two bytes may be the trailer
-        return len(data)
+        n_in = len(data)
+        if not self._started:
+            self._pending += data
+            if len(self._pending) >= 19:
+                if bytes(self._pending[:11]) != SIGNATURE:
+                    raise CopyFormatError("not a PostgreSQL binary COPY stream")
+                head = 19 + int.from_bytes(self._pending[15:19], "big")
+                if len(self._pending) >= head:
+                    del self._pending[:head]
+                    self._started = True
+            if not self._started:
+                return n_in
+            data = b""
+        if len(self._pending) + len(data) < self.chunk_bytes + 2:
+            self._pending += data  # collected until a chunk's worth
+            return n_in
+        # The whole rows are parsed straight from ``data`` (the buffered writer's chunk), not copied
+        # into the pending bytes first (two copies of the stream and most of the parsing's time,
+        # #21); only a row cut by the chunk's end waits. The last two bytes seen may be the trailer.
+        sz = self.dtype.itemsize
+        buf = memoryview(data).cast("B")
+        if self._pending:
+            fill = min(len(buf), -len(self._pending) % sz)  # completes the pending bytes' last row
+            self._pending += buf[:fill]
+            buf = buf[fill:]
+            if len(buf) < 2 or len(self._pending) % sz:
+                self._pending += buf
+                return n_in
+            self._take(len(self._pending))
+        n = max(len(buf) - 2, 0) // sz
+        if n:
+            self._add(np.frombuffer(buf[: n * sz], dtype=self.dtype))
+        self._pending += buf[n * sz :]
+        return n_in
 
     def _take(self, upto: int) -> None:
         n = upto // self.dtype.itemsize
         if n:
-            rows = np.frombuffer(bytes(self._pending[: n * self.dtype.itemsize]), dtype=self.dtype)
+            rows = np.frombuffer(self._pending, dtype=self.dtype, count=n)  # no copy of the bytes
+            self._add(rows)
+            del rows  # lets go of the bytes before they are cut
             del self._pending[: n * self.dtype.itemsize]
-            _check_rows(rows, self.k, self.extra)
-            self._parts.append([rows["image"].astype(np.int64), rows["rater"].astype(np.int64),
-                                rows["cells"]["value"].astype(np.int16).reshape(n, self.k),
-                                *(rows[name].astype(np.dtype(kind).newbyteorder("=")) for name, kind in self.extra)])
+
+    def _add(self, rows: np.ndarray) -> None:
+        """Check ``rows`` and keep their columns (copies: ``rows`` may be a view of the writer's buffer)."""
+        _check_rows(rows, self.k, self.extra)
+        self._parts.append([rows["image"].astype(np.int64), rows["rater"].astype(np.int64),
+                            rows["cells"]["value"].astype(np.int16).reshape(len(rows), self.k),
+                            *(rows[name].astype(np.dtype(kind).newbyteorder("=")) for name, kind in self.extra)])
 
     def result(self) -> tuple[RatingRows, dict[str, np.ndarray]]:
         if not self._started:

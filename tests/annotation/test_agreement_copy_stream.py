@@ -57,3 +57,23 @@ def test_row_stream_refuses_foreign_and_cut_streams():
     s.write(bytes(bad))
     with pytest.raises(pgcopy.CopyFormatError, match="missing COPY trailer"):
         s.result()
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 150, 1000])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_row_stream_parses_whole_rows_from_the_writes_themselves(chunk_bytes, seed):
+    """Writes straight to the stream (as the buffered writer's chunks come), cut anywhere, the
+    trailer's two bytes and a row's last byte in writes of their own included: rows are parsed from
+    the writes and only a cut row waits (#21), with the same arrays as the whole-stream parser."""
+    data = _stream(97, seed=seed)
+    want_rows, want_cols = pgcopy.parse_rating_rows_with(data, 5, EXTRA)
+    rng = np.random.default_rng(seed)
+    cuts = sorted({*rng.integers(0, len(data), 40).tolist(), len(data) - 1, len(data) - 2, len(data) - 3})
+    stream = pgcopy.RowStream(5, EXTRA, chunk_bytes=chunk_bytes)
+    for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True):
+        assert stream.write(memoryview(data)[a:b]) == b - a
+    rows, cols = stream.result()
+    for got, want in ((rows.image_ids, want_rows.image_ids), (rows.rater_ids, want_rows.rater_ids),
+                      (rows.values, want_rows.values), *((cols[k], want_cols[k]) for k in want_cols)):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want)
