@@ -270,8 +270,13 @@ def scale_use(raters: npt.ArrayLike, values: npt.ArrayLike, *, scale_max: int) -
     step = max(1, (1 << 20) // max(n_e, 1))
     for r0 in range(0, v.shape[0], step):
         vc = v[r0 : r0 + step]
-        ok = (vc >= 0) & (vc <= scale_max)  # NaN compares False: left out
-        key = (r_idx[r0 : r0 + step].astype(np.int64)[:, None] * (n_e * s) + cells)[ok] + vc[ok].astype(np.int64)
+        base = r_idx[r0 : r0 + step].astype(np.int64)[:, None] * (n_e * s) + cells
+        if vc.dtype.kind in "iu" and vc.size and int(vc.min()) >= 0 and int(vc.max()) <= scale_max:
+            # every value on the scale (ratings from the database): no masks to select them by (#21)
+            key = (base + vc).ravel()
+        else:
+            ok = (vc >= 0) & (vc <= scale_max)  # NaN compares False: left out
+            key = base[ok] + vc[ok].astype(np.int64)
         counts += np.bincount(key, minlength=n_r * n_e * s)
     counts = counts.reshape(n_r, n_e, s)
     return {int(rid): counts[i].tolist() for i, rid in enumerate(rater_ids)}

@@ -235,6 +235,25 @@ def test_scale_use_counts_each_point_per_emotion():
     assert use[2][0] == [0, 1, 0, 0, 0, 0, 0, 0]
 
 
+@pytest.mark.parametrize("kind", ["int16", "off-scale int", "float with NaN"])
+def test_scale_use_matches_a_count_of_each_cell(kind):
+    """Counted by bincount (#21: an integer table on the scale without masks), off-scale and missing
+    values left out: the same counts as looking at each cell."""
+    rng = np.random.default_rng(5)
+    raters = rng.integers(0, 6, 400) * 10
+    values = rng.integers(0, 6, (400, 7)).astype(np.int16)
+    if kind == "off-scale int":
+        values[rng.random(values.shape) < 0.1] = 9
+        values[3, 2] = -1
+    if kind == "float with NaN":
+        values = values.astype(np.float64)
+        values[rng.random(values.shape) < 0.1] = np.nan
+    use = rq.scale_use(raters, values, scale_max=5)
+    for rid in np.unique(raters).tolist():
+        mine = values[raters == rid]
+        assert use[rid] == [[int((mine[:, e] == point).sum()) for point in range(6)] for e in range(7)]
+
+
 def test_the_snapshot_and_the_raters_page_show_a_lenient_rater(client):
     from annotation.services.agreement_snapshot import agreement_snapshot_create
 
