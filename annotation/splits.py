@@ -734,6 +734,7 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
     rank = np.empty(first.size, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.size)
     st_code = rank[st_inv]  # stratum of each item, in first-appearance order
+    del combo, st_inv  # (#21: the million-image scratch goes as soon as it is read)
     first_items = np.sort(first)
     strata_tuples = [tuple(frame.attrs[key][0][int(codes[i])] for key, codes in zip(config.strata, key_codes,
                                                                                      strict=True))
@@ -759,6 +760,7 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
     members = by_sha[member_pos]  # items grouped by unit
     sizes = np.bincount(unit_of_pos, minlength=n_units)
     ustart = np.concatenate(([0], np.cumsum(sizes)))
+    del label, uinv, unit_of_pos, by_sha
     out = np.full(n, -1, dtype=np.int64)
 
     # sticky units: every member keeps its earlier split, new members join the most common one
@@ -791,6 +793,7 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
         o = np.argsort(digests, kind="stable")
         o = o[np.argsort(-sizes[free_units][o], kind="stable")]
         free_units = free_units[o]
+    del digests, member_pos
 
     # quotas and integer targets per stratum (as the reference)
     n_st = len(strata_tuples)
@@ -846,6 +849,7 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
             item_cols.append(add_table(1.0, codes))
         item_cols.append(add_table(1.0, np.zeros(n, dtype=np.int64)))
     cols = np.stack(item_cols, axis=1) if n else np.zeros((0, len(item_cols)), dtype=np.int64)
+    del item_cols  # (#21: stacked in cols, then the lists below: never three copies at once)
     # compact integer sequences (array.array: 4 or 8 bytes an entry, not a Python int object each)
     pres_ptr: Any = array("q", bytes(8 * (n + 1)))
     pres_cells: Any = array("i")
@@ -883,6 +887,8 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
                              .astype(np.int64).tobytes())
 
     col_lists = [_shared_int_list(cols[:, t]) for t in range(cols.shape[1])]  # flat lists: no list per item
+    n_cols = cols.shape[1]
+    del cols
     col0, col_rest = col_lists[0], col_lists[1:]
     members_l = array("q", members.astype(np.int64).tobytes())
     ustart_l = array("q", ustart.astype(np.int64).tobytes())
@@ -899,7 +905,7 @@ def assign_splits_frame(frame: SplitFrame, config: SplitConfig = SplitConfig(), 
     wp = weights[pres_cells[0]] if pres_cells else 0.0
     base_of: list[float] = []
     acc: float = 0
-    for _ in range(cols.shape[1]):
+    for _ in range(n_cols):
         acc = acc + 1.0 * 1 * 1
     for _ in range(len(frame.emotions) + 1):
         base_of.append(acc)
