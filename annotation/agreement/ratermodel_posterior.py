@@ -377,9 +377,10 @@ class _PatternModes:
 def _pattern_modes(params: ModelParameters, Yc: npt.NDArray[np.int8], e0: int, ri: npt.NDArray[np.intp],
                    S: FloatArray, D: FloatArray, lam_r: FloatArray, pats: Any) -> _PatternModes:
     """#21: elements (image, emotion) whose raters (in row order) gave the same values have the
-    same posterior: each such value pattern is computed once, from the ratings of its first
-    element in row order (the same sums in the same order as the element's own), and every
-    figure after the latents is elementwise, so a pattern's figures are its elements' to the bit."""
+    same posterior: each such value pattern is computed once, from the ratings of one of its
+    elements in row order (every element of the pattern has the same ratings, so the same sums in
+    the same order as its own), and every figure after the latents is elementwise, so a pattern's
+    figures are its elements' to the bit."""
     p_ii, p_e_of_rating, p_r, p_z, p_e, elem, _by_value, p_y = pats
     Ec = Yc.shape[0]
     R1 = S.shape[1]
