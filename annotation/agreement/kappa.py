@@ -13,6 +13,7 @@ from .constants import FloatArray, I64Array, Id, IntArray, Level
 from .prepare import _as_1d, _as_values2d, _check_duplicates, _encode, _factorize, _make_domain
 from .results import AlphaResult, PairKappa, RaterAgreement
 from .units import (
+    SPARSE_MIN_ROWS,
     _alpha_from_stats,
     _moment_results,
     _MomentSums,
@@ -94,8 +95,6 @@ def _within_unit_pairs(unit_idx: IntArray, rater_idx: IntArray) -> tuple[IntArra
 def _pairwise_from(
     unit_idx: IntArray, rater_idx: IntArray, rater_ids: npt.NDArray[np.generic], codes: npt.NDArray[np.int16]
 ) -> list[PairKappa]:
-    import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
-
     i, j = _within_unit_pairs(unit_idx, rater_idx)
     n_r = int(rater_ids.size)
     n_e = int(codes.shape[1])
@@ -113,6 +112,7 @@ def _pairwise_from(
     sums = np.zeros((6, g, n_e), dtype=np.int64)
     group_of = np.cumsum(np.concatenate([[True], gs[1:] != gs[:-1]])) - 1  # each pair's group
     step = max(1, (1 << 20) // max(n_e, 1))
+    max_code = max(int(codes.max()), 1) if codes.size else 1
     for p0 in range(0, gs.size, step):
         p1 = min(p0 + step, gs.size)
         local = np.flatnonzero(np.concatenate([[True], gs[p0 + 1 : p1] != gs[p0 : p1 - 1]]))
@@ -126,12 +126,19 @@ def _pairwise_from(
             sums[0, at] += np.add.reduceat(ok, local, axis=0, dtype=np.int64)
         else:
             sums[0, at] += np.diff(np.append(local, p1 - p0)).astype(np.int64)[:, None]
+        if p1 - p0 < SPARSE_MIN_ROWS:  # a small table: no scipy to import (start-up, #21); the same integers
+            for si, z in enumerate((ca, cb, ca * ca, cb * cb, ca * cb), start=1):
+                sums[si, at] += np.add.reduceat(z, local, axis=0, dtype=np.int64)
+            continue
+        import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
+
         # the five sums of every group of the chunk from one sparse (groups x pairs) product (runs of
-        # pairs: np.add.reduceat's passes took three times as long, #21); each sum is at most
-        # 49 x the chunk's pairs, far inside int32: exact
-        ind = sp.csr_matrix((np.ones(p1 - p0, dtype=np.int32), np.arange(p1 - p0, dtype=np.intp),
+        # pairs: np.add.reduceat's passes took three times as long, #21), in int32 where no sum can
+        # leave it (codes up to 7: at most 49 x the chunk's pairs), else int64: exact either way
+        wide = np.int64 if max_code * max_code * (p1 - p0) >= 2**31 else np.int32
+        ind = sp.csr_matrix((np.ones(p1 - p0, dtype=wide), np.arange(p1 - p0, dtype=np.intp),
                              np.append(local, p1 - p0).astype(np.intp)), shape=(local.size, p1 - p0))
-        five = ind @ np.concatenate([ca, cb, ca * ca, cb * cb, ca * cb], axis=1)
+        five = ind @ np.concatenate([ca, cb, ca * ca, cb * cb, ca * cb], axis=1).astype(wide, copy=False)
         sums[1:, at] += np.asarray(five).reshape(local.size, 5, n_e).transpose(1, 0, 2)
     n, sa, sb, saa, sbb, sab = sums
     obs = (saa + sbb - 2 * sab).astype(np.float64)

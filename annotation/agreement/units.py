@@ -181,6 +181,12 @@ def _moment_stats(p: _Prepared) -> _UnitStats | None:
     return _UnitStats("moments", packed=tot, b1=b1, b2=b1 + bs1)
 
 
+# Row chunks from this many rows sum their units' runs by a sparse product (scipy), smaller ones by
+# np.add.reduceat: the same integers; a small project's report then runs without importing scipy
+# (tests/test_startup.py), a big one at a third of reduceat's time (#21).
+SPARSE_MIN_ROWS = 4096
+
+
 def _unit_sums(p: _Prepared, per_row: Callable[[npt.NDArray[Any], int], npt.NDArray[Any]],
                dtype: npt.DTypeLike) -> npt.NDArray[np.integer]:
     """Per-unit sums (U, E) of ``per_row(x[r0:r1], r0)`` (integers in ``dtype``, which must hold the
@@ -192,12 +198,15 @@ def _unit_sums(p: _Prepared, per_row: Callable[[npt.NDArray[Any], int], npt.NDAr
         for r0, r1 in _row_chunks(n, e):
             packed[r0:r1] = per_row(p.x[r0:r1], r0)
         return np.asarray(_unit_matrix(p.unit_idx, p.n_units, dtype) @ packed)
-    import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
-
     tot = np.zeros((p.n_units, e), dtype=dtype)
     for r0, r1 in _row_chunks(n, max(1, e // 4)):  # chunks of a quarter million values
         ui = p.unit_idx[r0:r1]
         starts = np.flatnonzero(np.concatenate([[True], ui[1:] != ui[:-1]]))
+        if r1 - r0 < SPARSE_MIN_ROWS:  # a small table: no scipy to import (a command's start-up, #21)
+            tot[ui[starts]] += np.add.reduceat(per_row(p.x[r0:r1], r0), starts, axis=0, dtype=dtype)
+            continue
+        import scipy.sparse as sp  # type: ignore[import-untyped,unused-ignore]  # lazily: ~1 s of start-up
+
         # the chunk's units are ui[0]..ui[-1], each with a run of rows: one sparse (units x rows)
         # product sums the runs (a third of np.add.reduceat's time over runs of a few rows, #21); a
         # unit cut by the chunk's end is added to twice: integers, so exact

@@ -295,3 +295,30 @@ def test_intensity_shift_is_the_least_squares_fit(shuffle):
         assert got[rid].shift == pytest.approx(want, abs=1e-9)
         assert got[rid].n_cells == int((r_idx[rows] == i).sum())
     assert got[3].shift > 1.5
+
+
+def test_sparse_and_reduceat_sums_give_the_same_figures(monkeypatch):
+    """Per-unit sums and the kappas' pair-group sums: a sparse product from SPARSE_MIN_ROWS rows a
+    chunk, np.add.reduceat below it (no scipy for a small project's report, #21): the same
+    integers, so the same report, kappas and rater agreement to the bit; codes of a wide scale
+    (sums past int32) included."""
+    from annotation.agreement import kappa as kappa_mod
+    from annotation.agreement import units as units_mod
+
+    rng = np.random.default_rng(31)
+    n_img = 1500
+    units = np.repeat(np.arange(n_img), 3)
+    raters = np.concatenate([rng.choice(12, 3, replace=False) for _ in range(n_img)])
+    narrow = rng.integers(0, 8, (units.size, 6)).astype(np.float64)
+    wide = rng.integers(0, 3000, (units.size, 6)).astype(np.float64)
+    results = {}
+    for floor in (0, 10**9):  # every chunk sparse; every chunk by reduceat
+        monkeypatch.setattr(units_mod, "SPARSE_MIN_ROWS", floor)
+        monkeypatch.setattr(kappa_mod, "SPARSE_MIN_ROWS", floor)
+        results[floor] = [
+            repr(ag.agreement_report(units, raters, narrow, n_boot=30, seed=3)),
+            repr(ag.pairwise_kappas(units, raters, narrow, domain=list(np.arange(8.0)))),
+            # three raters on every image: 1,500 pairs a group, sums of products past int32
+            repr(ag.pairwise_kappas(units, np.tile(np.arange(3), n_img), wide, domain=list(np.arange(3000.0)))),
+        ]
+    assert results[0] == results[10**9]
