@@ -217,14 +217,15 @@ def posterior_soft_labels(params: ModelParameters, units: npt.ArrayLike, raters:
     per = max(1, min(E, (1 << 21) // max(yt.shape[1], 1)))
     for e0 in range(0, E, per):
         e1 = min(E, e0 + per)
-        pats = None if presence_only else _patterns(yt[e0:e1], ui, ri, N, K)
+        # the patterns once: of values where they fit (then each pattern's figures), else of presence
+        pats = _patterns(yt[e0:e1], ui, ri, N, None if presence_only else K)
         if pats is not None and pats[6]:  # #21: each value pattern's figures once, then copied
             figures = _pattern_figures(params, _pattern_modes(params, yt[e0:e1], e0, ri, S, D, lam_r, pats), e0)
             for out, fig in zip((p_present, exp_int, sd), figures, strict=True):
                 out[e0:e1] = fig[pats[5]].reshape(e1 - e0, N)
             del pats, figures
             continue
-        A, VA, B, VB, has = _modes(params, yt[e0:e1], e0, ui, ri, N, S, D, lam_r, presence_only)
+        A, VA, B, VB, has = _element_modes(params, yt[e0:e1], e0, ui, ri, N, S, D, lam_r, presence_only, pats)
         for k, e in enumerate(range(e0, e1)):
             m1, m2 = _gh_moments(A[k], np.sqrt(VA[k]), None)
             p_present[e] = m1
